@@ -1,0 +1,1 @@
+"""Data: log readers, prepared ranking datasets and the input pipeline."""
