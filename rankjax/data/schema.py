@@ -32,6 +32,8 @@ class RankingList:
     query_freq: how often the query occurs in the log (the frequency the buckets come from).
     bucket: query-frequency bucket id (index into `BUCKETS`), or `UNKNOWN_BUCKET`.
     features: float32 [n, num_features] for feature rankers, or None.
+    tokens: int32 [n, T] token ids of each (query, document) pair for cross-encoders, 0 = padding.
+    token_types: int32 [n, T] segment ids (0 query, 1 document) matching `tokens`.
     query: query text, or None.
     doc_texts: n document texts (title, snippet or body), or None.
     extras: name -> float32 [n] per-item statistics (impressions, clicks, dwell, global CTR...).
@@ -44,6 +46,8 @@ class RankingList:
   query_freq: float = 0.0
   bucket: int = UNKNOWN_BUCKET
   features: np.ndarray | None = None
+  tokens: np.ndarray | None = None
+  token_types: np.ndarray | None = None
   query: str | None = None
   doc_texts: list[str] | None = None
   extras: dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
@@ -57,7 +61,11 @@ class RankingList:
     self.extras = {k: np.asarray(v, np.float32) for k, v in self.extras.items()}
     if self.features is not None:
       self.features = np.asarray(self.features, np.float32)
+    for name in ("tokens", "token_types"):
+      if getattr(self, name) is not None:
+        setattr(self, name, np.asarray(getattr(self, name), np.int32))
     for name, arr in [("positions", self.positions), ("features", self.features),
+                      ("tokens", self.tokens), ("token_types", self.token_types),
                       *[(f"labels[{k}]", v) for k, v in self.labels.items()],
                       *[(f"extras[{k}]", v) for k, v in self.extras.items()]]:
       if arr is not None and arr.shape[:1] != (n,):
@@ -78,6 +86,7 @@ class RankingList:
 #   "mask"            bool    [B, L]   the item exists
 #   "features"        float32 [B, L, F]            (feature rankers)
 #   "tokens"          int32   [B, L, T]            (cross-encoders; 0 = padding)
+#   "token_types"     int32   [B, L, T]
 #   "label_<source>"  float32 [B, L]   0 where missing
 #   "mask_<source>"   bool    [B, L]   the item has a label from that source
 #   "position"        int32   [B, L]   1-based shown rank, 0 unknown
@@ -85,4 +94,4 @@ class RankingList:
 #   "bucket"          int32   [B]      -1 unknown
 #   "list_valid"      bool    [B]      False for padding lists that fill the last batch
 #   "<extra>"         float32 [B, L]   per-item extras, by name
-BATCH_KEYS = ("mask", "features", "tokens", "position", "query_freq", "bucket", "list_valid")
+BATCH_KEYS = ("mask", "features", "tokens", "token_types", "position", "query_freq", "bucket", "list_valid")
