@@ -1,0 +1,218 @@
+"""Prepared ranking datasets: tensorflow-datasets builders in array_record format, no TensorFlow.
+
+A prepared dataset is a directory `<directory>/<name>/<version>/` that tfds writes and reads:
+array_record shards of serialized `tf.train.Example` records (tfds serializes them with its own
+protobuf copy, so writing needs no TensorFlow either, checked with tfds 4.9.10), plus
+`dataset_info.json` and `features.json`. It opens with `tfds.builder_from_directory(path)` or
+`tfds.data_source(name, data_dir=directory)`, and here with `open_split`.
+
+One record per `RankingList`, n items, fields (only those the dataset has):
+  qid           text
+  doc_ids       text [n]
+  features      float32 [n, F]
+  tokens        int32 [n, T]        token_types int32 [n, T]
+  label_<src>   float32 [n]         NaN where the item has no label from that source
+  position      int32 [n]
+  query_freq    float32             bucket int32
+  extra_<name>  float32 [n]
+  query         text                doc_texts text [n]
+
+Besides the tfds files, `list_lengths-<split>.npy` holds every record's n in read order, so the
+input pipeline picks padded list sizes (the same on every host) without decoding records.
+
+Usage (the log readers' entry point):
+  path = write_dataset(directory, name="my_log", splits={"train": lists, "test": more})
+  source = open_split(path, "train")      # random access: source[i] -> dict of numpy
+"""
+
+from __future__ import annotations
+
+import collections
+import itertools
+import os
+import pathlib
+from typing import Callable, Iterable, Mapping
+
+import numpy as np
+import tensorflow_datasets as tfds
+
+from rankjax.data import schema
+
+VERSION = "1.0.0"
+
+
+def _layout(first: schema.RankingList) -> dict:
+  """What a dataset stores, taken from its first list."""
+  return {
+      "features": None if first.features is None else int(first.features.shape[1]),
+      "tokens": None if first.tokens is None else int(first.tokens.shape[1]),
+      "sources": [s for s in schema.SOURCES if s in first.labels],
+      "extras": sorted(first.extras),
+      "query": first.query is not None,
+      "doc_texts": first.doc_texts is not None,
+  }
+
+
+def _features_dict(layout: dict) -> tfds.features.FeaturesDict:
+  f = tfds.features
+  spec = {
+      "qid": f.Text(),
+      "doc_ids": f.Sequence(f.Text()),
+      "position": f.Tensor(shape=(None,), dtype=np.int32),
+      "query_freq": f.Scalar(dtype=np.float32),
+      "bucket": f.Scalar(dtype=np.int32),
+  }
+  if layout["features"] is not None:
+    spec["features"] = f.Tensor(shape=(None, layout["features"]), dtype=np.float32)
+  if layout["tokens"] is not None:
+    for k in ("tokens", "token_types"):
+      spec[k] = f.Tensor(shape=(None, layout["tokens"]), dtype=np.int32)
+  for s in layout["sources"]:
+    spec[f"label_{s}"] = f.Tensor(shape=(None,), dtype=np.float32)
+  for e in layout["extras"]:
+    spec[f"extra_{e}"] = f.Tensor(shape=(None,), dtype=np.float32)
+  if layout["query"]:
+    spec["query"] = f.Text()
+  if layout["doc_texts"]:
+    spec["doc_texts"] = f.Sequence(f.Text())
+  return f.FeaturesDict(spec)
+
+
+def _record(lst: schema.RankingList, layout: dict, split: str) -> dict:
+  """A `RankingList` as a record; a list that does not fit the layout is an error naming it."""
+  where = f"split {split!r}, list {lst.qid!r}"
+  n = len(lst)
+  if n == 0:
+    raise ValueError(f"{where}: empty list")
+  rec = {"qid": lst.qid, "doc_ids": list(lst.doc_ids), "position": lst.positions,
+         "query_freq": np.float32(lst.query_freq), "bucket": np.int32(lst.bucket)}
+  for key, width in (("features", layout["features"]), ("tokens", layout["tokens"])):
+    arr = getattr(lst, key)
+    if (arr is None) != (width is None) or (arr is not None and arr.shape[1] != width):
+      got = None if arr is None else arr.shape
+      raise ValueError(f"{where}: {key} shape {got}, the dataset stores width {width}")
+  if layout["features"] is not None:
+    rec["features"] = lst.features
+  if layout["tokens"] is not None:
+    rec["tokens"], rec["token_types"] = lst.tokens, lst.token_types
+  extra_sources = set(lst.labels) - set(layout["sources"])
+  if extra_sources:
+    raise ValueError(f"{where}: label sources {sorted(extra_sources)} not in the dataset's "
+                     f"{layout['sources']} (taken from the first list)")
+  for s in layout["sources"]:
+    rec[f"label_{s}"] = lst.labels.get(s, np.full(n, np.nan, np.float32))
+  if set(lst.extras) != set(layout["extras"]):
+    raise ValueError(f"{where}: extras {sorted(lst.extras)}, the dataset stores {layout['extras']}")
+  for e in layout["extras"]:
+    rec[f"extra_{e}"] = lst.extras[e]
+  if layout["query"]:
+    rec["query"] = lst.query or ""
+  if layout["doc_texts"]:
+    rec["doc_texts"] = list(lst.doc_texts or [""] * n)
+  return rec
+
+
+def write_dataset(directory: str | os.PathLike, *, name: str,
+                  splits: Mapping[str, Iterable[schema.RankingList]],
+                  description: str = "") -> pathlib.Path:
+  """Writes `RankingList`s as a tfds array_record dataset; returns its directory.
+
+  Args:
+    directory: the tfds data_dir; the dataset lands in `<directory>/<name>/1.0.0`.
+    name: dataset name (a Python identifier, lower case).
+    splits: split name -> lists (any iterable, consumed once). What the dataset stores (feature
+      width, token length, label sources, extras) comes from the first list of the first split;
+      a later list that does not fit is an error naming split and qid. A list without a stored
+      source gets all-NaN labels for it.
+    description: free text kept in the dataset info.
+
+  Returns:
+    `<directory>/<name>/1.0.0`, ready for `open_split`.
+  """
+  splits = {k: iter(v) for k, v in splits.items()}
+  first_split = next(iter(splits))
+  try:
+    first = next(splits[first_split])
+  except StopIteration:
+    raise ValueError(f"dataset {name!r}: split {first_split!r} is empty") from None
+  splits[first_split] = itertools.chain([first], splits[first_split])
+  layout = _layout(first)
+
+  class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+    VERSION = tfds.core.Version(VERSION)
+    # No source file or checksums to find: tfds would otherwise look up this module's path
+    # through `importlib_resources`, which it does not depend on.
+    code_path = None
+
+    def _info(self):
+      return tfds.core.DatasetInfo(builder=self, description=description,
+                                   features=_features_dict(layout),
+                                   metadata=tfds.core.MetadataDict(layout=layout))
+
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {s: self._generate_examples(s, lists) for s, lists in splits.items()}
+
+    def _generate_examples(self, split, lists):
+      seen = set()
+      for lst in lists:
+        if lst.qid in seen:
+          raise ValueError(f"split {split!r}: qid {lst.qid!r} occurs twice")
+        seen.add(lst.qid)
+        yield lst.qid, _record(lst, layout, split)
+
+  _Builder.name = name
+  builder = _Builder(data_dir=os.fspath(directory), file_format="array_record")
+  builder.download_and_prepare(
+      download_config=tfds.download.DownloadConfig(verify_ssl=False))
+  path = pathlib.Path(builder.data_dir)
+  _write_lengths(path)
+  return path
+
+
+def _write_lengths(path: pathlib.Path):
+  """Writes `list_lengths-<split>.npy` for each split that lacks it (one decoding pass)."""
+  for split in tfds.builder_from_directory(os.fspath(path)).info.splits:
+    if not (path / f"list_lengths-{split}.npy").exists():
+      source = open_split(path, split, with_lengths=False)
+      lengths = np.fromiter((len(source[i]["doc_ids"]) for i in range(len(source))), np.int32)
+      np.save(path / f"list_lengths-{split}.npy", lengths)
+
+
+class Split(collections.abc.Sequence):
+  """Random access to one split: `split[i]` a record dict of numpy arrays, plus list lengths."""
+
+  def __init__(self, path: pathlib.Path, split: str, with_lengths: bool = True):
+    self.path, self.split = path, split
+    builder = tfds.builder_from_directory(os.fspath(path))
+    if split not in builder.info.splits:
+      raise KeyError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")
+    self.source = builder.as_data_source(split=split)
+    self.layout = dict(builder.info.metadata["layout"])
+    self.lengths = np.load(path / f"list_lengths-{split}.npy") if with_lengths else None
+
+  def __len__(self) -> int:
+    return len(self.source)
+
+  def __getitem__(self, i):
+    return self.source[i]
+
+  def __repr__(self):
+    return f"Split({self.path}, {self.split!r}, {len(self)} lists)"
+
+
+def open_split(path: str | os.PathLike, split: str, *, with_lengths: bool = True) -> Split:
+  """Opens one split of a dataset written by `write_dataset` (no TensorFlow)."""
+  return Split(pathlib.Path(path), split, with_lengths)
+
+
+def ensure_dataset(directory: str | os.PathLike, name: str,
+                   make_splits: Callable[[], Mapping[str, Iterable[schema.RankingList]]],
+                   description: str = "") -> pathlib.Path:
+  """The prepared dataset `<directory>/<name>/1.0.0`, written by `make_splits()` if absent."""
+  path = pathlib.Path(directory) / name / VERSION
+  if (path / "dataset_info.json").exists():
+    _write_lengths(path)  # a run killed after tfds finished but before the lengths were written
+    return path
+  return write_dataset(directory, name=name, splits=make_splits(), description=description)
+
