@@ -1,0 +1,247 @@
+"""A BERT-family encoder (BERT, MiniLM, Chinese BERT) in flax.linen.
+
+The module tree mirrors Hugging Face's `BertModel` (`embeddings/word_embeddings`,
+`encoder/layer_<i>/attention/self/query`, `pooler/dense`, ...), so `hf_weights.torch_name` maps
+every parameter onto its checkpoint tensor with no per-architecture table.
+
+Speed: compute runs in `dtype` (bf16 on accelerators) with parameters kept in `param_dtype` (fp32
+master weights); LayerNorm statistics and the attention softmax are computed in fp32. Attention is
+`jax.nn.dot_product_attention` with per-sequence lengths (inputs are right-padded, token id 0 =
+padding): `attention="cudnn"` is cuDNN flash attention, `"xla"` the portable path, `"auto"` picks
+cuDNN on GPU for bf16/fp16 (jax's own default, `None`, always means XLA today). `remat=True`
+rematerialises each layer in the backward pass (activation memory O(layers) -> O(1) layers).
+
+Differences from PyTorch `BertModel`: no dropout on attention probabilities (fused attention kernels
+have none); hidden-state dropout is applied as in HF.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import pathlib
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+ACTIVATIONS = {
+    "gelu": functools.partial(nn.gelu, approximate=False),
+    "gelu_new": functools.partial(nn.gelu, approximate=True),
+    "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
+    "relu": nn.relu,
+}
+HF_MODEL_TYPES = ("bert",)  # BERT, MiniLM and Chinese BERT checkpoints all declare "bert".
+
+
+@dataclasses.dataclass(frozen=True)
+class BertConfig:
+  """Encoder shape and numerics. Defaults are BERT-base."""
+
+  vocab_size: int = 30522
+  hidden_size: int = 768
+  num_layers: int = 12
+  num_heads: int = 12
+  intermediate_size: int = 3072
+  max_positions: int = 512
+  type_vocab_size: int = 2
+  layer_norm_eps: float = 1e-12
+  hidden_act: str = "gelu"
+  dropout: float = 0.1
+  initializer_range: float = 0.02
+  dtype: Any = jnp.float32
+  param_dtype: Any = jnp.float32
+  attention: str = "auto"
+  remat: bool = False
+
+  def __post_init__(self):
+    if self.hidden_size % self.num_heads:
+      raise ValueError(f"hidden_size {self.hidden_size} not divisible by {self.num_heads} heads")
+    if self.hidden_act not in ACTIVATIONS:
+      raise ValueError(f"hidden_act {self.hidden_act!r} not in {sorted(ACTIVATIONS)}")
+    if self.attention not in ("auto", "xla", "cudnn"):
+      raise ValueError(f"attention {self.attention!r} not in ('auto', 'xla', 'cudnn')")
+
+  @property
+  def dense_params(self) -> int:
+    """Parameters of all matmuls (layers and pooler), for FLOP counting: 6 x this x tokens."""
+    h, f = self.hidden_size, self.intermediate_size
+    return self.num_layers * (4 * h * h + 2 * h * f) + h * h
+
+
+# Random-init sizes by name; `hf_config` gives a checkpoint's own.
+SIZES = {
+    "bert-base": BertConfig(),
+    "minilm-l12": BertConfig(hidden_size=384, num_layers=12, intermediate_size=1536),
+    "minilm-l6": BertConfig(hidden_size=384, num_layers=6, intermediate_size=1536),
+    "tiny": BertConfig(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2,
+                       intermediate_size=64, max_positions=64),
+}
+
+
+@functools.lru_cache(maxsize=16)
+def hf_config(hf_dir: str) -> dict[str, Any]:
+  """`BertConfig` fields read from `<hf_dir>/config.json` through transformers' config classes."""
+  import transformers  # pylint: disable=g-import-not-at-top  (slow import, only for checkpoints)
+
+  path = pathlib.Path(hf_dir) / "config.json"
+  if not path.exists():
+    raise FileNotFoundError(f"{path}: no config.json in the model directory")
+  cfg = transformers.AutoConfig.from_pretrained(str(hf_dir), local_files_only=True)
+  if cfg.model_type not in HF_MODEL_TYPES:
+    raise ValueError(f"{path}: model_type {cfg.model_type!r} is not a supported encoder "
+                     f"{HF_MODEL_TYPES}")
+  position = getattr(cfg, "position_embedding_type", "absolute")
+  if position != "absolute":
+    raise ValueError(f"{path}: position_embedding_type {position!r}; only 'absolute' is supported")
+  return dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
+              num_layers=cfg.num_hidden_layers, num_heads=cfg.num_attention_heads,
+              intermediate_size=cfg.intermediate_size, max_positions=cfg.max_position_embeddings,
+              type_vocab_size=cfg.type_vocab_size, layer_norm_eps=cfg.layer_norm_eps,
+              hidden_act=cfg.hidden_act, dropout=cfg.hidden_dropout_prob,
+              initializer_range=cfg.initializer_range)
+
+
+def _dense(cfg: BertConfig, features: int, name: str) -> nn.Dense:
+  return nn.Dense(features, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name,
+                  kernel_init=nn.initializers.normal(cfg.initializer_range))
+
+
+def _layer_norm(cfg: BertConfig) -> nn.LayerNorm:
+  return nn.LayerNorm(cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
+                      name="LayerNorm")
+
+
+def _attention_impl(cfg: BertConfig) -> str:
+  if cfg.attention != "auto":
+    return cfg.attention
+  half = jnp.dtype(cfg.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+
+
+class Embeddings(nn.Module):
+  """Word + position + segment embeddings, LayerNorm, dropout (HF `BertEmbeddings`)."""
+
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, tokens, token_types, *, deterministic: bool):
+    cfg = self.cfg
+    embed = functools.partial(nn.Embed, features=cfg.hidden_size, dtype=cfg.dtype,
+                              param_dtype=cfg.param_dtype,
+                              embedding_init=nn.initializers.normal(cfg.initializer_range))
+    x = (embed(cfg.vocab_size, name="word_embeddings")(tokens)
+         + embed(cfg.max_positions, name="position_embeddings")(jnp.arange(tokens.shape[-1]))
+         + embed(cfg.type_vocab_size, name="token_type_embeddings")(token_types))
+    x = _layer_norm(cfg)(x)
+    return nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
+
+
+class SelfAttention(nn.Module):
+  """Multi-head attention over right-padded sequences of the given lengths."""
+
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, x, lengths):
+    cfg = self.cfg
+    n, t, h = x.shape
+    heads = lambda y: y.reshape(n, t, cfg.num_heads, h // cfg.num_heads)
+    q, k, v = (heads(_dense(cfg, h, name)(x)) for name in ("query", "key", "value"))
+    y = jax.nn.dot_product_attention(q, k, v, query_seq_lengths=lengths,
+                                     key_value_seq_lengths=lengths,
+                                     implementation=_attention_impl(cfg))
+    return y.reshape(n, t, h)
+
+
+class Output(nn.Module):
+  """Dense, dropout, residual, LayerNorm (HF `BertSelfOutput` / `BertOutput`)."""
+
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, x, residual, *, deterministic: bool):
+    x = _dense(self.cfg, self.cfg.hidden_size, "dense")(x)
+    x = nn.Dropout(self.cfg.dropout)(x, deterministic=deterministic)
+    return _layer_norm(self.cfg)(x + residual)
+
+
+class Attention(nn.Module):
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, x, lengths, *, deterministic: bool):
+    y = SelfAttention(self.cfg, name="self")(x, lengths)
+    return Output(self.cfg, name="output")(y, x, deterministic=deterministic)
+
+
+class Intermediate(nn.Module):
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, x):
+    return ACTIVATIONS[self.cfg.hidden_act](_dense(self.cfg, self.cfg.intermediate_size, "dense")(x))
+
+
+class Layer(nn.Module):
+  """One transformer layer (post-LayerNorm, as BERT)."""
+
+  cfg: BertConfig
+  deterministic: bool = True  # a field, not an argument, so nn.remat needs no static_argnums
+
+  @nn.compact
+  def __call__(self, x, lengths):
+    x = Attention(self.cfg, name="attention")(x, lengths, deterministic=self.deterministic)
+    y = Intermediate(self.cfg, name="intermediate")(x)
+    return Output(self.cfg, name="output")(y, x, deterministic=self.deterministic)
+
+
+class Encoder(nn.Module):
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, x, lengths, *, deterministic: bool):
+    layer = nn.remat(Layer) if self.cfg.remat else Layer
+    for i in range(self.cfg.num_layers):
+      x = layer(self.cfg, deterministic, name=f"layer_{i}")(x, lengths)
+    return x
+
+
+class Pooler(nn.Module):
+  """tanh(dense(hidden state of [CLS])) (HF `BertPooler`)."""
+
+  cfg: BertConfig
+
+  @nn.compact
+  def __call__(self, hidden):
+    return jnp.tanh(_dense(self.cfg, self.cfg.hidden_size, "dense")(hidden[:, 0]))
+
+
+class Bert(nn.Module):
+  """BERT encoder: int32 tokens [N, T] (right-padded, 0 = padding) -> hidden states [N, T, H].
+
+  Hidden states at padding positions are not meaningful; mask them (e.g. for mean pooling).
+  `pooled` (bool) also returns the pooler output [N, H].
+
+  >>> enc = Bert(SIZES["tiny"])
+  >>> tokens = jnp.array([[101, 7, 8, 102, 0], [101, 9, 102, 0, 0]])
+  >>> params = enc.init(jax.random.key(0), tokens, jnp.zeros_like(tokens))
+  >>> enc.apply(params, tokens, jnp.zeros_like(tokens)).shape
+  (2, 5, 32)
+  """
+
+  cfg: BertConfig
+  pooled: bool = False
+
+  @nn.compact
+  def __call__(self, tokens, token_types, *, train: bool = False):
+    if tokens.shape[-1] > self.cfg.max_positions:
+      raise ValueError(f"{tokens.shape[-1]} tokens > max_positions {self.cfg.max_positions}")
+    # Lengths >= 1 keep fully padded rows (padding documents) finite under every kernel.
+    lengths = jnp.maximum(jnp.sum(tokens != 0, axis=-1, dtype=jnp.int32), 1)
+    x = Embeddings(self.cfg, name="embeddings")(tokens, token_types, deterministic=not train)
+    x = Encoder(self.cfg, name="encoder")(x, lengths, deterministic=not train)
+    if self.pooled:
+      return x, Pooler(self.cfg, name="pooler")(x)
+    return x

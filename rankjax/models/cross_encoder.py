@@ -1,0 +1,136 @@
+"""Cross-encoder ranker: a BERT-family encoder reads each (query, document) pair, a head scores it.
+
+  scores[b, l] = w . pool(Bert(tokens[b, l], token_types[b, l])) + c,   0 where not mask[b, l]
+
+`pool` is HF's pooler, tanh(dense(h_CLS)) (`pooling="pooler"`, as `BertForSequenceClassification`),
+or the raw [CLS] state (`pooling="cls"`, for checkpoints without pooler weights). The encoder's
+shape comes from `hf_dir/config.json`, or for random init from `size` (a name in `bert.SIZES`) with
+optional explicit overrides. `load_pretrained` then swaps the random encoder for the checkpoint;
+the head stays random.
+
+Documents are encoded as one flat batch of B*L sequences, so memory grows with B*L*T: for long
+lists use the engine's gradient accumulation (micro-batches of lists, gradients summed before the
+optimizer step; `optax.MultiSteps` is the equivalent optimizer wrapper) and/or `remat=True`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Mapping
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from rankjax.models import bert
+from rankjax.models import hf_weights
+
+_SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
+                "max_positions")
+
+
+class Model(nn.Module):
+  """Scores f32 [B, L] from batch["tokens"] int32 [B, L, T] (0 = padding), "token_types", "mask".
+
+  Attributes:
+    hf_dir: local Hugging Face directory (config.json + model.safetensors) giving the encoder
+      shape; None for a random-init encoder of `size`.
+    size: a `bert.SIZES` name ("tiny", "minilm-l6", "minilm-l12", "bert-base") when hf_dir is None.
+    vocab_size, hidden_size, num_layers, num_heads, intermediate_size, max_positions: explicit
+      shape overrides of `size` (random init only; with hf_dir they must agree with config.json).
+    dtype: compute dtype name ("bfloat16" on accelerators); param_dtype: parameter dtype name.
+    dropout: hidden and head dropout rate; None keeps the checkpoint's (or 0.1).
+    remat: rematerialise each layer in the backward pass.
+    attention: "auto", "xla" or "cudnn" (see `bert`).
+    pooling: "pooler" or "cls".
+
+  >>> import jax
+  >>> m = Model(size="tiny")
+  >>> batch = {"tokens": jnp.array([[[101, 5, 102], [101, 6, 102]]]),
+  ...          "token_types": jnp.array([[[0, 0, 0], [0, 1, 1]]]), "mask": jnp.array([[True, False]])}
+  >>> params = m.init(jax.random.key(0), batch)
+  >>> m.apply(params, batch).shape
+  (1, 2)
+  """
+
+  hf_dir: str | None = None
+  size: str | None = None
+  vocab_size: int | None = None
+  hidden_size: int | None = None
+  num_layers: int | None = None
+  num_heads: int | None = None
+  intermediate_size: int | None = None
+  max_positions: int | None = None
+  dtype: str = "float32"
+  param_dtype: str = "float32"
+  dropout: float | None = None
+  remat: bool = False
+  attention: str = "auto"
+  pooling: str = "pooler"
+
+  def encoder_config(self) -> bert.BertConfig:
+    """The encoder's `BertConfig` resolved from hf_dir or size, overrides and numerics."""
+    explicit = {k: getattr(self, k) for k in _SIZE_FIELDS if getattr(self, k) is not None}
+    if self.hf_dir is not None:
+      if self.size is not None:
+        raise ValueError(f"give hf_dir or size, not both (hf_dir={self.hf_dir!r}, size={self.size!r})")
+      fields = dict(bert.hf_config(str(self.hf_dir)))
+      clash = {k: (v, fields[k]) for k, v in explicit.items() if fields[k] != v}
+      if clash:
+        raise ValueError(f"{self.hf_dir}/config.json disagrees with the model config "
+                         f"(given, checkpoint): {clash}")
+    elif self.size is not None:
+      if self.size not in bert.SIZES:
+        raise ValueError(f"unknown size {self.size!r}; known: {sorted(bert.SIZES)}")
+      fields = {f: getattr(bert.SIZES[self.size], f) for f in bert.BertConfig.__dataclass_fields__}
+      fields.update(explicit)
+    else:
+      raise ValueError("the cross-encoder needs hf_dir (a local HF model directory) or size "
+                       f"(one of {sorted(bert.SIZES)})")
+    if self.dropout is not None:
+      fields["dropout"] = self.dropout
+    if self.pooling not in ("pooler", "cls"):
+      raise ValueError(f"pooling {self.pooling!r} not in ('pooler', 'cls')")
+    fields.update(dtype=jnp.dtype(self.dtype), param_dtype=jnp.dtype(self.param_dtype),
+                  remat=self.remat, attention=self.attention)
+    return bert.BertConfig(**fields)
+
+  @nn.compact
+  def __call__(self, batch: Mapping[str, Any], *, train: bool = False):
+    cfg = self.encoder_config()
+    tokens = jnp.asarray(batch["tokens"], jnp.int32)
+    b, l, t = tokens.shape
+    types = batch.get("token_types")
+    types = jnp.zeros_like(tokens) if types is None else jnp.asarray(types, jnp.int32)
+    flat = lambda x: x.reshape(b * l, t)
+    hidden, pooled = bert.Bert(cfg, pooled=True, name="bert")(flat(tokens), flat(types),
+                                                              train=train)
+    x = pooled if self.pooling == "pooler" else hidden[:, 0]
+    x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+    scores = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.param_dtype, name="classifier",
+                      kernel_init=nn.initializers.normal(cfg.initializer_range))(x)
+    return jnp.where(batch["mask"], scores.reshape(b, l).astype(jnp.float32), 0.0)
+
+
+def load_pretrained(params: Mapping, model_config: Mapping) -> dict:
+  """`params` with the encoder replaced by the checkpoint in `model_config["hf_dir"]`.
+
+  Args:
+    params: the model's `params` collection (or the variables dict holding it under "params").
+    model_config: the config's model section (as given to `Model`).
+
+  Returns:
+    The same tree with the "bert" subtree read from model.safetensors (as numpy arrays, in the
+    random init's dtypes); the classifier head is kept. Checkpoints of `BertModel` ("embeddings...")
+    and of `BertFor*` heads ("bert.embeddings...") both load.
+  """
+  hf_dir = model_config.get("hf_dir")
+  if hf_dir is None:
+    raise ValueError("load_pretrained needs model_config.hf_dir (a local HF model directory)")
+  if "bert" not in params and "params" in params:
+    return {**params, "params": load_pretrained(params["params"], model_config)}
+  tensors = hf_weights.read_safetensors(hf_dir)
+  prefix = "bert." if any(n.startswith("bert.") for n in tensors) else ""
+  source = str(pathlib.Path(hf_dir) / "model.safetensors")
+  encoder, _ = hf_weights.load_torch_layout(params["bert"], tensors, prefix=prefix, source=source)
+  return {**params, "bert": encoder}
