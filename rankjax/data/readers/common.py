@@ -1,0 +1,209 @@
+"""The session record every click-log reader yields, and the accounting of skipped records.
+
+A log is a stream of `Session`s; a session is a sequence of `Interaction`s (one query and the result
+list shown for it, with the clicks on it). Readers never stop on one bad record: they skip it (or
+the part of it that is broken), count it in a `ReadSummary` under a reason, and remember where it
+was (file and line or byte offset) for the first few of each reason.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import gzip
+import json
+import logging
+import math
+import os
+from collections.abc import Iterator
+
+NAN = math.nan
+MAX_EXAMPLES = 5  # locations remembered per skip reason
+
+
+@dataclasses.dataclass
+class Interaction:
+  """One query and its result list, as shown, with the clicks on it.
+
+  Attributes:
+    query_id: the query's id (the query text where the log has no ids).
+    doc_ids: shown documents, sorted by rank, each once.
+    ranks: 1-based shown rank of each document.
+    clicks: number of clicks on each document.
+    click_ranks: ranks of the clicks in time order (the last one is the last click).
+    dwell: total dwell seconds over each document's clicks; NaN where the log has none.
+    query: query text, or None.
+    doc_texts: title / snippet per document, or None.
+    labels: human relevance label per document (NaN unknown), or None.
+    freq_bucket: the dataset's own query-frequency bucket (Baidu-ULTR 0-9), or None.
+    topic: the search task the query belongs to (TREC topics; their qrels are per topic), or None.
+    shown: False where `ranks` are only the file order of an annotated list, not shown ranks.
+  """
+
+  query_id: str
+  doc_ids: list[str]
+  ranks: list[int]
+  clicks: list[int]
+  click_ranks: list[int] = dataclasses.field(default_factory=list)
+  dwell: list[float] | None = None
+  query: str | None = None
+  doc_texts: list[str] | None = None
+  labels: list[float] | None = None
+  freq_bucket: int | None = None
+  topic: str | None = None
+  shown: bool = True
+
+  @property
+  def num_clicks(self) -> int:
+    return sum(self.clicks)
+
+
+@dataclasses.dataclass
+class Session:
+  """A user's search session: its interactions in time order, and where it came from."""
+
+  session_id: str
+  interactions: list[Interaction]
+  source: str = ""  # "file:line" or "file@byte" of the session's start
+
+
+class ReadSummary:
+  """Counts what was read and what was skipped, by reason, with example locations.
+
+  >>> s = ReadSummary()
+  >>> s.skip("empty_session", "log.xml:12", "session 3 has no interaction")
+  >>> s.skipped, s.reasons["empty_session"]
+  (1, 1)
+  """
+
+  def __init__(self):
+    self.sessions = 0
+    self.interactions = 0
+    self.results = 0
+    self.clicks = 0
+    self.files = 0
+    self.bytes = 0
+    self.queries: set[str] = set()
+    self.reasons: collections.Counter[str] = collections.Counter()
+    self.examples: dict[str, list[str]] = collections.defaultdict(list)
+    self.repaired: collections.Counter[str] = collections.Counter()  # read, but not as the layout says
+
+  @property
+  def skipped(self) -> int:
+    return sum(self.reasons.values())
+
+  def skip(self, reason: str, where: str, message: str) -> None:
+    """Records one skipped record (or part of a record) at `where`."""
+    self.reasons[reason] += 1
+    if len(self.examples[reason]) < MAX_EXAMPLES:
+      self.examples[reason].append(f"{where}: {message}")
+      logging.debug("skipped (%s) %s: %s", reason, where, message)
+
+  def repair(self, reason: str, where: str, message: str) -> None:
+    """Records a record that was read after a fix-up (e.g. a line in a fallback encoding)."""
+    self.repaired[reason] += 1
+    if len(self.examples[reason]) < MAX_EXAMPLES:
+      self.examples[reason].append(f"{where}: {message}")
+
+  def count(self, session: Session) -> Session:
+    """Adds a session that is being yielded to the totals, and returns it."""
+    self.sessions += 1
+    for it in session.interactions:
+      self.interactions += 1
+      self.results += len(it.doc_ids)
+      self.clicks += it.num_clicks
+      self.queries.add(it.query_id)
+    return session
+
+  def as_dict(self) -> dict:
+    return {
+        "files": self.files, "bytes": self.bytes, "sessions": self.sessions,
+        "interactions": self.interactions, "results": self.results, "clicks": self.clicks,
+        "unique_queries": len(self.queries), "skipped": self.skipped,
+        "skipped_by_reason": dict(sorted(self.reasons.items())),
+        "repaired": dict(sorted(self.repaired.items())),
+        "skip_examples": {k: v for k, v in sorted(self.examples.items())},
+    }
+
+  def __str__(self) -> str:
+    return json.dumps(self.as_dict(), ensure_ascii=False)
+
+
+def finish_interaction(it: Interaction, summary: ReadSummary, where: str,
+                       raw_clicks: list[tuple[int | None, str | None, float]]) -> Interaction | None:
+  """Sorts results by rank, drops duplicate documents and resolves clicks; None if nothing is left.
+
+  Args:
+    it: the interaction with `doc_ids` / `ranks` as read (clicks not yet filled in).
+    summary: where skips are counted.
+    where: location for skip messages.
+    raw_clicks: (rank or None, doc id or None, dwell seconds or NaN) per click, in time order.
+  """
+  order = sorted(range(len(it.doc_ids)), key=lambda i: it.ranks[i])
+  seen_docs: set[str] = set()
+  seen_ranks: set[int] = set()
+  keep = []
+  for i in order:
+    d, r = it.doc_ids[i], it.ranks[i]
+    if r in seen_ranks:
+      summary.skip("duplicate_rank", where, f"query {it.query_id!r}: two results at rank {r}; kept the first")
+      continue
+    if d in seen_docs:
+      summary.skip("duplicate_doc", where, f"query {it.query_id!r}: document {d!r} shown again at rank {r}; kept the first")
+      continue
+    seen_docs.add(d)
+    seen_ranks.add(r)
+    keep.append(i)
+  pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
+  it.doc_ids, it.ranks = pick(it.doc_ids), pick(it.ranks)
+  it.doc_texts, it.labels = pick(it.doc_texts), pick(it.labels)
+  if not it.doc_ids:
+    summary.skip("empty_interaction", where, f"query {it.query_id!r} has no usable result")
+    return None
+  by_rank = {r: j for j, r in enumerate(it.ranks)}
+  by_doc = {d: j for j, d in enumerate(it.doc_ids)}
+  it.clicks = [0] * len(it.doc_ids)
+  dwell = [NAN] * len(it.doc_ids)
+  it.click_ranks = []
+  for rank, doc, secs in raw_clicks:
+    j = by_rank.get(rank) if rank is not None else by_doc.get(doc)
+    if j is None:
+      summary.skip("click_on_unshown_rank", where,
+                   f"query {it.query_id!r}: click on rank {rank} / doc {doc!r} that was not shown")
+      continue
+    if doc is not None and rank is not None and it.doc_ids[j] != doc:
+      summary.skip("click_doc_mismatch", where,
+                   f"query {it.query_id!r}: click on rank {rank} names {doc!r}, shown was {it.doc_ids[j]!r}")
+      continue
+    it.clicks[j] += 1
+    it.click_ranks.append(it.ranks[j])
+    if not math.isnan(secs):
+      dwell[j] = secs if math.isnan(dwell[j]) else dwell[j] + secs
+  it.dwell = dwell
+  return it
+
+
+def iter_lines(path: str | os.PathLike, summary: ReadSummary) -> Iterator[tuple[int, bytes]]:
+  """(line number, raw bytes without the newline) of a text file, gzip-compressed if `.gz`."""
+  summary.files += 1
+  opener = gzip.open if os.fspath(path).endswith(".gz") else open
+  with opener(path, "rb") as f:
+    for n, line in enumerate(f, 1):
+      summary.bytes += len(line)
+      yield n, line.rstrip(b"\r\n")
+
+
+def decode(raw: bytes, encoding: str, summary: ReadSummary, where: str, fallback: str | None = None) -> str | None:
+  """The line decoded; else decoded with `fallback` (a counted repair); else None (a counted skip)."""
+  try:
+    return raw.decode(encoding)
+  except UnicodeDecodeError as e:
+    if fallback is not None:
+      try:
+        line = raw.decode(fallback)
+        summary.repair(f"{fallback}_line", where, f"not valid {encoding}, read as {fallback}")
+        return line
+      except UnicodeDecodeError:
+        pass
+    summary.skip("bad_encoding", where, f"not valid {encoding} at byte {e.start}: {raw[e.start:e.start + 8]!r}")
+    return None

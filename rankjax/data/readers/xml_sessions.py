@@ -1,0 +1,245 @@
+"""Safe, streaming parser for session logs in XML: session / interaction / results / clicked.
+
+TREC Session Track and TianGong-ST share one structure::
+
+  <session num=..>
+    <topic num=..>..</topic>                         (TREC)
+    <interaction num=..>
+      <query>text</query> <query_id>q12</query_id>   (query_id: TianGong-ST)
+      <results><result rank=..><docid>..</docid><title>..</title>..</result>..</results>
+      <clicked><click starttime=.. endtime=..><rank>..</rank></click>..</clicked>
+    </interaction>
+  </session>
+
+The parser drives expat with callbacks and keeps only the session being read, so memory stays
+constant however large the file. It refuses any DOCTYPE (so no entity can be declared: a "billion
+laughs" file fails on its first line), never loads external entities, and reports each skipped
+record with its file and line. A file that is not well-formed (truncated, wrong encoding) yields
+every session before the error and counts the rest of the file as one `xml_error` skip.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import os
+from collections.abc import Iterator
+from xml.parsers import expat
+
+from rankjax.data.readers.common import NAN, Interaction, ReadSummary, Session, finish_interaction
+
+CHUNK = 1 << 16  # small, since the sessions completed in a chunk are held until it is parsed
+
+
+class HostileXML(ValueError):
+  """The XML declares a DTD or entities, which session logs never need."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Dialect:
+  """Which tags carry what in one XML session-log family."""
+
+  doc_tags: tuple[str, ...]  # child of <result> (and of <click>) holding the document id
+  query_id_tag: str | None = None  # child of <interaction> with the query id; None: the text is the id
+  text_tags: tuple[str, ...] = ("title", "snippet")
+
+
+TREC = Dialect(doc_tags=("clueweb12id", "clueweb09id", "docno", "docid"))
+TIANGONG = Dialect(doc_tags=("docid",), query_id_tag="query_id")
+
+
+def parse_seconds(value: str | None) -> float:
+  """Seconds from "12.5" or a clock time "09:54:42.63"; NaN when absent or unreadable."""
+  if not value:
+    return NAN
+  try:
+    secs = 0.0
+    for part in value.split(":"):
+      secs = secs * 60 + float(part)
+    return secs
+  except ValueError:
+    return NAN
+
+
+class _Handler:
+  """expat callbacks that assemble one session at a time into `self.done`."""
+
+  def __init__(self, parser, path: str, dialect: Dialect, summary: ReadSummary,
+               labels: dict | None, queries: dict | None):
+    self.p, self.path, self.d, self.summary = parser, path, dialect, summary
+    self.labels, self.queries = labels, queries
+    self.stack: list[str] = []
+    self.text: list[str] = []
+    self.done: list[Session] = []
+    self.session = self.inter = self.result = self.click = None
+
+  def where(self) -> str:
+    return f"{self.path}:{self.p.CurrentLineNumber}"
+
+  def start(self, name, attrs):
+    parent = self.stack[-1] if self.stack else None
+    self.stack.append(name)
+    self.text.clear()
+    if name == "session":
+      self.session = {"num": attrs.get("num", ""), "where": self.where(), "topic": None, "inters": []}
+    elif self.session is None:
+      return
+    elif name == "topic" and parent == "session":
+      self.session["topic"] = attrs.get("num")
+    elif name == "interaction" and parent == "session":
+      self.inter = {"where": self.where(), "query": None, "qid": None, "docs": [], "ranks": [],
+                    "texts": [], "clicks": []}
+    elif self.inter is None:
+      return
+    elif name == "result" and parent == "results":
+      self.result = {"rank": attrs.get("rank"), "doc": None, "where": self.where()}
+    elif name == "click" and parent == "clicked":
+      self.click = {"rank": None, "doc": None,
+                    "dwell": parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))}
+
+  def chars(self, data):
+    self.text.append(data)
+
+  def end(self, name):
+    text = "".join(self.text).strip()
+    self.text.clear()
+    self.stack.pop()
+    parent = self.stack[-1] if self.stack else None
+    if self.inter is not None:
+      if parent == "result" and self.result is not None:
+        if name in self.d.doc_tags:
+          self.result["doc"] = text
+        elif name in self.d.text_tags:
+          self.result[name] = text
+      elif parent == "click" and self.click is not None:
+        if name == "rank":
+          self.click["rank"] = text
+        elif name in self.d.doc_tags:
+          self.click["doc"] = text
+      elif parent == "interaction":
+        if name == "query":
+          self.inter["query"] = text
+        elif name == self.d.query_id_tag:
+          self.inter["qid"] = text
+      if name == "result" and self.result is not None:
+        self._end_result()
+      elif name == "click" and self.click is not None:
+        self._end_click()
+      elif name == "interaction":
+        self._end_interaction()
+    if name == "session" and self.session is not None:
+      self._end_session()
+
+  def _end_result(self):
+    r, self.result = self.result, None
+    try:
+      rank = int(r["rank"])
+    except (TypeError, ValueError):
+      self.summary.skip("bad_rank", r["where"], f"result rank {r['rank']!r} is not an integer")
+      return
+    if not r["doc"]:
+      self.summary.skip("missing_doc_id", r["where"], f"result at rank {rank} has no document id")
+      return
+    self.inter["docs"].append(r["doc"])
+    self.inter["ranks"].append(rank)
+    self.inter["texts"].append(" ".join(r[t] for t in self.d.text_tags if r.get(t)))
+
+  def _end_click(self):
+    c, self.click = self.click, None
+    rank = None
+    if c["rank"] is not None:
+      try:
+        rank = int(c["rank"])
+      except ValueError:
+        self.summary.skip("bad_click", self.where(), f"click rank {c['rank']!r} is not an integer")
+        return
+    if rank is None and not c["doc"]:
+      self.summary.skip("bad_click", self.where(), "click names neither a rank nor a document")
+      return
+    self.inter["clicks"].append((rank, c["doc"], c["dwell"]))
+
+  def _end_interaction(self):
+    i, self.inter = self.inter, None
+    qid = i["qid"] if self.d.query_id_tag else i["query"]
+    if not qid:
+      self.summary.skip("missing_query", i["where"], "interaction without a query")
+      return
+    query = i["query"] or (self.queries and (self.queries.get(qid) or self.queries.get(qid.lstrip("q"))))
+    it = Interaction(query_id=qid, doc_ids=i["docs"], ranks=i["ranks"], clicks=[], query=query or None,
+                     doc_texts=i["texts"] if any(i["texts"]) else None, topic=self.session["topic"])
+    if self.labels is not None:
+      key = self.session["topic"] if self.d.query_id_tag is None else (self.session["num"], qid)
+      grades = self.labels.get(key)
+      if grades:
+        it.labels = [grades.get(d, NAN) for d in it.doc_ids]
+    it = finish_interaction(it, self.summary, i["where"], i["clicks"])
+    if it is not None:
+      self.session["inters"].append(it)
+
+  def _end_session(self):
+    s, self.session = self.session, None
+    if not s["inters"]:
+      self.summary.skip("empty_session", s["where"], f"session {s['num']!r} has no usable interaction")
+      return
+    self.done.append(Session(session_id=s["num"], interactions=s["inters"], source=s["where"]))
+
+
+def _forbid(kind):
+  def handler(*args):
+    raise HostileXML(f"{kind} declarations are not allowed in a session log")
+  return handler
+
+
+def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Dialect, *,
+                      labels: dict | None = None, queries: dict | None = None) -> Iterator[Session]:
+  """Yields the sessions of one XML log file, in file order, with constant memory.
+
+  Args:
+    path: the XML file (any encoding expat knows, declared in its XML declaration).
+    summary: receives counts and skips.
+    dialect: tag names of the log family.
+    labels: TREC: topic -> {doc: grade}; TianGong-ST: (session num, query id) -> {doc: grade}.
+    queries: query id -> text, for logs that carry only ids.
+  """
+  path = os.fspath(path)
+  p = expat.ParserCreate()
+  p.buffer_text = True
+  p.buffer_size = 1 << 16
+  p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
+  p.StartDoctypeDeclHandler = _forbid("DOCTYPE")
+  p.EntityDeclHandler = _forbid("ENTITY")
+  p.ExternalEntityRefHandler = _forbid("external entity")
+  h = _Handler(p, path, dialect, summary, labels, queries)
+  p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.chars
+  summary.files += 1
+  with open(path, "rb") as f:
+    while True:
+      chunk = f.read(CHUNK)
+      summary.bytes += len(chunk)
+      try:
+        p.Parse(chunk, not chunk)
+      except expat.ExpatError as e:
+        yield from map(summary.count, h.done)
+        summary.skip("xml_error", f"{path}:{e.lineno}:{e.offset}",
+                     f"{expat.ErrorString(e.code)}; rest of the file skipped")
+        return
+      except HostileXML as e:
+        yield from map(summary.count, h.done)
+        summary.skip("hostile_xml", f"{path}:{p.CurrentLineNumber}", f"{e}; file skipped")
+        return
+      yield from map(summary.count, h.done)
+      h.done.clear()
+      if not chunk:
+        return
+
+
+def read_label_rows(path, min_cols: int) -> Iterator[tuple[str, list[str]]]:
+  """Whitespace-separated rows of a label file, with their location; short rows are an error."""
+  with open(path, encoding="utf-8") as f:
+    for n, line in enumerate(f, 1):
+      cols = line.split()
+      if not cols:
+        continue
+      if len(cols) < min_cols:
+        raise ValueError(f"{path}:{n}: expected {min_cols} columns, got {line.strip()!r}")
+      yield f"{path}:{n}", cols
