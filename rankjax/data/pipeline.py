@@ -1,0 +1,166 @@
+"""Input pipeline: prepared ranking lists -> padded numpy batches (`schema.BATCH_KEYS`), via grain.
+
+Lists are ragged; a batch is padded to the smallest of a few fixed list sizes that holds its
+longest list, so jit compiles at most `len(list_sizes)` shapes. Training lists longer than the
+largest size are subsampled to it (the count is reported by `count_long_lists`); an evaluation list
+longer than that is an error, since cutting it would change the metric.
+
+Batches are global: `batch_size` lists over all hosts. Every host computes the same index stream and
+the same list size per batch from the stored list lengths, then reads only its own `batch_size /
+process_count` lists, which `jax.make_array_from_process_local_data` assembles into one array.
+
+Training order: a grain `MapDataset` over list indices, shuffled with a fixed seed (a new order per
+epoch), repeated, batched. Its iterator's `get_state()` / `set_state()` resume it exactly.
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import grain
+import numpy as np
+
+from rankjax.data import schema
+
+
+def list_size_for(n: int, list_sizes: Sequence[int]) -> int:
+  """The smallest of `list_sizes` that holds n items, else the largest.
+
+  >>> list_size_for(3, (8, 32)), list_size_for(9, (8, 32)), list_size_for(99, (8, 32))
+  (8, 32, 32)
+  """
+  for size in sorted(list_sizes):
+    if n <= size:
+      return size
+  return max(list_sizes)
+
+
+def count_long_lists(lengths: np.ndarray, list_sizes: Sequence[int]) -> int:
+  """How many lists are longer than the largest list size (subsampled in training)."""
+  return int((np.asarray(lengths) > max(list_sizes)).sum())
+
+
+def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layout: dict,
+               rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+  """Pads records (store layout) into one batch of `batch_size` lists of `list_size` items.
+
+  Args:
+    records: up to `batch_size` records from `store.open_split`.
+    batch_size: B; missing lists are padding (`list_valid` False, `mask` all False).
+    list_size: L; a longer record is subsampled to L items with `rng` (an error without one).
+    layout: the dataset's layout (`Split.layout`).
+    rng: random generator for subsampling long lists (training only).
+
+  Returns:
+    The batch dict, keys as in `schema.BATCH_KEYS`, labels 0 and masks False where missing.
+  """
+  b, l = batch_size, list_size
+  if len(records) > b:
+    raise ValueError(f"{len(records)} records for a batch of {b}")
+  batch = {
+      "mask": np.zeros((b, l), bool),
+      "position": np.zeros((b, l), np.int32),
+      "query_freq": np.zeros((b,), np.float32),
+      "bucket": np.full((b,), schema.UNKNOWN_BUCKET, np.int32),
+      "list_valid": np.zeros((b,), bool),
+  }
+  if layout["features"] is not None:
+    batch["features"] = np.zeros((b, l, layout["features"]), np.float32)
+  if layout["tokens"] is not None:
+    batch["tokens"] = np.zeros((b, l, layout["tokens"]), np.int32)
+    batch["token_types"] = np.zeros((b, l, layout["tokens"]), np.int32)
+  for s in layout["sources"]:
+    batch[f"label_{s}"] = np.zeros((b, l), np.float32)
+    batch[f"mask_{s}"] = np.zeros((b, l), bool)
+  for e in layout["extras"]:
+    batch[e] = np.zeros((b, l), np.float32)
+
+  for i, rec in enumerate(records):
+    n = len(rec["doc_ids"])
+    take = slice(None)
+    if n > l:
+      if rng is None:
+        raise ValueError(f"list {rec['qid']!r} has {n} items, more than the largest list size {l}")
+      take = np.sort(rng.choice(n, l, replace=False))
+      n = l
+    batch["mask"][i, :n] = True
+    batch["list_valid"][i] = True
+    batch["position"][i, :n] = rec["position"][take]
+    batch["query_freq"][i] = rec["query_freq"]
+    batch["bucket"][i] = rec["bucket"]
+    for key in ("features", "tokens", "token_types"):
+      if key in batch:
+        batch[key][i, :n] = rec[key][take]
+    for s in layout["sources"]:
+      labels = rec[f"label_{s}"][take]
+      has = ~np.isnan(labels)
+      batch[f"label_{s}"][i, :n] = np.where(has, labels, 0)
+      batch[f"mask_{s}"][i, :n] = has
+    for e in layout["extras"]:
+      batch[e][i, :n] = rec[f"extra_{e}"][take]
+  return batch
+
+
+def _local_part(global_indices: np.ndarray, process_index: int, process_count: int):
+  if len(global_indices) % process_count:
+    raise ValueError(f"batch size {len(global_indices)} not divisible by {process_count} hosts")
+  per_host = len(global_indices) // process_count
+  return global_indices[process_index * per_host:(process_index + 1) * per_host]
+
+
+def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: int,
+                  process_index: int = 0, process_count: int = 1,
+                  num_threads: int = 2, prefetch: int = 4) -> grain.IterDataset:
+  """An endless, deterministic stream of this host's part of each global training batch.
+
+  Args:
+    split: a `store.Split` (records with `lengths`).
+    batch_size: global batch size B (lists), divisible by `process_count`.
+    list_sizes: the padded list sizes.
+    seed: shuffle seed; the same seed gives the same batches on every run and host.
+    process_index: this host.
+    process_count: number of hosts.
+    num_threads: grain reader threads.
+    prefetch: batches grain reads ahead.
+
+  Returns:
+    A grain `IterDataset`; `iter()` of it has `get_state()` / `set_state()`.
+  """
+  lengths = split.lengths
+  layout = split.layout
+
+  def load(step: int, indices: np.ndarray) -> dict[str, np.ndarray]:
+    size = list_size_for(int(lengths[indices].max()), list_sizes)
+    local = _local_part(indices, process_index, process_count)
+    rng = np.random.default_rng([seed, step, process_index])
+    return make_batch([split[int(i)] for i in local], batch_size=len(local), list_size=size,
+                      layout=layout, rng=rng)
+
+  ds = (grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat()
+        .batch(batch_size, drop_remainder=True).map_with_index(load))
+  return ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
+                                              prefetch_buffer_size=prefetch))
+
+
+def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int], process_index: int = 0,
+                 process_count: int = 1) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+  """This host's part of every global evaluation batch, in stored order, each list once.
+
+  Yields:
+    (batch, indices): the padded batch and the record index of each of its lists (-1: padding).
+  """
+  n = len(split)
+  too_long = np.flatnonzero(split.lengths > max(list_sizes))
+  if too_long.size:
+    rec = split[int(too_long[0])]
+    raise ValueError(f"{split}: list {rec['qid']!r} has {split.lengths[too_long[0]]} items, more "
+                     f"than the largest list size {max(list_sizes)}; add a larger size "
+                     f"({too_long.size} lists are too long)")
+  for start in range(0, n, batch_size):
+    indices = np.arange(start, start + batch_size)
+    size = list_size_for(int(split.lengths[indices[indices < n]].max()), list_sizes)
+    local = _local_part(indices, process_index, process_count)
+    local = np.where(local < n, local, -1)
+    batch = make_batch([split[int(i)] for i in local if i >= 0], batch_size=len(local),
+                       list_size=size, layout=split.layout)
+    yield batch, local

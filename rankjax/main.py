@@ -1,0 +1,35 @@
+r"""Trains and evaluates a ranker: parses flags and calls `train.train_and_evaluate`.
+
+  python -m rankjax.main --config=configs/mslr_mlp.py:local --workdir=/tmp/rankjax_run \
+      [--config.total_steps=100 ...]
+
+The logic lives in `rankjax.train`, importable and testable; this file only reads flags. A
+mistyped `--config.` override fails (the config is locked). On a multi-host launch (see launch/)
+JAX's distributed runtime is initialised first.
+"""
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+from rankjax import mesh
+from rankjax import train
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)
+  mesh.maybe_initialize_distributed()
+  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+
+
+if __name__ == "__main__":
+  app.run(main)

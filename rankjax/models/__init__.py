@@ -1,0 +1,39 @@
+"""Rankers, chosen by name from the config (as in big_vision).
+
+`config.model.name = "mlp"` imports `rankjax.models.mlp`; the rest of `config.model` are keyword
+arguments of its `Model`:
+
+  module = get_module(config.model.name)
+  model = module.Model(**{k: v for k, v in config.model.items() if k != "name"})
+
+A model module defines:
+  - `Model`: a `flax.linen.Module` with `__call__(self, batch: dict, *, train: bool = False)
+    -> scores float32 [B, L]`. It reads what it needs from the padded batch (`schema.BATCH_KEYS`:
+    `features`, or `tokens` / `token_types`, and `mask`); scores of padded items are ignored by
+    losses and metrics. Dropout draws from the rng stream "dropout". Collections other than
+    "params" (e.g. "batch_stats") are state the trainer carries and updates while training.
+  - optionally `load_pretrained(params, model_config) -> params`, called by the trainer after
+    initialisation to load pretrained weights (e.g. a cross-encoder's checkpoint).
+"""
+
+import importlib
+import types
+
+
+def get_module(name: str) -> types.ModuleType:
+  """The model module `rankjax.models.<name>`; an unknown name lists the known ones."""
+  try:
+    return importlib.import_module(f"rankjax.models.{name}")
+  except ModuleNotFoundError as e:
+    if e.name != f"rankjax.models.{name}":
+      raise
+    import pkgutil  # pylint: disable=g-import-not-at-top
+    known = sorted(m.name for m in pkgutil.iter_modules(__path__))
+    raise ValueError(f"unknown model {name!r}; known: {known}") from None
+
+
+def build(model_config):
+  """(module, Model instance) for a `config.model` ConfigDict / dict with a `name`."""
+  module = get_module(model_config["name"])
+  kwargs = {k: v for k, v in dict(model_config).items() if k != "name"}
+  return module, module.Model(**kwargs)

@@ -1,0 +1,66 @@
+"""Supervision: which labels train the ranker, with which item weights, under which objective.
+
+An objective turns the model's scores on a training batch into the scalar loss:
+  objective(scores f32[B, L], batch, *, step, config) -> (loss, aux: dict of scalars)
+The config chooses it by name (`config.supervision.objective`). The default, "single", trains on
+one label source (`config.supervision.source`, one of click / llm / human): labels
+`label_<source>` where `mask & mask_<source>` (and the list is real), the loss
+`config.loss` from `rankjax.losses`, and per-item weights from the weights hook named by
+`config.supervision.weights`.
+
+A weights hook is `fn(batch, config) -> f32[B, L] | None`; "none" gives None (unweighted).
+Click debiasing (IPS, ...) is one more hook; a data schedule or a frequency-gated multi-objective
+is one more objective; either is then one config line.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import jax.numpy as jnp
+
+from rankjax import losses
+
+
+def no_weights(batch, config):
+  """Every labelled item counts once."""
+  del batch, config
+  return None
+
+
+WEIGHTS: dict[str, Callable] = {"none": no_weights}
+
+
+def labels_and_where(batch, source: str):
+  """(labels f32[B, L], where bool[B, L]) of one label source: real items that have its label."""
+  if f"label_{source}" not in batch:
+    have = sorted(k[len("label_"):] for k in batch if k.startswith("label_"))
+    raise KeyError(f"the data has no labels from source {source!r}; it has {have}")
+  where = batch["mask"] & batch[f"mask_{source}"] & batch["list_valid"][:, None]
+  return batch[f"label_{source}"], where
+
+
+def single_source(scores, batch, *, step, config):
+  """The loss on one label source, optionally weighted per item."""
+  del step
+  labels, where = labels_and_where(batch, config.supervision.source)
+  weights = get(WEIGHTS, config.supervision.weights, "weights")(batch, config)
+  loss = losses.get_loss(config.loss)(scores, labels, where=where, weights=weights,
+                                      reduce_fn=jnp.mean)
+  return loss, {"labelled_items": jnp.sum(where)}
+
+
+OBJECTIVES: dict[str, Callable] = {"single": single_source}
+
+
+def get(registry: dict, name: str, what: str):
+  """`registry[name]`, or an error listing the known names."""
+  try:
+    return registry[name]
+  except KeyError:
+    raise KeyError(f"unknown {what} {name!r}; known: {sorted(registry)}") from None
+
+
+def get_objective(name: str) -> Callable:
+  """The objective registered as `name` in `OBJECTIVES`."""
+  return get(OBJECTIVES, name, "objective")

@@ -1,0 +1,275 @@
+"""The training loop: `train_and_evaluate(config, workdir)`.
+
+One readable loop (as big_vision's): a pure `train_step(state, batch) -> (state, measurements)`,
+jitted once with the state donated and explicit shardings (state replicated, batches split on the
+"data" mesh axis); evaluation every `config.eval.every` steps; orbax checkpoints every
+`config.checkpoint.every` steps and on SIGTERM; exact resume from the workdir's latest checkpoint,
+input iterator included. Measurements of step t are read after step t+1 is dispatched, so the host
+never stalls the device, except at checkpoint steps, where they are checked first so that a
+checkpoint never holds a non-finite state.
+
+Config fields (see configs/mslr_mlp.py): seed, total_steps, log_every, data.{name, path,
+cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source,
+weights, objective}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
+label_source, metrics, batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+from typing import Any
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from jax.experimental import multihost_utils
+
+from rankjax import checkpoint as checkpoint_lib
+from rankjax import evaluate
+from rankjax import logging_utils
+from rankjax import mesh as mesh_lib
+from rankjax import models
+from rankjax import supervision
+from rankjax.data import pipeline
+from rankjax.data import store
+from rankjax.data import svmlight
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a step changes. `model_state` holds non-param collections (e.g. batch_stats)."""
+  step: jax.Array
+  rng: jax.Array
+  params: Any
+  model_state: Any
+  opt_state: Any
+
+
+def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
+  """AdamW with linear warmup and cosine decay to 0, after clipping the gradient's global norm."""
+  opt = config.optimizer
+  schedule = optax.warmup_cosine_decay_schedule(
+      0.0, opt.lr, min(opt.warmup_steps, config.total_steps), max(config.total_steps, 1))
+  return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
+                     optax.adamw(schedule, weight_decay=opt.weight_decay))
+
+
+def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
+               model_config=None) -> TrainState:
+  """A fresh TrainState (call under jit for placement); pretrained weights when the model has them."""
+  init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
+  variables = model.init({"params": init_rng, "dropout": init_rng}, example_batch, train=False)
+  params = variables["params"]
+  model_state = {k: v for k, v in variables.items() if k != "params"}
+  if model_module is not None and hasattr(model_module, "load_pretrained"):
+    params = model_module.load_pretrained(params, model_config)
+  return TrainState(step=jnp.zeros((), jnp.int32), rng=train_rng, params=params,
+                    model_state=model_state, opt_state=tx.init(params))
+
+
+def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
+  """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it."""
+  rng = jax.random.fold_in(state.rng, state.step)
+  mutable = list(state.model_state)
+
+  def loss_fn(params):
+    variables = {"params": params, **state.model_state}
+    if mutable:
+      scores, new_model_state = model.apply(variables, batch, train=True,
+                                            rngs={"dropout": rng}, mutable=mutable)
+    else:
+      scores, new_model_state = model.apply(variables, batch, train=True,
+                                            rngs={"dropout": rng}), {}
+    loss, aux = objective(scores, batch, step=state.step, config=config)
+    return loss, (new_model_state, aux)
+
+  (loss, (model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+  updates, opt_state = tx.update(grads, state.opt_state, state.params)
+  params = optax.apply_updates(state.params, updates)
+  measurements = {"loss": loss, "grad_norm": optax.global_norm(grads),
+                  "param_norm": optax.global_norm(params),
+                  "update_norm": optax.global_norm(updates), **aux}
+  new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
+                            opt_state=opt_state)
+  return new_state, measurements
+
+
+def compile_train_step(mesh, **kwargs):
+  """`train_step` jitted once: state replicated and donated, batch sharded on "data"."""
+  repl = mesh_lib.replicated(mesh)
+  return jax.jit(functools.partial(train_step, **kwargs),
+                 in_shardings=(repl, mesh_lib.data_sharding(mesh)),
+                 out_shardings=(repl, repl), donate_argnums=0)
+
+
+def prepare_data(config, workdir) -> pathlib.Path:
+  """The prepared dataset: `config.data.path`, else built from a known svmlight set by name."""
+  if config.data.path:
+    return pathlib.Path(config.data.path)
+  if config.data.name not in svmlight.DATASETS:
+    raise ValueError(f"config.data.path is empty and {config.data.name!r} is not a known "
+                     f"dataset; known: {sorted(svmlight.DATASETS)}")
+  cache = pathlib.Path(config.data.cache_dir or pathlib.Path(workdir) / "data")
+  if jax.process_index() == 0:
+    store.ensure_dataset(cache, config.data.name, svmlight.DATASETS[config.data.name])
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("rankjax:prepare_data")
+  return cache / config.data.name / store.VERSION
+
+
+def build(config, mesh, example_batch: dict):
+  """(model, tx, abstract state, init function) for a config; nothing is computed yet."""
+  module, model = models.build(config.model)
+  tx = make_optimizer(config)
+  example = jax.tree.map(lambda x: x[:1], example_batch)
+  init = jax.jit(functools.partial(init_state, model, tx, example, config.seed, module,
+                                   config.model), out_shardings=mesh_lib.replicated(mesh))
+  abstract = jax.eval_shape(init)
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(mesh)),
+      abstract)
+  return model, tx, abstract, init
+
+
+def _save_config(config, workdir: pathlib.Path):
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1, sort_keys=True))
+
+
+def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None):
+  bad = [k for k in ("train/loss", "train/grad_norm") if not np.isfinite(scalars[k])]
+  if bad:
+    raise FloatingPointError(
+        f"non-finite {', '.join(bad)} at step {step} ({scalars}); stopping. The last good "
+        f"checkpoint is step {last_saved}" if last_saved is not None else
+        f"non-finite {', '.join(bad)} at step {step}; stopping (no checkpoint saved yet)")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  Returns:
+    {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
+     "state": the final TrainState}.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _save_config(config, workdir)
+  mesh = mesh_lib.make_mesh()
+  mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
+  data_path = prepare_data(config, workdir)
+  train_split = store.open_split(data_path, "train")
+  eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}
+  long_lists = pipeline.count_long_lists(train_split.lengths, config.data.list_sizes)
+  if long_lists and jax.process_index() == 0:
+    print(f"{long_lists} of {len(train_split)} training lists are longer than "
+          f"{max(config.data.list_sizes)} items; each batch samples that many of their items")
+  train_data = pipeline.train_dataset(
+      train_split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
+      seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
+      num_threads=config.data.num_threads)
+  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
+                                      layout=train_split.layout)
+
+  model, tx, abstract_state, init = build(config, mesh, example_batch)
+  ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                     best_metric=config.checkpoint.best_metric,
+                                     best_mode=config.checkpoint.best_mode)
+  data_iter = iter(train_data)
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore(abstract_state)
+    data_iter.set_state(data_state)
+    print(f"resumed from step {int(state.step)} in {ckpt.directory}")
+  else:
+    state = init()
+  step = int(state.step)
+
+  step_fn = compile_train_step(mesh, model=model, tx=tx,
+                               objective=supervision.get_objective(config.supervision.objective),
+                               config=config)
+  eval_step = evaluate.make_eval_step(model, config.eval.metrics, config.eval.label_source, mesh)
+  writer = logging_utils.MetricWriter(workdir)
+  progress = logging_utils.Progress(config.total_steps, step, config.log_every)
+  last_saved = ckpt.latest_step()
+  results: dict = {}
+  pending = None  # (step, device measurements) not yet read
+
+  def read(pending_item):
+    s, measured = pending_item
+    scalars = logging_utils.flatten(jax.device_get(measured), "train")
+    _check_finite(s, scalars, last_saved)
+    return s, scalars
+
+  def run_eval(s):
+    variables = {"params": state.params, **state.model_state}
+    out = {}
+    for name, split in eval_splits.items():
+      out[name], _ = evaluate.evaluate_split(
+          eval_step, variables, split, batch_size=config.eval.batch_size,
+          list_sizes=config.data.list_sizes, mesh=mesh)
+    writer.write(s, logging_utils.flatten(out))
+    evaluate.write_results(workdir, s, out)
+    if jax.process_index() == 0:
+      print(evaluate.markdown_table(s, out), flush=True)
+    return out
+
+  preempted = False
+  try:
+    with checkpoint_lib.PreemptionGuard() as guard:
+      while step < config.total_steps:
+        batch = mesh_lib.shard_batch(next(data_iter), mesh)
+        state, measured = step_fn(state, batch)
+        step += 1
+        if pending is not None:  # step - 1, read while this step runs
+          s, scalars = read(pending)
+          if s % config.log_every == 0:
+            writer.write(s, scalars)
+          progress.update(s, {"loss": scalars["train/loss"]})
+        pending = (step, measured)
+        is_last = step == config.total_steps
+        do_eval = is_last or step % config.eval.every == 0
+        stop = guard.should_stop(step)
+        if is_last or do_eval or stop or step % config.checkpoint.every == 0:
+          s, scalars = read(pending)
+          pending = None
+          if s % config.log_every == 0 or is_last:
+            writer.write(s, scalars)
+          progress.update(s, {"loss": scalars["train/loss"]})
+          if do_eval:
+            results = run_eval(step)
+          ckpt.save(step, state, data_iter.get_state(),
+                    logging_utils.flatten(results) if do_eval else None)
+          last_saved = step
+        if stop:
+          print(f"SIGTERM: saved step {step}, waiting for the write, stopping")
+          preempted = True
+          break
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    progress.close()
+  return {"step": step, "eval": results, "preempted": preempted, "state": state}
+
+
+def load_for_scoring(workdir: str | os.PathLike, step: int | None = None):
+  """(config, model, variables, mesh, data path) of a trained run in `workdir` (step: latest)."""
+  workdir = pathlib.Path(workdir)
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  config.data.list_sizes = tuple(config.data.list_sizes)
+  mesh = mesh_lib.make_mesh()
+  data_path = prepare_data(config, workdir)
+  layout = store.open_split(data_path, "train").layout
+  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
+                                      layout=layout)
+  model, _, abstract_state, _ = build(config, mesh, example_batch)
+  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
+  state = ckpt.restore_state(abstract_state, step)
+  ckpt.close()
+  return config, model, {"params": state.params, **state.model_state}, mesh, data_path
