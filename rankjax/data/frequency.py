@@ -1,0 +1,108 @@
+"""Query frequency from a log, and frequency buckets (`schema.BUCKETS`: high, medium, low).
+
+A query's frequency is, by default, the number of sessions that issue it (a query re-issued within a
+session counts once); `by="interactions"` counts every issue instead. Buckets come from one of:
+
+- `quantile_buckets`: cut points at frequency quantiles over queries (ties never split: a
+  frequency sits wholly in one bucket, so a bucket can be empty when most queries are rare);
+- `threshold_buckets`: fixed thresholds, high if f >= `high`, medium if f >= `medium`, else low;
+- `dataset_buckets`: a dataset's own buckets, e.g. Baidu-ULTR's 0-9 (0 = most frequent) map to
+  high 0-2, medium 3-6, low 7-9.
+"""
+
+from __future__ import annotations
+
+import collections
+from collections.abc import Iterable
+
+import numpy as np
+
+from rankjax.data import schema
+from rankjax.data.readers.common import Session
+
+HIGH, MEDIUM, LOW = range(3)
+FREQ_BY = ("sessions", "interactions")
+
+# A dataset's own bucket id -> `schema.BUCKETS` index.
+DATASET_BUCKETS = {
+    "baidu-ultr": {**dict.fromkeys(range(0, 3), HIGH), **dict.fromkeys(range(3, 7), MEDIUM),
+                   **dict.fromkeys(range(7, 10), LOW)},
+}
+
+
+class FrequencyCounter:
+  """Counts, per query, the sessions and the interactions that issue it.
+
+  >>> from rankjax.data.readers.common import Interaction, Session
+  >>> it = lambda q: Interaction(q, ["d"], [1], [0])
+  >>> c = FrequencyCounter()
+  >>> c.add(Session("s1", [it("a"), it("a"), it("b")])); c.add(Session("s2", [it("a")]))
+  >>> c.frequency("sessions"), c.frequency("interactions")
+  ({'a': 2.0, 'b': 1.0}, {'a': 3.0, 'b': 1.0})
+  """
+
+  def __init__(self):
+    self.sessions: collections.Counter[str] = collections.Counter()
+    self.interactions: collections.Counter[str] = collections.Counter()
+
+  def add(self, session: Session) -> None:
+    queries = [it.query_id for it in session.interactions]
+    self.interactions.update(queries)
+    self.sessions.update(dict.fromkeys(queries, 1))
+
+  def frequency(self, by: str = "sessions") -> dict[str, float]:
+    """Query id -> frequency, counted by `by` (one of `FREQ_BY`)."""
+    if by not in FREQ_BY:
+      raise ValueError(f"frequency by {by!r}; known: {FREQ_BY}")
+    counts = self.sessions if by == "sessions" else self.interactions
+    return {q: float(n) for q, n in counts.items()}
+
+
+def query_frequency(sessions: Iterable[Session], by: str = "sessions") -> dict[str, float]:
+  """Query id -> frequency in a stream of sessions (see `FrequencyCounter`)."""
+  c = FrequencyCounter()
+  for s in sessions:
+    c.add(s)
+  return c.frequency(by)
+
+
+def quantile_buckets(freq: dict[str, float], quantiles: tuple[float, float] = (1 / 3, 2 / 3)) -> dict[str, int]:
+  """Buckets at frequency quantiles over queries: low <= q_lo < medium <= q_hi < high.
+
+  >>> quantile_buckets({"a": 1, "b": 1, "c": 2, "d": 5, "e": 9, "f": 40})
+  {'a': 2, 'b': 2, 'c': 1, 'd': 1, 'e': 0, 'f': 0}
+  """
+  if not freq:
+    return {}
+  lo, hi = np.quantile(np.fromiter(freq.values(), float), quantiles)
+  return {q: LOW if f <= lo else MEDIUM if f <= hi else HIGH for q, f in freq.items()}
+
+
+def threshold_buckets(freq: dict[str, float], high: float, medium: float) -> dict[str, int]:
+  """High if frequency >= `high`, medium if >= `medium`, else low.
+
+  >>> threshold_buckets({"a": 1, "b": 10, "c": 100}, high=50, medium=5)
+  {'a': 2, 'b': 1, 'c': 0}
+  """
+  if medium > high:
+    raise ValueError(f"medium threshold {medium} above high threshold {high}")
+  return {q: HIGH if f >= high else MEDIUM if f >= medium else LOW for q, f in freq.items()}
+
+
+def dataset_buckets(raw: dict[str, int], dataset: str = "baidu-ultr") -> dict[str, int]:
+  """A dataset's own bucket ids -> high / medium / low (`DATASET_BUCKETS`).
+
+  >>> dataset_buckets({"a": 0, "b": 5, "c": 9})
+  {'a': 0, 'b': 1, 'c': 2}
+  """
+  if dataset not in DATASET_BUCKETS:
+    raise ValueError(f"no bucket map for dataset {dataset!r}; known: {sorted(DATASET_BUCKETS)}")
+  table = DATASET_BUCKETS[dataset]
+  bad = {q: b for q, b in raw.items() if b not in table}
+  if bad:
+    raise ValueError(f"{dataset} bucket ids outside {sorted(table)}: {dict(list(bad.items())[:5])}")
+  return {q: table[b] for q, b in raw.items()}
+
+
+def bucket_name(bucket: int) -> str:
+  return schema.BUCKETS[bucket] if bucket != schema.UNKNOWN_BUCKET else "unknown"
