@@ -104,7 +104,7 @@ def bucket_widths(lengths: np.ndarray, num_buckets: int = 4, multiple: int = 8) 
   The last width holds the longest length, so every pair fits a bucket.
 
   >>> bucket_widths(np.array([10, 20, 30, 40, 60, 100, 120, 128]), num_buckets=4)
-  (24, 40, 104, 128)
+  (32, 64, 120, 128)
   """
   lengths = np.asarray(lengths)
   if lengths.size == 0:
