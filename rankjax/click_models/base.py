@@ -1,0 +1,67 @@
+"""What every click model provides, and the model-independent pieces: likelihood and perplexity.
+
+A click model is a set of pure functions over probability parameters (a dict of arrays):
+
+  init(num_pairs, num_ranks)            -> params
+  click_probs(params, doc, click, mask) -> [N, K] P(C_k = 1 | C_<k), the full conditional
+  sample(key, params, doc, mask)        -> [N, K] simulated clicks
+  relevance(params)                     -> [P] the model's relevance estimate per (query, doc) pair
+  em_step(params, doc, click, mask, s)  -> params   (one EM iteration, s = pseudo-count smoothing)
+  closed_form(doc, click, mask, P, K, s)-> params   (models with a closed-form MLE)
+  propensity(params)                    -> [K] examination probability by rank (position models)
+
+The log-likelihood of a page is sum_k log P(C_k = c_k | C_<k); perplexity at rank k is
+2 ** (-mean_n log2 P(C_k = c_k | C_<k)) and the reported perplexity is its mean over ranks.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+Params = dict[str, jax.Array]
+EPS = 1e-6
+
+
+@dataclasses.dataclass(frozen=True)
+class ClickModel:
+  """One click model's functions (see the module docstring)."""
+
+  name: str
+  init: Callable
+  click_probs: Callable
+  sample: Callable
+  relevance: Callable
+  em_step: Callable | None = None
+  closed_form: Callable | None = None
+  propensity: Callable | None = None
+  fixed: tuple[str, ...] = ()  # parameters gradient fitting leaves at their initial value
+
+  @property
+  def methods(self) -> tuple[str, ...]:
+    return (*(("em",) if self.em_step else ()), *(("counts",) if self.closed_form else ()), "gradient")
+
+
+def log_probs(model: ClickModel, params: Params, doc, click, mask) -> jax.Array:
+  """[N, K] log P(C_k = c_k | C_<k), 0 at masked ranks."""
+  p = jnp.clip(model.click_probs(params, doc, click, mask), EPS, 1 - EPS)
+  return jnp.where(mask, click * jnp.log(p) + (1 - click) * jnp.log1p(-p), 0.0)
+
+
+def segment_mean(values, doc, mask, num_pairs: int, smoothing: float, prior: float = 0.5) -> jax.Array:
+  """Per pair: (sum of `values` over its shown ranks + smoothing * prior) / (count + smoothing)."""
+  w = mask.astype(jnp.float32)
+  num = jax.ops.segment_sum((values * w).ravel(), doc.ravel(), num_segments=num_pairs)
+  den = jax.ops.segment_sum(w.ravel(), doc.ravel(), num_segments=num_pairs)
+  return (num + smoothing * prior) / (den + smoothing)
+
+
+def previous_click_rank(click, mask) -> jax.Array:
+  """[N, K] 1-based rank of the last click above rank k, 0 where there is none."""
+  ranks = jnp.arange(1, click.shape[-1] + 1)
+  clicked = jnp.where((click > 0) & mask, ranks, 0)
+  upto = jax.lax.cummax(clicked, axis=clicked.ndim - 1)
+  return jnp.concatenate([jnp.zeros_like(upto[..., :1]), upto[..., :-1]], axis=-1)

@@ -1,0 +1,67 @@
+"""User browsing model (UBM): examination depends on the rank and on the rank of the previous click.
+
+  P(C_k = 1 | C_<k) = gamma[k, r'] * alpha_{q,d},   r' = rank of the last click above k (0: none)
+
+EM as for PBM, with gamma in place of theta, averaged per (k, r') cell. The position propensity
+reported is gamma[k, 0], the examination of rank k when nothing above it was clicked.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+from rankjax.click_models.base import ClickModel, Params, previous_click_rank, segment_mean
+
+
+def init(num_pairs: int, num_ranks: int) -> Params:
+  return {"gamma": jnp.full((num_ranks, num_ranks), 0.5), "alpha": jnp.full((num_pairs,), 0.5)}
+
+
+def _gamma(params: Params, click, mask) -> jax.Array:
+  k = jnp.arange(click.shape[-1])
+  return params["gamma"][k, previous_click_rank(click, mask)]
+
+
+def click_probs(params: Params, doc, click, mask) -> jax.Array:
+  return _gamma(params, click, mask) * params["alpha"][doc]
+
+
+def em_step(params: Params, doc, click, mask, smoothing: float) -> Params:
+  gamma = _gamma(params, click, mask)
+  alpha = params["alpha"][doc]
+  denom = jnp.maximum(1 - gamma * alpha, 1e-12)
+  post_e = click + (1 - click) * gamma * (1 - alpha) / denom
+  post_a = click + (1 - click) * alpha * (1 - gamma) / denom
+  num_ranks = click.shape[-1]
+  cell = jnp.arange(num_ranks) * num_ranks + previous_click_rank(click, mask)
+  w = mask.astype(jnp.float32)
+  num = jax.ops.segment_sum((post_e * w).ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
+  den = jax.ops.segment_sum(w.ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
+  new_gamma = jnp.where(den > 0, num / jnp.maximum(den, 1), params["gamma"].ravel()).reshape(num_ranks, num_ranks)
+  return {"gamma": new_gamma, "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing)}
+
+
+def sample(key, params: Params, doc, mask) -> jax.Array:
+  doc, mask = jnp.asarray(doc), jnp.asarray(mask)
+  u = jax.random.uniform(key, doc.shape)
+  attract = params["alpha"][doc]
+
+  def step(prev, k):
+    p = params["gamma"][k, prev] * attract[:, k]
+    c = (u[:, k] < p) & mask[:, k]
+    return jnp.where(c, k + 1, prev), c
+
+  _, clicks = jax.lax.scan(step, jnp.zeros(doc.shape[0], jnp.int32), jnp.arange(doc.shape[1]))
+  return clicks.T.astype(jnp.float32)
+
+
+def relevance(params: Params) -> jax.Array:
+  return params["alpha"]
+
+
+def propensity(params: Params) -> jax.Array:
+  return params["gamma"][:, 0]
+
+
+UBM = ClickModel("ubm", init, click_probs, sample, relevance, em_step=em_step, propensity=propensity)
