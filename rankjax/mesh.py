@@ -29,10 +29,11 @@ def maybe_initialize_distributed() -> bool:
   return multi
 
 
-def make_mesh() -> jax.sharding.Mesh:
-  """A 1-D mesh over all devices with axis "data"."""
-  return jax.make_mesh((jax.device_count(),), ("data",),
-                       axis_types=(jax.sharding.AxisType.Auto,))
+def make_mesh(devices=None) -> jax.sharding.Mesh:
+  """A 1-D mesh with axis "data" over `devices` (default: all devices of all hosts)."""
+  devices = jax.devices() if devices is None else devices
+  return jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
+                       devices=devices)
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

@@ -52,10 +52,14 @@ class TrainState:
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
-  """AdamW with linear warmup and cosine decay to 0, after clipping the gradient's global norm."""
+  """AdamW with linear warmup and cosine decay to 0, after clipping the gradient's global norm.
+
+  Runs shorter than the warmup (tests, smoke runs) warm up over all but their last step.
+  """
   opt = config.optimizer
+  warmup = max(min(opt.warmup_steps, config.total_steps - 1), 0)
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, opt.lr, min(opt.warmup_steps, config.total_steps), max(config.total_steps, 1))
+      0.0, opt.lr, warmup, max(config.total_steps, warmup + 1))
   return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
                      optax.adamw(schedule, weight_decay=opt.weight_decay))
 
@@ -92,9 +96,9 @@ def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
   (loss, (model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
   updates, opt_state = tx.update(grads, state.opt_state, state.params)
   params = optax.apply_updates(state.params, updates)
-  measurements = {"loss": loss, "grad_norm": optax.global_norm(grads),
-                  "param_norm": optax.global_norm(params),
-                  "update_norm": optax.global_norm(updates), **aux}
+  measurements = {"loss": loss, "grad_norm": optax.tree.norm(grads),
+                  "param_norm": optax.tree.norm(params),
+                  "update_norm": optax.tree.norm(updates), **aux}
   new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
                             opt_state=opt_state)
   return new_state, measurements

@@ -1,0 +1,62 @@
+"""Tiny datasets and configs for the training tests (not a test module)."""
+
+import importlib.util
+import os
+import pathlib
+import tempfile
+
+import jax
+
+from rankjax.data import store
+
+from test_pipeline import tiny_lists
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+
+# Every run builds fresh jitted functions; a persistent compilation cache shared by the tests
+# (and their subprocesses, through the environment) compiles each distinct program once.
+JAX_CACHE = os.path.join(tempfile.gettempdir(), f"rankjax-test-jax-cache-{os.getuid()}")
+CACHE_ENV = {"JAX_COMPILATION_CACHE_DIR": JAX_CACHE,
+             "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
+jax.config.update("jax_compilation_cache_dir", JAX_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def load_config(name="mslr_mlp", arg="local"):
+  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config(arg)
+
+
+def tiny_dataset(directory, **kwargs):
+  """A prepared dataset with train / validation / test splits of random lists."""
+  return store.write_dataset(directory, name="tiny", splits={
+      "train": tiny_lists(16, seed=0, **kwargs), "validation": tiny_lists(5, seed=1, **kwargs),
+      "test": tiny_lists(6, seed=2, **kwargs)})
+
+
+# The same overrides as --config.<key>=<value> flags for subprocess runs.
+TINY_OVERRIDES = {
+    "total_steps": 6, "log_every": 1, "data.batch_size": 4, "data.list_sizes": (16, 32),
+    "data.num_threads": 0, "model.hidden": 16, "model.num_blocks": 1, "eval.every": 3,
+    "eval.batch_size": 4, "checkpoint.every": 3, "checkpoint.keep": 5,
+}
+
+
+def tiny_config(data_path, **overrides):
+  config = load_config()
+  config.data.path = str(data_path)
+  for key, value in {**TINY_OVERRIDES, **overrides}.items():
+    *parents, leaf = key.split(".")
+    node = config
+    for p in parents:
+      node = node[p]
+    node[leaf] = value
+  return config
+
+
+def flag_overrides(data_path, **overrides):
+  return [f"--config.data.path={data_path}"] + [
+      f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+      for k, v in {**TINY_OVERRIDES, **overrides}.items()]
