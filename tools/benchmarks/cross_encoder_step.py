@@ -1,0 +1,216 @@
+r"""One listwise cross-encoder train step: rankjax (Flax) next to PyTorch HF, same process, same card.
+
+The step: `--lists` lists x `--docs` documents x `--tokens` tokens (16 x 32 x 128 by default), a
+BERT-family encoder with fp32 parameters and bf16 compute, a scalar head on the pooled [CLS],
+softmax cross-entropy over each list against the label distribution p = y / sum(y), AdamW
+(lr 1e-5, weight decay 0.01). Inputs are random non-special token ids at full length (no padding),
+query segment on the first quarter of tokens, labels 0-4 with at least one positive per list.
+
+Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
+  * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
+    (cuDNN flash attention with per-sequence lengths);
+  * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
+    `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
+    torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
+    attention here has none; hidden dropout is 0.1 in both.
+
+Timing: every step ends with `block_until_ready()` / `torch.cuda.synchronize()`; after `--warmup`
+steps, the median of `--steps`. TFLOP/s counts 6 x dense parameters x tokens plus attention
+(12 x layers x T^2 x hidden per sequence); "% peak" divides by a bf16 matmul measured in the same
+run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree across
+rows (same data, comparable init).
+
+Run (GPU, the table goes in the README with the card and date):
+
+  PYTHONPATH=. python tools/benchmarks/cross_encoder_step.py
+
+CPU smoke run (tiny shapes, a few steps; numbers mean nothing):
+
+  PYTHONPATH=. .venv/bin/python tools/benchmarks/cross_encoder_step.py --small
+"""
+
+import argparse
+import datetime
+import functools
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from rankjax.models import bert
+from rankjax.models import cross_encoder
+
+
+def make_data(lists, docs, tokens, vocab, seed=0):
+  rng = np.random.default_rng(seed)
+  ids = rng.integers(1000 if vocab > 2000 else 5, vocab, size=(lists, docs, tokens), dtype=np.int32)
+  types = np.broadcast_to(np.arange(tokens) >= tokens // 4, ids.shape).astype(np.int32)
+  labels = rng.integers(0, 5, size=(lists, docs)).astype(np.float32)
+  labels[:, 0] = np.maximum(labels[:, 0], 1)
+  return {"tokens": ids, "token_types": types, "mask": np.ones((lists, docs), bool),
+          "labels": labels}
+
+
+def step_flops(cfg: bert.BertConfig, seqs: int, tokens: int) -> float:
+  attention = 12 * cfg.num_layers * tokens * tokens * cfg.hidden_size * seqs
+  return 6 * cfg.dense_params * seqs * tokens + attention
+
+
+def timed(step, sync, warmup, steps):
+  """(median seconds, last loss) of `step()` calls after warm-up; `sync(out)` blocks."""
+  for _ in range(warmup):
+    out = sync(step())
+  times = []
+  for _ in range(steps):
+    t = time.perf_counter()
+    out = sync(step())
+    times.append(time.perf_counter() - t)
+  return statistics.median(times), float(out)
+
+
+def bf16_peak(n: int) -> float:
+  """Measured bf16 matmul FLOP/s at n x n x n."""
+  a = jax.random.normal(jax.random.key(0), (n, n), jnp.bfloat16)
+  b = jax.random.normal(jax.random.key(1), (n, n), jnp.bfloat16)
+  f = jax.jit(lambda x, y: x @ y)
+  sec, _ = timed(lambda: f(a, b), lambda o: o.block_until_ready()[0, 0], 2, 10)
+  return 2 * n ** 3 / sec
+
+
+def softmax_ce(scores, labels):
+  p = labels / labels.sum(-1, keepdims=True)
+  return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(scores, axis=-1), axis=-1))
+
+
+def jax_row(size, attention, data, args):
+  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
+  batch = {k: jnp.asarray(v) for k, v in data.items()}
+  params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
+  tx = optax.adamw(1e-5, weight_decay=0.01)
+  state = [params, tx.init(params), jax.random.key(1)]
+
+  @functools.partial(jax.jit, donate_argnums=(0, 1))
+  def step(params, opt_state, rng, batch):
+    rng, dropout = jax.random.split(rng)
+
+    def loss_fn(p):
+      scores = model.apply({"params": p}, batch, train=True, rngs={"dropout": dropout})
+      return softmax_ce(scores, batch["labels"])
+
+    loss, grads = jax.value_and_grad(loss_fn)(params)
+    updates, opt_state = tx.update(grads, opt_state, params)
+    return optax.apply_updates(params, updates), opt_state, rng, loss
+
+  def run():
+    state[0], state[1], state[2], loss = step(*state, batch)
+    return loss
+
+  return timed(run, lambda loss: loss.block_until_ready(), args.warmup, args.steps)
+
+
+def torch_row(cfg, data, args, compiled):
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  device = "cuda" if torch.cuda.is_available() else "cpu"
+  torch.manual_seed(0)
+  hf = transformers.BertConfig(
+      vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
+      num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
+      max_position_embeddings=cfg.max_positions, num_labels=1, hidden_dropout_prob=cfg.dropout,
+      attention_probs_dropout_prob=0.0, attn_implementation="sdpa")
+  model = transformers.BertForSequenceClassification(hf).to(device)
+  model.train()
+  fwd = torch.compile(model) if compiled else model
+  opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01,
+                          fused=device == "cuda")
+  b, l, t = data["tokens"].shape
+  ids = torch.from_numpy(data["tokens"].reshape(b * l, t).astype(np.int64)).to(device)
+  types = torch.from_numpy(data["token_types"].reshape(b * l, t).astype(np.int64)).to(device)
+  attn = torch.ones_like(ids)
+  labels = torch.from_numpy(data["labels"]).to(device)
+  p = labels / labels.sum(-1, keepdim=True)
+
+  def run():
+    with torch.autocast(device, dtype=torch.bfloat16):
+      logits = fwd(input_ids=ids, token_type_ids=types, attention_mask=attn).logits
+    loss = -(p * torch.log_softmax(logits.float().view(b, l), -1)).sum(-1).mean()
+    loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return loss
+
+  def sync(loss):
+    if device == "cuda":
+      torch.cuda.synchronize()
+    return loss.item()
+
+  return timed(run, sync, args.warmup, args.steps)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--sizes", default="bert-base,minilm-l6", help="bert.SIZES names")
+  parser.add_argument("--lists", type=int, default=16)
+  parser.add_argument("--docs", type=int, default=32)
+  parser.add_argument("--tokens", type=int, default=128)
+  parser.add_argument("--warmup", type=int, default=5)
+  parser.add_argument("--steps", type=int, default=30)
+  parser.add_argument("--peak_n", type=int, default=8192)
+  parser.add_argument("--remat", action="store_true", help="rematerialise layers (rankjax)")
+  parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--small", action="store_true",
+                      help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
+  args = parser.parse_args()
+  if args.small:
+    args.sizes, args.lists, args.docs, args.tokens = "tiny,minilm-l6", 2, 4, 32
+    args.warmup, args.steps, args.peak_n = 1, 3, 512
+
+  backend = jax.default_backend()
+  attentions = ["xla", "cudnn"] if backend == "gpu" else ["xla"]
+  peak = bf16_peak(args.peak_n)
+  header = (f"{datetime.date.today()} {jax.devices()[0].device_kind} ({backend}), jax "
+            f"{jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
+            f"measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s ({args.peak_n}^3)")
+  try:
+    import torch  # pylint: disable=g-import-not-at-top
+    header += f", torch {torch.__version__}"
+    have_torch = not args.no_torch
+  except ImportError:
+    have_torch = False
+    header += ", torch not installed"
+  print(header, flush=True)
+
+  rows = []
+  for size in args.sizes.split(","):
+    cfg = bert.SIZES[size]
+    data = make_data(args.lists, args.docs, args.tokens, cfg.vocab_size)
+    flops = step_flops(cfg, args.lists * args.docs, args.tokens)
+    runs = [(f"rankjax, {a} attention", functools.partial(jax_row, size, a, data, args))
+            for a in attentions]
+    if have_torch:
+      runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
+                functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]
+    for name, fn in runs:
+      print(f"  {size}: {name} ...", flush=True)
+      try:
+        sec, loss = fn()
+      except Exception as e:  # pylint: disable=broad-except  (a failing peer must not hide the rest)
+        rows.append((size, name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
+        continue
+      seqs = args.lists * args.docs / sec
+      rows.append((size, name, f"{sec * 1e3:.1f} ms | {seqs:,.0f} | {flops / sec / 1e12:.3g} | "
+                               f"{flops / sec / peak:.0%} | {loss:.3f}"))
+
+  print(f"\n{header}\n")
+  print("| encoder | implementation | step | seq/s | TFLOP/s | % bf16 peak | loss |")
+  print("|---|---|---|---|---|---|---|")
+  for size, name, cells in rows:
+    print(f"| {size} | {name} | {cells} |")
+  print(f"\n(median of {args.steps} timed steps after {args.warmup} warm-up)")
+
+
+if __name__ == "__main__":
+  main()
