@@ -161,6 +161,7 @@ def test_right_padding_does_not_change_real_positions():
                              atol=1e-5)
 
 
+@pytest.mark.slow
 def test_remat_same_values_and_gradients():
   tokens = _tokens(np.random.default_rng(2))
   params = _init(bert.SIZES["tiny"], tokens)

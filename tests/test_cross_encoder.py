@@ -72,6 +72,7 @@ def test_documents_are_scored_independently(tiny):
                              base[:, [1, 0, 2, 3]], atol=1e-5)
 
 
+@pytest.mark.slow
 def test_gradients_reach_every_parameter(tiny):
   model, params = tiny
   batch = _batch()
@@ -198,3 +199,14 @@ def test_minilm_loads_and_scores():
   assert float(np.abs(params["bert"]["encoder"]["layer_5"]["output"]["dense"]["kernel"]).max()) > 0
   scores = np.asarray(model.apply({"params": params}, batch))
   assert np.isfinite(scores).all() and scores.shape == (2, 4)
+
+
+def test_load_pretrained_under_jit(tmp_path, tiny):
+  """The trainer initialises (and so loads) inside `jax.jit`: the checkpoint becomes constants."""
+  config = _write_checkpoint(tmp_path, tiny[1], prefix="bert.")
+  model = cross_encoder.Model(hf_dir=config["hf_dir"])
+  init = lambda: cross_encoder.load_pretrained(
+      model.init(jax.random.key(7), _batch())["params"], config)
+  params = jax.jit(init)()
+  np.testing.assert_array_equal(params["bert"]["pooler"]["dense"]["kernel"],
+                                tiny[1]["bert"]["pooler"]["dense"]["kernel"])
