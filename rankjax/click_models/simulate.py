@@ -1,0 +1,146 @@
+"""Simulated click logs from labelled lists: for scale benchmarks and controlled tests (not real users).
+
+A session draws a query with Zipf frequencies (the query at popularity rank i has probability
+proportional to i ** -zipf), a logging ranker orders the query's documents, the top `list_size`
+are shown, and a click model clicks:
+
+  attractiveness  alpha = noise + (1 - noise) * (2 ** y - 1) / (2 ** y_max - 1), y the graded label,
+                  then, with `doc_quality` > 0, logit(alpha) += q_d, q_d ~ N(0, doc_quality) per doc
+  PBM             examination theta_k = k ** -eta
+  UBM             gamma[k, r'] = (k - r') ** -eta after a click at r', theta_k with no click above
+  DBN             satisfaction sigma = alpha, continuation `gamma`
+
+Logging rankers: "noisy-label" (y + N(0, logger_noise), drawn per session, so documents move
+between ranks), "fixed-noisy-label" (noise drawn once per query), "random", or "feature:j" (the
+j-th feature, 0-based, ties broken at random).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from rankjax.click_models.base import Params
+from rankjax.click_models.log import ClickLog
+from rankjax.click_models import dbn, pbm, ubm
+from rankjax.data import schema
+
+SAMPLERS = {"pbm": pbm.sample, "ubm": ubm.sample, "dbn": dbn.sample}
+
+
+@dataclasses.dataclass
+class SimulatedLog:
+  """A simulated log: the click arrays, the query of each session, and the true parameters."""
+
+  log: ClickLog
+  query: np.ndarray  # int32 [N], index into `qids`
+  qids: list[str]
+  labels: np.ndarray  # float32 [P], the graded label of each (query, doc) pair
+  truth: Params  # the click model's parameters (numpy), per rank and per pair
+  config: dict
+
+  def records(self) -> Iterator[dict]:
+    """Generic-layout records (`rankjax.data.readers.generic`), one per session."""
+    pairs, log = self.log.pairs, self.log
+    for n in range(log.num_sessions):
+      m = log.mask[n]
+      docs = [pairs[i][1] for i in log.doc[n][m]]
+      yield {"session_id": str(n), "query_id": self.qids[self.query[n]], "doc_ids": docs,
+             "ranks": (np.flatnonzero(m) + 1).tolist(), "clicks": log.click[n][m].astype(int).tolist(),
+             "labels": self.labels[log.doc[n][m]].tolist()}
+
+
+def attractiveness(labels: np.ndarray, noise: float, max_label: float) -> np.ndarray:
+  """alpha = noise + (1 - noise) * (2^y - 1) / (2^y_max - 1), y clipped to [0, y_max].
+
+  >>> attractiveness(np.array([0., 2., 4.]), noise=0.1, max_label=4).astype(float).round(3).tolist()
+  [0.1, 0.28, 1.0]
+  """
+  y = np.clip(labels, 0, max_label)
+  return (noise + (1 - noise) * (2.0 ** y - 1) / (2.0 ** max_label - 1)).astype(np.float32)
+
+
+def _logger_scores(rng, lst: schema.RankingList, n: int, logger: str, logger_noise: float,
+                   fixed: np.ndarray | None) -> np.ndarray:
+  """[n, len(lst)] logging-ranker scores for n sessions of one query."""
+  y = np.nan_to_num(lst.labels["human"])
+  if logger == "noisy-label":
+    return y + rng.normal(0, logger_noise, (n, len(y)))
+  if logger == "fixed-noisy-label":
+    return np.broadcast_to(fixed, (n, len(y)))
+  if logger == "random":
+    return rng.random((n, len(y)))
+  if logger.startswith("feature:"):
+    j = int(logger.split(":", 1)[1])
+    if lst.features is None or j >= lst.features.shape[1]:
+      raise ValueError(f"logger {logger!r}: list {lst.qid!r} has no feature {j}")
+    return lst.features[:, j] + 1e-6 * rng.random((n, len(y)))
+  raise ValueError(f"unknown logger {logger!r}: noisy-label, fixed-noisy-label, random, feature:J")
+
+
+def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str = "pbm", list_size: int = 10,
+             zipf: float = 1.1, eta: float = 1.0, noise: float = 0.1, gamma: float = 0.9,
+             doc_quality: float = 0.0, logger: str = "noisy-label", logger_noise: float = 1.0,
+             max_label: float | None = None, seed: int = 0, chunk: int = 200_000) -> SimulatedLog:
+  """Simulates `sessions` result pages over labelled `lists` (human labels required).
+
+  Returns:
+    The log, with `truth`: theta [K] (PBM), gamma [K, K] (UBM) or gamma (DBN), and alpha (and
+    sigma for DBN) per (query, doc) pair.
+  """
+  if model not in SAMPLERS:
+    raise ValueError(f"unknown click model {model!r} for simulation; known: {sorted(SAMPLERS)}")
+  lists = [x for x in lists if "human" in x.labels and len(x)]
+  if not lists:
+    raise ValueError("no list with human labels to simulate from")
+  rng = np.random.default_rng(seed)
+  max_label = max_label if max_label is not None else max(float(np.nanmax(x.labels["human"])) for x in lists)
+  offsets = np.cumsum([0] + [len(x) for x in lists])
+  pairs = [(x.qid, d) for x in lists for d in x.doc_ids]
+  labels = np.concatenate([np.nan_to_num(x.labels["human"]) for x in lists]).astype(np.float32)
+  alpha = attractiveness(labels, noise, max_label)
+  if doc_quality > 0:
+    docs = sorted({d for _, d in pairs})
+    effect = dict(zip(docs, rng.normal(0, doc_quality, len(docs))))
+    logit = np.log(np.clip(alpha, 1e-4, 1 - 1e-4)) - np.log1p(-np.clip(alpha, 1e-4, 1 - 1e-4))
+    alpha = (1 / (1 + np.exp(-(logit + np.array([effect[d] for _, d in pairs]))))).astype(np.float32)
+  k = np.arange(1, list_size + 1, dtype=np.float32)
+  if model == "pbm":
+    truth = {"theta": k ** -eta, "alpha": alpha}
+  elif model == "ubm":
+    dist = k[:, None] - np.arange(list_size)[None, :]  # rank - previous click rank
+    g = np.where(dist > 0, np.maximum(dist, 1) ** -eta, 0.0).astype(np.float32)
+    g[:, 0] = k ** -eta
+    truth = {"gamma": g, "alpha": alpha}
+  else:
+    truth = {"alpha": alpha, "sigma": alpha.copy(), "gamma": np.float32(gamma)}
+
+  popularity = rng.permutation(len(lists))
+  p = np.arange(1, len(lists) + 1, dtype=np.float64) ** -zipf
+  query = popularity[rng.choice(len(lists), size=sessions, p=p / p.sum())].astype(np.int32)
+  fixed = [x.labels["human"] + rng.normal(0, logger_noise, len(x)) for x in lists] \
+      if logger == "fixed-noisy-label" else [None] * len(lists)
+  doc = np.zeros((sessions, list_size), np.int32)
+  mask = np.zeros((sessions, list_size), bool)
+  for q in np.unique(query):
+    rows = np.flatnonzero(query == q)
+    scores = _logger_scores(rng, lists[q], len(rows), logger, logger_noise, fixed[q])
+    top = np.argsort(-scores, axis=1, kind="stable")[:, :list_size]
+    doc[rows, :top.shape[1]] = offsets[q] + top
+    mask[rows, :top.shape[1]] = True
+  click = np.zeros((sessions, list_size), np.float32)
+  params = {name: jnp.asarray(v) for name, v in truth.items()}
+  key = jax.random.key(seed)
+  sample = jax.jit(SAMPLERS[model])
+  for start in range(0, sessions, chunk):
+    sl = slice(start, start + chunk)
+    click[sl] = np.asarray(sample(jax.random.fold_in(key, start), params, doc[sl], mask[sl]))
+  config = {"simulated": True, "sessions": sessions, "model": model, "list_size": list_size, "zipf": zipf,
+            "eta": eta, "noise": noise, "gamma": gamma, "doc_quality": doc_quality, "logger": logger,
+            "logger_noise": logger_noise, "max_label": max_label, "seed": seed}
+  return SimulatedLog(ClickLog(doc, click, mask, pairs), query, [x.qid for x in lists], labels,
+                      {name: np.asarray(v) for name, v in truth.items()}, config)
