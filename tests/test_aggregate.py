@@ -69,3 +69,25 @@ def test_real_logs_aggregate_every_impression_and_click(shared_data):
   with_human = [x for x in lists if "human" in x.labels]
   assert len(with_human) > len(lists) / 2 and all(x.doc_texts is not None for x in lists)
   assert not math.isnan(sum(float(x.extras["mean_dwell"].sum()) for x in lists))
+
+
+def test_prepare_cli_writes_a_dataset_the_store_reads(tmp_path, capsys):
+  import json
+
+  from rankjax.data import store
+  from rankjax.data.__main__ import in_test_split, main
+
+  main(["prepare", "--format", "tiangong-st", str(FIX / "tiangong_st_sample.xml"),
+        "--labels", str(FIX / "tiangong_st_labels.txt"), "--queries", str(FIX / "tiangong_st_queries.json"),
+        "--output", str(tmp_path), "--name", "tiangong_fixture", "--test-fraction", "0", "--quiet"])
+  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert out["lists"] == {"train": 3, "test": 0} and out["read"]["skipped"] == 2
+  split = store.open_split(out["path"], "train")
+  records = {split[i]["qid"].decode(): split[i] for i in range(len(split))}
+  assert set(records) == {"q1", "q2", "q3"}
+  q1 = records["q1"]
+  # q1 was shown twice (10 then 7 results): d10 at rank 1 both times, clicked once.
+  k = [d.decode() for d in q1["doc_ids"]].index("d10")
+  assert q1["extra_impressions"][k] == 2 and q1["label_click"][k] == 0.5 and q1["position"][k] == 1
+  assert np.isnan(q1["label_human"]).all() and np.isfinite(records["q2"]["label_human"]).all()
+  assert in_test_split("q1", 1.0) and not in_test_split("q1", 0.0)

@@ -176,8 +176,13 @@ def bucket_summary(agg: ClickAggregator, buckets: dict[str, int], freq: dict[str
 
 
 def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
-                    bucket: int = schema.UNKNOWN_BUCKET) -> schema.RankingList:
-  """One query's aggregated list (see the module docstring for its fields)."""
+                    bucket: int = schema.UNKNOWN_BUCKET, with_human: bool = False,
+                    with_texts: bool = False) -> schema.RankingList:
+  """One query's aggregated list (see the module docstring for its fields).
+
+  `with_human` / `with_texts` give every list a "human" label (all NaN if none) and doc_texts
+  ("" if none), so that all lists of a dataset have the same fields.
+  """
   docs = agg.pairs[qid]
   info = agg.queries[qid]
   order = sorted(docs, key=lambda d: (docs[d].mean_position, d))
@@ -187,7 +192,7 @@ def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
   ctr = clicks / np.maximum(impressions, 1)
   labels = {"click": ctr}
   human = np.array([p.label for p in stats], np.float32)
-  if np.isfinite(human).any():
+  if with_human or np.isfinite(human).any():
     labels["human"] = human
   global_ctr = np.array([agg.doc_clicks[d] / max(agg.doc_impressions[d], 1) for d in order], np.float32)
   extras = {
@@ -201,7 +206,7 @@ def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
       qid=qid, doc_ids=order, labels=labels,
       positions=np.array([p.mode_position for p in stats], np.int32),
       query_freq=float(query_freq), bucket=bucket, query=info.text,
-      doc_texts=texts if any(texts) else None, extras=extras)
+      doc_texts=texts if with_texts or any(texts) else None, extras=extras)
 
 
 def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", bucket_method: str = "quantile",
@@ -213,10 +218,16 @@ def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", bucket_
     freq_by: how query frequency is counted (`frequency.FREQ_BY`).
     bucket_method: "quantile", "threshold" or "dataset" (see `buckets_for`); `bucket_kw` go to it.
     keep: optional predicate on query ids (e.g. a train / test split).
+
+  Every list gets the same fields: a "human" label if any pair in the log has one, doc_texts if
+  any document has a text.
   """
   freq = agg.freq.frequency(freq_by)
   buckets = buckets_for(agg, freq, bucket_method, **bucket_kw)
+  pairs = [p for docs in agg.pairs.values() for p in docs.values()]
+  with_human = any(not math.isnan(p.label) for p in pairs)
+  with_texts = any(p.text for p in pairs)
   for qid in agg.pairs:
     if keep is None or keep(qid):
-      yield to_ranking_list(agg, qid, query_freq=freq.get(qid, 0.0),
-                            bucket=buckets.get(qid, schema.UNKNOWN_BUCKET))
+      yield to_ranking_list(agg, qid, query_freq=freq.get(qid, 0.0), bucket=buckets.get(qid, schema.UNKNOWN_BUCKET),
+                            with_human=with_human, with_texts=with_texts)
