@@ -146,8 +146,8 @@ def test_config_errors(tmp_path):
       "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))
   with pytest.raises(ValueError, match="disagrees"):
     cross_encoder.Model(hf_dir=str(tmp_path), num_layers=4).init(jax.random.key(0), batch)
-  with pytest.raises(ValueError, match="needs model_config.hf_dir"):
-    cross_encoder.load_pretrained({}, {"hf_dir": None})
+  params = {"bert": {"x": np.ones(2)}}
+  assert cross_encoder.load_pretrained(params, {"size": "tiny"}) is params
 
 
 def _write_checkpoint(tmp_path, params, prefix="", drop=None):
@@ -210,3 +210,41 @@ def test_load_pretrained_under_jit(tmp_path, tiny):
   params = jax.jit(init)()
   np.testing.assert_array_equal(params["bert"]["pooler"]["dense"]["kernel"],
                                 tiny[1]["bert"]["pooler"]["dense"]["kernel"])
+
+
+@pytest.mark.slow
+def test_trains_end_to_end_with_the_engine(tmp_path):
+  """Text lists -> PairTokenizer -> prepared dataset -> `train.train_and_evaluate`, 4 steps."""
+  import importlib.util  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  from rankjax import text, train  # pylint: disable=g-import-not-at-top
+  from rankjax.data import schema, store  # pylint: disable=g-import-not-at-top
+
+  words = [f"w{i}" for i in range(40)]
+  vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
+  transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(
+      str(tmp_path / "tok"))
+  tok = text.PairTokenizer.from_dir(tmp_path / "tok", max_query_tokens=4, max_tokens=16)
+  rng = np.random.default_rng(0)
+
+  def lists(n):
+    for q in range(n):
+      k = int(rng.integers(3, 7))
+      docs = [" ".join(rng.choice(words, int(rng.integers(1, 12)))) for _ in range(k)]
+      yield tok(schema.RankingList(f"q{q}", [f"d{i}" for i in range(k)],
+                                   labels={"human": rng.integers(0, 3, k)},
+                                   query=" ".join(rng.choice(words, 3)), doc_texts=docs))
+
+  path = store.write_dataset(tmp_path / "data", name="toy_text",
+                             splits={"train": lists(16), "test": lists(4)})
+  spec = importlib.util.spec_from_file_location("mslr_mlp", "configs/mslr_mlp.py")
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  config = module.get_config("local")
+  config.data.path, config.data.list_sizes, config.data.batch_size = str(path), (8,), 4
+  config.model = {"name": "cross_encoder", "size": "tiny", "dropout": 0.1}
+  config.total_steps = config.eval.every = config.checkpoint.every = 4
+  config.eval.splits, config.checkpoint.best_metric = ("test",), "test/ndcg@10/all"
+  out = train.train_and_evaluate(config, tmp_path / "work")
+  assert out["step"] == 4
+  assert 0 < out["eval"]["test"]["ndcg@10"]["all"] <= 1

@@ -120,13 +120,14 @@ def load_pretrained(params: Mapping, model_config: Mapping) -> dict:
     model_config: the config's model section (as given to `Model`).
 
   Returns:
-    The same tree with the "bert" subtree read from model.safetensors (as numpy arrays, in the
-    random init's dtypes); the classifier head is kept. Checkpoints of `BertModel` ("embeddings...")
-    and of `BertFor*` heads ("bert.embeddings...") both load.
+    `params` itself when hf_dir is None (random init). Else the same tree with the "bert" subtree
+    read from model.safetensors (numpy arrays in the random init's dtypes; the classifier head is
+    kept). Checkpoints of `BertModel` ("embeddings...") and of `BertFor*` ("bert.embeddings...")
+    both load. Works inside `jax.jit` (the checkpoint becomes constants), as the trainer calls it.
   """
   hf_dir = model_config.get("hf_dir")
-  if hf_dir is None:
-    raise ValueError("load_pretrained needs model_config.hf_dir (a local HF model directory)")
+  if hf_dir is None:  # a random-init config (`size`): the trainer calls this for every model
+    return params
   if "bert" not in params and "params" in params:
     return {**params, "params": load_pretrained(params["params"], model_config)}
   tensors = hf_weights.read_safetensors(hf_dir)
