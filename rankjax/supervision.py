@@ -28,7 +28,20 @@ def no_weights(batch, config):
   return None
 
 
-WEIGHTS: dict[str, Callable] = {"none": no_weights}
+def ips_pbm(batch, config):
+  """Inverse propensity weights theta_1 / theta_position for click labels (IPS with PBM propensities).
+
+  theta is the examination probability per rank, rank 1 first, from a position-based click model
+  (`config.supervision.propensities`, e.g. `rankjax.click_models.fit(PBM, log).params["theta"]`);
+  the relative propensity is clipped below at `config.supervision.ips_clip` (default 0.01). Unknown
+  positions (0) weigh as rank 1, ranks past the last as the last.
+  """
+  theta = jnp.asarray(config.supervision.propensities, jnp.float32)
+  k = jnp.clip(batch["position"] - 1, 0, theta.shape[0] - 1)
+  return 1.0 / jnp.maximum(theta[k] / theta[0], config.supervision.get("ips_clip", 0.01))
+
+
+WEIGHTS: dict[str, Callable] = {"none": no_weights, "ips_pbm": ips_pbm}
 
 
 def labels_and_where(batch, source: str):
