@@ -149,9 +149,11 @@ class SelfAttention(nn.Module):
     n, t, h = x.shape
     heads = lambda y: y.reshape(n, t, cfg.num_heads, h // cfg.num_heads)
     q, k, v = (heads(_dense(cfg, h, name)(x)) for name in ("query", "key", "value"))
+    impl = _attention_impl(cfg)
     y = jax.nn.dot_product_attention(q, k, v, query_seq_lengths=lengths,
-                                     key_value_seq_lengths=lengths,
-                                     implementation=_attention_impl(cfg))
+                                     key_value_seq_lengths=lengths, implementation=impl)
+    if impl == "cudnn":  # XLA zeroes rows past the length; make that explicit for cuDNN too
+      y = jnp.where((jnp.arange(t) < lengths[:, None])[:, :, None, None], y, 0)
     return y.reshape(n, t, h)
 
 
