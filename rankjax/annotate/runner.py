@@ -23,7 +23,22 @@ from rankjax.annotate import store as store_lib
 from rankjax.annotate.tasks import Result, Task
 from rankjax.data.schema import RankingList
 
-__all__ = ["Task", "Result", "Summary", "truncate_words", "make_tasks", "annotate"]
+__all__ = ["Task", "Result", "Summary", "lists_from_log", "truncate_words", "make_tasks",
+           "annotate"]
+
+
+def lists_from_log(fmt: str, files: Sequence[str], *, progress: bool = False,
+                   **options) -> tuple[list[RankingList], dict]:
+  """One `RankingList` per query of click logs (`readers.FORMATS`), with query and document text,
+  CTR, human labels where the log has them and frequency buckets; and the read summary."""
+  from rankjax.data import aggregate  # pylint: disable=g-import-not-at-top
+  from rankjax.data import readers  # pylint: disable=g-import-not-at-top
+  summary = readers.ReadSummary()
+  agg = aggregate.ClickAggregator()
+  for s in tqdm.tqdm(readers.read_sessions(fmt, files, summary, **options), desc="sessions",
+                     unit="", disable=not progress):
+    agg.add(s)
+  return list(aggregate.to_ranking_lists(agg)), summary.as_dict()
 
 
 def truncate_words(text: str, max_words: int | None) -> str:
