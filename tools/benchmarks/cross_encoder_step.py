@@ -8,7 +8,9 @@ query segment on the first quarter of tokens, labels 0-4 with at least one posit
 
 Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
-    (cuDNN flash attention with per-sequence lengths);
+    (cuDNN flash attention with per-sequence lengths); each with dropout masks drawn from jax's
+    default threefry keys and from "rbg" keys (`jax.random.key(seed, impl="rbg")`, much cheaper
+    bits on GPU; the trainer can opt in with `jax_default_prng_impl=rbg`);
   * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
     `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
     torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
@@ -85,12 +87,12 @@ def softmax_ce(scores, labels):
   return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(scores, axis=-1), axis=-1))
 
 
-def jax_row(size, attention, data, args):
+def jax_row(size, attention, prng, data, args):
   model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
   batch = {k: jnp.asarray(v) for k, v in data.items()}
   params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
   tx = optax.adamw(1e-5, weight_decay=0.01)
-  state = [params, tx.init(params), jax.random.key(1)]
+  state = [params, tx.init(params), jax.random.key(1, impl=prng)]
 
   @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(params, opt_state, rng, batch):
@@ -188,8 +190,9 @@ def main():
     cfg = bert.SIZES[size]
     data = make_data(args.lists, args.docs, args.tokens, cfg.vocab_size)
     flops = step_flops(cfg, args.lists * args.docs, args.tokens)
-    runs = [(f"rankjax, {a} attention", functools.partial(jax_row, size, a, data, args))
-            for a in attentions]
+    runs = [(f"rankjax, {a} attention, {p} dropout PRNG",
+             functools.partial(jax_row, size, a, p, data, args))
+            for a in attentions for p in ("threefry2x32", "rbg")]
     if have_torch:
       runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
                 functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]
