@@ -62,75 +62,103 @@ def parse_seconds(value: str | None) -> float:
 
 
 class _Handler:
-  """expat callbacks that assemble one session at a time into `self.done`."""
+  """expat callbacks that assemble one session at a time into `self.done`.
+
+  Hot path: one dict lookup per element; a field is taken only from a direct child of the open
+  session / interaction / result / click (tracked by depth), so e.g. the `<query>` of a TREC
+  `<currentquery>` is not an interaction's query.
+  """
 
   def __init__(self, parser, path: str, dialect: Dialect, summary: ReadSummary,
                labels: dict | None, queries: dict | None):
     self.p, self.path, self.d, self.summary = parser, path, dialect, summary
     self.labels, self.queries = labels, queries
-    self.stack: list[str] = []
     self.text: list[str] = []
     self.done: list[Session] = []
     self.session = self.inter = self.result = self.click = None
+    self.depth = self.session_depth = self.inter_depth = self.result_depth = self.click_depth = 0
+    self.starts = {"session": self._start_session, "topic": self._start_topic,
+                   "interaction": self._start_interaction, "result": self._start_result,
+                   "click": self._start_click}
+    self.ends = {"session": self._end_session, "interaction": self._end_interaction,
+                 "result": self._end_result, "click": self._end_click, "rank": self._end_click_rank,
+                 "query": self._end_query}
+    if dialect.query_id_tag:
+      self.ends[dialect.query_id_tag] = self._end_query_id
+    for tag in dialect.text_tags:
+      self.ends[tag] = lambda tag=tag: self._end_result_text(tag)
+    for tag in dialect.doc_tags:
+      self.ends[tag] = self._end_doc
 
   def where(self) -> str:
     return f"{self.path}:{self.p.CurrentLineNumber}"
 
   def start(self, name, attrs):
-    parent = self.stack[-1] if self.stack else None
-    self.stack.append(name)
+    self.depth += 1
     self.text.clear()
-    if name == "session":
-      self.session = {"num": attrs.get("num", ""), "where": self.where(), "topic": None, "inters": []}
-    elif self.session is None:
-      return
-    elif name == "topic" and parent == "session":
-      self.session["topic"] = attrs.get("num")
-    elif name == "interaction" and parent == "session":
-      self.inter = {"where": self.where(), "query": None, "qid": None, "docs": [], "ranks": [],
-                    "texts": [], "clicks": []}
-    elif self.inter is None:
-      return
-    elif name == "result" and parent == "results":
-      self.result = {"rank": attrs.get("rank"), "doc": None, "where": self.where()}
-    elif name == "click" and parent == "clicked":
-      self.click = {"rank": None, "doc": None,
-                    "dwell": parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))}
-
-  def chars(self, data):
-    self.text.append(data)
+    fn = self.starts.get(name)
+    if fn is not None:
+      fn(attrs)
 
   def end(self, name):
-    text = "".join(self.text).strip()
-    self.text.clear()
-    self.stack.pop()
-    parent = self.stack[-1] if self.stack else None
-    if self.inter is not None:
-      if parent == "result" and self.result is not None:
-        if name in self.d.doc_tags:
-          self.result["doc"] = text
-        elif name in self.d.text_tags:
-          self.result[name] = text
-      elif parent == "click" and self.click is not None:
-        if name == "rank":
-          self.click["rank"] = text
-        elif name in self.d.doc_tags:
-          self.click["doc"] = text
-      elif parent == "interaction":
-        if name == "query":
-          self.inter["query"] = text
-        elif name == self.d.query_id_tag:
-          self.inter["qid"] = text
-      if name == "result" and self.result is not None:
-        self._end_result()
-      elif name == "click" and self.click is not None:
-        self._end_click()
-      elif name == "interaction":
-        self._end_interaction()
-    if name == "session" and self.session is not None:
-      self._end_session()
+    fn = self.ends.get(name)
+    if fn is not None:
+      fn()
+    self.depth -= 1
+
+  def _text(self) -> str:
+    return "".join(self.text).strip()
+
+  def _start_session(self, attrs):
+    self.session = {"num": attrs.get("num", ""), "where": self.where(), "topic": None, "inters": []}
+    self.session_depth = self.depth
+
+  def _start_topic(self, attrs):
+    if self.session is not None and self.depth == self.session_depth + 1:
+      self.session["topic"] = attrs.get("num")
+
+  def _start_interaction(self, attrs):
+    if self.session is not None and self.depth == self.session_depth + 1:
+      self.inter = {"where": self.where(), "query": None, "qid": None, "docs": [], "ranks": [],
+                    "texts": [], "clicks": []}
+      self.inter_depth = self.depth
+
+  def _start_result(self, attrs):  # interaction > results > result
+    if self.inter is not None and self.depth == self.inter_depth + 2:
+      self.result = {"rank": attrs.get("rank"), "doc": None, "where": self.where()}
+      self.result_depth = self.depth
+
+  def _start_click(self, attrs):  # interaction > clicked > click
+    if self.inter is not None and self.depth == self.inter_depth + 2:
+      self.click = {"rank": None, "doc": None,
+                    "dwell": parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))}
+      self.click_depth = self.depth
+
+  def _end_query(self):
+    if self.inter is not None and self.depth == self.inter_depth + 1:
+      self.inter["query"] = self._text()
+
+  def _end_query_id(self):
+    if self.inter is not None and self.depth == self.inter_depth + 1:
+      self.inter["qid"] = self._text()
+
+  def _end_result_text(self, tag):
+    if self.result is not None and self.depth == self.result_depth + 1:
+      self.result[tag] = self._text()
+
+  def _end_doc(self):
+    if self.result is not None and self.depth == self.result_depth + 1:
+      self.result["doc"] = self._text()
+    elif self.click is not None and self.depth == self.click_depth + 1:
+      self.click["doc"] = self._text()
+
+  def _end_click_rank(self):
+    if self.click is not None and self.depth == self.click_depth + 1:
+      self.click["rank"] = self._text()
 
   def _end_result(self):
+    if self.result is None or self.depth != self.result_depth:
+      return
     r, self.result = self.result, None
     try:
       rank = int(r["rank"])
@@ -145,6 +173,8 @@ class _Handler:
     self.inter["texts"].append(" ".join(r[t] for t in self.d.text_tags if r.get(t)))
 
   def _end_click(self):
+    if self.click is None or self.depth != self.click_depth:
+      return
     c, self.click = self.click, None
     rank = None
     if c["rank"] is not None:
@@ -159,6 +189,8 @@ class _Handler:
     self.inter["clicks"].append((rank, c["doc"], c["dwell"]))
 
   def _end_interaction(self):
+    if self.inter is None or self.depth != self.inter_depth:
+      return
     i, self.inter = self.inter, None
     qid = i["qid"] if self.d.query_id_tag else i["query"]
     if not qid:
@@ -177,6 +209,8 @@ class _Handler:
       self.session["inters"].append(it)
 
   def _end_session(self):
+    if self.session is None or self.depth != self.session_depth:
+      return
     s, self.session = self.session, None
     if not s["inters"]:
       self.summary.skip("empty_session", s["where"], f"session {s['num']!r} has no usable interaction")
@@ -210,7 +244,7 @@ def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Di
   p.EntityDeclHandler = _forbid("ENTITY")
   p.ExternalEntityRefHandler = _forbid("external entity")
   h = _Handler(p, path, dialect, summary, labels, queries)
-  p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.chars
+  p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.text.append
   summary.files += 1
   with open(path, "rb") as f:
     while True:
