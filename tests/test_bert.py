@@ -50,7 +50,8 @@ def _mean_pooled_cosine(hf_dir, dtype):
   tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
   enc = tok(SENTENCES, padding=True, return_tensors="np")
   cfg = bert.BertConfig(**bert.hf_config(hf_dir), dtype=dtype)
-  ids, types = jnp.asarray(enc["input_ids"], jnp.int32), jnp.asarray(enc["token_type_ids"], jnp.int32)
+  ids = jnp.asarray(enc["input_ids"], jnp.int32)
+  types = jnp.asarray(enc["token_type_ids"], jnp.int32)
   shapes = jax.eval_shape(bert.Bert(cfg).init, jax.random.key(0), ids, types)["params"]
   params, unused = hf_weights.load_torch_layout(shapes, hf_weights.read_safetensors(hf_dir))
   assert unused == ["embeddings.position_ids", "pooler.dense.bias", "pooler.dense.weight"]
@@ -107,8 +108,9 @@ def test_torch_layout_round_trip_and_legacy_names():
   tokens = _tokens(np.random.default_rng(0))
   params = _init(cfg, tokens)
   state = _to_torch_layout(params)
-  state = {k.replace("LayerNorm.weight", "LayerNorm.gamma").replace("LayerNorm.bias", "LayerNorm.beta")
-           if k.startswith("encoder.layer.1.") else k: v for k, v in state.items()}
+  legacy = lambda k: k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
+      "LayerNorm.bias", "LayerNorm.beta")
+  state = {legacy(k) if k.startswith("encoder.layer.1.") else k: v for k, v in state.items()}
   fresh = bert.Bert(cfg).init(jax.random.key(1), tokens, jnp.zeros_like(tokens))["params"]
   loaded, unused = hf_weights.load_torch_layout(fresh, state)
   assert unused == []
@@ -137,7 +139,8 @@ def test_read_safetensors_single_and_sharded(tmp_path):
   safetensors_np.save_file(a, sharded / "model-00001-of-00002.safetensors")
   safetensors_np.save_file(b, sharded / "model-00002-of-00002.safetensors")
   (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-      "x.weight": "model-00001-of-00002.safetensors", "y.bias": "model-00002-of-00002.safetensors"}}))
+      "x.weight": "model-00001-of-00002.safetensors",
+      "y.bias": "model-00002-of-00002.safetensors"}}))
   for d in (single, sharded):
     got = hf_weights.read_safetensors(d)
     assert sorted(got) == ["x.weight", "y.bias"]

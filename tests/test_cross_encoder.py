@@ -172,7 +172,8 @@ def test_load_pretrained_replaces_encoder_keeps_head(tmp_path, tiny, prefix):
   loaded = cross_encoder.load_pretrained(fresh, config)["params"]  # the variables dict works too
   jax.tree.map(np.testing.assert_array_equal, loaded["bert"],
                jax.tree.map(np.asarray, source["bert"]))
-  np.testing.assert_array_equal(loaded["classifier"]["kernel"], fresh["params"]["classifier"]["kernel"])
+  np.testing.assert_array_equal(loaded["classifier"]["kernel"],
+                                fresh["params"]["classifier"]["kernel"])
 
 
 def test_load_pretrained_names_missing_tensor(tmp_path, tiny):

@@ -37,8 +37,9 @@ def test_pair_layout_and_segments(tiny_dir):
 def test_truncation_rules_are_applied_and_counted(tiny_dir):
   tok = text.PairTokenizer.from_dir(tiny_dir, max_query_tokens=2, max_tokens=8)
   tokens, types = tok.encode("cheap flights to paris", ["hotel rome train ticket city guide", ""])
-  # Query keeps 2 pieces; the document gets 8 - 3 - 2 = 3; the empty document is [CLS] q [SEP] [SEP].
-  np.testing.assert_array_equal(tokens[0], [2, *_ids("cheap flights"), 3, *_ids("hotel rome train"), 3])
+  # Query keeps 2 pieces; the document gets 8 - 3 - 2 = 3; an empty document is [CLS] q [SEP] [SEP].
+  np.testing.assert_array_equal(tokens[0],
+                                [2, *_ids("cheap flights"), 3, *_ids("hotel rome train"), 3])
   np.testing.assert_array_equal(tokens[1], [2, *_ids("cheap flights"), 3, 3, 0, 0, 0])
   np.testing.assert_array_equal(types[1], [0, 0, 0, 0, 1, 0, 0, 0])
   assert tok.counts == {"pairs": 2, "queries_truncated": 1, "docs_truncated": 1, "empty_docs": 1}

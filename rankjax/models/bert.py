@@ -183,7 +183,8 @@ class Intermediate(nn.Module):
 
   @nn.compact
   def __call__(self, x):
-    return ACTIVATIONS[self.cfg.hidden_act](_dense(self.cfg, self.cfg.intermediate_size, "dense")(x))
+    x = _dense(self.cfg, self.cfg.intermediate_size, "dense")(x)
+    return ACTIVATIONS[self.cfg.hidden_act](x)
 
 
 class Layer(nn.Module):

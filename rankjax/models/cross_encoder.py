@@ -47,7 +47,8 @@ class Model(nn.Module):
   >>> import jax
   >>> m = Model(size="tiny")
   >>> batch = {"tokens": jnp.array([[[101, 5, 102], [101, 6, 102]]]),
-  ...          "token_types": jnp.array([[[0, 0, 0], [0, 1, 1]]]), "mask": jnp.array([[True, False]])}
+  ...          "token_types": jnp.array([[[0, 0, 0], [0, 1, 1]]]),
+  ...          "mask": jnp.array([[True, False]])}
   >>> params = m.init(jax.random.key(0), batch)
   >>> m.apply(params, batch).shape
   (1, 2)
@@ -73,7 +74,8 @@ class Model(nn.Module):
     explicit = {k: getattr(self, k) for k in _SIZE_FIELDS if getattr(self, k) is not None}
     if self.hf_dir is not None:
       if self.size is not None:
-        raise ValueError(f"give hf_dir or size, not both (hf_dir={self.hf_dir!r}, size={self.size!r})")
+        raise ValueError(f"give hf_dir or size, not both (hf_dir={self.hf_dir!r}, "
+                         f"size={self.size!r})")
       fields = dict(bert.hf_config(str(self.hf_dir)))
       clash = {k: (v, fields[k]) for k, v in explicit.items() if fields[k] != v}
       if clash:

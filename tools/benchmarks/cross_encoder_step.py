@@ -1,4 +1,4 @@
-r"""One listwise cross-encoder train step: rankjax (Flax) next to PyTorch HF, same process, same card.
+r"""One listwise cross-encoder train step: rankjax (Flax) next to PyTorch HF, on the same card.
 
 The step: `--lists` lists x `--docs` documents x `--tokens` tokens (16 x 32 x 128 by default), a
 BERT-family encoder with fp32 parameters and bf16 compute, a scalar head on the pooled [CLS],
@@ -200,7 +200,7 @@ def main():
       print(f"  {size}: {name} ...", flush=True)
       try:
         sec, loss = fn()
-      except Exception as e:  # pylint: disable=broad-except  (a failing peer must not hide the rest)
+      except Exception as e:  # pylint: disable=broad-except  (one failing row must not hide others)
         rows.append((size, name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
         continue
       seqs = args.lists * args.docs / sec
