@@ -45,6 +45,11 @@ def _eval(model, params, doc, click, mask):
   return log_probs(model, params, doc, click, mask)
 
 
+@jax.jit(static_argnums=(0, 1, 2))
+def _counts(model, num_pairs, num_ranks, doc, click, mask, smoothing):
+  return model.closed_form(doc, click, mask, num_pairs, num_ranks, smoothing)
+
+
 @jax.jit(static_argnums=(0, 1))
 def _em(model, iters, params, doc, click, mask, smoothing):
   return jax.lax.fori_loop(0, iters, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params)
@@ -92,7 +97,7 @@ def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iteratio
   doc, click, mask = _arrays(log)
   start = time.perf_counter()
   if method == "counts":
-    params = model.closed_form(doc, click, mask, log.num_pairs, log.num_ranks, smoothing)
+    params = _counts(model, log.num_pairs, log.num_ranks, doc, click, mask, jnp.float32(smoothing))
     iterations = 1
   else:
     params = model.init(log.num_pairs, log.num_ranks) if params is None else params

@@ -21,7 +21,6 @@ every session before the error and counts the rest of the file as one `xml_error
 from __future__ import annotations
 
 import dataclasses
-import math
 import os
 from collections.abc import Iterator
 from xml.parsers import expat
