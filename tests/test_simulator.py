@@ -104,7 +104,7 @@ def test_ips_with_pbm_propensities_beats_naive_clicks_under_strong_position_bias
     y = np.digitize(x @ w_true, [-0.5, 0.5, 1.2, 2.0]).astype(np.float32)
     lists.append(schema.RankingList(qid=str(i), doc_ids=[f"{i}-{j}" for j in range(20)], features=x,
                                     labels={"human": y}))
-  sim = sim_lib.simulate(lists, sessions=20_000, eta=2.0, noise=0.05, logger="feature:3", zipf=0.3, seed=3)
+  sim = sim_lib.simulate(lists, sessions=8_000, eta=2.0, noise=0.05, logger="feature:3", zipf=0.3, seed=3)
   feats = np.concatenate([x.features for x in lists])
   x = jnp.asarray(feats[sim.log.doc])
   clicks, where = jnp.asarray(sim.log.click), jnp.asarray(sim.log.mask)
@@ -122,7 +122,7 @@ def test_ips_with_pbm_propensities_beats_naive_clicks_under_strong_position_bias
         w, s = carry
         u, s = opt.update(jax.grad(loss)(w), s)
         return (optax.apply_updates(w, u), s), None
-      return jax.lax.scan(step, (w, opt.init(w)), None, length=300)[0][0]
+      return jax.lax.scan(step, (w, opt.init(w)), None, length=200)[0][0]
     return run(jnp.zeros(4))
 
   all_x = jnp.asarray(np.stack([x.features for x in lists]))
