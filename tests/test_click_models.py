@@ -5,6 +5,7 @@ order (so every pair is seen at every rank), 30,000 pages, clicks simulated from
 """
 
 import functools
+import json
 
 import jax
 import jax.numpy as jnp
@@ -131,3 +132,21 @@ def test_fits_a_real_log(shared_data):
     r = cm.fit(cm.get(name), log, iterations=20)
     rel = np.asarray(cm.get(name).relevance(r.params))
     assert rel.shape == (log.num_pairs,) and np.isfinite(rel).all() and np.isfinite(r.train["perplexity"])
+
+
+def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
+  from rankjax.click_models import simulate as sim_lib
+  from rankjax.click_models.__main__ import main
+  from rankjax.data import schema
+  from rankjax.data.readers.generic import write_jsonl
+
+  rng = np.random.default_rng(0)
+  lists = [schema.RankingList(qid=str(q), doc_ids=[f"{q}-{d}" for d in range(15)],
+                              labels={"human": rng.integers(0, 5, 15).astype(np.float32)}) for q in range(20)]
+  sim = sim_lib.simulate(lists, sessions=20_000, eta=1.0, zipf=0.5, seed=0)
+  with open(tmp_path / "log.jsonl", "w") as f:
+    write_jsonl(sim.records(), f)
+  out = main(["--format", "jsonl", str(tmp_path / "log.jsonl"), "--smoothing", "0"])
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+  np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
+  assert out["test"]["sessions"] == 4000 and out["test"]["perplexity"] > 1
