@@ -91,3 +91,26 @@ def test_prepare_cli_writes_a_dataset_the_store_reads(tmp_path, capsys):
   assert q1["extra_impressions"][k] == 2 and q1["label_click"][k] == 0.5 and q1["position"][k] == 1
   assert np.isnan(q1["label_human"]).all() and np.isfinite(records["q2"]["label_human"]).all()
   assert in_test_split("q1", 1.0) and not in_test_split("q1", 0.0)
+
+
+def test_prepare_joins_features_of_a_simulated_log(shared_data, tmp_path, capsys):
+  import json
+
+  from rankjax.click_models import simulate as sim_lib
+  from rankjax.data import store
+  from rankjax.data.__main__ import main
+  from rankjax.data.readers.generic import write_jsonl
+  from rankjax.data.svmlight import read_svmlight
+
+  path = shared_data("lightgbm_lambdarank_example", "rank.test")
+  lists = read_svmlight(path)
+  with open(tmp_path / "log.jsonl", "w") as f:
+    write_jsonl(sim_lib.simulate(lists, sessions=2000, seed=0).records(), f)
+  main(["prepare", "--format", "jsonl", str(tmp_path / "log.jsonl"), "--features", str(path),
+        "--output", str(tmp_path), "--name", "sim", "--quiet"])
+  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  rec = store.open_split(out["path"], "train")[0]
+  source = {x.qid: x for x in lists}[rec["qid"].decode()]
+  rows = [source.doc_ids.index(d.decode()) for d in rec["doc_ids"]]
+  np.testing.assert_array_equal(rec["features"], source.features[rows])
+  np.testing.assert_array_equal(rec["label_human"], source.labels["human"][rows])

@@ -20,6 +20,7 @@ import hashlib
 import json
 import sys
 
+import numpy as np
 import tqdm
 
 from rankjax.data import aggregate, frequency, readers
@@ -48,6 +49,22 @@ def in_test_split(qid: str, fraction: float) -> bool:
   return h / 2**64 < fraction
 
 
+def with_features(lists, path):
+  """Attaches each document's feature row from an svmlight file (same qid and doc ids); a document
+  without one is an error naming it."""
+  import dataclasses
+
+  from rankjax.data.svmlight import read_svmlight
+
+  table = {x.qid: dict(zip(x.doc_ids, x.features)) for x in read_svmlight(path)}
+  for lst in lists:
+    rows = table.get(lst.qid, {})
+    missing = [d for d in lst.doc_ids if d not in rows]
+    if missing:
+      raise ValueError(f"{path}: no features for query {lst.qid!r}, documents {missing[:5]}")
+    yield dataclasses.replace(lst, features=np.stack([rows[d] for d in lst.doc_ids]))
+
+
 def prepare(args) -> dict:
   from rankjax.data import store
 
@@ -62,9 +79,11 @@ def prepare(args) -> dict:
        {"dataset": args.dataset} if args.buckets == "dataset" else {}
   freq = agg.freq.frequency(args.freq_by)
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
-  lists = lambda test: aggregate.to_ranking_lists(  # noqa: E731
-      agg, freq_by=args.freq_by, bucket_method=args.buckets,
-      keep=lambda q: in_test_split(q, args.test_fraction) == test, **kw)
+  def lists(test):
+    out = aggregate.to_ranking_lists(agg, freq_by=args.freq_by, bucket_method=args.buckets,
+                                     keep=lambda q: in_test_split(q, args.test_fraction) == test, **kw)
+    return with_features(out, args.features) if args.features else out
+
   splits = {"train": lists(False)}
   if args.test_fraction > 0:
     splits["test"] = lists(True)
@@ -100,6 +119,8 @@ def main(argv=None) -> None:
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
   p.add_argument("--dataset", default="baidu-ultr", help="dataset buckets: whose bucket map")
   p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
+  p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
+                 "simulated from")
   args = parser.parse_args(argv)
   if args.command == "prepare" and args.buckets == "threshold" and (args.high is None or args.medium is None):
     parser.error("--buckets threshold needs --high and --medium")
