@@ -114,3 +114,19 @@ def test_prepare_joins_features_of_a_simulated_log(shared_data, tmp_path, capsys
   rows = [source.doc_ids.index(d.decode()) for d in rec["doc_ids"]]
   np.testing.assert_array_equal(rec["features"], source.features[rows])
   np.testing.assert_array_equal(rec["label_human"], source.labels["human"][rows])
+
+
+def test_prepare_with_the_sogou_query_file_frequencies(tmp_path, capsys):
+  import json
+
+  from rankjax.data import store
+  from rankjax.data.__main__ import main
+
+  main(["prepare", "--format", "sogou", str(FIX / "sogou_sample.txt"), "--queries", str(FIX / "sogou_query_id"),
+        "--freq-by", "dataset", "--buckets", "threshold", "--high", "3", "--medium", "2",
+        "--test-fraction", "0", "--output", str(tmp_path), "--name", "sogou_fixture", "--quiet"])
+  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  split = store.open_split(out["path"], "train")
+  got = {split[i]["qid"].decode(): (float(split[i]["query_freq"]), int(split[i]["bucket"])) for i in range(len(split))}
+  assert got == {"0": (3.0, 0), "1": (1.0, 2)}  # the file's session counts, not the log's (2 and 1)
+  assert split[0]["query"].decode() in ("汉字英雄", "中文")

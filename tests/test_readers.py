@@ -178,3 +178,14 @@ def test_real_sogou_and_baidu_counts_match_the_files(shared_data):
   assert s.results + s.reasons["duplicate_doc"] == sum(1 for _ in open(val, "rb"))
   assert len(sessions) == len({line.split("\t")[0] for line in open(val)})
   assert all(0 <= x.interactions[0].freq_bucket <= 9 for x in sessions)
+
+
+def test_gzip_logs_read_like_plain_ones(tmp_path):
+  import gzip
+  import shutil
+
+  with open(FIX / "baidu_ultr_sessions.txt", "rb") as src, gzip.open(tmp_path / "part-00000.gz", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+  plain, s1 = read("baidu-ultr", FIX / "baidu_ultr_sessions.txt")
+  packed, s2 = read("baidu-ultr", tmp_path / "part-00000.gz")
+  assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons

@@ -68,6 +68,8 @@ def with_features(lists, path):
 def prepare(args) -> dict:
   from rankjax.data import store
 
+  if args.freq_by == "dataset" and (args.format != "sogou" or not args.queries):
+    raise SystemExit("--freq-by dataset needs --format sogou and its --queries file (sessions per query)")
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **_options(args))
   agg = aggregate.ClickAggregator()
@@ -77,10 +79,16 @@ def prepare(args) -> dict:
     raise SystemExit(f"no session read from {args.files}: {summary}")
   kw = {"high": args.high, "medium": args.medium} if args.buckets == "threshold" else \
        {"dataset": args.dataset} if args.buckets == "dataset" else {}
-  freq = agg.freq.frequency(args.freq_by)
+  if args.freq_by == "dataset":
+    from rankjax.data.readers.sogou import load_sogou_queries
+
+    freq = load_sogou_queries(args.queries, args.encoding or "gbk")[1]
+  else:
+    freq = agg.freq.frequency(args.freq_by)
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
+
   def lists(test):
-    out = aggregate.to_ranking_lists(agg, freq_by=args.freq_by, bucket_method=args.buckets,
+    out = aggregate.to_ranking_lists(agg, freq=freq, bucket_method=args.buckets,
                                      keep=lambda q: in_test_split(q, args.test_fraction) == test, **kw)
     return with_features(out, args.features) if args.features else out
 
@@ -113,7 +121,8 @@ def main(argv=None) -> None:
   _log_args(p)
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
-  p.add_argument("--freq-by", choices=frequency.FREQ_BY, default="sessions")
+  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "dataset"), default="sessions",
+                 help="sessions or interactions issuing the query in the log; dataset: the Sogou query file's counts")
   p.add_argument("--buckets", choices=("quantile", "threshold", "dataset"), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")

@@ -209,20 +209,24 @@ def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
       doc_texts=texts if with_texts or any(texts) else None, extras=extras)
 
 
-def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", bucket_method: str = "quantile",
-                     keep: Callable[[str], bool] | None = None, **bucket_kw) -> Iterator[schema.RankingList]:
+def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", freq: dict[str, float] | None = None,
+                     bucket_method: str = "quantile", keep: Callable[[str], bool] | None = None,
+                     **bucket_kw) -> Iterator[schema.RankingList]:
   """One `RankingList` per query (in first-seen order), with frequency and bucket attached.
 
   Args:
     agg: the aggregated log.
     freq_by: how query frequency is counted (`frequency.FREQ_BY`).
+    freq: query frequencies to use instead (e.g. the Sogou query file's session counts); a query
+      missing from it has frequency 0.
     bucket_method: "quantile", "threshold" or "dataset" (see `buckets_for`); `bucket_kw` go to it.
     keep: optional predicate on query ids (e.g. a train / test split).
 
   Every list gets the same fields: a "human" label if any pair in the log has one, doc_texts if
   any document has a text.
   """
-  freq = agg.freq.frequency(freq_by)
+  if freq is None:
+    freq = agg.freq.frequency(freq_by)
   buckets = buckets_for(agg, freq, bucket_method, **bucket_kw)
   pairs = [p for docs in agg.pairs.values() for p in docs.values()]
   with_human = any(not math.isnan(p.label) for p in pairs)
