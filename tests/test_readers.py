@@ -44,15 +44,16 @@ def test_trec_quirks_are_counted_with_locations():
   sessions, s = read("trec-session", FIX / "trec_quirks.xml", labels=FIX / "trec_quirks_qrels.txt")
   first, second = sessions[0].interactions
   assert first.doc_ids == ["doc-a", "doc-b"] and first.topic == "7"
-  assert first.clicks == [1, 1] and first.click_ranks == [2, 1]
-  np.testing.assert_allclose(first.dwell, [3.0, 4.5])
+  assert first.clicks == [1, 2] and first.click_ranks == [2, 1, 2]
+  np.testing.assert_allclose(first.dwell, [3.0, 4.5])  # the click that ends before it starts adds none
   assert first.labels == [2.0, 0.0] and second.labels == [0.0, 2.0]
   assert first.doc_texts == ["A sa", "B sb"]
   (g,) = sessions[1].interactions
   assert g.labels == [3.0] and g.dwell == [1.5]  # clock times "09:54:42.5" .. "09:54:44.0"
-  assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 3, 5, 3, 2)
+  assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 3, 5, 4, 2)
   assert s.reasons == {"duplicate_doc": 1, "bad_rank": 2, "missing_doc_id": 1, "click_on_unshown_rank": 1,
                        "bad_click": 1, "empty_session": 1, "empty_interaction": 1}
+  assert s.repaired == {"negative_dwell": 1}
   lines = {e.split(":")[1] for ex in s.examples.values() for e in ex}
   assert all(n.isdigit() for n in lines)
 
@@ -149,7 +150,7 @@ def test_stats_cli_prints_one_json_line(capsys):
   assert len(out) == 1
   got = json.loads(out[0])
   assert {k: got[k] for k in ("sessions", "interactions", "results", "clicks", "unique_queries", "skipped")} == \
-         {"sessions": 2, "interactions": 3, "results": 5, "clicks": 3, "unique_queries": 2, "skipped": 8}
+         {"sessions": 2, "interactions": 3, "results": 5, "clicks": 4, "unique_queries": 2, "skipped": 8}
 
 
 @pytest.mark.parametrize("year", ["2012", "2013"])

@@ -70,6 +70,9 @@ class Session:
 class ReadSummary:
   """Counts what was read and what was skipped, by reason, with example locations.
 
+  Its memory is constant in the number of records except for the set of distinct query ids
+  (`unique_queries`).
+
   >>> s = ReadSummary()
   >>> s.skip("empty_session", "log.xml:12", "session 3 has no interaction")
   >>> s.skipped, s.reasons["empty_session"]

@@ -129,8 +129,11 @@ class _Handler:
 
   def _start_click(self, attrs):  # interaction > clicked > click
     if self.inter is not None and self.depth == self.inter_depth + 2:
-      self.click = {"rank": None, "doc": None,
-                    "dwell": parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))}
+      dwell = parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))
+      if dwell < 0:
+        self.summary.repair("negative_dwell", self.where(), f"click ends before it starts ({dwell:.1f} s); dwell unknown")
+        dwell = NAN
+      self.click = {"rank": None, "doc": None, "dwell": dwell}
       self.click_depth = self.depth
 
   def _end_query(self):
