@@ -190,3 +190,17 @@ def test_gzip_logs_read_like_plain_ones(tmp_path):
   plain, s1 = read("baidu-ultr", FIX / "baidu_ultr_sessions.txt")
   packed, s2 = read("baidu-ultr", tmp_path / "part-00000.gz")
   assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons
+
+
+def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
+  import subprocess
+  import sys
+
+  shared_data("trec_session_2012_2013", "sessiontrack2013.xml")
+  script = pathlib.Path(__file__).resolve().parent.parent / "tools" / "benchmarks" / "parse_throughput.py"
+  out = subprocess.run([sys.executable, str(script), "--size-gb", "0.004", "--minidom-mb", "2",
+                        "--workdir", str(tmp_path)], check=True, capture_output=True, text=True).stdout
+  rows = [json.loads(line) for line in out.strip().splitlines()]
+  assert [r.get("parser") for r in rows[:3]] == ["minidom", "rankjax", "rankjax"]
+  assert rows[0]["sessions"] == rows[1]["sessions"] > 0  # the script also asserts clicks agree
+  assert rows[2]["file_mb"] >= 4 and rows[3]["peak_rss_ratio_same_file"] > 1
