@@ -20,7 +20,7 @@ import functools
 import json
 import os
 import pathlib
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax
 import jax
@@ -262,8 +262,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   return {"step": step, "eval": results, "preempted": preempted, "state": state}
 
 
-def load_for_scoring(workdir: str | os.PathLike, step: int | None = None):
-  """(config, model, variables, mesh, data path) of a trained run in `workdir` (step: latest)."""
+class Trained(NamedTuple):
+  """A trained run, loaded for scoring."""
+  config: ml_collections.ConfigDict
+  model: Any
+  variables: dict
+  mesh: jax.sharding.Mesh
+  data_path: pathlib.Path
+  step: int
+
+
+def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Trained:
+  """The run in `workdir` at checkpoint `step` (default the latest), with its config and data."""
   workdir = pathlib.Path(workdir)
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   config.data.list_sizes = tuple(config.data.list_sizes)
@@ -276,4 +286,5 @@ def load_for_scoring(workdir: str | os.PathLike, step: int | None = None):
   ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
   state = ckpt.restore_state(abstract_state, step)
   ckpt.close()
-  return config, model, {"params": state.params, **state.model_state}, mesh, data_path
+  return Trained(config, model, {"params": state.params, **state.model_state}, mesh, data_path,
+                 int(state.step))

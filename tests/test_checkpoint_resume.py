@@ -67,9 +67,8 @@ def _start_and_interrupt(data_path, workdir, sig, at_step):
 
 
 def _final(workdir):
-  _, _, variables, _, _ = train.load_for_scoring(workdir)
   results = json.loads((workdir / "results.json").read_text())
-  return jax.device_get(variables), results
+  return jax.device_get(train.load_for_scoring(workdir).variables), results
 
 
 @pytest.fixture(scope="module")
