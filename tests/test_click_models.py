@@ -102,6 +102,7 @@ def test_held_out_likelihood_prefers_the_generating_model():
   assert abs(scores["pbm"]["perplexity"] - truth["perplexity"]) < 0.01
 
 
+@pytest.mark.slow
 def test_masked_ranks_change_nothing():
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()}).take(np.arange(2000))
   wide = cm.ClickLog(np.pad(log.doc, ((0, 0), (0, 2))), np.pad(log.click, ((0, 0), (0, 2))),

@@ -67,6 +67,7 @@ def test_truth_and_doc_quality():
   assert np.abs(noisy.truth["alpha"] - plain.truth["alpha"]).mean() > 0.05
 
 
+@pytest.mark.slow
 def test_pbm_undoes_strong_position_bias_that_naive_ctr_keeps():
   sim = sim_lib.simulate(_lists(), sessions=40_000, eta=2.0, logger_noise=1.5, zipf=0.5, seed=2)
   fit = cm.fit(cm.get("pbm"), sim.log, iterations=100, smoothing=0.0)
