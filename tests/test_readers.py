@@ -190,6 +190,11 @@ def test_gzip_logs_read_like_plain_ones(tmp_path):
   plain, s1 = read("baidu-ultr", FIX / "baidu_ultr_sessions.txt")
   packed, s2 = read("baidu-ultr", tmp_path / "part-00000.gz")
   assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons
+  with open(FIX / "tiangong_st_sample.xml", "rb") as src, gzip.open(tmp_path / "st.xml.gz", "wb") as dst:
+    shutil.copyfileobj(src, dst)
+  plain, s1 = read("tiangong-st", FIX / "tiangong_st_sample.xml")
+  packed, s2 = read("tiangong-st", tmp_path / "st.xml.gz")
+  assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons
 
 
 def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):

@@ -21,6 +21,7 @@ every session before the error and counts the rest of the file as one `xml_error
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import os
 from collections.abc import Iterator
 from xml.parsers import expat
@@ -231,7 +232,8 @@ def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Di
   """Yields the sessions of one XML log file, in file order, with constant memory.
 
   Args:
-    path: the XML file (any encoding expat knows, declared in its XML declaration).
+    path: the XML file (any encoding expat knows, declared in its XML declaration), gzip-compressed
+      if it ends in `.gz`.
     summary: receives counts and skips.
     dialect: tag names of the log family.
     labels: TREC: topic -> {doc: grade}; TianGong-ST: (session num, query id) -> {doc: grade}.
@@ -248,7 +250,7 @@ def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Di
   h = _Handler(p, path, dialect, summary, labels, queries)
   p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.text.append
   summary.files += 1
-  with open(path, "rb") as f:
+  with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
     while True:
       chunk = f.read(CHUNK)
       summary.bytes += len(chunk)
