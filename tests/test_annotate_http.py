@@ -123,6 +123,13 @@ def test_unreachable_server_is_not_recorded(tmp_path):
     summary = runner.annotate(tasks, backend, st, progress=False)
     assert st.count() == 0
   assert summary.tasks_left == 2 and backend.transport_failures == 2
+  # A server that stays down: stop taking tasks after a few consecutive failures.
+  backend.max_consecutive_failures, backend.concurrency = 2, 1
+  tasks, _ = runner.make_tasks([_list([f"doc {i}" for i in range(10)])],
+                               prompts.load("pointwise_binary"))
+  with store_lib.Store(tmp_path / "u.db") as st:
+    summary = runner.annotate(tasks, backend, st, progress=False)
+  assert summary.tasks_left == 10 and backend.transport_failures == 2 + 2
 
 
 # --- A real OpenAI-compatible server: llama-cpp-python's, with SmolLM2-135M. ---

@@ -5,7 +5,8 @@ Robustness, per request:
   * 429, 5xx, timeouts and refused/reset connections are retried with exponential backoff and
     jitter (honouring `Retry-After`), up to `max_retries` times; a server that dies and comes back
     within that window costs nothing. A task that still cannot reach the server is not recorded
-    (so a rerun does it) and is counted in `transport_failures`;
+    (so a rerun does it) and is counted in `transport_failures`; after `max_consecutive_failures`
+    of them in a row the backend takes no new tasks (the server is down: stop, rerun later);
   * another 4xx is the request's fault: recorded as a failure with the status and message;
   * an answer that does not parse gets one re-ask (the model sees its answer and the parse error);
     a second unparsable answer is recorded as a failure with both outputs' error.
@@ -67,7 +68,8 @@ class OpenAIHttpBackend:
   def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
                concurrency: int = 4, max_rps: float | None = None, max_retries: int = 6,
                timeout_s: float = 60.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-               logprobs: bool = True, top_logprobs: int = 10, temperature: float = 0.0):
+               max_consecutive_failures: int = 8, logprobs: bool = True, top_logprobs: int = 10,
+               temperature: float = 0.0):
     self.base_url = base_url.rstrip("/")
     self.model = model
     self.api_key_env = api_key_env
@@ -79,6 +81,7 @@ class OpenAIHttpBackend:
     self.logprobs = logprobs
     self.top_logprobs = top_logprobs
     self.temperature = temperature
+    self.max_consecutive_failures = max_consecutive_failures
     self.transport_failures = 0
     self.retries = 0
     self._limiter = RateLimiter(max_rps)
@@ -184,7 +187,12 @@ class OpenAIHttpBackend:
     with cf.ThreadPoolExecutor(self.concurrency, thread_name_prefix="annotate") as pool:
       in_flight: set[cf.Future] = set()
       exhausted = False
+      consecutive = 0
       while True:
+        if consecutive >= self.max_consecutive_failures and not exhausted:
+          logging.error("%d requests in a row could not reach %s: taking no new tasks",
+                        consecutive, self.base_url)
+          exhausted = True
         while not exhausted and not should_stop() and len(in_flight) < self.concurrency:
           task = next(tasks, None)
           if task is None:
@@ -196,8 +204,12 @@ class OpenAIHttpBackend:
         done, in_flight = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
         for f in done:
           try:
-            yield f.result()
+            result = f.result()
           except TransportError as e:
+            consecutive += 1
             with self._count_lock:
               self.transport_failures += 1
             logging.warning("not recorded (a rerun retries it): %s", e)
+          else:
+            consecutive = 0
+            yield result
