@@ -74,17 +74,60 @@ def masked_log_softmax(x: Array, where: Array) -> Array:
   return jnp.where(where, x - lse, 0.0)
 
 
-def sort_by(keys: Array, arrays: list[Array], where: Array) -> list[Array]:
-  """Sorts `arrays` along the last axis by `keys` descending.
+# Lists up to this size are ranked by pairwise comparisons, unrolled over the
+# list with the list axis leading so that every step vectorises over lists:
+# O(n^2) work, but for lists of 10 on CPU over 10x faster than XLA's
+# comparator sort, which longer lists use.
+PAIRWISE_MAX_LIST_SIZE = 64
 
-  Valid items come first; ties keep their original (index) order, so the
-  result is deterministic.
+
+def _ahead(keys: Array, valid: Array):
+  """Yields `(j, ahead)`: `ahead[i, ...]` says item j ranks before item i.
+
+  Inputs and `ahead` have the list axis first. Valid items rank first, by key
+  descending; ties keep list order.
   """
-  index = jnp.broadcast_to(jnp.arange(keys.shape[-1]), keys.shape)
-  # Masked keys are replaced so that their value cannot reorder valid items.
-  keys = jnp.where(where, keys, 0.0)
-  out = jax.lax.sort((~where, -keys, index, *arrays), dimension=keys.ndim - 1, num_keys=3)
-  return list(out[3:])
+  index = jnp.arange(keys.shape[0]).reshape((-1,) + (1,) * (keys.ndim - 1))
+  for j in range(keys.shape[0]):
+    key_j, valid_j = keys[j], valid[j]
+    yield j, (valid_j & ~valid) | ((valid_j == valid) & (
+        (key_j > keys) | ((key_j == keys) & (j < index))))
+
+
+# Jitted so that eager calls run one compiled loop rather than ~n^2 small ops.
+@jax.jit
+def _ranks_by_pairs(keys: Array, where: Array) -> Array:
+  out = jnp.ones(keys.shape[-1:] + keys.shape[:-1], jnp.int32)
+  for _, ahead in _ahead(jnp.moveaxis(keys, -1, 0), jnp.moveaxis(where, -1, 0)):
+    out += ahead.astype(jnp.int32)
+  return jnp.moveaxis(out, 0, -1)
+
+
+@jax.jit
+def _product_ahead_by_pairs(keys: Array, where: Array, values: Array) -> Array:
+  values = jnp.moveaxis(values, -1, 0)
+  out = jnp.ones_like(values)
+  for j, ahead in _ahead(jnp.moveaxis(keys, -1, 0), jnp.moveaxis(where, -1, 0)):
+    out *= jnp.where(ahead, values[j], 1.0)
+  return jnp.moveaxis(out, 0, -1)
+
+
+def _prepare_keys(keys: Array, where: Optional[Array]):
+  where = valid_mask(keys, where)
+  # Masked keys are replaced so that their value cannot reorder anything.
+  return jnp.where(where, jax.lax.stop_gradient(keys), 0.0), where
+
+
+def _sort_with_index(keys: Array, where: Array, arrays: list[Array]) -> list[Array]:
+  """`arrays` sorted (stably) valid first, by keys descending, then the sorting permutation."""
+  index = jnp.broadcast_to(jnp.arange(keys.shape[-1], dtype=jnp.int32), keys.shape)
+  return list(jax.lax.sort((~where, -keys, *arrays, index), dimension=keys.ndim - 1, num_keys=2,
+                           is_stable=True)[2:])
+
+
+def _unsort(sorted_index: Array, values: Array) -> Array:
+  """Puts `values`, in sorted order, back in list order."""
+  return jax.lax.sort((sorted_index, values), dimension=values.ndim - 1, num_keys=1)[1]
 
 
 def ranks(scores: Array, where: Optional[Array] = None) -> Array:
@@ -97,14 +140,43 @@ def ranks(scores: Array, where: Optional[Array] = None) -> Array:
   >>> ranks(jnp.array([0.5, 2., 9., 1.]), jnp.array([True, True, False, True]))
   Array([3, 1, 4, 2], dtype=int32)
   """
-  scores = jax.lax.stop_gradient(scores)
-  where = valid_mask(scores, where)
-  n = scores.shape[-1]
-  index = jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), scores.shape)
-  (sorted_index,) = sort_by(scores, [index], where)
-  # Inverting the permutation: position k holds item sorted_index[k].
-  _, inverse = jax.lax.sort((sorted_index, index), dimension=scores.ndim - 1, num_keys=1)
-  return inverse + 1
+  keys, where = _prepare_keys(scores, where)
+  if keys.shape[-1] <= PAIRWISE_MAX_LIST_SIZE:
+    return _ranks_by_pairs(keys, where)
+  (sorted_index,) = _sort_with_index(keys, where, [])
+  rank = jnp.broadcast_to(jnp.arange(1, keys.shape[-1] + 1, dtype=jnp.int32), keys.shape)
+  return _unsort(sorted_index, rank)
+
+
+def product_ahead(keys: Array, values: Array, where: Optional[Array] = None) -> Array:
+  """For each item, the product of `values` over the items ranked before it.
+
+  The ranking is `ranks(keys, where)`'s; the first item gets 1. This is the
+  probability of reaching an item in a cascade with continuation probabilities
+  `values` (ERR). No gradient flows to `keys`.
+
+  >>> product_ahead(jnp.array([3., 1., 2.]), jnp.array([0.5, 0.1, 0.2]))
+  Array([1. , 0.1, 0.5], dtype=float32)
+  """
+  keys, where = _prepare_keys(keys, where)
+  if keys.shape[-1] <= PAIRWISE_MAX_LIST_SIZE:
+    return _product_ahead_by_pairs(keys, where, values)
+  sorted_values, sorted_index = _sort_with_index(keys, where, [values])
+  reach = jnp.cumprod(sorted_values, axis=-1)
+  reach = jnp.concatenate([jnp.ones_like(reach[..., :1]), reach[..., :-1]], axis=-1)
+  return _unsort(sorted_index, reach)
+
+
+def sort_by(keys: Array, arrays: list[Array], where: Optional[Array] = None) -> list[Array]:
+  """Sorts `arrays` along the last axis in the order of `ranks(keys, where)`.
+
+  Differentiable with respect to `arrays` (not `keys`).
+
+  >>> sort_by(jnp.array([0.5, 2., 0.5, 1.]), [jnp.arange(4)])
+  [Array([1, 3, 0, 2], dtype=int32)]
+  """
+  keys, where = _prepare_keys(keys, where)
+  return _sort_with_index(keys, where, arrays)[:-1]
 
 
 def exp2_gain(labels: Array) -> Array:
@@ -132,12 +204,14 @@ def log2_discount(ranks_: Array) -> Array:
   return 1.0 / jnp.log2(ranks_ + 1.0)
 
 
-def dcg(gains: Array, ranks_: Array, where: Array, topn: Optional[int]) -> Array:
-  """Per-list DCG of `gains` placed at `ranks_`, cut off after `topn`."""
-  keep = where if topn is None else where & (ranks_ <= topn)
-  return jnp.sum(jnp.where(keep, gains * log2_discount(ranks_), 0.0), axis=-1)
+def dcg(keys: Array, gains: Array, where: Array, topn: Optional[int]) -> Array:
+  """Per-list DCG of `gains` ranked by `keys` (descending), cut off after `topn`.
 
+  `dcg(gains, gains, ...)` is the ideal DCG.
 
-def ideal_dcg(gains: Array, where: Array, topn: Optional[int]) -> Array:
-  """Per-list DCG of the ideal ordering (by `gains` descending)."""
-  return dcg(gains, ranks(gains, where), where, topn)
+  >>> dcg(jnp.array([2., 1., 3.]), jnp.array([3., 0., 1.]), jnp.array([True] * 3), None)
+  Array(2.8927894, dtype=float32)
+  """
+  r = ranks(keys, where)
+  keep = where if topn is None else where & (r <= topn)
+  return jnp.sum(jnp.where(keep, gains * log2_discount(r), 0.0), axis=-1)

@@ -301,7 +301,7 @@ def approx_ndcg_loss(
   steps = jax.nn.sigmoid(ru.pairs(scores, lambda si, sj: (sj - si) / temperature))
   approx_ranks = 1.0 + jnp.sum(jnp.where(others, steps, 0.0), axis=-1)
   approx_dcg = jnp.sum(jnp.where(where, gains * ru.log2_discount(approx_ranks), 0.0), axis=-1)
-  ideal = ru.ideal_dcg(gains, where, None)
+  ideal = ru.dcg(gains, gains, where, None)
   loss = -approx_dcg / jnp.where(ideal == 0.0, 1.0, ideal)
   return ru.safe_reduce(loss, jnp.any(where, axis=-1), reduce_fn)
 
@@ -312,7 +312,7 @@ def _lambdaweights(scores, labels, where, weights, *, kind, topn, gain_fn):
   gains = gain_fn(labels)
   if weights is not None:
     gains *= weights
-  ideal = ru.ideal_dcg(gains, where, topn)
+  ideal = ru.dcg(gains, gains, where, topn)
   gains /= jnp.where(ideal == 0.0, 1.0, ideal)[..., None]
   gain_diffs = jnp.abs(ru.pairs(gains, jnp.subtract))
   if kind == "lambdarank":

@@ -121,7 +121,7 @@ def dcg_metric(
   Array(2.8927894, dtype=float32)
   """
   scores, labels, where, weights = _prepare(scores, labels, where, weights)
-  values = ru.dcg(gain_fn(labels) * weights, ru.ranks(scores, where), where, topn)
+  values = ru.dcg(scores, gain_fn(labels) * weights, where, topn)
   return _finish(values, labels, where, no_relevant, reduce_fn)
 
 
@@ -164,8 +164,8 @@ def ndcg_metric(
   """
   scores, labels, where, weights = _prepare(scores, labels, where, weights)
   gains = gain_fn(labels) * weights
-  dcg = ru.dcg(gains, ru.ranks(scores, where), where, topn)
-  ideal = ru.ideal_dcg(gains, where, topn)
+  dcg = ru.dcg(scores, gains, where, topn)
+  ideal = ru.dcg(gains, gains, where, topn)
   values = dcg / jnp.where(ideal == 0.0, 1.0, ideal)
   return _finish(values, labels, where, no_relevant, reduce_fn)
 
@@ -210,12 +210,10 @@ def err_metric(
   """
   scores, labels, where, weights = _prepare(scores, labels, where, weights)
   stop = jnp.clip(gain_fn(labels) / (1.0 + gain_fn(jnp.float32(max_label))), 0.0, 1.0)
-  stop_s, weights_s, valid_s = ru.sort_by(scores, [stop, weights, where], where)
-  reach = jnp.cumprod(1.0 - stop_s, axis=-1)
-  reach = jnp.concatenate([jnp.ones_like(reach[..., :1]), reach[..., :-1]], axis=-1)
-  rank = jnp.arange(1, scores.shape[-1] + 1, dtype=scores.dtype)
-  terms = weights_s * stop_s * reach / rank
-  values = jnp.sum(jnp.where(_retrieved(rank, valid_s, topn), terms, 0.0), axis=-1)
+  ranks = ru.ranks(scores, where)
+  reach = ru.product_ahead(scores, 1.0 - stop, where)
+  terms = weights * stop * reach / ranks
+  values = jnp.sum(jnp.where(_retrieved(ranks, where, topn), terms, 0.0), axis=-1)
   return _finish(values, labels, where, no_relevant, reduce_fn)
 
 

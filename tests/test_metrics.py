@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import rax
 
+from rankjax import _ranking_utils as ru
 from rankjax import metrics
 
 METRIC_NAMES = sorted(metrics.METRICS)
@@ -263,3 +264,25 @@ def test_bucket_stats_sharded_over_8_devices_equal_host():
   assert sharded.keys() == expected.keys()
   for key in expected:
     np.testing.assert_allclose(sharded[key], expected[key], rtol=1e-5)
+
+
+@pytest.mark.parametrize("list_size", [7, ru.PAIRWISE_MAX_LIST_SIZE + 3])
+def test_ranking_orders_match_numpy(list_size):
+  """Both code paths (pairwise for short lists, sorting for long) rank like lexsort."""
+  rng = np.random.default_rng(12)
+  keys = rng.integers(0, 4, size=(5, list_size)).astype(np.float32)  # Many ties.
+  where = rng.uniform(size=keys.shape) < 0.8
+  values = rng.uniform(size=keys.shape).astype(np.float32)
+  index = np.arange(list_size)
+  expected_ranks, expected_sorted, expected_products = [], [], []
+  for k, m, v in zip(keys, where, values):
+    order = np.lexsort((index, -np.where(m, k, 0), ~m))
+    rank = np.empty(list_size, int)
+    rank[order] = index + 1
+    expected_ranks.append(rank)
+    expected_sorted.append(v[order])
+    reach = np.concatenate([[1.0], np.cumprod(v[order])[:-1]])
+    expected_products.append(reach[rank - 1])
+  np.testing.assert_array_equal(ru.ranks(keys, where), expected_ranks)
+  np.testing.assert_array_equal(ru.sort_by(keys, [values], where)[0], expected_sorted)
+  np.testing.assert_allclose(ru.product_ahead(keys, values, where), expected_products, rtol=1e-5)
