@@ -2,6 +2,8 @@
 
 Every record is one JSON line `{"step": s, "<prefix>/<name>": value, ...}` in
 `<workdir>/metrics.jsonl` and the same scalars in `<workdir>/tensorboard/`. Only process 0 writes.
+A run restarted from a checkpoint appends, so steps between that checkpoint and the interruption
+appear twice; the later record is the one the final state descends from.
 """
 
 from __future__ import annotations

@@ -95,3 +95,16 @@ def test_unknown_label_source_is_a_clear_error(data_path, tmp_path):
   config = tiny_config(data_path, **{"supervision.source": "llm"})
   with pytest.raises(KeyError, match="no labels from source 'llm'; it has \\['click', 'human'\\]"):
     train.train_and_evaluate(config, tmp_path)
+
+
+@pytest.mark.slow
+def test_keeps_latest_and_best_checkpoint(data_path, tmp_path):
+  config = tiny_config(data_path, **{"total_steps": 12, "checkpoint.keep": 1,
+                                     "checkpoint.every": 2, "eval.every": 4})
+  train.train_and_evaluate(config, tmp_path)
+  lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+  scored = {l["step"]: l["validation/ndcg@10/all"] for l in lines if "validation/ndcg@10/all" in l}
+  assert sorted(scored) == [4, 8, 12]
+  best = max(scored, key=scored.get)
+  kept = {int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()}
+  assert kept == {best, 12}
