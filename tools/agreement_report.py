@@ -5,9 +5,9 @@ grades (clipped to 0..4; TREC's -2 "spam" counts as 0; binary modes compare with
 per-pair CTR. Writes `report.md` (confusion matrix, quadratic weighted Cohen's kappa, ordinal
 Krippendorff's alpha, Spearman; Spearman with CTR) and `confusion.png`, `buckets.png`.
 
-  python tools/agreement_report.py --format trec-session \\
-      ../shared/data/trec_session_2012_2013/sessiontrack2012.xml \\
-      --labels ../shared/data/trec_session_2012_2013/relevance2012.txt \\
+  D=../shared/data/trec_session_2012_2013
+  python tools/agreement_report.py --format trec-session $D/sessiontrack2012.xml \\
+      $D/sessiontrack2013.xml --labels $D/relevance2012.txt --labels $D/relevance2013.txt \\
       --store /tmp/ann.db --model SmolLM2-135M-Instruct.Q4_1.gguf --out /tmp/agreement
 """
 
@@ -114,7 +114,8 @@ def main(argv=None) -> dict:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("files", nargs="+", help="click log files (the ones that were annotated)")
   p.add_argument("--format", required=True, choices=sorted(readers.FORMATS))
-  p.add_argument("--labels", help="human labels for the reader (TREC qrels, ...)")
+  p.add_argument("--labels", action="append",
+                 help="human labels for the reader (TREC qrels, ...): once, or once per file")
   p.add_argument("--queries")
   p.add_argument("--encoding")
   p.add_argument("--store", required=True)
@@ -123,9 +124,16 @@ def main(argv=None) -> dict:
   p.add_argument("--prompt-version", help="default: the one with most rows for model and mode")
   p.add_argument("--out", required=True, help="directory for report.md and the PNGs")
   args = p.parse_args(argv)
-  options = {k: getattr(args, k) for k in ("labels", "queries", "encoding")
-             if getattr(args, k) is not None}
-  lists, _ = runner.lists_from_log(args.format, args.files, **options)
+  options = {k: getattr(args, k) for k in ("queries", "encoding") if getattr(args, k) is not None}
+  labels = args.labels or []
+  if len(labels) > 1 and len(labels) != len(args.files):
+    raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: give one, or one per file")
+  if len(labels) > 1:  # e.g. TREC: each year's log with its own qrels
+    lists = [rl for f, lab in zip(args.files, labels)
+             for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]]
+  else:
+    lists, _ = runner.lists_from_log(args.format, args.files,
+                                     **({"labels": labels[0]} if labels else {}), **options)
   with store_lib.Store(args.store) as st:
     rows = st.rows(model=args.model, mode=args.mode, status="ok")
   if not rows:
