@@ -1,6 +1,7 @@
 """Invariants of every registered loss, and parity with rax 0.4.0."""
 
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
@@ -205,3 +206,12 @@ def test_softmax_gradient_is_softmax_minus_labels():
   scores, labels = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.0, 1.0, 0.0])
   np.testing.assert_allclose(
       jax.grad(losses.softmax_loss)(scores, labels), jax.nn.softmax(scores) - labels, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_signature_is_raxs(name):
+  params = inspect.signature(losses.get_loss(name)).parameters
+  assert list(params)[:2] == ["scores", "labels"]
+  for keyword, default in (("where", None), ("weights", None), ("reduce_fn", jnp.mean)):
+    assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params[keyword].default is default

@@ -1,6 +1,7 @@
 """Invariants of every registered metric, parity with rax 0.4.0, and bucket aggregation."""
 
 import functools
+import inspect
 import json
 import os
 import subprocess
@@ -286,3 +287,13 @@ def test_ranking_orders_match_numpy(list_size):
   np.testing.assert_array_equal(ru.ranks(keys, where), expected_ranks)
   np.testing.assert_array_equal(ru.sort_by(keys, [values], where)[0], expected_sorted)
   np.testing.assert_allclose(ru.product_ahead(keys, values, where), expected_products, rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", METRIC_NAMES)
+def test_signature(name):
+  params = inspect.signature(metrics.get_metric(name)).parameters
+  assert list(params)[:2] == ["scores", "labels"]
+  for keyword, default in (("where", None), ("weights", None), ("topn", None),
+                           ("reduce_fn", jnp.mean), ("no_relevant", "exclude")):
+    assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params[keyword].default == default
