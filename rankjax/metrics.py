@@ -318,7 +318,8 @@ def pnr_metric(
   Over the pairs :math:`y_i > y_j` of retrieved items (ranks within `k`),
 
   .. math::
-      \mathrm{PNR}(s, y) = \frac{\sum w_i \mathbb{1}[s_i > s_j]}{\max(\sum w_i \mathbb{1}[s_i < s_j], 1)}
+      \mathrm{PNR}(s, y) = \frac{\sum w_i \mathbb{1}[s_i > s_j]}
+                                {\max(\sum w_i \mathbb{1}[s_i < s_j], 1)}
 
   Pairs with equal scores count as neither. A list with no discordant pair
   gets its concordant count (the denominator is at least 1).
@@ -413,7 +414,7 @@ def finalize_bucket_stats(stats: dict[str, Array]) -> dict[str, float]:
   ...                        "count": np.array([2., 0., 1., 3.])})
   {'high': 0.75, 'count/high': 2.0, 'low': 0.0, 'count/low': 1.0, 'all': 0.5, 'count/all': 3.0}
   """
-  sums, counts = np.asarray(jax.device_get(stats["sum"])), np.asarray(jax.device_get(stats["count"]))
+  sums, counts = (np.asarray(jax.device_get(stats[key])) for key in ("sum", "count"))
   out = {}
   for name, total, count in zip(BUCKETS, sums, counts):
     if count > 0:

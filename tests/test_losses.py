@@ -152,10 +152,11 @@ def test_vmap_equals_loop(name):
   per_list = functools.partial(loss_fn, reduce_fn=jnp.sum)
   vmapped = jax.vmap(lambda s, y, w, m: per_list(s, y, weights=w, where=m))(
       scores, labels, weights, where)
-  looped = [per_list(s, y, weights=w, where=m) for s, y, w, m in zip(scores, labels, weights, where)]
+  looped = [per_list(s, y, weights=w, where=m)
+            for s, y, w, m in zip(scores, labels, weights, where)]
   np.testing.assert_allclose(vmapped, np.stack(looped), rtol=1e-6)
-  np.testing.assert_allclose(jnp.sum(vmapped), per_list(scores, labels, weights=weights, where=where),
-                             rtol=1e-5)
+  np.testing.assert_allclose(
+      jnp.sum(vmapped), per_list(scores, labels, weights=weights, where=where), rtol=1e-5)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

@@ -60,8 +60,9 @@ def test_matches_rax(name, use_weights, topn):
     kwargs["weights"] = weights
   ours = functools.partial(metrics.get_metric(name), no_relevant="zero", **kwargs)
   theirs = functools.partial(RAX_METRICS[name], **kwargs)
-  np.testing.assert_allclose(ours(scores, labels, reduce_fn=None), theirs(scores, labels, reduce_fn=None),
-                             rtol=1e-6, atol=1e-7)
+  np.testing.assert_allclose(
+      ours(scores, labels, reduce_fn=None), theirs(scores, labels, reduce_fn=None),
+      rtol=1e-6, atol=1e-7)
   np.testing.assert_allclose(ours(scores, labels), theirs(scores, labels), rtol=1e-6)
 
 
@@ -111,7 +112,8 @@ def test_vmap_equals_loop(name):
   scores, labels, weights, where = _batch(4)
   vmapped = jax.vmap(lambda s, y, w, m: metric_fn(s, y, weights=w, where=m))(
       scores, labels, weights, where)
-  looped = [metric_fn(s, y, weights=w, where=m) for s, y, w, m in zip(scores, labels, weights, where)]
+  looped = [metric_fn(s, y, weights=w, where=m)
+            for s, y, w, m in zip(scores, labels, weights, where)]
   np.testing.assert_allclose(vmapped, np.stack(looped), rtol=1e-6)
   np.testing.assert_allclose(vmapped, metric_fn(scores, labels, weights=weights, where=where),
                              rtol=1e-6)
