@@ -21,7 +21,7 @@ the peers are checked against rankjax's (same gain) before the table prints.
 
 Run (the figures in tools/benchmarks/README.md):
 
-  .venv/bin/python tools/benchmarks/metrics_throughput.py --num_lists=1000000
+  PYTHONPATH=. .venv/bin/python tools/benchmarks/metrics_throughput.py --num_lists=1000000
 
 and `--num_lists=10000` for a quick check.
 """
