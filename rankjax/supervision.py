@@ -11,6 +11,14 @@ one label source (`config.supervision.source`, one of click / llm / human): labe
 A weights hook is `fn(batch, config) -> f32[B, L] | None`; "none" gives None (unweighted).
 Click debiasing (IPS, ...) is one more hook; a data schedule or a frequency-gated multi-objective
 is one more objective; either is then one config line.
+
+An objective with its own variables (a propensity model, a position tower, EM statistics) has
+  objective.init(rng, config) -> {"params": pytree, "state": pytree}
+and is called with them, returning their new non-gradient state:
+  objective(scores, batch, *, step, config, variables) -> (loss, aux, new_state)
+The trainer keeps them in `TrainState.objective` (so checkpoints hold them and a resumed run is
+exact), trains "params" together with the model's params under the same optimizer, replaces
+"state" by `new_state`, and never uses either to score or evaluate. `rankjax.ultr` has examples.
 """
 
 from __future__ import annotations

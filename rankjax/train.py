@@ -10,7 +10,7 @@ checkpoint never holds a non-finite state.
 
 Config fields (see configs/mslr_mlp.py): seed, total_steps, log_every, data.{name, path,
 cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source,
-weights, objective}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
+weights, objective, ...}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
 label_source, metrics, batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
 """
 
@@ -43,12 +43,18 @@ from rankjax.data import svmlight
 
 @flax.struct.dataclass
 class TrainState:
-  """Everything a step changes. `model_state` holds non-param collections (e.g. batch_stats)."""
+  """Everything a step changes. `model_state` holds non-param collections (e.g. batch_stats).
+
+  `objective` holds the objective's own variables, {"params": ..., "state": ...} (empty for most
+  objectives; see `rankjax.supervision`): its params train with the model's under the same
+  optimizer, and neither is used to score or evaluate.
+  """
   step: jax.Array
   rng: jax.Array
   params: Any
   model_state: Any
   opt_state: Any
+  objective: Any
 
 
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
@@ -65,24 +71,36 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
 
 
 def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
-               model_config=None) -> TrainState:
-  """A fresh TrainState (call under jit for placement); pretrained weights when the model has them."""
+               model_config=None, objective_init=None) -> TrainState:
+  """A fresh TrainState (call under jit for placement); pretrained weights when the model has them.
+
+  `objective_init(rng) -> {"params": ..., "state": ...}` makes the objective's own variables.
+  """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   variables = model.init({"params": init_rng, "dropout": init_rng}, example_batch, train=False)
   params = variables["params"]
   model_state = {k: v for k, v in variables.items() if k != "params"}
   if model_module is not None and hasattr(model_module, "load_pretrained"):
     params = model_module.load_pretrained(params, model_config)
+  objective = {"params": {}, "state": {}}
+  if objective_init is not None:
+    objective.update(objective_init(jax.random.fold_in(init_rng, 1)))
   return TrainState(step=jnp.zeros((), jnp.int32), rng=train_rng, params=params,
-                    model_state=model_state, opt_state=tx.init(params))
+                    model_state=model_state, opt_state=tx.init((params, objective["params"])),
+                    objective=objective)
 
 
 def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
-  """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it."""
+  """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it.
+
+  The optimizer updates (model params, objective params) together; an objective with its own
+  variables (`init`) also returns the new value of their non-gradient "state".
+  """
   rng = jax.random.fold_in(state.rng, state.step)
   mutable = list(state.model_state)
 
-  def loss_fn(params):
+  def loss_fn(trainable):
+    params, objective_params = trainable
     variables = {"params": params, **state.model_state}
     if mutable:
       scores, new_model_state = model.apply(variables, batch, train=True,
@@ -90,17 +108,26 @@ def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
     else:
       scores, new_model_state = model.apply(variables, batch, train=True,
                                             rngs={"dropout": rng}), {}
-    loss, aux = objective(scores, batch, step=state.step, config=config)
-    return loss, (new_model_state, aux)
+    if hasattr(objective, "init"):
+      variables = {"params": objective_params, "state": state.objective["state"]}
+      loss, aux, objective_state = objective(scores, batch, step=state.step, config=config,
+                                             variables=variables)
+    else:
+      loss, aux = objective(scores, batch, step=state.step, config=config)
+      objective_state = state.objective["state"]
+    return loss, (new_model_state, aux, objective_state)
 
-  (loss, (model_state, aux)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
-  updates, opt_state = tx.update(grads, state.opt_state, state.params)
-  params = optax.apply_updates(state.params, updates)
+  trainable = (state.params, state.objective["params"])
+  (loss, (model_state, aux, objective_state)), grads = jax.value_and_grad(
+      loss_fn, has_aux=True)(trainable)
+  updates, opt_state = tx.update(grads, state.opt_state, trainable)
+  params, objective_params = optax.apply_updates(trainable, updates)
   measurements = {"loss": loss, "grad_norm": optax.tree.norm(grads),
                   "param_norm": optax.tree.norm(params),
                   "update_norm": optax.tree.norm(updates), **aux}
   new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                            opt_state=opt_state)
+                            opt_state=opt_state,
+                            objective={"params": objective_params, "state": objective_state})
   return new_state, measurements
 
 
@@ -132,8 +159,12 @@ def build(config, mesh, example_batch: dict):
   module, model = models.build(config.model)
   tx = make_optimizer(config)
   example = jax.tree.map(lambda x: x[:1], example_batch)
+  objective = supervision.get_objective(config.supervision.objective)
+  objective_init = (functools.partial(objective.init, config=config)
+                    if hasattr(objective, "init") else None)
   init = jax.jit(functools.partial(init_state, model, tx, example, config.seed, module,
-                                   config.model), out_shardings=mesh_lib.replicated(mesh))
+                                   config.model, objective_init),
+                 out_shardings=mesh_lib.replicated(mesh))
   abstract = jax.eval_shape(init)
   abstract = jax.tree.map(
       lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(mesh)),
