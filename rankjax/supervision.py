@@ -27,6 +27,7 @@ from typing import Callable
 
 import jax.numpy as jnp
 
+from rankjax import hybrid
 from rankjax import losses
 
 
@@ -71,7 +72,9 @@ def single_source(scores, batch, *, step, config):
   return loss, {"labelled_items": jnp.sum(where)}
 
 
-OBJECTIVES: dict[str, Callable] = {"single": single_source}
+OBJECTIVES: dict[str, Callable] = {"single": single_source,
+                                   "freq_multi_objective": hybrid.freq_multi_objective,
+                                   "data_schedule": hybrid.data_schedule}
 
 
 def get(registry: dict, name: str, what: str):
