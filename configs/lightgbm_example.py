@@ -14,7 +14,7 @@ def get_config(arg=None):
   """The full run; `arg="local"` shrinks it to about a minute on two CPU cores."""
   c = ml_collections.ConfigDict()
   c.seed = 0
-  c.total_steps = 2000
+  c.total_steps = 1000
   c.log_every = 50
 
   c.data = ml_collections.ConfigDict()
@@ -29,9 +29,9 @@ def get_config(arg=None):
   c.model.name = "mlp"
   c.model.hidden = 256
   c.model.num_blocks = 3
-  c.model.dropout = 0.1
+  c.model.dropout = 0.3
 
-  c.loss = "softmax"
+  c.loss = "lambda"
   c.supervision = ml_collections.ConfigDict()
   c.supervision.source = "human"
   c.supervision.weights = "none"
@@ -40,18 +40,18 @@ def get_config(arg=None):
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 1e-3
   c.optimizer.warmup_steps = 100
-  c.optimizer.weight_decay = 1e-4
+  c.optimizer.weight_decay = 1e-2
   c.optimizer.clip_norm = 1.0
 
   c.eval = ml_collections.ConfigDict()
-  c.eval.every = 500
+  c.eval.every = 250
   c.eval.splits = ("validation", "test")
   c.eval.label_source = "human"
   c.eval.metrics = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "err@10", "pnr")
   c.eval.batch_size = 64
 
   c.checkpoint = ml_collections.ConfigDict()
-  c.checkpoint.every = 500
+  c.checkpoint.every = 250
   c.checkpoint.keep = 2
   c.checkpoint.best_metric = "validation/ndcg@10/all"
   c.checkpoint.best_mode = "max"

@@ -18,6 +18,7 @@ import tempfile
 
 from absl import app
 from absl import flags
+from absl import logging
 import jax.numpy as jnp
 import lightgbm
 import numpy as np
@@ -63,6 +64,7 @@ def lightgbm_scores(splits) -> list[np.ndarray]:
 
 def main(argv):
   del argv
+  logging.set_verbosity(logging.WARNING)  # orbax logs every checkpoint at INFO
   workdir = pathlib.Path(_WORKDIR.value or tempfile.mkdtemp(prefix="mlp_vs_lightgbm_"))
   rows = []
   for name in _DATASETS.value:
