@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from rankjax import hybrid
 from rankjax import losses
+from rankjax import ultr
 
 
 def no_weights(batch, config):
@@ -74,7 +75,7 @@ def single_source(scores, batch, *, step, config):
 
 OBJECTIVES: dict[str, Callable] = {"single": single_source,
                                    "freq_multi_objective": hybrid.freq_multi_objective,
-                                   "data_schedule": hybrid.data_schedule}
+                                   "data_schedule": hybrid.data_schedule, **ultr.OBJECTIVES}
 
 
 def get(registry: dict, name: str, what: str):
