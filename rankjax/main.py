@@ -3,9 +3,10 @@ r"""Trains and evaluates a ranker: parses flags and calls `train.train_and_evalu
   python -m rankjax.main --config=configs/mslr_mlp.py:local --workdir=/tmp/rankjax_run \
       [--config.total_steps=100 ...]
 
-The logic lives in `rankjax.train`, importable and testable; this file only reads flags. A
-mistyped `--config.` override fails (the config is locked). On a multi-host launch (see launch/)
-JAX's distributed runtime is initialised first.
+The logic lives in `rankjax.train`, importable and testable; this file only reads flags. A config
+with a `study` section (configs/demo.py) runs `rankjax.study.run` instead: several variants and
+seeds, and a report. A mistyped `--config.` override fails (the config is locked). On a
+multi-host launch (see launch/) JAX's distributed runtime is initialised first.
 """
 
 from absl import app
@@ -14,6 +15,7 @@ from absl import logging
 from ml_collections import config_flags
 
 from rankjax import mesh
+from rankjax import study
 from rankjax import train
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
@@ -28,7 +30,10 @@ def main(argv):
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   mesh.maybe_initialize_distributed()
-  train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if "study" in _CONFIG.value:
+    study.run(_CONFIG.value, _WORKDIR.value)
+  else:
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
 
 
 if __name__ == "__main__":
