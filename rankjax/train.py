@@ -10,7 +10,7 @@ checkpoint never holds a non-finite state.
 
 Config fields (see configs/mslr_mlp.py): seed, total_steps, log_every, data.{name, path,
 cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source,
-weights, objective, ...}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
+weights, objective}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
 label_source, metrics, batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
 """
 

@@ -113,8 +113,8 @@ class DLA:
     rho = jnp.exp(jnp.minimum(scores - f_top, 30.0))
     ranker_loss = losses.softmax_loss(scores, clicks, where=where, weights=_inverse(theta, config))
     exam_loss = losses.softmax_loss(exam_logits, clicks, where=where, weights=_inverse(rho, config))
-    aux = {"ranker_loss": ranker_loss, "propensity_loss": exam_loss, "labelled_items": jnp.sum(where),
-           "propensity": _by_rank(self.propensities(variables))}
+    aux = {"ranker_loss": ranker_loss, "propensity_loss": exam_loss,
+           "labelled_items": jnp.sum(where), "propensity": _by_rank(self.propensities(variables))}
     return ranker_loss + exam_loss, aux, variables["state"]
 
 

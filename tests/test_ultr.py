@@ -57,8 +57,9 @@ def _simulate(lists, loggers, seed=3):
   """One click log from several logging rankers, {logger: sessions}, over the same pairs."""
   logs = [sim_lib.simulate(lists, sessions=n, eta=ETA, noise=0.05, logger=logger, zipf=0.3,
                            seed=seed + i).log for i, (logger, n) in enumerate(loggers.items())]
-  return ClickLog(*(np.concatenate([getattr(l, f) for l in logs]) for f in ("doc", "click", "mask")),
-                  logs[0].pairs)
+  doc, click, mask = (np.concatenate([getattr(l, f) for l in logs])
+                      for f in ("doc", "click", "mask"))
+  return ClickLog(doc, click, mask, logs[0].pairs)
 
 
 def _batch(lists, log):
@@ -188,7 +189,7 @@ def test_masked_items_and_empty_lists_are_ignored(name):
 @pytest.mark.parametrize("name", sorted(ultr.OBJECTIVES))
 def test_bad_configuration_is_a_clear_error(name):
   objective = ultr.OBJECTIVES[name]
-  with pytest.raises(ValueError, match=f"objective '{name}' learns its own position bias.*'ips_pbm'"):
+  with pytest.raises(ValueError, match=f"'{name}' learns its own position bias.*'ips_pbm'"):
     _call(objective, jnp.zeros((3, 8)), _tiny_batch(), _config(name, weights="ips_pbm"))
   no_clicks = {k: v for k, v in _tiny_batch().items() if not k.endswith("_click")}
   with pytest.raises(KeyError, match=f"objective '{name}' trains on clicks"):

@@ -1,4 +1,4 @@
-r"""Position propensities by intervention harvesting (Agarwal et al., WSDM 2019), from the log alone.
+r"""Position propensities from the log alone by intervention harvesting (Agarwal et al., WSDM 2019).
 
 When rankers that changed over the log showed the same (query, document) pair at different ranks,
 those impressions are a harvested intervention. Under PBM the pair's CTR at rank k is
@@ -49,7 +49,8 @@ class Harvest:
 def counts_from_log(log: ClickLog) -> tuple[np.ndarray, np.ndarray]:
   """(impressions, clicks), float64 [P, K]: per (query, doc) pair and rank, over a click log.
 
-  >>> log = ClickLog([[0, 1], [1, 0]], [[1, 0], [1, 1]], [[True, True], [True, True]], [("q", "a"), ("q", "b")])
+  >>> log = ClickLog([[0, 1], [1, 0]], [[1, 0], [1, 1]], [[True, True], [True, True]],
+  ...                [("q", "a"), ("q", "b")])
   >>> imps, clicks = counts_from_log(log)
   >>> imps.tolist(), clicks.tolist()
   ([[1.0, 1.0], [1.0, 1.0]], [[1.0, 1.0], [1.0, 0.0]])
@@ -101,7 +102,8 @@ def estimate(impressions: np.ndarray, clicks: np.ndarray, *, min_pairs: int = 1,
   impressions = np.asarray(impressions, np.float64)
   clicks = np.asarray(clicks, np.float64)
   if impressions.shape != clicks.shape or impressions.ndim != 2:
-    raise ValueError(f"impressions {impressions.shape} and clicks {clicks.shape}: want equal [P, K]")
+    raise ValueError(f"impressions {impressions.shape} and clicks {clicks.shape}: "
+                     f"want equal [P, K]")
   shown = (impressions > 0).astype(np.float64)
   ctr = np.divide(clicks, impressions, out=np.zeros_like(clicks), where=impressions > 0)
   pairs = (shown.T @ shown).astype(np.int64)  # [k, k']: pairs shown at both
@@ -153,7 +155,8 @@ def main(argv=None) -> dict:
   p.add_argument("--clip", type=float, default=0.0)
   args = p.parse_args(argv)
   summary = readers.ReadSummary()
-  log = ClickLog.from_sessions(readers.read_sessions(args.format, args.files, summary), args.max_rank)
+  sessions = readers.read_sessions(args.format, args.files, summary)
+  log = ClickLog.from_sessions(sessions, args.max_rank)
   if log.num_sessions == 0:
     raise SystemExit(f"no result page read from {args.files}: {summary}")
   h = estimate(*counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip)
