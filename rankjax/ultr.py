@@ -61,6 +61,7 @@ def _clicks(batch, config, name: str):
 
 
 def num_positions(config) -> int:
+  """K, the ranks the objectives model (`config.supervision.num_positions`, default 10)."""
   return config.supervision.get("num_positions", 10)
 
 
@@ -150,8 +151,8 @@ class RegressionEM:
   def __call__(self, scores, batch, *, step, config, variables):
     del step
     clicks, where, k = _clicks(batch, config, "regression_em")
-    theta_k = self.propensities(variables)
-    theta = theta_k[k]
+    theta_by_rank = self.propensities(variables)
+    theta = theta_by_rank[k]
     gamma = jax.nn.sigmoid(jax.lax.stop_gradient(scores))
     unclicked = (1 - clicks) / jnp.maximum(1 - theta * gamma, 1e-6)
     p_exam = clicks + unclicked * theta * (1 - gamma)
@@ -161,7 +162,7 @@ class RegressionEM:
     decay = config.supervision.get("em_decay", 0.99)
     state = {"exam": decay * variables["state"]["exam"] + jnp.einsum("blk,bl->k", one_hot, p_exam),
              "seen": decay * variables["state"]["seen"] + one_hot.sum((0, 1))}
-    return loss, {"labelled_items": jnp.sum(where), "propensity": _by_rank(theta_k)}, state
+    return loss, {"labelled_items": jnp.sum(where), "propensity": _by_rank(theta_by_rank)}, state
 
 
 OBJECTIVES = {"dla": DLA(), "two_tower": TwoTower(), "regression_em": RegressionEM()}
