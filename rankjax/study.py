@@ -183,6 +183,10 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   study = config.study
   if study.baseline not in study.variants:
     raise ValueError(f"baseline {study.baseline!r} is not a variant: {sorted(study.variants)}")
+  if not jax.config.jax_compilation_cache_dir:
+    # Seeds of a variant compile the same programs: a persistent cache compiles them once.
+    jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   data_path, meta = _data(config, workdir)
   split = store.open_split(data_path, study.split)
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)

@@ -1,0 +1,44 @@
+r"""Runs a study: every supervision variant over seeds, then `<workdir>/report.md`.
+
+  python tools/study.py --config=configs/demo.py --workdir=/tmp/rankjax_demo \
+      [--config.study.seeds=0,1,2,3,4] [--config.total_steps=600]
+
+The same as `python -m rankjax.main` with a study config (the logic is `rankjax.study.run`); a
+config without a `study` section is an error here. Finished runs are reused (each run resumes
+from its checkpoint), so a rerun after adding seeds trains only the new ones.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import sys
+
+from absl import app
+from absl import flags
+from absl import logging
+from ml_collections import config_flags
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
+# pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax import study
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file[:arg].",
+                                          lock_config=True)
+_WORKDIR = flags.DEFINE_string("workdir", None, "Study directory (runs, report.md).")
+flags.mark_flags_as_required(["config", "workdir"])
+
+
+def main(argv):
+  if len(argv) > 1:
+    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if "study" not in _CONFIG.value:
+    raise app.UsageError(f"{flags.FLAGS['config'].value!r} has no `study` section; "
+                         "train a single run with `python -m rankjax.main`")
+  if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
+    logging.set_verbosity(logging.WARNING)
+  summary = study.run(_CONFIG.value, _WORKDIR.value)
+  print(f"wrote {pathlib.Path(_WORKDIR.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+
+
+if __name__ == "__main__":
+  app.run(main)
