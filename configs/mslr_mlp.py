@@ -26,7 +26,7 @@ def get_config(arg=None):
   c.data.path = ""  # a prepared dataset directory; empty: prepare `name`
   c.data.cache_dir = ""  # where `name` is prepared; empty: <workdir>/data
   c.data.batch_size = 16  # lists per global batch
-  c.data.list_sizes = (64, 128, 256, 512)
+  c.data.list_sizes = (64, 128, 192, 320)  # lists hold up to 308 documents
   c.data.num_threads = 2
 
   c.model = ml_collections.ConfigDict()
