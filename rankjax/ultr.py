@@ -16,6 +16,8 @@ own variables (see `rankjax.supervision`), chosen by `config.supervision.objecti
   theta is the examination propensity relative to rank 1, rho the relevance relative to the
   list's item shown highest; each weight is held constant in the other's loss and the ratios are
   clipped below at `config.supervision.ips_clip` (default 0.01). `DLA.propensities` reads theta.
+  The authors' related code trains it with AdamW and the gradient's global norm clipped at 0.5
+  (`config.optimizer.clip_norm = 0.5`).
 - "two_tower", the PBM two-tower model (additive logits, as in PAL, Guo et al. 2019, and the
   Baidu-ULTR baselines): click logit = f(x) + g_k with g a position tower of K logits, pointwise
   sigmoid cross-entropy on clicks. The ranker is the relevance tower f; g lives only in the

@@ -222,6 +222,15 @@ def test_intervention_needs_ranks_linked_to_rank_one():
     intervention.estimate(imps, imps[:1])
 
 
+def test_intervention_command_line_without_ranking_variety(tmp_path):
+  lists = _lists(5)
+  sim = sim_lib.simulate(lists, sessions=200, eta=ETA, logger="feature:3", seed=5)
+  path = tmp_path / "log.jsonl"
+  path.write_text("".join(json.dumps(r) + "\n" for r in sim.records()))
+  with pytest.raises(SystemExit, match=r"log.jsonl: ranks \[2, .*\] share no clicked"):
+    intervention.main(["--format", "jsonl", str(path)])
+
+
 def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path, capsys):
   lists = _lists(20)
   sim = sim_lib.simulate(lists, sessions=3000, eta=ETA, logger="random", seed=5)

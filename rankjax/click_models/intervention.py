@@ -159,7 +159,10 @@ def main(argv=None) -> dict:
   log = ClickLog.from_sessions(sessions, args.max_rank)
   if log.num_sessions == 0:
     raise SystemExit(f"no result page read from {args.files}: {summary}")
-  h = estimate(*counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip)
+  try:
+    h = estimate(*counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip)
+  except ValueError as e:
+    raise SystemExit(f"{', '.join(args.files)}: {e}") from None
   out = {"method": "intervention_harvesting", "pages": log.num_sessions, "pairs": log.num_pairs,
          "rank_pairs_used": int(h.used.sum() // 2), "skipped": summary.skipped,
          "propensities": h.theta.round(6).tolist()}
