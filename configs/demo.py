@@ -16,7 +16,7 @@ import ml_collections
 
 
 def get_config(arg=None):
-  """The demo study; `arg="tiny"` is a seconds-long smoke version (tests)."""
+  """The demo study; `arg="tiny"` is a smoke version (tests): the four variants, small and short."""
   c = ml_collections.ConfigDict()
   c.seed = 0
   c.total_steps = 300
@@ -93,6 +93,7 @@ def get_config(arg=None):
     c.model.hidden = 16
     c.model.num_blocks = 1
     c.study.seeds = (0, 1)
+    del c.study.variants["human"]
     c.study.world.update({"num_queries": 150, "num_docs": 600, "sessions": 3000})
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
