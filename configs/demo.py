@@ -68,6 +68,7 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0
   c.study.doc_signals = ("global_ctr", "quality")
   c.study.semantic_signals = ("semantic",)
+  c.study.gate_split = "validation"  # the learned gate's human-labelled lists
   c.study.variants = ml_collections.ConfigDict({
       "click": {"objective": "single", "source": "click", "weights": "ips_pbm"},
       "llm": {"objective": "single", "source": "llm", "weights": "none"},
@@ -76,6 +77,9 @@ def get_config(arg=None):
       "freq_multi_objective": {"objective": "freq_multi_objective", "weights": "ips_pbm",
                                "gate": {"name": "linear"}},
       "human": {"objective": "single", "source": "human", "weights": "none"},
+      # Beyond the paper: the gate fitted on the validation queries' human labels.
+      "fmo_learned_gate": {"objective": "freq_multi_objective", "weights": "ips_pbm",
+                           "gate": {"name": "learned"}},
   })
   # The world (rankjax.data.demo_world.WorldConfig; README "Demo" lists the same values).
   c.study.world = ml_collections.ConfigDict({
@@ -93,7 +97,7 @@ def get_config(arg=None):
     c.model.hidden = 16
     c.model.num_blocks = 1
     c.study.seeds = (0, 1)
-    del c.study.variants["human"]
+    del c.study.variants["human"], c.study.variants["fmo_learned_gate"]
     c.study.world.update({"num_queries": 150, "num_docs": 600, "sessions": 3000})
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")

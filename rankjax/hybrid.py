@@ -14,6 +14,8 @@ click loss carries the weights hook `config.supervision.weights`, e.g. IPS). Gat
   hard     w = bucket_weights[bucket] (high, medium, low), `unknown_weight` for unbucketed lists
   sigmoid  w = sigmoid((log(1 + freq) - log(1 + centre)) / temperature)
   linear   w = 1 - rank / (num_buckets - 1), rank 0 = high ... 2 = low (unknown: `unknown_weight`)
+  learned  w = sigmoid(coef * log(1 + freq) + bias), fitted by `fit_gate` on a small human-labelled
+           validation set (beyond the paper; `rankjax.study` fits it before training)
 The mean of each loss and of w over the batch's lists are logged ("loss_click", "loss_llm",
 "gate_mean").
 
@@ -85,7 +87,45 @@ def linear_gate(batch, gate):
   return jnp.where(batch["bucket"] < 0, gate.get("unknown_weight", 0.5), w)
 
 
-GATES: dict[str, Callable] = {"hard": hard_gate, "sigmoid": sigmoid_gate, "linear": linear_gate}
+def learned_gate(batch, gate):
+  """w = sigmoid(gate.coef * log1p(freq) + gate.bias), with (coef, bias) from `fit_gate`."""
+  return jax.nn.sigmoid(gate.coef * jnp.log1p(batch["query_freq"]) + gate.bias)
+
+
+GATES: dict[str, Callable] = {"hard": hard_gate, "sigmoid": sigmoid_gate, "linear": linear_gate,
+                              "learned": learned_gate}
+
+
+def fit_gate(query_freq, click_better, *, l2: float = 1e-2, iterations: int = 50) -> dict:
+  """Fits the learned gate on human-labelled lists: logistic regression of `click_better` on
+  log(1 + freq) (beyond the paper; the sigmoid gate with centre and temperature from data).
+
+  Args:
+    query_freq: f[N] frequency of each validation query.
+    click_better: f[N] in [0, 1], 1 where the click labels rank the list better than the LLM
+      labels against the human labels, 0 where worse, 0.5 for a tie (`study.gate_targets`).
+    l2: ridge penalty on the coefficient (keeps a separable set finite).
+    iterations: Newton steps.
+
+  Returns:
+    {"coef": float, "bias": float} for `learned_gate`.
+
+  >>> freq = np.array([1., 2., 3., 50., 80., 200.])
+  >>> g = fit_gate(freq, np.array([0., 0., 0.5, 1., 1., 1.]))
+  >>> w = lambda f: 1 / (1 + np.exp(-(g["coef"] * np.log1p(f) + g["bias"])))
+  >>> bool(w(1.) < 0.3), bool(w(200.) > 0.7)
+  (True, True)
+  """
+  y = np.asarray(click_better, np.float64)
+  x = np.stack([np.log1p(np.asarray(query_freq, np.float64)), np.ones_like(y)], 1)
+  theta = np.zeros(2)
+  penalty = np.diag([l2 * len(y), 0.0])
+  for _ in range(iterations):
+    p = 1 / (1 + np.exp(-x @ theta))
+    grad = x.T @ (p - y) + penalty @ theta
+    hess = (x * (p * (1 - p))[:, None]).T @ x + penalty + 1e-9 * np.eye(2)
+    theta -= np.linalg.solve(hess, grad)
+  return {"coef": float(theta[0]), "bias": float(theta[1])}
 
 
 def per_list_loss(name: str, scores, labels, where, weights=None):

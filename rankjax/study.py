@@ -12,6 +12,8 @@ A config with a `study` section is a study (`python -m rankjax.main` dispatches 
   config.study.relevant_label  human label from which a document counts as relevant (AUC)
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item extras of semantic match (the world's "semantic")
+  config.study.gate_split      the small human-labelled split a learned gate is fitted on
+                               (variants with gate {"name": "learned"}; `learned_gate`)
 
 Every (variant, seed) trains in `<workdir>/runs/<variant>/seed<k>` with `train.train_and_evaluate`
 (and so resumes), then scores the evaluation split. The report (`<workdir>/report.md`,
@@ -40,6 +42,7 @@ import numpy as np
 from scipy import stats as scipy_stats
 
 from rankjax import evaluate
+from rankjax import hybrid
 from rankjax import mesh as mesh_lib
 from rankjax import metrics as metrics_lib
 from rankjax import models
@@ -137,8 +140,57 @@ def in_bucket(bucket: np.ndarray, name: str) -> np.ndarray:
   return np.ones(bucket.shape, bool) if name == "all" else bucket == BUCKETS.index(name)
 
 
-def variant_config(config, variant: str, seed: int, data_path, meta: dict | None):
-  """The single-run config of one (variant, seed): the base config without `study`."""
+def gate_targets(split, draws: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(query_freq f[N], click_better f[N]) of a split's lists that have a relevant document.
+
+  click_better is 1 where ranking by the click labels gives a higher NDCG@10 against the human
+  labels than ranking by the LLM labels, 0 where lower, 0.5 where equal; label ties are broken
+  at random, averaged over `draws`.
+  """
+  rng = np.random.default_rng(seed)
+  n, size = len(split), int(split.lengths.max())
+  labels = {s: np.zeros((n, size), np.float32) for s in ("click", "llm", "human")}
+  where = np.zeros((n, size), bool)
+  freq = np.zeros(n)
+  for i in range(n):
+    rec = split[i]
+    k = len(rec["doc_ids"])
+    for s in labels:
+      labels[s][i, :k] = np.nan_to_num(rec[f"label_{s}"])
+    where[i, :k] = ~np.isnan(rec["label_human"])
+    freq[i] = rec["query_freq"]
+  human = jnp.asarray(labels["human"])
+  ndcg = {}
+  for s in ("click", "llm"):
+    runs = [metrics_lib.ndcg_metric(jnp.asarray(labels[s] + 1e-3 * rng.random((n, size))), human,
+                                    where=jnp.asarray(where), topn=10, reduce_fn=None)
+            for _ in range(draws)]
+    ndcg[s] = np.mean(runs, axis=0)
+  keep = np.asarray(metrics_lib.has_relevant(human, jnp.asarray(where)))
+  diff = (ndcg["click"] - ndcg["llm"])[keep]
+  return freq[keep], np.where(np.abs(diff) < 1e-6, 0.5, (diff > 0).astype(np.float64))
+
+
+def learned_gate(data_path, split_name: str) -> dict:
+  """The learned gate (`hybrid.fit_gate`) fitted on a human-labelled split, with its centre."""
+  freq, target = gate_targets(store.open_split(data_path, split_name))
+  gate = hybrid.fit_gate(freq, target)
+  centre = float(np.expm1(-gate["bias"] / gate["coef"])) if gate["coef"] else float("nan")
+  return {**gate, "centre": centre, "lists": int(len(freq)), "split": split_name,
+          "click_better": float(np.mean(target))}
+
+
+def _uses_learned_gate(variants) -> bool:
+  return any(v.get("gate", {}).get("name") == "learned" and "coef" not in v.get("gate", {})
+             for v in variants.values())
+
+
+def variant_config(config, variant: str, seed: int, data_path, meta: dict | None,
+                   gate: dict | None = None):
+  """The single-run config of one (variant, seed): the base config without `study`.
+
+  `gate` (from `learned_gate`) fills a learned gate's coef and bias where the variant has none.
+  """
   base = config.to_dict()
   study = base.pop("study")
   cfg = ml_collections.ConfigDict(base)
@@ -146,6 +198,11 @@ def variant_config(config, variant: str, seed: int, data_path, meta: dict | None
   cfg.data.path = str(data_path)
   cfg.data.list_sizes = tuple(cfg.data.list_sizes)
   cfg.supervision.update(study["variants"][variant])
+  sup_gate = cfg.supervision.get("gate")
+  if sup_gate is not None and sup_gate.name == "learned" and "coef" not in sup_gate:
+    if gate is None:
+      raise ValueError(f"variant {variant!r} uses a learned gate but none was fitted")
+    sup_gate.coef, sup_gate.bias = gate["coef"], gate["bias"]
   if cfg.supervision.get("weights") == "ips_pbm" and not cfg.supervision.get("propensities"):
     if not meta:
       raise ValueError(f"variant {variant!r} uses ips_pbm but gives no propensities")
@@ -195,17 +252,19 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     raise ValueError(f"{data_path}: no per-item extras {missing}; it has "
                      f"{split.layout['extras']} (config.study.doc_signals / semantic_signals)")
   data = padded_split(split, signals)
+  gate = learned_gate(data_path, study.gate_split) if _uses_learned_gate(study.variants) else None
   mesh = mesh_lib.make_mesh()
   scores: dict[str, list[np.ndarray]] = {}
   for variant in study.variants:
     for seed in study.seeds:
-      cfg = variant_config(config, variant, seed, data_path, meta)
+      cfg = variant_config(config, variant, seed, data_path, meta, gate)
       print(f"study: {variant}, seed {seed}", flush=True)
       out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}")
       scores.setdefault(variant, []).append(score_run(cfg, out["state"], split, mesh))
   summary = summarize(scores, data, study)
   summary["seconds"] = time.perf_counter() - start
   summary["world"] = meta
+  summary["learned_gate"] = gate
   if jax.process_index() == 0:
     plot_bars(summary, workdir / "ndcg10_by_bucket.png")
     plot_histograms(scores, data, study, workdir / "score_histograms.png")
@@ -332,6 +391,12 @@ def report(summary: dict, config) -> str:
             "Variants (overrides of `config.supervision`):", ""]
   for v, over in summary["variants"].items():
     lines.append(f"- **{v}**: " + ", ".join(f"{k}={val}" for k, val in over.items()))
+  gate = summary.get("learned_gate")
+  if gate:
+    lines += ["", f"Learned gate (fitted on {gate['lists']} `{gate['split']}` lists; click labels "
+              f"ranked better than LLM labels on {gate['click_better']:.0%} of them): w = "
+              f"sigmoid({gate['coef']:.3f} log(1 + freq) {gate['bias']:+.3f}), w = 0.5 at "
+              f"frequency {gate['centre']:.1f}."]
   lines += ["", f"Cells: mean ± std over seeds. ▲/▼: significantly better/worse than **{base}** "
             "(paired t-test over queries, each query's value averaged over seeds; Holm-corrected "
             "within each metric over all variant × bucket comparisons; adjusted p < 0.05).", ""]

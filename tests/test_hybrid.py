@@ -179,3 +179,14 @@ def test_objectives_are_registered_and_jit():
     config = config_for(name, gate="sigmoid")
     loss, aux = jax.jit(lambda s, b, t: fn(s, b, step=t, config=config))(scores, batch, 7)
     assert np.isfinite(loss) and all(np.isfinite(v) for v in aux.values())
+
+
+def test_fit_gate_recovers_a_logistic_gate():
+  rng = np.random.default_rng(0)
+  freq = np.exp(rng.uniform(0, 6, 20000)) - 1
+  p = 1 / (1 + np.exp(-(1.5 * np.log1p(freq) - 4.0)))
+  fitted = hybrid.fit_gate(freq, (rng.uniform(size=freq.size) < p).astype(float), l2=0.0)
+  assert abs(fitted["coef"] - 1.5) < 0.1 and abs(fitted["bias"] + 4.0) < 0.3
+  gate = ml_collections.ConfigDict(fitted)
+  w = hybrid.learned_gate({"query_freq": jnp.asarray(freq[:5], jnp.float32)}, gate)
+  np.testing.assert_allclose(w, p[:5], atol=0.05)

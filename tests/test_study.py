@@ -126,3 +126,16 @@ def test_variant_config_applies_overrides_and_propensities(world_split):
   assert study.variant_config(config, "llm", 0, path, meta).supervision.source == "llm"
   with pytest.raises(ValueError, match="propensities"):
     study.variant_config(config, "click", 0, path, None)
+
+
+def test_learned_gate_is_fitted_on_the_validation_lists(world_split):
+  path, meta, _ = world_split
+  freq, target = study.gate_targets(store.open_split(path, "validation"))
+  assert len(freq) == len(target) > 5 and set(np.unique(target)) <= {0.0, 0.5, 1.0}
+  gate = study.learned_gate(path, "validation")
+  assert gate["lists"] == len(freq) and np.isfinite([gate["coef"], gate["bias"]]).all()
+  config = load_config("demo", None)
+  cfg = study.variant_config(config, "fmo_learned_gate", 0, path, meta, gate)
+  assert (cfg.supervision.gate.coef, cfg.supervision.gate.bias) == (gate["coef"], gate["bias"])
+  with pytest.raises(ValueError, match="learned gate"):
+    study.variant_config(config, "fmo_learned_gate", 0, path, meta)
