@@ -60,14 +60,22 @@ class TrainState:
 def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransformation:
   """AdamW with linear warmup and cosine decay to 0, after clipping the gradient's global norm.
 
-  Runs shorter than the warmup (tests, smoke runs) warm up over all but their last step.
+  It updates (model params, objective params). Weight decay is for the model only; the
+  objective's updates are multiplied by `config.supervision.objective_lr_scale` (default 1), as a
+  propensity model may need a larger step than the ranker (ULTRA's DLA has its own propensity
+  learning rate). Runs shorter than the warmup (tests, smoke runs) warm up over all but their
+  last step.
   """
   opt = config.optimizer
   warmup = max(min(opt.warmup_steps, config.total_steps - 1), 0)
   schedule = optax.warmup_cosine_decay_schedule(
       0.0, opt.lr, warmup, max(config.total_steps, warmup + 1))
+  scale = config.supervision.get("objective_lr_scale", 1.0)
   return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
-                     optax.adamw(schedule, weight_decay=opt.weight_decay))
+                     optax.adamw(schedule, weight_decay=opt.weight_decay,
+                                 mask=lambda p: (jax.tree.map(lambda _: True, p[0]),
+                                                 jax.tree.map(lambda _: False, p[1]))),
+                     optax.stateless(lambda u, _: (u[0], optax.tree.scale(scale, u[1]))))
 
 
 def init_state(model, tx, example_batch: dict, seed: int, model_module=None,

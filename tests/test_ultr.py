@@ -214,6 +214,18 @@ def test_regression_em_steps():
   np.testing.assert_allclose(loss, bce.mean(), rtol=1e-5)
 
 
+def test_optimizer_scales_objective_updates_and_decays_only_the_model():
+  config = _config(steps=10, objective_lr_scale=2.0)
+  config.optimizer.update({"lr": 0.1, "weight_decay": 0.5, "clip_norm": 1e9})
+  tx = train.make_optimizer(config)
+  params = ({"w": jnp.ones(2)}, {"p": jnp.ones(3)})
+  grads = jax.tree.map(jnp.ones_like, params)
+  updates, _ = tx.update(grads, tx.init(params), params)
+  # First Adam step: -lr * sign(grad), plus decoupled weight decay lr * 0.5 * param on the model.
+  np.testing.assert_allclose(updates[0]["w"], -0.1 * (1 + 0.5), rtol=1e-5)
+  np.testing.assert_allclose(updates[1]["p"], -0.1 * 2.0, rtol=1e-5)
+
+
 def test_intervention_needs_ranks_linked_to_rank_one():
   imps = np.array([[5.0, 5.0, 0.0], [0.0, 0.0, 5.0]])  # rank 3 never shares a pair with 1 or 2
   with pytest.raises(ValueError, match=r"ranks \[3\] share no clicked"):
