@@ -81,7 +81,7 @@ def sigmoid_gate(batch, gate):
 
 
 def linear_gate(batch, gate):
-  """w = 1 - rank / 2 for buckets high (rank 0), medium (1), low (2); unknown: gate.unknown_weight."""
+  """w = 1 - rank / 2 for high (rank 0), medium (1), low (2); unknown: gate.unknown_weight."""
   nb = len(schema.BUCKETS)
   w = 1.0 - batch["bucket"].astype(jnp.float32) / (nb - 1)
   return jnp.where(batch["bucket"] < 0, gate.get("unknown_weight", 0.5), w)
@@ -271,9 +271,11 @@ def preset(name: str, total_steps: int) -> list[dict]:
   half, third = total_steps // 2, total_steps // 3
   llm, click = {"llm": 1.0}, {"click": 1.0}
   if name == "llm_then_click":
-    return [{"start": 0, "end": half, "mix": llm}, {"start": half, "end": total_steps, "mix": click}]
+    return [{"start": 0, "end": half, "mix": llm},
+            {"start": half, "end": total_steps, "mix": click}]
   if name == "click_then_llm":
-    return [{"start": 0, "end": half, "mix": click}, {"start": half, "end": total_steps, "mix": llm}]
+    return [{"start": 0, "end": half, "mix": click},
+            {"start": half, "end": total_steps, "mix": llm}]
   if name in ("anneal_linear", "anneal_cosine"):
     return [{"start": 0, "end": total_steps, "mix": llm, "mix_end": click,
              "anneal": name.split("_")[1]}]

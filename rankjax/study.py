@@ -1,4 +1,4 @@
-r"""The study: train supervision variants over seeds, evaluate per frequency bucket, write report.md.
+r"""The study: supervision variants over seeds, evaluated per frequency bucket, and report.md.
 
 A config with a `study` section is a study (`python -m rankjax.main` dispatches it to `run`):
 
@@ -379,8 +379,9 @@ def report(summary: dict, config) -> str:
   lines = ["# rankjax study report", ""]
   if summary.get("world"):
     meta = summary["world"]
-    lines += ["Data: **the demo world, a simulation** (`rankjax/data/demo_world.py`), not real users "
-              "or annotators. Parameters: " + ", ".join(f"{k}={v}" for k, v in meta["world"].items())
+    params = ", ".join(f"{k}={v}" for k, v in meta["world"].items())
+    lines += ["Data: **the demo world, a simulation** (`rankjax/data/demo_world.py`), not real "
+              f"users or annotators. Parameters: {params}"
               + f". Lists: {meta['lists']}; {meta['clicks']} simulated clicks; PBM propensities "
               "fitted on the log: " + ", ".join(f"{p:.2f}" for p in meta["propensities"]) + ".", ""]
   else:
@@ -397,7 +398,8 @@ def report(summary: dict, config) -> str:
               f"ranked better than LLM labels on {gate['click_better']:.0%} of them): w = "
               f"sigmoid({gate['coef']:.3f} log(1 + freq) {gate['bias']:+.3f}), w = 0.5 at "
               f"frequency {gate['centre']:.1f}."]
-  lines += ["", f"Cells: mean ± std over seeds. ▲/▼: significantly better/worse than **{base}** "
+  lines += ["", "Cells: mean ± std over seeds. ▲/▼: significantly better/worse than "
+            f"**{base}** "
             "(paired t-test over queries, each query's value averaged over seeds; Holm-corrected "
             "within each metric over all variant × bucket comparisons; adjusted p < 0.05).", ""]
   for spec in METRICS:

@@ -39,6 +39,7 @@ def test_demo_study_end_to_end(tmp_path):
   assert {"train/loss_click", "train/loss_llm", "train/gate_mean"} <= set(first)
 
 
+@pytest.mark.slow
 def test_study_tool_refuses_a_config_without_a_study(tmp_path):
   out = run(["tools/study.py", "--config=configs/mslr_mlp.py:local", f"--workdir={tmp_path}"])
   assert out.returncode != 0 and "no `study` section" in out.stderr

@@ -20,7 +20,7 @@ issued are not in the data. The ranker's features are what a search engine obser
 
   0 term_overlap     s_qd + N(0, feature_noise)       semantic proxy
   1 embedding_sim    s_qd + N(0, feature_noise)       a second, independent semantic proxy
-  2 doc_ctr          the document's global CTR, smoothed: (clicks + m * mean CTR) / (impressions + m)
+  2 doc_ctr          the document's global CTR, smoothed: (clicks + m mean CTR) / (impressions + m)
   3 doc_impressions  the document's impressions in the log
   4 query_freq       the query's session count
 
@@ -112,7 +112,8 @@ def make_world(cfg: WorldConfig) -> tuple[dict[str, list[schema.RankingList]], d
   ws, wq = cfg.semantic_weight, cfg.quality_weight
   relevance = (ws * semantic + wq * quality[docs]) / np.hypot(ws, wq)
   human = grade(relevance)
-  llm = grade((semantic + rng.normal(0, cfg.llm_noise, semantic.shape)) / np.hypot(1, cfg.llm_noise))
+  seen = semantic + rng.normal(0, cfg.llm_noise, semantic.shape)  # the annotator's view
+  llm = grade(seen / np.hypot(1, cfg.llm_noise))
   qids = [f"q{i}" for i in range(cfg.num_queries)]
   doc_names = [f"d{d}" for d in range(cfg.num_docs)]
   lists = [schema.RankingList(qid=qids[i], doc_ids=[doc_names[d] for d in docs[i]],
