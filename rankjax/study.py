@@ -11,7 +11,8 @@ A config with a `study` section is a study (`python -m rankjax.main` dispatches 
                                simulated world (else `config.data.path`, as for one run)
   config.study.relevant_label  human label from which a document counts as relevant (AUC)
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
-  config.study.semantic_signals per-item extras of semantic match (the world's "semantic")
+  config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
+                               "term_overlap", computed from the query and document texts
   config.study.gate_split      the small human-labelled split a learned gate is fitted on
                                (variants with gate {"name": "learned"}; `learned_gate`)
 
@@ -32,6 +33,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
+import re
 import time
 
 import jax
@@ -103,8 +105,34 @@ def spearman_per_list(scores, signal, where) -> np.ndarray:
   return out
 
 
+_TOKEN = re.compile(r"[\u3400-\u9fff]|\w+")  # CJK characters one by one, other words whole
+
+
+def term_overlap(query: str, doc: str) -> float:
+  """Share of the query's distinct terms that occur in the document (lower case).
+
+  >>> term_overlap("Jaguar car price", "the price of a jaguar"), term_overlap("北京天气", "天气预报")
+  (0.6666666666666666, 0.5)
+  """
+  q = set(_TOKEN.findall(query.lower()))
+  return len(q & set(_TOKEN.findall(doc.lower()))) / len(q) if q else 0.0
+
+
+def _text(x) -> str:
+  return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def available_signals(layout: dict) -> list[str]:
+  """The per-item signals a split offers the analyses: its extras, and term_overlap with text."""
+  return list(layout["extras"]) + (["term_overlap"] if layout["query"] and layout["doc_texts"]
+                                   else [])
+
+
 def padded_split(split, extras=()) -> dict[str, np.ndarray]:
-  """The evaluation split as arrays [N, Lmax]: human labels, masks, bucket, requested extras."""
+  """The evaluation split as arrays [N, Lmax]: human labels, masks, bucket, requested signals.
+
+  A signal is a per-item extra, or "term_overlap" computed from the query and document texts.
+  """
   n, size = len(split), int(split.lengths.max())
   out = {"label": np.zeros((n, size), np.float32), "where": np.zeros((n, size), bool),
          "bucket": np.zeros(n, np.int32), "qid": []}
@@ -117,9 +145,12 @@ def padded_split(split, extras=()) -> dict[str, np.ndarray]:
     out["label"][i, :k] = np.nan_to_num(labels)
     out["where"][i, :k] = ~np.isnan(labels)
     out["bucket"][i] = rec["bucket"]
-    out["qid"].append(rec["qid"].decode() if isinstance(rec["qid"], bytes) else str(rec["qid"]))
+    out["qid"].append(_text(rec["qid"]))
     for e in extras:
-      out[e][i, :k] = rec[f"extra_{e}"]
+      if e == "term_overlap" and "extra_term_overlap" not in rec:
+        out[e][i, :k] = [term_overlap(_text(rec["query"]), _text(d)) for d in rec["doc_texts"]]
+      else:
+        out[e][i, :k] = rec[f"extra_{e}"]
   return out
 
 
@@ -247,10 +278,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   data_path, meta = _data(config, workdir)
   split = store.open_split(data_path, study.split)
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
-  missing = [e for e in signals if e not in split.layout["extras"]]
+  missing = [e for e in signals if e not in available_signals(split.layout)]
   if missing:
-    raise ValueError(f"{data_path}: no per-item extras {missing}; it has "
-                     f"{split.layout['extras']} (config.study.doc_signals / semantic_signals)")
+    raise ValueError(f"{data_path}: no per-item signals {missing}; it has "
+                     f"{available_signals(split.layout)} (config.study.doc_signals / "
+                     "semantic_signals)")
   data = padded_split(split, signals)
   gate = learned_gate(data_path, study.gate_split) if _uses_learned_gate(study.variants) else None
   mesh = mesh_lib.make_mesh()
@@ -419,13 +451,13 @@ def report(summary: dict, config) -> str:
   for v, per in summary["tests"].items():
     for b, t in per.get("ndcg@10", {}).items():
       lines.append(f"| {v} | {b} | {t['diff']:+.4f} | {t['p']:.3g} | {t['p_holm']:.3g} |")
+  named = lambda signals: ", ".join(f"`{e}`" for e in signals) or "none configured"
   lines += ["", "## Analyses", "",
             "(i) Reliance on document-level click signals and (iii) on semantic match: mean over "
-            "queries of the within-query Spearman correlation of the model's scores with "
-            + ", ".join(f"`{e}`" for e in summary["doc_signals"]) + " (document-level) and "
-            + ", ".join(f"`{e}`" for e in summary["semantic_signals"]) + " (semantic). "
-            f"(ii) Separation: mean per-query AUC of relevant (human label >= "
-            f"{summary['relevant_label']}) vs non-relevant documents.", ""]
+            "queries of the within-query Spearman correlation of the model's scores with the "
+            f"document-level signals ({named(summary['doc_signals'])}) and the semantic ones "
+            f"({named(summary['semantic_signals'])}). (ii) Separation: mean per-query AUC of "
+            f"relevant (human label >= {summary['relevant_label']}) vs non-relevant documents.", ""]
   cols = [f"spearman/{e}" for e in summary["doc_signals"] + summary["semantic_signals"]] + [
       f"auc/{b}" for b in BUCKETS]
   lines += ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]

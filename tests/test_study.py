@@ -9,7 +9,8 @@ from scipy import stats as scipy_stats
 from rankjax import evaluate
 from rankjax import mesh as mesh_lib
 from rankjax import study
-from rankjax.data import demo_world, store
+from rankjax import supervision
+from rankjax.data import demo_world, schema, store
 
 from train_helpers import load_config
 
@@ -139,3 +140,27 @@ def test_learned_gate_is_fitted_on_the_validation_lists(world_split):
   assert (cfg.supervision.gate.coef, cfg.supervision.gate.bias) == (gate["coef"], gate["bias"])
   with pytest.raises(ValueError, match="learned gate"):
     study.variant_config(config, "fmo_learned_gate", 0, path, meta)
+
+
+def test_term_overlap_signal_from_texts(tmp_path):
+  lists = [schema.RankingList(qid=f"q{i}", doc_ids=["a", "b"], query="red shoes",
+                              doc_texts=["Red shoes for sale", "blue hats"],
+                              labels={"human": np.array([2.0, 0.0])}) for i in range(2)]
+  split = store.open_split(store.write_dataset(tmp_path, name="text", splits={"test": lists}),
+                           "test")
+  assert "term_overlap" in study.available_signals(split.layout)
+  data = study.padded_split(split, ("term_overlap",))
+  np.testing.assert_allclose(data["term_overlap"], [[1.0, 0.0], [1.0, 0.0]])
+
+
+@pytest.mark.parametrize("arg", [None, "tiny"])
+def test_demo_config_is_complete(arg):
+  config = load_config("demo", arg)
+  assert config.eval.every <= config.total_steps and config.checkpoint.every <= config.total_steps
+  assert {"click", "llm", "data_schedule", "freq_multi_objective"} <= set(config.study.variants)
+  assert config.study.baseline in config.study.variants
+  for variant in config.study.variants.values():
+    supervision.get_objective(variant.objective)
+  demo_world.WorldConfig(**config.study.world.to_dict())
+  with pytest.raises(ValueError, match="unknown config variant"):
+    load_config("demo", "nope")
