@@ -3,10 +3,11 @@ r"""The embedded demo: the whole study on a simulated world, no download, minute
 The data is a simulation (`rankjax/data/demo_world.py`): documents with a semantic part (seen by a
 simulated annotator, with noise) and a quality part (seen only through simulated clicks), Zipf
 query frequencies, PBM position bias. Click, LLM, data-schedule and frequency-gated
-multi-objective rankers (and a human-label reference) train over three seeds and are evaluated
-against the world's human labels per frequency bucket; `<workdir>/report.md` has the results.
-The variants' settings were fixed before any run: the data schedule is the paper's hint
-(multi-stage training ordered by query frequency), the gate the parameter-free linear one.
+multi-objective rankers (plus the multi-objective with a learned gate, and a human-label
+reference) train over three seeds and are evaluated against the world's human labels per
+frequency bucket; `<workdir>/report.md` has the results. The variants' settings were fixed before
+any run: the data schedule is the paper's hint (multi-stage training ordered by query frequency),
+the gate the parameter-free linear one.
 
   python -m rankjax.main --config=configs/demo.py --workdir=/tmp/rankjax_demo
   python -m rankjax.main --config=configs/demo.py:tiny --workdir=/tmp/rankjax_demo_tiny

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import matplotlib
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 from scipy import stats as scipy_stats
 
 from rankjax import evaluate
@@ -259,6 +260,10 @@ def _data(config, workdir: pathlib.Path):
   study = config.study
   if study.get("world"):
     cfg = demo_world.WorldConfig(**study.world.to_dict())
+    if jax.process_index() == 0:  # one host writes the world, the others read it
+      demo_world.build(workdir / "data", cfg)
+    if jax.process_count() > 1:
+      multihost_utils.sync_global_devices("rankjax:demo_world")
     return demo_world.build(workdir / "data", cfg)
   return train.prepare_data(config, workdir), None
 
