@@ -164,3 +164,23 @@ def test_demo_config_is_complete(arg):
   demo_world.WorldConfig(**config.study.world.to_dict())
   with pytest.raises(ValueError, match="unknown config variant"):
     load_config("demo", "nope")
+
+
+@pytest.mark.slow
+def test_study_on_a_prepared_dataset(tmp_path):
+  """A study over `config.data.path` (no world): variants that the data supports, no signals."""
+  from train_helpers import tiny_config, tiny_dataset
+  config = tiny_config(tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2,
+                       **{"data.list_sizes": (32,)})
+  config.eval.every = config.checkpoint.every = 4
+  config.study = ml_collections.ConfigDict({
+      "seeds": (0,), "split": "test", "baseline": "click", "relevant_label": 1.0,
+      "doc_signals": (), "semantic_signals": (), "gate_split": "validation",
+      "variants": {"click": {"source": "click"}, "human": {"source": "human"}}})
+  summary = study.run(config, tmp_path / "study")
+  assert set(summary["metrics"]) == {"click", "human"} and summary["world"] is None
+  report = (tmp_path / "study" / "report.md").read_text()
+  assert "none configured" in report and "| human |" in report
+  config.study.semantic_signals = ("semantic",)
+  with pytest.raises(ValueError, match="no per-item signals"):
+    study.run(config, tmp_path / "study2")
