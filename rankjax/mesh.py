@@ -14,9 +14,10 @@ import jax
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-# Any of these means a multi-process launch that `jax.distributed.initialize()` detects itself
-# (coordinator address given explicitly, SLURM with several tasks, or an explicit request, as on a
-# multi-host TPU slice, where JAX finds its peers from the TPU metadata).
+# Any of these means a multi-process launch: a coordinator address given explicitly (with
+# RANKJAX_NUM_PROCESSES and RANKJAX_PROCESS_ID where no cluster manager tells JAX), SLURM with
+# several tasks, or an explicit request, as on a multi-host TPU slice, where JAX finds its peers
+# from the TPU metadata.
 _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "RANKJAX_DISTRIBUTED")
 
 
@@ -25,7 +26,11 @@ def maybe_initialize_distributed() -> bool:
   multi = any(os.environ.get(k) for k in _MULTIHOST_ENV) or int(
       os.environ.get("SLURM_NTASKS", "1")) > 1
   if multi:
-    jax.distributed.initialize()
+    explicit = {}
+    if "RANKJAX_NUM_PROCESSES" in os.environ:
+      explicit = {"num_processes": int(os.environ["RANKJAX_NUM_PROCESSES"]),
+                  "process_id": int(os.environ["RANKJAX_PROCESS_ID"])}
+    jax.distributed.initialize(**explicit)
   return multi
 
 
