@@ -241,6 +241,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   progress = logging_utils.Progress(config.total_steps, step, config.log_every)
   last_saved = ckpt.latest_step()
   results: dict = {}
+  if step >= config.total_steps and (workdir / "results.json").exists():  # already finished
+    results = json.loads((workdir / "results.json").read_text())["splits"]
   pending = None  # (step, device measurements) not yet read
 
   def read(pending_item):
@@ -267,7 +269,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     with checkpoint_lib.PreemptionGuard() as guard:
       while step < config.total_steps:
         batch = mesh_lib.shard_batch(next(data_iter), mesh)
-        state, measured = step_fn(state, batch)
+        with jax.transfer_guard("disallow"):  # the step itself never copies host <-> device
+          state, measured = step_fn(state, batch)
         step += 1
         if pending is not None:  # step - 1, read while this step runs
           s, scalars = read(pending)

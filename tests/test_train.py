@@ -52,6 +52,9 @@ def test_resume_from_checkpoint_is_exact(data_path, tmp_path):
   for x, y in zip(jax.tree.leaves(full["state"]), jax.tree.leaves(resumed["state"])):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   assert resumed["eval"] == full["eval"]
+  # Started again on a finished run: nothing to do, the results stand.
+  again = train.train_and_evaluate(tiny_config(data_path), b)
+  assert again["step"] == 6 and again["eval"] == full["eval"]
 
 
 def test_train_step_compiles_once_per_list_size(data_path):
