@@ -163,8 +163,7 @@ def write_dataset(directory: str | os.PathLike, *, name: str,
 
   _Builder.name = name
   builder = _Builder(data_dir=os.fspath(directory), file_format="array_record")
-  builder.download_and_prepare(
-      download_config=tfds.download.DownloadConfig(verify_ssl=False))
+  builder.download_and_prepare()
   path = pathlib.Path(builder.data_dir)
   _write_lengths(path)
   return path
