@@ -30,7 +30,14 @@ a bucket name to a mixture ({"high": {"click": 1}, "low": {"llm": 1}}). Steps pa
 use its final mixture. Presets (`config.supervision.schedule`, `PRESETS`) build stages from
 `total_steps`: llm_then_click, click_then_llm, anneal_linear, anneal_cosine (llm -> click),
 frequency_staged (high-frequency lists on clicks first, then medium lists on both sources added,
-then low lists on LLM labels added).
+then low lists on LLM labels added). The loss is the mean over the lists the stage trains (a list
+without labels from its drawn source adds 0); "loss_<source>" and "share_<source>" are logged.
+
+Config lines:
+  config.supervision.objective = "freq_multi_objective"
+  config.supervision.gate = {"name": "sigmoid", "centre": 20.0, "temperature": 1.0}
+  config.supervision.objective = "data_schedule"
+  config.supervision.schedule = "anneal_cosine"      # or config.supervision.stages = (...)
 
 Why no iterator state: the draw is a pure function u = uniform(fold_in(key(seed), step))[list]
 inside the jitted step; the batch at a step is already exact on resume (the data iterator's
