@@ -10,7 +10,6 @@ through the trainer's own path.
 """
 
 import functools
-import importlib.util
 import json
 import shutil
 
@@ -21,13 +20,13 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rankjax import metrics, supervision, train, ultr
+from rankjax import evaluate, metrics, supervision, train, ultr
 from rankjax.click_models import intervention
 from rankjax.click_models import simulate as sim_lib
 from rankjax.click_models.log import ClickLog
-from rankjax.data import aggregate, readers, schema
+from rankjax.data import aggregate, readers, schema, store
 
-from train_helpers import ROOT, tiny_config, tiny_dataset
+from train_helpers import tiny_config, tiny_dataset
 
 ETA = 2.0
 TRUE_THETA = np.arange(1, 11, dtype=np.float64) ** -ETA
@@ -261,13 +260,6 @@ def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path,
                              atol=1e-6)
 
 
-def _score_tool():
-  spec = importlib.util.spec_from_file_location("score", ROOT / "tools" / "score.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
-
-
 @pytest.fixture(scope="module")
 def data_path(tmp_path_factory):
   return tiny_dataset(tmp_path_factory.mktemp("data"))
@@ -304,7 +296,12 @@ def test_two_tower_position_tower_is_not_used_to_evaluate(data_path, tmp_path):
   # Scoring restores the model's variables only: no position tower among them.
   assert set(trained.variables) == {"params", *out["state"].model_state}
   assert jax.tree.structure(trained.variables["params"]) == jax.tree.structure(out["state"].params)
-  # The same checkpoint scored without the tower gives the training run's evaluation.
-  results = _score_tool().score(tmp_path, "test", output=tmp_path / "test.run")
-  results.pop("step")
+  # The checkpoint's ranker alone, scored as tools/score.py does, gives the run's evaluation.
+  config = trained.config
+  eval_step = evaluate.make_eval_step(trained.model, config.eval.metrics, config.eval.label_source,
+                                      trained.mesh)
+  results, _ = evaluate.evaluate_split(eval_step, trained.variables,
+                                       store.open_split(trained.data_path, "test"),
+                                       batch_size=config.eval.batch_size,
+                                       list_sizes=config.data.list_sizes, mesh=trained.mesh)
   assert results == out["eval"]["test"]
