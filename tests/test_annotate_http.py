@@ -93,8 +93,9 @@ def _list(texts, qid="q"):
 def test_retries_reask_failures_and_accounting(scripted_server, tmp_path, monkeypatch, caplog):
   monkeypatch.setenv("RANKJAX_TEST_KEY", KEY)
   caplog.set_level(logging.DEBUG)
-  backend = openai_http.OpenAIHttpBackend(scripted_server, "scripted", api_key_env="RANKJAX_TEST_KEY",
-                                          concurrency=3, backoff_s=0.01, max_rps=200)
+  backend = openai_http.OpenAIHttpBackend(scripted_server, "scripted",
+                                          api_key_env="RANKJAX_TEST_KEY", concurrency=3,
+                                          backoff_s=0.01, max_rps=200)
   t = prompts.load("pointwise_graded")
   tasks, _ = runner.make_tasks([_list(["plain", "flaky", "babble", "fixable", "bad"])], t)
   with store_lib.Store(tmp_path / "h.db") as st:

@@ -86,7 +86,8 @@ def test_gqa_equals_repeated_kv_heads():
   """Grouped-query attention equals full attention with each kv head repeated for its group."""
   model, params = _init(TINY)
   full_cfg = llama.LlamaConfig(**{**TINY.__dict__, "num_kv_heads": 4})
-  rep = lambda w: jnp.repeat(w.reshape(w.shape[:2] + (2, 8)), 2, axis=2).reshape(w.shape[:2] + (32,))
+  rep = lambda w: jnp.repeat(w.reshape(w.shape[:2] + (2, 8)), 2, axis=2).reshape(
+      w.shape[:2] + (32,))
   p = jax.tree.map(lambda x: x, params)
   attn = p["params"]["layers"]["attn"]
   attn["k"]["kernel"] = rep(attn["k"]["kernel"])

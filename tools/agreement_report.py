@@ -1,4 +1,4 @@
-"""Agreement of stored LLM labels with human labels and with clicks, overall and per frequency bucket.
+"""Agreement of stored LLM labels with human labels and with clicks, overall and per bucket.
 
 Joins the annotation store (one model, mode and prompt version) with the click log's lists: human
 grades (clipped to 0..4; TREC's -2 "spam" counts as 0; binary modes compare with human >= 1) and
@@ -127,7 +127,7 @@ def main(argv=None) -> dict:
   options = {k: getattr(args, k) for k in ("queries", "encoding") if getattr(args, k) is not None}
   labels = args.labels or []
   if len(labels) > 1 and len(labels) != len(args.files):
-    raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: give one, or one per file")
+    raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: one, or one per file")
   if len(labels) > 1:  # e.g. TREC: each year's log with its own qrels
     lists = [rl for f, lab in zip(args.files, labels)
              for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]]

