@@ -7,15 +7,19 @@
 unique_queries, skipped (with counts by reason and example locations), files and bytes.
 
 `prepare` aggregates the log per (query, document) (`rankjax.data.aggregate`), attaches query
-frequency and buckets, splits queries into train / test by a hash of the query id, and writes a
-prepared dataset (`rankjax.data.store`) the training engine reads. It prints one JSON line: the
-dataset path, lists per split, lists / impressions / clicks per frequency bucket and the read
-summary.
+frequency and buckets, splits queries into train / test by a hash of the query id (`--split-by
+topic`: of its topic, so that no topic is in both; `labelled`: queries with human labels are the
+test set), and writes a prepared dataset (`rankjax.data.store`) the training engine reads. It prints
+one JSON line: the dataset path, lists per split, lists / impressions / clicks per frequency bucket
+and the read summary. Options join more to each list: `--features` (svmlight rows),
+`--llm-labels` (an annotation store's labels as the "llm" source; pairs without one are counted
+and left unlabelled), `--tokenizer` (a cross-encoder's token arrays, `rankjax.text.PairTokenizer`).
 """
 
 from __future__ import annotations
 
 import argparse
+import collections
 import hashlib
 import json
 import sys
@@ -23,6 +27,7 @@ import sys
 import numpy as np
 import tqdm
 
+from rankjax import text
 from rankjax.data import aggregate, frequency, readers
 
 
@@ -65,6 +70,51 @@ def with_features(lists, path):
     yield dataclasses.replace(lst, features=np.stack([rows[d] for d in lst.doc_ids]))
 
 
+def store_labels(path, model: str, mode: str | None = None,
+                 prompt_version: str | None = None) -> dict[tuple[str, str], float]:
+  """(query id, doc id) -> label of an annotation store's `ok` rows for one model.
+
+  A store holding several (prompt version, mode) runs of the model needs them named.
+  """
+  from rankjax.annotate import store as store_lib
+
+  where = {"model": model, "status": "ok", **({"mode": mode} if mode else {}),
+           **({"prompt_version": prompt_version} if prompt_version else {})}
+  with store_lib.Store(path) as st:
+    rows = st.rows(**where)
+  runs = sorted({(r["prompt_version"], r["mode"]) for r in rows})
+  if not runs:
+    raise SystemExit(f"{path}: no ok annotations for {where}")
+  if len(runs) > 1:
+    raise SystemExit(f"{path}: model {model!r} has several runs (prompt version, mode) {runs}; "
+                     "pick one with --llm-mode / --llm-prompt-version")
+  return {(r["qid"], r["doc_id"]): r["label"] for r in rows}
+
+
+def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
+  """Attaches labels["llm"] from `store_labels`; NaN (no label) where the store has none, counted
+  in `counts` ("llm_pairs", "llm_missing")."""
+  import dataclasses
+
+  for lst in lists:
+    llm = np.array([labels.get((lst.qid, d), np.nan) for d in lst.doc_ids], np.float32)
+    counts["llm_pairs"] += len(llm)
+    counts["llm_missing"] += int(np.isnan(llm).sum())
+    yield dataclasses.replace(lst, labels={**lst.labels, "llm": llm})
+
+
+def split_key(agg, split_by: str):
+  """Query id -> the key whose hash decides its split: the query itself, or its topic."""
+  if split_by == "query":
+    return lambda q: q
+  if split_by == "topic":
+    no_topic = [q for q, i in agg.queries.items() if i.topic is None]
+    if no_topic:
+      raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, e.g. {no_topic[:3]}")
+    return lambda q: agg.queries[q].topic
+  raise ValueError(f"split by {split_by!r}")
+
+
 def prepare(args) -> dict:
   from rankjax.data import store
 
@@ -73,8 +123,10 @@ def prepare(args) -> dict:
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **_options(args))
   agg = aggregate.ClickAggregator()
+  topic_sessions = collections.Counter()
   for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     agg.add(s)
+    topic_sessions.update({it.topic for it in s.interactions if it.topic is not None})
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
   kw = {"high": args.high, "medium": args.medium} if args.buckets == "threshold" else \
@@ -83,22 +135,46 @@ def prepare(args) -> dict:
     from rankjax.data.readers.sogou import load_sogou_queries
 
     freq = load_sogou_queries(args.queries, args.encoding or "gbk")[1]
+  elif args.freq_by == "topic":
+    if not topic_sessions:
+      raise SystemExit(f"--freq-by topic: the {args.format} log has no topics")
+    freq = {q: float(topic_sessions[i.topic]) for q, i in agg.queries.items() if i.topic is not None}
   else:
     freq = agg.freq.frequency(args.freq_by)
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
+  if args.split_by == "labelled":
+    labelled = {q for q, docs in agg.pairs.items() if any(not np.isnan(p.label) for p in docs.values())}
+    if not labelled:
+      raise SystemExit("--split-by labelled: no query has human labels (--labels)")
+    is_test = labelled.__contains__
+  else:
+    key = split_key(agg, args.split_by)
+    is_test = lambda q: in_test_split(key(q), args.test_fraction)
+  llm = store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version) \
+      if args.llm_labels else None
+  tokenizer = text.PairTokenizer.from_dir(args.tokenizer, max_query_tokens=args.max_query_tokens,
+                                          max_tokens=args.max_tokens) if args.tokenizer else None
+  counts = collections.Counter()
 
   def lists(test):
     out = aggregate.to_ranking_lists(agg, freq=freq, bucket_method=args.buckets,
-                                     keep=lambda q: in_test_split(q, args.test_fraction) == test, **kw)
-    return with_features(out, args.features) if args.features else out
+                                     keep=lambda q: is_test(q) == test, **kw)
+    if args.features:
+      out = with_features(out, args.features)
+    if llm is not None:
+      out = with_llm_labels(out, llm, counts)
+    return map(tokenizer, out) if tokenizer else out
 
   splits = {"train": lists(False)}
-  if args.test_fraction > 0:
+  if args.split_by == "labelled" or args.test_fraction > 0:
     splits["test"] = lists(True)
   path = store.write_dataset(args.output, name=args.name, splits=splits,
                              description=f"click log {args.files} ({args.format}), aggregated per (query, doc)")
-  n_test = sum(in_test_split(q, args.test_fraction) for q in agg.pairs)
+  n_test = sum(map(is_test, agg.pairs))
+  if tokenizer:
+    counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
   return {"path": str(path), "lists": {"train": len(agg.pairs) - n_test, "test": n_test},
+          "split_by": args.split_by, **({"joined": dict(counts)} if counts else {}),
           "freq_by": args.freq_by, "buckets": aggregate.bucket_summary(agg, buckets, freq),
           "position_totals": {str(k): v for k, v in agg.position_totals().items()},
           "conflicts": dict(agg.conflicts), "read": summary.as_dict()}
@@ -121,18 +197,31 @@ def main(argv=None) -> None:
   _log_args(p)
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
-  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "dataset"), default="sessions",
-                 help="sessions or interactions issuing the query in the log; dataset: the Sogou query file's counts")
+  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "topic", "dataset"), default="sessions",
+                 help="sessions or interactions issuing the query in the log; topic: sessions of the query's "
+                 "topic (TREC Session); dataset: the Sogou query file's counts")
   p.add_argument("--buckets", choices=("quantile", "threshold", "dataset"), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
   p.add_argument("--dataset", default="baidu-ultr", help="dataset buckets: whose bucket map")
   p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
+  p.add_argument("--split-by", choices=("query", "topic", "labelled"), default="query",
+                 help="hash the query id or its topic (no topic in both splits); labelled: the queries with "
+                 "human labels are the test set (TianGong-ST's 2,000 sessions)")
+  p.add_argument("--llm-labels", help="annotation store (tools/annotate.py) whose labels become the llm source")
+  p.add_argument("--llm-model", help="with --llm-labels: the model name in the store")
+  p.add_argument("--llm-mode", help="with --llm-labels: annotation mode, if the store has several")
+  p.add_argument("--llm-prompt-version", help="with --llm-labels: prompt version, if the store has several")
+  p.add_argument("--tokenizer", help="local Hugging Face directory: store cross-encoder token arrays")
+  p.add_argument("--max-tokens", type=int, default=128, help="with --tokenizer: pair length, special tokens in")
+  p.add_argument("--max-query-tokens", type=int, default=32, help="with --tokenizer: query word pieces kept")
   p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
                  "simulated from")
   args = parser.parse_args(argv)
   if args.command == "prepare" and args.buckets == "threshold" and (args.high is None or args.medium is None):
     parser.error("--buckets threshold needs --high and --medium")
+  if args.command == "prepare" and bool(args.llm_labels) != bool(args.llm_model):
+    parser.error("--llm-labels and --llm-model go together")
   out = stats(args) if args.command == "stats" else prepare(args)
   print(json.dumps(out, ensure_ascii=False))
 
