@@ -1,23 +1,18 @@
-"""Scoring without training: checkpoint -> TREC run file and metrics (tools/score.py)."""
+"""Scoring without training: checkpoint -> TREC run file and metrics (rankjax.scoring)."""
 
-import importlib.util
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 import pytrec_eval
 
+from rankjax import scoring
 from rankjax import train
 from rankjax.data import store
 
 from train_helpers import ROOT, tiny_config, tiny_dataset
-
-
-def _score_module():
-  spec = importlib.util.spec_from_file_location("score", ROOT / "tools" / "score.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module
 
 
 @pytest.mark.slow
@@ -25,7 +20,7 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
   data_path = tiny_dataset(tmp_path / "data")
   workdir = tmp_path / "run"
   out = train.train_and_evaluate(tiny_config(data_path), workdir)
-  results = _score_module().score(workdir, "test", output=tmp_path / "test.run")
+  results = scoring.score(workdir, "test", output=tmp_path / "test.run")
   assert results.pop("step") == 6
   assert results == out["eval"]["test"]  # the same checkpoint scores the same
   saved = json.loads((workdir / "score-test.json").read_text())
@@ -50,3 +45,11 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
       split[i]["doc_ids"], np.nan_to_num(split[i]["label_human"])) } for i in range(len(split))}
   measured = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(parsed)
   assert set(measured) == set(parsed)
+
+  # The command line gives the same run file.
+  cli = subprocess.run([sys.executable, "tools/score.py", f"--workdir={workdir}", "--split=test",
+                        f"--output={tmp_path / 'cli.run'}"], cwd=ROOT, capture_output=True,
+                       text=True, timeout=300)
+  assert cli.returncode == 0, cli.stderr
+  assert (tmp_path / "cli.run").read_text() == (tmp_path / "test.run").read_text()
+  assert "ndcg" in cli.stdout
