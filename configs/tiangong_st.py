@@ -1,0 +1,107 @@
+r"""The study in the paper's public setting, TianGong-ST (download it from the THUIR site).
+
+Click, LLM, data-schedule and frequency-gated multi-objective cross-encoders (and a human-label
+reference) train on every query of the log except the last queries of the 2,000 sessions with
+human 5-level labels, which are the test set (`prepare --split-by labelled`); a query's frequency
+is the number of sessions issuing it (`--freq-by sessions`, the default), bucketed by terciles.
+The report has the paper's metrics, NDCG@{1,3,5,10} (and ERR@10), per bucket. Documents are
+titles; the encoder is a Chinese BERT checkpoint directory of your choice (config.json +
+safetensors, e.g. bert-base-chinese), given as `--config.model.hf_dir`. LLM labels come from
+`tools/annotate.py --lang zh` (the store's model name goes to `--llm-model`). Click labels are
+CTRs without IPS: to debias, fit PBM (`python -m rankjax.click_models --model pbm --format
+tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `propensities`.
+
+  T=TianGong-ST; BERT=/models/bert-base-chinese
+  python tools/annotate.py --format tiangong-st $T/data/sogousessiontrack2020.xml \
+      --queries $T/qid_query.json --lang zh --store /tmp/ann_st.db --backend openai_http ...
+  python -m rankjax.data prepare --format tiangong-st $T/data/sogousessiontrack2020.xml \
+      --labels $T/human_label/sogou_st_human_labels.txt --queries $T/qid_query.json \
+      --split-by labelled --llm-labels /tmp/ann_st.db --llm-model MODEL --tokenizer $BERT \
+      --max-tokens 64 --max-query-tokens 16 --output /tmp/rankjax_data --name tiangong_st
+  python -m rankjax.main --config=configs/tiangong_st.py --workdir=/tmp/tiangong_study \
+      --config.model.hf_dir=$BERT
+
+`arg="tiny"`: a random-init encoder, a few steps, one seed, the four variants without `human`
+(tests, on the TianGong-ST fixture).
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def get_config(arg=None):
+  """The study; `arg="tiny"` shrinks it to a smoke run."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.total_steps = 5000
+  c.log_every = 100
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "tiangong_st"
+  c.data.path = "/tmp/rankjax_data/tiangong_st/1.0.0"  # from the prepare command above
+  c.data.cache_dir = ""
+  c.data.batch_size = 32
+  c.data.list_sizes = (10, 16)  # result pages hold 10 documents, a few more
+  c.data.num_threads = 2
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "cross_encoder"
+  c.model.hf_dir = config_dict.placeholder(str)  # required: a Chinese BERT directory
+  c.model.dtype = "bfloat16"
+  c.model.dropout = 0.1
+
+  c.loss = "softmax"
+  c.supervision = ml_collections.ConfigDict()
+  c.supervision.objective = "single"
+  c.supervision.source = "click"
+  c.supervision.weights = "none"
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.lr = 3e-5
+  c.optimizer.warmup_steps = 500
+  c.optimizer.weight_decay = 1e-2
+  c.optimizer.clip_norm = 1.0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 5000
+  c.eval.splits = ("test",)  # no checkpoint selection on it
+  c.eval.label_source = "human"
+  c.eval.metrics = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10")
+  c.eval.batch_size = 64
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every = 1000
+  c.checkpoint.keep = 2
+  c.checkpoint.best_metric = ""
+  c.checkpoint.best_mode = "max"
+
+  c.study = ml_collections.ConfigDict()
+  c.study.seeds = (0, 1, 2)
+  c.study.split = "test"
+  c.study.baseline = "click"
+  c.study.relevant_label = 2.0  # labels 0-4; 2 and up counts as relevant
+  c.study.doc_signals = ("global_ctr",)
+  c.study.semantic_signals = ("term_overlap",)
+  c.study.gate_split = "test"  # unused: no variant has a learned gate (no validation sessions)
+  c.study.variants = ml_collections.ConfigDict({
+      "click": {"objective": "single", "source": "click", "weights": "none"},
+      "llm": {"objective": "single", "source": "llm", "weights": "none"},
+      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged",
+                        "weights": "none"},
+      "freq_multi_objective": {"objective": "freq_multi_objective", "gate": {"name": "linear"},
+                               "weights": "none"},
+      "human": {"objective": "single", "source": "human", "weights": "none"},
+  })
+
+  if arg == "tiny":
+    c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})
+    c.total_steps = c.eval.every = c.checkpoint.every = 4
+    c.log_every = 2
+    c.optimizer.warmup_steps = 1
+    c.data.batch_size = 2
+    c.data.num_threads = 1
+    c.study.seeds = (0,)
+    del c.study.variants["human"]  # the four variants of the paper
+  elif arg:
+    raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
+  return c

