@@ -76,7 +76,7 @@ def test_minilm_bf16_close_to_fp32(minilm_dir):
 
 @pytest.mark.slow
 def test_hidden_states_match_transformers_torch(minilm_dir):
-  torch = pytest.importorskip("torch", reason="torch not installed (the torch-test extra)")
+  torch = pytest.importorskip("torch", reason="torch not installed (extra test)")
   import transformers  # pylint: disable=g-import-not-at-top
   _, hidden, enc = _mean_pooled_cosine(minilm_dir, jnp.float32)
   ref = transformers.BertModel.from_pretrained(minilm_dir).eval()

