@@ -110,7 +110,8 @@ def split_key(agg, split_by: str):
   if split_by == "topic":
     no_topic = [q for q, i in agg.queries.items() if i.topic is None]
     if no_topic:
-      raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, e.g. {no_topic[:3]}")
+      raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, "
+                       f"e.g. {no_topic[:3]}")
     return lambda q: agg.queries[q].topic
   raise ValueError(f"split by {split_by!r}")
 
@@ -138,12 +139,14 @@ def prepare(args) -> dict:
   elif args.freq_by == "topic":
     if not topic_sessions:
       raise SystemExit(f"--freq-by topic: the {args.format} log has no topics")
-    freq = {q: float(topic_sessions[i.topic]) for q, i in agg.queries.items() if i.topic is not None}
+    freq = {q: float(topic_sessions[i.topic]) for q, i in agg.queries.items()
+            if i.topic is not None}
   else:
     freq = agg.freq.frequency(args.freq_by)
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
   if args.split_by == "labelled":
-    labelled = {q for q, docs in agg.pairs.items() if any(not np.isnan(p.label) for p in docs.values())}
+    labelled = {q for q, docs in agg.pairs.items()
+                if any(not np.isnan(p.label) for p in docs.values())}
     if not labelled:
       raise SystemExit("--split-by labelled: no query has human labels (--labels)")
     is_test = labelled.__contains__
@@ -198,23 +201,28 @@ def main(argv=None) -> None:
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
   p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "topic", "dataset"), default="sessions",
-                 help="sessions or interactions issuing the query in the log; topic: sessions of the query's "
-                 "topic (TREC Session); dataset: the Sogou query file's counts")
+                 help="sessions or interactions issuing the query in the log; topic: sessions of "
+                 "the query's topic (TREC Session); dataset: the Sogou query file's counts")
   p.add_argument("--buckets", choices=("quantile", "threshold", "dataset"), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
   p.add_argument("--dataset", default="baidu-ultr", help="dataset buckets: whose bucket map")
   p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
   p.add_argument("--split-by", choices=("query", "topic", "labelled"), default="query",
-                 help="hash the query id or its topic (no topic in both splits); labelled: the queries with "
-                 "human labels are the test set (TianGong-ST's 2,000 sessions)")
-  p.add_argument("--llm-labels", help="annotation store (tools/annotate.py) whose labels become the llm source")
+                 help="hash the query id or its topic (no topic in both splits); labelled: the "
+                 "queries with human labels are the test set (TianGong-ST's 2,000 sessions)")
+  p.add_argument("--llm-labels",
+                 help="annotation store (tools/annotate.py) whose labels become the llm source")
   p.add_argument("--llm-model", help="with --llm-labels: the model name in the store")
   p.add_argument("--llm-mode", help="with --llm-labels: annotation mode, if the store has several")
-  p.add_argument("--llm-prompt-version", help="with --llm-labels: prompt version, if the store has several")
-  p.add_argument("--tokenizer", help="local Hugging Face directory: store cross-encoder token arrays")
-  p.add_argument("--max-tokens", type=int, default=128, help="with --tokenizer: pair length, special tokens in")
-  p.add_argument("--max-query-tokens", type=int, default=32, help="with --tokenizer: query word pieces kept")
+  p.add_argument("--llm-prompt-version",
+                 help="with --llm-labels: prompt version, if the store has several")
+  p.add_argument("--tokenizer",
+                 help="local Hugging Face directory: store cross-encoder token arrays")
+  p.add_argument("--max-tokens", type=int, default=128,
+                 help="with --tokenizer: pair length, special tokens included")
+  p.add_argument("--max-query-tokens", type=int, default=32,
+                 help="with --tokenizer: query word pieces kept")
   p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
                  "simulated from")
   args = parser.parse_args(argv)
