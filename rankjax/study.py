@@ -351,8 +351,10 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
       if vals:
         row[f"auc/{b}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
     for e in tuple(study.doc_signals) + tuple(study.semantic_signals):
-      vals = [float(np.nanmean(spearman_per_list(s, data[e], where))) for s in runs]
-      row[f"spearman/{e}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
+      rhos = [spearman_per_list(s, data[e], where) for s in runs]
+      vals = [float(np.nanmean(r)) for r in rhos if np.any(~np.isnan(r))]
+      if vals:  # no list with enough varying items: no correlation to report
+        row[f"spearman/{e}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
     analyses[v] = row
   return {"metrics": table, "tests": tests, "analyses": analyses, "baseline": study.baseline,
           "seeds": list(study.seeds), "variants": study.variants.to_dict(),
