@@ -56,6 +56,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import losses
+from rankjax import registry
 from rankjax.data import schema
 
 SOURCES = schema.SOURCES
@@ -155,7 +156,7 @@ def _source_losses(scores, batch, config, sources):
     labels, where = supervision.labels_and_where(batch, s)
     weights = None
     if s == "click":
-      weights = supervision.get(supervision.WEIGHTS, config.supervision.weights, "weights")(
+      weights = registry.lookup(supervision.WEIGHTS, config.supervision.weights, "weights")(
           batch, config)
     out[s] = (per_list_loss(config.loss, scores, labels, where, weights), jnp.any(where, -1))
   return out

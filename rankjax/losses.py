@@ -26,6 +26,7 @@ import jax
 import jax.numpy as jnp
 
 from rankjax import _ranking_utils as ru
+from rankjax import registry
 from rankjax.types import Array, LossFn, ReduceFn
 
 
@@ -399,7 +400,4 @@ def get_loss(name: str) -> LossFn:
   >>> get_loss("softmax") is softmax_loss
   True
   """
-  try:
-    return LOSSES[name]
-  except KeyError:
-    raise KeyError(f"unknown loss {name!r}; known losses: {', '.join(sorted(LOSSES))}") from None
+  return registry.lookup(LOSSES, name, "loss")

@@ -41,6 +41,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import _ranking_utils as ru
+from rankjax import registry
 from rankjax.types import Array, MetricFn, ReduceFn
 
 exp2_gain = ru.exp2_gain
@@ -366,11 +367,7 @@ def get_metric(name: str) -> MetricFn:
   >>> get_metric("ndcg") is ndcg_metric
   True
   """
-  try:
-    return METRICS[name]
-  except KeyError:
-    raise KeyError(
-        f"unknown metric {name!r}; known metrics: {', '.join(sorted(METRICS))}") from None
+  return registry.lookup(METRICS, name, "metric")
 
 
 def bucket_stats(values: Array, buckets: Array, where: Optional[Array] = None) -> dict[str, Array]:

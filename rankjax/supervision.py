@@ -29,6 +29,7 @@ import jax.numpy as jnp
 
 from rankjax import hybrid
 from rankjax import losses
+from rankjax import registry
 from rankjax import ultr
 
 
@@ -67,7 +68,7 @@ def single_source(scores, batch, *, step, config):
   """The loss on one label source, optionally weighted per item."""
   del step
   labels, where = labels_and_where(batch, config.supervision.source)
-  weights = get(WEIGHTS, config.supervision.weights, "weights")(batch, config)
+  weights = registry.lookup(WEIGHTS, config.supervision.weights, "weights")(batch, config)
   loss = losses.get_loss(config.loss)(scores, labels, where=where, weights=weights,
                                       reduce_fn=jnp.mean)
   return loss, {"labelled_items": jnp.sum(where)}
@@ -78,14 +79,6 @@ OBJECTIVES: dict[str, Callable] = {"single": single_source,
                                    "data_schedule": hybrid.data_schedule, **ultr.OBJECTIVES}
 
 
-def get(registry: dict, name: str, what: str):
-  """`registry[name]`, or an error listing the known names."""
-  try:
-    return registry[name]
-  except KeyError:
-    raise KeyError(f"unknown {what} {name!r}; known: {sorted(registry)}") from None
-
-
 def get_objective(name: str) -> Callable:
   """The objective registered as `name` in `OBJECTIVES`."""
-  return get(OBJECTIVES, name, "objective")
+  return registry.lookup(OBJECTIVES, name, "objective")
