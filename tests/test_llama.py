@@ -177,3 +177,26 @@ def test_smollm2_close_to_llama_cpp(smollm2):
   # llama.cpp's 8-bit activations in quantized matmuls: loose bounds (see the module docstring).
   assert diff.max() < 2.0 and diff.mean() < 0.3, (diff.max(), diff.mean())
   assert (ours.argmax(-1) == ref.argmax(-1)).mean() >= 0.9
+
+
+def test_mask_none_is_causal_after_prefix_on_real_tokens():
+  """mask=None (the scoring path) equals the explicit padding-aware mask wherever t < length."""
+  model, params = _init(TINY)
+  rng = np.random.default_rng(3)
+  prefix = rng.integers(1, 97, 4)
+  _, kv = model.apply(params, prefix[None], jnp.arange(4)[None], llama.causal_mask(jnp.array([4]), 4))
+  toks = np.zeros((2, 6), np.int32)
+  toks[0, :3], toks[1] = rng.integers(1, 97, 3), rng.integers(1, 97, 6)
+  lengths = jnp.array([3, 6])
+  positions = 4 + jnp.broadcast_to(jnp.arange(6), (2, 6))
+  explicit, _ = model.apply(params, toks, positions, llama.causal_mask(lengths, 6, 4), prefix_kv=kv)
+  implicit, _ = model.apply(params, toks, positions, None, prefix_kv=kv)
+  np.testing.assert_allclose(implicit[0, :3], explicit[0, :3], atol=1e-5)
+  np.testing.assert_allclose(implicit[1], explicit[1], atol=1e-5)
+
+
+def test_attention_setting_is_checked():
+  with pytest.raises(ValueError, match="attention 'flash'"):
+    llama.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,
+                      num_kv_heads=1, head_dim=8, attention="flash")
+  assert TINY.attention_impl() == "xla"  # float32 (and no GPU here): the portable path

@@ -40,6 +40,21 @@ class LlamaConfig:
   rms_eps: float = 1e-5
   tie_embeddings: bool = True
   dtype: Any = jnp.float32  # compute dtype; parameters stay as loaded
+  # "xla": einsum attention, any dtype and device. "cudnn": cuDNN flash attention through
+  # `jax.nn.dot_product_attention` (GPU, bf16/fp16; never materialises the [T, S] logits).
+  # "auto": cuDNN on GPU for half precision, else XLA.
+  attention: str = "auto"
+
+  def __post_init__(self):
+    if self.attention not in ("auto", "xla", "cudnn"):
+      raise ValueError(f"attention {self.attention!r} not in ('auto', 'xla', 'cudnn')")
+
+  def attention_impl(self) -> str:
+    """The attention implementation "auto" resolves to on this backend and dtype."""
+    if self.attention != "auto":
+      return self.attention
+    half = jnp.dtype(self.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+    return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
 
 
 def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:
@@ -87,7 +102,7 @@ class Attention(nn.Module):
 
   @nn.compact
   def __call__(self, x, prefix_kv, positions, mask):
-    """x [B, T, E]; prefix_kv ([B|1, P, K, D]) * 2; positions [B, T]; mask bool [B, T, P + T]."""
+    """x [B, T, E]; prefix_kv ([B|1, P, K, D]) * 2; positions [B, T]; mask: see `Llama.__call__`."""
     c = self.config
     b, t, _ = x.shape
     dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=c.dtype, name=name)
@@ -97,10 +112,17 @@ class Attention(nn.Module):
     q = rope(q, positions, c.rope_theta)
     k = rope(k, positions, c.rope_theta)
     pk, pv = prefix_kv
+    p = pk.shape[1]
     pk = jnp.broadcast_to(pk, (b,) + pk.shape[1:]).astype(k.dtype)
     pv = jnp.broadcast_to(pv, (b,) + pv.shape[1:]).astype(v.dtype)
     keys = jnp.concatenate([pk, k], 1)
     values = jnp.concatenate([pv, v], 1)
+    if mask is None:
+      mask = prefix_causal_mask(t, p)[None]
+    if c.attention_impl() == "cudnn":
+      out = jax.nn.dot_product_attention(q, keys, values, mask=mask[:, None],
+                                         implementation="cudnn")
+      return dense(c.hidden_size, "o")(out.reshape(b, t, -1)), (k, v)
     groups = c.num_heads // c.num_kv_heads
     q = q.reshape(b, t, c.num_kv_heads, groups, c.head_dim)
     logits = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32)
@@ -160,7 +182,9 @@ class Llama(nn.Module):
     Args:
       tokens: int [B, T].
       positions: int [B, T], absolute positions (P + t after a prefix of P tokens).
-      mask: bool [B, T, P + T], which keys each query token may attend to (causal and valid).
+      mask: bool [B, T, P + T], which keys each query token may attend to (causal and valid); or
+        None for plain causal attention after the prefix (`prefix_causal_mask`), for right-padded
+        rows whose outputs past their length are never read: cheaper, one mask for the batch.
       prefix_kv: optional (keys, values), each [L, B|1, P, K, D], from an earlier call.
 
     Returns:
@@ -179,6 +203,16 @@ class Llama(nn.Module):
     if self.config.tie_embeddings:
       return self.embed.attend(hidden).astype(jnp.float32)
     return self.lm_head(hidden).astype(jnp.float32)
+
+
+def prefix_causal_mask(num_tokens: int, prefix_len: int = 0) -> jax.Array:
+  """bool [T, P + T]: token t sees every prefix key and its own keys s <= t.
+
+  >>> prefix_causal_mask(2, 1).astype(int)
+  Array([[1, 1, 0],
+         [1, 1, 1]], dtype=int32)
+  """
+  return jnp.arange(prefix_len + num_tokens)[None, :] <= jnp.arange(num_tokens)[:, None] + prefix_len
 
 
 def causal_mask(lengths: jax.Array, num_tokens: int, prefix_len: int = 0) -> jax.Array:
