@@ -39,6 +39,15 @@ def test_scores_are_next_token_probabilities_of_the_full_prompt(shared):
   assert not np.allclose(want, 0.2, atol=1e-3)  # the random model is not trivially uniform
 
 
+def test_batched_tokenization_equals_one_at_a_time(shared):
+  be, _ = shared
+  tasks = tiny_llama.tasks()
+  prefix = be._prefix(tasks[0].template)[0]
+  for task, ids in zip(tasks, be.encode_all(tasks)):
+    one = be.tokenizer.encode(be.render(task.messages())[len(prefix):], add_special_tokens=False)
+    assert ids.tolist() == one
+
+
 @pytest.mark.slow
 def test_prefix_sharing_and_batching_do_not_change_scores(shared):
   _, got = shared

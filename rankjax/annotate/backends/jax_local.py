@@ -9,8 +9,12 @@ Speed:
     every pair, so its keys/values are computed once per template and every batch attends to them
     (`Llama.__call__(prefix_kv=...)`); each pair only runs its own query and document tokens.
   * Length bucketing: pairs are sorted by length within a window of `sort_window` tasks and padded
-    to the smallest bucket (powers of two up to `max_len`), so few shapes are compiled and little
-    compute goes to padding.
+    to the smallest bucket (powers of two and their midpoints up to `max_len`), so few shapes are
+    compiled and at most a third of a row is padding.
+  * Only the answer position is projected to the vocabulary, and attention needs no per-row mask
+    (rows are right-padded and read at their last real token): cuDNN flash attention on GPU.
+  * The next window of prompts is rendered and tokenized on a host thread while the device scores
+    the current one.
   * Data parallel: the batch is sharded over the mesh axis "data" (`NamedSharding(mesh,
     P("data"))`), parameters and the prefix cache are replicated; XLA partitions the jitted step.
   * The next batch is dispatched before the previous one's scores are read back.
@@ -18,6 +22,8 @@ Speed:
 
 from __future__ import annotations
 
+import concurrent.futures
+import dataclasses
 import importlib.util
 import pathlib
 from collections.abc import Callable, Iterable, Iterator
@@ -51,15 +57,15 @@ def resolve_model(path: str) -> pathlib.Path:
 
 
 def buckets_up_to(max_len: int, smallest: int = 32) -> tuple[int, ...]:
-  """Powers of two from `smallest` up to and including `max_len`.
+  """Powers of two from `smallest` and the midpoints between them, up to and including `max_len`.
 
   >>> buckets_up_to(200)
-  (32, 64, 128, 200)
+  (32, 48, 64, 96, 128, 192, 200)
   """
   out = []
   b = smallest
   while b < max_len:
-    out.append(b)
+    out += [w for w in (b, b * 3 // 2) if w < max_len]
     b *= 2
   return tuple(out) + (max_len,)
 
@@ -67,7 +73,8 @@ def buckets_up_to(max_len: int, smallest: int = 32) -> tuple[int, ...]:
 def make_score_fn(model: llama.Llama):
   """jit(params, prefix_kv, tokens [B, T], lengths [B], grade_ids [G]) -> log p(grade) [B, G].
 
-  `tokens` continue the prefix (positions P + t); the score is read at each row's last real token.
+  `tokens` continue the prefix (positions P + t); the score is read at each row's last real token,
+  which sees only real tokens under plain causal attention, so no per-row mask is needed.
   """
 
   @jax.jit
@@ -75,8 +82,7 @@ def make_score_fn(model: llama.Llama):
     b, t = tokens.shape
     p = prefix_kv[0].shape[2]
     positions = p + jnp.broadcast_to(jnp.arange(t), (b, t))
-    hidden, _ = model.apply(params, tokens, positions, llama.causal_mask(lengths, t, p),
-                            prefix_kv=prefix_kv)
+    hidden, _ = model.apply(params, tokens, positions, None, prefix_kv=prefix_kv)
     last = hidden[jnp.arange(b), jnp.maximum(lengths - 1, 0)]
     logits = model.apply(params, last, method=llama.Llama.logits)
     return jax.nn.log_softmax(logits, -1)[:, grade_ids]
@@ -120,25 +126,34 @@ class JaxLocalBackend:
     self._params = jax.device_put(params, NamedSharding(self.mesh, P()))
     self._score = make_score_fn(self._net)
     self._prefixes: dict[str, tuple[str, int, object]] = {}
+    self._grade_ids: dict[int, np.ndarray] = {}
     self._batch_sharding = NamedSharding(self.mesh, P("data"))
 
   @classmethod
-  def from_path(cls, model_path: str, dtype=None, **kwargs) -> "JaxLocalBackend":
-    """Loads a .gguf file, an HF directory, or "smollm2" (see `resolve_model`)."""
+  def from_path(cls, model_path: str, dtype=None, attention: str = "auto",
+                **kwargs) -> "JaxLocalBackend":
+    """Loads a .gguf file, an HF directory, or "smollm2" (see `resolve_model`).
+
+    `attention` is `llama.LlamaConfig.attention` ("auto", "xla" or "cudnn").
+    """
     path = resolve_model(model_path)
     config, params = gguf_weights.load(path, dtype)
+    config = dataclasses.replace(config, attention=attention)
     return cls(config, params, gguf_weights.load_tokenizer(path),
                **{"model_name": path.name, **kwargs})
 
   def grade_ids(self, max_grade: int) -> np.ndarray:
     """Token ids of "0".."max_grade"; each must be a single token."""
+    if max_grade in self._grade_ids:
+      return self._grade_ids[max_grade]
     ids = []
     for g in range(max_grade + 1):
       enc = self.tokenizer.encode(str(g), add_special_tokens=False)
       if len(enc) != 1:
         raise ValueError(f"{self.model}: grade {g} is {len(enc)} tokens, need 1")
       ids.append(enc[0])
-    return np.asarray(ids, np.int32)
+    self._grade_ids[max_grade] = np.asarray(ids, np.int32)
+    return self._grade_ids[max_grade]
 
   def render(self, messages: list[dict[str, str]]) -> str:
     return self.tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
@@ -165,11 +180,20 @@ class JaxLocalBackend:
 
   def encode(self, task: Task) -> np.ndarray:
     """The task's token ids after the shared prefix."""
-    prefix, _, _ = self._prefix(task.template)
-    full = self.render(task.messages())
-    if not full.startswith(prefix):
-      raise ValueError(f"task {task.qid}: rendered prompt does not start with the template prefix")
-    return np.asarray(self.tokenizer.encode(full[len(prefix):], add_special_tokens=False), np.int32)
+    return self.encode_all([task])[0]
+
+  def encode_all(self, tasks: list[Task]) -> list[np.ndarray]:
+    """Each task's token ids after its template's shared prefix (one batched tokenizer call)."""
+    texts = []
+    for task in tasks:
+      prefix, _, _ = self._prefix(task.template)
+      full = self.render(task.messages())
+      if not full.startswith(prefix):
+        raise ValueError(f"task {task.qid}: rendered prompt does not start with the template "
+                         "prefix")
+      texts.append(full[len(prefix):])
+    ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    return [np.asarray(x, np.int32) for x in ids]
 
   def _dispatch(self, batch: list[tuple[Task, np.ndarray]]):
     template = batch[0][0].template
@@ -202,36 +226,64 @@ class JaxLocalBackend:
       if t.mode not in self.modes:
         raise ValueError(f"{self.name} scores grade-token logprobs and runs only {self.modes}; "
                          f"got {t.mode!r} (use the openai_http backend for listwise modes)")
-    pending = None
-    for start in range(0, len(tasks), self.sort_window):
-      window = []
-      for t in tasks[start:start + self.sort_window]:
-        ids = self.encode(t)
-        if len(ids) > self.buckets[-1]:
-          yield Result(t, None, "", status="failed", prompt_tokens=len(ids),
-                       error=f"{len(ids)} tokens after the shared prefix > max_len "
-                             f"{self.buckets[-1]}; lower the truncation or raise max_len")
-          continue
-        window.append((t, ids))
-      # Same template within a batch (one prefix cache), then by length.
-      window.sort(key=lambda x: (x[0].template.version, len(x[1])))
-      batches, cur = [], []
-      for item in window:
-        if cur and (len(cur) == self.batch_size or cur[0][0].template != item[0].template):
-          batches.append(cur)
-          cur = []
-        cur.append(item)
-      if cur:
+    for max_grade in {prompts.MAX_GRADE[t.mode] for t in tasks}:
+      self.grade_ids(max_grade)  # cached now: the tokenizer thread must be its only user later
+    failed = []
+
+    def batches():
+      for window in self._encoded_windows(tasks):
+        fits = []
+        for t, ids in window:
+          if len(ids) > self.buckets[-1]:
+            failed.append(Result(t, None, "", status="failed", prompt_tokens=len(ids),
+                                 error=f"{len(ids)} tokens after the shared prefix > max_len "
+                                       f"{self.buckets[-1]}; lower the truncation or raise "
+                                       "max_len"))
+          else:
+            fits.append((t, ids))
+        yield from self.length_batches(fits)
+
+    for result in self.score_encoded(batches(), should_stop):
+      yield from failed
+      failed.clear()
+      yield result
+    yield from failed
+
+  def _encoded_windows(self, tasks: list[Task]) -> Iterator[list[tuple[Task, np.ndarray]]]:
+    """(task, ids) a window of `sort_window` tasks at a time; the next is tokenized meanwhile."""
+    windows = [tasks[i:i + self.sort_window] for i in range(0, len(tasks), self.sort_window)]
+    if not windows:
+      return
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+      future = pool.submit(self.encode_all, windows[0])
+      for k, window in enumerate(windows):
+        ids = future.result()
+        if k + 1 < len(windows):
+          future = pool.submit(self.encode_all, windows[k + 1])
+        yield list(zip(window, ids))
+
+  def length_batches(self, items: list[tuple[Task, np.ndarray]]) -> list[list]:
+    """`items` ((task, ids) pairs) sorted by template, then length, and cut into batches."""
+    items = sorted(items, key=lambda x: (x[0].template.version, len(x[1])))
+    batches, cur = [], []
+    for item in items:
+      if cur and (len(cur) == self.batch_size or cur[0][0].template != item[0].template):
         batches.append(cur)
-      for batch in batches:
-        if should_stop():
-          break
-        scores = self._dispatch(batch)
-        if pending is not None:
-          yield from self._results(*pending)
-        pending = (batch, scores)
+        cur = []
+      cur.append(item)
+    return batches + [cur] if cur else batches
+
+  def score_encoded(self, batches: Iterable[list[tuple[Task, np.ndarray]]],
+                    should_stop: Callable[[], bool] = lambda: False) -> Iterator[Result]:
+    """Results of tokenized batches (`length_batches`); batch i+1 is dispatched before i is read."""
+    pending = None
+    for batch in batches:
       if should_stop():
         break
+      scores = self._dispatch(batch)
+      if pending is not None:
+        yield from self._results(*pending)
+      pending = (batch, scores)
     if pending is not None:
       yield from self._results(*pending)
 
