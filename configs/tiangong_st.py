@@ -43,6 +43,8 @@ def get_config(arg=None):
   c.data.batch_size = 32
   c.data.list_sizes = (10, 16)  # result pages hold 10 documents, a few more
   c.data.num_threads = 2
+  c.data.token_buckets = 4  # token widths batches are cut to (0 or 1: the stored width)
+  c.data.length_grouped = False  # batches of lists with similar pair lengths
 
   c.model = ml_collections.ConfigDict()
   c.model.name = "cross_encoder"

@@ -65,8 +65,9 @@ def make_eval_step(model, metric_specs: Sequence[str], label_source: str,
 
 
 def evaluate_split(eval_step, variables, split, *, batch_size: int, list_sizes: Sequence[int],
-                   mesh: jax.sharding.Mesh, with_scores: bool = False):
-  """Runs `eval_step` over every list of a split once.
+                   mesh: jax.sharding.Mesh, with_scores: bool = False,
+                   token_widths: Sequence[int] | None = None):
+  """Runs `eval_step` over every list of a split once (token arrays cut to `token_widths`).
 
   Returns:
     (results, scores): results maps metric spec -> {"high": .., ..., "all": .., "count/all": ..};
@@ -75,7 +76,7 @@ def evaluate_split(eval_step, variables, split, *, batch_size: int, list_sizes: 
   total = None
   scores_by_index = {} if with_scores else None
   for batch, local_indices in pipeline.eval_batches(
-      split, batch_size=batch_size, list_sizes=list_sizes,
+      split, batch_size=batch_size, list_sizes=list_sizes, token_widths=token_widths,
       process_index=jax.process_index(), process_count=jax.process_count()):
     stats, scores = eval_step(variables, mesh_lib.shard_batch(batch, mesh))
     total = stats if total is None else jax.tree.map(jnp.add, total, stats)

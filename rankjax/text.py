@@ -11,9 +11,9 @@ Truncation rules, in this order (each truncation is counted in `PairTokenizer.co
   2. the document keeps its first `max_tokens - 3 - a` word pieces.
 
 Length bucketing: most pairs are shorter than `max_tokens`. `bucket_widths` picks a few widths from
-pair-length quantiles (multiples of 8), `trim_to_bucket` slices a batch's token arrays to the
-smallest width holding its longest pair (so jit compiles at most `len(widths)` shapes), and
-`length_grouped_batches` puts lists of similar length in the same batch so trimming pays off.
+pair-length quantiles (multiples of 8), the input pipeline (`rankjax.data.pipeline`) cuts each
+batch's token arrays to `width_for` its longest pair (so jit compiles at most `len(widths)` shapes),
+and `length_grouped_batches` puts lists of similar length in the same batch so cutting pays off.
 `padding_waste` measures the share of token slots of real documents that hold padding.
 """
 
@@ -113,24 +113,21 @@ def bucket_widths(lengths: np.ndarray, num_buckets: int = 4, multiple: int = 8) 
   return tuple(sorted({int(-(-x // multiple) * multiple) for x in q}))
 
 
-def trim_to_bucket(batch: Mapping[str, np.ndarray], widths: Sequence[int]) -> dict:
-  """`batch` with tokens/token_types [B, L, T] cut to the smallest width holding every pair.
+def width_for(longest: int, widths: Sequence[int]) -> int:
+  """The smallest of `widths` that holds a pair of `longest` tokens.
 
-  >>> b = {"tokens": np.array([[[1, 2, 0, 0, 0, 0]]]), "token_types": np.zeros((1, 1, 6), int)}
-  >>> trim_to_bucket(b, (2, 4))["tokens"]
-  array([[[1, 2]]])
+  >>> width_for(20, (16, 32, 64)), width_for(32, (16, 32, 64))
+  (32, 32)
   """
-  longest = int(pair_lengths(batch["tokens"]).max(initial=0))
   fits = [w for w in sorted(widths) if w >= longest]
   if not fits:
     raise ValueError(f"a pair has {longest} tokens, more than the largest bucket width "
                      f"{max(widths)}")
-  w = min(fits[0], batch["tokens"].shape[-1])
-  return {**batch, "tokens": batch["tokens"][..., :w], "token_types": batch["token_types"][..., :w]}
+  return fits[0]
 
 
-def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *, seed: int,
-                           pool: int = 32) -> list[np.ndarray]:
+def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *,
+                           seed: int | Sequence[int], pool: int = 32) -> list[np.ndarray]:
   """Batches of list indices with similar lengths, in random order.
 
   Indices are shuffled, cut into pools of `pool * batch_size`, each pool sorted by length and cut
@@ -139,7 +136,7 @@ def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *, seed: i
   Args:
     list_lengths: [num_lists] each list's longest pair (`pair_lengths(tokens).max()`).
     batch_size: lists per batch.
-    seed: shuffle seed.
+    seed: shuffle seed (anything `np.random.default_rng` takes).
     pool: batches per sorting pool (larger: less padding, less randomness).
   """
   rng = np.random.default_rng(seed)

@@ -213,10 +213,15 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   if long_lists and jax.process_index() == 0:
     print(f"{long_lists} of {len(train_split)} training lists are longer than "
           f"{max(config.data.list_sizes)} items; each batch samples that many of their items")
+  # Token widths from the training split, for evaluation too: one set of compiled shapes.
+  token_widths = pipeline.token_widths(train_split, config.data.get("token_buckets", 0))
+  if token_widths and jax.process_index() == 0:
+    print(f"token arrays cut to widths {token_widths}")
   train_data = pipeline.train_dataset(
       train_split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
-      seed=config.seed, process_index=jax.process_index(), process_count=jax.process_count(),
-      num_threads=config.data.num_threads)
+      seed=config.seed, token_widths=token_widths,
+      length_grouped=config.data.get("length_grouped", False), process_index=jax.process_index(),
+      process_count=jax.process_count(), num_threads=config.data.num_threads)
   example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
                                       layout=train_split.layout)
 
@@ -257,7 +262,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     for name, split in eval_splits.items():
       out[name], _ = evaluate.evaluate_split(
           eval_step, variables, split, batch_size=config.eval.batch_size,
-          list_sizes=config.data.list_sizes, mesh=mesh)
+          list_sizes=config.data.list_sizes, token_widths=token_widths, mesh=mesh)
     writer.write(s, logging_utils.flatten(out))
     evaluate.write_results(workdir, s, out)
     if jax.process_index() == 0:

@@ -1,4 +1,4 @@
-"""Pair tokenization rules, bucketing and measured padding waste."""
+"""Pair tokenization rules and length bucketing (measured on real data in test_pipeline)."""
 
 import numpy as np
 import pytest
@@ -76,16 +76,14 @@ def test_minilm_matches_hf_pair_encoding(minilm_dir):
   assert not tokens[0, n:].any()
 
 
-def test_trim_to_bucket_keeps_every_token():
+def test_width_for_is_the_smallest_bucket_holding_every_token():
   rng = np.random.default_rng(0)
-  lengths = rng.integers(5, 40, size=(3, 4))
-  tokens = np.where(np.arange(64) < lengths[..., None], rng.integers(1, 99, (3, 4, 64)), 0)
-  batch = {"tokens": tokens, "token_types": (tokens > 50).astype(np.int32), "mask": np.ones((3, 4))}
-  out = text.trim_to_bucket(batch, (16, 40, 64))
-  assert out["tokens"].shape[-1] == 40 and out["mask"] is batch["mask"]
-  np.testing.assert_array_equal(out["tokens"], tokens[..., :40])
-  with pytest.raises(ValueError, match="more than the largest bucket width 32"):
-    text.trim_to_bucket(batch, (16, 32))
+  widths = (16, 40, 64)
+  for longest in rng.integers(0, 65, 50):
+    w = text.width_for(int(longest), widths)
+    assert w >= longest and all(v < longest for v in widths if v < w)
+  with pytest.raises(ValueError, match="65 tokens, more than the largest bucket width 64"):
+    text.width_for(65, widths)
 
 
 def test_length_grouped_batches_cover_all_and_reduce_waste():
@@ -95,45 +93,8 @@ def test_length_grouped_batches_cover_all_and_reduce_waste():
   np.testing.assert_array_equal(np.sort(np.concatenate(batches)), np.arange(1000))
   assert sorted(len(b) for b in batches)[1:] == [16] * (len(batches) - 1)
   widths = text.bucket_widths(lengths, num_buckets=8)
-  width = lambda b: min(w for w in widths if w >= lengths[b].max())
+  width = lambda b: text.width_for(lengths[b].max(), widths)
   grouped = sum(width(b) * len(b) for b in batches)
   shuffled = sum(width(b) * len(b) for b in np.array_split(rng.permutation(1000), len(batches)))
   assert grouped < 0.75 * shuffled
   assert text.length_grouped_batches(lengths, 16, seed=0)[0].tolist() == batches[0].tolist()
-
-
-@pytest.mark.slow
-def test_padding_waste_on_trec_session_pairs(shared_data, minilm_dir):
-  """Measured on the real TREC Session 2012 + 2013 result lists: bucketing cuts the padding."""
-  from rankjax.data.readers.common import ReadSummary  # pylint: disable=g-import-not-at-top
-  from rankjax.data.readers.trec import read_trec_session  # pylint: disable=g-import-not-at-top
-  tok = text.PairTokenizer.from_dir(minilm_dir, max_query_tokens=16, max_tokens=128)
-  lists = [tok.encode(it.query, it.doc_texts)[0] for year in (2012, 2013)
-           for s in read_trec_session(shared_data("trec_session_2012_2013",
-                                                  f"sessiontrack{year}.xml"), ReadSummary())
-           for it in s.interactions if it.query and it.doc_texts]
-  assert len(lists) > 500 and tok.counts["pairs"] > 6000
-  list_len = np.array([text.pair_lengths(t).max() for t in lists])
-  widths = text.bucket_widths(list_len)
-  l = max(len(t) for t in lists)
-
-  def waste(batch_indices, trim):
-    slots = real = 0
-    for b in batch_indices:
-      tokens = np.zeros((len(b), l, 128), np.int32)
-      mask = np.zeros((len(b), l), bool)
-      for i, j in enumerate(b):
-        tokens[i, :len(lists[j])], mask[i, :len(lists[j])] = lists[j], True
-      if trim:
-        tokens = text.trim_to_bucket({"tokens": tokens, "token_types": tokens}, widths)["tokens"]
-      slots += mask.sum() * tokens.shape[-1]
-      real += text.pair_lengths(tokens)[mask].sum()
-    return 1 - real / slots
-
-  shuffled = np.array_split(np.random.default_rng(0).permutation(len(lists)), len(lists) // 16)
-  fixed, trimmed = waste(shuffled, trim=False), waste(shuffled, trim=True)
-  grouped = waste(text.length_grouped_batches(list_len, 16, seed=0, pool=8), trim=True)
-  print(f"TREC 2012+2013, {len(lists)} lists of 16: {dict(tok.counts)}; widths {widths}; "
-        f"padding waste: fixed width 128 {fixed:.1%}, shuffled batches trimmed {trimmed:.1%}, "
-        f"length-grouped and trimmed {grouped:.1%}")
-  assert grouped < trimmed <= fixed

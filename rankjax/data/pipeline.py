@@ -5,21 +5,32 @@ longest list, so jit compiles at most `len(list_sizes)` shapes. Training lists l
 largest size are subsampled to it (the count is reported by `count_long_lists`); an evaluation list
 longer than that is an error, since cutting it would change the metric.
 
+Token arrays [B, L, T] (cross-encoder datasets) are likewise cut to the smallest of a few widths
+(`token_widths`) that holds the batch's longest pair, instead of the stored width T; no real token
+is ever cut. The widths come from the training split's per-list longest pairs, so the encoder
+compiles at most `len(token_widths) x len(list_sizes)` shapes.
+
 Batches are global: `batch_size` lists over all hosts. Every host computes the same index stream and
-the same list size per batch from the stored list lengths, then reads only its own `batch_size /
-process_count` lists, which `jax.make_array_from_process_local_data` assembles into one array.
+the same list size and token width per batch from the stored per-list lengths (`Split.lengths`,
+`Split.token_lengths`), then reads only its own `batch_size / process_count` lists, which
+`jax.make_array_from_process_local_data` assembles into one array.
 
 Training order: a grain `MapDataset` over list indices, shuffled with a fixed seed (a new order per
-epoch), repeated, batched. Its iterator's `get_state()` / `set_state()` resume it exactly.
+epoch), repeated, batched; or, `length_grouped`, each epoch's batches from
+`text.length_grouped_batches` (lists of similar token length together, seeded by (seed, epoch)).
+Either way a batch is a pure function of its step, so the iterator's `get_state()` / `set_state()`
+resume it exactly.
 """
 
 from __future__ import annotations
 
+import functools
 from typing import Iterator, Sequence
 
 import grain
 import numpy as np
 
+from rankjax import text
 from rankjax.data import schema
 
 
@@ -40,8 +51,34 @@ def count_long_lists(lengths: np.ndarray, list_sizes: Sequence[int]) -> int:
   return int((np.asarray(lengths) > max(list_sizes)).sum())
 
 
+def token_widths(split, num_buckets: int) -> tuple[int, ...] | None:
+  """The token widths that batches are cut to, from `split`'s per-list longest pairs.
+
+  `text.bucket_widths(split.token_lengths, num_buckets)` (none above the stored width T), plus T
+  itself, which holds a list of another split longer than any of this one: at most
+  `num_buckets + 1` widths. None (every batch at width T) without tokens, for `num_buckets` < 2,
+  or when every width would be T.
+  """
+  t = split.layout["tokens"]
+  if t is None or num_buckets < 2:
+    return None
+  widths = {min(w, t) for w in text.bucket_widths(split.token_lengths, num_buckets)} | {t}
+  return tuple(sorted(widths)) if len(widths) > 1 else None
+
+
+def _batch_shape(split, indices: np.ndarray, list_sizes: Sequence[int],
+                 widths: Sequence[int] | None) -> dict[str, int | None]:
+  """`make_batch`'s list size and token width for the global batch of records `indices`."""
+  shape = {"list_size": list_size_for(int(split.lengths[indices].max()), list_sizes),
+           "token_width": None}
+  if widths is not None:
+    shape["token_width"] = text.width_for(int(split.token_lengths[indices].max()), widths)
+  return shape
+
+
 def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layout: dict,
-               rng: np.random.Generator | None = None) -> dict[str, np.ndarray]:
+               rng: np.random.Generator | None = None,
+               token_width: int | None = None) -> dict[str, np.ndarray]:
   """Pads records (store layout) into one batch of `batch_size` lists of `list_size` items.
 
   Args:
@@ -50,6 +87,8 @@ def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layo
     list_size: L; a longer record is subsampled to L items with `rng` (an error without one).
     layout: the dataset's layout (`Split.layout`).
     rng: random generator for subsampling long lists (training only).
+    token_width: T of `tokens` / `token_types`; None: the stored width. A record with a real token
+      past it is an error.
 
   Returns:
     The batch dict, keys as in `schema.BATCH_KEYS`, labels 0 and masks False where missing.
@@ -66,9 +105,10 @@ def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layo
   }
   if layout["features"] is not None:
     batch["features"] = np.zeros((b, l, layout["features"]), np.float32)
+  t = token_width or layout["tokens"]
   if layout["tokens"] is not None:
-    batch["tokens"] = np.zeros((b, l, layout["tokens"]), np.int32)
-    batch["token_types"] = np.zeros((b, l, layout["tokens"]), np.int32)
+    batch["tokens"] = np.zeros((b, l, t), np.int32)
+    batch["token_types"] = np.zeros((b, l, t), np.int32)
   for s in layout["sources"]:
     batch[f"label_{s}"] = np.zeros((b, l), np.float32)
     batch[f"mask_{s}"] = np.zeros((b, l), bool)
@@ -88,9 +128,15 @@ def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layo
     batch["position"][i, :n] = rec["position"][take]
     batch["query_freq"][i] = rec["query_freq"]
     batch["bucket"][i] = rec["bucket"]
-    for key in ("features", "tokens", "token_types"):
-      if key in batch:
-        batch[key][i, :n] = rec[key][take]
+    if "features" in batch:
+      batch["features"][i, :n] = rec["features"][take]
+    if "tokens" in batch:
+      if rec["tokens"][:, t:].any():
+        raise ValueError(f"list {rec['qid']!r} has a pair longer than the token width {t} chosen "
+                         "from its stored token length; a stale token_lengths-<split>.npy? "
+                         "Delete it to recompute")
+      batch["tokens"][i, :n] = rec["tokens"][take, :t]
+      batch["token_types"][i, :n] = rec["token_types"][take, :t]
     for s in layout["sources"]:
       labels = rec[f"label_{s}"][take]
       has = ~np.isnan(labels)
@@ -108,7 +154,23 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
   return global_indices[process_index * per_host:(process_index + 1) * per_host]
 
 
+def _grouped_batches(token_lengths: np.ndarray, batch_size: int, seed: int) -> grain.MapDataset:
+  """Endless global batches of list indices, each epoch `text.length_grouped_batches`."""
+  per_epoch = len(token_lengths) // batch_size
+  if not per_epoch:
+    raise ValueError(f"{len(token_lengths)} lists make no batch of {batch_size}")
+
+  @functools.lru_cache(maxsize=2)  # the epoch being read, and the next one prefetch reaches
+  def epoch(e: int) -> list[np.ndarray]:
+    batches = text.length_grouped_batches(token_lengths, batch_size, seed=(seed, e))
+    return [b for b in batches if len(b) == batch_size]  # drops the one short batch
+
+  return (grain.MapDataset.range(per_epoch).repeat()
+          .map_with_index(lambda step, _: epoch(step // per_epoch)[step % per_epoch]))
+
+
 def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: int,
+                  token_widths: Sequence[int] | None = None, length_grouped: bool = False,
                   process_index: int = 0, process_count: int = 1,
                   num_threads: int = 2, prefetch: int = 4) -> grain.IterDataset:
   """An endless, deterministic stream of this host's part of each global training batch.
@@ -118,6 +180,9 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
     batch_size: global batch size B (lists), divisible by `process_count`.
     list_sizes: the padded list sizes.
     seed: shuffle seed; the same seed gives the same batches on every run and host.
+    token_widths: widths token arrays are cut to (`token_widths`); None: the stored width.
+    length_grouped: batches of lists with similar longest pairs (needs tokens), so that
+      `token_widths` cut more; the batch order stays random.
     process_index: this host.
     process_count: number of hosts.
     num_threads: grain reader threads.
@@ -126,25 +191,29 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
   Returns:
     A grain `IterDataset`; `iter()` of it has `get_state()` / `set_state()`.
   """
-  lengths = split.lengths
-  layout = split.layout
+  if length_grouped:
+    batches = _grouped_batches(split.token_lengths, batch_size, seed)
+  else:
+    batches = (grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat()
+               .batch(batch_size, drop_remainder=True))
 
   def load(step: int, indices: np.ndarray) -> dict[str, np.ndarray]:
-    size = list_size_for(int(lengths[indices].max()), list_sizes)
+    shape = _batch_shape(split, indices, list_sizes, token_widths)
     local = _local_part(indices, process_index, process_count)
     rng = np.random.default_rng([seed, step, process_index])
-    return make_batch([split[int(i)] for i in local], batch_size=len(local), list_size=size,
-                      layout=layout, rng=rng)
+    return make_batch([split[int(i)] for i in local], batch_size=len(local), layout=split.layout,
+                      rng=rng, **shape)
 
-  ds = (grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat()
-        .batch(batch_size, drop_remainder=True).map_with_index(load))
-  return ds.to_iter_dataset(grain.ReadOptions(num_threads=num_threads,
-                                              prefetch_buffer_size=prefetch))
+  return batches.map_with_index(load).to_iter_dataset(
+      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
 
 
-def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int], process_index: int = 0,
+def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int],
+                 token_widths: Sequence[int] | None = None, process_index: int = 0,
                  process_count: int = 1) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
   """This host's part of every global evaluation batch, in stored order, each list once.
+
+  `token_widths` as in `train_dataset` (None: the stored width).
 
   Yields:
     (batch, indices): the padded batch and the record index of each of its lists (-1: padding).
@@ -158,9 +227,9 @@ def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int], process_i
                      f"({too_long.size} lists are too long)")
   for start in range(0, n, batch_size):
     indices = np.arange(start, start + batch_size)
-    size = list_size_for(int(split.lengths[indices[indices < n]].max()), list_sizes)
+    shape = _batch_shape(split, indices[indices < n], list_sizes, token_widths)
     local = _local_part(indices, process_index, process_count)
     local = np.where(local < n, local, -1)
     batch = make_batch([split[int(i)] for i in local if i >= 0], batch_size=len(local),
-                       list_size=size, layout=split.layout)
+                       layout=split.layout, **shape)
     yield batch, local

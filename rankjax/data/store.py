@@ -17,8 +17,10 @@ One record per `RankingList`, n items, fields (only those the dataset has):
   extra_<name>  float32 [n]
   query         text                doc_texts text [n]
 
-Besides the tfds files, `list_lengths-<split>.npy` holds every record's n in read order, so the
-input pipeline picks padded list sizes (the same on every host) without decoding records.
+Besides the tfds files, `list_lengths-<split>.npy` holds every record's n in read order, and for a
+dataset with tokens `token_lengths-<split>.npy` each record's longest pair (real tokens), so the
+input pipeline picks padded list sizes and token widths (the same on every host) without decoding
+records.
 
 Usage (the log readers' entry point):
   path = write_dataset(directory, name="my_log", splits={"train": lists, "test": more})
@@ -28,6 +30,7 @@ Usage (the log readers' entry point):
 from __future__ import annotations
 
 import collections
+import functools
 import itertools
 import os
 import pathlib
@@ -36,6 +39,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import tensorflow_datasets as tfds
 
+from rankjax import text
 from rankjax.data import schema
 
 VERSION = "1.0.0"
@@ -169,17 +173,44 @@ def write_dataset(directory: str | os.PathLike, *, name: str,
   return path
 
 
+# The per-list arrays stored as `<name>-<split>.npy`, and how each is computed from a record.
+_PER_LIST = {
+    "list_lengths": lambda rec: len(rec["doc_ids"]),
+    "token_lengths": lambda rec: int(text.pair_lengths(rec["tokens"]).max(initial=0)),
+}
+
+
+def _per_list_names(layout: dict) -> list[str]:
+  return ["list_lengths"] + (["token_lengths"] if layout["tokens"] is not None else [])
+
+
+def _scan(source, names: list[str]) -> np.ndarray:
+  """int32 [len(source), len(names)]: the `_PER_LIST` values of every record (one decoding pass)."""
+  fns = [_PER_LIST[n] for n in names]
+  out = np.zeros((len(source), len(names)), np.int32)
+  for i in range(len(source)):
+    rec = source[i]
+    out[i] = [fn(rec) for fn in fns]
+  return out
+
+
 def _write_lengths(path: pathlib.Path):
-  """Writes `list_lengths-<split>.npy` for each split that lacks it (one decoding pass)."""
+  """Writes the per-list arrays (`_PER_LIST`) that each split lacks, in one decoding pass."""
   for split in tfds.builder_from_directory(os.fspath(path)).info.splits:
-    if not (path / f"list_lengths-{split}.npy").exists():
-      source = open_split(path, split, with_lengths=False)
-      lengths = np.fromiter((len(source[i]["doc_ids"]) for i in range(len(source))), np.int32)
-      np.save(path / f"list_lengths-{split}.npy", lengths)
+    source = open_split(path, split, with_lengths=False)
+    missing = [n for n in _per_list_names(source.layout)
+               if not (path / f"{n}-{split}.npy").exists()]
+    if missing:
+      for name, values in zip(missing, _scan(source, missing).T):
+        np.save(path / f"{name}-{split}.npy", values)
 
 
 class Split(collections.abc.Sequence):
-  """Random access to one split: `split[i]` a record dict of numpy arrays, plus list lengths."""
+  """Random access to one split: `split[i]` a record dict of numpy arrays, plus list lengths.
+
+  Attributes:
+    lengths: int32 [len(split)] items per list (None when opened `with_lengths=False`).
+  """
 
   def __init__(self, path: pathlib.Path, split: str, with_lengths: bool = True):
     self.path, self.split = path, split
@@ -189,6 +220,18 @@ class Split(collections.abc.Sequence):
     self.source = builder.as_data_source(split=split)
     self.layout = dict(builder.info.metadata["layout"])
     self.lengths = np.load(path / f"list_lengths-{split}.npy") if with_lengths else None
+
+  @functools.cached_property
+  def token_lengths(self) -> np.ndarray:
+    """int32 [len(split)]: each list's longest pair in real tokens.
+
+    Read from `token_lengths-<split>.npy`; a dataset prepared before that file existed gets one
+    decoding pass instead (`ensure_dataset` writes the file for it).
+    """
+    if self.layout["tokens"] is None:
+      raise ValueError(f"{self}: the dataset stores no tokens")
+    f = self.path / f"token_lengths-{self.split}.npy"
+    return np.load(f) if f.exists() else _scan(self, ["token_lengths"])[:, 0]
 
   def __len__(self) -> int:
     return len(self.source)
@@ -211,7 +254,7 @@ def ensure_dataset(directory: str | os.PathLike, name: str,
   """The prepared dataset `<directory>/<name>/1.0.0`, written by `make_splits()` if absent."""
   path = pathlib.Path(directory) / name / VERSION
   if (path / "dataset_info.json").exists():
-    _write_lengths(path)  # a run killed after tfds finished but before the lengths were written
+    _write_lengths(path)  # those that a killed run or an older version did not write
     return path
   return write_dataset(directory, name=name, splits=make_splits(), description=description)
 
