@@ -156,18 +156,19 @@ def test_right_padding_does_not_change_real_positions():
                              atol=1e-5)
 
 
-@pytest.mark.slow
-def test_remat_same_values_and_gradients():
+@pytest.mark.parametrize("override", [{"remat": True}, {"fused_qkv": False}])
+def test_remat_and_separate_qkv_same_values_and_gradients(override):
+  """Rematerialisation and the fused q/k/v matmul change speed, not values or gradients."""
   tokens = _tokens(np.random.default_rng(2))
   params = _init(bert.SIZES["tiny"], tokens)
 
   def loss(p, cfg):
     return jnp.sum(bert.Bert(cfg).apply({"params": p}, tokens, jnp.zeros_like(tokens)) ** 2)
 
-  plain = jax.value_and_grad(loss)(params, bert.SIZES["tiny"])
-  remat = jax.value_and_grad(loss)(params, bert.BertConfig(**{
-      **bert.SIZES["tiny"].__dict__, "remat": True}))
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), plain, remat)
+  base = jax.value_and_grad(loss)(params, bert.SIZES["tiny"])
+  other = jax.value_and_grad(loss)(params, bert.BertConfig(**{
+      **bert.SIZES["tiny"].__dict__, **override}))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), base, other)
 
 
 def test_config_validation():

@@ -54,6 +54,7 @@ class BertConfig:
   param_dtype: Any = jnp.float32
   attention: str = "auto"
   remat: bool = False
+  fused_qkv: bool = True  # one [H, 3H] matmul for query, key and value (same parameters)
 
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
@@ -108,6 +109,21 @@ def _dense(cfg: BertConfig, features: int, name: str) -> nn.Dense:
                   kernel_init=nn.initializers.normal(cfg.initializer_range))
 
 
+class _DenseParams(nn.Module):
+  """The kernel [in, features] and bias of an `nn.Dense` under the same names, not applied, so
+  several projections can run as one matmul while checkpoints still map one tensor each."""
+
+  cfg: BertConfig
+  features: int
+
+  @nn.compact
+  def __call__(self, in_features: int):
+    init = nn.initializers.normal(self.cfg.initializer_range)
+    kernel = self.param("kernel", init, (in_features, self.features), self.cfg.param_dtype)
+    bias = self.param("bias", nn.initializers.zeros, (self.features,), self.cfg.param_dtype)
+    return kernel, bias
+
+
 def _layer_norm(cfg: BertConfig) -> nn.LayerNorm:
   return nn.LayerNorm(cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                       name="LayerNorm")
@@ -148,7 +164,12 @@ class SelfAttention(nn.Module):
     cfg = self.cfg
     n, t, h = x.shape
     heads = lambda y: y.reshape(n, t, cfg.num_heads, h // cfg.num_heads)
-    q, k, v = (heads(_dense(cfg, h, name)(x)) for name in ("query", "key", "value"))
+    if cfg.fused_qkv:
+      w, b = zip(*(_DenseParams(cfg, h, name=name)(h) for name in ("query", "key", "value")))
+      qkv = jnp.dot(x.astype(cfg.dtype), jnp.concatenate(w, 1).astype(cfg.dtype))
+      q, k, v = (heads(y) for y in jnp.split(qkv + jnp.concatenate(b).astype(cfg.dtype), 3, -1))
+    else:
+      q, k, v = (heads(_dense(cfg, h, name)(x)) for name in ("query", "key", "value"))
     impl = _attention_impl(cfg)
     y = jax.nn.dot_product_attention(q, k, v, query_seq_lengths=lengths,
                                      key_value_seq_lengths=lengths, implementation=impl)

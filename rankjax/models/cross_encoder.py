@@ -42,6 +42,7 @@ class Model(nn.Module):
     dropout: hidden and head dropout rate; None keeps the checkpoint's (or 0.1).
     remat: rematerialise each layer in the backward pass.
     attention: "auto", "xla" or "cudnn" (see `bert`).
+    fused_qkv: query, key and value projections as one matmul (same parameters and values).
     pooling: "pooler" or "cls".
 
   >>> import jax
@@ -67,6 +68,7 @@ class Model(nn.Module):
   dropout: float | None = None
   remat: bool = False
   attention: str = "auto"
+  fused_qkv: bool = True
   pooling: str = "pooler"
 
   def encoder_config(self) -> bert.BertConfig:
@@ -94,7 +96,7 @@ class Model(nn.Module):
     if self.pooling not in ("pooler", "cls"):
       raise ValueError(f"pooling {self.pooling!r} not in ('pooler', 'cls')")
     fields.update(dtype=jnp.dtype(self.dtype), param_dtype=jnp.dtype(self.param_dtype),
-                  remat=self.remat, attention=self.attention)
+                  remat=self.remat, attention=self.attention, fused_qkv=self.fused_qkv)
     return bert.BertConfig(**fields)
 
   @nn.compact

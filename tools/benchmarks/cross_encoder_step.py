@@ -10,7 +10,8 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
     (cuDNN flash attention with per-sequence lengths); each with dropout masks drawn from jax's
     default threefry keys and from "rbg" keys (`jax.random.key(seed, impl="rbg")`, much cheaper
-    bits on GPU; the trainer can opt in with `jax_default_prng_impl=rbg`);
+    bits on GPU; the trainer can opt in with `jax_default_prng_impl=rbg`); query, key and value
+    projected by one fused matmul (the model's default), and once more with three separate ones;
   * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
     `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
     torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
@@ -87,8 +88,9 @@ def softmax_ce(scores, labels):
   return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(scores, axis=-1), axis=-1))
 
 
-def jax_row(size, attention, prng, data, args):
-  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
+def jax_row(size, attention, prng, data, args, fused_qkv=True):
+  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat,
+                              fused_qkv=fused_qkv)
   batch = {k: jnp.asarray(v) for k, v in data.items()}
   params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
   tx = optax.adamw(1e-5, weight_decay=0.01)
@@ -163,6 +165,9 @@ def main():
   parser.add_argument("--peak_n", type=int, default=8192)
   parser.add_argument("--remat", action="store_true", help="rematerialise layers (rankjax)")
   parser.add_argument("--no_torch", action="store_true")
+  parser.add_argument("--rows", default="",
+                      help="comma list of substrings: run only rows whose name has one of them "
+                           "(e.g. 'cudnn attention, rbg,compile')")
   parser.add_argument("--small", action="store_true",
                       help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
   args = parser.parse_args()
@@ -193,9 +198,14 @@ def main():
     runs = [(f"rankjax, {a} attention, {p} dropout PRNG",
              functools.partial(jax_row, size, a, p, data, args))
             for a in attentions for p in ("threefry2x32", "rbg")]
+    runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, separate q/k/v matmuls",
+                 functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
+                                   fused_qkv=False)))
     if have_torch:
       runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
                 functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]
+    if args.rows:
+      runs = [(n, f) for n, f in runs if any(r in n for r in args.rows.split(","))]
     for name, fn in runs:
       print(f"  {size}: {name} ...", flush=True)
       try:

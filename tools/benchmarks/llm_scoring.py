@@ -1,23 +1,40 @@
-"""Pointwise LLM scoring throughput: the JAX backend vs HF transformers + torch, same prompts.
+r"""Pointwise LLM relevance scoring throughput: the JAX backend vs HF transformers + torch.
 
-Each method scores p(grade) at the answer position of the same pointwise prompts (TREC Session
-shown results when the data is present, else synthetic pairs) and reports pairs/s after a warm-up
-pass (compilation excluded). JAX: with and without the shared-prefix KV cache. torch (if
-installed): batched, right-padded, last-token logits, eager and optionally `torch.compile`; the
-largest difference of its grade probabilities from JAX's is reported as a check that all score
-the same thing.
+Every method scores p(grade) at the answer position of the same pointwise prompts and the table
+gives pairs/s after a warm-up pass over all of them (compilation excluded), timed up to the last
+score on the host. Prompts are the TREC Session 2012 shown results when the data is present (else
+synthetic pairs); `--prompt-tokens N` cuts each document so the whole chat-rendered prompt is about
+N tokens (the issue's "512-token prompts").
 
-  python tools/benchmarks/llm_scoring.py --model smollm2 --pairs 64 --batch-size 16
-  python tools/benchmarks/llm_scoring.py --model smollm2 --pairs 4096 --batch-size 256 \\
-      --torch-dtype bfloat16 --compile   # on a GPU
+Rows:
+  * rankjax JAX backend (`JaxLocalBackend.score_encoded`, pre-tokenized pairs): the instruction
+    prefix computed once (shared KV cache) or the full prompt per pair, each attention
+    implementation asked for (`--attention`); and the shared-prefix backend end to end
+    (`process`: chat rendering and tokenization on a host thread included).
+  * HF `LlamaForCausalLM` in torch (if installed), eager and `torch.compile`, batched and
+    right-padded to the same length buckets as JAX, the strongest plain recipe: the decoder's
+    hidden states, then the LM head on each row's last real position only. Its grade
+    probabilities are compared with JAX's (max |diff|), a check that all rows score the same thing.
+
+`--random-init` replaces the weights with random ones of the same shape (written once as an HF
+safetensors directory that both frameworks load), for machines where the model file cannot go:
+throughput does not depend on the values. `--save-shape DIR` writes a model's config and tokenizer
+(no weights) for that.
+
+  PYTHONPATH=. .venv/bin/python tools/benchmarks/llm_scoring.py --pairs 64 --batch-size 16
+  # GPU: SmolLM2-135M's shape, 512-token prompts, bf16
+  python tools/benchmarks/llm_scoring.py --model DIR --random-init --prompt-tokens 512 \
+      --pairs 8192 --batch-size 256 --dtype bfloat16 --attention xla,cudnn --torch eager,compile
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
+import datetime
 import pathlib
 import sys
+import tempfile
 import time
 
 import numpy as np
@@ -28,124 +45,214 @@ from rankjax import paths  # noqa: E402
 from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate.backends import jax_local  # noqa: E402
+from rankjax.annotate.tasks import Task  # noqa: E402
 from rankjax.data.schema import RankingList  # noqa: E402
 
 
-def load_tasks(n: int, max_doc_words: int):
+def load_lists(n: int) -> tuple[list[RankingList], str]:
   trec = paths.data_path("trec_session_2012_2013", "sessiontrack2012.xml")
   if trec.exists():
     lists, _ = runner.lists_from_log("trec-session", [str(trec)])
-    source = "trec_session_2012"
-  else:
-    rng = np.random.default_rng(0)
-    words = "search rank query document jaguar speed bread tax cat car web page".split()
-    lists = [RankingList(f"q{q}", [f"d{i}" for i in range(10)],
-                         query=" ".join(rng.choice(words, 3)),
-                         doc_texts=[" ".join(rng.choice(words, 60)) for _ in range(10)])
-             for q in range(-(-n // 10))]
-    source = "synthetic"
-  tasks, _ = runner.make_tasks(lists, prompts.load("pointwise_graded"), max_doc_words=max_doc_words)
-  return tasks[:n], source
+    return lists, "TREC Session 2012 shown results"
+  rng = np.random.default_rng(0)
+  words = "search rank query document jaguar speed bread tax cat car web page".split()
+  return [RankingList(f"q{q}", [f"d{i}" for i in range(10)], query=" ".join(rng.choice(words, 3)),
+                      doc_texts=[" ".join(rng.choice(words, 60)) for _ in range(10)])
+          for q in range(-(-n // 10))], "synthetic pairs"
 
 
-def time_jax(backend, tasks):
-  list(backend.process(tasks, lambda: False))  # compile every bucket
+def make_tasks(n: int, max_doc_words: int, prompt_tokens: int, tokenizer, render):
+  """`n` pointwise tasks (cycling through the pairs); with `prompt_tokens`, documents are cut or
+  extended (repeating their own text) so each rendered prompt is about that many tokens."""
+  lists, source = load_lists(n)
+  words = None if prompt_tokens else max_doc_words
+  tasks, _ = runner.make_tasks(lists, prompts.load("pointwise_graded"), max_doc_words=words)
+  tasks = [tasks[i % len(tasks)] for i in range(n)]
+  if not prompt_tokens:
+    return tasks, source
+  out = []
+  for t in tasks:
+    empty = len(tokenizer.encode(render(Task(t.template, t.qid, t.doc_ids, t.query, ("",))
+                                        .messages()), add_special_tokens=False))
+    doc = tokenizer.encode(t.docs[0], add_special_tokens=False)
+    doc = (doc * (prompt_tokens // max(len(doc), 1) + 1))[:max(prompt_tokens - empty, 1)]
+    out.append(Task(t.template, t.qid, t.doc_ids, t.query, (tokenizer.decode(doc),)))
+  return out, f"{source}, documents fitted to {prompt_tokens}-token prompts"
+
+
+def random_hf_dir(shape_dir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
+  """A random-weight HF safetensors copy of the model in `shape_dir` (config + tokenizer)."""
+  import torch  # pylint: disable=g-import-not-at-top
+  import transformers  # pylint: disable=g-import-not-at-top
+  torch.manual_seed(0)
+  config = transformers.AutoConfig.from_pretrained(shape_dir)
+  transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
+  transformers.AutoTokenizer.from_pretrained(shape_dir).save_pretrained(out)
+  return out
+
+
+def save_shape(model: str, out: str) -> None:
+  import transformers  # pylint: disable=g-import-not-at-top
+  path = jax_local.resolve_model(model)
+  kw = {"gguf_file": path.name} if path.is_file() else {}
+  where = path.parent if path.is_file() else path
+  transformers.AutoConfig.from_pretrained(where, **kw).save_pretrained(out)
+  transformers.AutoTokenizer.from_pretrained(where, **kw).save_pretrained(out)
+  print(f"wrote the config and tokenizer of {path} to {out}")
+
+
+def timed(fn):
+  fn()  # warm-up: compiles every shape
   start = time.perf_counter()
-  results = list(backend.process(tasks, lambda: False))
-  return time.perf_counter() - start, results
+  out = fn()
+  return time.perf_counter() - start, out
 
 
-def time_torch(path, tokenizer, tasks, batch_size, dtype, compile_):
+def jax_rows(args, model_path, tasks, dtype):
+  """[(name, seconds, {task index: grade probs})] for the JAX backend variants."""
+  import jax  # pylint: disable=g-import-not-at-top
+  rows = []
+  base = None
+  for share in (True, False):
+    for attention in args.attention.split(","):
+      name = (f"rankjax JAX, {'shared prefix' if share else 'full prompt'}, {attention} attention")
+      print(f"  {name} ...", flush=True)
+      try:
+        if base is None:
+          base = jax_local.JaxLocalBackend.from_path(model_path, dtype=dtype, attention=attention,
+                                                     batch_size=args.batch_size)
+        config = dataclasses.replace(base.config, attention=attention)
+        probe = jax_local.JaxLocalBackend(config, base._params, base.tokenizer,  # pylint: disable=protected-access
+                                          model_name=base.model, share_prefix=share,
+                                          batch_size=args.batch_size)
+        ids = probe.encode_all(tasks)
+        longest = max(len(x) for x in ids)
+        be = jax_local.JaxLocalBackend(config, base._params, base.tokenizer,  # pylint: disable=protected-access
+                                       model_name=base.model, share_prefix=share,
+                                       batch_size=args.batch_size,
+                                       max_len=max(longest, args.max_len if share else 0))
+        index = {id(t): i for i, t in enumerate(tasks)}
+        batches = be.length_batches(list(zip(tasks, ids)))
+        sec, results = timed(lambda: list(be.score_encoded(batches)))  # pylint: disable=cell-var-from-loop
+        rows.append((name, sec, {index[id(r.task)]: np.asarray(r.probs[0]) for r in results}))
+        if share:
+          name = f"rankjax JAX, shared prefix, {attention} attention, end to end (tokenizing too)"
+          sec, _ = timed(lambda: list(be.process(tasks, lambda: False)))  # pylint: disable=cell-var-from-loop
+          rows.append((name, sec, None))
+      except Exception as e:  # pylint: disable=broad-except  (one failing row must not hide others)
+        rows.append((name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}", None))
+      jax.clear_caches()
+  return rows, base
+
+
+def torch_row(model_path, tokenizer, render, tasks, buckets, batch_size, dtype, compiled):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   device = "cuda" if torch.cuda.is_available() else "cpu"
+  path = pathlib.Path(model_path)  # an HF directory, or a GGUF file transformers dequantizes
+  where, kw = (path.parent, {"gguf_file": path.name}) if path.is_file() else (path, {})
   model = transformers.AutoModelForCausalLM.from_pretrained(
-      path.parent, gguf_file=path.name, dtype=getattr(torch, dtype)).to(device).eval()
-  forward = torch.compile(model) if compile_ else model
+      where, dtype=getattr(torch, dtype), **kw).to(device).eval()
+  decoder = torch.compile(model.model) if compiled else model.model
   grade_ids = torch.tensor([tokenizer.encode(str(g), add_special_tokens=False)[0]
                             for g in range(5)], device=device)
-  encoded = [tokenizer.encode(tokenizer.apply_chat_template(
-      t.messages(), tokenize=False, add_generation_prompt=True), add_special_tokens=False)
-             for t in tasks]
-  order = np.argsort([len(e) for e in encoded])  # same length bucketing idea as the JAX side
+  encoded = tokenizer([render(t.messages()) for t in tasks], add_special_tokens=False)["input_ids"]
+  order = np.argsort([len(e) for e in encoded], kind="stable")
+  batches = []
+  for s in range(0, len(order), batch_size):
+    idx = order[s:s + batch_size]
+    longest = max(len(encoded[i]) for i in idx)
+    width = next((b for b in buckets if b >= longest), longest)
+    ids = torch.zeros((len(idx), width), dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for r, i in enumerate(idx):
+      ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
+      mask[r, :len(encoded[i])] = 1
+    batches.append((idx, ids.to(device), mask.to(device)))
 
   def run():
     out = {}
-    for s in range(0, len(order), batch_size):
-      idx = order[s:s + batch_size]
-      width = max(len(encoded[i]) for i in idx)
-      ids = torch.zeros((len(idx), width), dtype=torch.long)
-      mask = torch.zeros_like(ids)
-      for r, i in enumerate(idx):
-        ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-        mask[r, :len(encoded[i])] = 1
-      with torch.inference_mode():
-        logits = forward(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
-        last = logits[torch.arange(len(idx)), mask.sum(1).to(device) - 1].float()
-        lp = torch.log_softmax(last, -1)[:, grade_ids]
-      for r, i in enumerate(idx):
-        out[int(i)] = lp[r].cpu().numpy()
+    with torch.inference_mode():
+      for idx, ids, mask in batches:
+        hidden = decoder(input_ids=ids, attention_mask=mask).last_hidden_state
+        last = hidden[torch.arange(len(idx), device=device), mask.sum(1) - 1]
+        lp = torch.log_softmax(model.lm_head(last).float(), -1)[:, grade_ids].cpu().numpy()
+        for r, i in enumerate(idx):
+          p = np.exp(lp[r] - lp[r].max())
+          out[int(i)] = p / p.sum()
     return out
 
-  run()
-  if device == "cuda":
-    torch.cuda.synchronize()
-  start = time.perf_counter()
-  out = run()
-  return time.perf_counter() - start, out, device
+  return timed(run)
 
 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--model", default="smollm2")
+  p.add_argument("--model", default="smollm2", help="smollm2, a .gguf file or an HF directory")
+  p.add_argument("--random-init", action="store_true",
+                 help="random weights of the model's shape (--model: an HF dir, no weights needed)")
+  p.add_argument("--save-shape", metavar="DIR", help="write --model's config and tokenizer, exit")
   p.add_argument("--pairs", type=int, default=64)
   p.add_argument("--batch-size", type=int, default=16)
   p.add_argument("--max-doc-words", type=int, default=160)
-  p.add_argument("--max-len", type=int, default=512)
-  p.add_argument("--jax-dtype", default="float32", choices=("float32", "bfloat16"))
-  p.add_argument("--torch-dtype", default="float32", choices=("float32", "bfloat16"))
-  p.add_argument("--compile", action="store_true", help="also time torch.compile")
-  p.add_argument("--no-torch", action="store_true")
+  p.add_argument("--prompt-tokens", type=int, default=0, help="fit documents to N-token prompts")
+  p.add_argument("--max-len", type=int, default=512, help="longest pair after the prefix")
+  p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
+  p.add_argument("--attention", default="xla", help="comma list of xla, cudnn, auto")
+  p.add_argument("--torch", default="eager", help="comma list of eager, compile; or none")
   args = p.parse_args(argv)
+  if args.save_shape:
+    return save_shape(args.model, args.save_shape)
 
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
-  tasks, source = load_tasks(args.pairs, args.max_doc_words)
-  path = jax_local.resolve_model(args.model)
-  shared = jax_local.JaxLocalBackend.from_path(args.model, dtype=getattr(jnp, args.jax_dtype),
-                                               batch_size=args.batch_size, max_len=args.max_len)
-  # pylint: disable-next=protected-access
-  full = jax_local.JaxLocalBackend(shared.config, shared._params, shared.tokenizer,
-                                   model_name=shared.model, share_prefix=False,
-                                   batch_size=args.batch_size, max_len=args.max_len + 256)
-  prefix_len = shared._prefix(tasks[0].template)[1]  # pylint: disable=protected-access
-  mean_len = float(np.mean([len(shared.encode(t)) for t in tasks]))
-  out = {"source": source, "pairs": len(tasks), "batch_size": args.batch_size,
-         "prefix_tokens": prefix_len, "mean_pair_tokens": round(mean_len, 1),
-         "device": str(jax.devices()[0].device_kind), "num_devices": jax.device_count()}
-  seconds, res_shared = time_jax(shared, tasks)
-  out["jax_shared_prefix_pairs_per_s"] = round(len(tasks) / seconds, 2)
-  seconds, _ = time_jax(full, tasks)
-  out["jax_full_prompt_pairs_per_s"] = round(len(tasks) / seconds, 2)
-  if not args.no_torch:
+  with tempfile.TemporaryDirectory() as tmp:
+    model_path = str(random_hf_dir(pathlib.Path(args.model), pathlib.Path(tmp))
+                     if args.random_init else jax_local.resolve_model(args.model))
+    tokenizer = jax_local.gguf_weights.load_tokenizer(model_path)
+    render = lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
+    tasks, source = make_tasks(args.pairs, args.max_doc_words, args.prompt_tokens, tokenizer,
+                               render)
+    full_lengths = [len(x) for x in tokenizer([render(t.messages()) for t in tasks],
+                                              add_special_tokens=False)["input_ids"]]
+    rows, base = jax_rows(args, model_path, tasks, getattr(jnp, args.dtype))
+    torch_modes = [m for m in args.torch.split(",") if m != "none"]
     try:
-      import torch  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      import torch  # pylint: disable=g-import-not-at-top
+      torch_version = torch.__version__
     except ImportError:
-      out["torch"] = "not installed"
-    else:
-      jax_probs = {(r.task.qid, r.task.doc_ids[0]): np.asarray(r.probs[0]) for r in res_shared}
-      for name, comp in [("eager", False)] + ([("compile", True)] if args.compile else []):
-        seconds, lp, device = time_torch(path, shared.tokenizer, tasks, args.batch_size,
-                                         args.torch_dtype, comp)
-        out[f"torch_{name}_{args.torch_dtype}_pairs_per_s"] = round(len(tasks) / seconds, 2)
-        diffs = []
-        for i, t in enumerate(tasks):
-          pr = np.exp(lp[i] - lp[i].max())
-          diffs.append(np.abs(pr / pr.sum() - jax_probs[(t.qid, t.doc_ids[0])]).max())
-        out[f"torch_{name}_max_prob_diff_vs_jax"] = float(np.max(diffs))
-        out["torch_device"] = device
-  print(json.dumps(out))
-  return out
+      torch_modes, torch_version = [], "not installed"
+    if torch_modes:
+      buckets = jax_local.buckets_up_to(max(full_lengths))
+      for mode in torch_modes:
+        name = f"HF transformers + torch {torch_version}, {mode}, {args.dtype}"
+        print(f"  {name} ...", flush=True)
+        try:
+          sec, probs = torch_row(model_path, tokenizer, render, tasks, buckets, args.batch_size,
+                                 args.dtype, mode == "compile")
+          rows.append((name, sec, probs))
+        except Exception as e:  # pylint: disable=broad-except
+          rows.append((name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}", None))
+
+  ref = next((r[2] for r in rows if r[2] is not None), None)
+  compiled = next((r[1] for r in rows if "compile" in r[0] and not isinstance(r[1], str)), None)
+  prefix_len = base._prefix(tasks[0].template)[1] if base else 0  # pylint: disable=protected-access
+  print(f"\n{datetime.date.today()}, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+        f"jax {jax.__version__}, torch {torch_version}; {len(tasks)} pairs ({source}), "
+        f"prompts {np.mean(full_lengths):.0f} tokens on average ({min(full_lengths)}-"
+        f"{max(full_lengths)}), shared prefix {prefix_len} tokens; batch {args.batch_size}, "
+        f"{args.dtype}{', random weights' if args.random_init else ''}\n")
+  print("| method | pairs/s | prompt tokens/s | vs torch.compile | max abs diff of p(grade) |")
+  print("|---|---:|---:|---:|---:|")
+  for name, sec, probs in rows:
+    if isinstance(sec, str):
+      print(f"| {name} | {sec} | | | |")
+      continue
+    pairs = len(tasks) / sec
+    diff = (f"{max(np.abs(probs[i] - ref[i]).max() for i in ref):.1e}"
+            if probs is not None and probs is not ref else "reference" if probs is ref else "-")
+    speedup = f"{compiled / sec:.2f}x" if compiled else "-"
+    print(f"| {name} | {pairs:,.0f} | {sum(full_lengths) / sec:,.0f} | {speedup} | {diff} |")
+  return rows
 
 
 if __name__ == "__main__":
