@@ -76,14 +76,12 @@ def test_binary_mode_and_store(shared, tmp_path):
 
 
 @pytest.mark.slow
-def test_too_long_pairs_fail_and_listwise_is_refused():
+def test_too_long_pairs_fail():
   be = tiny_llama.backend(batch_size=2, max_len=16)
   results = list(be.process(tiny_llama.tasks(), lambda: False))
   failed = [r for r in results if r.status == "failed"]
   assert failed and all("max_len 16" in r.error for r in failed)
   assert len(results) == len(tiny_llama.tasks())
-  with pytest.raises(ValueError, match="listwise"):
-    list(be.process(tiny_llama.tasks("listwise_graded"), lambda: False))
 
 
 def test_stops_when_asked(shared):

@@ -1,8 +1,14 @@
-"""A local Llama (GGUF file or HF directory) scoring the grade tokens' log-probabilities in JAX.
+"""A local Llama (GGUF file or HF directory) in JAX: grade-token scoring, and greedy generation.
 
 For a pointwise prompt the model's next token after the assistant turn opens is the grade, so one
 forward pass gives p(grade = g) for every g without generating: the label is the most probable
 grade, and the expected grade is sum_g g p(g) renormalised over the grade tokens.
+
+Listwise prompts (graded, select, rank) need the model's text: it is generated greedily
+(`llama_decode`: a jitted prefill then a `while_loop` over a fixed-size KV cache, ending at EOS or
+the end-of-turn token), `listwise_batch_size` prompts at a time after the same shared prefix, and
+parsed as `openai_http` parses a server's reply: one re-ask on unparsable output, then a recorded
+failure. Labels only, no probabilities; token counts include the re-ask.
 
 Speed:
   * Shared prefix: the chat-rendered instruction (system prompt, up to `{query}`) is the same for
@@ -24,7 +30,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import importlib.util
+import itertools
 import pathlib
 from collections.abc import Callable, Iterable, Iterator
 
@@ -37,10 +45,13 @@ from jax.sharding import PartitionSpec as P
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
+from rankjax.annotate.backends import openai_http
 from rankjax.models import gguf_weights
 from rankjax.models import llama
+from rankjax.models import llama_decode
 
 _SENTINEL = "\x00QUERY\x00"
+_REASK = openai_http._REASK  # pylint: disable=protected-access  (same re-ask: comparable failures)
 
 
 def smollm2_gguf() -> pathlib.Path:
@@ -91,10 +102,10 @@ def make_score_fn(model: llama.Llama):
 
 
 class JaxLocalBackend:
-  """Pointwise scoring with a local Llama; see the module docstring."""
+  """Pointwise scoring and listwise generation with a local Llama; see the module docstring."""
 
   name = "jax_local"
-  modes = prompts.POINTWISE
+  modes = prompts.MODES
 
   def __init__(self, config: llama.LlamaConfig, params, tokenizer, *, model_name: str,
                batch_size: int = 32, max_len: int = 512, share_prefix: bool = True,
@@ -224,8 +235,11 @@ class JaxLocalBackend:
     tasks = list(tasks)
     for t in tasks:
       if t.mode not in self.modes:
-        raise ValueError(f"{self.name} scores grade-token logprobs and runs only {self.modes}; "
-                         f"got {t.mode!r} (use the openai_http backend for listwise modes)")
+        raise ValueError(f"{self.name} runs only {self.modes}; got {t.mode!r}")
+    listwise = [t for t in tasks if t.mode in prompts.LISTWISE]
+    if listwise:
+      yield from self.process_listwise(listwise, should_stop)
+      tasks = [t for t in tasks if t.mode not in prompts.LISTWISE]
     for max_grade in {prompts.MAX_GRADE[t.mode] for t in tasks}:
       self.grade_ids(max_grade)  # cached now: the tokenizer thread must be its only user later
     failed = []
@@ -287,3 +301,118 @@ class JaxLocalBackend:
     if pending is not None:
       yield from self._results(*pending)
 
+
+  # Listwise modes: greedy generation, parsed and re-asked as the HTTP backend does.
+  listwise_batch_size = 4  # prompts per generation call; each holds a window of documents
+  listwise_max_len = 4096  # longest listwise prompt after the shared prefix, in tokens
+
+  def stop_ids(self) -> tuple[int, ...]:
+    """EOS and the chat template's end-of-turn token (the special token closing a turn)."""
+    ids = {self.tokenizer.eos_token_id} - {None}
+    turn = self.tokenizer.apply_chat_template(
+        [{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}],
+        tokenize=False)
+    after = self.tokenizer.encode(turn[turn.index(_SENTINEL) + len(_SENTINEL):],
+                                  add_special_tokens=False)
+    if after and after[0] in self.tokenizer.all_special_ids:
+      ids.add(after[0])
+    return tuple(sorted(ids))
+
+  def _listwise_rows(self) -> int:
+    """Rows per generation call: `listwise_batch_size` rounded up to the "data" axis."""
+    n_dev = self.mesh.shape["data"]
+    return -(-self.listwise_batch_size // n_dev) * n_dev
+
+  @functools.cached_property
+  def _generate(self):
+    return llama_decode.make_greedy_fn(self._net, self.stop_ids())
+
+  def _encode_messages(self, task: Task, messages: list[dict[str, str]]) -> np.ndarray:
+    """Token ids of a chat (the task's prompt, or it with a re-ask) after the shared prefix."""
+    prefix, _, _ = self._prefix(task.template)
+    full = self.render(messages)
+    if not full.startswith(prefix):
+      raise ValueError(f"task {task.qid}: rendered prompt does not start with the template prefix")
+    return np.asarray(self.tokenizer.encode(full[len(prefix):], add_special_tokens=False), np.int32)
+
+  def generate(self, template: prompts.Template, prompt_ids: list[np.ndarray],
+               max_new_tokens: int) -> list[tuple[str, int]]:
+    """(text, completion tokens) of each prompt (ids after `template`'s shared prefix), greedy."""
+    _, _, prefix_kv = self._prefix(template)
+    rows = self._listwise_rows()
+    buckets = buckets_up_to(self.listwise_max_len)
+    out = []
+    for start in range(0, len(prompt_ids), rows):
+      chunk = prompt_ids[start:start + rows]
+      width = next(b for b in buckets if b >= max(len(ids) for ids in chunk))
+      tokens = np.zeros((rows, width), np.int32)
+      lengths = np.zeros(rows, np.int32)  # length 0: a padding row, generates nothing
+      for i, ids in enumerate(chunk):
+        tokens[i, :len(ids)] = ids
+        lengths[i] = len(ids)
+      tokens, lengths = jax.device_put((tokens, lengths), self._batch_sharding)
+      new, counts = jax.device_get(self._generate(self._params, prefix_kv, tokens, lengths,
+                                                  max_new_tokens=max_new_tokens))
+      out += [(self.tokenizer.decode(new[i, :counts[i]], skip_special_tokens=True), int(counts[i]))
+              for i in range(len(chunk))]
+    return out
+
+  def process_listwise(self, tasks: list[Task],
+                       should_stop: Callable[[], bool]) -> Iterator[Result]:
+    """Generates, parses, re-asks once when unparsable, then records a failure (as openai_http)."""
+    max_new = 16 + 12 * max(len(t.doc_ids) for t in tasks)  # openai_http's max_tokens
+    limit = self.listwise_max_len
+    for start in range(0, len(tasks), self.sort_window):
+      window = []
+      for t in tasks[start:start + self.sort_window]:
+        ids = self._encode_messages(t, t.messages())
+        if len(ids) > limit:
+          yield Result(t, None, "", status="failed", prompt_tokens=len(ids),
+                       error=f"{len(ids)} tokens after the shared prefix > listwise_max_len "
+                             f"{limit}; lower the truncation or the window")
+        else:
+          window.append((t, ids))
+      window.sort(key=lambda x: (x[0].template.version, len(x[1])))
+      for _, group in itertools.groupby(window, lambda x: x[0].template.version):
+        group = list(group)
+        rows = self._listwise_rows()
+        for b in range(0, len(group), rows):
+          if should_stop():
+            return
+          yield from self._listwise_batch(group[b:b + rows], max_new)
+
+  def _listwise_batch(self, batch: list[tuple[Task, np.ndarray]], max_new: int) -> list[Result]:
+    template = batch[0][0].template
+    prefix_len = self._prefix(template)[1]
+    results: list[Result | None] = [None] * len(batch)
+    reasks = []  # (index, ids, first parse error)
+    replies = self.generate(template, [ids for _, ids in batch], max_new)
+    for i, ((task, ids), (text, n)) in enumerate(zip(batch, replies)):
+      result = Result(task, None, text, prompt_tokens=prefix_len + len(ids), completion_tokens=n)
+      results[i] = result
+      try:
+        result.labels = parsing.parse(task.mode, text, len(task.doc_ids))
+      except parsing.ParseError as e:
+        messages = task.messages() + [
+            {"role": "assistant", "content": text},
+            {"role": "user", "content": _REASK.format(error=e)}]
+        reasks.append((i, self._encode_messages(task, messages), str(e)))
+        result.status, result.attempts = "failed", 2
+    fits = [ids for _, ids, _ in reasks if len(ids) <= self.listwise_max_len]
+    replies = iter(self.generate(template, fits, max_new) if fits else [])
+    for i, ids, error in reasks:
+      result = results[i]
+      if len(ids) > self.listwise_max_len:
+        result.attempts = 1
+        result.error = (f"unparsable: {error} | re-ask of {len(ids)} tokens > listwise_max_len "
+                        f"{self.listwise_max_len}")
+        continue
+      result.raw_output, n = next(replies)
+      result.prompt_tokens += prefix_len + len(ids)
+      result.completion_tokens += n
+      try:
+        result.labels = parsing.parse(result.task.mode, result.raw_output, len(result.task.doc_ids))
+        result.status = "ok"
+      except parsing.ParseError as e:
+        result.error = f"unparsable: {error} | {e}"
+    return results
