@@ -195,6 +195,22 @@ def test_mask_none_is_causal_after_prefix_on_real_tokens():
   np.testing.assert_allclose(implicit[1], explicit[1], atol=1e-5)
 
 
+def test_prefix_attention_merge_equals_one_softmax():
+  """The two-kernel prefix attention (cuDNN's path, run here with XLA kernels) equals attention
+  over the concatenated keys under the prefix-causal mask, with grouped query heads."""
+  rng = np.random.default_rng(4)
+  normal = lambda *shape: jnp.asarray(rng.normal(size=shape), jnp.float32)
+  q, k, v = normal(2, 5, 6, 8), normal(2, 5, 3, 8), normal(2, 5, 3, 8)
+  pk, pv = normal(2, 4, 3, 8), normal(2, 4, 3, 8)
+  got = llama.prefix_attention(q, k, v, pk, pv, implementation="xla")
+  want = jax.nn.dot_product_attention(q, jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1),
+                                      mask=llama.prefix_causal_mask(5, 4)[None, None])
+  np.testing.assert_allclose(got, want, atol=1e-5)
+  no_prefix = llama.prefix_attention(q, k, v, pk[:, :0], pv[:, :0], implementation="xla")
+  np.testing.assert_allclose(no_prefix, jax.nn.dot_product_attention(q, k, v, is_causal=True),
+                             atol=1e-6)
+
+
 def test_attention_setting_is_checked():
   with pytest.raises(ValueError, match="attention 'flash'"):
     llama.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,

@@ -25,6 +25,9 @@ import jax.numpy as jnp
 _NEG = -1e30  # masked attention logit: finite, so a fully masked (padding) row gives no NaN
 
 
+ATTENTION = ("auto", "xla", "cudnn", "cudnn_mask")
+
+
 @dataclasses.dataclass(frozen=True)
 class LlamaConfig:
   """Architecture of a Llama-family model (SmolLM2, Llama 2/3, TinyLlama, ...)."""
@@ -41,13 +44,15 @@ class LlamaConfig:
   tie_embeddings: bool = True
   dtype: Any = jnp.float32  # compute dtype; parameters stay as loaded
   # "xla": einsum attention, any dtype and device. "cudnn": cuDNN flash attention through
-  # `jax.nn.dot_product_attention` (GPU, bf16/fp16; never materialises the [T, S] logits).
-  # "auto": cuDNN on GPU for half precision, else XLA.
+  # `jax.nn.dot_product_attention` (GPU, bf16/fp16; never materialises the [T, S] logits); with
+  # mask=None it runs as two unmasked kernels merged by log-sum-exp (`prefix_attention`), with a
+  # mask the mask goes in as a bias ("cudnn_mask" always does that). "auto": cuDNN on GPU for half
+  # precision, else XLA.
   attention: str = "auto"
 
   def __post_init__(self):
-    if self.attention not in ("auto", "xla", "cudnn"):
-      raise ValueError(f"attention {self.attention!r} not in ('auto', 'xla', 'cudnn')")
+    if self.attention not in ATTENTION:
+      raise ValueError(f"attention {self.attention!r} not in {ATTENTION}")
 
   def attention_impl(self) -> str:
     """The attention implementation "auto" resolves to on this backend and dtype."""
@@ -117,9 +122,13 @@ class Attention(nn.Module):
     pv = jnp.broadcast_to(pv, (b,) + pv.shape[1:]).astype(v.dtype)
     keys = jnp.concatenate([pk, k], 1)
     values = jnp.concatenate([pv, v], 1)
+    impl = c.attention_impl()
+    if mask is None and impl == "cudnn":
+      out = prefix_attention(q, k, v, pk, pv, implementation="cudnn")
+      return dense(c.hidden_size, "o")(out.reshape(b, t, -1)), (k, v)
     if mask is None:
       mask = prefix_causal_mask(t, p)[None]
-    if c.attention_impl() == "cudnn":
+    if impl in ("cudnn", "cudnn_mask"):
       out = jax.nn.dot_product_attention(q, keys, values, mask=mask[:, None],
                                          implementation="cudnn")
       return dense(c.hidden_size, "o")(out.reshape(b, t, -1)), (k, v)
@@ -131,6 +140,26 @@ class Attention(nn.Module):
     probs = jax.nn.softmax(logits, axis=-1).astype(c.dtype)
     out = jnp.einsum("bkgts,bskd->btkgd", probs, values).reshape(b, t, c.num_heads * c.head_dim)
     return dense(c.hidden_size, "o")(out), (k, v)
+
+
+def prefix_attention(q, k, v, pk, pv, implementation: str):
+  """Causal attention of q over [prefix keys; own keys] with no mask tensor.
+
+  Two fused-attention calls: q over the prefix (every prefix key visible) and q over its own keys
+  (causal, aligned at 0), merged by their log-sum-exps: softmax over the union is the two partial
+  softmaxes weighted by exp(lse_part - lse_union). Shapes as in `Attention` ([B, T|P, heads, D]).
+  """
+  attend = lambda keys, values, **kw: jax.nn.dot_product_attention(
+      q, keys, values, implementation=implementation, return_residual=True, **kw)
+  own, own_lse = attend(k, v, is_causal=True)
+  if pk.shape[1] == 0:
+    return own
+  pre, pre_lse = attend(pk, pv)
+  top = jnp.maximum(own_lse, pre_lse)
+  w_own = jnp.exp(own_lse - top)[..., None]
+  w_pre = jnp.exp(pre_lse - top)[..., None]
+  mixed = (own.astype(jnp.float32) * w_own + pre.astype(jnp.float32) * w_pre) / (w_own + w_pre)
+  return mixed.astype(q.dtype)
 
 
 class Mlp(nn.Module):

@@ -216,6 +216,7 @@ def main():
       seqs = args.lists * args.docs / sec
       rows.append((size, name, f"{sec * 1e3:.1f} ms | {seqs:,.0f} | {flops / sec / 1e12:.3g} | "
                                f"{flops / sec / peak:.0%} | {loss:.3f}"))
+      print(f"    {rows[-1][2]}", flush=True)
 
   print(f"\n{header}\n")
   print("| encoder | implementation | step | seq/s | TFLOP/s | % bf16 peak | loss |")

@@ -109,12 +109,14 @@ def timed(fn):
 
 
 def jax_rows(args, model_path, tasks, dtype):
-  """[(name, seconds, {task index: grade probs})] for the JAX backend variants."""
+  """([(name, seconds, {task index: grade probs})], shared prefix tokens) of the JAX variants."""
   import jax  # pylint: disable=g-import-not-at-top
   rows = []
   base = None
-  for share in (True, False):
-    for attention in args.attention.split(","):
+  prefix_len = 0
+  full_attention = (args.full_attention or args.attention).split(",")
+  for share, attentions in ((True, args.attention.split(",")), (False, full_attention)):
+    for attention in attentions:
       name = (f"rankjax JAX, {'shared prefix' if share else 'full prompt'}, {attention} attention")
       print(f"  {name} ...", flush=True)
       try:
@@ -135,14 +137,18 @@ def jax_rows(args, model_path, tasks, dtype):
         batches = be.length_batches(list(zip(tasks, ids)))
         sec, results = timed(lambda: list(be.score_encoded(batches)))  # pylint: disable=cell-var-from-loop
         rows.append((name, sec, {index[id(r.task)]: np.asarray(r.probs[0]) for r in results}))
+        print(f"    {len(tasks) / sec:,.0f} pairs/s", flush=True)
         if share:
+          prefix_len = be._prefix(tasks[0].template)[1]  # pylint: disable=protected-access
+        if share and attention == attentions[0]:
           name = f"rankjax JAX, shared prefix, {attention} attention, end to end (tokenizing too)"
           sec, _ = timed(lambda: list(be.process(tasks, lambda: False)))  # pylint: disable=cell-var-from-loop
           rows.append((name, sec, None))
+          print(f"    {len(tasks) / sec:,.0f} pairs/s", flush=True)
       except Exception as e:  # pylint: disable=broad-except  (one failing row must not hide others)
         rows.append((name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}", None))
       jax.clear_caches()
-  return rows, base
+  return rows, prefix_len
 
 
 def torch_row(model_path, tokenizer, render, tasks, buckets, batch_size, dtype, compiled):
@@ -197,7 +203,10 @@ def main(argv=None):
   p.add_argument("--prompt-tokens", type=int, default=0, help="fit documents to N-token prompts")
   p.add_argument("--max-len", type=int, default=512, help="longest pair after the prefix")
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-  p.add_argument("--attention", default="xla", help="comma list of xla, cudnn, auto")
+  p.add_argument("--attention", default="xla",
+                 help="comma list of llama.ATTENTION names (the first one also runs end to end)")
+  p.add_argument("--full-attention", default="",
+                 help="attentions for the full-prompt rows (default: --attention)")
   p.add_argument("--torch", default="eager", help="comma list of eager, compile; or none")
   args = p.parse_args(argv)
   if args.save_shape:
@@ -214,7 +223,7 @@ def main(argv=None):
                                render)
     full_lengths = [len(x) for x in tokenizer([render(t.messages()) for t in tasks],
                                               add_special_tokens=False)["input_ids"]]
-    rows, base = jax_rows(args, model_path, tasks, getattr(jnp, args.dtype))
+    rows, prefix_len = jax_rows(args, model_path, tasks, getattr(jnp, args.dtype))
     torch_modes = [m for m in args.torch.split(",") if m != "none"]
     try:
       import torch  # pylint: disable=g-import-not-at-top
@@ -230,12 +239,12 @@ def main(argv=None):
           sec, probs = torch_row(model_path, tokenizer, render, tasks, buckets, args.batch_size,
                                  args.dtype, mode == "compile")
           rows.append((name, sec, probs))
+          print(f"    {len(tasks) / sec:,.0f} pairs/s", flush=True)
         except Exception as e:  # pylint: disable=broad-except
           rows.append((name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:100]}", None))
 
   ref = next((r[2] for r in rows if r[2] is not None), None)
   compiled = next((r[1] for r in rows if "compile" in r[0] and not isinstance(r[1], str)), None)
-  prefix_len = base._prefix(tasks[0].template)[1] if base else 0  # pylint: disable=protected-access
   print(f"\n{datetime.date.today()}, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
         f"jax {jax.__version__}, torch {torch_version}; {len(tasks)} pairs ({source}), "
         f"prompts {np.mean(full_lengths):.0f} tokens on average ({min(full_lengths)}-"

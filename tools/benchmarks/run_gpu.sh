@@ -1,0 +1,43 @@
+#!/bin/bash
+# The GPU machine's benchmark session in one go (its device time is short): run from the repository
+# root on that machine with `.whl` (the gguf wheel) and `.bench` (SmolLM2's config and tokenizer from
+# `llm_scoring.py --save-shape .bench/smollm2-shape`, and `.bench/data/trec_session_2012_2013/
+# sessiontrack2012.xml`) carried; the model file itself is too large to travel, so the LLM rows use
+# random weights of its shape. Each benchmark writes its table to $OUT. SMALL=1: a CPU smoke run.
+set -u
+export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RANKJAX_DATA="$PWD/.bench/data"
+export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch shares the card in the same processes
+OUT=${OUT:-/tmp/rankjax_bench}; mkdir -p "$OUT"
+PY=${PY:-python3}
+if [ -d .whl ] && ! $PY -c "import gguf" 2>/dev/null; then
+  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
+  export PYTHONPATH="$PYTHONPATH:/tmp/site"
+fi
+nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv 2>&1 | tee "$OUT/gpu.txt"
+$PY -c "import jax, flax, torch, transformers; print('jax', jax.__version__, jax.devices(), 'flax', \
+flax.__version__, 'torch', torch.__version__, 'transformers', transformers.__version__)"
+
+if [ "${SMALL:-0}" = 1 ]; then
+  llm=(--pairs 16 --batch-size 8 --attention xla --torch eager)
+  bert_base=(--small --rows "xla attention, rbg,PyTorch")
+  minilm=(--small --sizes tiny --rows "rbg dropout PRNG,PyTorch")
+  trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
+else
+  llm=(--pairs 4096 --batch-size 256 --attention cudnn,cudnn_mask,xla --full-attention cudnn \
+       --torch eager,compile)
+  bert_base=(--sizes bert-base --warmup 3 --steps 20 --rows "cudnn,xla attention, rbg,PyTorch")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 20 --rows "cudnn attention, rbg,PyTorch")
+  trec=(--pairs 4096 --batch-size 256 --attention cudnn --torch eager)
+fi
+llm_common=(--model .bench/smollm2-shape --random-init --dtype bfloat16)
+# Each step has its own time limit; later ones run only while the session's budget (BUDGET_S) lasts.
+step() {  # step LIMIT_S NAME CMD...
+  local limit=$1 name=$2; shift 2
+  if (( SECONDS + 60 > ${BUDGET_S:-480} )); then echo "skipped $name: budget spent" | tee "$OUT/$name.txt"; return; fi
+  timeout "$limit" "$@" 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$name.txt"
+}
+step 270 llm_scoring_512 $PY tools/benchmarks/llm_scoring.py "${llm_common[@]}" --prompt-tokens 512 "${llm[@]}"
+step 210 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
+step 100 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
+step 90 llm_scoring_trec $PY tools/benchmarks/llm_scoring.py "${llm_common[@]}" "${trec[@]}"
+echo "done in ${SECONDS}s"
