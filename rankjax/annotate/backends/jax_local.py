@@ -384,24 +384,22 @@ class JaxLocalBackend:
   def _listwise_batch(self, batch: list[tuple[Task, np.ndarray]], max_new: int) -> list[Result]:
     template = batch[0][0].template
     prefix_len = self._prefix(template)[1]
-    results: list[Result | None] = [None] * len(batch)
-    reasks = []  # (index, ids, first parse error)
+    results, reasks = [], []  # reasks: (result, ids, first parse error)
     replies = self.generate(template, [ids for _, ids in batch], max_new)
-    for i, ((task, ids), (text, n)) in enumerate(zip(batch, replies)):
+    for (task, ids), (text, n) in zip(batch, replies):
       result = Result(task, None, text, prompt_tokens=prefix_len + len(ids), completion_tokens=n)
-      results[i] = result
+      results.append(result)
       try:
         result.labels = parsing.parse(task.mode, text, len(task.doc_ids))
       except parsing.ParseError as e:
         messages = task.messages() + [
             {"role": "assistant", "content": text},
             {"role": "user", "content": _REASK.format(error=e)}]
-        reasks.append((i, self._encode_messages(task, messages), str(e)))
+        reasks.append((result, self._encode_messages(task, messages), str(e)))
         result.status, result.attempts = "failed", 2
     fits = [ids for _, ids, _ in reasks if len(ids) <= self.listwise_max_len]
     replies = iter(self.generate(template, fits, max_new) if fits else [])
-    for i, ids, error in reasks:
-      result = results[i]
+    for result, ids, error in reasks:
       if len(ids) > self.listwise_max_len:
         result.attempts = 1
         result.error = (f"unparsable: {error} | re-ask of {len(ids)} tokens > listwise_max_len "
