@@ -14,9 +14,13 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from rankjax import mesh
-from rankjax import study
-from rankjax import train
+from rankjax import xla_flags
+
+xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, configs included
+
+from rankjax import mesh  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax import study  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax import train  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
                                           lock_config=True)

@@ -34,10 +34,14 @@ _EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 def make_backend(args):
   if args.backend == "jax_local":
-    from rankjax.annotate.backends import jax_local  # noqa: E402  (imports jax: only when used)
+    import jax  # noqa: E402  pylint: disable=g-import-not-at-top  (only when used)
+    from rankjax.annotate.backends import jax_local  # noqa: E402
+    dtype = args.dtype
+    if dtype == "auto":
+      dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
     return jax_local.JaxLocalBackend.from_path(
-        args.model, batch_size=args.batch_size, max_len=args.max_len,
-        share_prefix=not args.no_shared_prefix)
+        args.model, dtype=getattr(jax.numpy, dtype), attention=args.attention,
+        batch_size=args.batch_size, max_len=args.max_len, share_prefix=not args.no_shared_prefix)
   from rankjax.annotate.backends import openai_http  # noqa: E402
   if not args.base_url:
     raise SystemExit("--backend openai_http needs --base-url")
@@ -70,6 +74,10 @@ def main(argv=None) -> int:
   g.add_argument("--batch-size", type=int, default=32)
   g.add_argument("--max-len", type=int, default=512, help="longest pair in tokens after the prefix")
   g.add_argument("--no-shared-prefix", action="store_true", help="run every prompt in full")
+  g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                 help="compute dtype; auto: bfloat16 on GPU/TPU, float32 on CPU")
+  g.add_argument("--attention", default="auto", choices=("auto", "xla", "cudnn"),
+                 help="auto: cuDNN flash attention on GPU in bfloat16 (2.4x XLA's on an H200)")
   g = p.add_argument_group("openai_http")
   g.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1")
   g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable of the key")

@@ -124,6 +124,18 @@ class _DenseParams(nn.Module):
     return kernel, bias
 
 
+class _EmbedTable(nn.Module):
+  """The table of an `nn.Embed` under the same name ("embedding"), not applied."""
+
+  cfg: BertConfig
+  num_embeddings: int
+
+  @nn.compact
+  def __call__(self):
+    return self.param("embedding", nn.initializers.normal(self.cfg.initializer_range),
+                      (self.num_embeddings, self.cfg.hidden_size), self.cfg.param_dtype)
+
+
 def _layer_norm(cfg: BertConfig) -> nn.LayerNorm:
   return nn.LayerNorm(cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
                       name="LayerNorm")
@@ -147,9 +159,13 @@ class Embeddings(nn.Module):
     embed = functools.partial(nn.Embed, features=cfg.hidden_size, dtype=cfg.dtype,
                               param_dtype=cfg.param_dtype,
                               embedding_init=nn.initializers.normal(cfg.initializer_range))
+    # Segment embeddings as a one-hot matmul: a gather's gradient is a scatter-add, and 2 rows
+    # receiving a scatter from every token serialise on GPU atomics.
+    segments = _EmbedTable(cfg, cfg.type_vocab_size, name="token_type_embeddings")()
     x = (embed(cfg.vocab_size, name="word_embeddings")(tokens)
          + embed(cfg.max_positions, name="position_embeddings")(jnp.arange(tokens.shape[-1]))
-         + embed(cfg.type_vocab_size, name="token_type_embeddings")(token_types))
+         + jax.nn.one_hot(token_types, cfg.type_vocab_size, dtype=cfg.dtype)
+         @ segments.astype(cfg.dtype))
     x = _layer_norm(cfg)(x)
     return nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
 

@@ -19,14 +19,14 @@ flax.__version__, 'torch', torch.__version__, 'transformers', transformers.__ver
 
 if [ "${SMALL:-0}" = 1 ]; then
   llm=(--pairs 16 --batch-size 8 --attention xla --torch eager)
-  bert_base=(--small --rows "xla attention, rbg,PyTorch")
-  minilm=(--small --sizes tiny --rows "rbg dropout PRNG,PyTorch")
+  bert_base=(--small --rows "xla attention, rbg|PyTorch")
+  minilm=(--small --sizes tiny --rows "rbg dropout PRNG|PyTorch")
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
 else
-  llm=(--pairs 4096 --batch-size 256 --attention cudnn,cudnn_mask,xla --full-attention cudnn \
+  llm=(--pairs 4096 --batch-size 256 --attention cudnn,xla --full-attention cudnn \
        --torch eager,compile)
-  bert_base=(--sizes bert-base --warmup 3 --steps 20 --rows "cudnn,xla attention, rbg,PyTorch")
-  minilm=(--sizes minilm-l6 --warmup 3 --steps 20 --rows "cudnn attention, rbg,PyTorch")
+  bert_base=(--sizes bert-base --warmup 3 --steps 20 --rows "cudnn|xla attention, rbg|PyTorch")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 20 --rows "cudnn attention, rbg|PyTorch")
   trec=(--pairs 4096 --batch-size 256 --attention cudnn --torch eager)
 fi
 llm_common=(--model .bench/smollm2-shape --random-init --dtype bfloat16)
