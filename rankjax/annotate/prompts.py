@@ -27,6 +27,10 @@ LANGS = ("en", "zh")
 MAX_GRADE = {"pointwise_graded": 4, "pointwise_binary": 1, "listwise_graded": 4,
              "listwise_select": 1, "listwise_rank": 4}
 
+# The follow-up after an unparsable answer, the same for every backend so failures compare.
+REASK = ("Your answer could not be read ({error}). Answer again, following the required format "
+         "exactly and writing nothing else.")
+
 
 @dataclasses.dataclass(frozen=True)
 class Template:

@@ -45,13 +45,11 @@ from jax.sharding import PartitionSpec as P
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
-from rankjax.annotate.backends import openai_http
 from rankjax.models import gguf_weights
 from rankjax.models import llama
 from rankjax.models import llama_decode
 
 _SENTINEL = "\x00QUERY\x00"
-_REASK = openai_http._REASK  # pylint: disable=protected-access  (same re-ask: comparable failures)
 
 
 def smollm2_gguf() -> pathlib.Path:
@@ -397,7 +395,7 @@ class JaxLocalBackend:
       except parsing.ParseError as e:
         messages = task.messages() + [
             {"role": "assistant", "content": text},
-            {"role": "user", "content": _REASK.format(error=e)}]
+            {"role": "user", "content": prompts.REASK.format(error=e)}]
         reasks.append((result, self._encode_messages(task, messages), str(e)))
         result.status, result.attempts = "failed", 2
     fits = [ids for _, ids, _ in reasks if len(ids) <= self.listwise_max_len]

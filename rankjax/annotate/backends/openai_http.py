@@ -33,8 +33,6 @@ from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
-_REASK = ("Your answer could not be read ({error}). Answer again, following the required format "
-          "exactly and writing nothing else.")
 
 
 class TransportError(RuntimeError):
@@ -167,7 +165,7 @@ class OpenAIHttpBackend:
       except parsing.ParseError as e:
         errors.append(str(e))
         messages = messages + [{"role": "assistant", "content": text},
-                               {"role": "user", "content": _REASK.format(error=e)}]
+                               {"role": "user", "content": prompts.REASK.format(error=e)}]
         continue
       expected = probs = None
       top = self._grade_logprobs(choice)
