@@ -1,9 +1,13 @@
 #!/bin/bash
 # The GPU machine's benchmark session in one go (its device time is short): run from the repository
-# root on that machine with `.whl` (the gguf wheel) and `.bench` (SmolLM2's config and tokenizer from
-# `llm_scoring.py --save-shape .bench/smollm2-shape`, and `.bench/data/trec_session_2012_2013/
-# sessiontrack2012.xml`) carried; the model file itself is too large to travel, so the LLM rows use
-# random weights of its shape. Each benchmark writes its table to $OUT. SMALL=1: a CPU smoke run.
+# root on that machine with `.whl` and `.bench` carried (both git-ignored). Prepare them here with
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
+#     --platform manylinux2014_x86_64 -d .whl gguf==0.19.0   # the one package the machine lacks
+#   PYTHONPATH=. .venv/bin/python tools/benchmarks/llm_scoring.py --save-shape .bench/smollm2-shape
+#   mkdir -p .bench/data/trec_session_2012_2013 && \
+#     cp ../shared/data/trec_session_2012_2013/sessiontrack2012.xml .bench/data/trec_session_2012_2013/
+# The model file itself is too large to travel, so the LLM rows use random weights of its shape.
+# Each benchmark writes its table to $OUT as it goes. SMALL=1: a CPU smoke run.
 set -u
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RANKJAX_DATA="$PWD/.bench/data"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch shares the card in the same processes
