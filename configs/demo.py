@@ -15,52 +15,31 @@ the gate the parameter-free linear one.
 
 import ml_collections
 
+from rankjax import config_defaults
+
 
 def get_config(arg=None):
   """The demo study; `arg="tiny"` is a smoke version (tests): the four variants, small and short."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+  c = config_defaults.default_config()
   c.total_steps = 300
   c.log_every = 100
 
-  c.data = ml_collections.ConfigDict()
-  c.data.name = "demo_world"
-  c.data.path = ""  # set by the study to the built world
-  c.data.cache_dir = ""
-  c.data.batch_size = 32
+  c.data.name = "demo_world"  # `data.path` is set by the study to the built world
   c.data.list_sizes = (10,)
   c.data.num_threads = 0
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "mlp"
-  c.model.hidden = 64
-  c.model.num_blocks = 2
-  c.model.dropout = 0.1
+  c.model = ml_collections.ConfigDict(
+      {"name": "mlp", "hidden": 64, "num_blocks": 2, "dropout": 0.1})
 
   c.loss = "softmax"
-  c.supervision = ml_collections.ConfigDict()
-  c.supervision.objective = "single"
   c.supervision.source = "click"
-  c.supervision.weights = "none"
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.lr = 1e-3
   c.optimizer.warmup_steps = 30
   c.optimizer.weight_decay = 1e-4
-  c.optimizer.clip_norm = 1.0
 
-  c.eval = ml_collections.ConfigDict()
   c.eval.every = 300
-  c.eval.splits = ("validation",)
-  c.eval.label_source = "human"
-  c.eval.metrics = ("ndcg@10",)
-  c.eval.batch_size = 64
-
-  c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 300
   c.checkpoint.keep = 1
-  c.checkpoint.best_metric = ""
-  c.checkpoint.best_mode = "max"
 
   c.study = ml_collections.ConfigDict()
   c.study.seeds = (0, 1, 2)

@@ -13,52 +13,31 @@ softmax loss, dropout 0.1 and 300 steps; 0.28 after 1000 steps).
 
 import ml_collections
 
+from rankjax import config_defaults
+
 
 def get_config(arg=None):
   """The full run; `arg="local"` shrinks it to a couple of minutes on two CPU cores."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+  c = config_defaults.default_config()
   c.total_steps = 500
-  c.log_every = 50
 
-  c.data = ml_collections.ConfigDict()
   c.data.name = "mslr_web10k_sample"
-  c.data.path = ""  # a prepared dataset directory; empty: prepare `name`
-  c.data.cache_dir = ""  # where `name` is prepared; empty: <workdir>/data
-  c.data.batch_size = 16  # lists per global batch
+  c.data.batch_size = 16
   c.data.list_sizes = (64, 128, 192, 320)  # lists hold up to 308 documents
-  c.data.num_threads = 2
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "mlp"
-  c.model.hidden = 256
-  c.model.num_blocks = 3
-  c.model.dropout = 0.3
+  c.model = ml_collections.ConfigDict(
+      {"name": "mlp", "hidden": 256, "num_blocks": 3, "dropout": 0.3})
 
   c.loss = "lambda"
-  c.supervision = ml_collections.ConfigDict()
   c.supervision.source = "human"
-  c.supervision.weights = "none"
-  c.supervision.objective = "single"
 
-  c.optimizer = ml_collections.ConfigDict()
-  c.optimizer.lr = 1e-3
-  c.optimizer.warmup_steps = 100
-  c.optimizer.weight_decay = 1e-2
-  c.optimizer.clip_norm = 1.0
-
-  c.eval = ml_collections.ConfigDict()
   c.eval.every = 100
   c.eval.splits = ("validation", "test")
-  c.eval.label_source = "human"
   c.eval.metrics = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "err@10", "pnr")
   c.eval.batch_size = 16
 
-  c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 100
-  c.checkpoint.keep = 2
   c.checkpoint.best_metric = "validation/ndcg@10/all"
-  c.checkpoint.best_mode = "max"
 
   if arg == "local":
     c.total_steps = 150

@@ -28,54 +28,35 @@ tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `prope
 import ml_collections
 from ml_collections import config_dict
 
+from rankjax import config_defaults
+
 
 def get_config(arg=None):
   """The study; `arg="tiny"` shrinks it to a smoke run."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+  c = config_defaults.default_config()
   c.total_steps = 5000
   c.log_every = 100
 
-  c.data = ml_collections.ConfigDict()
   c.data.name = "tiangong_st"
   c.data.path = "/tmp/rankjax_data/tiangong_st/1.0.0"  # from the prepare command above
-  c.data.cache_dir = ""
-  c.data.batch_size = 32
   c.data.list_sizes = (10, 16)  # result pages hold 10 documents, a few more
-  c.data.num_threads = 2
-  c.data.token_buckets = 4  # token widths batches are cut to (0 or 1: the stored width)
-  c.data.length_grouped = False  # batches of lists with similar pair lengths
+  c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "cross_encoder"
+  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dtype": "bfloat16",
+                                       "dropout": 0.1})
   c.model.hf_dir = config_dict.placeholder(str)  # required: a Chinese BERT directory
-  c.model.dtype = "bfloat16"
-  c.model.dropout = 0.1
 
   c.loss = "softmax"
-  c.supervision = ml_collections.ConfigDict()
-  c.supervision.objective = "single"
   c.supervision.source = "click"
-  c.supervision.weights = "none"
 
-  c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 3e-5
   c.optimizer.warmup_steps = 500
-  c.optimizer.weight_decay = 1e-2
-  c.optimizer.clip_norm = 1.0
 
-  c.eval = ml_collections.ConfigDict()
   c.eval.every = 5000
   c.eval.splits = ("test",)  # no checkpoint selection on it
-  c.eval.label_source = "human"
   c.eval.metrics = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10")
-  c.eval.batch_size = 64
 
-  c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 1000
-  c.checkpoint.keep = 2
-  c.checkpoint.best_metric = ""
-  c.checkpoint.best_mode = "max"
 
   c.study = ml_collections.ConfigDict()
   c.study.seeds = (0, 1, 2)

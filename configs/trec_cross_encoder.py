@@ -20,57 +20,41 @@ years go in as one file: topic numbers repeat across the years but document ids 
 
 import ml_collections
 
+from rankjax import config_defaults
 from rankjax import paths
 
 
 def get_config(arg="click"):
   """One training run; `arg` is "click", "human" or "tiny" (random init, a few steps)."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+  c = config_defaults.default_config()
   c.total_steps = 150
   c.log_every = 25
 
-  c.data = ml_collections.ConfigDict()
   c.data.name = "trec_session_minilm"
   c.data.path = "/tmp/rankjax_data/trec_session_minilm/1.0.0"  # from the prepare command above
-  c.data.cache_dir = ""
   c.data.batch_size = 4
   c.data.list_sizes = (10, 20, 56)  # most result pages have 10; the longest list has 55
   c.data.num_threads = 1
   # At --max-tokens 64 nearly every list has a 64-token pair, so the widths are just (64,); at 128
   # they are (80, 128), and length-grouped batches cut padding from 33% to 26% (README).
-  c.data.token_buckets = 4  # token widths batches are cut to (0 or 1: the stored width)
-  c.data.length_grouped = False  # batches of lists with similar pair lengths
+  c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "cross_encoder"
+  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dropout": 0.1})
   c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
-  c.model.dropout = 0.1
 
   c.loss = "softmax"
-  c.supervision = ml_collections.ConfigDict()
   c.supervision.source = "human" if arg == "human" else "click"
-  c.supervision.weights = "none"
-  c.supervision.objective = "single"
 
-  c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 5e-5
   c.optimizer.warmup_steps = 15
-  c.optimizer.weight_decay = 1e-2
-  c.optimizer.clip_norm = 1.0
 
-  c.eval = ml_collections.ConfigDict()
   c.eval.every = 150
   c.eval.splits = ("test",)  # no selection on it: the reported figure is the last step's
-  c.eval.label_source = "human"
   c.eval.metrics = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "err@10")
   c.eval.batch_size = 8
 
-  c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 150
   c.checkpoint.keep = 1
-  c.checkpoint.best_metric = ""
-  c.checkpoint.best_mode = "max"
 
   if arg == "tiny":
     c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})

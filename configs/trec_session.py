@@ -26,6 +26,7 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 
 import ml_collections
 
+from rankjax import config_defaults
 from rankjax import paths
 
 # PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
@@ -34,50 +35,31 @@ TREC_PBM_PROPENSITIES = (1.0, 0.81, 0.44, 0.31, 0.23, 0.14, 0.11, 0.11, 0.10, 0.
 
 def get_config(arg=None):
   """The study; `arg="tiny"` shrinks it to a smoke run."""
-  c = ml_collections.ConfigDict()
-  c.seed = 0
+  c = config_defaults.default_config()
   c.total_steps = 300
-  c.log_every = 50
 
-  c.data = ml_collections.ConfigDict()
   c.data.name = "trec_session_llm"
   c.data.path = "/tmp/rankjax_data/trec_session_llm/1.0.0"  # from the prepare command above
-  c.data.cache_dir = ""
   c.data.batch_size = 4
   c.data.list_sizes = (10, 20, 56)  # most result pages have 10; the longest list has 55
   c.data.num_threads = 1
-  c.data.token_buckets = 4  # token widths batches are cut to (0 or 1: the stored width)
-  c.data.length_grouped = False  # batches of lists with similar pair lengths
+  c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict()
-  c.model.name = "cross_encoder"
+  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dropout": 0.1})
   c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
-  c.model.dropout = 0.1
 
   c.loss = "softmax"
-  c.supervision = ml_collections.ConfigDict()
-  c.supervision.objective = "single"
   c.supervision.source = "click"
-  c.supervision.weights = "none"
 
-  c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 5e-5
   c.optimizer.warmup_steps = 30
-  c.optimizer.weight_decay = 1e-2
-  c.optimizer.clip_norm = 1.0
 
-  c.eval = ml_collections.ConfigDict()
   c.eval.every = 300
   c.eval.splits = ("test",)  # no checkpoint selection on it
-  c.eval.label_source = "human"
-  c.eval.metrics = ("ndcg@10",)
   c.eval.batch_size = 8
 
-  c.checkpoint = ml_collections.ConfigDict()
   c.checkpoint.every = 300
   c.checkpoint.keep = 1
-  c.checkpoint.best_metric = ""
-  c.checkpoint.best_mode = "max"
 
   c.study = ml_collections.ConfigDict()
   c.study.seeds = (0, 1, 2)

@@ -1,0 +1,65 @@
+"""The engine's config defaults: `default_config()`, which every experiment config starts from.
+
+As in the flax examples' `configs/default.py`, an experiment config (configs/*.py) calls
+`default_config()` and then sets only what makes it that experiment. The defaults live in the
+library, not beside the configs, so that a config loads from any working directory.
+"""
+
+import ml_collections
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The settings `rankjax.train` and `rankjax.study` read, at the values most runs share.
+
+  Each key's meaning is documented here once. What no default fits, every experiment sets:
+
+    total_steps        optimizer steps of the run.
+    data.name          a prepared dataset's name, or a known svmlight set (`rankjax.data.svmlight.
+                       DATASETS`) that is prepared when `data.path` is empty.
+    data.list_sizes    the list lengths batches are padded to (the smallest that fits); a longer
+                       list is cut to a sample of the largest size's items.
+    model              `{"name": ..., **that model's fields}` (`rankjax.models`).
+    loss               the `rankjax.losses` name the "single" objective trains with.
+    supervision.source the labels the "single" objective trains on: "click", "llm" or "human".
+    eval.every         steps between evaluations (the last step is always evaluated).
+    checkpoint.every   steps between checkpoints (evaluation steps and the last step save too).
+    study              optional: makes the config a study (`rankjax.study` documents its keys).
+
+  Optional keys the objectives read with their own defaults (supervision.propensities, ips_clip,
+  objective_lr_scale, gate, schedule) are documented where they are read (`rankjax.supervision`,
+  `rankjax.hybrid`, `rankjax.ultr`); a study's variants set them.
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # model init, dropout and the data order; a study sets it per run
+  c.log_every = 50  # steps between training-metric writes
+
+  c.data = ml_collections.ConfigDict()
+  c.data.path = ""  # a prepared dataset directory; empty: prepare `data.name`
+  c.data.cache_dir = ""  # where `data.name` is prepared; empty: <workdir>/data
+  c.data.batch_size = 32  # lists per global batch, split over hosts and devices
+  c.data.num_threads = 2  # grain reader threads; 0 reads on the main thread (in-memory data)
+  c.data.token_buckets = 0  # token widths batches are cut to (0 or 1: the stored width)
+  c.data.length_grouped = False  # batches of lists with similar pair lengths (needs tokens)
+
+  c.supervision = ml_collections.ConfigDict()
+  c.supervision.objective = "single"  # `rankjax.supervision.OBJECTIVES`; "single": one source
+  c.supervision.weights = "none"  # per-item weights (`supervision.WEIGHTS`), e.g. "ips_pbm"
+
+  # AdamW with linear warmup and cosine decay to 0 at total_steps (`train.make_optimizer`).
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.lr = 1e-3  # peak learning rate
+  c.optimizer.warmup_steps = 100
+  c.optimizer.weight_decay = 1e-2  # the model's params only, not an objective's
+  c.optimizer.clip_norm = 1.0  # the gradient's global norm is clipped to this first
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.splits = ("validation",)  # prepared splits evaluated; results per frequency bucket
+  c.eval.label_source = "human"  # the labels metrics are computed against
+  c.eval.metrics = ("ndcg@10",)  # `rankjax.metrics` specs, e.g. "ndcg@10", "err@10", "pnr"
+  c.eval.batch_size = 64  # lists per evaluation batch
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.keep = 2  # latest checkpoints kept; a run resumes from the newest
+  c.checkpoint.best_metric = ""  # e.g. "validation/ndcg@10/all": also keep its best; "": none
+  c.checkpoint.best_mode = "max"  # whether the best `best_metric` is the "max" or the "min"
+  return c
