@@ -8,10 +8,11 @@ input iterator included. Measurements of step t are read after step t+1 is dispa
 never stalls the device, except at checkpoint steps, where they are checked first so that a
 checkpoint never holds a non-finite state.
 
-Config fields (defaults and their meaning: `rankjax.config_defaults`): seed, total_steps, log_every, data.{name, path,
-cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source,
-weights, objective}, optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits,
-label_source, metrics, batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
+Config fields (defaults and their meaning: `rankjax.config_defaults`): seed, total_steps,
+log_every, data.{name, path, cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...},
+loss, supervision.{source, weights, objective}, optimizer.{lr, warmup_steps, weight_decay,
+clip_norm}, eval.{every, splits, label_source, metrics, batch_size}, checkpoint.{every, keep,
+best_metric, best_mode}.
 """
 
 from __future__ import annotations
