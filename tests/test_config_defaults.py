@@ -9,6 +9,7 @@ before a key had a default runs the same.
 import ast
 import inspect
 import re
+import warnings
 
 import pytest
 from absl import flags
@@ -49,7 +50,9 @@ def _parse_flags(*args):
   values = flags.FlagValues()
   config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
                                   sys_argv=argv)
-  values(argv)
+  with warnings.catch_warnings():  # ml_collections loads config files with load_module()
+    warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+    values(argv)
   return values.config
 
 
