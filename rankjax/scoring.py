@@ -11,6 +11,7 @@ import pathlib
 
 from rankjax import evaluate
 from rankjax import train
+from rankjax.data import pipeline
 from rankjax.data import store
 
 
@@ -31,7 +32,8 @@ def score(workdir: str | os.PathLike, split_name: str, *, step: int | None = Non
   eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, source, run.mesh)
   results, scores = evaluate.evaluate_split(
       eval_step, run.variables, split, batch_size=run.config.eval.batch_size,
-      list_sizes=run.config.data.list_sizes, mesh=run.mesh, with_scores=True)
+      list_sizes=run.config.data.list_sizes, mesh=run.mesh, with_scores=True,
+      token_widths=pipeline.token_widths(split, run.config.data.get("token_buckets", 0)))
   output = pathlib.Path(output or workdir / f"{split_name}.run")
   evaluate.write_trec_run(output, split, scores)
   (workdir / f"score-{split_name}.json").write_text(json.dumps(

@@ -51,6 +51,7 @@ from rankjax import metrics as metrics_lib
 from rankjax import models
 from rankjax import train
 from rankjax.data import demo_world
+from rankjax.data import pipeline
 from rankjax.data import store
 
 matplotlib.use("Agg")
@@ -247,9 +248,10 @@ def score_run(cfg, state, split, mesh) -> np.ndarray:
   _, model = models.build(cfg.model)
   step = evaluate.make_eval_step(model, ("ndcg@10",), "human", mesh)
   variables = {"params": state.params, **state.model_state}
+  widths = pipeline.token_widths(split, cfg.data.get("token_buckets", 0))
   _, by_index = evaluate.evaluate_split(step, variables, split, batch_size=cfg.eval.batch_size,
-                                        list_sizes=cfg.data.list_sizes, mesh=mesh,
-                                        with_scores=True)
+                                        list_sizes=cfg.data.list_sizes, token_widths=widths,
+                                        mesh=mesh, with_scores=True)
   out = np.zeros((len(split), int(split.lengths.max())), np.float32)
   for i, row in by_index.items():
     out[i, :len(row)] = row

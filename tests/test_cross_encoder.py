@@ -215,14 +215,14 @@ def test_trains_end_to_end_with_the_engine(tmp_path):
   """Text lists -> PairTokenizer -> prepared dataset -> `train.train_and_evaluate`, 4 steps."""
   import importlib.util  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
-  from rankjax import text, train  # pylint: disable=g-import-not-at-top
+  from rankjax import scoring, text, train  # pylint: disable=g-import-not-at-top
   from rankjax.data import schema, store  # pylint: disable=g-import-not-at-top
 
   words = [f"w{i}" for i in range(40)]
   vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
   transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(
       str(tmp_path / "tok"))
-  tok = text.PairTokenizer.from_dir(tmp_path / "tok", max_query_tokens=4, max_tokens=16)
+  tok = text.PairTokenizer.from_dir(tmp_path / "tok", max_query_tokens=4, max_tokens=32)
   rng = np.random.default_rng(0)
 
   def lists(n):
@@ -243,6 +243,9 @@ def test_trains_end_to_end_with_the_engine(tmp_path):
   config.model = {"name": "cross_encoder", "size": "tiny", "dropout": 0.1}
   config.total_steps = config.eval.every = config.checkpoint.every = 4
   config.eval.splits, config.checkpoint.best_metric = ("test",), "test/ndcg@10/all"
+  config.data.token_buckets = 4  # batches cut to token widths, in training, eval and scoring
   out = train.train_and_evaluate(config, tmp_path / "work")
   assert out["step"] == 4
   assert 0 < out["eval"]["test"]["ndcg@10"]["all"] <= 1
+  scored = scoring.score(tmp_path / "work", "test")
+  assert scored["ndcg@10"]["all"] == pytest.approx(out["eval"]["test"]["ndcg@10"]["all"], abs=1e-6)
