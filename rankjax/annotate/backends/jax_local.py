@@ -204,7 +204,13 @@ class JaxLocalBackend:
         raise ValueError(f"task {task.qid}: rendered prompt does not start with the template "
                          "prefix")
       texts.append(full[len(prefix):])
-    ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    if not texts:
+      return []
+    rust = getattr(self.tokenizer, "backend_tokenizer", None)
+    if rust is not None and hasattr(rust, "encode_batch_fast"):  # no character offsets: 1.4x
+      ids = [e.ids for e in rust.encode_batch_fast(texts, add_special_tokens=False)]
+    else:
+      ids = self.tokenizer(texts, add_special_tokens=False)["input_ids"]
     return [np.asarray(x, np.int32) for x in ids]
 
   def _dispatch(self, batch: list[tuple[Task, np.ndarray]]):
