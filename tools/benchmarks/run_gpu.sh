@@ -40,6 +40,8 @@ step() {  # step LIMIT_S NAME CMD...
   if (( SECONDS + 60 > ${BUDGET_S:-480} )); then echo "skipped $name: budget spent" | tee "$OUT/$name.txt"; return; fi
   timeout "$limit" "$@" 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$name.txt"
 }
+step 40 scatter_check $PY tools/benchmarks/scatter_check.py
+step 40 scatter_check_no_fix $PY tools/benchmarks/scatter_check.py --no_fix
 step 270 llm_scoring_512 $PY tools/benchmarks/llm_scoring.py "${llm_common[@]}" --prompt-tokens 512 "${llm[@]}"
 step 210 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
 step 100 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"

@@ -1,0 +1,65 @@
+r"""Embedding-gradient scatter-adds under index contention, with and without rankjax's XLA fix.
+
+jaxlib 0.10.2 to 0.11.x compile float32 scatter-adds on NVIDIA GPUs to compare-and-swap loops
+(jax-ml/jax#38806); `rankjax.xla_flags` adds the LLVM option that restores the native atomic add.
+This times the gradient of three lookups over 512 x 128 tokens, float32 tables:
+  * a 2-row segment table (every token hits one of two rows): a gather, a one-hot matmul, and the
+    selects `rankjax.models.bert` uses;
+  * a 30,522 x 768 word table with half the tokens padding (id 0), the rest random.
+Run it twice on a GPU, once as is and once with `--no_fix`, to see what the flag is worth:
+
+  PYTHONPATH=. python tools/benchmarks/scatter_check.py
+  PYTHONPATH=. python tools/benchmarks/scatter_check.py --no_fix
+"""
+
+import argparse
+import os
+import time
+
+from rankjax import xla_flags
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  parser.add_argument("--no_fix", action="store_true", help="leave XLA_FLAGS as they are")
+  parser.add_argument("--repeats", type=int, default=10)
+  args = parser.parse_args()
+  fixed = False if args.no_fix else xla_flags.fix_gpu_scatter_atomics()
+
+  import jax  # pylint: disable=g-import-not-at-top  (after XLA_FLAGS are final)
+  import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+  from rankjax.models import bert  # pylint: disable=g-import-not-at-top
+
+  n, t, h = 512, 128, 768
+  keys = jax.random.split(jax.random.key(0), 4)
+  grads = jax.random.normal(keys[0], (n, t, h), jnp.float32)
+  segments = jax.random.randint(keys[1], (n, t), 0, 2)
+  words = jnp.where(jax.random.uniform(keys[2], (n, t)) < 0.5, 0,
+                    jax.random.randint(keys[3], (n, t), 1, 30522))
+
+  def gradient(lookup, rows, ids):
+    table = jnp.zeros((rows, h), jnp.float32)
+    return jax.jit(jax.grad(lambda w: jnp.sum(lookup(w, ids) * grads))), table
+
+  cases = {
+      "segments (2 rows), gather": gradient(lambda w, i: jnp.take(w, i, 0), 2, segments),
+      "segments (2 rows), one-hot matmul": gradient(
+          lambda w, i: jax.nn.one_hot(i, 2, dtype=w.dtype) @ w, 2, segments),
+      "segments (2 rows), selects (rankjax.models.bert)": gradient(
+          bert._select_rows, 2, segments),  # pylint: disable=protected-access
+      "words (30,522 rows, half padding), gather": gradient(
+          lambda w, i: jnp.take(w, i, 0), 30522, words),
+  }
+  print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, XLA_FLAGS="
+        f"{os.environ.get('XLA_FLAGS', '')!r}{' (fix added)' if fixed else ''}", flush=True)
+  for name, (fn, table) in cases.items():
+    fn(table).block_until_ready()
+    start = time.perf_counter()
+    for _ in range(args.repeats):
+      out = fn(table)
+    out.block_until_ready()
+    print(f"  {name}: {(time.perf_counter() - start) / args.repeats * 1e3:.2f} ms", flush=True)
+
+
+if __name__ == "__main__":
+  main()
