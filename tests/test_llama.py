@@ -216,3 +216,49 @@ def test_attention_setting_is_checked():
     llama.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,
                       num_kv_heads=1, head_dim=8, attention="flash")
   assert TINY.attention_impl() == "xla"  # float32 (and no GPU here): the portable path
+
+
+def test_decode_into_cache_equals_prefix_concatenation_and_full_forward():
+  """Decoding into a fixed-size cache (`cache_index`: written in place) gives the logits of the
+  same step run as a continuation of the cache (keys concatenated) and of a full forward pass over
+  each row's whole sequence, on ragged rows; the returned cache is the old one plus the step's
+  keys/values at `cache_index`, every other slot unchanged."""
+  model, params = _init(TINY)
+  rng = np.random.default_rng(5)
+  p, t, n = 3, 6, 4
+  lengths = np.array([2, 6, 4])
+  prefix = rng.integers(1, 97, p)
+  prompts = [rng.integers(1, 97, m) for m in lengths]
+  news = rng.integers(1, 97, (3, n))  # forced tokens, one per row per step
+  toks = np.zeros((3, t), np.int32)
+  for i, s in enumerate(prompts):
+    toks[i, :len(s)] = s
+  _, (pk, pv) = model.apply(params, prefix[None], jnp.arange(p)[None],
+                            llama.causal_mask(jnp.array([p]), p))
+  _, (k, v) = model.apply(params, toks, p + jnp.broadcast_to(jnp.arange(t), (3, t)),
+                          llama.causal_mask(jnp.array(lengths), t, p), prefix_kv=(pk, pv))
+  cache_of = lambda pre, own: jnp.concatenate(
+      [jnp.broadcast_to(pre, (2, 3, p, 2, 8)), own, jnp.zeros((2, 3, n, 2, 8))], 2)
+  cache = (cache_of(pk, k), cache_of(pv, v))
+  slot = np.arange(p + t + n)
+  prompt_valid = (slot < p) | ((slot >= p) & (slot < p + lengths[:, None]))
+  logits_of = lambda hidden: model.apply(params, hidden, method=llama.Llama.logits)[:, 0]
+  for i in range(n):
+    positions = (p + lengths + i)[:, None]
+    seen = prompt_valid | ((slot >= p + t) & (slot < p + t + i))
+    in_place, new_cache = model.apply(
+        params, news[:, i:i + 1], positions, (seen | (slot == p + t + i))[:, None],
+        prefix_kv=cache, cache_index=p + t + i)
+    with_own = np.concatenate([seen, np.ones((3, 1), bool)], 1)  # own key after the cache
+    concat, (nk, nv) = model.apply(params, news[:, i:i + 1], positions, with_own[:, None],
+                                   prefix_kv=cache)
+    np.testing.assert_allclose(logits_of(in_place), logits_of(concat), atol=1e-5)
+    for old, new, own in zip(cache, new_cache, (nk, nv)):
+      np.testing.assert_allclose(new, old.at[:, :, p + t + i].set(own[:, :, 0]), atol=1e-6)
+    for r in range(3):
+      full = np.concatenate([prefix, prompts[r], news[r, :i + 1]])
+      ref = _forward(model, params, full[None], np.array([len(full)]))[0, -1]
+      np.testing.assert_allclose(logits_of(in_place)[r], ref, atol=1e-4)
+    cache = new_cache
+  with pytest.raises(ValueError, match="needs the cache"):
+    model.apply(params, news[:, :1], positions, None, prefix_kv=cache, cache_index=p + t)

@@ -1,8 +1,9 @@
 """A Llama-family causal LM in Flax linen: RMSNorm, RoPE, grouped-query attention, SwiGLU.
 
-Written for scoring, not generation: one forward pass over right-padded token batches returns the
-final hidden states and every layer's keys and values, so a shared prompt prefix can be run once and
-its keys/values reused by many continuations (`prefix_kv`).
+Written for scoring: one forward pass over right-padded token batches returns the final hidden
+states and every layer's keys and values, so a shared prompt prefix can be run once and its
+keys/values reused by many continuations (`prefix_kv`). Generation (`llama_decode`) instead passes a
+fixed-size KV cache and a `cache_index`: the new keys/values are written into it in place.
 
 Layers are an `nn.scan` over one `Block`, so parameters are stacked on a leading layer axis
 (`params["layers"][...]["kernel"]` is [num_layers, in, out]) and compile time does not grow with
@@ -10,13 +11,14 @@ depth.
 Dense kernels are [in, out]; RoPE uses the "rotate half" layout of the Hugging Face checkpoints
 (GGUF files store q/k permuted for llama.cpp's interleaved layout; `gguf_weights` undoes that).
 
-Shapes: B batch, T tokens, P prefix tokens, S = P + T keys, L layers, K kv heads, D head dim.
+Shapes: B batch, T tokens, P prefix tokens, S = P + T keys (or cache slots), L layers, K kv heads,
+D head dim.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Any
+from typing import Any, NamedTuple
 
 import flax.linen as nn
 import jax
@@ -100,14 +102,33 @@ class RMSNorm(nn.Module):
     return (y * scale).astype(self.dtype)
 
 
+class KVCache(NamedTuple):
+  """A fixed-size KV cache being decoded into, carried through the layer scan.
+
+  keys, values: [L, B, S, K, D], every layer's, updated in place layer by layer.
+  layer: int scalar, the layer the carrying `Block` is at.
+  index: int scalar, the slot this call's first token is written to (the same for every row).
+  """
+
+  keys: jax.Array
+  values: jax.Array
+  layer: jax.Array
+  index: jax.Array
+
+
 class Attention(nn.Module):
-  """Causal grouped-query attention over [prefix keys; own keys]."""
+  """Causal grouped-query attention over [prefix keys; own keys], or over a KV cache it writes."""
 
   config: LlamaConfig
 
   @nn.compact
-  def __call__(self, x, prefix_kv, positions, mask):
-    """x [B, T, E]; prefix_kv ([B|1, P, K, D]) * 2; positions [B, T]; mask: see `Llama.__call__`."""
+  def __call__(self, x, prefix_kv, positions, mask, cache=None):
+    """x [B, T, E]; positions [B, T]; prefix_kv and mask: see `Llama.__call__`; cache: a `KVCache`
+    to decode into, in place of prefix_kv.
+
+    Returns (out [B, T, E], own (keys, values) each [B, T, K, D]), or with `cache` (out, the
+    updated cache).
+    """
     c = self.config
     b, t, _ = x.shape
     dense = lambda n, name: nn.Dense(n, use_bias=False, dtype=c.dtype, name=name)
@@ -116,30 +137,48 @@ class Attention(nn.Module):
     v = dense(c.num_kv_heads * c.head_dim, "v")(x).reshape(b, t, c.num_kv_heads, c.head_dim)
     q = rope(q, positions, c.rope_theta)
     k = rope(k, positions, c.rope_theta)
+    impl = c.attention_impl()
+    if cache is not None:
+      # Decode into a cache: own keys/values overwrite their slots of this layer in place (the
+      # cache is a scan carry, so nothing copies it), then the mask picks the live slots.
+      write = lambda full, new: jax.lax.dynamic_update_slice(
+          full, new[None].astype(full.dtype), (cache.layer, 0, cache.index, 0, 0))
+      cache = cache._replace(keys=write(cache.keys, k), values=write(cache.values, v))
+      read = lambda full: jax.lax.dynamic_index_in_dim(full, cache.layer, 0, keepdims=False)
+      out = masked_attention(q, read(cache.keys), read(cache.values), mask, impl)
+      return dense(c.hidden_size, "o")(out), cache
+    # Continue after a prefix: keys are [prefix; own], and only own keys/values are returned.
     pk, pv = prefix_kv
     p = pk.shape[1]
     pk = jnp.broadcast_to(pk, (b,) + pk.shape[1:]).astype(k.dtype)
     pv = jnp.broadcast_to(pv, (b,) + pv.shape[1:]).astype(v.dtype)
-    keys = jnp.concatenate([pk, k], 1)
-    values = jnp.concatenate([pv, v], 1)
-    impl = c.attention_impl()
     if mask is None and impl == "cudnn":
-      out = prefix_attention(q, k, v, pk, pv, implementation="cudnn")
-      return dense(c.hidden_size, "o")(out.reshape(b, t, -1)), (k, v)
-    if mask is None:
-      mask = prefix_causal_mask(t, p)[None]
-    if impl == "cudnn":
-      out = jax.nn.dot_product_attention(q, keys, values, mask=mask[:, None],
-                                         implementation="cudnn")
-      return dense(c.hidden_size, "o")(out.reshape(b, t, -1)), (k, v)
-    groups = c.num_heads // c.num_kv_heads
-    q = q.reshape(b, t, c.num_kv_heads, groups, c.head_dim)
-    logits = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32)
-    logits = logits / jnp.sqrt(jnp.float32(c.head_dim))
-    logits = jnp.where(mask[:, None, None], logits, _NEG)
-    probs = jax.nn.softmax(logits, axis=-1).astype(c.dtype)
-    out = jnp.einsum("bkgts,bskd->btkgd", probs, values).reshape(b, t, c.num_heads * c.head_dim)
+      out = prefix_attention(q, k, v, pk, pv, implementation="cudnn").reshape(b, t, -1)
+    else:
+      if mask is None:
+        mask = prefix_causal_mask(t, p)[None]
+      out = masked_attention(q, jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1), mask,
+                             impl)
     return dense(c.hidden_size, "o")(out), (k, v)
+
+
+def masked_attention(q, keys, values, mask, implementation: str):
+  """Grouped-query attention of q [B, T, H, D] over keys/values [B, S, K, D] where mask
+  [B|1, T, S] is True; "xla" einsums or "cudnn" fused attention with the mask as a bias.
+
+  Returns [B, T, H * D].
+  """
+  b, t, h, d = q.shape
+  if implementation == "cudnn":
+    out = jax.nn.dot_product_attention(q, keys, values, mask=mask[:, None], implementation="cudnn")
+    return out.reshape(b, t, h * d)
+  kv_heads = keys.shape[2]
+  q = q.reshape(b, t, kv_heads, h // kv_heads, d)
+  logits = jnp.einsum("btkgd,bskd->bkgts", q, keys, preferred_element_type=jnp.float32)
+  logits = logits / jnp.sqrt(jnp.float32(d))
+  logits = jnp.where(mask[:, None, None], logits, _NEG)
+  probs = jax.nn.softmax(logits, axis=-1).astype(q.dtype)
+  return jnp.einsum("bkgts,bskd->btkgd", probs, values).reshape(b, t, h * d)
 
 
 def prefix_attention(q, k, v, pk, pv, implementation: str):
@@ -176,18 +215,26 @@ class Mlp(nn.Module):
 
 
 class Block(nn.Module):
-  """Pre-norm decoder layer, in the (carry, scanned input) form that `nn.scan` expects."""
+  """Pre-norm decoder layer, in the (carry, scanned input) form that `nn.scan` expects.
+
+  The carry is (hidden, cache): cache None to continue after this layer's scanned `prefix_kv`
+  (returned as the scanned output: this layer's own keys/values), or the `KVCache` being decoded
+  into (prefix_kv None, no scanned output).
+  """
 
   config: LlamaConfig
 
   @nn.compact
-  def __call__(self, x, prefix_kv, positions, mask):
+  def __call__(self, carry, prefix_kv, positions, mask):
     c = self.config
+    x, cache = carry
     h, kv = Attention(c, name="attn")(
-        RMSNorm(c.rms_eps, c.dtype, name="attn_norm")(x), prefix_kv, positions, mask)
+        RMSNorm(c.rms_eps, c.dtype, name="attn_norm")(x), prefix_kv, positions, mask, cache)
     x = x + h
     x = x + Mlp(c, name="mlp")(RMSNorm(c.rms_eps, c.dtype, name="mlp_norm")(x))
-    return x, kv
+    if cache is None:
+      return (x, None), kv
+    return (x, kv._replace(layer=kv.layer + 1)), None
 
 
 class Llama(nn.Module):
@@ -205,8 +252,9 @@ class Llama(nn.Module):
     if not c.tie_embeddings:
       self.lm_head = nn.Dense(c.vocab_size, use_bias=False, dtype=c.dtype, name="lm_head")
 
-  def __call__(self, tokens, positions, mask, prefix_kv=None):
-    """Runs the stack.
+  def __call__(self, tokens, positions, mask, prefix_kv=None, cache_index=None):
+    """Runs the stack, either continuing after a prefix or (with `cache_index`) decoding into a
+    fixed-size KV cache.
 
     Args:
       tokens: int [B, T].
@@ -214,18 +262,29 @@ class Llama(nn.Module):
       mask: bool [B, T, P + T], which keys each query token may attend to (causal and valid); or
         None for plain causal attention after the prefix (`prefix_causal_mask`), for right-padded
         rows whose outputs past their length are never read: cheaper, one mask for the batch.
-      prefix_kv: optional (keys, values), each [L, B|1, P, K, D], from an earlier call.
+        With `cache_index`: bool [B, T, S] over the cache slots, this call's own included.
+      prefix_kv: optional (keys, values), each [L, B|1, P, K, D], from an earlier call; with
+        `cache_index`, the cache, each [L, B, S, K, D].
+      cache_index: optional int scalar: write this call's keys/values into cache slots
+        cache_index + t of every row and attend over the updated cache.
 
     Returns:
-      (hidden [B, T, E] after the final norm, (keys, values) each [L, B, T, K, D]).
+      (hidden [B, T, E] after the final norm, (keys, values) each [L, B, T, K, D], or with
+      `cache_index` the updated cache, each [L, B, S, K, D]).
     """
     c = self.config
+    if cache_index is not None and (prefix_kv is None or mask is None):
+      raise ValueError("decoding into a cache (cache_index) needs the cache (prefix_kv) and a mask")
     if prefix_kv is None:
       empty = jnp.zeros((c.num_layers, 1, 0, c.num_kv_heads, c.head_dim), c.dtype)
       prefix_kv = (empty, empty)
     x = self.embed(tokens)
-    x, kv = self.layers(x, prefix_kv, positions, mask)
-    return self.final_norm(x), kv
+    if cache_index is None:
+      (x, _), kv = self.layers((x, None), prefix_kv, positions, mask)
+      return self.final_norm(x), kv
+    cache = KVCache(*prefix_kv, layer=jnp.int32(0), index=jnp.asarray(cache_index, jnp.int32))
+    (x, cache), _ = self.layers((x, cache), None, positions, mask)
+    return self.final_norm(x), (cache.keys, cache.values)
 
   def logits(self, hidden):
     """[..., E] -> [..., vocab] float32 logits."""

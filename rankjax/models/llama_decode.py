@@ -3,8 +3,8 @@
 `make_greedy_fn` prefills a right-padded batch of prompts (optionally continuing a shared prefix's
 keys/values, as the scoring path does), then decodes one token per row per step inside a
 `jax.lax.while_loop` that ends when every row has produced a stop token or `max_new_tokens` are
-out. A decode step is a one-token continuation of `Llama.__call__` whose `prefix_kv` is the whole
-cache; its returned key/value is written into the cache in place.
+out. A decode step is a one-token `Llama.__call__` with the cache and a `cache_index`: the model
+writes the token's key/value into the cache in place and attends over it.
 
 Cache layout per row, S = P + T + N slots: [shared prefix P | prompt T (valid < length) | generated
 N]. Every row writes its i-th generated token's key/value to slot P + T + i (one slot for the whole
@@ -69,12 +69,9 @@ def make_greedy_fn(model: llama.Llama, stop_ids: Iterable[int]):
     def step(state):
       i, out, (ck, cv), done = state
       tok = out[:, i]
-      seen = prompt_valid | ((slot >= p + t) & (slot < p + t + i))
-      mask = jnp.concatenate([seen, jnp.ones((b, 1), bool)], 1)[:, None]  # own key: always
-      hidden, (nk, nv) = model.apply(params, tok[:, None], (p + lengths + i)[:, None], mask,
-                                     prefix_kv=(ck, cv))
-      ck = jax.lax.dynamic_update_slice_in_dim(ck, nk, p + t + i, axis=2)
-      cv = jax.lax.dynamic_update_slice_in_dim(cv, nv, p + t + i, axis=2)
+      mask = (prompt_valid | ((slot >= p + t) & (slot <= p + t + i)))[:, None]  # own key included
+      hidden, (ck, cv) = model.apply(params, tok[:, None], (p + lengths + i)[:, None], mask,
+                                     prefix_kv=(ck, cv), cache_index=p + t + i)
       nxt = jnp.where(done, 0, next_token(params, hidden[:, 0]))
       return i + 1, out.at[:, i + 1].set(nxt), (ck, cv), done | is_stop(nxt)
 
