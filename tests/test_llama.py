@@ -242,23 +242,28 @@ def test_decode_into_cache_equals_prefix_concatenation_and_full_forward():
   cache = (cache_of(pk, k), cache_of(pv, v))
   slot = np.arange(p + t + n)
   prompt_valid = (slot < p) | ((slot >= p) & (slot < p + lengths[:, None]))
+  apply = jax.jit(model.apply)
   logits_of = lambda hidden: model.apply(params, hidden, method=llama.Llama.logits)[:, 0]
+  steps = []
   for i in range(n):
     positions = (p + lengths + i)[:, None]
     seen = prompt_valid | ((slot >= p + t) & (slot < p + t + i))
-    in_place, new_cache = model.apply(
-        params, news[:, i:i + 1], positions, (seen | (slot == p + t + i))[:, None],
-        prefix_kv=cache, cache_index=p + t + i)
+    in_place, new_cache = apply(params, news[:, i:i + 1], positions,
+                                (seen | (slot == p + t + i))[:, None], prefix_kv=cache,
+                                cache_index=p + t + i)
     with_own = np.concatenate([seen, np.ones((3, 1), bool)], 1)  # own key after the cache
-    concat, (nk, nv) = model.apply(params, news[:, i:i + 1], positions, with_own[:, None],
-                                   prefix_kv=cache)
+    concat, (nk, nv) = apply(params, news[:, i:i + 1], positions, with_own[:, None],
+                             prefix_kv=cache)
     np.testing.assert_allclose(logits_of(in_place), logits_of(concat), atol=1e-5)
     for old, new, own in zip(cache, new_cache, (nk, nv)):
       np.testing.assert_allclose(new, old.at[:, :, p + t + i].set(own[:, :, 0]), atol=1e-6)
-    for r in range(3):
-      full = np.concatenate([prefix, prompts[r], news[r, :i + 1]])
-      ref = _forward(model, params, full[None], np.array([len(full)]))[0, -1]
-      np.testing.assert_allclose(logits_of(in_place)[r], ref, atol=1e-4)
+    steps.append(logits_of(in_place))
     cache = new_cache
+  full = np.zeros((3, p + t + n), np.int32)  # each row's whole sequence, right-padded
+  for r in range(3):
+    full[r, :p + lengths[r] + n] = np.concatenate([prefix, prompts[r], news[r]])
+  ref = _forward(model, params, full, p + lengths + n)
+  for i, got in enumerate(steps):
+    np.testing.assert_allclose(got, ref[np.arange(3), p + lengths + i], atol=1e-4)
   with pytest.raises(ValueError, match="needs the cache"):
     model.apply(params, news[:, :1], positions, None, prefix_kv=cache, cache_index=p + t)

@@ -140,7 +140,8 @@ class Attention(nn.Module):
     impl = c.attention_impl()
     if cache is not None:
       # Decode into a cache: own keys/values overwrite their slots of this layer in place (the
-      # cache is a scan carry, so nothing copies it), then the mask picks the live slots.
+      # cache is the scan's carry; no concatenated copy of it per step), then the mask picks the
+      # live slots.
       write = lambda full, new: jax.lax.dynamic_update_slice(
           full, new[None].astype(full.dtype), (cache.layer, 0, cache.index, 0, 0))
       cache = cache._replace(keys=write(cache.keys, k), values=write(cache.values, v))
