@@ -5,6 +5,7 @@ import shutil
 
 import numpy as np
 import pytest
+from flax import traverse_util
 
 from rankjax import text
 from rankjax.data import pipeline, schema, store
@@ -310,5 +311,10 @@ def test_training_with_token_widths_matches_full_width(token_split, tmp_path):
     out[buckets] = train.train_and_evaluate(config, tmp_path / str(buckets))
   assert out[4]["step"] == 6
   close = lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
-  jax.tree.map(close, out[4]["state"].params, out[0]["state"].params)
+  # The softmax loss does not change when every score shifts, so the head bias's gradient is only
+  # rounding noise (which depends on the array widths), and Adam turns noise into steps of about
+  # lr: that one parameter is not compared.
+  cut, full = (traverse_util.flatten_dict(out[b]["state"].params) for b in (4, 0))
+  assert cut.pop(("classifier", "bias")).shape == full.pop(("classifier", "bias")).shape == (1,)
+  jax.tree.map(close, cut, full)
   jax.tree.map(close, out[4]["eval"], out[0]["eval"])
