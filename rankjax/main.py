@@ -22,22 +22,29 @@ from rankjax import mesh  # noqa: E402  pylint: disable=g-import-not-at-top,wron
 from rankjax import study  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import train  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
+CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
+                                         lock_config=True)
+WORKDIR = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
 flags.mark_flags_as_required(["config", "workdir"])
 
 
-def main(argv):
+def run(argv) -> dict:
+  """Runs the flags' config: `study.run` for a config with a `study` section, else training.
+
+  Returns the summary of either (tools/study.py reports it).
+  """
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   mesh.maybe_initialize_distributed()
-  if "study" in _CONFIG.value:
-    study.run(_CONFIG.value, _WORKDIR.value)
-  else:
-    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value)
+  if "study" in CONFIG.value:
+    return study.run(CONFIG.value, WORKDIR.value)
+  return train.train_and_evaluate(CONFIG.value, WORKDIR.value)
+
+
+def main(argv):
+  run(argv)  # returns None: absl's app.run exits with main's return value
 
 
 if __name__ == "__main__":

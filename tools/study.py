@@ -15,29 +15,18 @@ import sys
 
 from absl import app
 from absl import flags
-from absl import logging
-from ml_collections import config_flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax import study
-
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Study config file[:arg].",
-                                          lock_config=True)
-_WORKDIR = flags.DEFINE_string("workdir", None, "Study directory (runs, report.md).")
-flags.mark_flags_as_required(["config", "workdir"])
+from rankjax import main as entry  # --config and --workdir, and the run itself
 
 
 def main(argv):
-  if len(argv) > 1:
-    raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if "study" not in _CONFIG.value:
+  if "study" not in entry.CONFIG.value:
     raise app.UsageError(f"{flags.FLAGS['config'].value!r} has no `study` section; "
                          "train a single run with `python -m rankjax.main`")
-  if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
-    logging.set_verbosity(logging.WARNING)
-  summary = study.run(_CONFIG.value, _WORKDIR.value)
-  print(f"wrote {pathlib.Path(_WORKDIR.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+  summary = entry.run(argv)
+  print(f"wrote {pathlib.Path(entry.WORKDIR.value) / 'report.md'} ({summary['seconds']:.0f} s)")
 
 
 if __name__ == "__main__":
