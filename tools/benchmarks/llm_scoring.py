@@ -111,29 +111,26 @@ def timed(fn):
 def jax_rows(args, model_path, tasks, dtype):
   """([(name, seconds, {task index: grade probs})], shared prefix tokens) of the JAX variants."""
   import jax  # pylint: disable=g-import-not-at-top
+  base = jax_local.JaxLocalBackend.from_path(model_path, dtype=dtype, batch_size=args.batch_size)
+
+  def backend(attention, share, max_len=args.max_len):
+    return jax_local.JaxLocalBackend(
+        dataclasses.replace(base.config, attention=attention), base._params, base.tokenizer,  # pylint: disable=protected-access
+        model_name=base.model, share_prefix=share, batch_size=args.batch_size, max_len=max_len)
+
   rows = []
-  base = None
   prefix_len = 0
+  index = {id(t): i for i, t in enumerate(tasks)}
   full_attention = (args.full_attention or args.attention).split(",")
   for share, attentions in ((True, args.attention.split(",")), (False, full_attention)):
+    ids = backend("xla", share).encode_all(tasks)  # the same tokens for every attention
+    # The longest pair is the last bucket: fixed-length prompts run unpadded.
+    max_len = max(max(len(x) for x in ids), args.max_len if share else 0)
     for attention in attentions:
       name = (f"rankjax JAX, {'shared prefix' if share else 'full prompt'}, {attention} attention")
       print(f"  {name} ...", flush=True)
       try:
-        if base is None:
-          base = jax_local.JaxLocalBackend.from_path(model_path, dtype=dtype, attention=attention,
-                                                     batch_size=args.batch_size)
-        config = dataclasses.replace(base.config, attention=attention)
-        probe = jax_local.JaxLocalBackend(config, base._params, base.tokenizer,  # pylint: disable=protected-access
-                                          model_name=base.model, share_prefix=share,
-                                          batch_size=args.batch_size)
-        ids = probe.encode_all(tasks)
-        longest = max(len(x) for x in ids)
-        be = jax_local.JaxLocalBackend(config, base._params, base.tokenizer,  # pylint: disable=protected-access
-                                       model_name=base.model, share_prefix=share,
-                                       batch_size=args.batch_size,
-                                       max_len=max(longest, args.max_len if share else 0))
-        index = {id(t): i for i, t in enumerate(tasks)}
+        be = backend(attention, share, max_len)
         batches = be.length_batches(list(zip(tasks, ids)))
         sec, results = timed(lambda: list(be.score_encoded(batches)))  # pylint: disable=cell-var-from-loop
         rows.append((name, sec, {index[id(r.task)]: np.asarray(r.probs[0]) for r in results}))
