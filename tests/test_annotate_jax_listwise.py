@@ -121,19 +121,20 @@ def _scripted(be, monkeypatch, script):
   """Replaces generation by `script(task, attempt) -> text` (7 completion tokens a call) and
   returns the list of (task, messages) that were encoded."""
   encoded, by_prompt = [], {}
-  real_encode = be._encode_messages
+  real_encode = be.encode_all
 
-  def encode(task, messages):
-    ids = real_encode(task, messages)
-    encoded.append((task, messages))
-    by_prompt[id(ids)] = (task, 1 + sum(t is task for t, _ in encoded[:-1]))
-    return ids
+  def encode(tasks, chats=None):
+    out = real_encode(tasks, chats)
+    for task, messages, ids in zip(tasks, chats or [t.messages() for t in tasks], out):
+      encoded.append((task, messages))
+      by_prompt[id(ids)] = (task, 1 + sum(t is task for t, _ in encoded[:-1]))
+    return out
 
   def generate(template, prompt_ids, max_new_tokens):
     assert max_new_tokens == 16 + 12 * 2
     return [(script(*by_prompt[id(ids)]), 7) for ids in prompt_ids]
 
-  monkeypatch.setattr(be, "_encode_messages", encode)
+  monkeypatch.setattr(be, "encode_all", encode)
   monkeypatch.setattr(be, "generate", generate)
   return encoded
 

@@ -194,12 +194,14 @@ class JaxLocalBackend:
     """The task's token ids after the shared prefix."""
     return self.encode_all([task])[0]
 
-  def encode_all(self, tasks: list[Task]) -> list[np.ndarray]:
-    """Each task's token ids after its template's shared prefix (one batched tokenizer call)."""
+  def encode_all(self, tasks: list[Task],
+                 chats: list[list[dict[str, str]]] | None = None) -> list[np.ndarray]:
+    """Token ids after each task's template prefix of its chat (default: the task's prompt; a
+    re-ask passes the prompt with the answer and the follow-up), in one batched tokenizer call."""
     texts = []
-    for task in tasks:
+    for task, chat in zip(tasks, chats or [t.messages() for t in tasks]):
       prefix, _, _ = self._prefix(task.template)
-      full = self.render(task.messages())
+      full = self.render(chat)
       if not full.startswith(prefix):
         raise ValueError(f"task {task.qid}: rendered prompt does not start with the template "
                          "prefix")
@@ -334,14 +336,6 @@ class JaxLocalBackend:
   def _generate(self):
     return llama_decode.make_greedy_fn(self._net, self.stop_ids())
 
-  def _encode_messages(self, task: Task, messages: list[dict[str, str]]) -> np.ndarray:
-    """Token ids of a chat (the task's prompt, or it with a re-ask) after the shared prefix."""
-    prefix, _, _ = self._prefix(task.template)
-    full = self.render(messages)
-    if not full.startswith(prefix):
-      raise ValueError(f"task {task.qid}: rendered prompt does not start with the template prefix")
-    return np.asarray(self.tokenizer.encode(full[len(prefix):], add_special_tokens=False), np.int32)
-
   def generate(self, template: prompts.Template, prompt_ids: list[np.ndarray],
                max_new_tokens: int) -> list[tuple[str, int]]:
     """(text, completion tokens) of each prompt (ids after `template`'s shared prefix), greedy."""
@@ -371,8 +365,8 @@ class JaxLocalBackend:
     limit = self.listwise_max_len
     for start in range(0, len(tasks), self.sort_window):
       window = []
-      for t in tasks[start:start + self.sort_window]:
-        ids = self._encode_messages(t, t.messages())
+      chunk = tasks[start:start + self.sort_window]
+      for t, ids in zip(chunk, self.encode_all(chunk)):
         if len(ids) > limit:
           yield Result(t, None, "", status="failed", prompt_tokens=len(ids),
                        error=f"{len(ids)} tokens after the shared prefix > listwise_max_len "
@@ -402,7 +396,7 @@ class JaxLocalBackend:
         messages = task.messages() + [
             {"role": "assistant", "content": text},
             {"role": "user", "content": prompts.REASK.format(error=e)}]
-        reasks.append((result, self._encode_messages(task, messages), str(e)))
+        reasks.append((result, self.encode_all([task], [messages])[0], str(e)))
         result.status, result.attempts = "failed", 2
     fits = [ids for _, ids, _ in reasks if len(ids) <= self.listwise_max_len]
     replies = iter(self.generate(template, fits, max_new) if fits else [])
