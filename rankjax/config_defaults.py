@@ -32,6 +32,9 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and the data order; a study sets it per run
   c.log_every = 50  # steps between training-metric writes
+  # Micro-batches per step (gradient accumulation, `train.train_step`): the same step at about
+  # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
+  c.grad_accum_steps = 1
 
   c.data = ml_collections.ConfigDict()
   c.data.path = ""  # a prepared dataset directory; empty: prepare `data.name`

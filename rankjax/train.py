@@ -9,10 +9,10 @@ never stalls the device, except at checkpoint steps, where they are checked firs
 checkpoint never holds a non-finite state.
 
 Config fields (defaults and their meaning: `rankjax.config_defaults`): seed, total_steps,
-log_every, data.{name, path, cache_dir, batch_size, list_sizes, num_threads}, model.{name, ...},
-loss, supervision.{source, weights, objective}, optimizer.{lr, warmup_steps, weight_decay,
-clip_norm}, eval.{every, splits, label_source, metrics, batch_size}, checkpoint.{every, keep,
-best_metric, best_mode}.
+grad_accum_steps, log_every, data.{name, path, cache_dir, batch_size, list_sizes, num_threads},
+model.{name, ...}, loss, supervision.{source, weights, objective}, optimizer.{lr, warmup_steps,
+weight_decay, clip_norm}, eval.{every, splits, label_source, metrics, batch_size},
+checkpoint.{every, keep, best_metric, best_mode}.
 """
 
 from __future__ import annotations
@@ -99,18 +99,14 @@ def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
                     objective=objective)
 
 
-def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
-  """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it.
-
-  The optimizer updates (model params, objective params) together; an objective with its own
-  variables (`init`) also returns the new value of their non-gradient "state".
-  """
-  rng = jax.random.fold_in(state.rng, state.step)
-  mutable = list(state.model_state)
+def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,
+                    objective, config):
+  """((loss, (new model state, aux, new objective state)), grads) of one (micro-)batch."""
+  mutable = list(model_state)
 
   def loss_fn(trainable):
     params, objective_params = trainable
-    variables = {"params": params, **state.model_state}
+    variables = {"params": params, **model_state}
     if mutable:
       scores, new_model_state = model.apply(variables, batch, train=True,
                                             rngs={"dropout": rng}, mutable=mutable)
@@ -118,17 +114,73 @@ def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
       scores, new_model_state = model.apply(variables, batch, train=True,
                                             rngs={"dropout": rng}), {}
     if hasattr(objective, "init"):
-      variables = {"params": objective_params, "state": state.objective["state"]}
-      loss, aux, objective_state = objective(scores, batch, step=state.step, config=config,
-                                             variables=variables)
+      variables = {"params": objective_params, "state": objective_state}
+      loss, aux, new_objective_state = objective(scores, batch, step=step, config=config,
+                                                 variables=variables)
     else:
-      loss, aux = objective(scores, batch, step=state.step, config=config)
-      objective_state = state.objective["state"]
-    return loss, (new_model_state, aux, objective_state)
+      loss, aux = objective(scores, batch, step=step, config=config)
+      new_objective_state = objective_state
+    return loss, (new_model_state, aux, new_objective_state)
 
+  return jax.value_and_grad(loss_fn, has_aux=True)(trainable)
+
+
+def split_microbatches(batch: dict, num: int) -> dict:
+  """[B, ...] arrays -> [num, B / num, ...]: micro-batch j holds lists j, j + num, j + 2 num, ...
+
+  Strided rather than contiguous, so that each device's contiguous share of a batch sharded on
+  "data" splits into its own micro-batch shares, and no list moves between devices.
+  """
+  return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // num, num, *x.shape[1:]),
+                                             0, 1), batch)
+
+
+def _accumulated(trainable, model_state, objective_state, batch, rng, step, *, num, **kwargs):
+  """`_value_and_grad` over `num` micro-batches in a loop, holding one micro-batch's activations.
+
+  The loss and gradient are the micro-batches' means; integer measurements (counts) add up and
+  float ones are averaged. Model and objective state (batch statistics, EM counts) are updated
+  micro-batch after micro-batch.
+  """
+  def body(carry, xs):
+    grad_sum, model_state, objective_state = carry
+    j, micro = xs
+    (loss, (model_state, aux, objective_state)), grads = _value_and_grad(
+        trainable, model_state, objective_state, micro, jax.random.fold_in(rng, j), step,
+        **kwargs)
+    return (jax.tree.map(jnp.add, grad_sum, grads), model_state, objective_state), (loss, aux)
+
+  zeros = jax.tree.map(jnp.zeros_like, trainable)
+  (grad_sum, model_state, objective_state), (losses, aux) = jax.lax.scan(
+      body, (zeros, model_state, objective_state),
+      (jnp.arange(num), split_microbatches(batch, num)))
+  aux = jax.tree.map(lambda x: x.sum(0) if jnp.issubdtype(x.dtype, jnp.integer) else x.mean(0),
+                     aux)
+  grads = jax.tree.map(lambda g: g / num, grad_sum)
+  return (losses.mean(), (model_state, aux, objective_state)), grads
+
+
+def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
+  """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it.
+
+  The optimizer updates (model params, objective params) together; an objective with its own
+  variables (`init`) also returns the new value of their non-gradient "state". With
+  `config.grad_accum_steps` = k > 1 the batch runs as k micro-batches of B / k lists, one after
+  another, and the step's loss and gradient are their means (`_accumulated`), at about 1 / k of
+  the activation memory. That is the whole batch's for a listwise loss (a mean over lists) when
+  every micro-batch has as many lists with labels; pointwise and pairwise losses average over
+  items or pairs, so there each micro-batch weighs the same rather than by its item count.
+  """
+  rng = jax.random.fold_in(state.rng, state.step)
   trainable = (state.params, state.objective["params"])
-  (loss, (model_state, aux, objective_state)), grads = jax.value_and_grad(
-      loss_fn, has_aux=True)(trainable)
+  kwargs = dict(model=model, objective=objective, config=config)
+  num = config.get("grad_accum_steps", 1)
+  args = (trainable, state.model_state, state.objective["state"], batch, rng, state.step)
+  if num > 1:
+    value_and_grads = _accumulated(*args, num=num, **kwargs)
+  else:
+    value_and_grads = _value_and_grad(*args, **kwargs)
+  (loss, (model_state, aux, objective_state)), grads = value_and_grads
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params, objective_params = optax.apply_updates(trainable, updates)
   measurements = {"loss": loss, "grad_norm": optax.tree.norm(grads),
@@ -181,6 +233,16 @@ def build(config, mesh, example_batch: dict):
   return model, tx, abstract, init
 
 
+def check_grad_accum(config, mesh):
+  """Each device's share of a batch must split into `config.grad_accum_steps` micro-batches."""
+  num = config.get("grad_accum_steps", 1)
+  per_device = config.data.batch_size // mesh.size
+  if not isinstance(num, int) or num < 1 or per_device % num:
+    raise ValueError(f"config.grad_accum_steps={num!r} must be a positive integer dividing the "
+                     f"{per_device} lists per device (data.batch_size {config.data.batch_size} "
+                     f"over {mesh.size} devices)")
+
+
 def _save_config(config, workdir: pathlib.Path):
   if jax.process_index() == 0:
     (workdir / "config.json").write_text(config.to_json_best_effort(indent=1, sort_keys=True))
@@ -207,6 +269,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   _save_config(config, workdir)
   mesh = mesh_lib.make_mesh()
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
+  check_grad_accum(config, mesh)
   data_path = prepare_data(config, workdir)
   train_split = store.open_split(data_path, "train")
   eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}

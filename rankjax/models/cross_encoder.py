@@ -9,8 +9,8 @@ optional explicit overrides. `load_pretrained` then swaps the random encoder for
 the head stays random.
 
 Documents are encoded as one flat batch of B*L sequences, so memory grows with B*L*T: for long
-lists use the engine's gradient accumulation (micro-batches of lists, gradients summed before the
-optimizer step; `optax.MultiSteps` is the equivalent optimizer wrapper) and/or `remat=True`.
+lists use the trainer's gradient accumulation (`config.grad_accum_steps`: micro-batches of lists
+in one step) and/or `remat=True`.
 """
 
 from __future__ import annotations
