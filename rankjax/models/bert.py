@@ -11,8 +11,14 @@ padding): `attention="cudnn"` is cuDNN flash attention, `"xla"` the portable pat
 cuDNN on GPU for bf16/fp16 (jax's own default, `None`, always means XLA today). `remat=True`
 rematerialises each layer in the backward pass (activation memory O(layers) -> O(1) layers).
 
+Embedding gradients avoid contended scatter-adds (slow on GPU atomics): padding tokens (id 0) read
+a zero vector and send no gradient into the word table (HF's `padding_idx=0` row gets none either),
+segment embeddings are selects and position embeddings a slice. Looked-up rows are cast to `dtype`
+after the lookup, so those gradients accumulate in `param_dtype`.
+
 Differences from PyTorch `BertModel`: no dropout on attention probabilities (fused attention kernels
-have none); hidden-state dropout is applied as in HF.
+have none); hidden-state dropout is applied as in HF. Padding positions embed as zeros rather than
+as the [PAD] row; their hidden states are not meaningful in either.
 """
 
 from __future__ import annotations
@@ -136,6 +142,19 @@ class _EmbedTable(nn.Module):
                       (self.num_embeddings, self.cfg.hidden_size), self.cfg.param_dtype)
 
 
+def _embed_tokens(table, tokens):
+  """`table[tokens]`, with zeros for padding (id 0), which also gets no gradient.
+
+  Padding reads an out-of-bounds row in "fill" mode, so the gradient's scatter-add drops those
+  updates rather than adding thousands of them into row 0 (contended atomics on GPU).
+
+  >>> _embed_tokens(jnp.array([[1.0], [2.0], [3.0]]), jnp.array([2, 1, 0])).ravel()
+  Array([3., 2., 0.], dtype=float32)
+  """
+  return jnp.take(table, jnp.where(tokens == 0, table.shape[0], tokens), axis=0, mode="fill",
+                  fill_value=0)
+
+
 def _select_rows(table, ids):
   """`table[ids]` for a table of a few rows, by selects rather than a gather.
 
@@ -173,13 +192,14 @@ class Embeddings(nn.Module):
   @nn.compact
   def __call__(self, tokens, token_types, *, deterministic: bool):
     cfg = self.cfg
-    embed = functools.partial(nn.Embed, features=cfg.hidden_size, dtype=cfg.dtype,
-                              param_dtype=cfg.param_dtype,
-                              embedding_init=nn.initializers.normal(cfg.initializer_range))
+    words = _EmbedTable(cfg, cfg.vocab_size, name="word_embeddings")()
+    positions = _EmbedTable(cfg, cfg.max_positions, name="position_embeddings")()
     segments = _EmbedTable(cfg, cfg.type_vocab_size, name="token_type_embeddings")()
-    x = (embed(cfg.vocab_size, name="word_embeddings")(tokens)
-         + embed(cfg.max_positions, name="position_embeddings")(jnp.arange(tokens.shape[-1]))
-         + _select_rows(segments.astype(cfg.dtype), token_types))
+    # Rows are cast after the lookup (same values as nn.Embed's cast-then-gather), so the
+    # gradients accumulate into the tables in param_dtype, not in bf16.
+    x = (_embed_tokens(words, tokens).astype(cfg.dtype)
+         + positions[:tokens.shape[-1]].astype(cfg.dtype)
+         + _select_rows(segments, token_types).astype(cfg.dtype))
     x = _layer_norm(cfg)(x)
     return nn.Dropout(cfg.dropout)(x, deterministic=deterministic)
 
