@@ -18,7 +18,9 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
     attention here has none; hidden dropout is 0.1 in both.
 
 Timing: every step ends with `block_until_ready()` / `torch.cuda.synchronize()`; after `--warmup`
-steps, the median of `--steps`. TFLOP/s counts 6 x dense parameters x tokens plus attention
+steps, the median of `--steps`. "compile s" is the first warm-up step's wall time: tracing and XLA
+compilation for rankjax, graph capture and Inductor compilation for torch.compile (CUDA and cuBLAS
+start-up for eager); each row's total wall time is printed as it finishes. TFLOP/s counts 6 x dense parameters x tokens plus attention
 (12 x layers x T^2 x hidden per sequence); "% peak" divides by a bf16 matmul measured in the same
 run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree across
 rows (same data, comparable init).
@@ -66,15 +68,19 @@ def step_flops(cfg: bert.BertConfig, seqs: int, tokens: int) -> float:
 
 
 def timed(step, sync, warmup, steps):
-  """(median seconds, last loss) of `step()` calls after warm-up; `sync(out)` blocks."""
-  for _ in range(warmup):
+  """(first call's seconds, median seconds, last loss) of `step()` calls: `warmup` (at least one)
+  untimed, then `steps` timed; `sync(out)` blocks."""
+  start = time.perf_counter()
+  out = sync(step())
+  first = time.perf_counter() - start
+  for _ in range(warmup - 1):
     out = sync(step())
   times = []
   for _ in range(steps):
     t = time.perf_counter()
     out = sync(step())
     times.append(time.perf_counter() - t)
-  return statistics.median(times), float(out)
+  return first, statistics.median(times), float(out)
 
 
 def bf16_peak(n: int) -> float:
@@ -166,7 +172,7 @@ def main():
   parser.add_argument("--lists", type=int, default=16)
   parser.add_argument("--docs", type=int, default=32)
   parser.add_argument("--tokens", type=int, default=128)
-  parser.add_argument("--warmup", type=int, default=5)
+  parser.add_argument("--warmup", type=int, default=5, help="untimed steps (at least 1)")
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--peak_n", type=int, default=8192)
   parser.add_argument("--remat", action="store_true", help="rematerialise layers (rankjax)")
@@ -177,6 +183,8 @@ def main():
   parser.add_argument("--small", action="store_true",
                       help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
   args = parser.parse_args()
+  if args.warmup < 1:
+    parser.error("--warmup must be at least 1 (the first step compiles)")
   if args.small:
     args.sizes, args.lists, args.docs, args.tokens = "tiny,minilm-l6", 2, 4, 32
     args.warmup, args.steps, args.peak_n = 1, 3, 512
@@ -217,19 +225,20 @@ def main():
       runs = [(n, f) for n, f in runs if re.search(args.rows, n)]
     for name, fn in runs:
       print(f"  {size}: {name} ...", flush=True)
+      start = time.perf_counter()
       try:
-        sec, loss = fn()
+        first, sec, loss = fn()
       except Exception as e:  # pylint: disable=broad-except  (one failing row must not hide others)
         rows.append((size, name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
         continue
       seqs = args.lists * args.docs / sec
       rows.append((size, name, f"{sec * 1e3:.1f} ms | {seqs:,.0f} | {flops / sec / 1e12:.3g} | "
-                               f"{flops / sec / peak:.0%} | {loss:.3f}"))
-      print(f"    {rows[-1][2]}", flush=True)
+                               f"{flops / sec / peak:.0%} | {first:.1f} | {loss:.3f}"))
+      print(f"    {rows[-1][2]} (row took {time.perf_counter() - start:.0f} s)", flush=True)
 
   print(f"\n{header}\n")
-  print("| encoder | implementation | step | seq/s | TFLOP/s | % bf16 peak | loss |")
-  print("|---|---|---|---|---|---|---|")
+  print("| encoder | implementation | step | seq/s | TFLOP/s | % bf16 peak | compile s | loss |")
+  print("|---|---|---|---|---|---|---|---|")
   for size, name, cells in rows:
     print(f"| {size} | {name} | {cells} |")
   print(f"\n(median of {args.steps} timed steps after {args.warmup} warm-up)")

@@ -8,7 +8,13 @@
 #     cp ../shared/data/trec_session_2012_2013/sessiontrack2012.xml .bench/data/trec_session_2012_2013/
 # The model file itself is too large to travel, so the LLM rows use random weights of its shape.
 # Each benchmark writes its table to $OUT as it goes. SMALL=1: a CPU smoke run.
+# ONLY=cross_encoder: just the embedding-scatter check (with and without rankjax's XLA flag) and the
+# cross-encoder step rows that compare with PyTorch, in about 330 s (one 6-minute device call); it
+# needs neither carried folder.
 set -u
+if [ -n "${ONLY:-}" ] && [ "$ONLY" != cross_encoder ]; then
+  echo "ONLY=$ONLY: the one subset is cross_encoder" >&2; exit 2
+fi
 export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RANKJAX_DATA="$PWD/.bench/data"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch shares the card in the same processes
 OUT=${OUT:-/tmp/rankjax_bench}; mkdir -p "$OUT"
@@ -26,6 +32,10 @@ if [ "${SMALL:-0}" = 1 ]; then
   bert_base=(--small --rows "xla attention, rbg|PyTorch")
   minilm=(--small --sizes tiny --rows "rbg dropout PRNG|PyTorch")
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
+elif [ "${ONLY:-}" = cross_encoder ]; then
+  bert_base=(--sizes bert-base --warmup 3 --steps 15
+             --rows "cudnn attention, rbg dropout PRNG|xla attention, rbg dropout PRNG$|PyTorch")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention, rbg dropout PRNG$|compile")
 else
   llm=(--pairs 4096 --batch-size 256 --attention cudnn,xla --full-attention cudnn \
        --torch eager,compile)
@@ -40,6 +50,15 @@ step() {  # step LIMIT_S NAME CMD...
   if (( SECONDS + 60 > ${BUDGET_S:-480} )); then echo "skipped $name: budget spent" | tee "$OUT/$name.txt"; return; fi
   timeout "$limit" "$@" 2>&1 | grep --line-buffered -v "it/s\]" | tee "$OUT/$name.txt"
 }
+if [ "${ONLY:-}" = cross_encoder ]; then
+  BUDGET_S=${BUDGET_S:-360}
+  step 25 scatter_check $PY tools/benchmarks/scatter_check.py
+  step 25 scatter_check_no_fix $PY tools/benchmarks/scatter_check.py --no_fix
+  step 190 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
+  step 90 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
+  echo "done in ${SECONDS}s"
+  exit
+fi
 step 40 scatter_check $PY tools/benchmarks/scatter_check.py
 step 40 scatter_check_no_fix $PY tools/benchmarks/scatter_check.py --no_fix
 step 270 llm_scoring_512 $PY tools/benchmarks/llm_scoring.py "${llm_common[@]}" --prompt-tokens 512 "${llm[@]}"

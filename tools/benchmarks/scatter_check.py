@@ -2,10 +2,13 @@ r"""Embedding-gradient scatter-adds under index contention, with and without ran
 
 jaxlib 0.10.2 to 0.11.x compile float32 scatter-adds on NVIDIA GPUs to compare-and-swap loops
 (jax-ml/jax#38806); `rankjax.xla_flags` adds the LLVM option that restores the native atomic add.
-This times the gradient of three lookups over 512 x 128 tokens, float32 tables:
+This times the gradient of lookups over 512 x 128 tokens, float32 tables unless stated:
   * a 2-row segment table (every token hits one of two rows): a gather, a one-hot matmul, and the
     selects `rankjax.models.bert` uses;
-  * a 30,522 x 768 word table with half the tokens padding (id 0), the rest random.
+  * a 30,522 x 768 word table with half the tokens padding (id 0), the rest random: a gather (half
+    the updates add into row 0), the lookup `rankjax.models.bert` uses, which drops padding's
+    updates, and the gather from a bfloat16 table (what `nn.Embed` did under bf16 compute: its
+    gradient is a bfloat16 scatter-add).
 Run it twice on a GPU, once as is and once with `--no_fix`, to see what the flag is worth:
 
   PYTHONPATH=. python tools/benchmarks/scatter_check.py
@@ -37,9 +40,11 @@ def main():
   words = jnp.where(jax.random.uniform(keys[2], (n, t)) < 0.5, 0,
                     jax.random.randint(keys[3], (n, t), 1, 30522))
 
-  def gradient(lookup, rows, ids):
-    table = jnp.zeros((rows, h), jnp.float32)
-    return jax.jit(jax.grad(lambda w: jnp.sum(lookup(w, ids) * grads))), table
+  def gradient(lookup, rows, ids, dtype=jnp.float32):
+    """The jitted gradient and its arguments (arguments, not closed-over constants: those would be
+    copied into the compiled program)."""
+    fn = jax.jit(jax.grad(lambda w, i, c: jnp.sum(lookup(w, i) * c)))
+    return fn, (jnp.zeros((rows, h), dtype), ids, grads.astype(dtype))
 
   cases = {
       "segments (2 rows), gather": gradient(lambda w, i: jnp.take(w, i, 0), 2, segments),
@@ -49,14 +54,18 @@ def main():
           bert._select_rows, 2, segments),  # pylint: disable=protected-access
       "words (30,522 rows, half padding), gather": gradient(
           lambda w, i: jnp.take(w, i, 0), 30522, words),
+      "words (30,522 rows, half padding), padding dropped (rankjax.models.bert)": gradient(
+          bert._embed_tokens, 30522, words),  # pylint: disable=protected-access
+      "words (30,522 rows, half padding), gather, bfloat16 table": gradient(
+          lambda w, i: jnp.take(w, i, 0), 30522, words, jnp.bfloat16),
   }
   print(f"jax {jax.__version__}, {jax.devices()[0].device_kind}, XLA_FLAGS="
         f"{os.environ.get('XLA_FLAGS', '')!r}{' (fix added)' if fixed else ''}", flush=True)
-  for name, (fn, table) in cases.items():
-    fn(table).block_until_ready()
+  for name, (fn, fn_args) in cases.items():
+    fn(*fn_args).block_until_ready()
     start = time.perf_counter()
     for _ in range(args.repeats):
-      out = fn(table)
+      out = fn(*fn_args)
     out.block_until_ready()
     print(f"  {name}: {(time.perf_counter() - start) / args.repeats * 1e3:.2f} ms", flush=True)
 
