@@ -211,3 +211,26 @@ def test_config_validation():
     bert.BertConfig(hidden_size=30, num_heads=4)
   with pytest.raises(ValueError, match="attention"):
     bert.BertConfig(attention="flash")
+
+
+@pytest.mark.parametrize("override", [{}, {"remat": True}, {"fused_qkv": False}])
+def test_cls_only_equals_the_cls_row_of_the_full_encoder(override):
+  """The last layer computed for [CLS] alone: the same state and pooler output, and the same
+  gradients of anything that reads only them (including a fully padded row)."""
+  cfg = bert.BertConfig(**{**bert.SIZES["tiny"].__dict__, **override})
+  tokens = _tokens(np.random.default_rng(4), n=5).at[-1].set(0)
+  types = (jnp.arange(tokens.shape[1]) >= 3).astype(jnp.int32) * (tokens != 0)
+  params = bert.Bert(cfg, pooled=True).init(jax.random.key(0), tokens, types)["params"]
+  full = bert.Bert(cfg, pooled=True).apply({"params": params}, tokens, types)
+  cls = bert.Bert(cfg, pooled=True, cls_only=True).apply({"params": params}, tokens, types)
+  assert cls[0].shape == (tokens.shape[0], 1, cfg.hidden_size)
+  np.testing.assert_allclose(cls[0], full[0][:, :1], rtol=1e-5, atol=1e-6)
+  np.testing.assert_allclose(cls[1], full[1], rtol=1e-5, atol=1e-6)
+
+  def loss(p, cls_only):
+    hidden, pooled = bert.Bert(cfg, pooled=True, cls_only=cls_only).apply(
+        {"params": p}, tokens, types)
+    return jnp.sum(jnp.sin(pooled)) + jnp.sum(hidden[:, 0] ** 2)
+
+  base, fast = jax.grad(loss)(params, False), jax.grad(loss)(params, True)
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6), base, fast)

@@ -249,3 +249,61 @@ def test_trains_end_to_end_with_the_engine(tmp_path):
   assert 0 < out["eval"]["test"]["ndcg@10"]["all"] <= 1
   scored = scoring.score(tmp_path / "work", "test")
   assert scored["ndcg@10"]["all"] == pytest.approx(out["eval"]["test"]["ndcg@10"]["all"], abs=1e-6)
+
+
+@pytest.mark.parametrize("dtype,tol", [("float32", 1e-5), ("bfloat16", 2e-2)])
+def test_cls_only_last_layer_gives_the_same_scores_and_gradients(dtype, tol):
+  """The default, the last layer computed for [CLS] alone, against every position (as HF)."""
+  batch = _batch(seed=5)
+  labels = jnp.asarray(np.random.default_rng(2).integers(0, 3, (2, 4)) + 1.0) * batch["mask"]
+  fast = cross_encoder.Model(size="tiny", dtype=dtype, dropout=0.0)
+  full = cross_encoder.Model(size="tiny", dtype=dtype, dropout=0.0, cls_only=False)
+  params = fast.init(jax.random.key(0), batch)["params"]
+  np.testing.assert_allclose(fast.apply({"params": params}, batch),
+                             full.apply({"params": params}, batch), rtol=tol, atol=tol)
+  grads = [jax.grad(lambda p, m=m: _loss(m, p, batch, labels))(params) for m in (fast, full)]
+  scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[1]))
+  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale), *grads)
+
+
+@pytest.mark.slow
+def test_matches_hf_bert_for_sequence_classification(minilm_dir):
+  """all-MiniLM-L6-v2 as a cross-encoder (the [CLS]-only last layer) against transformers + torch
+  `BertForSequenceClassification` with the same head: scores and listwise-loss gradients."""
+  torch = pytest.importorskip("torch", reason="torch not installed (extra test)")
+  import transformers  # pylint: disable=g-import-not-at-top
+  tok = transformers.AutoTokenizer.from_pretrained(minilm_dir)
+  query = "how do lungs exchange oxygen"
+  docs = ["Gas exchange happens in the alveoli of the lungs.", "The stock market fell today.",
+          "Oxygen diffuses across the alveolar membrane into the blood stream."]
+  enc = tok([query] * 3, docs, padding="max_length", max_length=24, return_tensors="np")
+  batch = {"tokens": jnp.asarray(enc["input_ids"][None], jnp.int32),
+           "token_types": jnp.asarray(enc["token_type_ids"][None], jnp.int32),
+           "mask": jnp.ones((1, 3), bool)}
+  labels = jnp.array([[2.0, 0.0, 1.0]])
+  config = {"hf_dir": minilm_dir, "dropout": 0.0}
+  model = cross_encoder.Model(**config)
+  params = cross_encoder.load_pretrained(model.init(jax.random.key(0), batch)["params"], config)
+  ours = np.asarray(model.apply({"params": params}, batch))[0]
+  grads = jax.grad(lambda p: _loss(model, p, batch, labels))(params)
+
+  ref = transformers.BertForSequenceClassification.from_pretrained(minilm_dir, num_labels=1)
+  ref.eval()
+  with torch.no_grad():
+    ref.classifier.weight.copy_(torch.from_numpy(np.array(params["classifier"]["kernel"]).T))
+    ref.classifier.bias.copy_(torch.from_numpy(np.array(params["classifier"]["bias"])))
+  logits = ref(**{k: torch.from_numpy(v) for k, v in enc.items()}).logits[:, 0]
+  p = torch.from_numpy(np.array(labels[0] / labels[0].sum()))
+  (-(p * torch.log_softmax(logits, -1)).sum()).backward()
+  np.testing.assert_allclose(ours, logits.detach().numpy(), rtol=1e-4, atol=1e-5)
+  layers = grads["bert"]["encoder"]
+  for ours_grad, ref_param in [
+      (grads["classifier"]["kernel"].T, ref.classifier.weight),
+      (layers["layer_0"]["attention"]["self"]["query"]["kernel"].T,
+       ref.bert.encoder.layer[0].attention.self.query.weight),
+      (layers["layer_5"]["output"]["dense"]["kernel"].T,
+       ref.bert.encoder.layer[5].output.dense.weight),
+      (grads["bert"]["pooler"]["dense"]["bias"], ref.bert.pooler.dense.bias)]:
+    want = ref_param.grad.numpy()
+    assert np.abs(want).max() > 0
+    np.testing.assert_allclose(np.asarray(ours_grad), want, atol=1e-4 * np.abs(want).max())

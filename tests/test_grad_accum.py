@@ -1,4 +1,4 @@
-"""Gradient accumulation (`config.grad_accum_steps`): the same step in micro-batches, less memory."""
+"""Gradient accumulation (`config.grad_accum_steps`): one step in micro-batches, less memory."""
 
 import functools
 import os

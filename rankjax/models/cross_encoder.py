@@ -44,6 +44,8 @@ class Model(nn.Module):
     attention: "auto", "xla" or "cudnn" (see `bert`).
     fused_qkv: query, key and value projections as one matmul (same parameters and values).
     pooling: "pooler" or "cls".
+    cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same
+      scores; False computes every position, as HF does, for comparison).
 
   >>> import jax
   >>> m = Model(size="tiny")
@@ -70,6 +72,7 @@ class Model(nn.Module):
   attention: str = "auto"
   fused_qkv: bool = True
   pooling: str = "pooler"
+  cls_only: bool = True
 
   def encoder_config(self) -> bert.BertConfig:
     """The encoder's `BertConfig` resolved from hf_dir or size, overrides and numerics."""
@@ -107,7 +110,7 @@ class Model(nn.Module):
     types = batch.get("token_types")
     types = jnp.zeros_like(tokens) if types is None else jnp.asarray(types, jnp.int32)
     flat = lambda x: x.reshape(b * l, t)
-    encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", name="bert")
+    encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", cls_only=self.cls_only, name="bert")
     out = encoder(flat(tokens), flat(types), train=train)
     x = out[1] if self.pooling == "pooler" else out[:, 0]
     x = nn.Dropout(cfg.dropout)(x, deterministic=not train)

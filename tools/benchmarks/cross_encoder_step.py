@@ -12,6 +12,8 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
     default threefry keys and from "rbg" keys (`jax.random.key(seed, impl="rbg")`, much cheaper
     bits on GPU; the trainer can opt in with `jax_default_prng_impl=rbg`); query, key and value
     projected by one fused matmul (the model's default), and once more with three separate ones;
+    the last layer computing the scored [CLS] position only (the model's default), and once more
+    every position, as HF does;
   * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
     `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
     torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
@@ -20,9 +22,10 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
 Timing: every step ends with `block_until_ready()` / `torch.cuda.synchronize()`; after `--warmup`
 steps, the median of `--steps`. "compile s" is the first warm-up step's wall time: tracing and XLA
 compilation for rankjax, graph capture and Inductor compilation for torch.compile (CUDA and cuBLAS
-start-up for eager); each row's total wall time is printed as it finishes. TFLOP/s counts 6 x dense parameters x tokens plus attention
-(12 x layers x T^2 x hidden per sequence); "% peak" divides by a bf16 matmul measured in the same
-run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree across
+start-up for eager); each row's total wall time is printed as it finishes. TFLOP/s counts model
+FLOPs, the same for every row: 6 x dense parameters x tokens plus attention (12 x layers x T^2 x
+hidden per sequence), every position of every layer; "% peak" divides by a bf16 matmul measured in
+the same run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree across
 rows (same data, comparable init).
 
 Run (GPU, the table goes in the README with the card and date):
@@ -100,9 +103,9 @@ def softmax_ce(scores, labels):
   return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(scores, axis=-1), axis=-1))
 
 
-def jax_row(size, attention, prng, data, args, fused_qkv=True):
+def jax_row(size, attention, prng, data, args, fused_qkv=True, cls_only=True):
   model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat,
-                              fused_qkv=fused_qkv)
+                              fused_qkv=fused_qkv, cls_only=cls_only)
   batch = {k: jnp.asarray(v) for k, v in data.items()}
   params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
   tx = optax.adamw(1e-5, weight_decay=0.01)
@@ -218,6 +221,9 @@ def main():
     runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, separate q/k/v matmuls",
                  functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
                                    fused_qkv=False)))
+    runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, every position in the "
+                 "last layer", functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
+                                                 cls_only=False)))
     if have_torch:
       runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
                 functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]
