@@ -59,8 +59,8 @@ if [ "${ONLY:-}" = cross_encoder ]; then
   BUDGET_S=${BUDGET_S:-400}
   step 25 scatter_check $PY tools/benchmarks/scatter_check.py
   step 25 scatter_check_no_fix $PY tools/benchmarks/scatter_check.py --no_fix
-  step 120 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
-  step 80 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
+  step 170 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
+  step 90 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
   step 150 cross_encoder_bert_base_ablations $PY tools/benchmarks/cross_encoder_step.py "${ablations[@]}"
   echo "done in ${SECONDS}s"
   exit
