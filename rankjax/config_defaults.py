@@ -35,6 +35,10 @@ def default_config() -> ml_collections.ConfigDict:
   # Micro-batches per step (gradient accumulation, `train.train_step`): the same step at about
   # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
   c.grad_accum_steps = 1
+  # Dropout masks' bit generator (`train.dropout_key`): "threefry2x32" (JAX's default) or "rbg" /
+  # "unsafe_rbg" (XLA's RngBitGenerator: far cheaper bits on accelerators, weaker guarantees; see
+  # the `jax.random` docs on PRNG implementations).
+  c.dropout_rng_impl = "threefry2x32"
 
   c.data = ml_collections.ConfigDict()
   c.data.path = ""  # a prepared dataset directory; empty: prepare `data.name`

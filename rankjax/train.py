@@ -9,10 +9,10 @@ never stalls the device, except at checkpoint steps, where they are checked firs
 checkpoint never holds a non-finite state.
 
 Config fields (defaults and their meaning: `rankjax.config_defaults`): seed, total_steps,
-grad_accum_steps, log_every, data.{name, path, cache_dir, batch_size, list_sizes, num_threads},
-model.{name, ...}, loss, supervision.{source, weights, objective}, optimizer.{lr, warmup_steps,
-weight_decay, clip_norm}, eval.{every, splits, label_source, metrics, batch_size},
-checkpoint.{every, keep, best_metric, best_mode}.
+grad_accum_steps, dropout_rng_impl, log_every, data.{name, path, cache_dir, batch_size,
+list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source, weights, objective},
+optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits, label_source, metrics,
+batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
 """
 
 from __future__ import annotations
@@ -99,10 +99,24 @@ def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
                     objective=objective)
 
 
+DROPOUT_RNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+
+
+def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
+  """The key dropout masks are drawn from: `rng` itself, or a key of bit generator `impl` seeded
+  from it ("rbg" / "unsafe_rbg": XLA's RngBitGenerator, far cheaper bits on GPUs and TPUs)."""
+  if impl not in DROPOUT_RNG_IMPLS:
+    raise ValueError(f"config.dropout_rng_impl={impl!r} is not one of {DROPOUT_RNG_IMPLS}")
+  if impl == "threefry2x32":
+    return rng
+  return jax.random.key(jax.random.bits(rng, (), jnp.uint32), impl=impl)
+
+
 def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,
                     objective, config):
   """((loss, (new model state, aux, new objective state)), grads) of one (micro-)batch."""
   mutable = list(model_state)
+  rng = dropout_key(rng, config.get("dropout_rng_impl", "threefry2x32"))
 
   def loss_fn(trainable):
     params, objective_params = trainable

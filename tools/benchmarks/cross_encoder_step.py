@@ -10,7 +10,7 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
     (cuDNN flash attention with per-sequence lengths); each with dropout masks drawn from jax's
     default threefry keys and from "rbg" keys (`jax.random.key(seed, impl="rbg")`, much cheaper
-    bits on GPU; the trainer can opt in with `jax_default_prng_impl=rbg`); query, key and value
+    bits on GPU; the trainer's `config.dropout_rng_impl="rbg"`); query, key and value
     projected by one fused matmul (the model's default), and once more with three separate ones;
     the last layer computing the scored [CLS] position only (the model's default), and once more
     every position, as HF does;

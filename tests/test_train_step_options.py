@@ -1,4 +1,4 @@
-"""Gradient accumulation (`config.grad_accum_steps`): one step in micro-batches, less memory."""
+"""`train_step` options: gradient accumulation and the dropout bit generator."""
 
 import functools
 import os
@@ -165,3 +165,39 @@ def test_eight_devices_accumulate_like_one():
                         capture_output=True, text=True, timeout=600)
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   assert "EQUIVALENT" in proc.stdout
+
+
+def test_dropout_key_implementations():
+  rng = jax.random.PRNGKey(3)
+  assert train.dropout_key(rng, "threefry2x32") is rng
+  key = train.dropout_key(rng, "rbg")
+  assert str(jax.random.key_impl(key)) == "rbg"
+  np.testing.assert_array_equal(jax.random.key_data(key),
+                                jax.random.key_data(train.dropout_key(rng, "rbg")))
+  with pytest.raises(ValueError, match="dropout_rng_impl='philox'"):
+    train.dropout_key(rng, "philox")
+
+
+def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
+  """`config.dropout_rng_impl`: other masks, same step where dropout is off; deterministic."""
+  rng = np.random.default_rng(0)
+  tokens = rng.integers(5, 500, (4, 3, 16)).astype(np.int32)
+  batch = jax.tree.map(jnp.asarray, {
+      "tokens": tokens, "token_types": np.zeros_like(tokens), "mask": np.ones((4, 3), bool),
+      "list_valid": np.ones(4, bool), "mask_click": np.ones((4, 3), bool),
+      "label_click": rng.integers(0, 2, (4, 3)).astype(np.float32)})
+  tx = optax.sgd(0.1)
+  objective = supervision.get_objective("single")
+
+  def step(impl, dropout, accum=1):
+    model = cross_encoder.Model(size="tiny", dropout=dropout)
+    config = _config(accum)
+    config.dropout_rng_impl = impl
+    state = train.init_state(model, tx, batch, seed=0)
+    return jax.jit(functools.partial(train.train_step, model=model, tx=tx, objective=objective,
+                                     config=config))(state, batch)[1]["loss"]
+
+  assert float(step("rbg", 0.3)) == float(step("rbg", 0.3))
+  assert float(step("rbg", 0.3)) != float(step("threefry2x32", 0.3))
+  assert np.isfinite(float(step("unsafe_rbg", 0.3, accum=2)))
+  assert float(step("rbg", 0.0)) == float(step("threefry2x32", 0.0))
