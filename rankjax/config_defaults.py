@@ -9,7 +9,7 @@ import ml_collections
 
 
 def default_config() -> ml_collections.ConfigDict:
-  """The settings `rankjax.train` and `rankjax.study` read, at the values most runs share.
+  """The settings `rankjax.train`, `rankjax.step` and `rankjax.study` read, as most runs set them.
 
   Each key's meaning is documented here once. What no default fits, every experiment sets:
 
@@ -32,10 +32,10 @@ def default_config() -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and the data order; a study sets it per run
   c.log_every = 50  # steps between training-metric writes
-  # Micro-batches per step (gradient accumulation, `train.train_step`): the same step at about
+  # Micro-batches per step (gradient accumulation, `step.train_step`): the same step at about
   # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
   c.grad_accum_steps = 1
-  # Dropout masks' bit generator (`train.dropout_key`): "threefry2x32" (JAX's default) or "rbg" /
+  # Dropout masks' bit generator (`step.dropout_key`): "threefry2x32" (JAX's default) or "rbg" /
   # "unsafe_rbg" (XLA's RngBitGenerator: far cheaper bits on accelerators, weaker guarantees; see
   # the `jax.random` docs on PRNG implementations).
   c.dropout_rng_impl = "threefry2x32"
@@ -52,7 +52,7 @@ def default_config() -> ml_collections.ConfigDict:
   c.supervision.objective = "single"  # `rankjax.supervision.OBJECTIVES`; "single": one source
   c.supervision.weights = "none"  # per-item weights (`supervision.WEIGHTS`), e.g. "ips_pbm"
 
-  # AdamW with linear warmup and cosine decay to 0 at total_steps (`train.make_optimizer`).
+  # AdamW with linear warmup and cosine decay to 0 at total_steps (`step.make_optimizer`).
   c.optimizer = ml_collections.ConfigDict()
   c.optimizer.lr = 1e-3  # peak learning rate
   c.optimizer.warmup_steps = 100

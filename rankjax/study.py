@@ -415,7 +415,6 @@ def _cell(m: dict, test: dict | None) -> str:
 
 def report(summary: dict, config) -> str:
   """report.md: setting, metric tables, tests, analyses."""
-  study = config.study
   base = summary["baseline"]
   lines = ["# rankjax study report", ""]
   if summary.get("world"):

@@ -11,7 +11,6 @@ import http.server
 import importlib.util
 import json
 import logging
-import os
 import pathlib
 import signal
 import socket

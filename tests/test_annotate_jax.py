@@ -7,7 +7,6 @@ import subprocess
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 import pytest
 
@@ -16,7 +15,6 @@ sys.path.insert(0, str(FIXTURES))
 
 import tiny_llama  # noqa: E402  pylint: disable=g-import-not-at-top
 
-from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate import store as store_lib  # noqa: E402
 from rankjax.models import llama  # noqa: E402

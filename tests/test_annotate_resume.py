@@ -4,7 +4,6 @@ server on loopback that answers after a short delay and counts the requests per 
 
 import http.server
 import json
-import os
 import pathlib
 import signal
 import sqlite3

@@ -23,7 +23,7 @@ VARIANTS = {"demo": (None, "tiny"), "lightgbm_example": (None, "local"),
             "mslr_mlp": (None, "local"), "tiangong_st": (None, "tiny"),
             "trec_cross_encoder": ("click", "human", "tiny"), "trec_session": (None, "tiny")}
 OPTIONAL = {"study"}  # documented as optional: only a study has it
-ENGINE = ("train.py", "study.py", "supervision.py", "evaluate.py")
+ENGINE = ("train.py", "step.py", "study.py", "supervision.py", "evaluate.py")
 
 
 def _flat(tree, prefix=""):

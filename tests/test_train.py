@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from rankjax import mesh as mesh_lib
+from rankjax import step as step_lib
 from rankjax import supervision
 from rankjax import train
 from rankjax.data import pipeline, store
@@ -63,7 +64,7 @@ def test_train_step_compiles_once_per_list_size(data_path):
   mesh = mesh_lib.make_mesh()
   example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)
   model, tx, _, init = train.build(config, mesh, example)
-  step_fn = train.compile_train_step(mesh, model=model, tx=tx,
+  step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx,
                                      objective=supervision.get_objective("single"),
                                      config=config)
   state = init()

@@ -21,7 +21,7 @@ SCRIPT = textwrap.dedent("""
     import sys, tempfile, pathlib
     sys.path.insert(0, sys.argv[1])
     import jax, numpy as np
-    from rankjax import evaluate, mesh as mesh_lib, supervision, train
+    from rankjax import evaluate, mesh as mesh_lib, step as step_lib, supervision, train
     from rankjax.data import pipeline, store
     from train_helpers import tiny_config, tiny_dataset
 
@@ -35,7 +35,7 @@ SCRIPT = textwrap.dedent("""
     def run(devices):
       mesh = mesh_lib.make_mesh(devices)
       model, tx, _, init = train.build(config, mesh, example)
-      step_fn = train.compile_train_step(mesh, model=model, tx=tx, config=config,
+      step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx, config=config,
                                          objective=supervision.get_objective("single"))
       state = init()
       it = iter(pipeline.train_dataset(split, batch_size=8, list_sizes=(16, 32), seed=0,

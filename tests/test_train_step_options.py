@@ -16,8 +16,8 @@ import pytest
 
 from rankjax import config_defaults
 from rankjax import mesh as mesh_lib
+from rankjax import step as step_lib
 from rankjax import supervision
-from rankjax import train
 from rankjax.data import pipeline, store
 from rankjax.models import cross_encoder
 
@@ -50,7 +50,7 @@ def _batch(tmp_path, size=8):
 
 def test_split_microbatches_is_strided():
   batch = {"x": jnp.arange(12).reshape(6, 2), "y": jnp.arange(6)}
-  micro = train.split_microbatches(batch, 3)
+  micro = step_lib.split_microbatches(batch, 3)
   assert micro["x"].shape == (3, 2, 2)
   np.testing.assert_array_equal(micro["y"], [[0, 3], [1, 4], [2, 5]])
   np.testing.assert_array_equal(micro["x"][1], [[2, 3], [8, 9]])
@@ -61,11 +61,11 @@ def test_accumulated_step_equals_the_whole_batch(tmp_path, loss):
   """Exact for listwise losses (a mean over lists) when every list has labels."""
   batch = jax.tree.map(jnp.asarray, _batch(tmp_path))
   tx = optax.sgd(0.5)
-  state = train.init_state(_Scorer(), tx, batch, seed=0)
+  state = step_lib.init_state(_Scorer(), tx, batch, seed=0)
   objective = supervision.get_objective("single")
   out = {}
   for num in (1, 2, 4):
-    step = jax.jit(lambda s, b, num=num: train.train_step(
+    step = jax.jit(lambda s, b, num=num: step_lib.train_step(
         s, b, model=_Scorer(), tx=tx, objective=objective, config=_config(num, loss)))
     out[num] = step(state, batch)
   whole_state, whole = out[1]
@@ -89,10 +89,10 @@ def test_accumulation_cuts_activation_memory():
                np.float32), "mask_click": np.ones((8, 8), bool)}
   batch = jax.tree.map(jnp.asarray, batch)
   tx = optax.adamw(1e-4)
-  state = jax.eval_shape(lambda: train.init_state(model, tx, batch, seed=0))
+  state = jax.eval_shape(lambda: step_lib.init_state(model, tx, batch, seed=0))
   scratch = {}
   for num in (1, 4):
-    step = jax.jit(functools.partial(train.train_step, model=model, tx=tx, config=_config(num),
+    step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=_config(num),
                                       objective=supervision.get_objective("single")))
     compiled = step.lower(state, batch).compile()
     scratch[num] = compiled.memory_analysis().temp_size_in_bytes
@@ -103,19 +103,19 @@ def test_micro_batches_must_divide_the_lists_per_device():
   mesh = mesh_lib.make_mesh()
   config = ml_collections.ConfigDict({"grad_accum_steps": 3, "data": {"batch_size": 8}})
   with pytest.raises(ValueError, match=r"grad_accum_steps=3 .* dividing the 8 lists per device"):
-    train.check_grad_accum(config, mesh)
+    step_lib.check_grad_accum(config, mesh)
   config.grad_accum_steps = 0
   with pytest.raises(ValueError, match="positive integer"):
-    train.check_grad_accum(config, mesh)
+    step_lib.check_grad_accum(config, mesh)
   config.grad_accum_steps = 4
-  train.check_grad_accum(config, mesh)
+  step_lib.check_grad_accum(config, mesh)
 
 
 SCRIPT = textwrap.dedent("""
     import sys, tempfile, pathlib
     sys.path.insert(0, sys.argv[1])
     import jax, numpy as np
-    from rankjax import mesh as mesh_lib, supervision, train
+    from rankjax import mesh as mesh_lib, step as step_lib, supervision, train
     from rankjax.data import pipeline, store
     from train_helpers import tiny_config, tiny_dataset
 
@@ -128,9 +128,9 @@ SCRIPT = textwrap.dedent("""
       config = tiny_config(path, **{"data.batch_size": 16, "loss": "mse",
                                     "grad_accum_steps": num})
       mesh = mesh_lib.make_mesh(devices)
-      train.check_grad_accum(config, mesh)
+      step_lib.check_grad_accum(config, mesh)
       model, tx, _, init = train.build(config, mesh, example)
-      step_fn = train.compile_train_step(mesh, model=model, tx=tx, config=config,
+      step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx, config=config,
                                          objective=supervision.get_objective("single"))
       state = init()
       it = iter(pipeline.train_dataset(split, batch_size=16, list_sizes=(16, 32), seed=0,
@@ -169,13 +169,13 @@ def test_eight_devices_accumulate_like_one():
 
 def test_dropout_key_implementations():
   rng = jax.random.PRNGKey(3)
-  assert train.dropout_key(rng, "threefry2x32") is rng
-  key = train.dropout_key(rng, "rbg")
+  assert step_lib.dropout_key(rng, "threefry2x32") is rng
+  key = step_lib.dropout_key(rng, "rbg")
   assert str(jax.random.key_impl(key)) == "rbg"
   np.testing.assert_array_equal(jax.random.key_data(key),
-                                jax.random.key_data(train.dropout_key(rng, "rbg")))
+                                jax.random.key_data(step_lib.dropout_key(rng, "rbg")))
   with pytest.raises(ValueError, match="dropout_rng_impl='philox'"):
-    train.dropout_key(rng, "philox")
+    step_lib.dropout_key(rng, "philox")
 
 
 def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
@@ -193,11 +193,30 @@ def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
     model = cross_encoder.Model(size="tiny", dropout=dropout)
     config = _config(accum)
     config.dropout_rng_impl = impl
-    state = train.init_state(model, tx, batch, seed=0)
-    return jax.jit(functools.partial(train.train_step, model=model, tx=tx, objective=objective,
+    state = step_lib.init_state(model, tx, batch, seed=0)
+    return jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective,
                                      config=config))(state, batch)[1]["loss"]
 
   assert float(step("rbg", 0.3)) == float(step("rbg", 0.3))
   assert float(step("rbg", 0.3)) != float(step("threefry2x32", 0.3))
   assert np.isfinite(float(step("unsafe_rbg", 0.3, accum=2)))
   assert float(step("rbg", 0.0)) == float(step("threefry2x32", 0.0))
+
+
+def test_step_imports_without_the_data_stack():
+  """Benchmarks run the engine's step where only jax, flax, optax and transformers are installed
+  (the GPU benchmark machine): `rankjax.step` must not pull in the input pipeline or configs."""
+  code = textwrap.dedent("""
+      import sys
+      class Block:
+        def find_spec(self, name, path=None, target=None):
+          if name.split(".")[0] in ("grain", "tensorflow_datasets", "ml_collections", "orbax"):
+            raise ImportError("blocked " + name)
+      sys.meta_path.insert(0, Block())
+      from rankjax import step, supervision
+      from rankjax.models import cross_encoder
+      print("OK")
+  """)
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=120)
+  assert proc.stdout.strip() == "OK", proc.stderr[-2000:]

@@ -5,7 +5,7 @@ a linear function of 4 features, clicks from PBM with strong position bias (thet
 Three quarters of the 16,000 sessions come from a logging ranker that orders by feature 3, which is
 unrelated to relevance, a quarter from a random ranker (the ranking variety intervention
 harvesting needs). Naive clicks learn feature 3; each unbiased method must not. Rankers are linear,
-trained full-batch on every session through `train.train_step`, so objectives with variables go
+trained full-batch on every session through `step.train_step`, so objectives with variables go
 through the trainer's own path.
 """
 
@@ -20,7 +20,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from rankjax import evaluate, metrics, supervision, train, ultr
+from rankjax import evaluate, metrics, step as step_lib, supervision, train, ultr
 from rankjax.click_models import intervention
 from rankjax.click_models import simulate as sim_lib
 from rankjax.click_models.log import ClickLog
@@ -81,14 +81,14 @@ def _config(objective="single", weights="none", steps=1000, **supervision_kw):
 
 
 def _train(batch, config):
-  """The final TrainState of `config.total_steps` full-batch steps of `train.train_step`."""
+  """The final TrainState of `config.total_steps` full-batch steps of `step.train_step`."""
   objective = supervision.get_objective(config.supervision.objective)
-  model, tx = Linear(), train.make_optimizer(config)
+  model, tx = Linear(), step_lib.make_optimizer(config)
   objective_init = (functools.partial(objective.init, config=config)
                     if hasattr(objective, "init") else None)
-  state = train.init_state(model, tx, jax.tree.map(lambda x: x[:1], batch), 0,
+  state = step_lib.init_state(model, tx, jax.tree.map(lambda x: x[:1], batch), 0,
                            objective_init=objective_init)
-  step = functools.partial(train.train_step, model=model, tx=tx, objective=objective, config=config)
+  step = functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective, config=config)
   return jax.jit(lambda s, b: jax.lax.fori_loop(0, config.total_steps,
                                                 lambda i, s: step(s, b)[0], s))(state, batch)
 
@@ -216,7 +216,7 @@ def test_regression_em_steps():
 def test_optimizer_scales_objective_updates_and_decays_only_the_model():
   config = _config(steps=10, objective_lr_scale=2.0)
   config.optimizer.update({"lr": 0.1, "weight_decay": 0.5, "clip_norm": 1e9})
-  tx = train.make_optimizer(config)
+  tx = step_lib.make_optimizer(config)
   params = ({"w": jnp.ones(2)}, {"p": jnp.ones(3)})
   grads = jax.tree.map(jnp.ones_like, params)
   updates, _ = tx.update(grads, tx.init(params), params)

@@ -13,7 +13,9 @@ Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
     bits on GPU; the trainer's `config.dropout_rng_impl="rbg"`); query, key and value
     projected by one fused matmul (the model's default), and once more with three separate ones;
     the last layer computing the scored [CLS] position only (the model's default), and once more
-    every position, as HF does;
+    every position, as HF does; and the trainer's own `train_step` (which adds global-norm
+    clipping, a learning-rate schedule and norm measurements to the same step; its loss is rax's
+    softmax loss, -sum(y log softmax), the same objective scaled by sum(y) per list);
   * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
     `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
     torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
@@ -25,8 +27,8 @@ compilation for rankjax, graph capture and Inductor compilation for torch.compil
 start-up for eager); each row's total wall time is printed as it finishes. TFLOP/s counts model
 FLOPs, the same for every row: 6 x dense parameters x tokens plus attention (12 x layers x T^2 x
 hidden per sequence), every position of every layer; "% peak" divides by a bf16 matmul measured in
-the same run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree across
-rows (same data, comparable init).
+the same run (`--peak_n`^3). "loss" is the last step's loss: it must be about ln(docs) and agree
+across rows (same data, comparable init), except the engine row's (see above).
 
 Run (GPU, the table goes in the README with the card and date):
 
@@ -130,6 +132,36 @@ def jax_row(size, attention, prng, data, args, fused_qkv=True, cls_only=True):
   return timed(run, lambda loss: loss.block_until_ready(), args.warmup, args.steps)
 
 
+def engine_row(size, attention, data, args):
+  """The trainer's own step (`rankjax.step.train_step`): its AdamW after global-norm clipping,
+  warmup-cosine schedule, softmax loss on click labels, rbg dropout, and its norm measurements."""
+  # Imported here: ml_collections may be missing where only the model rows are wanted.
+  from rankjax import config_defaults  # pylint: disable=g-import-not-at-top
+  from rankjax import step as step_lib  # pylint: disable=g-import-not-at-top
+  from rankjax import supervision  # pylint: disable=g-import-not-at-top
+  config = config_defaults.default_config()
+  config.total_steps, config.loss, config.dropout_rng_impl = 10_000, "softmax", "rbg"
+  config.supervision.source = "click"
+  config.optimizer.lr, config.optimizer.weight_decay, config.optimizer.warmup_steps = 1e-5, 0.01, 0
+  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
+  tokens = data["tokens"]
+  batch = {"tokens": tokens, "token_types": data["token_types"], "mask": data["mask"],
+           "list_valid": np.ones(tokens.shape[0], bool), "label_click": data["labels"],
+           "mask_click": data["mask"]}
+  batch = {k: jnp.asarray(v) for k, v in batch.items()}
+  tx = step_lib.make_optimizer(config)
+  state = [jax.jit(functools.partial(step_lib.init_state, model, tx, batch, 0))()]
+  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config,
+                                   objective=supervision.get_objective("single")),
+                 donate_argnums=0)
+
+  def run():
+    state[0], measured = step(state[0], batch)
+    return measured["loss"]
+
+  return timed(run, lambda loss: loss.block_until_ready(), args.warmup, args.steps)
+
+
 def torch_row(cfg, data, args, compiled):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
@@ -224,6 +256,9 @@ def main():
     runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, every position in the "
                  "last layer", functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
                                                  cls_only=False)))
+    runs.append((f"rankjax engine train_step (+ gradient clipping, norms), {attentions[-1]} "
+                 "attention, rbg dropout PRNG",
+                 functools.partial(engine_row, size, attentions[-1], data, args)))
     if have_torch:
       runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
                 functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]

@@ -45,7 +45,6 @@ def _set_cpu_devices():
 _set_cpu_devices()
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp
 from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tqdm  # pylint: disable=wrong-import-position

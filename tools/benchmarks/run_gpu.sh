@@ -2,7 +2,7 @@
 # The GPU machine's benchmark session in one go (its device time is short): run from the repository
 # root on that machine with `.whl` and `.bench` carried (both git-ignored). Prepare them here with
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
-#     --platform manylinux2014_x86_64 -d .whl gguf==0.19.0   # the one package the machine lacks
+#     --platform manylinux2014_x86_64 -d .whl gguf==0.19.0 ml_collections==1.1.0  # it lacks these
 #   PYTHONPATH=. .venv/bin/python tools/benchmarks/llm_scoring.py --save-shape .bench/smollm2-shape
 #   mkdir -p .bench/data/trec_session_2012_2013 && \
 #     cp ../shared/data/trec_session_2012_2013/sessiontrack2012.xml .bench/data/trec_session_2012_2013/
@@ -11,8 +11,9 @@
 # ONLY=cross_encoder: just the embedding-scatter check (with and without rankjax's XLA flag) and the
 # cross-encoder step, the rows that decide the PyTorch comparison first (BERT-base: rankjax's
 # default against torch.compile; MiniLM-L6 the same), then BERT-base ablations while the budget
-# (BUDGET_S, default 400 s) lasts; it needs neither carried folder. Compiled programs go to a
-# cache in /tmp, so a rerun on the still-warm machine skips XLA's compiles.
+# (BUDGET_S, default 400 s) lasts; it needs `.whl` only (ml_collections, for the row of the
+# trainer's own step). Compiled programs go to a cache in /tmp, so a rerun on the still-warm
+# machine skips XLA's compiles.
 set -u
 if [ -n "${ONLY:-}" ] && [ "$ONLY" != cross_encoder ]; then
   echo "ONLY=$ONLY: the one subset is cross_encoder" >&2; exit 2
@@ -21,7 +22,7 @@ export PYTHONUNBUFFERED=1 PYTHONPATH="$PWD" RANKJAX_DATA="$PWD/.bench/data"
 export XLA_PYTHON_CLIENT_PREALLOCATE=false  # torch shares the card in the same processes
 OUT=${OUT:-/tmp/rankjax_bench}; mkdir -p "$OUT"
 PY=${PY:-python3}
-if [ -d .whl ] && ! $PY -c "import gguf" 2>/dev/null; then
+if [ -d .whl ] && ! $PY -c "import gguf, ml_collections" 2>/dev/null; then
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .whl/*.whl
   export PYTHONPATH="$PYTHONPATH:/tmp/site"
 fi
@@ -33,14 +34,14 @@ if [ "${SMALL:-0}" = 1 ]; then
   llm=(--pairs 16 --batch-size 8 --attention xla --torch eager)
   bert_base=(--small --rows "xla attention, rbg|PyTorch")
   minilm=(--small --sizes tiny --rows "rbg dropout PRNG|PyTorch")
-  ablations=(--small --sizes tiny --rows "every position|separate|threefry")
+  ablations=(--small --sizes tiny --rows "every position|separate|threefry|engine")
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
 elif [ "${ONLY:-}" = cross_encoder ]; then
   export JAX_COMPILATION_CACHE_DIR=/tmp/rankjax_jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
   bert_base=(--sizes bert-base --warmup 3 --steps 15 --rows "cudnn attention, rbg dropout PRNG$|compile")
   minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention, rbg dropout PRNG$|compile")
   ablations=(--sizes bert-base --warmup 3 --steps 15
-             --rows "cudnn attention, rbg dropout PRNG, |cudnn attention, threefry|xla attention, rbg dropout PRNG$|eager")
+             --rows "cudnn attention, rbg dropout PRNG, |cudnn attention, threefry|engine|xla attention, rbg dropout PRNG$|eager")
 else
   llm=(--pairs 4096 --batch-size 256 --attention cudnn,xla --full-attention cudnn \
        --torch eager,compile)

@@ -1,6 +1,6 @@
 r"""Device memory of the trainer's cross-encoder step under gradient accumulation and remat.
 
-Compiles (never runs) `rankjax.train.train_step` ahead of time for a listwise batch of `--lists`
+Compiles (never runs) `rankjax.step.train_step` ahead of time for a listwise batch of `--lists`
 lists x `--docs` documents x `--tokens` tokens, the cross-encoder of each `--sizes` entry (random
 init, bf16 compute, fp32 parameters), the engine's AdamW and softmax loss, for each
 `config.grad_accum_steps` in `--accum` (and with `--remat` also with rematerialised layers), and
@@ -24,8 +24,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import config_defaults
+from rankjax import step as step_lib
 from rankjax import supervision
-from rankjax import train
 from rankjax.models import cross_encoder
 
 
@@ -45,10 +45,10 @@ def step_memory(size, accum, remat, batch):
   config.total_steps, config.loss, config.grad_accum_steps = 1000, "softmax", accum
   config.supervision.source = "click"
   model = cross_encoder.Model(size=size, dtype="bfloat16", remat=remat)
-  tx = train.make_optimizer(config)
+  tx = step_lib.make_optimizer(config)
   concrete = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), batch)
-  state = jax.eval_shape(functools.partial(train.init_state, model, tx, concrete, 0))
-  step = jax.jit(functools.partial(train.train_step, model=model, tx=tx, config=config,
+  state = jax.eval_shape(functools.partial(step_lib.init_state, model, tx, concrete, 0))
+  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config,
                                    objective=supervision.get_objective("single")),
                  donate_argnums=0)
   start = time.perf_counter()

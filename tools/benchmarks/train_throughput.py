@@ -24,6 +24,7 @@ from ml_collections import config_flags
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import mesh as mesh_lib
+from rankjax import step as step_lib
 from rankjax import supervision
 from rankjax import train
 from rankjax.data import pipeline
@@ -53,7 +54,7 @@ def main(argv):
   example = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
                                 layout=split.layout)
   model, tx, _, init = train.build(config, mesh, example)
-  step_fn = train.compile_train_step(
+  step_fn = step_lib.compile_train_step(
       mesh, model=model, tx=tx, config=config,
       objective=supervision.get_objective(config.supervision.objective))
   state = init()
