@@ -36,7 +36,8 @@ def get_config(arg="click"):
   c.data.list_sizes = (10, 20, 56)  # most result pages have 10; the longest list has 55
   c.data.num_threads = 1
   # At --max-tokens 64 nearly every list has a 64-token pair, so the widths are just (64,); at 128
-  # they are (80, 128), and length-grouped batches cut padding from 33% to 26% (README).
+  # they are (80, 128). `--config.data.length_grouped=True` encodes 27% fewer documents at this
+  # batch size (fewer padding documents; README).
   c.data.token_buckets = 4
 
   c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dropout": 0.1})

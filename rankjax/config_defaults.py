@@ -46,7 +46,9 @@ def default_config() -> ml_collections.ConfigDict:
   c.data.batch_size = 32  # lists per global batch, split over hosts and devices
   c.data.num_threads = 2  # grain reader threads; 0 reads on the main thread (in-memory data)
   c.data.token_buckets = 0  # token widths batches are cut to (0 or 1: the stored width)
-  c.data.length_grouped = False  # batches of lists with similar pair lengths (needs tokens)
+  # Batches of lists of one padded list size and similar pair lengths: few padding documents and
+  # tokens to encode; batch composition is no longer uniformly random.
+  c.data.length_grouped = False
 
   c.supervision = ml_collections.ConfigDict()
   c.supervision.objective = "single"  # `rankjax.supervision.OBJECTIVES`; "single": one source

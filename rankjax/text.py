@@ -127,25 +127,30 @@ def width_for(longest: int, widths: Sequence[int]) -> int:
 
 
 def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *,
-                           seed: int | Sequence[int], pool: int = 32) -> list[np.ndarray]:
+                           seed: int | Sequence[int], pool: int = 32,
+                           groups: np.ndarray | None = None) -> list[np.ndarray]:
   """Batches of list indices with similar lengths, in random order.
 
-  Indices are shuffled, cut into pools of `pool * batch_size`, each pool sorted by length and cut
-  into batches; the batch order is shuffled. Every index appears once; the last batch may be short.
+  Indices are shuffled, cut into pools of `pool * batch_size`, each pool sorted by (group, length)
+  and cut into batches; the batch order is shuffled. Every index appears once; the last batch may
+  be short.
 
   Args:
-    list_lengths: [num_lists] each list's longest pair (`pair_lengths(tokens).max()`).
+    list_lengths: [num_lists] each list's longest pair (`pair_lengths(tokens).max()`), or zeros.
     batch_size: lists per batch.
     seed: shuffle seed (anything `np.random.default_rng` takes).
     pool: batches per sorting pool (larger: less padding, less randomness).
+    groups: [num_lists] an optional first sort key, e.g. the padded list size of each list, so
+      that a batch also pads few documents.
   """
   rng = np.random.default_rng(seed)
   order = rng.permutation(len(list_lengths))
   lengths = np.asarray(list_lengths)
+  groups = np.zeros_like(lengths) if groups is None else np.asarray(groups)
   batches = []
   for start in range(0, len(order), pool * batch_size):
     chunk = order[start:start + pool * batch_size]
-    chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+    chunk = chunk[np.lexsort((lengths[chunk], groups[chunk]))]
     batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
   return [batches[i] for i in rng.permutation(len(batches))]
 

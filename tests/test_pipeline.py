@@ -258,16 +258,31 @@ def test_length_grouped_order_resumable_covers_epochs_and_cuts_waste(token_split
       np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), b[k])
 
 
-def test_length_grouped_needs_tokens(split):
-  with pytest.raises(ValueError, match="stores no tokens"):
-    pipeline.train_dataset(split, batch_size=4, list_sizes=(8,), seed=0, length_grouped=True)
+def test_length_grouped_batches_share_a_list_size(tmp_path):
+  """Feature data too: lists of one padded list size go together, so batches pad few documents;
+  every list still comes once per epoch, in a new order each epoch, and the order resumes."""
+  path = store.write_dataset(tmp_path, name="tiny", splits={"train": tiny_lists(64, seed=5)})
+  split = store.open_split(path, "train")
+  kwargs = dict(batch_size=4, list_sizes=(5, 10, 20), seed=3, num_threads=0)
+  grouped = _assert_resumes(split, {**kwargs, "length_grouped": True}, steps=32, at=11)
+  for epoch in (grouped[:16], grouped[16:]):
+    assert sorted(np.concatenate([b["query_freq"] for b in epoch]).tolist()) == list(range(64))
+  assert [b["query_freq"].tolist() for b in grouped[:16]] != [
+      b["query_freq"].tolist() for b in grouped[16:]]
+  sizes = lambda b: {pipeline.list_size_for(int(n), (5, 10, 20)) for n in b["mask"].sum(1)}
+  assert sum(len(sizes(b)) > 1 for b in grouped) <= 2 * 2  # at most 2 mixed batches an epoch
+  shuffled = [b for it in [iter(pipeline.train_dataset(split, **kwargs))] for b in
+              (next(it) for _ in range(32))]
+  padding = lambda bs: 1 - sum(b["mask"].sum() for b in bs) / sum(b["mask"].size for b in bs)
+  assert padding(grouped) < padding(shuffled) - 0.1
 
 
 @pytest.mark.slow
 def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
   """The real TREC Session 2012 + 2013 lists, prepared with MiniLM's tokenizer at 128 tokens, as
   configs/trec_cross_encoder.py reads them: token widths alone barely cut padding at 4 lists per
-  batch (nearly every batch has a list with a 128-token pair), length-grouped batches do."""
+  batch (nearly every batch has a list with a 128-token pair), length-grouped batches do; and they
+  cut the padding documents, which the encoder reads as well (one long list pads a whole batch)."""
   from rankjax.data.__main__ import main as data_main  # pylint: disable=g-import-not-at-top
   d = shared_data("trec_session_2012_2013")
   data_main(["prepare", "--format", "trec-session", str(d / "sessiontrack2012.xml"),
@@ -276,21 +291,29 @@ def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
              "--output", str(tmp_path), "--name", "trec", "--quiet"])
   train = store.open_split(tmp_path / "trec" / store.VERSION, "train")
   widths = pipeline.token_widths(train, 4)
-  kwargs = dict(batch_size=4, list_sizes=(10, 20, 56), seed=0, num_threads=0)
-  steps = 3 * len(train) // 4
 
-  def waste(**more):
-    it = iter(pipeline.train_dataset(train, **kwargs, **more))
-    batches = [next(it) for _ in range(steps)]
+  def waste(batch_size, **more):
+    """(padding share of real documents' token slots, encoded sequences per list)."""
+    it = iter(pipeline.train_dataset(train, batch_size=batch_size, list_sizes=(10, 20, 56),
+                                     seed=0, num_threads=0, **more))
+    batches = [next(it) for _ in range(3 * len(train) // batch_size)]
     slots = sum(b["mask"].sum() * b["tokens"].shape[-1] for b in batches)
-    return 1 - sum(text.pair_lengths(b["tokens"])[b["mask"]].sum() for b in batches) / slots
+    tokens = 1 - sum(text.pair_lengths(b["tokens"])[b["mask"]].sum() for b in batches) / slots
+    return tokens, sum(b["mask"].size for b in batches) / (len(batches) * batch_size)
 
-  fixed, trimmed = waste(), waste(token_widths=widths)
-  grouped = waste(token_widths=widths, length_grouped=True)
-  print(f"TREC train, {len(train)} lists, {steps} batches of 4; widths {widths}; padding waste: "
-        f"width 128 {fixed:.1%}, cut to widths {trimmed:.1%}, length-grouped {grouped:.1%}")
+  report = {(b, name): waste(b, **more) for b in (4, 16) for name, more in [
+      ("width 128", {}), ("cut to widths", {"token_widths": widths}),
+      ("length-grouped", {"token_widths": widths, "length_grouped": True})]}
+  print(f"TREC train, {len(train)} lists ({train.lengths.mean():.2f} documents on average); "
+        f"widths {widths}; (token padding of real documents, documents encoded per list): "
+        + "; ".join(f"batch {b} {name} ({t:.1%}, {n:.1f})" for (b, name), (t, n) in report.items()))
   assert len(train) > 400 and widths[-1] == 128 and len(widths) > 1
+  fixed, trimmed, grouped = (report[4, n][0] for n in ("width 128", "cut to widths",
+                                                        "length-grouped"))
   assert grouped < trimmed <= fixed and grouped < fixed - 0.05
+  for b in (4, 16):  # far fewer padding documents, down to near the mean list length
+    assert report[b, "length-grouped"][1] < 0.8 * report[b, "cut to widths"][1]
+    assert report[b, "length-grouped"][1] < 1.3 * train.lengths.mean()
 
 
 @pytest.mark.slow

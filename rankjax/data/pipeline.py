@@ -17,7 +17,8 @@ the same list size and token width per batch from the stored per-list lengths (`
 
 Training order: a grain `MapDataset` over list indices, shuffled with a fixed seed (a new order per
 epoch), repeated, batched; or, `length_grouped`, each epoch's batches from
-`text.length_grouped_batches` (lists of similar token length together, seeded by (seed, epoch)).
+`text.length_grouped_batches` (lists of the same padded list size and similar token length
+together, seeded by (seed, epoch)).
 Either way a batch is a pure function of its step, so the iterator's `get_state()` / `set_state()`
 resume it exactly.
 """
@@ -154,15 +155,20 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
   return global_indices[process_index * per_host:(process_index + 1) * per_host]
 
 
-def _grouped_batches(token_lengths: np.ndarray, batch_size: int, seed: int) -> grain.MapDataset:
-  """Endless global batches of list indices, each epoch `text.length_grouped_batches`."""
-  per_epoch = len(token_lengths) // batch_size
+def _grouped_batches(split, batch_size: int, list_sizes: Sequence[int],
+                     seed: int) -> grain.MapDataset:
+  """Endless global batches of list indices, each epoch `text.length_grouped_batches` by padded
+  list size, then (with tokens) longest pair."""
+  per_epoch = len(split) // batch_size
   if not per_epoch:
-    raise ValueError(f"{len(token_lengths)} lists make no batch of {batch_size}")
+    raise ValueError(f"{len(split)} lists make no batch of {batch_size}")
+  sizes = np.array([list_size_for(int(n), list_sizes) for n in split.lengths])
+  token_lengths = (split.token_lengths if split.layout["tokens"] is not None
+                   else np.zeros(len(split), np.int32))
 
   @functools.lru_cache(maxsize=2)  # the epoch being read, and the next one prefetch reaches
   def epoch(e: int) -> list[np.ndarray]:
-    batches = text.length_grouped_batches(token_lengths, batch_size, seed=(seed, e))
+    batches = text.length_grouped_batches(token_lengths, batch_size, seed=(seed, e), groups=sizes)
     return [b for b in batches if len(b) == batch_size]  # drops the one short batch
 
   return (grain.MapDataset.range(per_epoch).repeat()
@@ -181,8 +187,9 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
     list_sizes: the padded list sizes.
     seed: shuffle seed; the same seed gives the same batches on every run and host.
     token_widths: widths token arrays are cut to (`token_widths`); None: the stored width.
-    length_grouped: batches of lists with similar longest pairs (needs tokens), so that
-      `token_widths` cut more; the batch order stays random.
+    length_grouped: batches of lists of the same padded list size and, with tokens, similar
+      longest pairs, so that batches pad few documents and `token_widths` cut more; the batch
+      order stays random.
     process_index: this host.
     process_count: number of hosts.
     num_threads: grain reader threads.
@@ -192,7 +199,7 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
     A grain `IterDataset`; `iter()` of it has `get_state()` / `set_state()`.
   """
   if length_grouped:
-    batches = _grouped_batches(split.token_lengths, batch_size, seed)
+    batches = _grouped_batches(split, batch_size, list_sizes, seed)
   else:
     batches = (grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat()
                .batch(batch_size, drop_remainder=True))
