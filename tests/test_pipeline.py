@@ -97,12 +97,16 @@ def test_hosts_split_each_global_batch(split):
 
 
 def test_eval_batches_cover_each_list_once(split):
-  got = []
+  got, sizes = [], []
   for batch, indices in pipeline.eval_batches(split, batch_size=4, list_sizes=(8, 16, 32)):
     assert batch["mask"].shape[0] == 4
     assert batch["list_valid"].tolist() == (indices >= 0).tolist()
+    real = indices[indices >= 0]
+    assert batch["mask"].sum(1)[:len(real)].tolist() == split.lengths[real].tolist()
     got += indices[indices >= 0].tolist()
-  assert got == list(range(len(split)))
+    sizes.append(batch["mask"].shape[1])
+  assert sorted(got) == list(range(len(split)))
+  assert sizes == sorted(sizes)  # lists sorted by padded size: few padding documents
   with pytest.raises(ValueError, match="more than the largest list size 8; add a larger size"):
     list(pipeline.eval_batches(split, batch_size=4, list_sizes=(8,)))
 
@@ -218,7 +222,7 @@ def test_eval_batches_trimmed_cover_each_list_once_on_two_hosts(token_split):
     _assert_trimmed(cut, f, widths)
     np.testing.assert_array_equal(np.concatenate([p[1] for p in parts]), indices)
     got += indices[indices >= 0].tolist()
-  assert got == list(range(len(test)))
+  assert sorted(got) == list(range(len(test)))
 
 
 def _assert_resumes(split, kwargs, steps=12, at=5):

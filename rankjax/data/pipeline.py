@@ -155,6 +155,14 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
   return global_indices[process_index * per_host:(process_index + 1) * per_host]
 
 
+def _shape_keys(split, list_sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+  """Each list's padded list size and longest pair (zeros without tokens)."""
+  sizes = np.array([list_size_for(int(n), list_sizes) for n in split.lengths])
+  token_lengths = (split.token_lengths if split.layout["tokens"] is not None
+                   else np.zeros(len(split), np.int32))
+  return sizes, token_lengths
+
+
 def _grouped_batches(split, batch_size: int, list_sizes: Sequence[int],
                      seed: int) -> grain.MapDataset:
   """Endless global batches of list indices, each epoch `text.length_grouped_batches` by padded
@@ -162,9 +170,7 @@ def _grouped_batches(split, batch_size: int, list_sizes: Sequence[int],
   per_epoch = len(split) // batch_size
   if not per_epoch:
     raise ValueError(f"{len(split)} lists make no batch of {batch_size}")
-  sizes = np.array([list_size_for(int(n), list_sizes) for n in split.lengths])
-  token_lengths = (split.token_lengths if split.layout["tokens"] is not None
-                   else np.zeros(len(split), np.int32))
+  sizes, token_lengths = _shape_keys(split, list_sizes)
 
   @functools.lru_cache(maxsize=2)  # the epoch being read, and the next one prefetch reaches
   def epoch(e: int) -> list[np.ndarray]:
@@ -218,8 +224,10 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
 def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int],
                  token_widths: Sequence[int] | None = None, process_index: int = 0,
                  process_count: int = 1) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
-  """This host's part of every global evaluation batch, in stored order, each list once.
+  """This host's part of every global evaluation batch, each list once.
 
+  Lists go sorted by padded list size, then longest pair (stable, so otherwise in stored order):
+  a batch pads few documents and tokens, and metrics, being per list, do not depend on the order.
   `token_widths` as in `train_dataset` (None: the stored width).
 
   Yields:
@@ -232,11 +240,13 @@ def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int],
     raise ValueError(f"{split}: list {rec['qid']!r} has {split.lengths[too_long[0]]} items, more "
                      f"than the largest list size {max(list_sizes)}; add a larger size "
                      f"({too_long.size} lists are too long)")
+  sizes, token_lengths = _shape_keys(split, list_sizes)
+  order = np.lexsort((token_lengths, sizes))
   for start in range(0, n, batch_size):
-    indices = np.arange(start, start + batch_size)
-    shape = _batch_shape(split, indices[indices < n], list_sizes, token_widths)
-    local = _local_part(indices, process_index, process_count)
-    local = np.where(local < n, local, -1)
+    chunk = order[start:start + batch_size]
+    shape = _batch_shape(split, chunk, list_sizes, token_widths)
+    local = _local_part(np.pad(chunk, (0, batch_size - len(chunk)), constant_values=-1),
+                        process_index, process_count)
     batch = make_batch([split[int(i)] for i in local if i >= 0], batch_size=len(local),
                        layout=split.layout, **shape)
     yield batch, local
