@@ -65,8 +65,8 @@ def test_train_step_compiles_once_per_list_size(data_path):
   example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)
   model, tx, _, init = train.build(config, mesh, example)
   step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx,
-                                     objective=supervision.get_objective("single"),
-                                     config=config)
+                                        objective=supervision.get_objective("single"),
+                                        config=config)
   state = init()
   it = iter(pipeline.train_dataset(split, batch_size=4, list_sizes=(16, 32), seed=0,
                                    num_threads=0))

@@ -36,7 +36,7 @@ SCRIPT = textwrap.dedent("""
       mesh = mesh_lib.make_mesh(devices)
       model, tx, _, init = train.build(config, mesh, example)
       step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx, config=config,
-                                         objective=supervision.get_objective("single"))
+                                            objective=supervision.get_objective("single"))
       state = init()
       it = iter(pipeline.train_dataset(split, batch_size=8, list_sizes=(16, 32), seed=0,
                                        num_threads=0))

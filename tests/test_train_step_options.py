@@ -93,7 +93,7 @@ def test_accumulation_cuts_activation_memory():
   scratch = {}
   for num in (1, 4):
     step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=_config(num),
-                                      objective=supervision.get_objective("single")))
+                                     objective=supervision.get_objective("single")))
     compiled = step.lower(state, batch).compile()
     scratch[num] = compiled.memory_analysis().temp_size_in_bytes
   assert scratch[4] < 0.5 * scratch[1], scratch
@@ -131,7 +131,7 @@ SCRIPT = textwrap.dedent("""
       step_lib.check_grad_accum(config, mesh)
       model, tx, _, init = train.build(config, mesh, example)
       step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx, config=config,
-                                         objective=supervision.get_objective("single"))
+                                            objective=supervision.get_objective("single"))
       state = init()
       it = iter(pipeline.train_dataset(split, batch_size=16, list_sizes=(16, 32), seed=0,
                                        num_threads=0))
@@ -194,8 +194,8 @@ def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
     config = _config(accum)
     config.dropout_rng_impl = impl
     state = step_lib.init_state(model, tx, batch, seed=0)
-    return jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective,
-                                     config=config))(state, batch)[1]["loss"]
+    return jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx,
+                                     objective=objective, config=config))(state, batch)[1]["loss"]
 
   assert float(step("rbg", 0.3)) == float(step("rbg", 0.3))
   assert float(step("rbg", 0.3)) != float(step("threefry2x32", 0.3))
@@ -220,3 +220,33 @@ def test_step_imports_without_the_data_stack():
   proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
                         timeout=120)
   assert proc.stdout.strip() == "OK", proc.stderr[-2000:]
+
+
+@pytest.mark.parametrize("objective_name", ["regression_em", "dla"])
+def test_accumulation_threads_objective_variables(tmp_path, objective_name):
+  """Objectives with their own variables: params train, state is updated micro-batch after
+  micro-batch (with no decay, EM's per-rank counts are the whole batch's)."""
+  batch = jax.tree.map(jnp.asarray, _batch(tmp_path))
+  config = _config(2)
+  config.supervision.em_decay = 1.0
+  objective = supervision.get_objective(objective_name)
+  tx = optax.sgd(0.5)
+  init = functools.partial(objective.init, config=config)
+  state = step_lib.init_state(_Scorer(), tx, batch, seed=0, objective_init=init)
+  out = {}
+  for num in (1, 2):
+    config.grad_accum_steps = num
+    out[num] = jax.jit(functools.partial(step_lib.train_step, model=_Scorer(), tx=tx,
+                                         objective=objective, config=config))(state, batch)
+  for new_state, measured in out.values():
+    assert np.isfinite(float(measured["loss"]))
+    moved = jax.tree.map(lambda a, b: not np.allclose(a, b), new_state.params, state.params)
+    assert any(jax.tree.leaves(moved))
+  if objective_name == "regression_em":
+    np.testing.assert_allclose(out[2][0].objective["state"]["seen"],
+                               out[1][0].objective["state"]["seen"])
+    assert not np.allclose(out[2][0].objective["state"]["seen"], state.objective["state"]["seen"])
+  else:
+    changed = jax.tree.map(lambda a, b: not np.allclose(a, b), out[2][0].objective["params"],
+                           state.objective["params"])
+    assert all(jax.tree.leaves(changed))

@@ -87,8 +87,9 @@ def _train(batch, config):
   objective_init = (functools.partial(objective.init, config=config)
                     if hasattr(objective, "init") else None)
   state = step_lib.init_state(model, tx, jax.tree.map(lambda x: x[:1], batch), 0,
-                           objective_init=objective_init)
-  step = functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective, config=config)
+                              objective_init=objective_init)
+  step = functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective,
+                           config=config)
   return jax.jit(lambda s, b: jax.lax.fori_loop(0, config.total_steps,
                                                 lambda i, s: step(s, b)[0], s))(state, batch)
 
