@@ -8,14 +8,11 @@ bias gets a gradient that is pure rounding noise, which Adam scales up to a full
 sign differs between reduction orders; every other parameter would still match.
 """
 
-import os
-import subprocess
-import sys
 import textwrap
 
 import pytest
 
-from train_helpers import CACHE_ENV, ROOT
+from train_helpers import run_on_eight_devices
 
 SCRIPT = textwrap.dedent("""
     import sys, tempfile, pathlib
@@ -71,9 +68,4 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_eight_devices_match_one():
-  env = {**os.environ, **CACHE_ENV, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "tests")], env=env, cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-  assert "EQUIVALENT" in proc.stdout
+  run_on_eight_devices(SCRIPT)

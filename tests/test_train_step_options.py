@@ -1,7 +1,6 @@
 """`train_step` options: gradient accumulation and the dropout bit generator."""
 
 import functools
-import os
 import subprocess
 import sys
 import textwrap
@@ -22,7 +21,7 @@ from rankjax.data import pipeline, store
 from rankjax.models import cross_encoder
 
 from test_pipeline import tiny_lists
-from train_helpers import CACHE_ENV, ROOT
+from train_helpers import ROOT, run_on_eight_devices
 
 
 class _Scorer(nn.Module):
@@ -159,12 +158,7 @@ SCRIPT = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_eight_devices_accumulate_like_one():
-  env = {**os.environ, **CACHE_ENV, "JAX_PLATFORMS": "cpu",
-         "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
-  proc = subprocess.run([sys.executable, "-c", SCRIPT, str(ROOT / "tests")], env=env, cwd=ROOT,
-                        capture_output=True, text=True, timeout=600)
-  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-  assert "EQUIVALENT" in proc.stdout
+  run_on_eight_devices(SCRIPT)
 
 
 def test_dropout_key_implementations():

@@ -3,6 +3,8 @@
 import importlib.util
 import os
 import pathlib
+import subprocess
+import sys
 import tempfile
 
 import jax
@@ -60,3 +62,15 @@ def flag_overrides(data_path, **overrides):
   return [f"--config.data.path={data_path}"] + [
       f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
       for k, v in {**TINY_OVERRIDES, **overrides}.items()]
+
+
+def run_on_eight_devices(script: str) -> str:
+  """Runs `script` (Python source; argv[1] is the tests directory) on 8 fake CPU devices in a
+  subprocess, since JAX fixes its device count at start-up; asserts it printed EQUIVALENT."""
+  env = {**os.environ, **CACHE_ENV, "JAX_PLATFORMS": "cpu",
+         "XLA_FLAGS": "--xla_force_host_platform_device_count=8"}
+  proc = subprocess.run([sys.executable, "-c", script, str(ROOT / "tests")], env=env, cwd=ROOT,
+                        capture_output=True, text=True, timeout=600)
+  assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+  assert "EQUIVALENT" in proc.stdout
+  return proc.stdout
