@@ -95,18 +95,14 @@ def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
 def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,
                     objective, config):
   """((loss, (new model state, aux, new objective state)), grads) of one (micro-)batch."""
-  mutable = list(model_state)
   rng = dropout_key(rng, config.get("dropout_rng_impl", "threefry2x32"))
 
   def loss_fn(trainable):
     params, objective_params = trainable
     variables = {"params": params, **model_state}
-    if mutable:
-      scores, new_model_state = model.apply(variables, batch, train=True,
-                                            rngs={"dropout": rng}, mutable=mutable)
-    else:
-      scores, new_model_state = model.apply(variables, batch, train=True,
-                                            rngs={"dropout": rng}), {}
+    # A list of collections (empty too) makes flax return (scores, their new values).
+    scores, new_model_state = model.apply(variables, batch, train=True, rngs={"dropout": rng},
+                                          mutable=list(model_state))
     if hasattr(objective, "init"):
       variables = {"params": objective_params, "state": objective_state}
       loss, aux, new_objective_state = objective(scores, batch, step=step, config=config,
