@@ -23,6 +23,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from rankjax.models import bert
+from rankjax.models import dropout as dropout_lib
 from rankjax.models import hf_weights
 
 _SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -43,6 +44,8 @@ class Model(nn.Module):
     remat: rematerialise each layer in the backward pass.
     attention: "auto", "xla" or "cudnn" (see `bert`).
     fused_qkv: query, key and value projections as one matmul (same parameters and values).
+    dropout_masks: "hash" (masks hashed from the element index, cheap on GPU) or "prng"
+      (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.dropout`.
     pooling: "pooler" or "cls".
     cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same
       scores; False computes every position, as HF does, for comparison).
@@ -71,6 +74,7 @@ class Model(nn.Module):
   remat: bool = False
   attention: str = "auto"
   fused_qkv: bool = True
+  dropout_masks: str = "hash"
   pooling: str = "pooler"
   cls_only: bool = True
 
@@ -99,7 +103,8 @@ class Model(nn.Module):
     if self.pooling not in ("pooler", "cls"):
       raise ValueError(f"pooling {self.pooling!r} not in ('pooler', 'cls')")
     fields.update(dtype=jnp.dtype(self.dtype), param_dtype=jnp.dtype(self.param_dtype),
-                  remat=self.remat, attention=self.attention, fused_qkv=self.fused_qkv)
+                  remat=self.remat, attention=self.attention, fused_qkv=self.fused_qkv,
+                  dropout_masks=self.dropout_masks)
     return bert.BertConfig(**fields)
 
   @nn.compact
@@ -113,7 +118,7 @@ class Model(nn.Module):
     encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", cls_only=self.cls_only, name="bert")
     out = encoder(flat(tokens), flat(types), train=train)
     x = out[1] if self.pooling == "pooler" else out[:, 0]
-    x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
+    x = dropout_lib.Dropout(cfg.dropout, cfg.dropout_masks)(x, deterministic=not train)
     scores = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.param_dtype, name="classifier",
                       kernel_init=nn.initializers.normal(cfg.initializer_range))(x)
     return jnp.where(batch["mask"], scores.reshape(b, l).astype(jnp.float32), 0.0)

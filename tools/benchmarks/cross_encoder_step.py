@@ -8,14 +8,15 @@ query segment on the first quarter of tokens, labels 0-4 with at least one posit
 
 Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
-    (cuDNN flash attention with per-sequence lengths); each with dropout masks drawn from jax's
-    default threefry keys and from "rbg" keys (`jax.random.key(seed, impl="rbg")`, much cheaper
-    bits on GPU; the trainer's `config.dropout_rng_impl="rbg"`); query, key and value
-    projected by one fused matmul (the model's default), and once more with three separate ones;
-    the last layer computing the scored [CLS] position only (the model's default), and once more
-    every position, as HF does; and the trainer's own `train_step` (which adds global-norm
-    clipping, a learning-rate schedule and norm measurements to the same step; its loss is rax's
-    softmax loss, -sum(y log softmax), the same objective scaled by sum(y) per list);
+    (cuDNN flash attention with per-sequence lengths), with the model's defaults: dropout masks
+    hashed from each element's index (`rankjax.models.dropout`), query, key and value projected
+    by one fused matmul, the last layer computing the scored [CLS] position only, the GELU
+    recomputed in the backward pass. Then one default changed at a time: `nn.Dropout`'s masks
+    from jax's default threefry keys, and from "rbg" keys (`jax.random.key(seed, impl="rbg")`);
+    three separate q/k/v matmuls; every position in the last layer, as HF does; and the
+    trainer's own `train_step` (which adds global-norm clipping, a learning-rate schedule and norm
+    measurements to the same step; its loss is rax's softmax loss, -sum(y log softmax), the same
+    objective scaled by sum(y) per list);
   * PyTorch `BertForSequenceClassification(num_labels=1)` (SDPA attention), eager, and with
     `torch.compile(model)`, under `torch.autocast(bfloat16)`, fused AdamW on CUDA; skipped when
     torch is not installed. Attention-probability dropout is 0 in PyTorch because the fused
@@ -105,15 +106,9 @@ def softmax_ce(scores, labels):
   return -jnp.mean(jnp.sum(p * jax.nn.log_softmax(scores, axis=-1), axis=-1))
 
 
-def jax_row(size, attention, prng, data, args, fused_qkv=True, cls_only=True):
-  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat,
-                              fused_qkv=fused_qkv, cls_only=cls_only)
-  batch = {k: jnp.asarray(v) for k, v in data.items()}
-  params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
-  tx = optax.adamw(1e-5, weight_decay=0.01)
-  state = [params, tx.init(params), jax.random.key(1, impl=prng)]
+def train_step(model, tx):
+  """The benchmark's step, (params, opt_state, rng, batch) -> (params, opt_state, rng, loss)."""
 
-  @functools.partial(jax.jit, donate_argnums=(0, 1))
   def step(params, opt_state, rng, batch):
     rng, dropout = jax.random.split(rng)
 
@@ -125,6 +120,24 @@ def jax_row(size, attention, prng, data, args, fused_qkv=True, cls_only=True):
     updates, opt_state = tx.update(grads, opt_state, params)
     return optax.apply_updates(params, updates), opt_state, rng, loss
 
+  return step
+
+
+def optimizer():
+  return optax.adamw(1e-5, weight_decay=0.01)
+
+
+def jax_row(size, attention, data, args, prng="threefry2x32", **options):
+  """Times the step of a `cross_encoder.Model` with `options` over its defaults; `prng` is the
+  step key's implementation."""
+  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat,
+                              **options)
+  batch = {k: jnp.asarray(v) for k, v in data.items()}
+  params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
+  tx = optimizer()
+  state = [params, tx.init(params), jax.random.key(1, impl=prng)]
+  step = jax.jit(train_step(model, tx), donate_argnums=(0, 1))
+
   def run():
     state[0], state[1], state[2], loss = step(*state, batch)
     return loss
@@ -134,13 +147,13 @@ def jax_row(size, attention, prng, data, args, fused_qkv=True, cls_only=True):
 
 def engine_row(size, attention, data, args):
   """The trainer's own step (`rankjax.step.train_step`): its AdamW after global-norm clipping,
-  warmup-cosine schedule, softmax loss on click labels, rbg dropout, and its norm measurements."""
+  warmup-cosine schedule, softmax loss on click labels, and its norm measurements."""
   # Imported here: ml_collections may be missing where only the model rows are wanted.
   from rankjax import config_defaults  # pylint: disable=g-import-not-at-top
   from rankjax import step as step_lib  # pylint: disable=g-import-not-at-top
   from rankjax import supervision  # pylint: disable=g-import-not-at-top
   config = config_defaults.default_config()
-  config.total_steps, config.loss, config.dropout_rng_impl = 10_000, "softmax", "rbg"
+  config.total_steps, config.loss = 10_000, "softmax"
   config.supervision.source = "click"
   config.optimizer.lr, config.optimizer.weight_decay, config.optimizer.warmup_steps = 1e-5, 0.01, 0
   model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
@@ -214,7 +227,7 @@ def main():
   parser.add_argument("--no_torch", action="store_true")
   parser.add_argument("--rows", default="",
                       help="a regular expression: run only rows whose name matches it "
-                           "(e.g. 'cudnn attention, rbg dropout PRNG$|compile')")
+                           "(e.g. 'cudnn attention$|compile')")
   parser.add_argument("--small", action="store_true",
                       help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
   args = parser.parse_args()
@@ -247,18 +260,18 @@ def main():
     cfg = bert.SIZES[size]
     data = make_data(args.lists, args.docs, args.tokens, cfg.vocab_size)
     flops = step_flops(cfg, args.lists * args.docs, args.tokens)
-    runs = [(f"rankjax, {a} attention, {p} dropout PRNG",
-             functools.partial(jax_row, size, a, p, data, args))
-            for a in attentions for p in ("threefry2x32", "rbg")]
-    runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, separate q/k/v matmuls",
-                 functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
-                                   fused_qkv=False)))
-    runs.append((f"rankjax, {attentions[-1]} attention, rbg dropout PRNG, every position in the "
-                 "last layer", functools.partial(jax_row, size, attentions[-1], "rbg", data, args,
-                                                 cls_only=False)))
-    runs.append((f"rankjax engine train_step (+ gradient clipping, norms), {attentions[-1]} "
-                 "attention, rbg dropout PRNG",
-                 functools.partial(engine_row, size, attentions[-1], data, args)))
+    last = attentions[-1]
+    runs = [(f"rankjax, {a} attention", functools.partial(jax_row, size, a, data, args))
+            for a in attentions]
+    runs += [(f"rankjax, {last} attention, {name} dropout masks",
+              functools.partial(jax_row, size, last, data, args, prng=p, dropout_masks="prng"))
+             for name, p in (("threefry", "threefry2x32"), ("rbg", "rbg"))]
+    runs.append((f"rankjax, {last} attention, separate q/k/v matmuls",
+                 functools.partial(jax_row, size, last, data, args, fused_qkv=False)))
+    runs.append((f"rankjax, {last} attention, every position in the last layer",
+                 functools.partial(jax_row, size, last, data, args, cls_only=False)))
+    runs.append((f"rankjax engine train_step (+ gradient clipping, norms), {last} attention",
+                 functools.partial(engine_row, size, last, data, args)))
     if have_torch:
       runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
                 functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]

@@ -32,23 +32,23 @@ flax.__version__, 'torch', torch.__version__, 'transformers', transformers.__ver
 
 if [ "${SMALL:-0}" = 1 ]; then
   llm=(--pairs 16 --batch-size 8 --attention xla --torch eager)
-  bert_base=(--small --rows "xla attention, rbg|PyTorch")
-  minilm=(--small --sizes tiny --rows "rbg dropout PRNG|PyTorch")
-  ablations=(--small --sizes tiny --rows "every position|separate|threefry|engine")
+  bert_base=(--small --rows "xla attention$|PyTorch")
+  minilm=(--small --sizes tiny --rows "attention$|PyTorch")
+  ablations=(--small --sizes tiny --rows "every position|separate|masks|engine")
   memory=(--sizes minilm-l6 --lists 2 --docs 8 --accum 1,2 --remat)
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
 elif [ "${ONLY:-}" = cross_encoder ]; then
   export JAX_COMPILATION_CACHE_DIR=/tmp/rankjax_jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
-  bert_base=(--sizes bert-base --warmup 3 --steps 15 --rows "cudnn attention, rbg dropout PRNG$|compile")
-  minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention, rbg dropout PRNG$|compile")
+  bert_base=(--sizes bert-base --warmup 3 --steps 15 --rows "cudnn attention$|compile")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention$|compile")
   ablations=(--sizes bert-base --warmup 3 --steps 15
-             --rows "cudnn attention, rbg dropout PRNG, |cudnn attention, threefry|engine|xla attention, rbg dropout PRNG$|eager")
+             --rows "cudnn attention, |engine|xla attention$|eager")
   memory=(--sizes bert-base --accum 1,4 --remat)
 else
   llm=(--pairs 4096 --batch-size 256 --attention cudnn,xla --full-attention cudnn \
        --torch eager,compile)
-  bert_base=(--sizes bert-base --warmup 3 --steps 20 --rows "cudnn|xla attention, rbg|PyTorch")
-  minilm=(--sizes minilm-l6 --warmup 3 --steps 20 --rows "cudnn attention, rbg|PyTorch")
+  bert_base=(--sizes bert-base --warmup 3 --steps 20 --rows "cudnn|xla attention$|PyTorch")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 20 --rows "cudnn attention$|PyTorch")
   trec=(--pairs 4096 --batch-size 256 --attention cudnn --torch eager)
 fi
 llm_common=(--model .bench/smollm2-shape --random-init --dtype bfloat16)
