@@ -35,9 +35,11 @@ def default_config() -> ml_collections.ConfigDict:
   # Micro-batches per step (gradient accumulation, `step.train_step`): the same step at about
   # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
   c.grad_accum_steps = 1
-  # Dropout masks' bit generator (`step.dropout_key`): "threefry2x32" (JAX's default) or "rbg" /
-  # "unsafe_rbg" (XLA's RngBitGenerator: far cheaper bits on accelerators, weaker guarantees; see
-  # the `jax.random` docs on PRNG implementations).
+  # The dropout key's implementation (`step.dropout_key`): "threefry2x32" (JAX's default) or
+  # "rbg" / "unsafe_rbg" (XLA's RngBitGenerator; see the `jax.random` docs on PRNG
+  # implementations). It draws whole masks only for models using `nn.Dropout` masks (the MLP, a
+  # cross-encoder with dropout_masks="prng"); the cross-encoder's default hash masks take two
+  # words of it per dropout call (`rankjax.models.dropout`).
   c.dropout_rng_impl = "threefry2x32"
 
   c.data = ml_collections.ConfigDict()

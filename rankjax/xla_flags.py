@@ -1,13 +1,14 @@
 """XLA flags that rankjax sets before JAX starts a backend.
 
-jaxlib 0.10.2 and later 0.10/0.11 releases lower float32 scatter-adds on NVIDIA GPUs to
-compare-and-swap loops instead of the native atomic add (an LLVM NVPTX change, jax-ml/jax#38806),
-which collapse when many updates hit the same row. A cross-encoder's embedding gradients are such
-scatters: every token adds into one of two segment rows, every padding token into row 0. On an H200
-with jax 0.11.2 a BERT-base train step took 273 ms and a MiniLM one, with a quarter of the work,
-515 ms (PyTorch's BERT-base step takes about 100 ms there), consistent with this. The hidden LLVM
-option `-nvptx-allow-ftz-atomics` brings the native atomic back; it flushes float32
-denormals inside the atomic add, as every jaxlib up to 0.10.1 did.
+jaxlib 0.10.2 and 0.11.0 lower scalar float32 scatter-adds on NVIDIA GPUs to compare-and-swap
+loops instead of the native atomic add (an LLVM NVPTX change, jax-ml/jax#38806), which collapse
+when many updates hit the same address. The hidden LLVM option `-nvptx-allow-ftz-atomics` brings
+the native atomic back (it flushes float32 denormals inside the atomic add, as jaxlib 0.10.1 did).
+Read off the PTX of `t.at[i].add(u)` compiled for an H200 with each CUDA 13 jaxlib
+(`tools/benchmarks/gpu_compile_report.py` explains compiling without a GPU): 0.10.1 and 0.11.1 /
+0.11.2 emit `atom.add.f32` either way, and 0.10.1 rejects the option (the compile fails); 0.10.2
+and 0.11.0 emit `atom.cas.b32` loops without it and `atom.add.f32` with it. Row scatters (an
+embedding table's gradient) are vectorised `atom.v4.f32.add` in every one of them.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import re
 from collections.abc import MutableMapping
 
 FTZ_ATOMICS = "-nvptx-allow-ftz-atomics"
-_AFFECTED = ((0, 10, 2), (0, 12, 0))  # [first, first unaffected): the LLVM fix had not shipped
+_AFFECTED = ((0, 10, 2), (0, 11, 1))  # [first, first unaffected), read off their PTX
 
 
 def with_backend_option(xla_flags: str, option: str) -> str:

@@ -5,9 +5,9 @@ from rankjax import xla_flags
 
 def test_added_on_affected_cuda_installs_only():
   env = {}
-  assert xla_flags.fix_gpu_scatter_atomics(env, "0.11.2", has_cuda=True)
+  assert xla_flags.fix_gpu_scatter_atomics(env, "0.11.0", has_cuda=True)
   assert env["XLA_FLAGS"] == "--xla_backend_extra_options=-nvptx-allow-ftz-atomics"
-  for version, cuda in [("0.10.1", True), ("0.12.0", True), ("0.11.2", False)]:
+  for version, cuda in [("0.10.1", True), ("0.11.1", True), ("0.11.2", True), ("0.10.2", False)]:
     env = {}
     assert not xla_flags.fix_gpu_scatter_atomics(env, version, has_cuda=cuda)
     assert "XLA_FLAGS" not in env

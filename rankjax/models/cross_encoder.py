@@ -23,7 +23,6 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from rankjax.models import bert
-from rankjax.models import dropout as dropout_lib
 from rankjax.models import hf_weights
 
 _SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
@@ -44,8 +43,9 @@ class Model(nn.Module):
     remat: rematerialise each layer in the backward pass.
     attention: "auto", "xla" or "cudnn" (see `bert`).
     fused_qkv: query, key and value projections as one matmul (same parameters and values).
-    dropout_masks: "hash" (masks hashed from the element index, cheap on GPU) or "prng"
-      (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.dropout`.
+    dropout_masks: the encoder's dropout masks, "hash" (hashed from the element index, cheap on
+      GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.dropout`.
+      The head's dropout always uses `nn.Dropout`.
     pooling: "pooler" or "cls".
     cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same
       scores; False computes every position, as HF does, for comparison).
@@ -118,7 +118,10 @@ class Model(nn.Module):
     encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", cls_only=self.cls_only, name="bert")
     out = encoder(flat(tokens), flat(types), train=train)
     x = out[1] if self.pooling == "pooler" else out[:, 0]
-    x = dropout_lib.Dropout(cfg.dropout, cfg.dropout_masks)(x, deterministic=not train)
+    # nn.Dropout's masks here whatever dropout_masks says: hash masks on this small [B * L, H]
+    # array led XLA's GPU layout assignment to transpose the encoder's activations (3.4 GB more
+    # traffic per 3 BERT-base layers, `tools/benchmarks/gpu_compile_report.py`).
+    x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
     scores = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.param_dtype, name="classifier",
                       kernel_init=nn.initializers.normal(cfg.initializer_range))(x)
     return jnp.where(batch["mask"], scores.reshape(b, l).astype(jnp.float32), 0.0)

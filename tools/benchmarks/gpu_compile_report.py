@@ -41,37 +41,15 @@ import sys
 import tempfile
 import time
 
-# Before jax starts: the CUDA plugin is only compiled for, never run, and finds no driver to check.
-os.environ.setdefault("JAX_PLATFORMS", "cpu")
-os.environ.setdefault("JAX_SKIP_CUDA_CONSTRAINTS_CHECK", "1")
-
-import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-import jax.numpy as jnp  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jax.experimental import topologies  # pylint: disable=g-import-not-at-top,wrong-import-position
+import jax
+import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cross_encoder_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
+import gpu_target  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax.models import bert  # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax.models import cross_encoder  # pylint: disable=g-import-not-at-top,wrong-import-position
 
-# XLA's GpuTargetConfigProto for the two cards of the GPU machine (public device properties).
-_TARGET = """gpu_device_info {{
-  threads_per_block_limit: 1024 threads_per_warp: 32 shared_memory_per_block: 49152
-  shared_memory_per_core: 233472 threads_per_core_limit: 2048 core_count: 132 fpus_per_core: 128
-  block_dim_limit_x: 2147483647 block_dim_limit_y: 65535 block_dim_limit_z: 65535
-  memory_bandwidth: {bandwidth} l2_cache_size: 52428800 clock_rate_ghz: 1.98
-  device_memory_size: {memory} shared_memory_per_block_optin: 232448
-  cuda_compute_capability {{ major: 9 }} registers_per_core_limit: 65536
-  registers_per_block_limit: 65536
-}}
-platform_name: "CUDA" dnn_version_info {{ major: 9 minor: 10 }} runtime_version {{ major: 13 }}
-device_description_str: "{name}"
-"""
-TARGETS = {
-    "h100": _TARGET.format(name="NVIDIA H100 80GB HBM3", bandwidth=3352320000000,
-                           memory=84978434048),
-    "h200": _TARGET.format(name="NVIDIA H200", bandwidth=4800000000000, memory=150754820096),
-}
 # name: (cross_encoder.Model options over its defaults, step key implementation); the names are
 # cross_encoder_step.py's rows.
 VARIANTS = {
@@ -191,12 +169,7 @@ def model_part(op_name: str) -> str:
 def compile_variant(size, options, prng, target, args, dump_dir):
   """Compiles the benchmark's step for `target` with no device into `dump_dir`; returns the
   optimized HLO text and the PTX's atomic instructions."""
-  try:
-    device = topologies.get_topology_desc("rankjax", "cuda", target_config=TARGETS[target],
-                                          topology="1x1x1").devices[0]
-  except NotImplementedError as e:
-    raise SystemExit(f"no CUDA compiler in this jax ({e}): install jax[cuda13] (see --help)") from e
-  sharding = jax.sharding.SingleDeviceSharding(device)
+  sharding = jax.sharding.SingleDeviceSharding(gpu_target.compile_only_device(target))
   model = cross_encoder.Model(size=size, dtype="bfloat16", **{"attention": "cudnn", **options})
   data = bench.make_data(args.lists, args.docs, args.tokens, bert.SIZES[size].vocab_size)
   batch = jax.eval_shape(lambda: {k: jnp.asarray(v) for k, v in data.items()})
@@ -215,12 +188,13 @@ def compile_variant(size, options, prng, target, args, dump_dir):
 
 
 def main():
+  gpu_target.compile_here()
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   parser.add_argument("--sizes", default="bert-base", help="bert.SIZES names")
   parser.add_argument("--layers", type=int, default=0, help="compile this many layers (0: all)")
   parser.add_argument("--variants", default="",
                       help=f"regular expression over the variant names ({', '.join(VARIANTS)})")
-  parser.add_argument("--target", default="h200", choices=sorted(TARGETS))
+  parser.add_argument("--target", default="h200", choices=sorted(gpu_target.TARGETS))
   parser.add_argument("--lists", type=int, default=16)
   parser.add_argument("--docs", type=int, default=32)
   parser.add_argument("--tokens", type=int, default=128)

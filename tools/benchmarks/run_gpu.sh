@@ -8,7 +8,7 @@
 #     cp ../shared/data/trec_session_2012_2013/sessiontrack2012.xml .bench/data/trec_session_2012_2013/
 # The model file itself is too large to travel, so the LLM rows use random weights of its shape.
 # Each benchmark writes its table to $OUT as it goes. SMALL=1: a CPU smoke run.
-# ONLY=cross_encoder: just the embedding-scatter check (with and without rankjax's XLA flag) and the
+# ONLY=cross_encoder: just the embedding-scatter check and the
 # cross-encoder step, the rows that decide the PyTorch comparison first (BERT-base: rankjax's
 # default against torch.compile; MiniLM-L6 the same), then BERT-base ablations and the compiled
 # step's memory (remat, gradient accumulation) while the budget (BUDGET_S, default 400 s) lasts;
@@ -60,8 +60,7 @@ step() {  # step LIMIT_S NAME CMD...
 }
 if [ "${ONLY:-}" = cross_encoder ]; then
   BUDGET_S=${BUDGET_S:-400}
-  step 25 scatter_check $PY tools/benchmarks/scatter_check.py
-  step 25 scatter_check_no_fix $PY tools/benchmarks/scatter_check.py --no_fix
+  step 25 scatter_check $PY tools/benchmarks/scatter_check.py  # jax 0.11.2: the flag is a no-op
   step 170 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
   step 90 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
   step 150 cross_encoder_bert_base_ablations $PY tools/benchmarks/cross_encoder_step.py "${ablations[@]}"

@@ -1,7 +1,11 @@
 r"""Embedding-gradient scatter-adds under index contention, with and without rankjax's XLA fix.
 
-jaxlib 0.10.2 to 0.11.x compile float32 scatter-adds on NVIDIA GPUs to compare-and-swap loops
-(jax-ml/jax#38806); `rankjax.xla_flags` adds the LLVM option that restores the native atomic add.
+jaxlib 0.10.2 and 0.11.0 compile scalar float32 scatter-adds on NVIDIA GPUs to compare-and-swap
+loops (jax-ml/jax#38806); `rankjax.xla_flags` adds the LLVM option that restores the native atomic
+add there (later jaxlibs, such as the GPU machine's 0.11.2, need none: the flag changes nothing).
+A bfloat16 scatter-add compiles to one scalar system-scope atomic per element
+(`atom.relaxed.sys.global.add.noftz.bf16`), which is what the cross-encoder's embedding gradients
+were under bf16 compute before the model's lookups changed.
 This times the gradient of lookups over 512 x 128 tokens, float32 tables unless stated:
   * a 2-row segment table (every token hits one of two rows): a gather, a one-hot matmul, and the
     selects `rankjax.models.bert` uses;
@@ -9,7 +13,8 @@ This times the gradient of lookups over 512 x 128 tokens, float32 tables unless 
     the updates add into row 0), the lookup `rankjax.models.bert` uses, which drops padding's
     updates, and the gather from a bfloat16 table (what `nn.Embed` did under bf16 compute: its
     gradient is a bfloat16 scatter-add).
-Run it twice on a GPU, once as is and once with `--no_fix`, to see what the flag is worth:
+On a GPU with jaxlib 0.10.2 or 0.11.0, run it twice, as is and with `--no_fix`, to see what the
+flag is worth:
 
   PYTHONPATH=. python tools/benchmarks/scatter_check.py
   PYTHONPATH=. python tools/benchmarks/scatter_check.py --no_fix

@@ -6,16 +6,19 @@ init, bf16 compute, fp32 parameters), the engine's AdamW and softmax loss, for e
 `config.grad_accum_steps` in `--accum` (and with `--remat` also with rematerialised layers), and
 prints XLA's memory analysis of the compiled step: arguments (state + batch), scratch (activations
 and temporaries) and their sum, the step's peak on one device. Compilation is for the machine it
-runs on, so run it on the accelerator you will train on; no data is needed. (XLA's CPU scheduler
-does not turn remat into savings: there the scratch stays within a few percent.)
+runs on, or with `--target h100|h200` for that card without one (jax's CUDA plugin needed, see
+`gpu_target.py`); no data is needed. (XLA's CPU scheduler does not turn remat into savings: there
+the scratch stays within a few percent.)
 
   PYTHONPATH=. .venv/bin/python tools/benchmarks/train_memory.py
   PYTHONPATH=. .venv/bin/python tools/benchmarks/train_memory.py --sizes minilm-l6 --docs 100
+  PYTHONPATH=. /tmp/gpuaot/bin/python tools/benchmarks/train_memory.py --target h200 --remat
 """
 
 import argparse
 import datetime
 import functools
+import os
 import sys
 import time
 
@@ -28,6 +31,9 @@ from rankjax import step as step_lib
 from rankjax import supervision
 from rankjax.models import cross_encoder
 
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import gpu_target  # pylint: disable=g-import-not-at-top,wrong-import-position
+
 
 def abstract_batch(lists, docs, tokens):
   """Shapes and dtypes of a tokenized training batch, as the input pipeline makes it."""
@@ -39,18 +45,25 @@ def abstract_batch(lists, docs, tokens):
           "mask_click": shape(lists, docs, dtype=jnp.bool_)}
 
 
-def step_memory(size, accum, remat, batch):
-  """(argument bytes, scratch bytes, compile seconds) of one compiled train step."""
+def step_memory(size, accum, remat, batch, device=None):
+  """(argument bytes, scratch bytes, compile seconds) of one compiled train step, for `device`
+  (a compile-only GPU device; None: this machine's default)."""
   config = config_defaults.default_config()
   config.total_steps, config.loss, config.grad_accum_steps = 1000, "softmax", accum
   config.supervision.source = "click"
-  model = cross_encoder.Model(size=size, dtype="bfloat16", remat=remat)
+  # "auto" attention picks by the backend this process runs, not by the device compiled for.
+  model = cross_encoder.Model(size=size, dtype="bfloat16", remat=remat,
+                              attention="auto" if device is None else "cudnn")
   tx = step_lib.make_optimizer(config)
   concrete = jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), batch)
   state = jax.eval_shape(functools.partial(step_lib.init_state, model, tx, concrete, 0))
   step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config,
                                    objective=supervision.get_objective("single")),
                  donate_argnums=0)
+  if device is not None:
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    state, batch = jax.tree.map(
+        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), (state, batch))
   start = time.perf_counter()
   stats = step.lower(state, batch).compile().memory_analysis()
   return stats.argument_size_in_bytes, stats.temp_size_in_bytes, time.perf_counter() - start
@@ -64,9 +77,17 @@ def main():
   parser.add_argument("--tokens", type=int, default=128)
   parser.add_argument("--accum", default="1,2,4,8", help="grad_accum_steps values")
   parser.add_argument("--remat", action="store_true", help="also rematerialised layers")
+  parser.add_argument("--target", default="", choices=sorted(gpu_target.TARGETS),
+                      help="compile for this card, without one (default: this machine)")
   args = parser.parse_args()
+  device = None
+  if args.target:
+    gpu_target.compile_here()
+    device = gpu_target.compile_only_device(args.target)
   batch = abstract_batch(args.lists, args.docs, args.tokens)
-  header = (f"{datetime.date.today()} {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+  where = (f"compiled for {args.target} on the CPU (no device)" if args.target else
+           f"{jax.devices()[0].device_kind} ({jax.default_backend()})")
+  header = (f"{datetime.date.today()} {where}, "
             f"jax {jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
             f"bf16 compute, fp32 parameters, AdamW")
   print(header, flush=True)
@@ -77,7 +98,7 @@ def main():
         if args.lists % accum:
           print(f"  skipped {size} k={accum}: {args.lists} lists", file=sys.stderr)
           continue
-        arg_bytes, temp_bytes, seconds = step_memory(size, accum, remat, batch)
+        arg_bytes, temp_bytes, seconds = step_memory(size, accum, remat, batch, device)
         rows.append(f"| {size} | {'yes' if remat else 'no'} | {accum} | "
                     f"{args.lists // accum * args.docs:,} | {arg_bytes / 2**30:.2f} | "
                     f"{temp_bytes / 2**30:.2f} | {(arg_bytes + temp_bytes) / 2**30:.2f} | "
