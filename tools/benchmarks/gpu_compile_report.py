@@ -45,10 +45,10 @@ import jax
 import jax.numpy as jnp
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import cross_encoder_step as bench  # pylint: disable=g-import-not-at-top,wrong-import-position
-import gpu_target  # pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax.models import bert  # pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax.models import cross_encoder  # pylint: disable=g-import-not-at-top,wrong-import-position
+import cross_encoder_step as bench  # pylint: disable=wrong-import-position
+import gpu_target  # pylint: disable=wrong-import-position
+from rankjax.models import bert  # pylint: disable=wrong-import-position
+from rankjax.models import cross_encoder  # pylint: disable=wrong-import-position
 
 # name: (cross_encoder.Model options over its defaults, step key implementation); the names are
 # cross_encoder_step.py's rows.
@@ -161,7 +161,7 @@ def model_part(op_name: str) -> str:
   'backward: layer_N/intermediate/mul'."""
   part = re.sub(r"layer_\d+", "layer_N", op_name)
   direction = "backward" if "transpose(" in part else "forward"
-  part = re.sub(r"^.*?\bbert/(encoder/)?", "", part)
+  part = re.sub(r"^.*\bbert/(encoder/)?", "", part)  # greedy: past a checkpoint's nested name
   part = re.sub(r"^jit\(step\)/", "", part)
   return f"{direction}: {part}" if "/" in part else "optimizer, loss and other"
 

@@ -10,8 +10,8 @@
 # Each benchmark writes its table to $OUT as it goes. SMALL=1: a CPU smoke run.
 # ONLY=cross_encoder: just the embedding-scatter check and the
 # cross-encoder step, the rows that decide the PyTorch comparison first (BERT-base: rankjax's
-# default against torch.compile; MiniLM-L6 the same), then BERT-base ablations and the compiled
-# step's memory (remat, gradient accumulation) while the budget (BUDGET_S, default 400 s) lasts;
+# default against torch.compile; MiniLM-L6 the same), then BERT-base ablations while the budget
+# (BUDGET_S, default 400 s) lasts (the step's GPU memory needs no GPU: train_memory.py --target);
 # it needs `.whl` only (ml_collections, for the trainer's own step). Compiled programs go to a cache in /tmp, so a rerun on the still-warm
 # machine skips XLA's compiles.
 set -u
@@ -35,7 +35,6 @@ if [ "${SMALL:-0}" = 1 ]; then
   bert_base=(--small --rows "xla attention$|PyTorch")
   minilm=(--small --sizes tiny --rows "attention$|PyTorch")
   ablations=(--small --sizes tiny --rows "every position|separate|masks|engine")
-  memory=(--sizes minilm-l6 --lists 2 --docs 8 --accum 1,2 --remat)
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
 elif [ "${ONLY:-}" = cross_encoder ]; then
   export JAX_COMPILATION_CACHE_DIR=/tmp/rankjax_jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
@@ -43,7 +42,6 @@ elif [ "${ONLY:-}" = cross_encoder ]; then
   minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention$|compile")
   ablations=(--sizes bert-base --warmup 3 --steps 15
              --rows "cudnn attention, |engine|xla attention$|eager")
-  memory=(--sizes bert-base --accum 1,4 --remat)
 else
   llm=(--pairs 4096 --batch-size 256 --attention cudnn,xla --full-attention cudnn \
        --torch eager,compile)
@@ -64,7 +62,6 @@ if [ "${ONLY:-}" = cross_encoder ]; then
   step 170 cross_encoder_bert_base $PY tools/benchmarks/cross_encoder_step.py "${bert_base[@]}"
   step 90 cross_encoder_minilm $PY tools/benchmarks/cross_encoder_step.py "${minilm[@]}"
   step 150 cross_encoder_bert_base_ablations $PY tools/benchmarks/cross_encoder_step.py "${ablations[@]}"
-  step 60 train_memory $PY tools/benchmarks/train_memory.py "${memory[@]}"
   echo "done in ${SECONDS}s"
   exit
 fi
