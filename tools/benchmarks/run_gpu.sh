@@ -32,14 +32,14 @@ flax.__version__, 'torch', torch.__version__, 'transformers', transformers.__ver
 
 if [ "${SMALL:-0}" = 1 ]; then
   llm=(--pairs 16 --batch-size 8 --attention xla --torch eager)
-  bert_base=(--small --rows "xla attention$|PyTorch")
-  minilm=(--small --sizes tiny --rows "attention$|PyTorch")
+  bert_base=(--small --rows "^rankjax, xla attention$|PyTorch")
+  minilm=(--small --sizes tiny --rows "^rankjax, [a-z]* attention$|PyTorch")
   ablations=(--small --sizes tiny --rows "every position|separate|masks|engine")
   trec=(--pairs 16 --batch-size 8 --attention xla --torch none)
 elif [ "${ONLY:-}" = cross_encoder ]; then
   export JAX_COMPILATION_CACHE_DIR=/tmp/rankjax_jax_cache JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=1
-  bert_base=(--sizes bert-base --warmup 3 --steps 15 --rows "cudnn attention$|compile")
-  minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "cudnn attention$|compile")
+  bert_base=(--sizes bert-base --warmup 3 --steps 15 --rows "^rankjax, cudnn attention$|compile")
+  minilm=(--sizes minilm-l6 --warmup 3 --steps 15 --rows "^rankjax, cudnn attention$|compile")
   ablations=(--sizes bert-base --warmup 3 --steps 15
              --rows "cudnn attention, |engine|xla attention$|eager")
 else
