@@ -227,7 +227,7 @@ def main():
   parser.add_argument("--no_torch", action="store_true")
   parser.add_argument("--rows", default="",
                       help="a regular expression: run only rows whose name matches it "
-                           "(e.g. 'cudnn attention$|compile')")
+                           "(e.g. '^rankjax, cudnn attention$|compile')")
   parser.add_argument("--small", action="store_true",
                       help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
   args = parser.parse_args()
