@@ -274,7 +274,7 @@ class Output(nn.Module):
     cfg = self.cfg
     x = _dense(cfg, cfg.hidden_size, "dense")(x)
     x = dropout_lib.Dropout(cfg.dropout, cfg.dropout_masks)(x, deterministic=deterministic)
-    return _layer_norm(self.cfg)(x + residual)
+    return _layer_norm(cfg)(x + residual)
 
 
 class Attention(nn.Module):
@@ -289,10 +289,11 @@ class Attention(nn.Module):
 class Intermediate(nn.Module):
   """Dense then activation (HF `BertIntermediate`); the backward pass recomputes the activation.
 
-  The bias add and activation run in float32 and are rematerialised from the matmul's output, the
-  one array of the layer's widest activation that the backward keeps. Differentiating them as
-  written keeps several (GELU's erf and exp terms): on GPU, about 1.1 GB more memory traffic per
-  BERT-base layer at 16 x 32 x 128 tokens, for an erf that costs less to recompute.
+  The activation runs in float32 on the biased matmul output; it is rematerialised from the
+  matmul's output, the one array of the layer's widest activation that the backward keeps.
+  Differentiating it as written keeps several (GELU's erf and exp terms): on GPU, about 1.1 GB
+  more memory traffic per BERT-base layer at 16 x 32 x 128 tokens, for an erf that costs less to
+  recompute.
   """
 
   cfg: BertConfig

@@ -9,13 +9,17 @@ tokens). Both were measured on the PTX and HLO of the step compiled for an H200
 
 `Dropout(masks="hash")` draws two 32-bit seeds per call from the same PRNG key and derives each
 element's bit from its flat index with two keyed rounds of the PCG hash (Jarzynski and Olano,
-"Hash Functions for GPU Rendering", JCGT 2020): about a quarter of threefry's work, fused into the
-consumer, no memory traffic. Masks are deterministic in the key, differ between keys and between
-elements (tests/test_dropout.py checks the rate and pairwise independence), and keep a fraction
-`1 - rate` (to 2^-32) scaled by 1 / (1 - rate), as `nn.Dropout`. `masks="prng"` is `nn.Dropout`.
+"Hash Functions for GPU Rendering", JCGT 2020), fused into the kernels that apply it: 34-46
+instructions per element there against about 100 for threefry, and the backward recomputes the
+masks rather than reading stored ones. Masks are deterministic in the key, differ between keys
+and between elements (tests/test_dropout.py checks the rate and pairwise independence), and keep
+a fraction `1 - rate` (to 2^-32) scaled by 1 / (1 - rate), as `nn.Dropout`. `masks="prng"` is
+`nn.Dropout`.
 """
 
 from __future__ import annotations
+
+import math
 
 import flax.linen as nn
 import jax
@@ -43,9 +47,7 @@ def hash_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
   >>> hash_bits(jax.random.key(0), (4,)).dtype
   dtype('uint32')
   """
-  size = 1
-  for d in shape:
-    size *= d
+  size = math.prod(shape)
   if size >= 2**32:
     raise ValueError(f"hash_bits: {size} elements do not fit a uint32 index")
   index = jnp.arange(size, dtype=jnp.uint32).reshape(shape)
