@@ -214,12 +214,17 @@ def torch_row(cfg, data, args, compiled):
   return timed(run, sync, args.warmup, args.steps)
 
 
-def main():
-  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--sizes", default="bert-base,minilm-l6", help="bert.SIZES names")
+def add_step_shape_args(parser, sizes="bert-base,minilm-l6"):
+  """--sizes, --lists, --docs, --tokens: the encoders and the batch of a benchmarked step."""
+  parser.add_argument("--sizes", default=sizes, help="bert.SIZES names")
   parser.add_argument("--lists", type=int, default=16)
   parser.add_argument("--docs", type=int, default=32)
   parser.add_argument("--tokens", type=int, default=128)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+  add_step_shape_args(parser)
   parser.add_argument("--warmup", type=int, default=5, help="untimed steps (at least 1)")
   parser.add_argument("--steps", type=int, default=30)
   parser.add_argument("--peak_n", type=int, default=8192)

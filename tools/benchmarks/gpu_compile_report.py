@@ -35,6 +35,7 @@ import collections
 import dataclasses
 import datetime
 import glob
+import math
 import os
 import re
 import sys
@@ -77,17 +78,8 @@ class Kernel:
 
 def _arrays(shape: str) -> list[tuple[str, int]]:
   """(dtype, elements) of each array in an HLO shape (a tuple lists several)."""
-  out = []
-  for dtype, dims in _ARRAY.findall(shape):
-    n = 1
-    for d in filter(None, dims.split(",")):
-      n *= int(d)
-    out.append((dtype, n))
-  return out
-
-
-def _nbytes(shape: str) -> int:
-  return sum(_DTYPE_BYTES[dtype] * n for dtype, n in _arrays(shape))
+  return [(dtype, math.prod(int(d) for d in filter(None, dims.split(","))))
+          for dtype, dims in _ARRAY.findall(shape)]
 
 
 def _computations(hlo: str) -> dict[str, list[str]]:
@@ -114,10 +106,7 @@ def _dot_flops(lines: list[str]) -> int:
     if m:
       (_, out), = _arrays(m.group(1))
       dims = [int(d) for d in _ARRAY.search(shapes[m.group(2)]).group(2).split(",")]
-      contracted = 1
-      for d in m.group(3).split(","):
-        contracted *= dims[int(d)]
-      flops += 2 * out * contracted
+      flops += 2 * out * math.prod(dims[int(d)] for d in m.group(3).split(","))
   return flops
 
 
@@ -134,12 +123,12 @@ def kernels(hlo: str) -> list[Kernel]:
     shapes[name] = shape
     if op in _NO_KERNEL:
       continue
-    nbytes = _nbytes(shape)
+    arrays = _arrays(shape)
     for operand, _, index in re.findall(r"%([\w.\-]+)(#(\d+))?", operands):
-      arrays = _arrays(shapes.get(operand, ""))
-      if index and arrays:  # one element of a multi-output fusion's tuple
-        arrays = [arrays[int(index)]]
-      nbytes += sum(_DTYPE_BYTES[dtype] * n for dtype, n in arrays)
+      found = _arrays(shapes.get(operand, ""))
+      # `#k`: one element of a multi-output fusion's tuple
+      arrays += [found[int(index)]] if index and found else found
+    nbytes = sum(_DTYPE_BYTES[dtype] * n for dtype, n in arrays)
     attrs = attrs or ""
     called = re.search(r"calls=%([\w.\-]+)", attrs)
     op_name = re.search(r'op_name="([^"]*)"', attrs)
@@ -169,7 +158,7 @@ def model_part(op_name: str) -> str:
 def compile_variant(size, options, prng, target, args, dump_dir):
   """Compiles the benchmark's step for `target` with no device into `dump_dir`; returns the
   optimized HLO text and the PTX's atomic instructions."""
-  sharding = jax.sharding.SingleDeviceSharding(gpu_target.compile_only_device(target))
+  device = gpu_target.compile_only_device(target)
   model = cross_encoder.Model(size=size, dtype="bfloat16", **{"attention": "cudnn", **options})
   data = bench.make_data(args.lists, args.docs, args.tokens, bert.SIZES[size].vocab_size)
   batch = jax.eval_shape(lambda: {k: jnp.asarray(v) for k, v in data.items()})
@@ -177,9 +166,8 @@ def compile_variant(size, options, prng, target, args, dump_dir):
   tx = bench.optimizer()
   abstract = (params, jax.eval_shape(tx.init, params),
               jax.eval_shape(lambda: jax.random.key(1, impl=prng)), batch)
-  on_device = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding),
-                           abstract)
-  lowered = jax.jit(bench.train_step(model, tx), donate_argnums=(0, 1)).lower(*on_device)
+  lowered = jax.jit(bench.train_step(model, tx), donate_argnums=(0, 1)).lower(
+      *gpu_target.on_device(abstract, device))
   lowered.compile({"xla_dump_to": dump_dir, "xla_dump_hlo_as_text": True,
                    "xla_dump_emitter_re": ".*"})  # the emitter pattern also dumps the PTX
   hlo, = glob.glob(f"{dump_dir}/*jit_step*gpu_after_optimizations.txt")
@@ -190,14 +178,11 @@ def compile_variant(size, options, prng, target, args, dump_dir):
 def main():
   gpu_target.compile_here()
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--sizes", default="bert-base", help="bert.SIZES names")
+  bench.add_step_shape_args(parser, sizes="bert-base")
   parser.add_argument("--layers", type=int, default=0, help="compile this many layers (0: all)")
   parser.add_argument("--variants", default="",
                       help=f"regular expression over the variant names ({', '.join(VARIANTS)})")
   parser.add_argument("--target", default="h200", choices=sorted(gpu_target.TARGETS))
-  parser.add_argument("--lists", type=int, default=16)
-  parser.add_argument("--docs", type=int, default=32)
-  parser.add_argument("--tokens", type=int, default=128)
   parser.add_argument("--bandwidth", type=float, default=4.0, help="TB/s for the traffic's time")
   parser.add_argument("--parts", type=int, default=12, help="model parts listed per variant")
   parser.add_argument("--keep_dump", default="", help="keep XLA's dumps under this directory")

@@ -9,6 +9,7 @@ autotunes (GEMM configurations). Install the plugin in its own environment (see
 
 import os
 
+import jax
 from jax.experimental import topologies
 
 # XLA's GpuTargetConfigProto for the two cards of the GPU machine (public device properties).
@@ -46,3 +47,9 @@ def compile_only_device(target: str):
   except NotImplementedError as e:
     raise SystemExit(f"no CUDA compiler in this jax ({e}): install jax[cuda13] "
                      "(see tools/benchmarks/gpu_compile_report.py)") from e
+
+
+def on_device(tree, device):
+  """Shapes and dtypes of `tree`'s arrays (or shape structs), placed on `device` for lowering."""
+  sharding = jax.sharding.SingleDeviceSharding(device)
+  return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)

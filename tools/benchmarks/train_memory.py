@@ -32,6 +32,7 @@ from rankjax import supervision
 from rankjax.models import cross_encoder
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import cross_encoder_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 import gpu_target  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 
@@ -61,9 +62,7 @@ def step_memory(size, accum, remat, batch, device=None):
                                    objective=supervision.get_objective("single")),
                  donate_argnums=0)
   if device is not None:
-    sharding = jax.sharding.SingleDeviceSharding(device)
-    state, batch = jax.tree.map(
-        lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), (state, batch))
+    state, batch = gpu_target.on_device((state, batch), device)
   start = time.perf_counter()
   stats = step.lower(state, batch).compile().memory_analysis()
   return stats.argument_size_in_bytes, stats.temp_size_in_bytes, time.perf_counter() - start
@@ -71,10 +70,7 @@ def step_memory(size, accum, remat, batch, device=None):
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  parser.add_argument("--sizes", default="bert-base,minilm-l6", help="bert.SIZES names")
-  parser.add_argument("--lists", type=int, default=16)
-  parser.add_argument("--docs", type=int, default=32)
-  parser.add_argument("--tokens", type=int, default=128)
+  cross_encoder_step.add_step_shape_args(parser)
   parser.add_argument("--accum", default="1,2,4,8", help="grad_accum_steps values")
   parser.add_argument("--remat", action="store_true", help="also rematerialised layers")
   parser.add_argument("--target", default="", choices=sorted(gpu_target.TARGETS),
