@@ -16,6 +16,7 @@ the gate the parameter-free linear one.
 import ml_collections
 
 from rankjax import config_defaults
+from rankjax import models
 
 
 def get_config(arg=None):
@@ -28,8 +29,7 @@ def get_config(arg=None):
   c.data.list_sizes = (10,)
   c.data.num_threads = 0
 
-  c.model = ml_collections.ConfigDict(
-      {"name": "mlp", "hidden": 64, "num_blocks": 2, "dropout": 0.1})
+  c.model = models.model_config("mlp", hidden=64, num_blocks=2, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"

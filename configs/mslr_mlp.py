@@ -11,9 +11,9 @@ softmax loss, dropout 0.1 and 300 steps; 0.28 after 1000 steps).
       --config.total_steps=100
 """
 
-import ml_collections
 
 from rankjax import config_defaults
+from rankjax import models
 
 
 def get_config(arg=None):
@@ -25,8 +25,7 @@ def get_config(arg=None):
   c.data.batch_size = 16
   c.data.list_sizes = (64, 128, 192, 320)  # lists hold up to 308 documents
 
-  c.model = ml_collections.ConfigDict(
-      {"name": "mlp", "hidden": 256, "num_blocks": 3, "dropout": 0.3})
+  c.model = models.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
 
   c.loss = "lambda"
   c.supervision.source = "human"

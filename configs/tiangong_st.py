@@ -26,9 +26,9 @@ tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `prope
 """
 
 import ml_collections
-from ml_collections import config_dict
 
 from rankjax import config_defaults
+from rankjax import models
 
 
 def get_config(arg=None):
@@ -42,9 +42,8 @@ def get_config(arg=None):
   c.data.list_sizes = (10, 16)  # result pages hold 10 documents, a few more
   c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dtype": "bfloat16",
-                                       "dropout": 0.1})
-  c.model.hf_dir = config_dict.placeholder(str)  # required: a Chinese BERT directory
+  # hf_dir is required: a Chinese BERT directory (`--config.model.hf_dir=...`).
+  c.model = models.model_config("cross_encoder", dtype="bfloat16", dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"
@@ -77,7 +76,8 @@ def get_config(arg=None):
   })
 
   if arg == "tiny":
-    c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})
+    c.model.size = "tiny"
+    c.model.dtype = "float32"
     c.total_steps = c.eval.every = c.checkpoint.every = 4
     c.log_every = 2
     c.optimizer.warmup_steps = 1

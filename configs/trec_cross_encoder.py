@@ -16,11 +16,13 @@ years go in as one file: topic numbers repeat across the years but document ids 
       --output /tmp/rankjax_data --name trec_session_minilm
   python -m rankjax.main --config=configs/trec_cross_encoder.py:click --workdir=/tmp/trec_ce_click
   python -m rankjax.main --config=configs/trec_cross_encoder.py:human --workdir=/tmp/trec_ce_human
+
+The README's figures are float32 runs on a CPU; on a GPU or TPU add `--config.model.dtype=bfloat16`
+(bf16 compute, float32 parameters). Every model field is an override (`rankjax.models.model_config`).
 """
 
-import ml_collections
-
 from rankjax import config_defaults
+from rankjax import models
 from rankjax import paths
 
 
@@ -40,8 +42,8 @@ def get_config(arg="click"):
   # batch size (fewer padding documents; README).
   c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dropout": 0.1})
-  c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
+  hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
+  c.model = models.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "human" if arg == "human" else "click"
@@ -58,7 +60,7 @@ def get_config(arg="click"):
   c.checkpoint.keep = 1
 
   if arg == "tiny":
-    c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})
+    c.model.size = "tiny"
     c.total_steps = c.eval.every = c.checkpoint.every = 4
     c.log_every = 2
   elif arg not in ("click", "human"):

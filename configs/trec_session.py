@@ -27,6 +27,7 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 import ml_collections
 
 from rankjax import config_defaults
+from rankjax import models
 from rankjax import paths
 
 # PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
@@ -45,8 +46,8 @@ def get_config(arg=None):
   c.data.num_threads = 1
   c.data.token_buckets = 4
 
-  c.model = ml_collections.ConfigDict({"name": "cross_encoder", "dropout": 0.1})
-  c.model.hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None
+  hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
+  c.model = models.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"
@@ -80,7 +81,7 @@ def get_config(arg=None):
   })
 
   if arg == "tiny":
-    c.model = ml_collections.ConfigDict({"name": "cross_encoder", "size": "tiny", "dropout": 0.1})
+    c.model.size = "tiny"
     c.total_steps = c.eval.every = c.checkpoint.every = 4
     c.log_every = 2
     c.optimizer.warmup_steps = 1

@@ -7,6 +7,7 @@ before a key had a default runs the same.
 """
 
 import ast
+import dataclasses
 import inspect
 import re
 import warnings
@@ -16,6 +17,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from rankjax import config_defaults
+from rankjax import models
 
 from train_helpers import ROOT, load_config
 
@@ -114,3 +116,32 @@ def test_defaults_override_through_the_locked_flag_from_any_directory(name, tmp_
 def test_default_config_is_a_fresh_copy():
   config_defaults.default_config().optimizer.lr = 5.0
   assert config_defaults.default_config().optimizer.lr == 1e-3
+
+
+@pytest.mark.parametrize("name,arg", [(n, a) for n, args in VARIANTS.items() for a in args])
+def test_config_lists_every_field_of_its_model(name, arg):
+  config = load_config(name, arg)
+  model_class = models.get_module(config.model.name).Model
+  fields = {f.name for f in dataclasses.fields(model_class)} - {"parent", "name"}
+  assert set(config.model) == fields | {"name"}
+  models.build(config.model)  # the section is the Model's keyword arguments
+
+
+@pytest.mark.parametrize("name", sorted(VARIANTS))
+def test_model_fields_override_through_the_locked_flag(name):
+  path = ROOT / "configs" / f"{name}.py"
+  model_name = load_config(name, VARIANTS[name][0]).model.name
+  new = ({"dropout": 0.25, "hidden": 32} if model_name == "mlp" else
+         {"dropout": 0.25, "remat": True, "dtype": "bfloat16", "attention": "xla",
+          "num_layers": 2})  # num_layers: a None default, a typed placeholder
+  config = _parse_flags(f"--config={path}", *(f"--config.model.{k}={v}" for k, v in new.items()))
+  assert {k: config.model[k] for k in new} == new
+  model = models.build(config.model)[1]
+  assert all(getattr(model, k) == v for k, v in new.items())
+
+
+def test_model_config_names_an_unknown_field():
+  with pytest.raises(ValueError, match=r"has no field\(s\) \['depth'\].*num_blocks"):
+    models.model_config("mlp", depth=3)
+  with pytest.raises(ValueError, match="unknown model 'transformer'"):
+    models.model_config("transformer")
