@@ -18,7 +18,8 @@ years go in as one file: topic numbers repeat across the years but document ids 
   python -m rankjax.main --config=configs/trec_cross_encoder.py:human --workdir=/tmp/trec_ce_human
 
 The README's figures are float32 runs on a CPU; on a GPU or TPU add `--config.model.dtype=bfloat16`
-(bf16 compute, float32 parameters). Every model field is an override (`rankjax.models.model_config`).
+(bf16 compute, float32 parameters). Every model field is an override
+(`rankjax.models.model_config`).
 """
 
 from rankjax import config_defaults
