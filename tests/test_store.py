@@ -68,3 +68,11 @@ def test_ensure_dataset_writes_once(tmp_path):
   assert p1 == p2 and len(calls) == 1
   (p1 / "list_lengths-train.npy").unlink()  # killed before the lengths were written
   assert store.open_split(store.ensure_dataset(tmp_path, "once", make), "train").lengths.tolist()
+
+
+def test_writing_leaves_no_temporary_directory(tmp_path, monkeypatch):
+  scratch = tmp_path / "tmp"
+  scratch.mkdir()
+  monkeypatch.setattr("tempfile.tempdir", str(scratch))
+  store.write_dataset(tmp_path / "data", name="tiny", splits={"train": _lists()})
+  assert list(scratch.iterdir()) == []

@@ -116,6 +116,15 @@ def _record(lst: schema.RankingList, layout: dict, split: str) -> dict:
   return rec
 
 
+class _LocalInfo(tfds.core.DatasetInfo):
+  """A written dataset's info: no metadata to fetch from tfds's GCS bucket."""
+
+  def initialize_from_bucket(self):
+    # tfds's version makes an empty temporary directory for the bucket's files on every dataset
+    # built, and leaves it behind.
+    pass
+
+
 def write_dataset(directory: str | os.PathLike, *, name: str,
                   splits: Mapping[str, Iterable[schema.RankingList]],
                   description: str = "") -> pathlib.Path:
@@ -149,9 +158,8 @@ def write_dataset(directory: str | os.PathLike, *, name: str,
     code_path = None
 
     def _info(self):
-      return tfds.core.DatasetInfo(builder=self, description=description,
-                                   features=_features_dict(layout),
-                                   metadata=tfds.core.MetadataDict(layout=layout))
+      return _LocalInfo(builder=self, description=description, features=_features_dict(layout),
+                        metadata=tfds.core.MetadataDict(layout=layout))
 
     def _split_generators(self, dl_manager):
       del dl_manager
