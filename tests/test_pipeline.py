@@ -96,6 +96,12 @@ def test_hosts_split_each_global_batch(split):
     np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
 
 
+@pytest.mark.parametrize("list_sizes", [(5, 10, 20), (20, 5), (8,)])
+def test_shape_keys_are_list_size_for_each_list(split, list_sizes):
+  sizes, _ = pipeline._shape_keys(split, list_sizes)
+  assert sizes.tolist() == [pipeline.list_size_for(int(n), list_sizes) for n in split.lengths]
+
+
 def test_eval_batches_cover_each_list_once(split):
   got, sizes = [], []
   for batch, indices in pipeline.eval_batches(split, batch_size=4, list_sizes=(8, 16, 32)):

@@ -157,7 +157,8 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
 
 def _shape_keys(split, list_sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
   """Each list's padded list size and longest pair (zeros without tokens)."""
-  sizes = np.array([list_size_for(int(n), list_sizes) for n in split.lengths])
+  ordered = np.sort(np.asarray(list_sizes))  # list_size_for over every list at once
+  sizes = ordered[np.minimum(np.searchsorted(ordered, split.lengths), len(ordered) - 1)]
   token_lengths = (split.token_lengths if split.layout["tokens"] is not None
                    else np.zeros(len(split), np.int32))
   return sizes, token_lengths
