@@ -76,3 +76,8 @@ def test_writing_leaves_no_temporary_directory(tmp_path, monkeypatch):
   monkeypatch.setattr("tempfile.tempdir", str(scratch))
   store.write_dataset(tmp_path / "data", name="tiny", splits={"train": _lists()})
   assert list(scratch.iterdir()) == []
+
+
+def test_opening_a_directory_that_is_no_dataset_says_so(tmp_path):
+  with pytest.raises(FileNotFoundError, match=f"{tmp_path}: not a prepared dataset"):
+    store.open_split(tmp_path, "train")

@@ -37,8 +37,34 @@ def test_mistyped_override_names_the_key(tmp_path):
        f"--workdir={tmp_path}", "--config.optimizer.learning_rate=1"],
       cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert proc.returncode != 0
-  assert "learning_rate" in proc.stderr
+  assert ("--config.optimizer.learning_rate=1: config.optimizer has no key 'learning_rate'; "
+          "its keys: ['clip_norm', 'lr', ") in proc.stderr
+  assert "Traceback" not in proc.stderr
   assert not (pathlib.Path(tmp_path) / "config.json").exists()
+
+
+@pytest.mark.slow
+def test_missing_dataset_is_a_one_line_error(tmp_path):
+  proc = subprocess.run(
+      [sys.executable, "-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
+       f"--workdir={tmp_path}", f"--config.data.path={tmp_path}/nothing"],
+      cwd=ROOT, capture_output=True, text=True, timeout=120)
+  assert proc.returncode == 1
+  assert proc.stderr.strip().splitlines()[-1] == (
+      f"error: {tmp_path}/nothing: not a prepared dataset (no dataset_info.json); write one with "
+      "`python -m rankjax.data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
+  assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("override,message", [
+    ("--config.modle.dropout=0.2", "config has no key 'modle'; its keys: ['checkpoint', "),
+    ("--config.model.depth=3", "config.model has no key 'depth'; its keys: ['batch_norm_momentum'"),
+    ("--config.optimizer.lr.peak=1", "config.optimizer.lr is a value (0.001), not a section"),
+])
+def test_override_of_a_missing_key_names_it_and_its_section(override, message):
+  from rankjax import main  # pylint: disable=g-import-not-at-top  (defines absl flags)
+  argv = ["main", f"--config={ROOT}/configs/mslr_mlp.py", "--workdir=/tmp/unused", override]
+  assert main._missing_key_message(argv, AttributeError()).startswith(f"{override}: {message}")
 
 
 def test_unknown_model_lists_known_ones():

@@ -222,6 +222,10 @@ class Split(collections.abc.Sequence):
 
   def __init__(self, path: pathlib.Path, split: str, with_lengths: bool = True):
     self.path, self.split = path, split
+    if not (path / "dataset_info.json").exists():
+      raise FileNotFoundError(
+          f"{path}: not a prepared dataset (no dataset_info.json); write one with `python -m "
+          "rankjax.data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
     builder = tfds.builder_from_directory(os.fspath(path))
     if split not in builder.info.splits:
       raise KeyError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")
