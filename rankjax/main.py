@@ -21,6 +21,7 @@ from rankjax import xla_flags
 
 xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, configs included
 
+from rankjax import cli  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import mesh  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import study  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import train  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
@@ -41,12 +42,9 @@ def run(argv) -> dict:
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   mesh.maybe_initialize_distributed()
-  try:
-    if "study" in CONFIG.value:
-      return study.run(CONFIG.value, WORKDIR.value)
-    return train.train_and_evaluate(CONFIG.value, WORKDIR.value)
-  except FileNotFoundError as e:  # a missing input (dataset, model directory), named in e
-    raise SystemExit(f"error: {e}") from None
+  if "study" in CONFIG.value:
+    return study.run(CONFIG.value, WORKDIR.value)
+  return train.train_and_evaluate(CONFIG.value, WORKDIR.value)
 
 
 def parse_flags(argv: list[str]) -> list[str]:
@@ -89,4 +87,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=parse_flags)
+  app.run(cli.one_line_errors(main), flags_parser=parse_flags)

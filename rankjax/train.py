@@ -216,6 +216,8 @@ class Trained(NamedTuple):
 def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Trained:
   """The run in `workdir` at checkpoint `step` (default the latest), with its config and data."""
   workdir = pathlib.Path(workdir)
+  if not (workdir / "config.json").exists():
+    raise FileNotFoundError(f"{workdir}: not a training run's directory (no config.json)")
   config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
   config.data.list_sizes = tuple(config.data.list_sizes)
   mesh = mesh_lib.make_mesh()

@@ -23,6 +23,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from rankjax import cli  # noqa: E402
 from rankjax.annotate import agreement  # noqa: E402
 from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
@@ -151,4 +152,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.one_line_errors(main)()

@@ -24,6 +24,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from rankjax import cli  # noqa: E402
 from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate import store as store_lib  # noqa: E402
@@ -114,4 +115,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main())
+  sys.exit(cli.one_line_errors(main)())

@@ -22,6 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
+from rankjax import cli  # noqa: E402
 from rankjax.click_models.simulate import SAMPLERS, simulate  # noqa: E402
 from rankjax.data import schema  # noqa: E402
 from rankjax.data.readers.generic import write_jsonl  # noqa: E402
@@ -84,4 +85,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.one_line_errors(main)()

@@ -18,6 +18,7 @@ from absl import flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax import cli
 from rankjax import main as entry  # --config and --workdir, and the run itself
 
 
@@ -30,4 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(main, flags_parser=entry.parse_flags)
+  app.run(cli.one_line_errors(main), flags_parser=entry.parse_flags)

@@ -13,6 +13,7 @@ import json
 
 import numpy as np
 
+from rankjax import cli
 from rankjax import click_models as cm
 from rankjax.data import readers
 
@@ -48,4 +49,4 @@ def main(argv=None) -> dict:
 
 
 if __name__ == "__main__":
-  main()
+  cli.one_line_errors(main)()

@@ -27,6 +27,7 @@ import sys
 import numpy as np
 import tqdm
 
+from rankjax import cli
 from rankjax import text
 from rankjax.data import aggregate, frequency, readers
 
@@ -235,4 +236,4 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
-  main()
+  cli.one_line_errors(main)()
