@@ -16,7 +16,8 @@ def test_missing_file_is_one_line_and_exit_status_1():
 
   with pytest.raises(SystemExit) as exit_info:
     cli.one_line_errors(main)()
-  assert str(exit_info.value) == "error: [Errno 2] No such file or directory: '/nonexistent/log.xml'"
+  assert str(exit_info.value) == (
+      "error: [Errno 2] No such file or directory: '/nonexistent/log.xml'")
   assert exit_info.value.__suppress_context__  # no chained traceback
 
 
