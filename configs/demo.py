@@ -16,7 +16,6 @@ the gate the parameter-free linear one.
 import ml_collections
 
 from rankjax import config_defaults
-from rankjax import models
 
 
 def get_config(arg=None):
@@ -29,7 +28,7 @@ def get_config(arg=None):
   c.data.list_sizes = (10,)
   c.data.num_threads = 0
 
-  c.model = models.model_config("mlp", hidden=64, num_blocks=2, dropout=0.1)
+  c.model = config_defaults.model_config("mlp", hidden=64, num_blocks=2, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"

@@ -9,7 +9,6 @@ group file; the validation split is every 5th training query), prepared on the f
 
 
 from rankjax import config_defaults
-from rankjax import models
 
 
 def get_config(arg=None):
@@ -20,7 +19,7 @@ def get_config(arg=None):
   c.data.name = "lightgbm_lambdarank_example"
   c.data.list_sizes = (32,)  # lists hold at most 27 documents
 
-  c.model = models.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
+  c.model = config_defaults.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
 
   c.loss = "lambda"
   c.supervision.source = "human"

@@ -13,7 +13,6 @@ softmax loss, dropout 0.1 and 300 steps; 0.28 after 1000 steps).
 
 
 from rankjax import config_defaults
-from rankjax import models
 
 
 def get_config(arg=None):
@@ -25,7 +24,7 @@ def get_config(arg=None):
   c.data.batch_size = 16
   c.data.list_sizes = (64, 128, 192, 320)  # lists hold up to 308 documents
 
-  c.model = models.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
+  c.model = config_defaults.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
 
   c.loss = "lambda"
   c.supervision.source = "human"

@@ -28,7 +28,6 @@ tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `prope
 import ml_collections
 
 from rankjax import config_defaults
-from rankjax import models
 
 
 def get_config(arg=None):
@@ -43,7 +42,7 @@ def get_config(arg=None):
   c.data.token_buckets = 4
 
   # hf_dir is required: a Chinese BERT directory (`--config.model.hf_dir=...`).
-  c.model = models.model_config("cross_encoder", dtype="bfloat16", dropout=0.1)
+  c.model = config_defaults.model_config("cross_encoder", dtype="bfloat16", dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"

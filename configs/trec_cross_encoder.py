@@ -19,11 +19,10 @@ years go in as one file: topic numbers repeat across the years but document ids 
 
 The README's figures are float32 runs on a CPU; on a GPU or TPU add `--config.model.dtype=bfloat16`
 (bf16 compute, float32 parameters). Every model field is an override
-(`rankjax.models.model_config`).
+(`rankjax.config_defaults.model_config`).
 """
 
 from rankjax import config_defaults
-from rankjax import models
 from rankjax import paths
 
 
@@ -44,7 +43,7 @@ def get_config(arg="click"):
   c.data.token_buckets = 4
 
   hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
-  c.model = models.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
+  c.model = config_defaults.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "human" if arg == "human" else "click"

@@ -27,7 +27,6 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 import ml_collections
 
 from rankjax import config_defaults
-from rankjax import models
 from rankjax import paths
 
 # PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
@@ -47,7 +46,7 @@ def get_config(arg=None):
   c.data.token_buckets = 4
 
   hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
-  c.model = models.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
+  c.model = config_defaults.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
   c.loss = "softmax"
   c.supervision.source = "click"

@@ -5,7 +5,16 @@ As in the flax examples' `configs/default.py`, an experiment config (configs/*.p
 library, not beside the configs, so that a config loads from any working directory.
 """
 
+import dataclasses
+import typing
+
 import ml_collections
+from ml_collections import config_dict
+
+from rankjax import models
+
+# flax.linen.Module's own dataclass fields, not model settings.
+_MODULE_FIELDS = ("parent", "name")
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -18,7 +27,8 @@ def default_config() -> ml_collections.ConfigDict:
                        DATASETS`) that is prepared when `data.path` is empty.
     data.list_sizes    the list lengths batches are padded to (the smallest that fits); a longer
                        list is cut to a sample of the largest size's items.
-    model              `{"name": ..., **that model's fields}` (`rankjax.models`).
+    model              `{"name": ..., **that model's fields}` (`rankjax.models`), built with
+                       `model_config(name, ...)` so that every field is an override.
     loss               the `rankjax.losses` name the "single" objective trains with.
     supervision.source the labels the "single" objective trains on: "click", "llm" or "human".
     eval.every         steps between evaluations (the last step is always evaluated).
@@ -73,4 +83,32 @@ def default_config() -> ml_collections.ConfigDict:
   c.checkpoint.keep = 2  # latest checkpoints kept; a run resumes from the newest
   c.checkpoint.best_metric = ""  # e.g. "validation/ndcg@10/all": also keep its best; "": none
   c.checkpoint.best_mode = "max"  # whether the best `best_metric` is the "max" or the "min"
+  return c
+
+
+def model_config(name: str, **fields) -> ml_collections.ConfigDict:
+  """`config.model` for model `name`: every field of its `Model`, `fields` set, defaults otherwise.
+
+  A locked config takes `--config.model.<field>=...` only for keys it has, so listing every field
+  makes each overridable (`--config.model.remat=True`, `--config.model.dtype=bfloat16`). A field
+  whose value is None becomes a typed placeholder, so it can be set from the command line too.
+
+  >>> c = model_config("mlp", hidden=64)
+  >>> c.name, c.hidden, c.num_blocks
+  ('mlp', 64, 3)
+  """
+  model_class = models.get_module(name).Model
+  hints = typing.get_type_hints(model_class)
+  settings = [f for f in dataclasses.fields(model_class) if f.name not in _MODULE_FIELDS]
+  unknown = sorted(set(fields) - {f.name for f in settings})
+  if unknown:
+    raise ValueError(f"model {name!r} has no field(s) {unknown}; known: "
+                     f"{sorted(f.name for f in settings)}")
+  c = ml_collections.ConfigDict({"name": name})
+  for field in settings:
+    value = fields.get(field.name, field.default)
+    if value is None:
+      types_ = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
+      value = config_dict.placeholder(types_[0] if len(types_) == 1 else object)
+    c[field.name] = value
   return c

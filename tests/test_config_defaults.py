@@ -142,6 +142,6 @@ def test_model_fields_override_through_the_locked_flag(name):
 
 def test_model_config_names_an_unknown_field():
   with pytest.raises(ValueError, match=r"has no field\(s\) \['depth'\].*num_blocks"):
-    models.model_config("mlp", depth=3)
+    config_defaults.model_config("mlp", depth=3)
   with pytest.raises(ValueError, match="unknown model 'transformer'"):
-    models.model_config("transformer")
+    config_defaults.model_config("transformer")

@@ -6,8 +6,8 @@ arguments of its `Model`:
   module = get_module(config.model.name)
   model = module.Model(**{k: v for k, v in config.model.items() if k != "name"})
 
-Configs build that section with `model_config("mlp", hidden=64)`, which lists every field of the
-`Model`, so each one can be overridden from the command line of a locked config.
+Configs build that section with `config_defaults.model_config("mlp", hidden=64)`, which lists every
+field of the `Model`, so each one can be overridden from the command line of a locked config.
 
 A model module defines:
   - `Model`: a `flax.linen.Module` with `__call__(self, batch: dict, *, train: bool = False)
@@ -19,16 +19,8 @@ A model module defines:
     initialisation to load pretrained weights (e.g. a cross-encoder's checkpoint).
 """
 
-import dataclasses
 import importlib
 import types
-import typing
-
-import ml_collections
-from ml_collections import config_dict
-
-# flax.linen.Module's own dataclass fields, not model settings.
-_MODULE_FIELDS = ("parent", "name")
 
 
 def get_module(name: str) -> types.ModuleType:
@@ -49,30 +41,3 @@ def build(model_config):
   kwargs = {k: v for k, v in dict(model_config).items() if k != "name"}
   return module, module.Model(**kwargs)
 
-
-def model_config(name: str, **fields) -> ml_collections.ConfigDict:
-  """`config.model` for model `name`: every field of its `Model`, `fields` set, defaults otherwise.
-
-  A locked config takes `--config.model.<field>=...` only for keys it has, so listing every field
-  makes each overridable (`--config.model.remat=True`, `--config.model.dtype=bfloat16`). A field
-  whose value is None becomes a typed placeholder, so it can be set from the command line too.
-
-  >>> c = model_config("mlp", hidden=64)
-  >>> c.name, c.hidden, c.num_blocks
-  ('mlp', 64, 3)
-  """
-  model_class = get_module(name).Model
-  hints = typing.get_type_hints(model_class)
-  settings = [f for f in dataclasses.fields(model_class) if f.name not in _MODULE_FIELDS]
-  unknown = sorted(set(fields) - {f.name for f in settings})
-  if unknown:
-    raise ValueError(f"model {name!r} has no field(s) {unknown}; known: "
-                     f"{sorted(f.name for f in settings)}")
-  c = ml_collections.ConfigDict({"name": name})
-  for field in settings:
-    value = fields.get(field.name, field.default)
-    if value is None:
-      types_ = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
-      value = config_dict.placeholder(types_[0] if len(types_) == 1 else object)
-    c[field.name] = value
-  return c
