@@ -10,8 +10,6 @@ its section has; a missing input (dataset, model directory) is a one-line error 
 multi-host launch (see launch/) JAX's distributed runtime is initialised first.
 """
 
-import importlib.util
-
 from absl import app
 from absl import flags
 from absl import logging
@@ -47,44 +45,9 @@ def run(argv) -> dict:
   return train.train_and_evaluate(CONFIG.value, WORKDIR.value)
 
 
-def parse_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, where an override of a key the locked config lacks is a flag error.
-
-  ml_collections raises AttributeError (or KeyError, for a section) there, which absl would show
-  as a traceback; this names the override and the keys its section has.
-  """
-  try:
-    return app.parse_flags_with_usage(argv)
-  except (AttributeError, KeyError) as e:
-    raise SystemExit(f"FATAL Flags parsing error: {_missing_key_message(argv, e)}") from None
-
-
-def _missing_key_message(argv: list[str], error: Exception) -> str:
-  """Which `--config.` override names no key of the config, and the keys of its section."""
-  file_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
-  if file_arg is None:
-    return f"a --config. override names no key of the config ({error})"
-  path, _, arg = file_arg.partition(":")
-  spec = importlib.util.spec_from_file_location("rankjax_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg) if arg else module.get_config()
-  for override in (a for a in argv if a.startswith("--config.")):
-    *section, key = override[len("--config."):].split("=", 1)[0].split(".")
-    node = config
-    for i, name in enumerate([*section, key]):
-      owner = ".".join(["config", *section[:i]])
-      if not hasattr(node, "keys"):
-        return f"{override}: {owner} is a value ({node!r}), not a section"
-      if name not in node:
-        return f"{override}: {owner} has no key {name!r}; its keys: {sorted(node.keys())}"
-      node = node[name]
-  return f"a --config. override names no key of the config ({error})"
-
-
 def main(argv):
   run(argv)  # returns None: absl's app.run exits with main's return value
 
 
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main), flags_parser=parse_flags)
+  app.run(cli.one_line_errors(main), flags_parser=cli.parse_config_flags)

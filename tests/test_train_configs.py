@@ -6,6 +6,7 @@ import sys
 
 import pytest
 
+from rankjax import cli
 from rankjax import models
 from rankjax import supervision
 
@@ -62,9 +63,8 @@ def test_missing_dataset_is_a_one_line_error(tmp_path):
     ("--config.optimizer.lr.peak=1", "config.optimizer.lr is a value (0.001), not a section"),
 ])
 def test_override_of_a_missing_key_names_it_and_its_section(override, message):
-  from rankjax import main  # pylint: disable=g-import-not-at-top  (defines absl flags)
   argv = ["main", f"--config={ROOT}/configs/mslr_mlp.py", "--workdir=/tmp/unused", override]
-  assert main._missing_key_message(argv, AttributeError()).startswith(f"{override}: {message}")
+  assert cli._missing_key_message(argv, AttributeError()).startswith(f"{override}: {message}")
 
 
 def test_unknown_model_lists_known_ones():

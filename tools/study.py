@@ -31,4 +31,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  app.run(cli.one_line_errors(main), flags_parser=entry.parse_flags)
+  app.run(cli.one_line_errors(main), flags_parser=cli.parse_config_flags)
