@@ -97,9 +97,11 @@ def test_hosts_split_each_global_batch(split):
 
 
 @pytest.mark.parametrize("list_sizes", [(5, 10, 20), (20, 5), (8,)])
-def test_shape_keys_are_list_size_for_each_list(split, list_sizes):
-  sizes, _ = pipeline._shape_keys(split, list_sizes)
-  assert sizes.tolist() == [pipeline.list_size_for(int(n), list_sizes) for n in split.lengths]
+def test_list_size_for_is_the_smallest_that_holds_the_list(list_sizes):
+  lengths = np.arange(0, 25)
+  expected = [min([s for s in list_sizes if s >= n] or [max(list_sizes)]) for n in lengths]
+  assert pipeline.list_size_for(lengths, list_sizes).tolist() == expected
+  assert [pipeline.list_size_for(int(n), list_sizes) for n in lengths] == expected
 
 
 def test_eval_batches_cover_each_list_once(split):

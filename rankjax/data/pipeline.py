@@ -35,16 +35,17 @@ from rankjax import text
 from rankjax.data import schema
 
 
-def list_size_for(n: int, list_sizes: Sequence[int]) -> int:
-  """The smallest of `list_sizes` that holds n items, else the largest.
+def list_size_for(n, list_sizes: Sequence[int]):
+  """The smallest of `list_sizes` that holds n items, else the largest; elementwise for an array.
 
   >>> list_size_for(3, (8, 32)), list_size_for(9, (8, 32)), list_size_for(99, (8, 32))
   (8, 32, 32)
+  >>> list_size_for(np.array([3, 9, 99]), (32, 8)).tolist()
+  [8, 32, 32]
   """
-  for size in sorted(list_sizes):
-    if n <= size:
-      return size
-  return max(list_sizes)
+  ordered = np.sort(np.asarray(list_sizes))
+  sizes = ordered[np.minimum(np.searchsorted(ordered, n), len(ordered) - 1)]
+  return int(sizes) if np.ndim(n) == 0 else sizes
 
 
 def count_long_lists(lengths: np.ndarray, list_sizes: Sequence[int]) -> int:
@@ -157,8 +158,7 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
 
 def _shape_keys(split, list_sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
   """Each list's padded list size and longest pair (zeros without tokens)."""
-  ordered = np.sort(np.asarray(list_sizes))  # list_size_for over every list at once
-  sizes = ordered[np.minimum(np.searchsorted(ordered, split.lengths), len(ordered) - 1)]
+  sizes = list_size_for(split.lengths, list_sizes)
   token_lengths = (split.token_lengths if split.layout["tokens"] is not None
                    else np.zeros(len(split), np.int32))
   return sizes, token_lengths
