@@ -2,6 +2,7 @@
 
 import functools
 import importlib.util
+import pathlib
 
 from absl import app
 
@@ -24,6 +25,15 @@ def one_line_errors(main):
   return wrapped
 
 
+def load_config(path, arg: str | None = None):
+  """The config of an experiment file: its `get_config(arg)`, or `get_config()` when arg is None
+  (the file's own default variant)."""
+  spec = importlib.util.spec_from_file_location(pathlib.Path(path).stem, path)
+  module = importlib.util.module_from_spec(spec)
+  spec.loader.exec_module(module)
+  return module.get_config() if arg is None else module.get_config(arg)
+
+
 def parse_config_flags(argv: list[str]) -> list[str]:
   """absl's flag parsing, where an override of a key the locked `--config` lacks is a flag error.
 
@@ -42,10 +52,7 @@ def _missing_key_message(argv: list[str], error: Exception) -> str:
   if file_arg is None:
     return f"a --config. override names no key of the config ({error})"
   path, _, arg = file_arg.partition(":")
-  spec = importlib.util.spec_from_file_location("rankjax_config", path)
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  config = module.get_config(arg) if arg else module.get_config()
+  config = load_config(path, arg or None)
   for override in (a for a in argv if a.startswith("--config.")):
     names = override[len("--config."):].split("=", 1)[0].split(".")
     node = config

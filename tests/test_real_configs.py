@@ -5,7 +5,6 @@ both study configs end to end with random-init encoders on a small synthetic TRE
 here) and the TianGong-ST fixture.
 """
 
-import importlib.util
 import json
 import pathlib
 import sqlite3
@@ -18,15 +17,10 @@ from rankjax.annotate import store as store_lib
 from rankjax.data import store
 from rankjax.data.__main__ import main as data_main
 
+from train_helpers import load_config
+
 FIX = pathlib.Path(__file__).parent / "fixtures" / "logs"
 WORDS = [f"w{i}" for i in range(30)]
-
-
-def _config(name, arg):
-  spec = importlib.util.spec_from_file_location(name, f"configs/{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
 
 
 def _trec_log(tmp_path, topics=8, seed=0):
@@ -191,8 +185,8 @@ def test_trec_cross_encoder_config_trains(tmp_path, capsys):
                  _tokenizer(tmp_path), "--max-tokens", "16", "--max-query-tokens", "4",
                  "--output", tmp_path, "--name", "t")
   for arg in ("click", "human"):
-    assert _config("trec_cross_encoder", arg).model.hf_dir.endswith("model")
-  config = _config("trec_cross_encoder", "tiny")
+    assert load_config("trec_cross_encoder", arg).model.hf_dir.endswith("model")
+  config = load_config("trec_cross_encoder", "tiny")
   config.data.path = res["path"]
   out = train.train_and_evaluate(config, tmp_path / "work")
   assert out["step"] == 4
@@ -223,8 +217,8 @@ def test_trec_session_study_config_runs(tmp_path, capsys):
                  "--tokenizer", _tokenizer(tmp_path), "--max-tokens", "16",
                  "--max-query-tokens", "4", "--output", tmp_path, "--name", "t")
   assert res["joined"]["llm_missing"] == 0
-  assert _config("trec_session", None).model.hf_dir.endswith("model")
-  _study(_config("trec_session", "tiny"), res["path"], tmp_path / "study")
+  assert load_config("trec_session", None).model.hf_dir.endswith("model")
+  _study(load_config("trec_session", "tiny"), res["path"], tmp_path / "study")
 
 
 @pytest.mark.slow
@@ -235,7 +229,7 @@ def test_tiangong_st_study_config_runs_on_the_fixture(tmp_path, capsys):
                  "--name", "t")
   split = store.open_split(res["path"], "train")
   pairs = _pairs(split)
-  config = _config("tiangong_st", "tiny")
+  config = load_config("tiangong_st", "tiny")
   _annotation_store(tmp_path / "ann.db", pairs, model="m")
   queries = json.loads((FIX / "tiangong_st_queries.json").read_text())
   chars = "".join(queries.values()) + "".join(str(i) for i in range(100))

@@ -1,6 +1,5 @@
 """Tiny datasets and configs for the training tests (not a test module)."""
 
-import importlib.util
 import os
 import pathlib
 import subprocess
@@ -9,6 +8,7 @@ import tempfile
 
 import jax
 
+from rankjax import cli
 from rankjax.data import store
 
 from test_pipeline import tiny_lists
@@ -25,10 +25,7 @@ jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 
 
 def load_config(name="mslr_mlp", arg="local"):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(arg)
+  return cli.load_config(ROOT / "configs" / f"{name}.py", arg)
 
 
 def tiny_dataset(directory, **kwargs):

@@ -40,4 +40,3 @@ def build(model_config):
   module = get_module(model_config["name"])
   kwargs = {k: v for k, v in dict(model_config).items() if k != "name"}
   return module, module.Model(**kwargs)
-

@@ -11,7 +11,6 @@ relevant document left out), so the numbers compare like with like.
 
 from __future__ import annotations
 
-import importlib.util
 import pathlib
 import sys
 import tempfile
@@ -26,6 +25,7 @@ import numpy as np
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax import cli
 from rankjax import metrics
 from rankjax import train
 from rankjax.data import svmlight
@@ -38,10 +38,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where the MLP runs go; default 
 
 
 def _config(name: str, variant: str):
-  spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
-  module = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(module)
-  return module.get_config(variant or None)
+  return cli.load_config(ROOT / "configs" / f"{name}.py", variant or None)
 
 
 def ndcg10(lists, scores) -> tuple[float, int]:
