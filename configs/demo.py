@@ -15,7 +15,7 @@ the gate the parameter-free linear one.
 
 import ml_collections
 
-from rankjax import config_defaults
+from rankjax.configs import default as config_defaults
 
 
 def get_config(arg=None):
@@ -60,7 +60,7 @@ def get_config(arg=None):
       "fmo_learned_gate": {"objective": "freq_multi_objective", "weights": "ips_pbm",
                            "gate": {"name": "learned"}},
   })
-  # The world (rankjax.data.demo_world.WorldConfig; README "Demo" lists the same values).
+  # The world (rankjax.sim.world.WorldConfig; README "Demo" lists the same values).
   c.study.world = ml_collections.ConfigDict({
       "num_queries": 1000, "docs_per_query": 10, "num_docs": 4000, "sessions": 30000,
       "zipf": 1.1, "eta": 1.0, "click_noise": 0.1, "logger_noise": 1.0, "semantic_weight": 1.0,

@@ -7,7 +7,7 @@ group file; the validation split is every 5th training query), prepared on the f
   python -m rankjax.main --config=configs/lightgbm_example.py:local --workdir=/tmp/lgb_local
 """
 
-from rankjax import config_defaults
+from rankjax.configs import default as config_defaults
 
 
 def get_config(arg=None):

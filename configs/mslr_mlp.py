@@ -11,7 +11,7 @@ softmax loss, dropout 0.1 and 300 steps; 0.28 after 1000 steps).
       --config.total_steps=100
 """
 
-from rankjax import config_defaults
+from rankjax.configs import default as config_defaults
 
 
 def get_config(arg=None):

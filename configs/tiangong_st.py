@@ -27,7 +27,7 @@ tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `prope
 
 import ml_collections
 
-from rankjax import config_defaults
+from rankjax.configs import default as config_defaults
 
 
 def get_config(arg=None):

@@ -19,11 +19,11 @@ years go in as one file: topic numbers repeat across the years but document ids 
 
 The README's figures are float32 runs on a CPU; on a GPU or TPU add `--config.model.dtype=bfloat16`
 (bf16 compute, float32 parameters). Every model field is an override
-(`rankjax.config_defaults.model_config`).
+(`rankjax.configs.default.model_config`).
 """
 
-from rankjax import config_defaults
-from rankjax import paths
+from rankjax.configs import default as config_defaults
+from rankjax.data import paths
 
 
 def get_config(arg="click"):

@@ -26,8 +26,8 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 
 import ml_collections
 
-from rankjax import config_defaults
-from rankjax import paths
+from rankjax.configs import default as config_defaults
+from rankjax.data import paths
 
 # PBM EM on these logs, ranks 1-10 (README, Click logs); deeper ranks weigh as rank 10.
 TREC_PBM_PROPENSITIES = (1.0, 0.81, 0.44, 0.31, 0.23, 0.14, 0.11, 0.11, 0.10, 0.04)

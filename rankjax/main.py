@@ -3,8 +3,8 @@ r"""Trains and evaluates a ranker: parses flags and calls `train.train_and_evalu
   python -m rankjax.main --config=configs/mslr_mlp.py:local --workdir=/tmp/rankjax_run \
       [--config.total_steps=100 ...]
 
-The logic lives in `rankjax.train`, importable and testable; this file only reads flags. A config
-with a `study` section (configs/demo.py) runs `rankjax.study.run` instead: several variants and
+The logic lives in `rankjax.engine.train`, importable and testable; this file only reads flags. A config
+with a `study` section (configs/demo.py) runs `rankjax.study.runner.run` instead: several variants and
 seeds, and a report. A mistyped `--config.` override fails (the config is locked) naming the keys
 its section has; a missing input (dataset, model directory) is a one-line error naming it. On a
 multi-host launch (see launch/) JAX's distributed runtime is initialised first.
@@ -15,14 +15,14 @@ from absl import flags
 from absl import logging
 from ml_collections import config_flags
 
-from rankjax import xla_flags
+from rankjax.engine import xla_flags
 
 xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, configs included
 
 from rankjax import cli  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax import mesh  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax import study  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax import train  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax.engine import mesh  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax.study import runner as study  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax.engine import train  # noqa: E402  pylint: disable=g-import-not-at-top,wrong-import-position
 
 CONFIG = config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
                                          lock_config=True)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from rankjax import paths
+from rankjax.data import paths
 
 
 @pytest.fixture

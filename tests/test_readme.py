@@ -2,7 +2,7 @@
 
 import re
 
-from rankjax import paths
+from rankjax.data import paths
 
 
 def _commands():

@@ -7,11 +7,11 @@ import sys
 import tempfile
 
 import jax
+import numpy as np
 
 from rankjax import cli
+from rankjax.data import schema
 from rankjax.data import store
-
-from test_pipeline import tiny_lists
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 
@@ -22,6 +22,22 @@ CACHE_ENV = {"JAX_COMPILATION_CACHE_DIR": JAX_CACHE,
              "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0"}
 jax.config.update("jax_compilation_cache_dir", JAX_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
+
+
+def tiny_lists(num_lists=13, max_len=20, num_features=4, seed=0):
+  """Random lists of varying length with click labels everywhere and human labels on some."""
+  rng = np.random.default_rng(seed)
+  out = []
+  for i in range(num_lists):
+    n = int(rng.integers(1, max_len + 1))
+    human = rng.integers(0, 5, n).astype(np.float32)
+    human[rng.uniform(size=n) < 0.3] = np.nan
+    out.append(schema.RankingList(
+        qid=f"q{i}", doc_ids=[f"d{i}_{j}" for j in range(n)],
+        labels={"click": rng.integers(0, 2, n), "human": human},
+        positions=np.arange(1, n + 1), query_freq=float(i), bucket=i % 4 - 1,
+        features=rng.normal(size=(n, num_features))))
+  return out
 
 
 def load_config(name="mslr_mlp", arg="local"):

@@ -4,7 +4,7 @@ r"""Scores a dataset split with a trained run's checkpoint: TREC run file plus m
       [--output=/tmp/rankjax_run/test.run] [--label_source=human]
 
 Writes the run file (`qid Q0 docid rank score rankjax`) and `<workdir>/score-<split>.json`
-(metrics per bucket, the step scored); the logic is `rankjax.scoring.score`.
+(metrics per bucket, the step scored); the logic is `rankjax.engine.scoring.score`.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from absl import flags
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import cli
-from rankjax import evaluate
-from rankjax import scoring
+from rankjax.engine import evaluate
+from rankjax.engine import scoring
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "A training run's directory.", required=True)
 _SPLIT = flags.DEFINE_string("split", "test", "Split of the run's dataset to score.")

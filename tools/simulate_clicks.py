@@ -2,7 +2,7 @@
 
 Reads svmlight (`--svmlight`) or TREC qrels (`--qrels`), draws sessions with Zipf query
 frequencies, ranks with a logging ranker and clicks with PBM, UBM or DBN (see
-`rankjax.click_models.simulate`), and writes the generic click-log layout (JSON lines, or
+`rankjax.sim.clicks`), and writes the generic click-log layout (JSON lines, or
 Parquet for a `.parquet` output) plus `<output>.meta.json` with the configuration and the true
 position propensities.
 
@@ -23,7 +23,7 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from rankjax import cli  # noqa: E402
-from rankjax.click_models.simulate import SAMPLERS, simulate  # noqa: E402
+from rankjax.sim.clicks import SAMPLERS, simulate  # noqa: E402
 from rankjax.data import schema  # noqa: E402
 from rankjax.data.readers.generic import write_jsonl  # noqa: E402
 from rankjax.data.readers.trec import load_trec_qrels  # noqa: E402

@@ -3,7 +3,7 @@ r"""Runs a study: every supervision variant over seeds, then `<workdir>/report.m
   python tools/study.py --config=configs/demo.py --workdir=/tmp/rankjax_demo \
       [--config.study.seeds=0,1,2,3,4] [--config.total_steps=600]
 
-The same as `python -m rankjax.main` with a study config (the logic is `rankjax.study.run`); a
+The same as `python -m rankjax.main` with a study config (the logic is `rankjax.study.runner.run`); a
 config without a `study` section is an error here. Finished runs are reused (each run resumes
 from its checkpoint), so a rerun after adding seeds trains only the new ones.
 """

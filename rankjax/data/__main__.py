@@ -13,7 +13,7 @@ test set), and writes a prepared dataset (`rankjax.data.store`) the training eng
 one JSON line: the dataset path, lists per split, lists / impressions / clicks per frequency bucket
 and the read summary. Options join more to each list: `--features` (svmlight rows),
 `--llm-labels` (an annotation store's labels as the "llm" source; pairs without one are counted
-and left unlabelled), `--tokenizer` (a cross-encoder's token arrays, `rankjax.text.PairTokenizer`).
+and left unlabelled), `--tokenizer` (a cross-encoder's token arrays, `rankjax.data.text.PairTokenizer`).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import numpy as np
 import tqdm
 
 from rankjax import cli
-from rankjax import text
+from rankjax.data import text
 from rankjax.data import aggregate, frequency, readers
 
 

@@ -31,7 +31,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
-from rankjax import text
+from rankjax.data import text
 from rankjax.data import schema
 
 

@@ -39,7 +39,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rankjax import text
+from rankjax.data import text
 from rankjax.data import schema
 
 VERSION = "1.0.0"

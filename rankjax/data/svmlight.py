@@ -25,7 +25,7 @@ import re
 
 import numpy as np
 
-from rankjax import paths
+from rankjax.data import paths
 from rankjax.data import schema
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")

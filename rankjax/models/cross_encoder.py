@@ -22,8 +22,8 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from rankjax.models import bert
-from rankjax.models import hf_weights
+from rankjax.models.layers import bert
+from rankjax.models.layers import hf_weights
 
 _SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                 "max_positions")
@@ -44,7 +44,7 @@ class Model(nn.Module):
     attention: "auto", "xla" or "cudnn" (see `bert`).
     fused_qkv: query, key and value projections as one matmul (same parameters and values).
     dropout_masks: the encoder's dropout masks, "hash" (hashed from the element index, cheap on
-      GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.dropout`.
+      GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.layers.dropout`.
       The head's dropout always uses `nn.Dropout`.
     pooling: "pooler" or "cls".
     cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same

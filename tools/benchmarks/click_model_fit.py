@@ -26,7 +26,7 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 
 from rankjax import click_models as cm  # noqa: E402
-from rankjax.click_models import simulate as sim_lib  # noqa: E402
+from rankjax.sim import clicks as sim_lib  # noqa: E402
 from rankjax.data import schema  # noqa: E402
 
 

@@ -9,7 +9,7 @@ query segment on the first quarter of tokens, labels 0-4 with at least one posit
 Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
     (cuDNN flash attention with per-sequence lengths), with the model's defaults: dropout masks
-    hashed from each element's index (`rankjax.models.dropout`), query, key and value projected
+    hashed from each element's index (`rankjax.models.layers.dropout`), query, key and value projected
     by one fused matmul, the last layer computing the scored [CLS] position only, the GELU
     recomputed in the backward pass. Then one default changed at a time: `nn.Dropout`'s masks
     from jax's default threefry keys, and from "rbg" keys (`jax.random.key(seed, impl="rbg")`);
@@ -53,8 +53,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rankjax import xla_flags
-from rankjax.models import bert
+from rankjax.engine import xla_flags
+from rankjax.models.layers import bert
 from rankjax.models import cross_encoder
 
 
@@ -146,12 +146,12 @@ def jax_row(size, attention, data, args, prng="threefry2x32", **options):
 
 
 def engine_row(size, attention, data, args):
-  """The trainer's own step (`rankjax.step.train_step`): its AdamW after global-norm clipping,
+  """The trainer's own step (`rankjax.engine.step.train_step`): its AdamW after global-norm clipping,
   warmup-cosine schedule, softmax loss on click labels, and its norm measurements."""
   # Imported here: ml_collections may be missing where only the model rows are wanted.
-  from rankjax import config_defaults  # pylint: disable=g-import-not-at-top
-  from rankjax import step as step_lib  # pylint: disable=g-import-not-at-top
-  from rankjax import supervision  # pylint: disable=g-import-not-at-top
+  from rankjax.configs import default as config_defaults  # pylint: disable=g-import-not-at-top
+  from rankjax.engine import step as step_lib  # pylint: disable=g-import-not-at-top
+  from rankjax.supervision import single as supervision  # pylint: disable=g-import-not-at-top
   config = config_defaults.default_config()
   config.total_steps, config.loss = 10_000, "softmax"
   config.supervision.source = "click"

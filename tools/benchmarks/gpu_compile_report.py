@@ -48,7 +48,7 @@ import jax.numpy as jnp
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import cross_encoder_step as bench  # pylint: disable=wrong-import-position
 import gpu_target  # pylint: disable=wrong-import-position
-from rankjax.models import bert  # pylint: disable=wrong-import-position
+from rankjax.models.layers import bert  # pylint: disable=wrong-import-position
 from rankjax.models import cross_encoder  # pylint: disable=wrong-import-position
 
 # name: (cross_encoder.Model options over its defaults, step key implementation); the names are

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 
-from rankjax import paths  # noqa: E402
+from rankjax.data import paths  # noqa: E402
 from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate.backends import jax_local  # noqa: E402

@@ -49,7 +49,7 @@ from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=wr
 import numpy as np  # pylint: disable=wrong-import-position
 import tqdm  # pylint: disable=wrong-import-position
 
-from rankjax import metrics  # pylint: disable=wrong-import-position
+from rankjax.ranking import metrics  # pylint: disable=wrong-import-position
 
 
 def make_lists(num_lists: int, list_size: int, seed: int):

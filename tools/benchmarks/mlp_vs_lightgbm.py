@@ -5,7 +5,7 @@ r"""NDCG@10 of rankjax's MLP ranker next to LightGBM lambdarank, same splits, sa
 For each data set (`rankjax.data.svmlight.DATASETS`): the MLP trains with
 `configs/<config>.py[:variant]` through `train.train_and_evaluate`; LightGBM (lambdarank, its
 default 100 rounds, learning rate 0.1, 31 leaves) trains on the same training split. Both are
-scored on the same test lists with `rankjax.metrics` NDCG@10 (gain 2^y - 1; lists without a
+scored on the same test lists with `rankjax.ranking.metrics` NDCG@10 (gain 2^y - 1; lists without a
 relevant document left out), so the numbers compare like with like.
 """
 
@@ -26,8 +26,8 @@ ROOT = pathlib.Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax import cli
-from rankjax import metrics
-from rankjax import train
+from rankjax.ranking import metrics
+from rankjax.engine import train
 from rankjax.data import svmlight
 
 CONFIGS = {"mslr_web10k_sample": "mslr_mlp", "lightgbm_lambdarank_example": "lightgbm_example"}

@@ -85,7 +85,7 @@ def main():
   if args.child:
     print(json.dumps(child(*args.child)))
     return
-  from rankjax import paths
+  from rankjax.data import paths
 
   src = paths.data_path("trec_session_2012_2013", "sessiontrack2013.xml")
   work = pathlib.Path(args.workdir)

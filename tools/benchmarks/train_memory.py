@@ -1,6 +1,6 @@
 r"""Device memory of the trainer's cross-encoder step under gradient accumulation and remat.
 
-Compiles (never runs) `rankjax.step.train_step` ahead of time for a listwise batch of `--lists`
+Compiles (never runs) `rankjax.engine.step.train_step` ahead of time for a listwise batch of `--lists`
 lists x `--docs` documents x `--tokens` tokens, the cross-encoder of each `--sizes` entry (random
 init, bf16 compute, fp32 parameters), the engine's AdamW and softmax loss, for each
 `config.grad_accum_steps` in `--accum` (and with `--remat` also with rematerialised layers), and
@@ -26,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rankjax import config_defaults
-from rankjax import step as step_lib
-from rankjax import supervision
+from rankjax.configs import default as config_defaults
+from rankjax.engine import step as step_lib
+from rankjax.supervision import single as supervision
 from rankjax.models import cross_encoder
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

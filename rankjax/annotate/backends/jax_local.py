@@ -45,9 +45,9 @@ from jax.sharding import PartitionSpec as P
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
-from rankjax.models import gguf_weights
-from rankjax.models import llama
-from rankjax.models import llama_decode
+from rankjax.annotate.llm import gguf as gguf_weights
+from rankjax.annotate.llm import llama
+from rankjax.annotate.llm import decode as llama_decode
 
 _SENTINEL = "\x00QUERY\x00"
 

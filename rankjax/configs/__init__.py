@@ -1,0 +1,1 @@
+"""Config defaults every experiment starts from, and pieces experiments share."""

@@ -1,0 +1,114 @@
+"""The engine's config defaults: `default_config()`, which every experiment config starts from.
+
+As in the flax examples' `configs/default.py`, an experiment config (configs/*.py) calls
+`default_config()` and then sets only what makes it that experiment. The defaults live in the
+library, not beside the configs, so that a config loads from any working directory.
+"""
+
+import dataclasses
+import typing
+
+import ml_collections
+from ml_collections import config_dict
+
+from rankjax import models
+
+# flax.linen.Module's own dataclass fields, not model settings.
+_MODULE_FIELDS = ("parent", "name")
+
+
+def default_config() -> ml_collections.ConfigDict:
+  """The settings `rankjax.engine.train`, `rankjax.engine.step` and `rankjax.study.runner` read, as most runs set them.
+
+  Each key's meaning is documented here once. What no default fits, every experiment sets:
+
+    total_steps        optimizer steps of the run.
+    data.name          a prepared dataset's name, or a known svmlight set (`rankjax.data.svmlight.
+                       DATASETS`) that is prepared when `data.path` is empty.
+    data.list_sizes    the list lengths batches are padded to (the smallest that fits); a longer
+                       list is cut to a sample of the largest size's items.
+    model              `{"name": ..., **that model's fields}` (`rankjax.models`), built with
+                       `model_config(name, ...)` so that every field is an override.
+    loss               the `rankjax.ranking.losses` name the "single" objective trains with.
+    supervision.source the labels the "single" objective trains on: "click", "llm" or "human".
+    eval.every         steps between evaluations (the last step is always evaluated).
+    checkpoint.every   steps between checkpoints (evaluation steps and the last step save too).
+    study              optional: makes the config a study (`rankjax.study.runner` documents its keys).
+
+  Optional keys the objectives read with their own defaults (supervision.propensities, ips_clip,
+  objective_lr_scale, gate, schedule) are documented where they are read (`rankjax.supervision.single`,
+  `rankjax.supervision.hybrid`, `rankjax.supervision.ultr`); a study's variants set them.
+  """
+  c = ml_collections.ConfigDict()
+  c.seed = 0  # model init, dropout and the data order; a study sets it per run
+  c.log_every = 50  # steps between training-metric writes
+  # Micro-batches per step (gradient accumulation, `step.train_step`): the same step at about
+  # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
+  c.grad_accum_steps = 1
+  # The dropout key's implementation (`step.dropout_key`): "threefry2x32" (JAX's default) or
+  # "rbg" / "unsafe_rbg" (XLA's RngBitGenerator; see the `jax.random` docs on PRNG
+  # implementations). It draws whole masks only for models using `nn.Dropout` masks (the MLP, a
+  # cross-encoder with dropout_masks="prng"); the cross-encoder's default hash masks take two
+  # words of it per dropout call (`rankjax.models.layers.dropout`).
+  c.dropout_rng_impl = "threefry2x32"
+
+  c.data = ml_collections.ConfigDict()
+  c.data.path = ""  # a prepared dataset directory; empty: prepare `data.name`
+  c.data.cache_dir = ""  # where `data.name` is prepared; empty: <workdir>/data
+  c.data.batch_size = 32  # lists per global batch, split over hosts and devices
+  c.data.num_threads = 2  # grain reader threads; 0 reads on the main thread (in-memory data)
+  c.data.token_buckets = 0  # token widths batches are cut to (0 or 1: the stored width)
+  # Batches of lists of one padded list size and similar pair lengths: few padding documents and
+  # tokens to encode; batch composition is no longer uniformly random.
+  c.data.length_grouped = False
+
+  c.supervision = ml_collections.ConfigDict()
+  c.supervision.objective = "single"  # `rankjax.supervision.single.OBJECTIVES`; "single": one source
+  c.supervision.weights = "none"  # per-item weights (`supervision.WEIGHTS`), e.g. "ips_pbm"
+
+  # AdamW with linear warmup and cosine decay to 0 at total_steps (`step.make_optimizer`).
+  c.optimizer = ml_collections.ConfigDict()
+  c.optimizer.lr = 1e-3  # peak learning rate
+  c.optimizer.warmup_steps = 100
+  c.optimizer.weight_decay = 1e-2  # the model's params only, not an objective's
+  c.optimizer.clip_norm = 1.0  # the gradient's global norm is clipped to this first
+
+  c.eval = ml_collections.ConfigDict()
+  c.eval.splits = ("validation",)  # prepared splits evaluated; results per frequency bucket
+  c.eval.label_source = "human"  # the labels metrics are computed against
+  c.eval.metrics = ("ndcg@10",)  # `rankjax.ranking.metrics` specs, e.g. "ndcg@10", "err@10", "pnr"
+  c.eval.batch_size = 64  # lists per evaluation batch
+
+  c.checkpoint = ml_collections.ConfigDict()
+  c.checkpoint.keep = 2  # latest checkpoints kept; a run resumes from the newest
+  c.checkpoint.best_metric = ""  # e.g. "validation/ndcg@10/all": also keep its best; "": none
+  c.checkpoint.best_mode = "max"  # whether the best `best_metric` is the "max" or the "min"
+  return c
+
+
+def model_config(name: str, **fields) -> ml_collections.ConfigDict:
+  """`config.model` for model `name`: every field of its `Model`, `fields` set, defaults otherwise.
+
+  A locked config takes `--config.model.<field>=...` only for keys it has, so listing every field
+  makes each overridable (`--config.model.remat=True`, `--config.model.dtype=bfloat16`). A field
+  whose value is None becomes a typed placeholder, so it can be set from the command line too.
+
+  >>> c = model_config("mlp", hidden=64)
+  >>> c.name, c.hidden, c.num_blocks
+  ('mlp', 64, 3)
+  """
+  model_class = models.get_module(name).Model
+  hints = typing.get_type_hints(model_class)
+  settings = [f for f in dataclasses.fields(model_class) if f.name not in _MODULE_FIELDS]
+  unknown = sorted(set(fields) - {f.name for f in settings})
+  if unknown:
+    raise ValueError(f"model {name!r} has no field(s) {unknown}; known: "
+                     f"{sorted(f.name for f in settings)}")
+  c = ml_collections.ConfigDict({"name": name})
+  for field in settings:
+    value = fields.get(field.name, field.default)
+    if value is None:
+      types_ = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
+      value = config_dict.placeholder(types_[0] if len(types_) == 1 else object)
+    c[field.name] = value
+  return c

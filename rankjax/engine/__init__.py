@@ -1,0 +1,1 @@
+"""The engine: mesh, step, train loop, evaluation, checkpoints, logs and scoring."""

@@ -1,0 +1,42 @@
+"""Scoring without training: a run's checkpoint scores a split into a TREC run file and metrics.
+
+The data, model and metrics come from the run's saved config. `tools/score.py` is the command line.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+
+from rankjax.engine import evaluate
+from rankjax.engine import train
+from rankjax.data import pipeline
+from rankjax.data import store
+
+
+def score(workdir: str | os.PathLike, split_name: str, *, step: int | None = None,
+          output: str | os.PathLike | None = None, label_source: str | None = None) -> dict:
+  """Scores `split_name` with the checkpoint of `workdir` at `step` (default the latest).
+
+  Writes the run file (`qid Q0 docid rank score rankjax`, default `<workdir>/<split>.run`) and
+  `<workdir>/score-<split>.json` (metrics per bucket, the step scored).
+
+  Returns:
+    {"step": the checkpoint's step, <metric>: {bucket: value}}.
+  """
+  workdir = pathlib.Path(workdir)
+  run = train.load_for_scoring(workdir, step)
+  split = store.open_split(run.data_path, split_name)
+  source = label_source or run.config.eval.label_source
+  eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, source, run.mesh)
+  results, scores = evaluate.evaluate_split(
+      eval_step, run.variables, split, batch_size=run.config.eval.batch_size,
+      list_sizes=run.config.data.list_sizes, mesh=run.mesh, with_scores=True,
+      token_widths=pipeline.token_widths(split, run.config.data.get("token_buckets", 0)))
+  output = pathlib.Path(output or workdir / f"{split_name}.run")
+  evaluate.write_trec_run(output, split, scores)
+  (workdir / f"score-{split_name}.json").write_text(json.dumps(
+      {"step": run.step, "split": split_name, "label_source": source, "run_file": str(output),
+       "metrics": results}, indent=1))
+  return {"step": run.step, **results}

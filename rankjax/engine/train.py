@@ -1,0 +1,233 @@
+"""The training loop: `train_and_evaluate(config, workdir)`.
+
+One readable loop (as big_vision's): the pure `rankjax.engine.step.train_step(state, batch) -> (state,
+measurements)`, jitted once with the state donated and explicit shardings (state replicated,
+batches split on the "data" mesh axis); evaluation every `config.eval.every` steps; orbax
+checkpoints every `config.checkpoint.every` steps and on SIGTERM; exact resume from the workdir's
+latest checkpoint, input iterator included. Measurements of step t are read after step t+1 is
+dispatched, so the host never stalls the device, except at checkpoint steps, where they are
+checked first so that a checkpoint never holds a non-finite state.
+
+Config fields (defaults and their meaning: `rankjax.configs.default`): seed, total_steps,
+grad_accum_steps, dropout_rng_impl, log_every, data.{name, path, cache_dir, batch_size,
+list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source, weights, objective},
+optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits, label_source, metrics,
+batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import pathlib
+from typing import Any, NamedTuple
+
+import jax
+import ml_collections
+import numpy as np
+from jax.experimental import multihost_utils
+
+from rankjax.engine import checkpoint as checkpoint_lib
+from rankjax.engine import evaluate
+from rankjax.engine import logs as logging_utils
+from rankjax.engine import mesh as mesh_lib
+from rankjax import models
+from rankjax.engine import step as step_lib
+from rankjax.supervision import single as supervision
+from rankjax.data import pipeline
+from rankjax.data import store
+from rankjax.data import svmlight
+
+
+def prepare_data(config, workdir) -> pathlib.Path:
+  """The prepared dataset: `config.data.path`, else built from a known svmlight set by name."""
+  if config.data.path:
+    return pathlib.Path(config.data.path)
+  if config.data.name not in svmlight.DATASETS:
+    raise ValueError(f"config.data.path is empty and {config.data.name!r} is not a known "
+                     f"dataset; known: {sorted(svmlight.DATASETS)}")
+  cache = pathlib.Path(config.data.cache_dir or pathlib.Path(workdir) / "data")
+  if jax.process_index() == 0:
+    store.ensure_dataset(cache, config.data.name, svmlight.DATASETS[config.data.name])
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("rankjax:prepare_data")
+  return cache / config.data.name / store.VERSION
+
+
+def build(config, mesh, example_batch: dict):
+  """(model, tx, abstract state, init function) for a config; nothing is computed yet."""
+  module, model = models.build(config.model)
+  tx = step_lib.make_optimizer(config)
+  example = jax.tree.map(lambda x: x[:1], example_batch)
+  objective = supervision.get_objective(config.supervision.objective)
+  objective_init = (functools.partial(objective.init, config=config)
+                    if hasattr(objective, "init") else None)
+  init = jax.jit(functools.partial(step_lib.init_state, model, tx, example, config.seed, module,
+                                   config.model, objective_init),
+                 out_shardings=mesh_lib.replicated(mesh))
+  abstract = jax.eval_shape(init)
+  abstract = jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(mesh)),
+      abstract)
+  return model, tx, abstract, init
+
+
+def _save_config(config, workdir: pathlib.Path):
+  if jax.process_index() == 0:
+    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1, sort_keys=True))
+
+
+def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None):
+  bad = [k for k in ("train/loss", "train/grad_norm") if not np.isfinite(scalars[k])]
+  if bad:
+    raise FloatingPointError(
+        f"non-finite {', '.join(bad)} at step {step} ({scalars}); stopping. The last good "
+        f"checkpoint is step {last_saved}" if last_saved is not None else
+        f"non-finite {', '.join(bad)} at step {step}; stopping (no checkpoint saved yet)")
+
+
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+  """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  Returns:
+    {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
+     "state": the final `step.TrainState`}.
+  """
+  workdir = pathlib.Path(workdir)
+  workdir.mkdir(parents=True, exist_ok=True)
+  _save_config(config, workdir)
+  mesh = mesh_lib.make_mesh()
+  mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
+  step_lib.check_grad_accum(config, mesh)
+  data_path = prepare_data(config, workdir)
+  train_split = store.open_split(data_path, "train")
+  eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}
+  long_lists = pipeline.count_long_lists(train_split.lengths, config.data.list_sizes)
+  if long_lists and jax.process_index() == 0:
+    print(f"{long_lists} of {len(train_split)} training lists are longer than "
+          f"{max(config.data.list_sizes)} items; each batch samples that many of their items")
+  # Token widths from the training split, for evaluation too: one set of compiled shapes.
+  token_widths = pipeline.token_widths(train_split, config.data.get("token_buckets", 0))
+  if token_widths and jax.process_index() == 0:
+    print(f"token arrays cut to widths {token_widths}")
+  train_data = pipeline.train_dataset(
+      train_split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
+      seed=config.seed, token_widths=token_widths,
+      length_grouped=config.data.get("length_grouped", False), process_index=jax.process_index(),
+      process_count=jax.process_count(), num_threads=config.data.num_threads)
+  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
+                                      layout=train_split.layout)
+
+  model, tx, abstract_state, init = build(config, mesh, example_batch)
+  ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
+                                     best_metric=config.checkpoint.best_metric,
+                                     best_mode=config.checkpoint.best_mode)
+  data_iter = iter(train_data)
+  if ckpt.latest_step() is not None:
+    state, data_state = ckpt.restore(abstract_state)
+    data_iter.set_state(data_state)
+    print(f"resumed from step {int(state.step)} in {ckpt.directory}")
+  else:
+    state = init()
+  step = int(state.step)
+
+  step_fn = step_lib.compile_train_step(
+      mesh, model=model, tx=tx, objective=supervision.get_objective(config.supervision.objective),
+      config=config)
+  eval_step = evaluate.make_eval_step(model, config.eval.metrics, config.eval.label_source, mesh)
+  writer = logging_utils.MetricWriter(workdir)
+  progress = logging_utils.Progress(config.total_steps, step, config.log_every)
+  last_saved = ckpt.latest_step()
+  results: dict = {}
+  if step >= config.total_steps and (workdir / "results.json").exists():  # already finished
+    results = json.loads((workdir / "results.json").read_text())["splits"]
+  pending = None  # (step, device measurements) not yet read
+
+  def read(pending_item):
+    s, measured = pending_item
+    scalars = logging_utils.flatten(jax.device_get(measured), "train")
+    _check_finite(s, scalars, last_saved)
+    return s, scalars
+
+  def run_eval(s):
+    variables = {"params": state.params, **state.model_state}
+    out = {}
+    for name, split in eval_splits.items():
+      out[name], _ = evaluate.evaluate_split(
+          eval_step, variables, split, batch_size=config.eval.batch_size,
+          list_sizes=config.data.list_sizes, token_widths=token_widths, mesh=mesh)
+    writer.write(s, logging_utils.flatten(out))
+    evaluate.write_results(workdir, s, out)
+    if jax.process_index() == 0:
+      print(evaluate.markdown_table(s, out), flush=True)
+    return out
+
+  preempted = False
+  try:
+    with checkpoint_lib.PreemptionGuard() as guard:
+      while step < config.total_steps:
+        batch = mesh_lib.shard_batch(next(data_iter), mesh)
+        with jax.transfer_guard("disallow"):  # the step itself never copies host <-> device
+          state, measured = step_fn(state, batch)
+        step += 1
+        if pending is not None:  # step - 1, read while this step runs
+          s, scalars = read(pending)
+          if s % config.log_every == 0:
+            writer.write(s, scalars)
+          progress.update(s, {"loss": scalars["train/loss"]})
+        pending = (step, measured)
+        is_last = step == config.total_steps
+        do_eval = is_last or step % config.eval.every == 0
+        stop = guard.should_stop(step)
+        if is_last or do_eval or stop or step % config.checkpoint.every == 0:
+          s, scalars = read(pending)
+          pending = None
+          if s % config.log_every == 0 or is_last:
+            writer.write(s, scalars)
+          progress.update(s, {"loss": scalars["train/loss"]})
+          if do_eval:
+            results = run_eval(step)
+          ckpt.save(step, state, data_iter.get_state(),
+                    logging_utils.flatten(results) if do_eval else None)
+          last_saved = step
+        if stop:
+          print(f"SIGTERM: saved step {step}, waiting for the write, stopping")
+          preempted = True
+          break
+  finally:
+    ckpt.wait()
+    ckpt.close()
+    writer.close()
+    progress.close()
+  return {"step": step, "eval": results, "preempted": preempted, "state": state}
+
+
+class Trained(NamedTuple):
+  """A trained run, loaded for scoring."""
+  config: ml_collections.ConfigDict
+  model: Any
+  variables: dict
+  mesh: jax.sharding.Mesh
+  data_path: pathlib.Path
+  step: int
+
+
+def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Trained:
+  """The run in `workdir` at checkpoint `step` (default the latest), with its config and data."""
+  workdir = pathlib.Path(workdir)
+  if not (workdir / "config.json").exists():
+    raise FileNotFoundError(f"{workdir}: not a training run's directory (no config.json)")
+  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
+  config.data.list_sizes = tuple(config.data.list_sizes)
+  mesh = mesh_lib.make_mesh()
+  data_path = prepare_data(config, workdir)
+  layout = store.open_split(data_path, "train").layout
+  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
+                                      layout=layout)
+  model, _, abstract_state, _ = build(config, mesh, example_batch)
+  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
+  state = ckpt.restore_state(abstract_state, step)
+  ckpt.close()
+  return Trained(config, model, {"params": state.params, **state.model_state}, mesh, data_path,
+                 int(state.step))

@@ -1,0 +1,1 @@
+"""Building blocks of the rankers: BERT layers, dropout masks, weight loaders."""

@@ -1,0 +1,1 @@
+"""Ranking core: losses, metrics, lambda weights and their shared utilities (pure jnp)."""

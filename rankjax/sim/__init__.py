@@ -1,0 +1,1 @@
+"""Simulation above the data layer: the demo world and click simulation."""

@@ -1,0 +1,1 @@
+"""The study: supervision variants over seeds, per-bucket statistics and the report."""

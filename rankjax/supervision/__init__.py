@@ -1,0 +1,1 @@
+"""Supervision: which labels train the ranker, with which weights, under which objective."""

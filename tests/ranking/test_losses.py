@@ -1,0 +1,218 @@
+"""Invariants of every registered loss, and parity with rax 0.4.0."""
+
+import functools
+import inspect
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+import rax
+
+from rankjax.ranking import losses
+
+LOSS_NAMES = sorted(losses.LOSSES)
+
+# rax's counterparts; approx_t12n is broken on current JAX, so ApproxNDCG is
+# built from the plain metric with rax's approximate ranks (what approx_t12n does).
+RAX_LOSSES = {
+    "softmax": rax.softmax_loss,
+    "listmle": rax.listmle_loss,
+    "pairwise_logistic": rax.pairwise_logistic_loss,
+    "pairwise_hinge": rax.pairwise_hinge_loss,
+    "sigmoid": rax.pointwise_sigmoid_loss,
+    "mse": rax.pointwise_mse_loss,
+    "approx_ndcg": lambda s, y, **kw: -rax.ndcg_metric(
+        s, y, rank_fn=rax.utils.approx_ranks, cutoff_fn=rax.utils.approx_cutoff, **kw),
+    "lambda": functools.partial(
+        rax.pairwise_logistic_loss,
+        lambdaweight_fn=functools.partial(rax.dcg_lambdaweight, normalize=True)),
+}
+# rax's ListMLE has no per-item weights.
+RAX_WITHOUT_WEIGHTS = {"listmle"}
+
+
+def _batch(seed, shape=(5, 8), distinct_labels=False):
+  """Random scores, graded labels, weights and a mask with one fully masked list."""
+  rng = np.random.default_rng(seed)
+  scores = rng.normal(size=shape).astype(np.float32)
+  if distinct_labels:
+    labels = np.stack([rng.permutation(shape[-1]) for _ in range(shape[0])]).astype(np.float32) / 2
+  else:
+    labels = rng.integers(0, 5, size=shape).astype(np.float32)
+  weights = rng.uniform(0.5, 2.0, size=shape).astype(np.float32)
+  where = rng.uniform(size=shape) < 0.7
+  where[1] = False
+  return jnp.asarray(scores), jnp.asarray(labels), jnp.asarray(weights), jnp.asarray(where)
+
+
+def _labels_for(name, labels):
+  # The sigmoid loss takes probabilities; everything else graded labels.
+  return labels / 4.0 if name == "sigmoid" else labels
+
+
+def test_registry_names():
+  assert set(losses.LOSSES) == {
+      "softmax", "listmle", "pairwise_logistic", "pairwise_hinge", "sigmoid", "mse",
+      "approx_ndcg", "lambda"}
+
+
+def test_get_loss_unknown_lists_known_names():
+  with pytest.raises(KeyError, match="unknown loss 'nope'.*approx_ndcg.*softmax"):
+    losses.get_loss("nope")
+
+
+@pytest.mark.parametrize("name,use_weights", [
+    (name, use_weights) for name in sorted(RAX_LOSSES) for use_weights in (False, True)
+    if not (use_weights and name in RAX_WITHOUT_WEIGHTS)])
+@pytest.mark.parametrize("reduce_fn", [jnp.mean, jnp.sum, None], ids=["mean", "sum", "none"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_matches_rax(name, use_weights, reduce_fn, seed):
+  scores, labels, weights, where = _batch(seed)
+  labels = _labels_for(name, labels)
+  kwargs = {"where": where, "reduce_fn": reduce_fn}
+  if use_weights:
+    kwargs["weights"] = weights
+  ours = losses.get_loss(name)(scores, labels, **kwargs)
+  theirs = RAX_LOSSES[name](scores, labels, **kwargs)
+  np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("lambdaweight,rax_fn", [
+    ("lambdarank", rax.dcg_lambdaweight), ("ndcg2", rax.dcg2_lambdaweight)])
+@pytest.mark.parametrize("topn", [None, 3])
+def test_lambda_variants_match_rax(lambdaweight, rax_fn, topn):
+  scores, labels, weights, where = _batch(2)
+  ours = losses.lambda_loss(
+      scores, labels, where=where, weights=weights, lambdaweight=lambdaweight, topn=topn)
+  theirs = rax.pairwise_logistic_loss(
+      scores, labels, where=where, weights=weights,
+      lambdaweight_fn=functools.partial(rax_fn, normalize=True, topn=topn))
+  np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+
+
+def test_lambda_rejects_unknown_weighting():
+  with pytest.raises(ValueError, match="lambdaweight"):
+    losses.lambda_loss(jnp.zeros(3), jnp.zeros(3), lambdaweight="dcg3")
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_masked_items_are_ignored(name):
+  loss_fn = jax.jit(jax.value_and_grad(losses.get_loss(name)), static_argnames="reduce_fn")
+  scores, labels, weights, where = _batch(3)
+  labels = _labels_for(name, labels)
+  value, grad = loss_fn(scores, labels, where=where, weights=weights)
+  rng = np.random.default_rng(4)
+  noise = jnp.asarray(rng.normal(size=scores.shape) * 100, jnp.float32)
+  other_value, other_grad = loss_fn(
+      jnp.where(where, scores, noise), jnp.where(where, labels, jnp.abs(noise)), where=where,
+      weights=jnp.where(where, weights, jnp.abs(noise)))
+  np.testing.assert_allclose(value, other_value, rtol=1e-6)
+  np.testing.assert_allclose(grad, other_grad, rtol=1e-6, atol=1e-7)
+  np.testing.assert_array_equal(jnp.where(where, 0.0, grad), 0.0)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_all_masked_lists(name):
+  loss_fn = losses.get_loss(name)
+  scores, labels, weights, where = _batch(5)
+  labels = _labels_for(name, labels)
+  nothing = jnp.zeros_like(where)
+  for reduce_fn in (jnp.mean, jnp.sum):
+    value, grad = jax.value_and_grad(loss_fn)(
+        scores, labels, where=nothing, weights=weights, reduce_fn=reduce_fn)
+    assert value == 0.0
+    np.testing.assert_array_equal(grad, 0.0)
+  # Within a batch, a fully masked list (row 1) adds nothing and gets no gradient.
+  grad = jax.grad(loss_fn)(scores, labels, where=where, reduce_fn=jnp.sum)
+  assert np.all(np.isfinite(grad))
+  np.testing.assert_array_equal(grad[1], 0.0)
+  unreduced = loss_fn(scores, labels, where=where, reduce_fn=None)
+  np.testing.assert_array_equal(unreduced[1], 0.0)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+@pytest.mark.parametrize("magnitude", [1e4, -1e4])
+def test_extreme_scores_stay_finite(name, magnitude):
+  loss_fn = losses.get_loss(name)
+  scores, labels, weights, where = _batch(6)
+  labels = _labels_for(name, labels)
+  signs = jnp.where(jnp.arange(scores.shape[-1]) % 2 == 0, 1.0, -0.5)
+  scores = magnitude * signs * jnp.ones_like(scores)
+  value, grad = jax.value_and_grad(loss_fn)(scores, labels, where=where, weights=weights)
+  assert np.isfinite(value)
+  assert np.all(np.isfinite(grad))
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_vmap_equals_loop(name):
+  loss_fn = losses.get_loss(name)
+  scores, labels, weights, where = _batch(7)
+  labels = _labels_for(name, labels)
+  per_list = functools.partial(loss_fn, reduce_fn=jnp.sum)
+  vmapped = jax.vmap(lambda s, y, w, m: per_list(s, y, weights=w, where=m))(
+      scores, labels, weights, where)
+  looped = [per_list(s, y, weights=w, where=m)
+            for s, y, w, m in zip(scores, labels, weights, where)]
+  np.testing.assert_allclose(vmapped, np.stack(looped), rtol=1e-6)
+  np.testing.assert_allclose(
+      jnp.sum(vmapped), per_list(scores, labels, weights=weights, where=where), rtol=1e-5)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_joint_permutation_changes_nothing(name):
+  loss_fn = jax.jit(jax.value_and_grad(losses.get_loss(name)))
+  # Distinct labels: ListMLE orders equal labels by list position.
+  scores, labels, weights, where = _batch(8, distinct_labels=True)
+  labels = _labels_for(name, labels)
+  perm = np.random.default_rng(9).permutation(scores.shape[-1])
+  value, grad = loss_fn(scores, labels, where=where, weights=weights)
+  value_p, grad_p = loss_fn(
+      scores[:, perm], labels[:, perm], where=where[:, perm], weights=weights[:, perm])
+  np.testing.assert_allclose(value, value_p, rtol=1e-5)
+  np.testing.assert_allclose(grad[:, perm], grad_p, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_unit_weights_equal_no_weights(name):
+  loss_fn = losses.get_loss(name)
+  scores, labels, _, where = _batch(10)
+  labels = _labels_for(name, labels)
+  np.testing.assert_allclose(
+      loss_fn(scores, labels, where=where, weights=jnp.ones_like(scores)),
+      loss_fn(scores, labels, where=where), rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", ["sigmoid", "mse"])
+def test_pointwise_weights_scale_terms(name):
+  loss_fn = losses.get_loss(name)
+  scores, labels, weights, where = _batch(11)
+  labels = _labels_for(name, labels)
+  np.testing.assert_allclose(
+      loss_fn(scores, labels, where=where, weights=weights, reduce_fn=None),
+      weights * loss_fn(scores, labels, where=where, reduce_fn=None), rtol=1e-6)
+
+
+def test_listmle_weights_scale_positions():
+  # A weight of 0 on the top-labelled item drops exactly its Plackett-Luce term.
+  scores, labels = jnp.array([0.3, -1.0, 2.0]), jnp.array([2.0, 0.0, 1.0])
+  full = losses.listmle_loss(scores, labels)
+  first_term = jax.nn.logsumexp(scores) - scores[0]
+  np.testing.assert_allclose(
+      losses.listmle_loss(scores, labels, weights=jnp.array([0.0, 1.0, 1.0])),
+      full - first_term, rtol=1e-6)
+
+
+def test_softmax_gradient_is_softmax_minus_labels():
+  scores, labels = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.0, 1.0, 0.0])
+  np.testing.assert_allclose(
+      jax.grad(losses.softmax_loss)(scores, labels), jax.nn.softmax(scores) - labels, rtol=1e-6)
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_signature_is_raxs(name):
+  params = inspect.signature(losses.get_loss(name)).parameters
+  assert list(params)[:2] == ["scores", "labels"]
+  for keyword, default in (("where", None), ("weights", None), ("reduce_fn", jnp.mean)):
+    assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
+    assert params[keyword].default is default
