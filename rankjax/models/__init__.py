@@ -19,20 +19,18 @@ A model module defines:
     initialisation to load pretrained weights (e.g. a cross-encoder's checkpoint).
 """
 
-import importlib
+import sys
 import types
+
+from rankjax import registry
 
 
 def get_module(name: str) -> types.ModuleType:
-  """The model module `rankjax.models.<name>`; an unknown name lists the known ones."""
-  try:
-    return importlib.import_module(f"rankjax.models.{name}")
-  except ModuleNotFoundError as e:
-    if e.name != f"rankjax.models.{name}":
-      raise
-    import pkgutil  # pylint: disable=g-import-not-at-top
-    known = sorted(m.name for m in pkgutil.iter_modules(__path__))
-    raise ValueError(f"unknown model {name!r}; known: {known}") from None
+  """The ranker module `rankjax.models.<name>` (`registry.UnknownName` lists the known ones).
+
+  Only the rankers are modules of this package; their building blocks live in `layers/`.
+  """
+  return registry.lookup_module(sys.modules[__name__], name, "model")
 
 
 def build(model_config):

@@ -68,5 +68,5 @@ def test_override_of_a_missing_key_names_it_and_its_section(override, message):
 
 
 def test_unknown_model_lists_known_ones():
-  with pytest.raises(ValueError, match=r"unknown model 'nope'; known: \[.*'mlp'"):
+  with pytest.raises(ValueError, match=r"unknown model 'nope'; known: .*\bmlp\b"):
     models.get_module("nope")
