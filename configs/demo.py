@@ -32,6 +32,7 @@ def get_config(arg=None):
 
   c.loss = "softmax"
   c.supervision.source = "click"
+  c.supervision.gate.fit_split = "validation"  # the learned gate's human-labelled lists
 
   c.optimizer.warmup_steps = 30
   c.optimizer.weight_decay = 1e-4
@@ -47,7 +48,6 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0
   c.study.doc_signals = ("global_ctr", "quality")
   c.study.semantic_signals = ("semantic",)
-  c.study.gate_split = "validation"  # the learned gate's human-labelled lists
   c.study.variants = ml_collections.ConfigDict({
       "click": {"objective": "single", "source": "click", "weights": "ips_pbm"},
       "llm": {"objective": "single", "source": "llm", "weights": "none"},

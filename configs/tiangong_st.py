@@ -63,7 +63,6 @@ def get_config(arg=None):
   c.study.relevant_label = 2.0  # labels 0-4; 2 and up counts as relevant
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
-  c.study.gate_split = "test"  # unused: no variant has a learned gate (no validation sessions)
   c.study.variants = ml_collections.ConfigDict({
       "click": {"objective": "single", "source": "click", "weights": "none"},
       "llm": {"objective": "single", "source": "llm", "weights": "none"},

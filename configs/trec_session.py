@@ -68,7 +68,6 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0  # TREC grades -2..4; 1 is "relevant"
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
-  c.study.gate_split = "test"  # unused: no variant has a learned gate (no validation topics)
   ips = {"weights": "ips_pbm", "propensities": TREC_PBM_PROPENSITIES}
   c.study.variants = ml_collections.ConfigDict({
       "click": {"objective": "single", "source": "click", **ips},

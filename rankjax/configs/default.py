@@ -30,14 +30,9 @@ def default_config() -> ml_collections.ConfigDict:
     model              `{"name": ..., **that model's fields}` (`rankjax.models`), built with
                        `model_config(name, ...)` so that every field is an override.
     loss               the `rankjax.ranking.losses` name the "single" objective trains with.
-    supervision.source the labels the "single" objective trains on: "click", "llm" or "human".
     eval.every         steps between evaluations (the last step is always evaluated).
     checkpoint.every   steps between checkpoints (evaluation steps and the last step save too).
     study              optional: makes the config a study (`rankjax.study.runner` documents its keys).
-
-  Optional keys the objectives read with their own defaults (supervision.propensities, ips_clip,
-  objective_lr_scale, gate, schedule) are documented where they are read (`rankjax.supervision.single`,
-  `rankjax.supervision.hybrid`, `rankjax.supervision.ultr`); a study's variants set them.
   """
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and the data order; a study sets it per run
@@ -62,9 +57,35 @@ def default_config() -> ml_collections.ConfigDict:
   # tokens to encode; batch composition is no longer uniformly random.
   c.data.length_grouped = False
 
+  # What trains the ranker (`rankjax.supervision`, each piece documented where it is defined).
+  # A study's variants override these keys.
   c.supervision = ml_collections.ConfigDict()
-  c.supervision.objective = "single"  # `rankjax.supervision.single.OBJECTIVES`; "single": one source
-  c.supervision.weights = "none"  # per-item weights (`supervision.WEIGHTS`), e.g. "ips_pbm"
+  c.supervision.objective = "single"  # `supervision.OBJECTIVES`: single, freq_multi_objective, ...
+  c.supervision.source = "human"  # the labels "single" trains on: "click", "llm" or "human"
+  c.supervision.weights = "none"  # per-item weights of click labels (`supervision.WEIGHTS`)
+  # ips_pbm: examination probability per rank, rank 1 first (a PBM fit, `rankjax.click_models`);
+  # empty: the dataset's own, filled before training where its maker knows them (the demo world).
+  c.supervision.propensities = ()
+  c.supervision.ips_clip = 0.01  # ips_pbm, dla: propensity ratios are clipped below at this
+  # The learning rate of an objective's own params (dla's propensities) over the model's.
+  c.supervision.objective_lr_scale = 1.0
+  c.supervision.num_positions = 10  # dla, two_tower, regression_em: the ranks they model
+  c.supervision.em_decay = 0.99  # regression_em: decay of its per-rank counts, per batch
+  # freq_multi_objective: the weight of each list's click loss by query frequency (`GATES`).
+  c.supervision.gate = ml_collections.ConfigDict()
+  c.supervision.gate.name = "linear"  # hard, sigmoid, linear (no settings) or learned
+  c.supervision.gate.bucket_weights = (1.0, 0.5, 0.0)  # hard: w of high, medium, low buckets
+  c.supervision.gate.unknown_weight = 0.5  # hard, linear: w of lists without a bucket
+  c.supervision.gate.centre = 20.0  # sigmoid: the frequency where w = 0.5
+  c.supervision.gate.temperature = 1.0  # sigmoid: its width, in log(1 + frequency)
+  # learned: w = sigmoid(coef log(1 + freq) + bias); unset: fitted before training on the
+  # human-labelled split `fit_split` (`gates.fit_learned_gate`).
+  c.supervision.gate.coef = config_dict.placeholder(float)
+  c.supervision.gate.bias = config_dict.placeholder(float)
+  c.supervision.gate.fit_split = "validation"
+  # data_schedule: the stages (`schedule` module doc); empty: the preset `schedule` (`PRESETS`).
+  c.supervision.schedule = "frequency_staged"
+  c.supervision.stages = ()
 
   # AdamW with linear warmup and cosine decay to 0 at total_steps (`step.make_optimizer`).
   c.optimizer = ml_collections.ConfigDict()

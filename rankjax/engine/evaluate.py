@@ -24,6 +24,7 @@ from jax.experimental import multihost_utils
 from rankjax.engine import mesh as mesh_lib
 from rankjax.ranking import metrics as metrics_lib
 from rankjax.data import pipeline
+from rankjax import supervision
 
 
 def parse_metric(spec: str) -> tuple[str, int | None]:
@@ -47,11 +48,8 @@ def make_eval_step(model, metric_specs: Sequence[str], label_source: str,
   parsed = {spec: parse_metric(spec) for spec in metric_specs}
 
   def eval_step(variables, batch):
-    if f"label_{label_source}" not in batch:
-      raise KeyError(f"evaluation label source {label_source!r} is not in the data")
+    labels, where = supervision.labels_and_where(batch, label_source, "config.eval.label_source")
     scores = model.apply(variables, batch, train=False)
-    labels = batch[f"label_{label_source}"]
-    where = batch["mask"] & batch[f"mask_{label_source}"]
     counted = batch["list_valid"] & metrics_lib.has_relevant(labels, where)
     stats = {}
     for spec, (name, topn) in parsed.items():

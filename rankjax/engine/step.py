@@ -1,9 +1,9 @@
 """The pure training step: `train_step(state, batch) -> (state, measurements)` and its parts.
 
-Everything a step needs and nothing of the loop around it (data, checkpoints, evaluation live in
-`rankjax.engine.train`): the `TrainState`, the optimizer, the initial state, gradient accumulation over
-micro-batches and the dropout key. It imports no input pipeline, so benchmarks and other loops
-can run the engine's exact step on their own arrays.
+Everything a step needs and nothing of the loop around it (data, checkpoints, evaluation live
+in `rankjax.engine.train`): the `TrainState`, the optimizer, the initial state, gradient
+accumulation over micro-batches and the dropout key. It imports no input pipeline, so benchmarks
+and other loops can run the engine's exact step on their own arrays.
 """
 
 from __future__ import annotations
@@ -27,8 +27,8 @@ class TrainState:
   """Everything a step changes. `model_state` holds non-param collections (e.g. batch_stats).
 
   `objective` holds the objective's own variables, {"params": ..., "state": ...} (empty for most
-  objectives; see `rankjax.supervision.single`): its params train with the model's under the same
-  optimizer, and neither is used to score or evaluate.
+  objectives; see `rankjax.supervision.objective`): its params train with the model's under the
+  same optimizer, and neither is used to score or evaluate.
   """
   step: jax.Array
   rng: jax.Array
@@ -42,7 +42,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   """AdamW with linear warmup and cosine decay to 0, after clipping the gradient's global norm.
 
   It updates (model params, objective params). Weight decay is for the model only; the
-  objective's updates are multiplied by `config.supervision.objective_lr_scale` (default 1), as a
+  objective's updates are multiplied by `config.supervision.objective_lr_scale`, as a
   propensity model may need a larger step than the ranker (ULTRA's DLA has its own propensity
   learning rate). Runs shorter than the warmup (tests, smoke runs) warm up over all but their
   last step.
@@ -51,7 +51,7 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   warmup = max(min(opt.warmup_steps, config.total_steps - 1), 0)
   schedule = optax.warmup_cosine_decay_schedule(
       0.0, opt.lr, warmup, max(config.total_steps, warmup + 1))
-  scale = config.supervision.get("objective_lr_scale", 1.0)
+  scale = config.supervision.objective_lr_scale
   return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
                      optax.adamw(schedule, weight_decay=opt.weight_decay,
                                  mask=lambda p: (jax.tree.map(lambda _: True, p[0]),
@@ -63,7 +63,8 @@ def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
                model_config=None, objective_init=None) -> TrainState:
   """A fresh TrainState (call under jit for placement); pretrained weights when the model has them.
 
-  `objective_init(rng) -> {"params": ..., "state": ...}` makes the objective's own variables.
+  `objective_init(rng) -> {"params": ..., "state": ...}` makes the objective's own variables
+  (`Objective.init`); without it they are empty, as a stateless objective's.
   """
   init_rng, train_rng = jax.random.split(jax.random.PRNGKey(seed))
   variables = model.init({"params": init_rng, "dropout": init_rng}, example_batch, train=False)
@@ -95,7 +96,7 @@ def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
 def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,
                     objective, config):
   """((loss, (new model state, aux, new objective state)), grads) of one (micro-)batch."""
-  rng = dropout_key(rng, config.get("dropout_rng_impl", "threefry2x32"))
+  rng = dropout_key(rng, config.dropout_rng_impl)
 
   def loss_fn(trainable):
     params, objective_params = trainable
@@ -103,13 +104,9 @@ def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *
     # A list of collections (empty too) makes flax return (scores, their new values).
     scores, new_model_state = model.apply(variables, batch, train=True, rngs={"dropout": rng},
                                           mutable=list(model_state))
-    if hasattr(objective, "init"):
-      variables = {"params": objective_params, "state": objective_state}
-      loss, aux, new_objective_state = objective(scores, batch, step=step, config=config,
-                                                 variables=variables)
-    else:
-      loss, aux = objective(scores, batch, step=step, config=config)
-      new_objective_state = objective_state
+    variables = {"params": objective_params, "state": objective_state}
+    loss, aux, new_objective_state = objective.apply(scores, batch, step=step, config=config,
+                                                     variables=variables)
     return loss, (new_model_state, aux, new_objective_state)
 
   return jax.value_and_grad(loss_fn, has_aux=True)(trainable)
@@ -153,8 +150,9 @@ def _accumulated(trainable, model_state, objective_state, batch, rng, step, *, n
 def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
   """One optimizer step: (state, batch) -> (new state, measurements). Pure; jit it.
 
-  The optimizer updates (model params, objective params) together; an objective with its own
-  variables (`init`) also returns the new value of their non-gradient "state". With
+  The optimizer updates (model params, objective params) together; the objective
+  (`rankjax.supervision.objective.Objective`) also returns the new value of its non-gradient
+  "state". With
   `config.grad_accum_steps` = k > 1 the batch runs as k micro-batches of B / k lists, one after
   another, and the step's loss and gradient are their means (`_accumulated`), at about 1 / k of
   the activation memory. That is the whole batch's for a listwise loss (a mean over lists) when
@@ -164,7 +162,7 @@ def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
   rng = jax.random.fold_in(state.rng, state.step)
   trainable = (state.params, state.objective["params"])
   kwargs = dict(model=model, objective=objective, config=config)
-  num = config.get("grad_accum_steps", 1)
+  num = config.grad_accum_steps
   args = (trainable, state.model_state, state.objective["state"], batch, rng, state.step)
   if num > 1:
     value_and_grads = _accumulated(*args, num=num, **kwargs)
@@ -192,7 +190,7 @@ def compile_train_step(mesh, **kwargs):
 
 def check_grad_accum(config, mesh):
   """Each device's share of a batch must split into `config.grad_accum_steps` micro-batches."""
-  num = config.get("grad_accum_steps", 1)
+  num = config.grad_accum_steps
   per_device = config.data.batch_size // mesh.size
   if not isinstance(num, int) or num < 1 or per_device % num:
     raise ValueError(f"config.grad_accum_steps={num!r} must be a positive integer dividing the "

@@ -10,7 +10,7 @@ checked first so that a checkpoint never holds a non-finite state.
 
 Config fields (defaults and their meaning: `rankjax.configs.default`): seed, total_steps,
 grad_accum_steps, dropout_rng_impl, log_every, data.{name, path, cache_dir, batch_size,
-list_sizes, num_threads}, model.{name, ...}, loss, supervision.{source, weights, objective},
+list_sizes, num_threads}, model.{name, ...}, loss, supervision (`rankjax.supervision`),
 optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits, label_source, metrics,
 batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
 """
@@ -33,8 +33,8 @@ from rankjax.engine import evaluate
 from rankjax.engine import logs as logging_utils
 from rankjax.engine import mesh as mesh_lib
 from rankjax import models
+from rankjax import supervision
 from rankjax.engine import step as step_lib
-from rankjax.supervision import single as supervision
 from rankjax.data import pipeline
 from rankjax.data import store
 from rankjax.data import svmlight
@@ -61,10 +61,8 @@ def build(config, mesh, example_batch: dict):
   tx = step_lib.make_optimizer(config)
   example = jax.tree.map(lambda x: x[:1], example_batch)
   objective = supervision.get_objective(config.supervision.objective)
-  objective_init = (functools.partial(objective.init, config=config)
-                    if hasattr(objective, "init") else None)
   init = jax.jit(functools.partial(step_lib.init_state, model, tx, example, config.seed, module,
-                                   config.model, objective_init),
+                                   config.model, functools.partial(objective.init, config=config)),
                  out_shardings=mesh_lib.replicated(mesh))
   abstract = jax.eval_shape(init)
   abstract = jax.tree.map(
@@ -87,20 +85,29 @@ def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None):
         f"non-finite {', '.join(bad)} at step {step}; stopping (no checkpoint saved yet)")
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
+                       metadata: dict | None = None) -> dict:
   """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
+
+  First the supervision's preparation hooks run (`rankjax.supervision.prepare`: e.g. the learned
+  gate's fit, IPS propensities from `metadata`, what the dataset's maker knows about it); the run
+  trains with the prepared config and saves it as `config.json`.
 
   Returns:
     {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
-     "state": the final `step.TrainState`}.
+     "state": the final `step.TrainState`, "preparation": the preparation hooks' notes}.
   """
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
-  _save_config(config, workdir)
   mesh = mesh_lib.make_mesh()
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
   step_lib.check_grad_accum(config, mesh)
   data_path = prepare_data(config, workdir)
+  config, notes = supervision.prepare(config, supervision.Context(data_path, metadata or {}))
+  if jax.process_index() == 0:
+    for note in notes:
+      print(note)
+  _save_config(config, workdir)
   train_split = store.open_split(data_path, "train")
   eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}
   long_lists = pipeline.count_long_lists(train_split.lengths, config.data.list_sizes)
@@ -200,7 +207,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     ckpt.close()
     writer.close()
     progress.close()
-  return {"step": step, "eval": results, "preempted": preempted, "state": state}
+  return {"step": step, "eval": results, "preempted": preempted, "state": state,
+          "preparation": notes}
 
 
 class Trained(NamedTuple):

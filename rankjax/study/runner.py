@@ -13,11 +13,11 @@ A config with a `study` section is a study (`python -m rankjax.main` dispatches 
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
                                "term_overlap", computed from the query and document texts
-  config.study.gate_split      the small human-labelled split a learned gate is fitted on
-                               (variants with gate {"name": "learned"}; `learned_gate`)
-
 Every (variant, seed) trains in `<workdir>/runs/<variant>/seed<k>` with `train.train_and_evaluate`
-(and so resumes), then scores the evaluation split. The report (`<workdir>/report.md`,
+(and so resumes), then scores the evaluation split. What a variant's supervision needs before
+training (a learned gate fitted on `config.supervision.gate.fit_split`, IPS propensities from the
+world) its runs prepare themselves (`rankjax.supervision.prepare`); the notes they leave (the
+fitted gate) go into the report. The report (`<workdir>/report.md`,
 `ndcg10_by_bucket.png`, `score_histograms.png`, `study.json`) has:
 
 - NDCG@{1,3,5,10} and ERR@10 per bucket (high, medium, low, all) as mean +- std over seeds;
@@ -45,7 +45,6 @@ from jax.experimental import multihost_utils
 from scipy import stats as scipy_stats
 
 from rankjax.engine import evaluate
-from rankjax.supervision import hybrid
 from rankjax.engine import mesh as mesh_lib
 from rankjax.ranking import metrics as metrics_lib
 from rankjax import models
@@ -173,56 +172,12 @@ def in_bucket(bucket: np.ndarray, name: str) -> np.ndarray:
   return np.ones(bucket.shape, bool) if name == "all" else bucket == BUCKETS.index(name)
 
 
-def gate_targets(split, draws: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """(query_freq f[N], click_better f[N]) of a split's lists that have a relevant document.
+def variant_config(config, variant: str, seed: int, data_path):
+  """The single-run config of one (variant, seed): the base config without `study`, the
+  variant's overrides merged into `config.supervision`.
 
-  click_better is 1 where ranking by the click labels gives a higher NDCG@10 against the human
-  labels than ranking by the LLM labels, 0 where lower, 0.5 where equal; label ties are broken
-  at random, averaged over `draws`.
-  """
-  rng = np.random.default_rng(seed)
-  n, size = len(split), int(split.lengths.max())
-  labels = {s: np.zeros((n, size), np.float32) for s in ("click", "llm", "human")}
-  where = np.zeros((n, size), bool)
-  freq = np.zeros(n)
-  for i in range(n):
-    rec = split[i]
-    k = len(rec["doc_ids"])
-    for s in labels:
-      labels[s][i, :k] = np.nan_to_num(rec[f"label_{s}"])
-    where[i, :k] = ~np.isnan(rec["label_human"])
-    freq[i] = rec["query_freq"]
-  human = jnp.asarray(labels["human"])
-  ndcg = {}
-  for s in ("click", "llm"):
-    runs = [metrics_lib.ndcg_metric(jnp.asarray(labels[s] + 1e-3 * rng.random((n, size))), human,
-                                    where=jnp.asarray(where), topn=10, reduce_fn=None)
-            for _ in range(draws)]
-    ndcg[s] = np.mean(runs, axis=0)
-  keep = np.asarray(metrics_lib.has_relevant(human, jnp.asarray(where)))
-  diff = (ndcg["click"] - ndcg["llm"])[keep]
-  return freq[keep], np.where(np.abs(diff) < 1e-6, 0.5, (diff > 0).astype(np.float64))
-
-
-def learned_gate(data_path, split_name: str) -> dict:
-  """The learned gate (`hybrid.fit_gate`) fitted on a human-labelled split, with its centre."""
-  freq, target = gate_targets(store.open_split(data_path, split_name))
-  gate = hybrid.fit_gate(freq, target)
-  centre = float(np.expm1(-gate["bias"] / gate["coef"])) if gate["coef"] else float("nan")
-  return {**gate, "centre": centre, "lists": int(len(freq)), "split": split_name,
-          "click_better": float(np.mean(target))}
-
-
-def _uses_learned_gate(variants) -> bool:
-  return any(v.get("gate", {}).get("name") == "learned" and "coef" not in v.get("gate", {})
-             for v in variants.values())
-
-
-def variant_config(config, variant: str, seed: int, data_path, meta: dict | None,
-                   gate: dict | None = None):
-  """The single-run config of one (variant, seed): the base config without `study`.
-
-  `gate` (from `learned_gate`) fills a learned gate's coef and bias where the variant has none.
+  What the variant's supervision needs before training (a learned gate's fit, IPS propensities
+  from the world) is prepared by the run itself (`rankjax.supervision.prepare`).
   """
   base = config.to_dict()
   study = base.pop("study")
@@ -231,15 +186,6 @@ def variant_config(config, variant: str, seed: int, data_path, meta: dict | None
   cfg.data.path = str(data_path)
   cfg.data.list_sizes = tuple(cfg.data.list_sizes)
   cfg.supervision.update(study["variants"][variant])
-  sup_gate = cfg.supervision.get("gate")
-  if sup_gate is not None and sup_gate.name == "learned" and "coef" not in sup_gate:
-    if gate is None:
-      raise ValueError(f"variant {variant!r} uses a learned gate but none was fitted")
-    sup_gate.coef, sup_gate.bias = gate["coef"], gate["bias"]
-  if cfg.supervision.get("weights") == "ips_pbm" and not cfg.supervision.get("propensities"):
-    if not meta:
-      raise ValueError(f"variant {variant!r} uses ips_pbm but gives no propensities")
-    cfg.supervision.propensities = tuple(meta["propensities"])
   return cfg
 
 
@@ -291,19 +237,22 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
                      f"{available_signals(split.layout)} (config.study.doc_signals / "
                      "semantic_signals)")
   data = padded_split(split, signals)
-  gate = learned_gate(data_path, study.gate_split) if _uses_learned_gate(study.variants) else None
   mesh = mesh_lib.make_mesh()
   scores: dict[str, list[np.ndarray]] = {}
+  preparation: dict[str, list[str]] = {}  # variant -> its runs' distinct preparation notes
   for variant in study.variants:
     for seed in study.seeds:
-      cfg = variant_config(config, variant, seed, data_path, meta, gate)
+      cfg = variant_config(config, variant, seed, data_path)
       print(f"study: {variant}, seed {seed}", flush=True)
-      out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}")
+      out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}",
+                                     metadata=meta)
       scores.setdefault(variant, []).append(score_run(cfg, out["state"], split, mesh))
+      notes = preparation.setdefault(variant, [])
+      notes += [n for n in out["preparation"] if n not in notes]
   summary = summarize(scores, data, study)
   summary["seconds"] = time.perf_counter() - start
   summary["world"] = meta
-  summary["learned_gate"] = gate
+  summary["preparation"] = preparation
   if jax.process_index() == 0:
     plot_bars(summary, workdir / "ndcg10_by_bucket.png")
     plot_histograms(scores, data, study, workdir / "score_histograms.png")
@@ -432,12 +381,9 @@ def report(summary: dict, config) -> str:
             "Variants (overrides of `config.supervision`):", ""]
   for v, over in summary["variants"].items():
     lines.append(f"- **{v}**: " + ", ".join(f"{k}={val}" for k, val in over.items()))
-  gate = summary.get("learned_gate")
-  if gate:
-    lines += ["", f"Learned gate (fitted on {gate['lists']} `{gate['split']}` lists; click labels "
-              f"ranked better than LLM labels on {gate['click_better']:.0%} of them): w = "
-              f"sigmoid({gate['coef']:.3f} log(1 + freq) {gate['bias']:+.3f}), w = 0.5 at "
-              f"frequency {gate['centre']:.1f}."]
+  notes = [n for per in summary.get("preparation", {}).values() for n in per]
+  for note in dict.fromkeys(notes):  # what the runs prepared (a learned gate's fit), once each
+    lines += ["", note]
   lines += ["", "Cells: mean ± std over seeds. ▲/▼: significantly better/worse than "
             f"**{base}** "
             "(paired t-test over queries, each query's value averaged over seeds; Holm-corrected "

@@ -1,1 +1,35 @@
-"""Supervision: which labels train the ranker, with which weights, under which objective."""
+"""Supervision: which labels train the ranker, with which weights, under which objective.
+
+An objective (`objective.Objective`, chosen by `config.supervision.objective`) is a pair:
+  init(rng, config) -> {"params", "state"}, its own variables (empty for most);
+  apply(scores, batch, *, step, config, variables) -> (loss, aux, new state).
+A loss function without variables becomes one with `stateless`. Before training, the engine runs
+`prepare`: the `prepare(config, context)` hooks of the chosen objective, weights hook and gate.
+
+To add an objective (or a weights hook, gate or schedule preset): one function in its module (or
+your own), registered where it is defined, then one config line:
+
+  @registry.register(OBJECTIVES, "mine")
+  @stateless
+  def mine(scores, batch, *, step, config): ...
+
+  config.supervision.objective = "mine"
+
+Modules: objective (protocol, registry, preparation), labels (the label rule), weights, gates,
+single, multi_objective, schedule, ultr.
+"""
+
+from rankjax.supervision import gates
+from rankjax.supervision import labels
+from rankjax.supervision import multi_objective
+from rankjax.supervision import objective
+from rankjax.supervision import schedule
+from rankjax.supervision import single
+from rankjax.supervision import ultr
+from rankjax.supervision import weights
+from rankjax.supervision.gates import GATES, fit_gate, gate_targets
+from rankjax.supervision.labels import labels_and_where
+from rankjax.supervision.objective import (OBJECTIVES, Context, Objective, get_objective, prepare,
+                                           stateless)
+from rankjax.supervision.schedule import PRESETS
+from rankjax.supervision.weights import WEIGHTS

@@ -2,9 +2,10 @@ r"""Unbiased learning to rank from clicks: objectives that learn position bias w
 
 They train on click labels, `label_click` where `mask_click` (a 0/1 click per shown item, or a
 CTR in [0, 1] on aggregated logs), whatever `config.supervision.source` says, at the shown rank
-`position`, clipped into the K = `config.supervision.num_positions` (default 10) modelled ranks;
-an unknown rank (0) counts as rank 1, as in `supervision.ips_pbm`. Each is an objective with its
-own variables (see `rankjax.supervision.single`), chosen by `config.supervision.objective`:
+`position`, clipped into the K = `config.supervision.num_positions` modelled ranks; an unknown
+rank (0) counts as rank 1, as in the `ips_pbm` weights hook. Each is an objective with its own
+variables (`rankjax.supervision.objective`: a class with static `init` and `apply`), chosen by
+`config.supervision.objective`:
 
 - "dla", the dual learning algorithm (Ai et al., SIGIR 2018). A propensity model, one logit p_k
   per rank, and the ranker f correct each other's bias with listwise softmax losses (the paper's
@@ -15,7 +16,7 @@ own variables (see `rankjax.supervision.single`), chosen by `config.supervision.
 
   theta is the examination propensity relative to rank 1, rho the relevance relative to the
   list's item shown highest; each weight is held constant in the other's loss and the ratios are
-  clipped below at `config.supervision.ips_clip` (default 0.01). `DLA.propensities` reads theta.
+  clipped below at `config.supervision.ips_clip`. `DLA.propensities` reads theta.
   The authors' related code trains it with AdamW and the gradient's global norm clipped at 0.5
   (`config.optimizer.clip_norm = 0.5`).
 - "two_tower", the PBM two-tower model (additive logits, as in PAL, Guo et al. 2019, and the
@@ -34,7 +35,7 @@ own variables (see `rankjax.supervision.single`), chosen by `config.supervision.
     exam_k <- decay exam_k + sum_{items at k} P(E=1 | c),   seen_k <- decay seen_k + n_k,
     theta_k = exam_k / seen_k,
 
-  with decay `config.supervision.em_decay` (default 0.99) and a start of theta = 1/2 weighted as
+  with decay `config.supervision.em_decay` and a start of theta = 1/2 weighted as
   one item per rank. (exam, seen) are the objective's non-gradient state: every checkpoint holds
   them, so a resumed run continues exactly.
 
@@ -46,30 +47,26 @@ from __future__ import annotations
 import jax
 import jax.numpy as jnp
 
+from rankjax import registry
 from rankjax.ranking import losses
+from rankjax.supervision import labels as labels_lib
+from rankjax.supervision import objective
 
 
 def _clicks(batch, config, name: str):
   """(clicks f32[B, L], where bool[B, L], rank index int32[B, L] in [0, K))."""
-  if config.supervision.get("weights", "none") != "none":
+  if config.supervision.weights != "none":
     raise ValueError(f"objective {name!r} learns its own position bias; set "
                      f"config.supervision.weights = 'none', not {config.supervision.weights!r}")
-  if "label_click" not in batch:
-    have = sorted(k[len("label_"):] for k in batch if k.startswith("label_"))
-    raise KeyError(f"objective {name!r} trains on clicks; the data has labels from {have}")
-  where = batch["mask"] & batch["mask_click"] & batch["list_valid"][:, None]
-  k = jnp.clip(batch["position"] - 1, 0, num_positions(config) - 1)
-  return batch["label_click"], where, k
-
-
-def num_positions(config) -> int:
-  """K, the ranks the objectives model (`config.supervision.num_positions`, default 10)."""
-  return config.supervision.get("num_positions", 10)
+  clicks, where = labels_lib.labels_and_where(batch, "click",
+                                              f"objective {name!r} trains on clicks")
+  k = jnp.clip(batch["position"] - 1, 0, config.supervision.num_positions - 1)
+  return clicks, where, k
 
 
 def _inverse(ratio, config):
   """1 / max(ratio, ips_clip), constant under differentiation."""
-  return jax.lax.stop_gradient(1.0 / jnp.maximum(ratio, config.supervision.get("ips_clip", 0.01)))
+  return jax.lax.stop_gradient(1.0 / jnp.maximum(ratio, config.supervision.ips_clip))
 
 
 def _by_rank(theta) -> dict:
@@ -77,26 +74,30 @@ def _by_rank(theta) -> dict:
   return {str(i + 1): theta[i] for i in range(theta.shape[0])}
 
 
+@registry.register(objective.OBJECTIVES, "dla")
 class DLA:
   """The dual learning algorithm (module docstring): a propensity logit per rank, learned jointly.
 
   >>> import ml_collections
-  >>> config = ml_collections.ConfigDict({"supervision": {"weights": "none"}})
-  >>> dla = DLA()
-  >>> variables = dla.init(jax.random.key(0), config)
-  >>> dla.propensities(variables).tolist()[:3]
+  >>> config = ml_collections.ConfigDict({"supervision": {"weights": "none", "num_positions": 10,
+  ...                                                     "ips_clip": 0.01}})
+  >>> variables = DLA.init(jax.random.key(0), config)
+  >>> DLA.propensities(variables).tolist()[:3]
   [1.0, 1.0, 1.0]
   >>> batch = {"mask": jnp.ones((1, 3), bool), "mask_click": jnp.ones((1, 3), bool),
   ...          "list_valid": jnp.ones((1,), bool), "label_click": jnp.array([[0., 1., 0.]]),
   ...          "position": jnp.array([[1, 2, 3]])}
-  >>> loss, aux, state = dla(jnp.zeros((1, 3)), batch, step=0, config=config, variables=variables)
+  >>> loss, aux, state = DLA.apply(jnp.zeros((1, 3)), batch, step=0, config=config,
+  ...                              variables=variables)
   >>> round(float(loss), 4)  # two softmax losses of log(3) each
   2.1972
   """
 
-  def init(self, rng, config):
+  @staticmethod
+  def init(rng, config):
     del rng
-    return {"params": {"logits": jnp.zeros((num_positions(config),), jnp.float32)}, "state": {}}
+    return {"params": {"logits": jnp.zeros((config.supervision.num_positions,), jnp.float32)},
+            "state": {}}
 
   @staticmethod
   def propensities(variables) -> jax.Array:
@@ -104,7 +105,8 @@ class DLA:
     p = variables["params"]["logits"]
     return jnp.exp(p - p[0])
 
-  def __call__(self, scores, batch, *, step, config, variables):
+  @staticmethod
+  def apply(scores, batch, *, step, config, variables):
     del step
     clicks, where, k = _clicks(batch, config, "dla")
     logits = variables["params"]["logits"]
@@ -117,19 +119,23 @@ class DLA:
     ranker_loss = losses.softmax_loss(scores, clicks, where=where, weights=_inverse(theta, config))
     exam_loss = losses.softmax_loss(exam_logits, clicks, where=where, weights=_inverse(rho, config))
     aux = {"ranker_loss": ranker_loss, "propensity_loss": exam_loss,
-           "labelled_items": jnp.sum(where), "propensity": _by_rank(self.propensities(variables))}
+           "labelled_items": jnp.sum(where), "propensity": _by_rank(DLA.propensities(variables))}
     return ranker_loss + exam_loss, aux, variables["state"]
 
 
+@registry.register(objective.OBJECTIVES, "two_tower")
 class TwoTower:
   """PBM two-tower (module docstring): click logit = ranker score + position logit g_k."""
 
-  def init(self, rng, config):
+  @staticmethod
+  def init(rng, config):
     del rng
-    return {"params": {"position_logits": jnp.zeros((num_positions(config),), jnp.float32)},
+    return {"params": {"position_logits": jnp.zeros((config.supervision.num_positions,),
+                                                    jnp.float32)},
             "state": {}}
 
-  def __call__(self, scores, batch, *, step, config, variables):
+  @staticmethod
+  def apply(scores, batch, *, step, config, variables):
     del step
     clicks, where, k = _clicks(batch, config, "two_tower")
     logits = scores + variables["params"]["position_logits"][k]
@@ -137,12 +143,14 @@ class TwoTower:
     return loss, {"labelled_items": jnp.sum(where)}, variables["state"]
 
 
+@registry.register(objective.OBJECTIVES, "regression_em")
 class RegressionEM:
   """Regression-EM (module docstring): EM over examination and relevance, the ranker regressing."""
 
-  def init(self, rng, config):
+  @staticmethod
+  def init(rng, config):
     del rng
-    k = num_positions(config)
+    k = config.supervision.num_positions
     return {"params": {}, "state": {"exam": jnp.full((k,), 0.5), "seen": jnp.ones((k,))}}
 
   @staticmethod
@@ -150,21 +158,19 @@ class RegressionEM:
     """f32[K]: the current examination probabilities theta by rank (absolute, not relative)."""
     return variables["state"]["exam"] / variables["state"]["seen"]
 
-  def __call__(self, scores, batch, *, step, config, variables):
+  @staticmethod
+  def apply(scores, batch, *, step, config, variables):
     del step
     clicks, where, k = _clicks(batch, config, "regression_em")
-    theta_by_rank = self.propensities(variables)
+    theta_by_rank = RegressionEM.propensities(variables)
     theta = theta_by_rank[k]
     gamma = jax.nn.sigmoid(jax.lax.stop_gradient(scores))
     unclicked = (1 - clicks) / jnp.maximum(1 - theta * gamma, 1e-6)
     p_exam = clicks + unclicked * theta * (1 - gamma)
     p_rel = clicks + unclicked * (1 - theta) * gamma
     loss = losses.pointwise_sigmoid_loss(scores, p_rel, where=where)
-    one_hot = jax.nn.one_hot(k, num_positions(config)) * where[..., None]
-    decay = config.supervision.get("em_decay", 0.99)
+    one_hot = jax.nn.one_hot(k, config.supervision.num_positions) * where[..., None]
+    decay = config.supervision.em_decay
     state = {"exam": decay * variables["state"]["exam"] + jnp.einsum("blk,bl->k", one_hot, p_exam),
              "seen": decay * variables["state"]["seen"] + one_hot.sum((0, 1))}
     return loss, {"labelled_items": jnp.sum(where), "propensity": _by_rank(theta_by_rank)}, state
-
-
-OBJECTIVES = {"dla": DLA(), "two_tower": TwoTower(), "regression_em": RegressionEM()}

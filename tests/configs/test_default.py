@@ -25,8 +25,8 @@ VARIANTS = {"demo": (None, "tiny"), "lightgbm_example": (None, "local"),
             "mslr_mlp": (None, "local"), "tiangong_st": (None, "tiny"),
             "trec_cross_encoder": ("click", "human", "tiny"), "trec_session": (None, "tiny")}
 OPTIONAL = {"study"}  # documented as optional: only a study has it
-ENGINE = ("engine/train.py", "engine/step.py", "study/runner.py", "supervision/single.py",
-          "engine/evaluate.py")
+ENGINE = ("engine/train.py", "engine/step.py", "study/runner.py", "engine/evaluate.py",
+          *(f"supervision/{p.name}" for p in (ROOT / "rankjax" / "supervision").glob("*.py")))
 
 
 def _flat(tree, prefix=""):

@@ -16,7 +16,7 @@ import pytest
 from rankjax.configs import default as config_defaults
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 from rankjax.data import pipeline, store
 from rankjax.models import cross_encoder
 
@@ -115,7 +115,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import jax, numpy as np
     from rankjax.engine import mesh as mesh_lib, step as step_lib, train
-    from rankjax.supervision import single as supervision
+    from rankjax import supervision
     from rankjax.data import pipeline, store
     from train_helpers import tiny_config, tiny_dataset
 
@@ -209,7 +209,7 @@ def test_step_imports_without_the_data_stack():
             raise ImportError("blocked " + name)
       sys.meta_path.insert(0, Block())
       from rankjax.engine import step
-      from rankjax.supervision import single as supervision
+      from rankjax import supervision
       from rankjax.models import cross_encoder
       print("OK")
   """)

@@ -9,7 +9,7 @@ import pytest
 
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 from rankjax.engine import train
 from rankjax.data import pipeline, store
 

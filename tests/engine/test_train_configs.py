@@ -8,7 +8,7 @@ import pytest
 
 from rankjax import cli
 from rankjax import models
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 
 from train_helpers import ROOT, load_config
 

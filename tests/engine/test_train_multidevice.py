@@ -19,7 +19,7 @@ SCRIPT = textwrap.dedent("""
     sys.path.insert(0, sys.argv[1])
     import jax, numpy as np
     from rankjax.engine import evaluate, mesh as mesh_lib, step as step_lib, train
-    from rankjax.supervision import single as supervision
+    from rankjax import supervision
     from rankjax.data import pipeline, store
     from train_helpers import tiny_config, tiny_dataset
 

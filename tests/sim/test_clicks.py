@@ -96,7 +96,7 @@ def test_ips_with_pbm_propensities_beats_naive_clicks_under_strong_position_bias
   import optax
 
   from rankjax.ranking import losses, metrics
-  from rankjax.supervision import single as supervision
+  from rankjax import supervision
 
   rng = np.random.default_rng(0)
   w_true = np.array([1.0, -0.5, 0.8, 0.0], np.float32)  # feature 3 is irrelevant
@@ -111,7 +111,8 @@ def test_ips_with_pbm_propensities_beats_naive_clicks_under_strong_position_bias
   x = jnp.asarray(feats[sim.log.doc])
   clicks, where = jnp.asarray(sim.log.click), jnp.asarray(sim.log.mask)
   positions = jnp.broadcast_to(jnp.arange(1, 11), clicks.shape)
-  config = ml_collections.ConfigDict({"supervision": {"propensities": sim.truth["theta"].tolist()}})
+  config = ml_collections.ConfigDict({"supervision": {"propensities": sim.truth["theta"].tolist(),
+                                                      "ips_clip": 0.01}})
   ips = supervision.WEIGHTS["ips_pbm"]({"position": positions}, config)
 
   def train(weights):

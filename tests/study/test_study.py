@@ -9,7 +9,7 @@ from scipy import stats as scipy_stats
 from rankjax.engine import evaluate
 from rankjax.engine import mesh as mesh_lib
 from rankjax.study import runner as study
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 from rankjax.sim import world as demo_world
 from rankjax.data import schema, store
 
@@ -106,9 +106,11 @@ def test_summary_report_and_plots(world_split, tmp_path):
   assert a["oracle"]["auc/all"]["mean"] > a["click"]["auc/all"]["mean"] > 0.5
   assert a["llm"]["spearman/quality"]["mean"] < a["click"]["spearman/quality"]["mean"]
   assert a["llm"]["spearman/semantic"]["mean"] > a["click"]["spearman/semantic"]["mean"]
-  summary.update(seconds=1.0, world=meta)
+  note = "Learned gate (fitted on 9 `validation` lists; ...)."
+  summary.update(seconds=1.0, world=meta, preparation={"click": [], "oracle": [note]})
   text = study.report(summary, config)
   assert "a simulation" in text and "| oracle |" in text and "▲" in text
+  assert text.count(note) == 1  # what the runs prepared
   for spec in study.METRICS:
     assert f"## {spec.upper()}" in text
   study.plot_bars(summary, tmp_path / "bars.png")
@@ -117,30 +119,27 @@ def test_summary_report_and_plots(world_split, tmp_path):
   assert (tmp_path / "hist.png").stat().st_size > 1000
 
 
-def test_variant_config_applies_overrides_and_propensities(world_split):
+def test_variant_config_merges_overrides_and_the_run_prepares_them(world_split):
   path, meta, _ = world_split
   config = load_config("demo", None)
-  cfg = study.variant_config(config, "freq_multi_objective", 7, path, meta)
+  cfg = study.variant_config(config, "freq_multi_objective", 7, path)
   assert "study" not in cfg and cfg.seed == 7 and cfg.data.path == str(path)
   assert cfg.supervision.objective == "freq_multi_objective"
   assert cfg.supervision.gate.name == "linear"
-  assert list(cfg.supervision.propensities) == meta["propensities"]
-  assert study.variant_config(config, "llm", 0, path, meta).supervision.source == "llm"
+  assert cfg.supervision.gate.fit_split == "validation"  # merged: the other gate keys stay
+  assert study.variant_config(config, "llm", 0, path).supervision.source == "llm"
+  # IPS propensities and a learned gate are the run's preparation, not the study's.
+  assert cfg.supervision.propensities == ()
+  prepared, _ = supervision.prepare(cfg, supervision.Context(path, meta))
+  assert list(prepared.supervision.propensities) == meta["propensities"]
   with pytest.raises(ValueError, match="propensities"):
-    study.variant_config(config, "click", 0, path, None)
-
-
-def test_learned_gate_is_fitted_on_the_validation_lists(world_split):
-  path, meta, _ = world_split
-  freq, target = study.gate_targets(store.open_split(path, "validation"))
-  assert len(freq) == len(target) > 5 and set(np.unique(target)) <= {0.0, 0.5, 1.0}
-  gate = study.learned_gate(path, "validation")
-  assert gate["lists"] == len(freq) and np.isfinite([gate["coef"], gate["bias"]]).all()
-  config = load_config("demo", None)
-  cfg = study.variant_config(config, "fmo_learned_gate", 0, path, meta, gate)
-  assert (cfg.supervision.gate.coef, cfg.supervision.gate.bias) == (gate["coef"], gate["bias"])
-  with pytest.raises(ValueError, match="learned gate"):
-    study.variant_config(config, "fmo_learned_gate", 0, path, meta)
+    supervision.prepare(study.variant_config(config, "click", 0, path),
+                        supervision.Context(path))
+  learned = study.variant_config(config, "fmo_learned_gate", 0, path)
+  assert learned.supervision.gate.coef is None
+  prepared, notes = supervision.prepare(learned, supervision.Context(path, meta))
+  assert np.isfinite([prepared.supervision.gate.coef, prepared.supervision.gate.bias]).all()
+  assert len(notes) == 1 and "`validation` lists" in notes[0]
 
 
 def test_term_overlap_signal_from_texts(tmp_path):
@@ -176,7 +175,7 @@ def test_study_on_a_prepared_dataset(tmp_path):
   config.eval.every = config.checkpoint.every = 4
   config.study = ml_collections.ConfigDict({
       "seeds": (0,), "split": "test", "baseline": "click", "relevant_label": 1.0,
-      "doc_signals": (), "semantic_signals": (), "gate_split": "validation",
+      "doc_signals": (), "semantic_signals": (),
       "variants": {"click": {"source": "click"}, "human": {"source": "human"}}})
   summary = study.run(config, tmp_path / "study")
   assert set(summary["metrics"]) == {"click", "human"} and summary["world"] is None

@@ -29,17 +29,18 @@ def run_config(world, variant):
   config.study.variants.data_schedule.stages = (
       {"start": 0, "end": 3, "mix": {"llm": 1.0}},
       {"start": 3, "end": 6, "mix": {"click": 0.5, "human": 0.5}})
-  return study.variant_config(config, variant, 0, path, meta)
+  return study.variant_config(config, variant, 0, path)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("variant", ["data_schedule", "freq_multi_objective"])
 def test_resume_is_exact(world, tmp_path, variant):
   a, b = tmp_path / "a", tmp_path / "b"
-  full = train.train_and_evaluate(run_config(world, variant), a)
+  meta = world[1]  # the world's PBM propensities, for the variants' IPS weights
+  full = train.train_and_evaluate(run_config(world, variant), a, metadata=meta)
   (b / "checkpoints").mkdir(parents=True)
   shutil.copytree(a / "checkpoints" / "3", b / "checkpoints" / "3")
-  resumed = train.train_and_evaluate(run_config(world, variant), b)
+  resumed = train.train_and_evaluate(run_config(world, variant), b, metadata=meta)
   for x, y in zip(jax.tree.leaves(full["state"]), jax.tree.leaves(resumed["state"])):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   logged = (a / "metrics.jsonl").read_text()

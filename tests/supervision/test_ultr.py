@@ -1,4 +1,4 @@
-"""Unbiased click supervision (rankjax.supervision.ultr, rankjax.click_models.intervention) on simulated logs.
+"""Unbiased click supervision (supervision.ultr, click_models.intervention) on simulated logs.
 
 The world (as tests/sim/test_clicks.py's IPS test): 200 queries of 20 documents, graded labels from
 a linear function of 4 features, clicks from PBM with strong position bias (theta_k = k ** -2).
@@ -16,13 +16,14 @@ import shutil
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
-import ml_collections
 import numpy as np
 import pytest
 
+from rankjax import supervision
+from rankjax.configs import default as config_defaults
 from rankjax.engine import evaluate, step as step_lib, train
 from rankjax.ranking import metrics
-from rankjax.supervision import single as supervision, ultr
+from rankjax.supervision import ultr
 from rankjax.click_models import intervention
 from rankjax.sim import clicks as sim_lib
 from rankjax.click_models.log import ClickLog
@@ -32,6 +33,8 @@ from train_helpers import tiny_config, tiny_dataset
 
 ETA = 2.0
 TRUE_THETA = np.arange(1, 11, dtype=np.float64) ** -ETA
+ULTR = sorted(name for name, objective in supervision.OBJECTIVES.items()
+              if objective.__module__ == ultr.__name__)  # the objectives defined there
 
 
 class Linear(nn.Module):
@@ -74,22 +77,21 @@ def _batch(lists, log):
 
 
 def _config(objective="single", weights="none", steps=1000, **supervision_kw):
-  return ml_collections.ConfigDict({
-      "total_steps": steps, "loss": "softmax",
-      # DLA's authors: AdamW with the gradient's global norm clipped at 0.5.
-      "optimizer": {"lr": 0.05, "warmup_steps": 0, "weight_decay": 0.0, "clip_norm": 0.5},
-      "supervision": {"objective": objective, "source": "click", "weights": weights,
-                      **supervision_kw}})
+  config = config_defaults.default_config()
+  config.total_steps, config.loss = steps, "softmax"
+  # DLA's authors: AdamW with the gradient's global norm clipped at 0.5.
+  config.optimizer.update({"lr": 0.05, "warmup_steps": 0, "weight_decay": 0.0, "clip_norm": 0.5})
+  config.supervision.update({"objective": objective, "source": "click", "weights": weights,
+                             **supervision_kw})
+  return config
 
 
 def _train(batch, config):
   """The final TrainState of `config.total_steps` full-batch steps of `step.train_step`."""
   objective = supervision.get_objective(config.supervision.objective)
   model, tx = Linear(), step_lib.make_optimizer(config)
-  objective_init = (functools.partial(objective.init, config=config)
-                    if hasattr(objective, "init") else None)
   state = step_lib.init_state(model, tx, jax.tree.map(lambda x: x[:1], batch), 0,
-                              objective_init=objective_init)
+                              objective_init=functools.partial(objective.init, config=config))
   step = functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective,
                            config=config)
   return jax.jit(lambda s, b: jax.lax.fori_loop(0, config.total_steps,
@@ -128,7 +130,7 @@ def test_unbiased_objective_beats_naive_clicks(world, naive_ndcg, objective, tol
   ndcg = _ndcg(lists, state)
   assert ndcg > naive_ndcg + 0.15, (ndcg, naive_ndcg)
   if tolerance is not None:
-    theta = np.asarray(ultr.OBJECTIVES[objective].propensities(state.objective))
+    theta = np.asarray(supervision.OBJECTIVES[objective].propensities(state.objective))
     np.testing.assert_allclose(theta / theta[0], TRUE_THETA, atol=tolerance)
   else:  # the position tower learned the bias: lower logits further down
     assert np.all(np.diff(np.asarray(state.objective["params"]["position_logits"])[:5]) < 0)
@@ -162,12 +164,12 @@ def _tiny_batch(seed=0):
 
 def _call(objective, scores, batch, config, variables=None):
   variables = variables or objective.init(jax.random.key(0), config)
-  return objective(scores, batch, step=0, config=config, variables=variables)
+  return objective.apply(scores, batch, step=0, config=config, variables=variables)
 
 
-@pytest.mark.parametrize("name", sorted(ultr.OBJECTIVES))
+@pytest.mark.parametrize("name", ULTR)
 def test_masked_items_and_empty_lists_are_ignored(name):
-  objective, config = ultr.OBJECTIVES[name], _config(name)
+  objective, config = supervision.OBJECTIVES[name], _config(name)
   batch = _tiny_batch()
   scores = jnp.asarray(np.random.default_rng(1).normal(size=(3, 8)), jnp.float32)
   loss, aux, state = _call(objective, scores, batch, config)
@@ -188,9 +190,9 @@ def test_masked_items_and_empty_lists_are_ignored(name):
   assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(grads))
 
 
-@pytest.mark.parametrize("name", sorted(ultr.OBJECTIVES))
+@pytest.mark.parametrize("name", ULTR)
 def test_bad_configuration_is_a_clear_error(name):
-  objective = ultr.OBJECTIVES[name]
+  objective = supervision.OBJECTIVES[name]
   with pytest.raises(ValueError, match=f"'{name}' learns its own position bias.*'ips_pbm'"):
     _call(objective, jnp.zeros((3, 8)), _tiny_batch(), _config(name, weights="ips_pbm"))
   no_clicks = {k: v for k, v in _tiny_batch().items() if not k.endswith("_click")}
@@ -205,7 +207,8 @@ def test_regression_em_steps():
            "mask": jnp.ones((1, 3), bool), "list_valid": jnp.ones((1,), bool),
            "position": jnp.array([[1, 2, 5]])}  # rank 5 counts as the last modelled rank, 3
   scores = jnp.array([[0.0, 1.0, -1.0]])
-  loss, _, state = _call(ultr.OBJECTIVES["regression_em"], scores, batch, config, variables)
+  regression_em = supervision.OBJECTIVES["regression_em"]
+  loss, _, state = _call(regression_em, scores, batch, config, variables)
   theta, gamma = np.array([0.8, 0.2, 0.1]), 1 / (1 + np.exp(-np.array([0.0, 1.0, -1.0])))
   c = np.array([1.0, 0.0, 0.0])
   p_exam = c + (1 - c) * theta * (1 - gamma) / (1 - theta * gamma)
@@ -278,7 +281,7 @@ def _objective_config(data_path, objective):
 def test_resume_restores_objective_variables_exactly(data_path, tmp_path, objective):
   a, b = tmp_path / "a", tmp_path / "b"
   full = train.train_and_evaluate(_objective_config(data_path, objective), a)
-  init = ultr.OBJECTIVES[objective].init(None, _objective_config(data_path, objective))
+  init = supervision.OBJECTIVES[objective].init(None, _objective_config(data_path, objective))
   changed = [np.any(np.asarray(x) != np.asarray(y))
              for x, y in zip(jax.tree.leaves(full["state"].objective), jax.tree.leaves(init))]
   assert changed and all(changed)  # trained (params) or updated (EM state) by the steps

@@ -151,7 +151,7 @@ def engine_row(size, attention, data, args):
   # Imported here: ml_collections may be missing where only the model rows are wanted.
   from rankjax.configs import default as config_defaults  # pylint: disable=g-import-not-at-top
   from rankjax.engine import step as step_lib  # pylint: disable=g-import-not-at-top
-  from rankjax.supervision import single as supervision  # pylint: disable=g-import-not-at-top
+  from rankjax import supervision  # pylint: disable=g-import-not-at-top
   config = config_defaults.default_config()
   config.total_steps, config.loss = 10_000, "softmax"
   config.supervision.source = "click"

@@ -28,7 +28,7 @@ import numpy as np
 
 from rankjax.configs import default as config_defaults
 from rankjax.engine import step as step_lib
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 from rankjax.models import cross_encoder
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))

@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax.supervision import single as supervision
+from rankjax import supervision
 from rankjax.engine import train
 from rankjax.data import pipeline
 from rankjax.data import store

@@ -1,0 +1,127 @@
+"""The Objective protocol, the `OBJECTIVES` registry, and preparation before training.
+
+An objective turns the model's scores on a training batch into the scalar loss. As an optax
+`GradientTransformation` is a pair of functions, an objective is a pair:
+
+  init(rng, config) -> {"params": pytree, "state": pytree}
+  apply(scores f32[B, L], batch, *, step, config, variables) -> (loss, aux, new_state)
+
+`variables` is what `init` made, as trained so far: the objective's own variables (a propensity
+model, a position tower, EM statistics). The trainer keeps them in `TrainState.objective` (so
+checkpoints hold them and a resumed run is exact), trains "params" together with the model's
+params under the same optimizer, replaces "state" by `new_state`, and never uses either to score
+or evaluate. `aux` is a dict of scalars (or dicts of them), logged as "train/<name>".
+
+Most objectives have no variables: a loss function `fn(scores, batch, *, step, config) -> (loss,
+aux)` becomes an objective with empty ones by `stateless` (as `optax.stateless`), once, where it
+is registered:
+
+  @registry.register(OBJECTIVES, "my_objective")
+  @objective.stateless
+  def my_objective(scores, batch, *, step, config): ...
+
+and one with variables is a class with static `init` and `apply` (`rankjax.supervision.ultr`).
+
+Preparation: an objective, weights hook or gate that needs something computed from the data
+before training (the learned gate's fit, IPS propensities from the dataset) has a `prepare`
+attribute, `prepare(config, context: Context) -> dict`, returning updates of
+`config.supervision`. `prepare` below runs them once; the engine trains with, and saves, the
+prepared config.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import pathlib
+from typing import Any, Callable, Mapping, Protocol
+
+from rankjax import registry
+from rankjax.supervision import gates
+from rankjax.supervision import weights
+
+
+class Objective(Protocol):
+  """What the trainer calls (module docstring)."""
+
+  def init(self, rng, config) -> dict:
+    """{"params": pytree, "state": pytree}, the objective's own variables."""
+
+  def apply(self, scores, batch, *, step, config, variables) -> tuple[Any, dict, Any]:
+    """(loss, aux, new state) of a batch's scores, given the variables' current values."""
+
+
+OBJECTIVES: dict[str, Objective] = {}
+
+
+def get_objective(name: str) -> Objective:
+  """The objective registered as `name` in `OBJECTIVES`."""
+  return registry.lookup(OBJECTIVES, name, "objective")
+
+
+@dataclasses.dataclass(frozen=True)
+class Stateless:
+  """An objective without variables: `loss_fn(scores, batch, *, step, config) -> (loss, aux)`.
+
+  >>> def mean_score(scores, batch, *, step, config):
+  ...   return scores.mean(), {}
+  >>> objective = stateless(mean_score)
+  >>> variables = objective.init(None, None)
+  >>> variables
+  {'params': {}, 'state': {}}
+  >>> objective.apply(jnp.ones((2, 3)), {}, step=0, config=None, variables=variables)
+  (Array(1., dtype=float32), {}, {})
+  """
+  loss_fn: Callable
+
+  def init(self, rng, config) -> dict:
+    del rng, config
+    return {"params": {}, "state": {}}
+
+  def apply(self, scores, batch, *, step, config, variables):
+    loss, aux = self.loss_fn(scores, batch, step=step, config=config)
+    return loss, aux, variables["state"]
+
+
+def stateless(loss_fn: Callable) -> Stateless:
+  """`loss_fn` as an objective with empty variables (a decorator; `Stateless`)."""
+  return Stateless(loss_fn)
+
+
+@dataclasses.dataclass
+class Context:
+  """What preparation may read, and where it leaves its account.
+
+  Attributes:
+    data_path: the prepared dataset (`open_split`).
+    metadata: what the dataset's maker knows about it, e.g. the demo world's
+      {"propensities": PBM propensities fitted on its click log}; empty if nothing.
+    notes: lines a hook leaves on what it did (the run prints them, the study reports them).
+  """
+  data_path: pathlib.Path
+  metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+  notes: list[str] = dataclasses.field(default_factory=list)
+
+  def open_split(self, name: str):
+    """The dataset's split `name` (`rankjax.data.store.Split`)."""
+    # Imported here: the store needs tensorflow_datasets, which the training step must not.
+    from rankjax.data import store  # pylint: disable=g-import-not-at-top
+    return store.open_split(self.data_path, name)
+
+
+def prepare(config, context: Context):
+  """The config training runs with: `config.supervision` updated by the preparation hooks.
+
+  The hooks are those of the objective, the weights hook and the gate `config.supervision`
+  names, run in that order, each on the config as the hooks before it left it. `config` itself
+  is not changed (a locked config stays locked; the updates set declared keys).
+
+  Returns:
+    (prepared config, the hooks' notes).
+  """
+  prepared = config.copy_and_resolve_references()
+  for entry in (get_objective(config.supervision.objective), weights.chosen(config),
+                gates.chosen(config)):
+    hook = getattr(entry, "prepare", None)
+    if hook is not None:
+      prepared.supervision.update(hook(prepared, context))
+  return prepared, context.notes
