@@ -13,6 +13,7 @@ A config with a `study` section is a study (`python -m rankjax.main` dispatches 
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
                                "term_overlap", computed from the query and document texts
+
 Every (variant, seed) trains in `<workdir>/runs/<variant>/seed<k>` with `train.train_and_evaluate`
 (and so resumes), then scores the evaluation split. What a variant's supervision needs before
 training (a learned gate fitted on `config.supervision.gate.fit_split`, IPS propensities from the
