@@ -79,7 +79,8 @@ def dcg_lambdaweight(
   Returns:
     `[..., list_size, list_size]` weights, 0 on pairs with an invalid item.
 
-  >>> np.asarray(dcg_lambdaweight(jnp.array([1., 2.]), jnp.array([1., 0.])), np.float64).round(4).tolist()
+  >>> weights = dcg_lambdaweight(jnp.array([1., 2.]), jnp.array([1., 0.]))
+  >>> np.asarray(weights, np.float64).round(4).tolist()
   [[0.0, 0.7381], [0.7381, 0.0]]
   """
   where, labels, weights = _prepare(scores, labels, where, weights)
@@ -117,7 +118,8 @@ def dcg2_lambdaweight(
   Returns:
     `[..., list_size, list_size]` weights, 0 on pairs with an invalid item.
 
-  >>> np.asarray(dcg2_lambdaweight(jnp.array([1., 2.]), jnp.array([1., 0.])), np.float64).round(4).tolist()
+  >>> weights = dcg2_lambdaweight(jnp.array([1., 2.]), jnp.array([1., 0.]))
+  >>> np.asarray(weights, np.float64).round(4).tolist()
   [[0.0, 0.7381], [0.7381, 0.0]]
   """
   where, labels, weights = _prepare(scores, labels, where, weights)
