@@ -33,7 +33,7 @@ def get_config(arg=None):
 
   c.model = config_defaults.model_config("mlp", hidden=64, num_blocks=2, dropout=0.1)
 
-  c.loss = config_defaults.loss_config("softmax")
+  c.loss = {"name": "softmax"}
   c.supervision.source = "click"
 
   c.optimizer.warmup_steps = 30

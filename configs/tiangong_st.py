@@ -45,7 +45,7 @@ def get_config(arg=None):
   # hf_dir is required: a Chinese BERT directory (`--config.model.hf_dir=...`).
   c.model = config_defaults.model_config("cross_encoder", dtype="bfloat16", dropout=0.1)
 
-  c.loss = config_defaults.loss_config("softmax")
+  c.loss = {"name": "softmax"}
   c.supervision.source = "click"
 
   c.optimizer.lr = 3e-5

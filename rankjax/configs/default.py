@@ -7,8 +7,8 @@ reads these keys as attributes and never defaults them again; since every key is
 key is a command-line override of a locked config (`--config.data.world.sessions=3000`).
 
 Sections that choose a thing by name take its options beside the name: `config.model`
-(`model_config`), `config.loss` (`loss_config`). What experiment files share beyond the defaults
-(the paper's supervision variants) is in `rankjax.configs.common`.
+(`model_config`), `config.loss` (`{"name": "lambda", "topn": 10}`). What experiment files share
+beyond the defaults (the paper's supervision variants) is in `rankjax.configs.common`.
 """
 
 import dataclasses
@@ -18,7 +18,6 @@ import ml_collections
 from ml_collections import config_dict
 
 from rankjax import models
-from rankjax.ranking import losses
 from rankjax.sim import world
 
 # flax.linen.Module's own dataclass fields, not model settings.
@@ -72,8 +71,10 @@ def default_config() -> ml_collections.ConfigDict:
   # The ranker: `{"name": ..., **that model's fields}` (`rankjax.models`), set with
   # `model_config(name, ...)` so that every field is an override.
   c.model = ml_collections.ConfigDict({"name": config_dict.placeholder(str)})
-  # The loss the objectives train with, and its options (`rankjax.ranking.losses.get_loss`); set
-  # with `loss_config(name, ...)` so that every option is an override.
+  # The loss the objectives train with, and options of that loss beside its name
+  # (`rankjax.ranking.losses.get_loss`), e.g. {"name": "lambda", "lambdaweight": "ndcg2"}. Only
+  # `name` is declared, so that `--config.loss.name=...` switches the loss of any config; a
+  # config file sets the options it wants.
   c.loss = ml_collections.ConfigDict({"name": "softmax"})
 
   c.supervision = ml_collections.ConfigDict()
@@ -125,33 +126,6 @@ def model_config(name: str, **fields) -> ml_collections.ConfigDict:
   for field in settings:
     value = fields.get(field.name, field.default)
     c[field.name] = _placeholder(hints[field.name]) if value is None else value
-  return c
-
-
-def loss_config(name: str, **options) -> ml_collections.ConfigDict:
-  """`config.loss` for loss `name`: each of its options, `options` set, defaults otherwise.
-
-  As `model_config` for models: a locked config takes `--config.loss.<option>=...` only for
-  options it lists. An option whose default is None becomes a typed placeholder; one whose
-  default is not data (a function, as `gain_fn`) is listed only when given.
-
-  >>> c = loss_config("lambda", topn=10)
-  >>> c.name, c.lambdaweight, c.topn, "gain_fn" in c
-  ('lambda', 'lambdarank', 10, False)
-  >>> loss_config("softmax", topn=10)
-  Traceback (most recent call last):
-  ValueError: loss 'softmax' has no option(s) ['topn']; its options: none
-  """
-  losses.get_loss({"name": name, **options})  # an unknown name or option is an error
-  loss = losses.get_loss(name)
-  hints = typing.get_type_hints(loss)
-  c = ml_collections.ConfigDict({"name": name})
-  for option, parameter in losses.loss_options(loss).items():
-    value = options.get(option, parameter.default)
-    if value is None:
-      c[option] = _placeholder(hints[option])
-    elif option in options or isinstance(value, (bool, int, float, str)):
-      c[option] = value
   return c
 
 
