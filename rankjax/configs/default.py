@@ -125,18 +125,19 @@ def model_config(name: str, **fields) -> ml_collections.ConfigDict:
   c = ml_collections.ConfigDict({"name": name})
   for field in settings:
     value = fields.get(field.name, field.default)
-    c[field.name] = _placeholder(hints[field.name]) if value is None else value
+    if value is None:
+      types_ = [t for t in typing.get_args(hints[field.name]) if t is not type(None)]
+      value = config_dict.placeholder(types_[0] if len(types_) == 1 else object)
+    c[field.name] = value
   return c
 
 
 def check_experiment_keys(config: ml_collections.ConfigDict) -> None:
   """Raises a ValueError naming the `EXPERIMENT_KEYS` that `config` leaves unset.
 
-  >>> check_experiment_keys(default_config())
+  >>> check_experiment_keys(default_config())  # doctest: +ELLIPSIS
   Traceback (most recent call last):
-  ValueError: config.total_steps, config.data.name, config.data.list_sizes, config.model.name, \
-config.eval.every, config.checkpoint.every are unset: every experiment sets them \
-(rankjax.configs.default.EXPERIMENT_KEYS)
+  ValueError: config.total_steps, config.data.name, ... are unset: every experiment sets them ...
   """
   unset = []
   for key in EXPERIMENT_KEYS:
@@ -148,9 +149,3 @@ config.eval.every, config.checkpoint.every are unset: every experiment sets them
   if unset:
     raise ValueError(f"{', '.join(unset)} are unset: every experiment sets them "
                      "(rankjax.configs.default.EXPERIMENT_KEYS)")
-
-
-def _placeholder(hint) -> config_dict.FieldReference:
-  """A None value of type `hint` (`Optional[int]` -> int), to be set from the command line."""
-  types_ = [t for t in typing.get_args(hint) if t is not type(None)]
-  return config_dict.placeholder(types_[0] if len(types_) == 1 else object)

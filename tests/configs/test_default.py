@@ -10,7 +10,6 @@ below with their reasons, and a test fails when one is no longer needed.
 import ast
 import dataclasses
 import functools
-import pathlib
 import warnings
 
 import jax.numpy as jnp
@@ -146,13 +145,18 @@ def _source_reads(source: str, rel: str) -> list[Read]:
   return sorted(reads, key=str)
 
 
-@functools.cache
-def _config_reads() -> tuple[Read, ...]:
+def _scanned_sources() -> dict[str, str]:
+  """{path relative to rankjax/: text} of the modules of `CONFIG_LAYERS`."""
   files = [p for p in sorted(LIBRARY.rglob("*.py"))
            if p.relative_to(LIBRARY).parts[0] in CONFIG_LAYERS]
   assert any(p.name == "train.py" for p in files), files
-  return tuple(r for p in files
-               for r in _source_reads(p.read_text(), p.relative_to(LIBRARY).as_posix()))
+  return {p.relative_to(LIBRARY).as_posix(): p.read_text() for p in files}
+
+
+@functools.cache
+def _config_reads() -> tuple[Read, ...]:
+  return tuple(r for rel, source in _scanned_sources().items()
+               for r in _source_reads(source, rel))
 
 
 def _flat(tree, prefix=()):
@@ -253,6 +257,20 @@ def test_every_declared_key_is_read():
   unread = [".".join(k) for k in _flat(config_defaults.default_config().to_dict())
             if k not in reads and not _under(k, read_whole)]
   assert not unread, f"declared but read nowhere: {unread}"
+
+
+def test_every_listed_exception_is_still_needed():
+  reads = {r.key for r in _config_reads()}
+  assert all(any(k[0] == section for k in reads) for section in FREE_FORM), FREE_FORM
+  assert all(tuple(w.split(".")) in reads for w in WHOLE_SECTIONS), WHOLE_SECTIONS
+  sources = _scanned_sources()
+  assert all(any(expr in text for text in sources.values())
+             for expr in NOT_THE_EXPERIMENT_CONFIG), NOT_THE_EXPERIMENT_CONFIG
+  parameters = {(rel.split("/")[0], arg.arg) for rel, text in sources.items()
+                for node in ast.walk(ast.parse(text))
+                if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef))
+                for arg in node.args.args + node.args.kwonlyargs}
+  assert set(SECTION_PARAMETERS) <= parameters, SECTION_PARAMETERS
 
 
 def test_pending_exceptions_are_still_needed():
