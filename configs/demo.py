@@ -1,6 +1,6 @@
 r"""The embedded demo: the whole study on a simulated world, no download, minutes on two CPU cores.
 
-The data is a simulation (`rankjax/data/demo_world.py`): documents with a semantic part (seen by a
+The data is a simulation (`rankjax/sim/world.py`): documents with a semantic part (seen by a
 simulated annotator, with noise) and a quality part (seen only through simulated clicks), Zipf
 query frequencies, PBM position bias. Click, LLM, data-schedule and frequency-gated
 multi-objective rankers (plus the multi-objective with a learned gate, and a human-label
@@ -15,6 +15,7 @@ the gate the parameter-free linear one.
 
 import ml_collections
 
+from rankjax.configs import common
 from rankjax.configs import default as config_defaults
 
 
@@ -24,13 +25,15 @@ def get_config(arg=None):
   c.total_steps = 300
   c.log_every = 100
 
-  c.data.name = "demo_world"  # `data.path` is set by the study to the built world
+  # The simulated world, built on the first run; its parameters are `data.world`'s defaults
+  # (rankjax.sim.world.WorldConfig; README "Demo" lists the same values).
+  c.data.name = "demo_world"
   c.data.list_sizes = (10,)
   c.data.num_threads = 0
 
   c.model = config_defaults.model_config("mlp", hidden=64, num_blocks=2, dropout=0.1)
 
-  c.loss = "softmax"
+  c.loss = {"name": "softmax"}
   c.supervision.source = "click"
   c.supervision.gate.fit_split = "validation"  # the learned gate's human-labelled lists
 
@@ -49,23 +52,11 @@ def get_config(arg=None):
   c.study.doc_signals = ("global_ctr", "quality")
   c.study.semantic_signals = ("semantic",)
   c.study.variants = ml_collections.ConfigDict({
-      "click": {"objective": "single", "source": "click", "weights": "ips_pbm"},
-      "llm": {"objective": "single", "source": "llm", "weights": "none"},
-      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged",
-                        "weights": "ips_pbm"},
-      "freq_multi_objective": {"objective": "freq_multi_objective", "weights": "ips_pbm",
-                               "gate": {"name": "linear"}},
-      "human": {"objective": "single", "source": "human", "weights": "none"},
+      **common.paper_variants(weights="ips_pbm"),
       # Beyond the paper: the gate fitted on the validation queries' human labels.
       "fmo_learned_gate": {"objective": "freq_multi_objective", "weights": "ips_pbm",
                            "gate": {"name": "learned"}},
   })
-  # The world (rankjax.sim.world.WorldConfig; README "Demo" lists the same values).
-  c.study.world = ml_collections.ConfigDict({
-      "num_queries": 1000, "docs_per_query": 10, "num_docs": 4000, "sessions": 30000,
-      "zipf": 1.1, "eta": 1.0, "click_noise": 0.1, "logger_noise": 1.0, "semantic_weight": 1.0,
-      "quality_weight": 1.0, "llm_noise": 0.5, "feature_noise": 0.5, "ctr_prior": 5.0,
-      "validation_fraction": 0.1, "test_fraction": 0.3, "seed": 0})
 
   if arg == "tiny":
     c.total_steps = 20
@@ -77,7 +68,7 @@ def get_config(arg=None):
     c.model.num_blocks = 1
     c.study.seeds = (0, 1)
     del c.study.variants["human"], c.study.variants["fmo_learned_gate"]
-    c.study.world.update({"num_queries": 150, "num_docs": 600, "sessions": 3000})
+    c.data.world.update({"num_queries": 150, "num_docs": 600, "sessions": 3000})
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
   return c

@@ -20,7 +20,7 @@ def get_config(arg=None):
 
   c.model = config_defaults.model_config("mlp", hidden=256, num_blocks=3, dropout=0.3)
 
-  c.loss = "lambda"
+  c.loss = {"name": "lambda"}
   c.supervision.source = "human"
 
   c.eval.every = 250

@@ -27,6 +27,7 @@ tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `prope
 
 import ml_collections
 
+from rankjax.configs import common
 from rankjax.configs import default as config_defaults
 
 
@@ -44,7 +45,7 @@ def get_config(arg=None):
   # hf_dir is required: a Chinese BERT directory (`--config.model.hf_dir=...`).
   c.model = config_defaults.model_config("cross_encoder", dtype="bfloat16", dropout=0.1)
 
-  c.loss = "softmax"
+  c.loss = {"name": "softmax"}
   c.supervision.source = "click"
 
   c.optimizer.lr = 3e-5
@@ -63,15 +64,8 @@ def get_config(arg=None):
   c.study.relevant_label = 2.0  # labels 0-4; 2 and up counts as relevant
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
-  c.study.variants = ml_collections.ConfigDict({
-      "click": {"objective": "single", "source": "click", "weights": "none"},
-      "llm": {"objective": "single", "source": "llm", "weights": "none"},
-      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged",
-                        "weights": "none"},
-      "freq_multi_objective": {"objective": "freq_multi_objective", "gate": {"name": "linear"},
-                               "weights": "none"},
-      "human": {"objective": "single", "source": "human", "weights": "none"},
-  })
+  # Click labels are CTRs without IPS (module docstring).
+  c.study.variants = ml_collections.ConfigDict(common.paper_variants())
 
   if arg == "tiny":
     c.model.size = "tiny"

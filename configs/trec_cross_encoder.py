@@ -45,7 +45,7 @@ def get_config(arg="click"):
   hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
   c.model = config_defaults.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
-  c.loss = "softmax"
+  c.loss = {"name": "softmax"}
   c.supervision.source = "human" if arg == "human" else "click"
 
   c.optimizer.lr = 5e-5

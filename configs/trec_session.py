@@ -26,6 +26,7 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
 
 import ml_collections
 
+from rankjax.configs import common
 from rankjax.configs import default as config_defaults
 from rankjax.data import paths
 
@@ -48,7 +49,7 @@ def get_config(arg=None):
   hf_dir = str(paths.minilm_dir()) if arg != "tiny" else None  # tiny: random init, no download
   c.model = config_defaults.model_config("cross_encoder", hf_dir=hf_dir, dropout=0.1)
 
-  c.loss = "softmax"
+  c.loss = {"name": "softmax"}
   c.supervision.source = "click"
 
   c.optimizer.lr = 5e-5
@@ -68,15 +69,8 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0  # TREC grades -2..4; 1 is "relevant"
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
-  ips = {"weights": "ips_pbm", "propensities": TREC_PBM_PROPENSITIES}
-  c.study.variants = ml_collections.ConfigDict({
-      "click": {"objective": "single", "source": "click", **ips},
-      "llm": {"objective": "single", "source": "llm", "weights": "none"},
-      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged", **ips},
-      "freq_multi_objective": {"objective": "freq_multi_objective", "gate": {"name": "linear"},
-                               **ips},
-      "human": {"objective": "single", "source": "human", "weights": "none"},
-  })
+  c.study.variants = ml_collections.ConfigDict(
+      common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES))
 
   if arg == "tiny":
     c.model.size = "tiny"

@@ -1,8 +1,14 @@
-"""The engine's config defaults: `default_config()`, which every experiment config starts from.
+"""Every key the library reads, with its default and meaning, once: `default_config()`.
 
 As in the flax examples' `configs/default.py`, an experiment config (configs/*.py) calls
 `default_config()` and then sets only what makes it that experiment. The defaults live in the
-library, not beside the configs, so that a config loads from any working directory.
+library, not beside the configs, so that a config loads from any working directory. The library
+reads these keys as attributes and never defaults them again; since every key is declared, every
+key is a command-line override of a locked config (`--config.data.world.sessions=3000`).
+
+Sections that choose a thing by name take its options beside the name: `config.model`
+(`model_config`), `config.loss` (`{"name": "lambda", "topn": 10}`). What experiment files share
+beyond the defaults (the paper's supervision variants) is in `rankjax.configs.common`.
 """
 
 import dataclasses
@@ -12,30 +18,25 @@ import ml_collections
 from ml_collections import config_dict
 
 from rankjax import models
+from rankjax.sim import world
 
 # flax.linen.Module's own dataclass fields, not model settings.
 _MODULE_FIELDS = ("parent", "name")
 
+# What no default fits: typed placeholders (None) in `default_config()` that every experiment sets.
+EXPERIMENT_KEYS = ("total_steps", "data.name", "data.list_sizes", "model.name", "eval.every",
+                   "checkpoint.every")
+
 
 def default_config() -> ml_collections.ConfigDict:
-  """The settings `rankjax.engine.train`, `rankjax.engine.step` and `rankjax.study.runner` read, as most runs set them.
+  """The settings the library reads, as most runs set them; `EXPERIMENT_KEYS` are left unset.
 
-  Each key's meaning is documented here once. What no default fits, every experiment sets:
-
-    total_steps        optimizer steps of the run.
-    data.name          a prepared dataset's name, or a known svmlight set (`rankjax.data.svmlight.
-                       DATASETS`) that is prepared when `data.path` is empty.
-    data.list_sizes    the list lengths batches are padded to (the smallest that fits); a longer
-                       list is cut to a sample of the largest size's items.
-    model              `{"name": ..., **that model's fields}` (`rankjax.models`), built with
-                       `model_config(name, ...)` so that every field is an override.
-    loss               the `rankjax.ranking.losses` name the "single" objective trains with.
-    eval.every         steps between evaluations (the last step is always evaluated).
-    checkpoint.every   steps between checkpoints (evaluation steps and the last step save too).
-    study              optional: makes the config a study (`rankjax.study.runner` documents its keys).
+  A config with a `study` section is a study (`rankjax.study.runner` documents that section's
+  keys; only a study has it).
   """
   c = ml_collections.ConfigDict()
   c.seed = 0  # model init, dropout and the data order; a study sets it per run
+  c.total_steps = config_dict.placeholder(int)  # optimizer steps of the run
   c.log_every = 50  # steps between training-metric writes
   # Micro-batches per step (gradient accumulation, `step.train_step`): the same step at about
   # 1 / k of the activation memory, for long lists or big encoders; must divide lists per device.
@@ -47,15 +48,34 @@ def default_config() -> ml_collections.ConfigDict:
   # words of it per dropout call (`rankjax.models.layers.dropout`).
   c.dropout_rng_impl = "threefry2x32"
 
+  # Where the data comes from (`rankjax.engine.data_source.resolve`): `path`, a prepared dataset;
+  # else `name`, prepared under `cache_dir` on the first run: a known svmlight set
+  # (`rankjax.data.svmlight.DATASETS`) or "demo_world", the simulated world of `world`.
   c.data = ml_collections.ConfigDict()
+  c.data.name = config_dict.placeholder(str)  # the dataset's name (also what reports call it)
   c.data.path = ""  # a prepared dataset directory; empty: prepare `data.name`
   c.data.cache_dir = ""  # where `data.name` is prepared; empty: <workdir>/data
+  # The demo world's parameters (`rankjax.sim.world.WorldConfig`, its defaults), for
+  # data.name = "demo_world".
+  c.data.world = ml_collections.ConfigDict(dataclasses.asdict(world.WorldConfig()))
+  # The list lengths batches are padded to (the smallest that fits); a longer list is cut to a
+  # sample of the largest size's items.
+  c.data.list_sizes = config_dict.placeholder(tuple)
   c.data.batch_size = 32  # lists per global batch, split over hosts and devices
   c.data.num_threads = 2  # grain reader threads; 0 reads on the main thread (in-memory data)
   c.data.token_buckets = 0  # token widths batches are cut to (0 or 1: the stored width)
   # Batches of lists of one padded list size and similar pair lengths: few padding documents and
   # tokens to encode; batch composition is no longer uniformly random.
   c.data.length_grouped = False
+
+  # The ranker: `{"name": ..., **that model's fields}` (`rankjax.models`), set with
+  # `model_config(name, ...)` so that every field is an override.
+  c.model = ml_collections.ConfigDict({"name": config_dict.placeholder(str)})
+  # The loss the objectives train with, and options of that loss beside its name
+  # (`rankjax.ranking.losses.get_loss`), e.g. {"name": "lambda", "lambdaweight": "ndcg2"}. Only
+  # `name` is declared, so that `--config.loss.name=...` switches the loss of any config; a
+  # config file sets the options it wants.
+  c.loss = ml_collections.ConfigDict({"name": "softmax"})
 
   # What trains the ranker (`rankjax.supervision`, each piece documented where it is defined).
   # A study's variants override these keys.
@@ -95,12 +115,15 @@ def default_config() -> ml_collections.ConfigDict:
   c.optimizer.clip_norm = 1.0  # the gradient's global norm is clipped to this first
 
   c.eval = ml_collections.ConfigDict()
+  c.eval.every = config_dict.placeholder(int)  # steps between evaluations (and the last step)
   c.eval.splits = ("validation",)  # prepared splits evaluated; results per frequency bucket
   c.eval.label_source = "human"  # the labels metrics are computed against
   c.eval.metrics = ("ndcg@10",)  # `rankjax.ranking.metrics` specs, e.g. "ndcg@10", "err@10", "pnr"
   c.eval.batch_size = 64  # lists per evaluation batch
 
   c.checkpoint = ml_collections.ConfigDict()
+  # Steps between checkpoints (evaluation steps and the last step save too).
+  c.checkpoint.every = config_dict.placeholder(int)
   c.checkpoint.keep = 2  # latest checkpoints kept; a run resumes from the newest
   c.checkpoint.best_metric = ""  # e.g. "validation/ndcg@10/all": also keep its best; "": none
   c.checkpoint.best_mode = "max"  # whether the best `best_metric` is the "max" or the "min"
@@ -133,3 +156,22 @@ def model_config(name: str, **fields) -> ml_collections.ConfigDict:
       value = config_dict.placeholder(types_[0] if len(types_) == 1 else object)
     c[field.name] = value
   return c
+
+
+def check_experiment_keys(config: ml_collections.ConfigDict) -> None:
+  """Raises a ValueError naming the `EXPERIMENT_KEYS` that `config` leaves unset.
+
+  >>> check_experiment_keys(default_config())  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: config.total_steps, config.data.name, ... are unset: every experiment sets them ...
+  """
+  unset = []
+  for key in EXPERIMENT_KEYS:
+    node = config
+    for part in key.split("."):
+      node = getattr(node, part, None)
+    if node is None:
+      unset.append(f"config.{key}")
+  if unset:
+    raise ValueError(f"{', '.join(unset)} are unset: every experiment sets them "
+                     "(rankjax.configs.default.EXPERIMENT_KEYS)")

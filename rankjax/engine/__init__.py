@@ -1,1 +1,1 @@
-"""The engine: mesh, step, train loop, evaluation, checkpoints, logs and scoring."""
+"""The engine: data sources, mesh, step, train loop, evaluation, checkpoints, logs and scoring."""

@@ -33,7 +33,7 @@ def score(workdir: str | os.PathLike, split_name: str, *, step: int | None = Non
   results, scores = evaluate.evaluate_split(
       eval_step, run.variables, split, batch_size=run.config.eval.batch_size,
       list_sizes=run.config.data.list_sizes, mesh=run.mesh, with_scores=True,
-      token_widths=pipeline.token_widths(split, run.config.data.get("token_buckets", 0)))
+      token_widths=pipeline.token_widths(split, run.config.data.token_buckets))
   output = pathlib.Path(output or workdir / f"{split_name}.run")
   evaluate.write_trec_run(output, split, scores)
   (workdir / f"score-{split_name}.json").write_text(json.dumps(

@@ -8,11 +8,8 @@ latest checkpoint, input iterator included. Measurements of step t are read afte
 dispatched, so the host never stalls the device, except at checkpoint steps, where they are
 checked first so that a checkpoint never holds a non-finite state.
 
-Config fields (defaults and their meaning: `rankjax.configs.default`): seed, total_steps,
-grad_accum_steps, dropout_rng_impl, log_every, data.{name, path, cache_dir, batch_size,
-list_sizes, num_threads}, model.{name, ...}, loss, supervision (`rankjax.supervision`),
-optimizer.{lr, warmup_steps, weight_decay, clip_norm}, eval.{every, splits, label_source, metrics,
-batch_size}, checkpoint.{every, keep, best_metric, best_mode}.
+Config keys, their defaults and meaning: `rankjax.configs.default`; the data comes from
+`rankjax.engine.data_source.resolve`.
 """
 
 from __future__ import annotations
@@ -26,9 +23,10 @@ from typing import Any, NamedTuple
 import jax
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 
+from rankjax.configs import default as config_defaults
 from rankjax.engine import checkpoint as checkpoint_lib
+from rankjax.engine import data_source
 from rankjax.engine import evaluate
 from rankjax.engine import logs as logging_utils
 from rankjax.engine import mesh as mesh_lib
@@ -37,22 +35,6 @@ from rankjax import supervision
 from rankjax.engine import step as step_lib
 from rankjax.data import pipeline
 from rankjax.data import store
-from rankjax.data import svmlight
-
-
-def prepare_data(config, workdir) -> pathlib.Path:
-  """The prepared dataset: `config.data.path`, else built from a known svmlight set by name."""
-  if config.data.path:
-    return pathlib.Path(config.data.path)
-  if config.data.name not in svmlight.DATASETS:
-    raise ValueError(f"config.data.path is empty and {config.data.name!r} is not a known "
-                     f"dataset; known: {sorted(svmlight.DATASETS)}")
-  cache = pathlib.Path(config.data.cache_dir or pathlib.Path(workdir) / "data")
-  if jax.process_index() == 0:
-    store.ensure_dataset(cache, config.data.name, svmlight.DATASETS[config.data.name])
-  if jax.process_count() > 1:
-    multihost_utils.sync_global_devices("rankjax:prepare_data")
-  return cache / config.data.name / store.VERSION
 
 
 def build(config, mesh, example_batch: dict):
@@ -90,20 +72,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
 
   First the supervision's preparation hooks run (`rankjax.supervision.prepare`: e.g. the learned
-  gate's fit, IPS propensities from `metadata`, what the dataset's maker knows about it); the run
-  trains with the prepared config and saves it as `config.json`.
+  gate's fit, IPS propensities from `metadata`: what the dataset's maker knows about it, by
+  default what `data_source.resolve` returns); the run trains with the prepared config and saves
+  it as `config.json`.
 
   Returns:
     {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
      "state": the final `step.TrainState`, "preparation": the preparation hooks' notes}.
   """
+  config_defaults.check_experiment_keys(config)
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = mesh_lib.make_mesh()
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
   step_lib.check_grad_accum(config, mesh)
-  data_path = prepare_data(config, workdir)
-  config, notes = supervision.prepare(config, supervision.Context(data_path, metadata or {}))
+  data_path, source_metadata = data_source.resolve(config, workdir)
+  if metadata is None:
+    metadata = source_metadata or {}
+  config, notes = supervision.prepare(config, supervision.Context(data_path, metadata))
   if jax.process_index() == 0:
     for note in notes:
       print(note)
@@ -115,13 +101,13 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     print(f"{long_lists} of {len(train_split)} training lists are longer than "
           f"{max(config.data.list_sizes)} items; each batch samples that many of their items")
   # Token widths from the training split, for evaluation too: one set of compiled shapes.
-  token_widths = pipeline.token_widths(train_split, config.data.get("token_buckets", 0))
+  token_widths = pipeline.token_widths(train_split, config.data.token_buckets)
   if token_widths and jax.process_index() == 0:
     print(f"token arrays cut to widths {token_widths}")
   train_data = pipeline.train_dataset(
       train_split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
       seed=config.seed, token_widths=token_widths,
-      length_grouped=config.data.get("length_grouped", False), process_index=jax.process_index(),
+      length_grouped=config.data.length_grouped, process_index=jax.process_index(),
       process_count=jax.process_count(), num_threads=config.data.num_threads)
   example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
                                       layout=train_split.layout)
@@ -226,10 +212,13 @@ def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Tra
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").exists():
     raise FileNotFoundError(f"{workdir}: not a training run's directory (no config.json)")
-  config = ml_collections.ConfigDict(json.loads((workdir / "config.json").read_text()))
-  config.data.list_sizes = tuple(config.data.list_sizes)
+  saved = json.loads((workdir / "config.json").read_text())
+  if isinstance(saved.get("loss"), str):  # saved before losses took options
+    saved["loss"] = {"name": saved["loss"]}
+  config = config_defaults.default_config()
+  config.update(saved)  # keys declared after the run was saved take their defaults
   mesh = mesh_lib.make_mesh()
-  data_path = prepare_data(config, workdir)
+  data_path, _ = data_source.resolve(config, workdir)
   layout = store.open_split(data_path, "train").layout
   example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
                                       layout=layout)

@@ -10,6 +10,11 @@ pairwise losses, exactly as rax 0.4.0. With `jnp.mean` the mean is taken over
 those terms (valid lists, valid items, or valid pairs, as rax), and it is 0
 when none is valid.
 
+A config chooses a loss by name with its options beside it (`get_loss`): `config.loss =
+{"name": "lambda", "lambdaweight": "ndcg2", "topn": 10}`. A new loss is a function of this
+signature registered in `LOSSES` (`rankjax.registry.register`); its keyword-only parameters after
+`reduce_fn` are its options.
+
 Where rax 0.4.0 has the same loss, the same inputs give rax's value.
 
 >>> scores = jnp.array([[2., 1., 3.], [1., 0.5, -9.]])
@@ -19,15 +24,17 @@ Where rax 0.4.0 has the same loss, the same inputs give rax's value.
 1.1908
 """
 
-from typing import Callable, Optional
+from typing import Any, Callable, Mapping, Optional
 import functools
+import inspect
 
 import jax
 import jax.numpy as jnp
 
-from rankjax.ranking import utils as ru
 from rankjax import registry
-from rankjax.ranking.types import Array, LossFn, ReduceFn
+from rankjax.ranking import lambdaweights
+from rankjax.ranking import utils as ru
+from rankjax.ranking.types import Array, LambdaweightFn, LossFn, ReduceFn
 
 
 def _prepare(scores, labels, where, weights):
@@ -116,7 +123,7 @@ def listmle_loss(
   return ru.safe_reduce(loss, jnp.any(where, axis=-1), reduce_fn)
 
 
-def _pairwise_loss(scores, labels, pair_loss_fn, where, weights, reduce_fn, lambdaweights_fn=None):
+def _pairwise_loss(scores, labels, pair_loss_fn, where, weights, reduce_fn, lambdaweight_fn=None):
   """Sums `pair_loss_fn(s_i - s_j)` over valid pairs with `y_i > y_j`, like rax."""
   scores, labels, where, weights = _prepare(scores, labels, where, weights)
   valid = ru.pairs(labels, jnp.subtract) > 0
@@ -124,8 +131,8 @@ def _pairwise_loss(scores, labels, pair_loss_fn, where, weights, reduce_fn, lamb
   loss = pair_loss_fn(ru.pairs(scores, jnp.subtract))
   if weights is not None:
     loss *= weights[..., :, None]
-  if lambdaweights_fn is not None:
-    loss *= jax.lax.stop_gradient(lambdaweights_fn(scores, labels, where, weights))
+  if lambdaweight_fn is not None:
+    loss *= jax.lax.stop_gradient(lambdaweight_fn(scores, labels, where=where, weights=weights))
   return ru.safe_reduce(ru.flatten_pairs(loss), ru.flatten_pairs(valid), reduce_fn)
 
 
@@ -307,34 +314,6 @@ def approx_ndcg_loss(
   return ru.safe_reduce(loss, jnp.any(where, axis=-1), reduce_fn)
 
 
-def _lambdaweights(scores, labels, where, weights, *, kind, topn, gain_fn):
-  """NDCG lambda weights of rax's `dcg_lambdaweight` / `dcg2_lambdaweight` (normalized)."""
-  r = ru.ranks(scores, where).astype(scores.dtype)
-  gains = gain_fn(labels)
-  if weights is not None:
-    gains *= weights
-  ideal = ru.dcg(gains, gains, where, topn)
-  gains /= jnp.where(ideal == 0.0, 1.0, ideal)[..., None]
-  gain_diffs = jnp.abs(ru.pairs(gains, jnp.subtract))
-  if kind == "lambdarank":
-    discounts = ru.log2_discount(r)
-    if topn is not None:
-      discounts = jnp.where(r <= topn, discounts, 0.0)
-    pair_discounts = jnp.abs(ru.pairs(discounts, jnp.subtract))
-  else:  # "ndcg2": LambdaLoss NDCG-Loss2, with the top-n correction of Jagerman et al.
-    delta = jnp.abs(ru.pairs(r, jnp.subtract))
-    safe_delta = jnp.maximum(delta, 1.0)
-    pair_discounts = jnp.where(
-        delta > 0, ru.log2_discount(safe_delta) - ru.log2_discount(safe_delta + 1.0), 0.0)
-    if topn is not None:
-      r_max = ru.pairs(r, jnp.maximum)
-      correction = 1.0 / (1.0 - ru.log2_discount(jnp.maximum(r_max, 2.0)))
-      pair_discounts *= jnp.where(r_max > topn, correction, 1.0)
-  pair_discounts = jnp.where(ru.pairs(where, jnp.logical_and), pair_discounts, 0.0)
-  # rax scales by the (padded) list size so that mean reduction keeps the magnitude.
-  return pair_discounts * gain_diffs * scores.shape[-1]
-
-
 def lambda_loss(
     scores: Array,
     labels: Array,
@@ -342,7 +321,7 @@ def lambda_loss(
     where: Optional[Array] = None,
     weights: Optional[Array] = None,
     reduce_fn: Optional[ReduceFn] = jnp.mean,
-    lambdaweight: str = "lambdarank",
+    lambdaweight: str | LambdaweightFn = "lambdarank",
     topn: Optional[int] = None,
     gain_fn: Callable[[Array], Array] = ru.exp2_gain,
 ) -> Array:
@@ -351,13 +330,11 @@ def lambda_loss(
   .. math::
       \ell(s, y) = \sum_{i,j} \mathbb{1}[y_i > y_j]\, w_i\, \lambda_{ij} \log(1 + e^{-(s_i - s_j)})
 
-  `lambdaweight="lambdarank"` (Burges 2006): :math:`\lambda_{ij} = n\,|\Delta
-  \mathrm{NDCG}_{ij}| = n\,|G_i - G_j|\,|D(r_i) - D(r_j)|`; `"ndcg2"` (LambdaLoss
-  NDCG-Loss2, Wang et al. 2018): :math:`n\,|G_i - G_j|\,|D(|r_i - r_j|) -
-  D(|r_i - r_j| + 1)|`, with :math:`G = w\,g(y) / \mathrm{IDCG}`, :math:`D(r) =
-  1/\log_2(1 + r)`, :math:`r` the current ranks (no gradient) and :math:`n`
-  the list size. Equals rax's `pairwise_logistic_loss` with
-  `dcg_lambdaweight` / `dcg2_lambdaweight` and `normalize=True`.
+  :math:`\lambda_{ij}` are the lambda weights named by `lambdaweight` in
+  `rankjax.ranking.lambdaweights.LAMBDAWEIGHTS` (no gradient): "lambdarank" (Burges 2006),
+  :math:`n\,|\Delta \mathrm{NDCG}_{ij}|`, or "ndcg2" (LambdaLoss NDCG-Loss2, Wang et al.
+  2018). Equals rax's `pairwise_logistic_loss` with `dcg_lambdaweight` / `dcg2_lambdaweight`
+  and `normalize=True`.
 
   Args:
     scores: `[..., list_size]` item scores.
@@ -365,7 +342,8 @@ def lambda_loss(
     where: optional `[..., list_size]` bool mask of valid items.
     weights: optional `[..., list_size]` per-item weights.
     reduce_fn: reduction over valid pairs; None gives `[..., list_size ** 2]`.
-    lambdaweight: "lambdarank" or "ndcg2".
+    lambdaweight: a name in `LAMBDAWEIGHTS` ("lambdarank", "ndcg2"), or a function of their
+      signature.
     topn: optional NDCG cutoff of the lambda weights.
     gain_fn: maps labels to gains.
 
@@ -375,11 +353,10 @@ def lambda_loss(
   >>> lambda_loss(jnp.array([2., 1., 3.]), jnp.array([1., 0., 2.]))
   Array(0.12741596, dtype=float32)
   """
-  if lambdaweight not in ("lambdarank", "ndcg2"):
-    raise ValueError(f"lambdaweight must be 'lambdarank' or 'ndcg2', got {lambdaweight!r}")
-  lambdaweights_fn = functools.partial(
-      _lambdaweights, kind=lambdaweight, topn=topn, gain_fn=gain_fn)
-  return _pairwise_loss(scores, labels, _logistic, where, weights, reduce_fn, lambdaweights_fn)
+  if isinstance(lambdaweight, str):
+    lambdaweight = registry.lookup(lambdaweights.LAMBDAWEIGHTS, lambdaweight, "lambdaweight")
+  lambdaweight_fn = functools.partial(lambdaweight, topn=topn, gain_fn=gain_fn)
+  return _pairwise_loss(scores, labels, _logistic, where, weights, reduce_fn, lambdaweight_fn)
 
 
 LOSSES: dict[str, LossFn] = {
@@ -394,10 +371,50 @@ LOSSES: dict[str, LossFn] = {
 }
 
 
-def get_loss(name: str) -> LossFn:
-  """The loss registered as `name` in `LOSSES`.
+# Keyword arguments every caller passes per call: not options a config binds.
+_CALL_ARGUMENTS = ("where", "weights", "reduce_fn")
+
+
+def loss_options(loss: LossFn) -> dict[str, inspect.Parameter]:
+  """A loss's options: its keyword-only parameters other than where, weights and reduce_fn.
+
+  >>> list(loss_options(lambda_loss)), list(loss_options(softmax_loss))
+  (['lambdaweight', 'topn', 'gain_fn'], [])
+  """
+  return {name: p for name, p in inspect.signature(loss).parameters.items()
+          if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _CALL_ARGUMENTS}
+
+
+def get_loss(spec: str | Mapping[str, Any]) -> LossFn:
+  """The loss `spec` names in `LOSSES`, with its options bound.
+
+  `spec` is a name, or a mapping (a dict, a ConfigDict such as `config.loss`) of "name" and
+  options of that loss (`loss_options`), e.g. `{"name": "lambda", "lambdaweight": "ndcg2",
+  "topn": 10}`. An unknown name raises `rankjax.registry.UnknownName`; an option the loss does
+  not take is a ValueError naming the loss's options.
 
   >>> get_loss("softmax") is softmax_loss
   True
+  >>> get_loss({"name": "approx_ndcg", "temperature": 0.1}).keywords
+  {'temperature': 0.1}
+  >>> get_loss({"name": "softmax", "topn": 10})
+  Traceback (most recent call last):
+  ValueError: loss 'softmax' has no option(s) ['topn']; its options: none
   """
-  return registry.lookup(LOSSES, name, "loss")
+  if isinstance(spec, str):
+    name, options = spec, {}
+  elif hasattr(spec, "keys"):
+    options = {key: spec[key] for key in spec.keys()}
+    if "name" not in options:
+      raise ValueError(f"a loss spec needs a 'name' (one of {', '.join(sorted(LOSSES))}) "
+                       f"beside its options; got {options}")
+    name = options.pop("name")
+  else:
+    raise TypeError(f"a loss spec is a name or a mapping with a 'name'; got {spec!r}")
+  loss = registry.lookup(LOSSES, name, "loss")
+  known = loss_options(loss)
+  unknown = sorted(set(options) - set(known))
+  if unknown:
+    raise ValueError(f"loss {name!r} has no option(s) {unknown}; its options: "
+                     f"{', '.join(known) or 'none'}")
+  return functools.partial(loss, **options) if options else loss

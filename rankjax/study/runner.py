@@ -7,12 +7,13 @@ A config with a `study` section is a study (`python -m rankjax.main` dispatches 
   config.study.baseline        the variant the others are tested against (e.g. "click")
   config.study.seeds           training seeds; every variant trains once per seed
   config.study.split           the evaluation split (human labels)
-  config.study.world           optional `demo_world.WorldConfig` fields: the data is that
-                               simulated world (else `config.data.path`, as for one run)
   config.study.relevant_label  human label from which a document counts as relevant (AUC)
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
                                "term_overlap", computed from the query and document texts
+
+The data is `config.data`'s, as for one run (`rankjax.engine.data_source`): e.g. the simulated
+demo world (`data.name = "demo_world"`, its parameters `data.world`), which the report describes.
 
 Every (variant, seed) trains in `<workdir>/runs/<variant>/seed<k>` with `train.train_and_evaluate`
 (and so resumes), then scores the evaluation split. What a variant's supervision needs before
@@ -42,15 +43,14 @@ import jax.numpy as jnp
 import matplotlib
 import ml_collections
 import numpy as np
-from jax.experimental import multihost_utils
 from scipy import stats as scipy_stats
 
+from rankjax.engine import data_source
 from rankjax.engine import evaluate
 from rankjax.engine import mesh as mesh_lib
 from rankjax.ranking import metrics as metrics_lib
 from rankjax import models
 from rankjax.engine import train
-from rankjax.sim import world as demo_world
 from rankjax.data import pipeline
 from rankjax.data import store
 
@@ -195,7 +195,7 @@ def score_run(cfg, state, split, mesh) -> np.ndarray:
   _, model = models.build(cfg.model)
   step = evaluate.make_eval_step(model, ("ndcg@10",), "human", mesh)
   variables = {"params": state.params, **state.model_state}
-  widths = pipeline.token_widths(split, cfg.data.get("token_buckets", 0))
+  widths = pipeline.token_widths(split, cfg.data.token_buckets)
   _, by_index = evaluate.evaluate_split(step, variables, split, batch_size=cfg.eval.batch_size,
                                         list_sizes=cfg.data.list_sizes, token_widths=widths,
                                         mesh=mesh, with_scores=True)
@@ -203,18 +203,6 @@ def score_run(cfg, state, split, mesh) -> np.ndarray:
   for i, row in by_index.items():
     out[i, :len(row)] = row
   return out
-
-
-def _data(config, workdir: pathlib.Path):
-  study = config.study
-  if study.get("world"):
-    cfg = demo_world.WorldConfig(**study.world.to_dict())
-    if jax.process_index() == 0:  # one host writes the world, the others read it
-      demo_world.build(workdir / "data", cfg)
-    if jax.process_count() > 1:
-      multihost_utils.sync_global_devices("rankjax:demo_world")
-    return demo_world.build(workdir / "data", cfg)
-  return train.prepare_data(config, workdir), None
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
@@ -229,7 +217,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     # Seeds of a variant compile the same programs: a persistent cache compiles them once.
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
-  data_path, meta = _data(config, workdir)
+  data_path, meta = data_source.resolve(config, workdir)
   split = store.open_split(data_path, study.split)
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
   missing = [e for e in signals if e not in available_signals(split.layout)]
@@ -363,6 +351,12 @@ def _cell(m: dict, test: dict | None) -> str:
   return f"{m['mean']:.4f} ± {m['std']:.4f}{mark}"
 
 
+def _one_line(section) -> str:
+  """A section that names a thing, with its options: "lambda (lambdaweight=ndcg2, topn=10)"."""
+  options = ", ".join(f"{k}={v}" for k, v in section.items() if k != "name")
+  return f"{section.name} ({options})" if options else section.name
+
+
 def report(summary: dict, config) -> str:
   """report.md: setting, metric tables, tests, analyses."""
   base = summary["baseline"]
@@ -377,8 +371,8 @@ def report(summary: dict, config) -> str:
   else:
     lines += [f"Data: `{config.data.path or config.data.name}`.", ""]
   lines += [f"Evaluation split `{summary['split']}` against human labels; seeds "
-            f"{summary['seeds']}; {config.total_steps} steps, loss `{config.loss}`, model "
-            f"`{config.model.name}`. Study time {summary['seconds']:.0f} s.", "",
+            f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
+            f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.", "",
             "Variants (overrides of `config.supervision`):", ""]
   for v, over in summary["variants"].items():
     lines.append(f"- **{v}**: " + ", ".join(f"{k}={val}" for k, val in over.items()))

@@ -53,3 +53,20 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
   assert cli.returncode == 0, cli.stderr
   assert (tmp_path / "cli.run").read_text() == (tmp_path / "test.run").read_text()
   assert "ndcg" in cli.stdout
+
+
+@pytest.mark.slow
+def test_a_run_saved_before_keys_were_declared_still_scores(tmp_path):
+  """A config.json without keys declared since (token_buckets, length_grouped, data.world) and
+  with a loss name rather than a section loads with the defaults and scores the same."""
+  data_path = tiny_dataset(tmp_path / "data")
+  workdir = tmp_path / "run"
+  config = tiny_config(data_path, total_steps=2, **{"eval.every": 2, "checkpoint.every": 2})
+  out = train.train_and_evaluate(config, workdir)
+  saved = json.loads((workdir / "config.json").read_text())
+  for key in ("token_buckets", "length_grouped", "world"):
+    del saved["data"][key]
+  saved["loss"] = saved["loss"]["name"]
+  (workdir / "config.json").write_text(json.dumps(saved))
+  results = scoring.score(workdir, "test")
+  assert results.pop("step") == 2 and results == out["eval"]["test"]

@@ -35,7 +35,7 @@ class _Scorer(nn.Module):
 
 def _config(num, loss="softmax"):
   config = config_defaults.default_config()
-  config.total_steps, config.loss, config.grad_accum_steps = 10, loss, num
+  config.total_steps, config.loss.name, config.grad_accum_steps = 10, loss, num
   config.supervision.source = "click"  # every tiny list has click labels on every item
   return config
 
@@ -125,7 +125,7 @@ SCRIPT = textwrap.dedent("""
     example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)
 
     def run(devices, num):
-      config = tiny_config(path, **{"data.batch_size": 16, "loss": "mse",
+      config = tiny_config(path, **{"data.batch_size": 16, "loss.name": "mse",
                                     "grad_accum_steps": num})
       mesh = mesh_lib.make_mesh(devices)
       step_lib.check_grad_accum(config, mesh)

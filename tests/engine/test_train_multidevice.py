@@ -25,7 +25,7 @@ SCRIPT = textwrap.dedent("""
 
     assert jax.device_count() == 8, jax.devices()
     path = tiny_dataset(pathlib.Path(tempfile.mkdtemp()))
-    config = tiny_config(path, **{"data.batch_size": 8, "eval.batch_size": 8, "loss": "mse"})
+    config = tiny_config(path, **{"data.batch_size": 8, "eval.batch_size": 8, "loss.name": "mse"})
     split = store.open_split(path, "train")
     test = store.open_split(path, "test")
     example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)

@@ -35,8 +35,9 @@ def test_two_processes_match_one(tmp_path):
   data_path = tiny_dataset(tmp_path / "data")
   # MSE: see tests/engine/test_train_multidevice.py on softmax's noise-driven output bias. One list
   # size and one eval split keep the number of compiled programs (the cost here) small.
-  flags = flag_overrides(data_path, loss="mse", **{
-      "data.list_sizes": (32,), "eval.splits": ("test",), "checkpoint.best_metric": ""})
+  flags = flag_overrides(data_path, **{
+      "loss.name": "mse", "data.list_sizes": (32,), "eval.splits": ("test",),
+      "checkpoint.best_metric": ""})
   base = {**os.environ, **CACHE_ENV, "JAX_PLATFORMS": "cpu",
           "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
 

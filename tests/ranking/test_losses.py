@@ -5,10 +5,13 @@ import inspect
 
 import jax
 import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 import rax
 
+from rankjax import registry
+from rankjax.ranking import lambdaweights
 from rankjax.ranking import losses
 
 LOSS_NAMES = sorted(losses.LOSSES)
@@ -60,6 +63,8 @@ def test_registry_names():
 def test_get_loss_unknown_lists_known_names():
   with pytest.raises(KeyError, match="unknown loss 'nope'.*approx_ndcg.*softmax"):
     losses.get_loss("nope")
+  with pytest.raises(registry.UnknownName, match="unknown loss 'nope'"):
+    losses.get_loss({"name": "nope"})
 
 
 @pytest.mark.parametrize("name,use_weights", [
@@ -78,22 +83,84 @@ def test_matches_rax(name, use_weights, reduce_fn, seed):
   np.testing.assert_allclose(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("lambdaweight,rax_fn", [
-    ("lambdarank", rax.dcg_lambdaweight), ("ndcg2", rax.dcg2_lambdaweight)])
+# rax's counterparts of `lambdaweights.LAMBDAWEIGHTS`, with normalize=True.
+RAX_LAMBDAWEIGHTS = {"lambdarank": rax.dcg_lambdaweight, "ndcg2": rax.dcg2_lambdaweight}
+
+
+@pytest.mark.parametrize("name", sorted(RAX_LAMBDAWEIGHTS))
 @pytest.mark.parametrize("topn", [None, 3])
-def test_lambda_variants_match_rax(lambdaweight, rax_fn, topn):
+def test_lambdaweights_match_rax(name, topn):
   scores, labels, weights, where = _batch(2)
-  ours = losses.lambda_loss(
-      scores, labels, where=where, weights=weights, lambdaweight=lambdaweight, topn=topn)
+  ours = lambdaweights.LAMBDAWEIGHTS[name](scores, labels, where=where, weights=weights, topn=topn)
+  theirs = RAX_LAMBDAWEIGHTS[name](scores, labels, where=where, weights=weights, topn=topn,
+                                   normalize=True)
+  np.testing.assert_allclose(ours.reshape(theirs.shape), theirs, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name", sorted(lambdaweights.LAMBDAWEIGHTS))
+def test_lambdaweights_are_symmetric_and_zero_off_the_mask(name):
+  scores, labels, weights, where = _batch(12)
+  out = lambdaweights.LAMBDAWEIGHTS[name](scores, labels, where=where, weights=weights, topn=4)
+  np.testing.assert_array_equal(out, jnp.swapaxes(out, -1, -2))
+  np.testing.assert_array_equal(jnp.where(where[..., :, None] & where[..., None, :], 0.0, out), 0)
+
+
+@pytest.mark.parametrize("lambdaweight", sorted(RAX_LAMBDAWEIGHTS))
+@pytest.mark.parametrize("topn", [None, 3])
+@pytest.mark.parametrize("spec_type", [dict, ml_collections.ConfigDict])
+def test_lambda_options_from_a_spec_match_rax(lambdaweight, topn, spec_type):
+  scores, labels, weights, where = _batch(2)
+  spec = spec_type({"name": "lambda", "lambdaweight": lambdaweight, "topn": topn})
+  ours = losses.get_loss(spec)(scores, labels, where=where, weights=weights)
   theirs = rax.pairwise_logistic_loss(
       scores, labels, where=where, weights=weights,
-      lambdaweight_fn=functools.partial(rax_fn, normalize=True, topn=topn))
+      lambdaweight_fn=functools.partial(RAX_LAMBDAWEIGHTS[lambdaweight], normalize=True, topn=topn))
   np.testing.assert_allclose(ours, theirs, rtol=1e-5)
+  direct = losses.lambda_loss(
+      scores, labels, where=where, weights=weights, lambdaweight=lambdaweight, topn=topn)
+  np.testing.assert_array_equal(ours, direct)
+
+
+def test_lambda_takes_a_lambdaweight_function():
+  scores, labels, weights, where = _batch(13)
+  kwargs = {"where": where, "weights": weights, "topn": 5}
+  np.testing.assert_array_equal(
+      losses.lambda_loss(scores, labels, lambdaweight=lambdaweights.dcg2_lambdaweight, **kwargs),
+      losses.lambda_loss(scores, labels, lambdaweight="ndcg2", **kwargs))
 
 
 def test_lambda_rejects_unknown_weighting():
-  with pytest.raises(ValueError, match="lambdaweight"):
+  with pytest.raises(registry.UnknownName, match="unknown lambdaweight 'dcg3'.*ndcg2"):
     losses.lambda_loss(jnp.zeros(3), jnp.zeros(3), lambdaweight="dcg3")
+  with pytest.raises(registry.UnknownName, match="unknown lambdaweight 'dcg3'"):
+    losses.get_loss({"name": "lambda", "lambdaweight": "dcg3"})(jnp.zeros(3), jnp.zeros(3))
+
+
+def test_get_loss_binds_options():
+  scores, labels, _, where = _batch(14)
+  sharp = losses.get_loss({"name": "approx_ndcg", "temperature": 0.1})(scores, labels, where=where)
+  np.testing.assert_array_equal(
+      sharp, losses.approx_ndcg_loss(scores, labels, where=where, temperature=0.1))
+  assert sharp != losses.get_loss("approx_ndcg")(scores, labels, where=where)
+  assert losses.get_loss({"name": "softmax"}) is losses.softmax_loss
+
+
+@pytest.mark.parametrize("name", LOSS_NAMES)
+def test_options_are_keyword_only_parameters_with_defaults(name):
+  for option in losses.loss_options(losses.LOSSES[name]).values():
+    assert option.default is not inspect.Parameter.empty, (name, option)
+
+
+def test_get_loss_errors_name_what_is_wrong():
+  with pytest.raises(ValueError, match=r"loss 'lambda' has no option\(s\) \['temprature'\]; "
+                     "its options: lambdaweight, topn, gain_fn"):
+    losses.get_loss({"name": "lambda", "temprature": 2.0})
+  with pytest.raises(ValueError, match="needs a 'name'.*softmax"):
+    losses.get_loss({"topn": 3})
+  with pytest.raises(registry.UnknownName, match="unknown loss 'lamda'"):
+    losses.get_loss({"name": "lamda"})
+  with pytest.raises(TypeError, match="a name or a mapping"):
+    losses.get_loss(3)
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

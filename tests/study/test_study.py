@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 from scipy import stats as scipy_stats
 
+from rankjax.engine import data_source
 from rankjax.engine import evaluate
 from rankjax.engine import mesh as mesh_lib
 from rankjax.study import runner as study
@@ -161,7 +162,8 @@ def test_demo_config_is_complete(arg):
   assert config.study.baseline in config.study.variants
   for variant in config.study.variants.values():
     supervision.get_objective(variant.objective)
-  demo_world.WorldConfig(**config.study.world.to_dict())
+  assert config.data.name == data_source.WORLD
+  demo_world.WorldConfig(**config.data.world.to_dict())
   with pytest.raises(ValueError, match="unknown config variant"):
     load_config("demo", "nope")
 

@@ -153,7 +153,7 @@ def engine_row(size, attention, data, args):
   from rankjax.engine import step as step_lib  # pylint: disable=g-import-not-at-top
   from rankjax import supervision  # pylint: disable=g-import-not-at-top
   config = config_defaults.default_config()
-  config.total_steps, config.loss = 10_000, "softmax"
+  config.total_steps, config.loss.name = 10_000, "softmax"
   config.supervision.source = "click"
   config.optimizer.lr, config.optimizer.weight_decay, config.optimizer.warmup_steps = 1e-5, 0.01, 0
   model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)

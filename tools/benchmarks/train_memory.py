@@ -50,7 +50,7 @@ def step_memory(size, accum, remat, batch, device=None):
   """(argument bytes, scratch bytes, compile seconds) of one compiled train step, for `device`
   (a compile-only GPU device; None: this machine's default)."""
   config = config_defaults.default_config()
-  config.total_steps, config.loss, config.grad_accum_steps = 1000, "softmax", accum
+  config.total_steps, config.loss.name, config.grad_accum_steps = 1000, "softmax", accum
   config.supervision.source = "click"
   # "auto" attention picks by the backend this process runs, not by the device compiled for.
   model = cross_encoder.Model(size=size, dtype="bfloat16", remat=remat,

@@ -23,6 +23,7 @@ from ml_collections import config_flags
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
+from rankjax.engine import data_source
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
 from rankjax import supervision
@@ -44,7 +45,8 @@ def main(argv):
   mesh = mesh_lib.make_mesh()
   with config.unlocked():
     config.data.cache_dir = config.data.cache_dir or _CACHE.value
-  split = store.open_split(train.prepare_data(config, _CACHE.value), "train")
+  data_path, _ = data_source.resolve(config, _CACHE.value)
+  split = store.open_split(data_path, "train")
 
   def stream():
     return iter(pipeline.train_dataset(

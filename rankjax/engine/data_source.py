@@ -1,0 +1,57 @@
+"""Where a run's data comes from: one resolver, `resolve(config, workdir)`, for every source.
+
+`config.data` names the source (keys and defaults: `rankjax.configs.default`):
+
+  data.path                 a prepared dataset directory (`rankjax.data.store`), used as it is;
+  else data.name = "demo_world"   the simulated world of `data.world` (`rankjax.sim.world`);
+  else data.name in svmlight.DATASETS   a known svmlight set (`rankjax.data.svmlight`).
+
+The last two are prepared once under `data.cache_dir` (default `<workdir>/data`) and reused by
+later runs. With several hosts, host 0 writes and the others wait for it, then read.
+"""
+
+from __future__ import annotations
+
+import os
+import pathlib
+
+import jax
+import ml_collections
+from jax.experimental import multihost_utils
+
+from rankjax.data import store
+from rankjax.data import svmlight
+from rankjax.sim import world
+
+WORLD = "demo_world"  # the `data.name` of the simulated world
+
+
+def resolve(config: ml_collections.ConfigDict,
+            workdir: str | os.PathLike) -> tuple[pathlib.Path, dict | None]:
+  """(the prepared dataset's directory, its metadata) for `config.data`, preparing it if needed.
+
+  The metadata is the world's (`rankjax.sim.world.make_world`: its parameters, the PBM
+  propensities fitted on its click log, ...) for the demo world, None for the other sources.
+  """
+  data = config.data
+  if data.path:
+    return pathlib.Path(data.path), None
+  cache = pathlib.Path(data.cache_dir or pathlib.Path(workdir) / "data")
+  if data.name == WORLD:
+    parameters = world.WorldConfig(**data.world.to_dict())
+    if jax.process_index() == 0:
+      world.build(cache, parameters)
+    _wait_for_host_0("rankjax:demo_world")
+    return world.build(cache, parameters)  # built: this reads it
+  if data.name in svmlight.DATASETS:
+    if jax.process_index() == 0:
+      store.ensure_dataset(cache, data.name, svmlight.DATASETS[data.name])
+    _wait_for_host_0("rankjax:prepare_data")
+    return cache / data.name / store.VERSION, None
+  raise ValueError(f"config.data.path is empty and config.data.name {data.name!r} is neither "
+                   f"{WORLD!r} nor a known svmlight dataset; known: {sorted(svmlight.DATASETS)}")
+
+
+def _wait_for_host_0(name: str):
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices(name)
