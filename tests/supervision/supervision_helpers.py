@@ -32,7 +32,7 @@ def batch_of(num_lists=6, list_size=5, seed=0):
 def config_for(objective="freq_multi_objective", gate="hard", **supervision):
   """The default config, softmax loss, clicks, and a hard gate with distinct weights per bucket."""
   config = config_defaults.default_config()
-  config.seed, config.total_steps, config.loss = 3, 100, "softmax"
+  config.seed, config.total_steps = 3, 100
   config.supervision.update({"objective": objective, "source": "click", "weights": "none",
                              "schedule": "llm_then_click"})
   config.supervision.gate.update({"name": gate, "bucket_weights": (1.0, 0.5, 0.0),

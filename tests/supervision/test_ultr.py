@@ -78,7 +78,7 @@ def _batch(lists, log):
 
 def _config(objective="single", weights="none", steps=1000, **supervision_kw):
   config = config_defaults.default_config()
-  config.total_steps, config.loss = steps, "softmax"
+  config.total_steps = steps
   # DLA's authors: AdamW with the gradient's global norm clipped at 0.5.
   config.optimizer.update({"lr": 0.05, "warmup_steps": 0, "weight_decay": 0.0, "clip_norm": 0.5})
   config.supervision.update({"objective": objective, "source": "click", "weights": weights,
