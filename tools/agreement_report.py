@@ -25,7 +25,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from rankjax import cli  # noqa: E402
 from rankjax.annotate import agreement  # noqa: E402
-from rankjax.annotate import prompts  # noqa: E402
+from rankjax.annotate import modes  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate import store as store_lib  # noqa: E402
 from rankjax.data import readers  # noqa: E402
@@ -121,7 +121,7 @@ def main(argv=None) -> dict:
   p.add_argument("--encoding")
   p.add_argument("--store", required=True)
   p.add_argument("--model", required=True, help="the model name recorded in the store")
-  p.add_argument("--mode", choices=prompts.MODES, default="pointwise_graded")
+  p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
   p.add_argument("--prompt-version", help="default: the one with most rows for model and mode")
   p.add_argument("--out", required=True, help="directory for report.md and the PNGs")
   args = p.parse_args(argv)
@@ -142,7 +142,7 @@ def main(argv=None) -> dict:
   versions = collections.Counter(r["prompt_version"] for r in rows)
   version = args.prompt_version or versions.most_common(1)[0][0]
   rows = [r for r in rows if r["prompt_version"] == version]
-  binary = prompts.MAX_GRADE[args.mode] == 1
+  binary = modes.get(args.mode).max_grade == 1
   data = join(lists, rows, binary)
   k = 2 if binary else 5
   result = write_report(pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks",

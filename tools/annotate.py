@@ -25,6 +25,7 @@ import sys
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from rankjax import cli  # noqa: E402
+from rankjax.annotate import modes  # noqa: E402
 from rankjax.annotate import prompts  # noqa: E402
 from rankjax.annotate import runner  # noqa: E402
 from rankjax.annotate import store as store_lib  # noqa: E402
@@ -62,7 +63,7 @@ def main(argv=None) -> int:
   p.add_argument("--backend", choices=("jax_local", "openai_http"), required=True)
   p.add_argument("--model", required=True,
                  help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name")
-  p.add_argument("--mode", choices=prompts.MODES, default="pointwise_graded")
+  p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
   p.add_argument("--lang", choices=prompts.LANGS, default="en")
   p.add_argument("--template-dir", help="templates other than the packaged ones")
   p.add_argument("--max-query-words", type=int, default=32)

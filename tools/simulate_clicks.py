@@ -23,7 +23,8 @@ import numpy as np
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent.parent))
 
 from rankjax import cli  # noqa: E402
-from rankjax.sim.clicks import SAMPLERS, simulate  # noqa: E402
+from rankjax import click_models  # noqa: E402
+from rankjax.sim.clicks import simulate  # noqa: E402
 from rankjax.data import schema  # noqa: E402
 from rankjax.data.readers.generic import write_jsonl  # noqa: E402
 from rankjax.data.readers.trec import load_trec_qrels  # noqa: E402
@@ -42,7 +43,7 @@ def main(argv=None) -> dict:
   src.add_argument("--qrels", help="TREC qrels: topic iteration doc grade")
   p.add_argument("--output", required=True, help=".jsonl (or .jsonl.gz) or .parquet")
   p.add_argument("--sessions", type=int, default=100_000)
-  p.add_argument("--model", choices=sorted(SAMPLERS), default="pbm")
+  p.add_argument("--model", choices=sorted(click_models.MODELS), default="pbm")
   p.add_argument("--list-size", type=int, default=10)
   p.add_argument("--zipf", type=float, default=1.1, help="query popularity exponent")
   p.add_argument("--eta", type=float, default=1.0, help="position bias: examination k ** -eta")

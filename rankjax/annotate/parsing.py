@@ -1,4 +1,5 @@
-"""Labels from model outputs: text parsers per mode, and expected grades from grade-token logprobs.
+"""Labels from model outputs: the text parsers that modes (`modes.MODES`) read answers with, and
+expected grades from grade-token logprobs.
 
 Parsers are strict about meaning and lenient about form: "3", "Grade: 3", "**3**" and "3/4" all
 give 3, but an output with no grade, two different candidate grades, or a grade outside the scale
@@ -131,21 +132,6 @@ def parse_ranking(text: str, n: int, max_grade: int = 4) -> list[int]:
   for r, i in enumerate(order):
     labels[i - 1] = round(max_grade * (n - 1 - r) / (n - 1)) if n > 1 else max_grade
   return labels
-
-
-def parse(mode: str, text: str, n: int = 1) -> list[int]:
-  """Labels for the n documents of one prompt in `mode`."""
-  if mode == "pointwise_graded":
-    return [parse_grade(text, 4)]
-  if mode == "pointwise_binary":
-    return [parse_binary(text)]
-  if mode == "listwise_graded":
-    return parse_listwise_graded(text, n)
-  if mode == "listwise_select":
-    return parse_select(text, n)
-  if mode == "listwise_rank":
-    return parse_ranking(text, n)
-  raise ValueError(f"unknown mode {mode!r}")
 
 
 def expected_grade(logprobs: Mapping[str, float] | Sequence[float],

@@ -85,7 +85,7 @@ def make_tasks(lists: Iterable[RankingList], template: prompts.Template, *,
         counts["no_text"] += 1
         continue
       items.append((doc_id, truncate_words(text, max_doc_words)))
-    size = 1 if template.mode in prompts.POINTWISE else window
+    size = 1 if template.spec.shape == "pointwise" else window
     for start in range(0, len(items), size):
       chunk = items[start:start + size]
       todo = sum((rl.qid, d) not in done for d, _ in chunk)

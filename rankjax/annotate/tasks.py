@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from rankjax.annotate import modes
 from rankjax.annotate import prompts
 
 
@@ -21,6 +22,11 @@ class Task:
   @property
   def mode(self) -> str:
     return self.template.mode
+
+  @property
+  def spec(self) -> modes.Mode:
+    """The mode's record: how to parse the answer, the label scale, the shape."""
+    return self.template.spec
 
   def messages(self) -> list[dict[str, str]]:
     return self.template.messages(self.query, list(self.docs))

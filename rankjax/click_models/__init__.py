@@ -1,12 +1,11 @@
-"""Click models in JAX: PBM, UBM, cascade, DBN and SDBN, by name.
+"""Click models in JAX, by name: each module defines one or more `ClickModel` records and registers
+them in `MODELS`; `get(name)` finds one, `fit` fits it and `rankjax.sim.clicks` simulates it.
 
->>> sorted(MODELS)
-['cascade', 'dbn', 'pbm', 'sdbn', 'ubm']
->>> MODELS["pbm"].methods, MODELS["dbn"].methods
+>>> get("pbm").methods, get("dbn").methods
 (('em', 'gradient'), ('gradient',))
 """
 
-from rankjax.click_models.base import ClickModel, Params, log_probs
+from rankjax.click_models.base import MODELS, ClickModel, Params, get, log_probs
 from rankjax.click_models.cascade import CASCADE
 from rankjax.click_models.dbn import DBN, SDBN
 from rankjax.click_models.fit import FitResult, evaluate, fit
@@ -14,13 +13,5 @@ from rankjax.click_models.log import ClickLog
 from rankjax.click_models.pbm import PBM
 from rankjax.click_models.ubm import UBM
 
-MODELS = {m.name: m for m in (PBM, UBM, CASCADE, DBN, SDBN)}
-
-__all__ = ["MODELS", "ClickLog", "ClickModel", "FitResult", "Params", "evaluate", "fit", "log_probs", "get"]
-
-
-def get(name: str) -> ClickModel:
-  """The click model registered as `name`."""
-  if name not in MODELS:
-    raise ValueError(f"unknown click model {name!r}; known: {sorted(MODELS)}")
-  return MODELS[name]
+__all__ = ["MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog", "ClickModel", "FitResult",
+           "Params", "evaluate", "fit", "get", "log_probs"]

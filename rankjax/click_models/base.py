@@ -1,14 +1,22 @@
-"""What every click model provides, and the model-independent pieces: likelihood and perplexity.
+"""What every click model provides, the registry of click models, and the model-independent
+pieces: likelihood and perplexity.
 
-A click model is a set of pure functions over probability parameters (a dict of arrays):
+A click model is one record, `ClickModel`, of pure functions over probability parameters (a dict
+of arrays), entered into `MODELS` under its name where it is defined:
 
   init(num_pairs, num_ranks)            -> params
   click_probs(params, doc, click, mask) -> [N, K] P(C_k = 1 | C_<k), the full conditional
   sample(key, params, doc, mask)        -> [N, K] simulated clicks
   relevance(params)                     -> [P] the model's relevance estimate per (query, doc) pair
+  simulation_params(alpha, K, eta, gamma) -> params the simulator (`rankjax.sim.clicks`) clicks
+                                           with: alpha [P] per-pair attractiveness, examination
+                                           decaying as k ** -eta, continuation gamma (numpy)
   em_step(params, doc, click, mask, s)  -> params   (one EM iteration, s = pseudo-count smoothing)
   closed_form(doc, click, mask, P, K, s)-> params   (models with a closed-form MLE)
   propensity(params)                    -> [K] examination probability by rank (position models)
+
+`sample` draws from the distribution whose conditionals `click_probs` gives: the test suite checks
+this for every registered model.
 
 The log-likelihood of a page is sum_k log P(C_k = c_k | C_<k); perplexity at rank k is
 2 ** (-mean_n log2 P(C_k = c_k | C_<k)) and the reported perplexity is its mean over ranks.
@@ -21,6 +29,8 @@ from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
+
+from rankjax import registry
 
 Params = dict[str, jax.Array]
 EPS = 1e-6
@@ -35,6 +45,7 @@ class ClickModel:
   click_probs: Callable
   sample: Callable
   relevance: Callable
+  simulation_params: Callable
   em_step: Callable | None = None
   closed_form: Callable | None = None
   propensity: Callable | None = None
@@ -43,6 +54,15 @@ class ClickModel:
   @property
   def methods(self) -> tuple[str, ...]:
     return (*(("em",) if self.em_step else ()), *(("counts",) if self.closed_form else ()), "gradient")
+
+
+# name -> ClickModel; each model module registers its own (`registry.register`).
+MODELS: dict[str, ClickModel] = {}
+
+
+def get(name: str) -> ClickModel:
+  """The click model registered as `name` (`registry.UnknownName` lists the known ones)."""
+  return registry.lookup(MODELS, name, "click model")
 
 
 def log_probs(model: ClickModel, params: Params, doc, click, mask) -> jax.Array:

@@ -5,14 +5,18 @@
 Closed-form MLE: alpha = clicks / examinations, counting ranks down to the first click (all ranks
 of a page without clicks). Clicks below the first one are impossible under the model; their
 probability is clipped to 1e-6 in the likelihood.
+
+Simulated: alpha alone (the cascade has no examination parameter).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rankjax.click_models.base import ClickModel, Params, previous_click_rank, segment_mean
+from rankjax import registry
+from rankjax.click_models.base import MODELS, ClickModel, Params, previous_click_rank, segment_mean
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -47,4 +51,11 @@ def relevance(params: Params) -> jax.Array:
   return params["alpha"]
 
 
-CASCADE = ClickModel("cascade", init, click_probs, sample, relevance, closed_form=closed_form)
+def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: float) -> dict:
+  del num_ranks, eta, gamma
+  return {"alpha": alpha}
+
+
+CASCADE = ClickModel("cascade", init, click_probs, sample, relevance, simulation_params,
+                     closed_form=closed_form)
+registry.register(MODELS, CASCADE.name)(CASCADE)

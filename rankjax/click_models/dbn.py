@@ -12,14 +12,18 @@ eps_k = P(E_k = 1 | C_<k):
 DBN is fitted by gradient ascent on this likelihood. SDBN has the closed-form MLE: ranks down to
 the last click (all ranks of a page without clicks) count as examined, alpha = clicks /
 examinations, sigma = last clicks / clicks. Relevance is alpha * sigma.
+
+Simulated: satisfaction sigma = alpha, continuation gamma (SDBN: 1).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rankjax.click_models.base import ClickModel, Params, segment_mean
+from rankjax import registry
+from rankjax.click_models.base import MODELS, ClickModel, Params, segment_mean
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -80,5 +84,20 @@ def relevance(params: Params) -> jax.Array:
   return params["alpha"] * params["sigma"]
 
 
-DBN = ClickModel("dbn", init, click_probs, sample, relevance)
-SDBN = ClickModel("sdbn", init_sdbn, click_probs, sample, relevance, closed_form=closed_form_sdbn, fixed=("gamma",))
+def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: float) -> dict:
+  """Satisfaction sigma = alpha after a click, continuation gamma."""
+  del num_ranks, eta
+  return {"alpha": alpha, "sigma": alpha.copy(), "gamma": np.float32(gamma)}
+
+
+def simulation_params_sdbn(alpha: np.ndarray, num_ranks: int, eta: float, gamma: float) -> dict:
+  """As DBN's with gamma = 1: SDBN's user never abandons (the simulator's `gamma` is unused)."""
+  del gamma
+  return simulation_params(alpha, num_ranks, eta, 1.0)
+
+
+DBN = ClickModel("dbn", init, click_probs, sample, relevance, simulation_params)
+SDBN = ClickModel("sdbn", init_sdbn, click_probs, sample, relevance, simulation_params_sdbn,
+                  closed_form=closed_form_sdbn, fixed=("gamma",))
+registry.register(MODELS, DBN.name)(DBN)
+registry.register(MODELS, SDBN.name)(SDBN)

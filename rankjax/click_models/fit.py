@@ -82,7 +82,7 @@ def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iteratio
   """Fits `model` to `log`.
 
   Args:
-    model: a `ClickModel` (see `rankjax.click_models.MODELS`).
+    model: a `ClickModel` (`rankjax.click_models.get(name)`).
     log: the training clicks.
     method: "em", "counts" (closed form) or "gradient" (Adam on the log-likelihood, full batch);
       default: the first of `model.methods`.

@@ -5,14 +5,18 @@
 EM: given a non-click, P(E = 1 | C = 0) = theta (1 - alpha) / (1 - theta alpha) and
 P(A = 1 | C = 0) = alpha (1 - theta) / (1 - theta alpha); a click means E = A = 1. theta is the mean
 posterior examination per rank, alpha the mean posterior attraction per pair.
+
+Simulated: theta_k = k ** -eta.
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rankjax.click_models.base import ClickModel, Params, segment_mean
+from rankjax import registry
+from rankjax.click_models.base import MODELS, ClickModel, Params, segment_mean
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -51,4 +55,18 @@ def propensity(params: Params) -> jax.Array:
   return params["theta"]
 
 
-PBM = ClickModel("pbm", init, click_probs, sample, relevance, em_step=em_step, propensity=propensity)
+def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: float) -> dict:
+  """theta_k = k ** -eta.
+
+  >>> theta = simulation_params(np.float32([0.5]), 3, eta=1.0, gamma=0.9)["theta"]
+  >>> theta.astype(float).round(3).tolist()
+  [1.0, 0.5, 0.333]
+  """
+  del gamma
+  k = np.arange(1, num_ranks + 1, dtype=np.float32)
+  return {"theta": k ** -eta, "alpha": alpha}
+
+
+PBM = ClickModel("pbm", init, click_probs, sample, relevance, simulation_params, em_step=em_step,
+                 propensity=propensity)
+registry.register(MODELS, PBM.name)(PBM)

@@ -4,14 +4,19 @@
 
 EM as for PBM, with gamma in place of theta, averaged per (k, r') cell. The position propensity
 reported is gamma[k, 0], the examination of rank k when nothing above it was clicked.
+
+Simulated: gamma[k, r'] = (k - r') ** -eta after a click at r', theta_k = k ** -eta with no click
+above (ranks 1-based).
 """
 
 from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
-from rankjax.click_models.base import ClickModel, Params, previous_click_rank, segment_mean
+from rankjax import registry
+from rankjax.click_models.base import MODELS, ClickModel, Params, previous_click_rank, segment_mean
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -64,4 +69,21 @@ def propensity(params: Params) -> jax.Array:
   return params["gamma"][:, 0]
 
 
-UBM = ClickModel("ubm", init, click_probs, sample, relevance, em_step=em_step, propensity=propensity)
+def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: float) -> dict:
+  """gamma[k, r'] = (k - r') ** -eta after a click at r' (0 above k), k ** -eta with none.
+
+  >>> gamma = simulation_params(np.float32([0.5]), 3, eta=1.0, gamma=0.9)["gamma"]
+  >>> gamma.astype(float).round(2).tolist()
+  [[1.0, 0.0, 0.0], [0.5, 1.0, 0.0], [0.33, 0.5, 1.0]]
+  """
+  del gamma
+  k = np.arange(1, num_ranks + 1, dtype=np.float32)
+  dist = k[:, None] - np.arange(num_ranks)[None, :]  # rank - previous click rank
+  g = np.where(dist > 0, np.maximum(dist, 1) ** -eta, 0.0).astype(np.float32)
+  g[:, 0] = k ** -eta
+  return {"gamma": g, "alpha": alpha}
+
+
+UBM = ClickModel("ubm", init, click_probs, sample, relevance, simulation_params, em_step=em_step,
+                 propensity=propensity)
+registry.register(MODELS, UBM.name)(UBM)

@@ -2,13 +2,12 @@
 
 A session draws a query with Zipf frequencies (the query at popularity rank i has probability
 proportional to i ** -zipf), a logging ranker orders the query's documents, the top `list_size`
-are shown, and a click model clicks:
+are shown, and a click model, any of `rankjax.click_models.MODELS` by name, clicks:
 
   attractiveness  alpha = noise + (1 - noise) * (2 ** y - 1) / (2 ** y_max - 1), y the graded label,
                   then, with `doc_quality` > 0, logit(alpha) += q_d, q_d ~ N(0, doc_quality) per doc
-  PBM             examination theta_k = k ** -eta
-  UBM             gamma[k, r'] = (k - r') ** -eta after a click at r', theta_k with no click above
-  DBN             satisfaction sigma = alpha, continuation `gamma`
+  the rest        the model's `simulation_params(alpha, list_size, eta, gamma)`, e.g. PBM's
+                  examination theta_k = k ** -eta, DBN's continuation `gamma`
 
 Logging rankers: "noisy-label" (y + N(0, logger_noise), drawn per session, so documents move
 between ranks), "fixed-noisy-label" (noise drawn once per query), "random", or "feature:j" (the
@@ -24,12 +23,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from rankjax import click_models
 from rankjax.click_models.base import Params
 from rankjax.click_models.log import ClickLog
-from rankjax.click_models import dbn, pbm, ubm
 from rankjax.data import schema
-
-SAMPLERS = {"pbm": pbm.sample, "ubm": ubm.sample, "dbn": dbn.sample}
 
 
 @dataclasses.dataclass
@@ -86,14 +83,14 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
              zipf: float = 1.1, eta: float = 1.0, noise: float = 0.1, gamma: float = 0.9,
              doc_quality: float = 0.0, logger: str = "noisy-label", logger_noise: float = 1.0,
              max_label: float | None = None, seed: int = 0, chunk: int = 200_000) -> SimulatedLog:
-  """Simulates `sessions` result pages over labelled `lists` (human labels required).
+  """Simulates `sessions` result pages over labelled `lists` (human labels required), clicked by
+  the click model registered as `model` (`registry.UnknownName` if none is).
 
   Returns:
-    The log, with `truth`: theta [K] (PBM), gamma [K, K] (UBM) or gamma (DBN), and alpha (and
-    sigma for DBN) per (query, doc) pair.
+    The log, with `truth`: the model's `simulation_params`, e.g. theta [K] (PBM), gamma [K, K]
+    (UBM) or gamma (DBN), and alpha (and sigma for DBN) per (query, doc) pair.
   """
-  if model not in SAMPLERS:
-    raise ValueError(f"unknown click model {model!r} for simulation; known: {sorted(SAMPLERS)}")
+  click_model = click_models.get(model)
   lists = [x for x in lists if "human" in x.labels and len(x)]
   if not lists:
     raise ValueError("no list with human labels to simulate from")
@@ -108,16 +105,7 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
     effect = dict(zip(docs, rng.normal(0, doc_quality, len(docs))))
     logit = np.log(np.clip(alpha, 1e-4, 1 - 1e-4)) - np.log1p(-np.clip(alpha, 1e-4, 1 - 1e-4))
     alpha = (1 / (1 + np.exp(-(logit + np.array([effect[d] for _, d in pairs]))))).astype(np.float32)
-  k = np.arange(1, list_size + 1, dtype=np.float32)
-  if model == "pbm":
-    truth = {"theta": k ** -eta, "alpha": alpha}
-  elif model == "ubm":
-    dist = k[:, None] - np.arange(list_size)[None, :]  # rank - previous click rank
-    g = np.where(dist > 0, np.maximum(dist, 1) ** -eta, 0.0).astype(np.float32)
-    g[:, 0] = k ** -eta
-    truth = {"gamma": g, "alpha": alpha}
-  else:
-    truth = {"alpha": alpha, "sigma": alpha.copy(), "gamma": np.float32(gamma)}
+  truth = click_model.simulation_params(alpha, list_size, eta=eta, gamma=gamma)
 
   popularity = rng.permutation(len(lists))
   p = np.arange(1, len(lists) + 1, dtype=np.float64) ** -zipf
@@ -135,7 +123,7 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
   click = np.zeros((sessions, list_size), np.float32)
   params = {name: jnp.asarray(v) for name, v in truth.items()}
   key = jax.random.key(seed)
-  sample = jax.jit(SAMPLERS[model])
+  sample = jax.jit(click_model.sample)
   for start in range(0, sessions, chunk):
     sl = slice(start, start + chunk)
     click[sl] = np.asarray(sample(jax.random.fold_in(key, start), params, doc[sl], mask[sl]))

@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from rankjax import registry
+from rankjax.annotate import modes
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate import runner
@@ -12,17 +14,18 @@ from rankjax.annotate.tasks import Result
 from rankjax.data.schema import RankingList
 
 
-@pytest.mark.parametrize("mode", prompts.MODES)
+@pytest.mark.parametrize("mode", sorted(modes.MODES))
 @pytest.mark.parametrize("lang", prompts.LANGS)
 def test_every_template_renders(mode, lang):
   t = prompts.load(mode, lang)
   assert t.version.startswith(f"{mode}.{lang}.v1+")
-  docs = ["doc one {braces} stay", "doc two"] if mode in prompts.LISTWISE else ["doc {x}"]
+  listwise = modes.get(mode).shape == "listwise"
+  docs = ["doc one {braces} stay", "doc two"] if listwise else ["doc {x}"]
   msgs = t.messages("q {text}", docs)
   assert [m["role"] for m in msgs] == ["system", "user"]
   user = msgs[1]["content"]
   assert "q {text}" in user and all(d in user for d in docs)
-  if mode in prompts.LISTWISE:
+  if listwise:
     assert "[2] doc two" in user and "2" in user
   # The query stands at a line start, so the shared prefix ends on a line boundary.
   assert "\nq {text}\n" in user
@@ -40,7 +43,7 @@ def test_bad_template_is_named(tmp_path):
   (tmp_path / "pointwise_graded.en.txt").write_text("version: 1\n[system]\ns\n[user]\n{query}\n")
   with pytest.raises(ValueError, match=r"pointwise_graded.en.txt.*placeholders"):
     prompts.load("pointwise_graded", "en", str(tmp_path))
-  with pytest.raises(ValueError, match="unknown mode"):
+  with pytest.raises(registry.UnknownName, match="unknown annotation mode 'pairwise'; known: "):
     prompts.load("pairwise")
 
 
@@ -125,7 +128,7 @@ class ScriptedBackend:
 
   name = "scripted"
   model = "script-1"
-  modes = prompts.MODES
+  shapes = tuple(modes.SHAPES)
 
   def __init__(self):
     self.seen = []

@@ -106,7 +106,7 @@ def test_tiny_backend_generates_what_the_model_would_on_the_full_prompt(tiny):
     first = be.tokenizer.decode(greedy_by_recompute(be._net, be._params, ids, n_new),
                                 skip_special_tokens=True)
     with pytest.raises(parsing.ParseError) as e:
-      parsing.parse(r.task.mode, first, len(r.task.doc_ids))
+      r.task.spec.parse(first, len(r.task.doc_ids))
     messages += [{"role": "assistant", "content": first},
                  {"role": "user", "content": prompts.REASK.format(error=e.value)}]
     ids2 = be.tokenizer.encode(be.render(messages), add_special_tokens=False)

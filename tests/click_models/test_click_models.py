@@ -14,6 +14,7 @@ import pytest
 import scipy.stats
 
 from rankjax import click_models as cm
+from rankjax import registry
 from rankjax.data import readers
 
 N, K, Q, D = 30_000, 10, 10, 12
@@ -116,7 +117,7 @@ def test_masked_ranks_change_nothing():
 
 
 def test_unknown_model_and_method_are_errors():
-  with pytest.raises(ValueError, match="unknown click model"):
+  with pytest.raises(registry.UnknownName, match="unknown click model 'pscm'; known: .*pbm"):
     cm.get("pscm")
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()})
   with pytest.raises(ValueError, match="fitted by"):

@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rankjax.annotate import modes
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
@@ -103,7 +104,7 @@ class JaxLocalBackend:
   """Pointwise scoring and listwise generation with a local Llama; see the module docstring."""
 
   name = "jax_local"
-  modes = prompts.MODES
+  shapes = tuple(modes.SHAPES)
 
   def __init__(self, config: llama.LlamaConfig, params, tokenizer, *, model_name: str,
                batch_size: int = 32, max_len: int = 512, share_prefix: bool = True,
@@ -226,7 +227,7 @@ class JaxLocalBackend:
       tokens[i, :len(ids)] = ids
       lengths[i] = len(ids)
     tokens, lengths = jax.device_put((tokens, lengths), self._batch_sharding)
-    grade_ids = self.grade_ids(prompts.MAX_GRADE[template.mode])
+    grade_ids = self.grade_ids(template.spec.max_grade)
     return self._score(self._params, prefix_kv, tokens, lengths, grade_ids)
 
   def _results(self, batch, logprobs) -> list[Result]:
@@ -243,13 +244,13 @@ class JaxLocalBackend:
   def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
     tasks = list(tasks)
     for t in tasks:
-      if t.mode not in self.modes:
-        raise ValueError(f"{self.name} runs only {self.modes}; got {t.mode!r}")
-    listwise = [t for t in tasks if t.mode in prompts.LISTWISE]
+      if t.spec.shape not in self.shapes:
+        raise ValueError(f"{self.name} runs only {self.shapes} modes; {t.mode!r} is {t.spec.shape}")
+    listwise = [t for t in tasks if t.spec.shape == "listwise"]
     if listwise:
       yield from self.process_listwise(listwise, should_stop)
-      tasks = [t for t in tasks if t.mode not in prompts.LISTWISE]
-    for max_grade in {prompts.MAX_GRADE[t.mode] for t in tasks}:
+      tasks = [t for t in tasks if t.spec.shape != "listwise"]
+    for max_grade in {t.spec.max_grade for t in tasks}:
       self.grade_ids(max_grade)  # cached now: the tokenizer thread must be its only user later
     failed = []
 
@@ -361,7 +362,7 @@ class JaxLocalBackend:
   def process_listwise(self, tasks: list[Task],
                        should_stop: Callable[[], bool]) -> Iterator[Result]:
     """Generates, parses, re-asks once when unparsable, then records a failure (as openai_http)."""
-    max_new = 16 + 12 * max(len(t.doc_ids) for t in tasks)  # openai_http's max_tokens
+    max_new = max(t.spec.max_answer_tokens(len(t.doc_ids)) for t in tasks)  # as openai_http's
     limit = self.listwise_max_len
     for start in range(0, len(tasks), self.sort_window):
       window = []
@@ -391,7 +392,7 @@ class JaxLocalBackend:
       result = Result(task, None, text, prompt_tokens=prefix_len + len(ids), completion_tokens=n)
       results.append(result)
       try:
-        result.labels = parsing.parse(task.mode, text, len(task.doc_ids))
+        result.labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
         messages = task.messages() + [
             {"role": "assistant", "content": text},
@@ -410,7 +411,7 @@ class JaxLocalBackend:
       result.prompt_tokens += prefix_len + len(ids)
       result.completion_tokens += n
       try:
-        result.labels = parsing.parse(result.task.mode, result.raw_output, len(result.task.doc_ids))
+        result.labels = result.task.spec.parse(result.raw_output, len(result.task.doc_ids))
         result.status = "ok"
       except parsing.ParseError as e:
         result.error = f"unparsable: {error} | {e}"

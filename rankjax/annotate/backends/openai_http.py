@@ -28,6 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import requests
 
+from rankjax.annotate import modes
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
 from rankjax.annotate.tasks import Result, Task
@@ -61,7 +62,7 @@ class OpenAIHttpBackend:
   """Chat completions over HTTP; see the module docstring."""
 
   name = "openai_http"
-  modes = prompts.MODES
+  shapes = tuple(modes.SHAPES)
 
   def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
                concurrency: int = 4, max_rps: float | None = None, max_retries: int = 6,
@@ -127,8 +128,8 @@ class OpenAIHttpBackend:
   def _payload(self, task: Task, messages: list[dict]) -> dict:
     n = len(task.doc_ids)
     payload = {"model": self.model, "messages": messages, "temperature": self.temperature,
-               "max_tokens": 16 if task.mode in prompts.POINTWISE else 16 + 12 * n}
-    if self.logprobs and task.mode in prompts.POINTWISE:
+               "max_tokens": task.spec.max_answer_tokens(n)}
+    if self.logprobs and task.spec.shape == "pointwise":  # the answer is one grade token
       payload.update(logprobs=True, top_logprobs=self.top_logprobs)
     return payload
 
@@ -161,7 +162,7 @@ class OpenAIHttpBackend:
       choice = reply["choices"][0]
       text = choice["message"].get("content") or ""
       try:
-        labels = parsing.parse(task.mode, text, len(task.doc_ids))
+        labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
         errors.append(str(e))
         messages = messages + [{"role": "assistant", "content": text},
@@ -171,7 +172,7 @@ class OpenAIHttpBackend:
       top = self._grade_logprobs(choice)
       if top is not None:
         try:
-          e, p = parsing.expected_grade(top, prompts.MAX_GRADE[task.mode])
+          e, p = parsing.expected_grade(top, task.spec.max_grade)
           expected, probs = [e], [p]
         except parsing.ParseError:
           pass  # no grade among the top tokens: the parsed label stands alone

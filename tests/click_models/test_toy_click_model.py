@@ -1,0 +1,76 @@
+"""Extending the click models: a model defined here, entered with one `registry.register` call, is
+simulated by name through `rankjax.sim.clicks` and fitted through `rankjax.click_models.fit` with
+no other edit.
+
+The toy is the document-based CTR model (DCTR, Chuklin et al. 2015, section 3.2): no position
+bias, P(C_k = 1) = alpha_{q,d}, whose MLE is the pair's click-through rate.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from rankjax import click_models as cm
+from rankjax import registry
+from rankjax.click_models.base import segment_mean
+from rankjax.data import schema
+from rankjax.sim import clicks as sim_lib
+
+
+def _init(num_pairs, num_ranks):
+  del num_ranks
+  return {"alpha": jnp.full((num_pairs,), 0.5)}
+
+
+def _click_probs(params, doc, click, mask):
+  del click, mask
+  return params["alpha"][doc]
+
+
+def _sample(key, params, doc, mask):
+  return (jax.random.bernoulli(key, params["alpha"][jnp.asarray(doc)]) & mask).astype(jnp.float32)
+
+
+def _closed_form(doc, click, mask, num_pairs, num_ranks, smoothing):
+  del num_ranks
+  return {"alpha": segment_mean(click, doc, mask, num_pairs, smoothing)}
+
+
+def _simulation_params(alpha, num_ranks, eta, gamma):
+  del num_ranks, eta, gamma
+  return {"alpha": alpha}
+
+
+DCTR = cm.ClickModel("toy_dctr", _init, _click_probs, _sample, relevance=lambda p: p["alpha"],
+                     simulation_params=_simulation_params, closed_form=_closed_form)
+
+
+@pytest.fixture
+def dctr():
+  """DCTR registered for one test (the registry is process-wide: other tests must not see it)."""
+  registry.register(cm.MODELS, DCTR.name)(DCTR)
+  yield DCTR.name
+  del cm.MODELS[DCTR.name]
+
+
+def test_toy_model_is_simulated_and_fitted_by_name(dctr):
+  rng = np.random.default_rng(0)
+  lists = [schema.RankingList(qid=f"q{i}", doc_ids=[f"q{i}-d{j}" for j in range(5)],
+                              labels={"human": rng.integers(0, 5, 5).astype(np.float32)})
+           for i in range(4)]
+  sim = sim_lib.simulate(lists, sessions=40_000, model=dctr, list_size=5, zipf=0.0, seed=0)
+  assert sim.config["model"] == dctr and set(sim.truth) == {"alpha"}
+  model = cm.get(dctr)
+  assert model.methods == ("counts", "gradient")
+  counts = cm.fit(model, sim.log, smoothing=0.0)
+  # Each pair is shown ~10,000 times: the CTR's standard error is <= 0.005.
+  np.testing.assert_allclose(counts.params["alpha"], sim.truth["alpha"], atol=0.025)
+  gradient = cm.fit(model, sim.log, method="gradient", iterations=300, learning_rate=0.1)
+  np.testing.assert_allclose(gradient.params["alpha"], counts.params["alpha"], atol=0.02)
+  assert counts.train["log_likelihood"] >= gradient.train["log_likelihood"] - 1e-4
+
+
+def test_unregistered_toy_is_an_unknown_name():
+  with pytest.raises(registry.UnknownName, match="unknown click model 'toy_dctr'; known: .*pbm"):
+    sim_lib.simulate([], sessions=1, model=DCTR.name)
