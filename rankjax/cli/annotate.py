@@ -249,5 +249,8 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   return result
 
 
+SUBCOMMANDS = {"run": run, "agreement": agreement}
+
+
 def main(argv: Sequence[str], prog: str = "rankjax annotate"):
-  return common.dispatch_to({"run": run, "agreement": agreement}, argv, prog=prog, doc=__doc__)
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)

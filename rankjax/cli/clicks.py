@@ -163,6 +163,8 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   return meta
 
 
+SUBCOMMANDS = {"fit": fit, "harvest": harvest, "simulate": simulate}
+
+
 def main(argv: Sequence[str], prog: str = "rankjax clicks"):
-  return common.dispatch_to({"fit": fit, "harvest": harvest, "simulate": simulate}, argv,
-                            prog=prog, doc=__doc__)
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)

@@ -232,5 +232,8 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   return out
 
 
+SUBCOMMANDS = {"stats": stats, "prepare": prepare}
+
+
 def main(argv: Sequence[str], prog: str = "rankjax data"):
-  return common.dispatch_to({"stats": stats, "prepare": prepare}, argv, prog=prog, doc=__doc__)
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)
