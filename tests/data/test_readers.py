@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from rankjax.data import readers
-from rankjax.data.__main__ import main as cli_main
+from rankjax.cli import data as data_cli
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -145,7 +145,7 @@ def test_unknown_format_and_option_are_errors():
 
 
 def test_stats_cli_prints_one_json_line(capsys):
-  cli_main(["stats", "--format", "trec-session", "--quiet", str(FIX / "trec_quirks.xml")])
+  data_cli.main(["stats", "--format", "trec-session", "--quiet", str(FIX / "trec_quirks.xml")])
   out = capsys.readouterr().out.strip().splitlines()
   assert len(out) == 1
   got = json.loads(out[0])

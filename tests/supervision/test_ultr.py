@@ -23,6 +23,7 @@ import pytest
 from rankjax.engine import evaluate, step as step_lib, train
 from rankjax.ranking import metrics
 from rankjax.supervision import single as supervision, ultr
+from rankjax.cli import clicks as clicks_cli
 from rankjax.click_models import intervention
 from rankjax.sim import clicks as sim_lib
 from rankjax.click_models.log import ClickLog
@@ -242,7 +243,7 @@ def test_intervention_command_line_without_ranking_variety(tmp_path):
   path = tmp_path / "log.jsonl"
   path.write_text("".join(json.dumps(r) + "\n" for r in sim.records()))
   with pytest.raises(SystemExit, match=r"log.jsonl: ranks \[2, .*\] share no clicked"):
-    intervention.main(["--format", "jsonl", str(path)])
+    clicks_cli.harvest(["--format", "jsonl", str(path)])
 
 
 def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path, capsys):
@@ -257,7 +258,7 @@ def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path,
   order = [index[(q, d)] for q, docs in agg.pairs.items() for d in docs]
   np.testing.assert_array_equal(imps, want[0][order])
   np.testing.assert_array_equal(clicks, want[1][order])
-  out = intervention.main(["--format", "jsonl", str(path)])
+  out = clicks_cli.harvest(["--format", "jsonl", str(path)])
   assert json.loads(capsys.readouterr().out) == out and out["pages"] == 3000
   np.testing.assert_allclose(out["propensities"], intervention.estimate(imps, clicks).theta,
                              atol=1e-6)
