@@ -300,7 +300,7 @@ def test_two_tower_position_tower_is_not_used_to_evaluate(data_path, tmp_path):
   # Scoring restores the model's variables only: no position tower among them.
   assert set(trained.variables) == {"params", *out["state"].model_state}
   assert jax.tree.structure(trained.variables["params"]) == jax.tree.structure(out["state"].params)
-  # The checkpoint's ranker alone, scored as tools/score.py does, gives the run's evaluation.
+  # The checkpoint's ranker alone, scored as `rankjax score` does, gives the run's evaluation.
   config = trained.config
   eval_step = evaluate.make_eval_step(trained.model, config.eval.metrics, config.eval.label_source,
                                       trained.mesh)

@@ -15,7 +15,7 @@ Fields (only `query_id`, `doc_ids` and `clicks` are required)::
   freq_bucket  int          the dataset's own frequency bucket
   topic        str
 
-`tools/simulate_clicks.py` writes this layout.
+`rankjax clicks simulate` writes this layout.
 """
 
 from __future__ import annotations
