@@ -12,7 +12,6 @@ relevant document left out), so the numbers compare like with like.
 from __future__ import annotations
 
 import pathlib
-import sys
 import tempfile
 
 from absl import app
@@ -23,7 +22,6 @@ import lightgbm
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax.cli import errors
 from rankjax.ranking import metrics
