@@ -41,8 +41,9 @@ def dispatch(argv: Sequence[str], *, prog: str, doc: str, helps: Mapping[str, st
                                    required=True)
   for name, help_line in helps.items():
     commands.add_parser(name, help=help_line, add_help=False)
-  name = parser.parse_args(list(argv)[:1]).command  # the rest of argv is the command's own
-  return resolve(name)(list(argv)[1:], prog=f"{prog} {name}")
+  argv = list(argv)
+  name = parser.parse_args(argv[:1]).command  # exits on -h, and without a known command
+  return resolve(name)(argv[1:], prog=f"{prog} {name}")
 
 
 def dispatch_to(functions: Mapping[str, Callable], argv: Sequence[str], *, prog: str, doc: str):
