@@ -76,8 +76,8 @@ def test_agreement_report_tool(tmp_path):
       llm[(t.qid, t.doc_ids[0])] = label = int(rng.integers(0, 5))
       st.put(Result(t, [label], str(label), expected=[label + 0.1], probs=[[0.2] * 5]), "m", "b")
   out = tmp_path / "report"
-  result = annotate_cli.agreement([str(log), "--format", "jsonl", "--store", str(tmp_path / "s.db"),
-                      "--model", "m", "--out", str(out)])
+  result = annotate_cli.agreement([str(log), "--format", "jsonl", "--store",
+                                   str(tmp_path / "s.db"), "--model", "m", "--out", str(out)])
   human = {"a": 4, "b": 1, "c": 0}  # -2 counts as 0
   keys = sorted(llm)
   want = agreement.summary([llm[k] for k in keys], [human[d] for _, d in keys], 5)

@@ -1,4 +1,5 @@
-"""The `rankjax` program: every --help exits 0 importing no heavy library; input errors are one line."""
+"""The `rankjax` program: every --help exits 0 importing no heavy library; input errors are one
+line."""
 
 import importlib
 import json

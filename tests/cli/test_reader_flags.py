@@ -59,5 +59,6 @@ def test_every_log_command_offers_every_reader_option(toy_log, command, capsys):
 
 
 def test_an_option_the_format_does_not_take_is_an_error_naming_those_it_takes(toy_log):
-  with pytest.raises(SystemExit, match=r"--format toy takes \['--toy-option'\], not \['--labels'\]"):
+  takes = r"--format toy takes \['--toy-option'\], not \['--labels'\]"
+  with pytest.raises(SystemExit, match=takes):
     cli.main(["data", "stats", "--format", "toy", str(toy_log), "--labels", "qrels.txt"])
