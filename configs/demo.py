@@ -9,8 +9,8 @@ frequency bucket; `<workdir>/report.md` has the results. The variants' settings 
 any run: the data schedule is the paper's hint (multi-stage training ordered by query frequency),
 the gate the parameter-free linear one.
 
-  python -m rankjax.main --config=configs/demo.py --workdir=/tmp/rankjax_demo
-  python -m rankjax.main --config=configs/demo.py:tiny --workdir=/tmp/rankjax_demo_tiny
+  rankjax train --config=configs/demo.py --workdir=/tmp/rankjax_demo
+  rankjax train --config=configs/demo.py:tiny --workdir=/tmp/rankjax_demo_tiny
 """
 
 import ml_collections

@@ -3,8 +3,8 @@ r"""DASALC-style MLP ranker on LightGBM's lambdarank example (201 + 50 queries, 
 The data comes from `$RANKJAX_DATA/lightgbm_lambdarank_example` (`rank.train` with its `.query`
 group file; the validation split is every 5th training query), prepared on the first run.
 
-  python -m rankjax.main --config=configs/lightgbm_example.py --workdir=/tmp/lgb_mlp
-  python -m rankjax.main --config=configs/lightgbm_example.py:local --workdir=/tmp/lgb_local
+  rankjax train --config=configs/lightgbm_example.py --workdir=/tmp/lgb_mlp
+  rankjax train --config=configs/lightgbm_example.py:local --workdir=/tmp/lgb_local
 """
 
 from rankjax.configs import default as config_defaults

@@ -6,8 +6,8 @@ the first run into `<workdir>/data` (or `config.data.cache_dir`); the validation
 and weight decay and few steps (on this sample the local variant scored test NDCG@10 0.31 with
 softmax loss, dropout 0.1 and 300 steps; 0.28 after 1000 steps).
 
-  python -m rankjax.main --config=configs/mslr_mlp.py --workdir=/tmp/mslr_mlp
-  python -m rankjax.main --config=configs/mslr_mlp.py:local --workdir=/tmp/rankjax_run \
+  rankjax train --config=configs/mslr_mlp.py --workdir=/tmp/mslr_mlp
+  rankjax train --config=configs/mslr_mlp.py:local --workdir=/tmp/rankjax_run \
       --config.total_steps=100
 """
 

@@ -7,18 +7,18 @@ is the number of sessions issuing it (`--freq-by sessions`, the default), bucket
 The report has the paper's metrics, NDCG@{1,3,5,10} (and ERR@10), per bucket. Documents are
 titles; the encoder is a Chinese BERT checkpoint directory of your choice (config.json +
 safetensors, e.g. bert-base-chinese), given as `--config.model.hf_dir`. LLM labels come from
-`tools/annotate.py --lang zh` (the store's model name goes to `--llm-model`). Click labels are
-CTRs without IPS: to debias, fit PBM (`python -m rankjax.click_models --model pbm --format
-tiangong-st ...`) and give each click variant `weights="ips_pbm"` and its `propensities`.
+`rankjax annotate run --lang zh` (the store's model name goes to `--llm-model`). Click labels are
+CTRs without IPS: to debias, fit PBM (`rankjax clicks fit --model pbm --format tiangong-st
+...`) and give each click variant `weights="ips_pbm"` and its `propensities`.
 
   T=TianGong-ST; BERT=/models/bert-base-chinese
-  python tools/annotate.py --format tiangong-st $T/data/sogousessiontrack2020.xml \
+  rankjax annotate run --format tiangong-st $T/data/sogousessiontrack2020.xml \
       --queries $T/qid_query.json --lang zh --store /tmp/ann_st.db --backend openai_http ...
-  python -m rankjax.data prepare --format tiangong-st $T/data/sogousessiontrack2020.xml \
+  rankjax data prepare --format tiangong-st $T/data/sogousessiontrack2020.xml \
       --labels $T/human_label/sogou_st_human_labels.txt --queries $T/qid_query.json \
       --split-by labelled --llm-labels /tmp/ann_st.db --llm-model MODEL --tokenizer $BERT \
       --max-tokens 64 --max-query-tokens 16 --output /tmp/rankjax_data --name tiangong_st
-  python -m rankjax.main --config=configs/tiangong_st.py --workdir=/tmp/tiangong_study \
+  rankjax train --config=configs/tiangong_st.py --workdir=/tmp/tiangong_study \
       --config.model.hf_dir=$BERT
 
 `arg="tiny"`: a random-init encoder, a few steps, one seed, the four variants without `human`

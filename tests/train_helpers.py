@@ -9,7 +9,7 @@ import tempfile
 import jax
 import numpy as np
 
-from rankjax import cli
+from rankjax.cli import errors
 from rankjax.data import schema
 from rankjax.data import store
 
@@ -41,7 +41,7 @@ def tiny_lists(num_lists=13, max_len=20, num_features=4, seed=0):
 
 
 def load_config(name="mslr_mlp", arg="local"):
-  return cli.load_config(ROOT / "configs" / f"{name}.py", arg)
+  return errors.load_config(ROOT / "configs" / f"{name}.py", arg)
 
 
 def tiny_dataset(directory, **kwargs):

@@ -15,20 +15,17 @@ clicks behind each side, so ranks never shown next to rank 1 are reached through
 The result, relative to rank 1, goes to `config.supervision.propensities` of the `ips_pbm` weights
 hook (whose `ips_clip` bounds the weights); `clip` here bounds the estimates themselves:
 
-  python -m rankjax.click_models.intervention --format jsonl /tmp/sim.jsonl
+  rankjax clicks harvest --format jsonl /tmp/sim.jsonl
 """
 
 from __future__ import annotations
 
-import argparse
 import collections
 import dataclasses
-import json
 
 import numpy as np
 
 from rankjax.click_models.log import ClickLog
-from rankjax.data import readers
 
 
 @dataclasses.dataclass
@@ -142,33 +139,3 @@ def _unreached(used: np.ndarray) -> list[int]:
         seen.add(int(s))
         todo.append(int(s))
   return [r + 1 for r in range(used.shape[0]) if r not in seen]
-
-
-def main(argv=None) -> dict:
-  """Reads a log, prints one JSON line with the harvested propensities for `ips_pbm`."""
-  p = argparse.ArgumentParser(prog="python -m rankjax.click_models.intervention",
-                              description=__doc__.split("\n")[0])
-  p.add_argument("--format", required=True, choices=sorted(readers.FORMATS))
-  p.add_argument("files", nargs="+")
-  p.add_argument("--max-rank", type=int, default=10)
-  p.add_argument("--min-pairs", type=int, default=1)
-  p.add_argument("--clip", type=float, default=0.0)
-  args = p.parse_args(argv)
-  summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary)
-  log = ClickLog.from_sessions(sessions, args.max_rank)
-  if log.num_sessions == 0:
-    raise SystemExit(f"no result page read from {args.files}: {summary}")
-  try:
-    h = estimate(*counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip)
-  except ValueError as e:
-    raise SystemExit(f"{', '.join(args.files)}: {e}") from None
-  out = {"method": "intervention_harvesting", "pages": log.num_sessions, "pairs": log.num_pairs,
-         "rank_pairs_used": int(h.used.sum() // 2), "skipped": summary.skipped,
-         "propensities": h.theta.round(6).tolist()}
-  print(json.dumps(out))
-  return out
-
-
-if __name__ == "__main__":
-  main()

@@ -224,8 +224,8 @@ class Split(collections.abc.Sequence):
     self.path, self.split = path, split
     if not (path / "dataset_info.json").exists():
       raise FileNotFoundError(
-          f"{path}: not a prepared dataset (no dataset_info.json); write one with `python -m "
-          "rankjax.data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
+          f"{path}: not a prepared dataset (no dataset_info.json); write one with `rankjax data "
+          "prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
     builder = tfds.builder_from_directory(os.fspath(path))
     if split not in builder.info.splits:
       raise KeyError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")

@@ -1,6 +1,6 @@
 """Scoring without training: a run's checkpoint scores a split into a TREC run file and metrics.
 
-The data, model and metrics come from the run's saved config. `tools/score.py` is the command line.
+The data, model and metrics come from the run's saved config. `rankjax score` is the command line.
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 r"""The study: supervision variants over seeds, evaluated per frequency bucket, and report.md.
 
-A config with a `study` section is a study (`python -m rankjax.main` dispatches it to `run`):
+A config with a `study` section is a study (`rankjax train` dispatches it to `run`):
 
   config.study.variants        name -> overrides of `config.supervision` (objective, source, ...);
                                e.g. {"click": {"source": "click", "weights": "ips_pbm"}, ...}

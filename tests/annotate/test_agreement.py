@@ -51,13 +51,12 @@ def test_summary_and_confusion():
 
 
 def test_agreement_report_tool(tmp_path):
-  import importlib.util  # pylint: disable=g-import-not-at-top
   import json  # pylint: disable=g-import-not-at-top
-  import pathlib  # pylint: disable=g-import-not-at-top
 
   from rankjax.annotate import prompts, runner  # pylint: disable=g-import-not-at-top
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
   from rankjax.annotate.tasks import Result  # pylint: disable=g-import-not-at-top
+  from rankjax.cli import annotate as annotate_cli  # pylint: disable=g-import-not-at-top
 
   rng = np.random.default_rng(0)
   log = tmp_path / "log.jsonl"
@@ -76,13 +75,9 @@ def test_agreement_report_tool(tmp_path):
     for t in tasks:
       llm[(t.qid, t.doc_ids[0])] = label = int(rng.integers(0, 5))
       st.put(Result(t, [label], str(label), expected=[label + 0.1], probs=[[0.2] * 5]), "m", "b")
-  spec = importlib.util.spec_from_file_location(
-      "agreement_report", pathlib.Path(__file__).parents[2] / "tools" / "agreement_report.py")
-  tool = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(tool)
   out = tmp_path / "report"
-  result = tool.main([str(log), "--format", "jsonl", "--store", str(tmp_path / "s.db"),
-                      "--model", "m", "--out", str(out)])
+  result = annotate_cli.agreement([str(log), "--format", "jsonl", "--store",
+                                   str(tmp_path / "s.db"), "--model", "m", "--out", str(out)])
   human = {"a": 4, "b": 1, "c": 0}  # -2 counts as 0
   keys = sorted(llm)
   want = agreement.summary([llm[k] for k in keys], [human[d] for _, d in keys], 5)

@@ -1,6 +1,6 @@
 """Listwise modes of the local JAX backend: the greedy KV-cache decoder (`llama_decode`) against a
 full-recompute argmax loop and against transformers' greedy `generate` on SmolLM2, the re-ask flow,
-and `tools/annotate.py --backend jax_local --mode listwise_graded` end to end."""
+and `rankjax annotate run --backend jax_local --mode listwise_graded` end to end."""
 
 import functools
 import importlib.util
@@ -244,7 +244,7 @@ def test_smollm2_on_trec_session_lists_matches_transformers_greedy(shared_data):
 @pytest.mark.slow
 @pytest.mark.skipif(not _has("torch", "transformers"), reason="needs torch (extra test)")
 def test_annotate_tool_listwise_end_to_end(tmp_path):
-  """tools/annotate.py with a tiny random HF Llama directory (saved by transformers)."""
+  """`rankjax annotate run` with a tiny random HF Llama directory (saved by transformers)."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
   tok = tiny_llama.tokenizer()
@@ -262,7 +262,7 @@ def test_annotate_tool_listwise_end_to_end(tmp_path):
       f.write(json.dumps({"query_id": rl.qid, "query": rl.query, "doc_ids": rl.doc_ids[:3],
                           "clicks": [0] * 3, "doc_texts": rl.doc_texts[:3]}) + "\n")
   db = tmp_path / "a.db"
-  cmd = [sys.executable, str(ROOT / "tools" / "annotate.py"), str(log), "--format", "jsonl",
+  cmd = [sys.executable, "-m", "rankjax.cli", "annotate", "run", str(log), "--format", "jsonl",
          "--store", str(db), "--backend", "jax_local", "--model", str(model_dir),
          "--mode", "listwise_graded", "--quiet"]
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)

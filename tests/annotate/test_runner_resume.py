@@ -1,4 +1,4 @@
-"""tools/annotate.py in a subprocess: SIGKILL mid-run then rerun loses and duplicates nothing;
+"""`rankjax annotate run` in a subprocess: SIGKILL mid-run then rerun loses and duplicates nothing;
 SIGTERM stops cleanly after committing what was in flight. The LLM is a scripted OpenAI-compatible
 server on loopback that answers after a short delay and counts the requests per document."""
 
@@ -61,7 +61,7 @@ def log(tmp_path):
 
 
 def _cmd(log, db, url):
-  return [sys.executable, str(ROOT / "tools" / "annotate.py"), str(log), "--format", "jsonl",
+  return [sys.executable, "-m", "rankjax.cli", "annotate", "run", str(log), "--format", "jsonl",
           "--store", str(db), "--backend", "openai_http", "--base-url", url, "--model", "slow",
           "--concurrency", "3", "--quiet"]
 

@@ -28,7 +28,7 @@ def test_local_cpu_dry_run():
   (line,) = _dry_run("local_cpu.sh", "--config.total_steps=5", WORKDIR="/tmp/w x")
   argv = shlex.split(line)
   assert argv[:2] == ["env", "JAX_PLATFORMS=cpu"]
-  assert argv[3:] == ["-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
+  assert argv[3:] == ["-m", "rankjax.cli", "train", "--config=configs/mslr_mlp.py:local",
                       "--workdir=/tmp/w x", "--config.total_steps=5"]
 
 
@@ -36,7 +36,7 @@ def test_gpu_and_slurm_dry_run():
   (gpu,) = _dry_run("gpu_single_host.sh", "--config.seed=1", WORKDIR="/w")
   argv = shlex.split(gpu)
   assert "XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true" in argv
-  assert argv[-4:] == ["rankjax.main", "--config=configs/mslr_mlp.py", "--workdir=/w",
+  assert argv[-5:] == ["rankjax.cli", "train", "--config=configs/mslr_mlp.py", "--workdir=/w",
                        "--config.seed=1"]
   (slurm,) = _dry_run("slurm_gpu.sh", WORKDIR="/w", CONFIG="configs/other.py:big",
                       RANKJAX_REPO=str(ROOT))
@@ -60,6 +60,7 @@ def test_tpu_dry_run_runs_the_same_command_on_every_worker():
   remote = shlex.split(argv[-1].removeprefix("--command="))
   assert remote[:3] == ["cd", str(ROOT), "&&"]
   assert remote[3] == "RANKJAX_DISTRIBUTED=1"
+  assert remote[5:8] == ["-m", "rankjax.cli", "train"]
   assert remote[-3:] == ["--config=configs/mslr_mlp.py", "--workdir=/mnt/run", "--config.seed=3"]
 
 

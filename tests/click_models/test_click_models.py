@@ -138,7 +138,7 @@ def test_fits_a_real_log(shared_data):
 
 def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
   from rankjax.sim import clicks as sim_lib
-  from rankjax.click_models.__main__ import main
+  from rankjax.cli.clicks import fit
   from rankjax.data import schema
   from rankjax.data.readers.generic import write_jsonl
 
@@ -148,7 +148,7 @@ def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
   sim = sim_lib.simulate(lists, sessions=20_000, eta=1.0, zipf=0.5, seed=0)
   with open(tmp_path / "log.jsonl", "w") as f:
     write_jsonl(sim.records(), f)
-  out = main(["--format", "jsonl", str(tmp_path / "log.jsonl"), "--smoothing", "0"])
+  out = fit(["--format", "jsonl", str(tmp_path / "log.jsonl"), "--smoothing", "0"])
   assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
   np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
   assert out["test"]["sessions"] == 4000 and out["test"]["perplexity"] > 1

@@ -15,7 +15,7 @@ import pytest
 from rankjax.annotate import prompts, tasks
 from rankjax.annotate import store as store_lib
 from rankjax.data import store
-from rankjax.data.__main__ import main as data_main
+from rankjax.cli.data import main as data_main
 
 from train_helpers import load_config
 

@@ -75,7 +75,7 @@ def test_prepare_cli_writes_a_dataset_the_store_reads(tmp_path, capsys):
   import json
 
   from rankjax.data import store
-  from rankjax.data.__main__ import in_test_split, main
+  from rankjax.cli.data import in_test_split, main
 
   main(["prepare", "--format", "tiangong-st", str(FIX / "tiangong_st_sample.xml"),
         "--labels", str(FIX / "tiangong_st_labels.txt"), "--queries", str(FIX / "tiangong_st_queries.json"),
@@ -98,7 +98,7 @@ def test_prepare_joins_features_of_a_simulated_log(shared_data, tmp_path, capsys
 
   from rankjax.sim import clicks as sim_lib
   from rankjax.data import store
-  from rankjax.data.__main__ import main
+  from rankjax.cli.data import main
   from rankjax.data.readers.generic import write_jsonl
   from rankjax.data.svmlight import read_svmlight
 
@@ -120,7 +120,7 @@ def test_prepare_with_the_sogou_query_file_frequencies(tmp_path, capsys):
   import json
 
   from rankjax.data import store
-  from rankjax.data.__main__ import main
+  from rankjax.cli.data import main
 
   main(["prepare", "--format", "sogou", str(FIX / "sogou_sample.txt"), "--queries", str(FIX / "sogou_query_id"),
         "--freq-by", "dataset", "--buckets", "threshold", "--high", "3", "--medium", "2",

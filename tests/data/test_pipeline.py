@@ -281,7 +281,7 @@ def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
   configs/trec_cross_encoder.py reads them: token widths alone barely cut padding at 4 lists per
   batch (nearly every batch has a list with a 128-token pair), length-grouped batches do; and they
   cut the padding documents, which the encoder reads as well (one long list pads a whole batch)."""
-  from rankjax.data.__main__ import main as data_main  # pylint: disable=g-import-not-at-top
+  from rankjax.cli.data import main as data_main  # pylint: disable=g-import-not-at-top
   d = shared_data("trec_session_2012_2013")
   data_main(["prepare", "--format", "trec-session", str(d / "sessiontrack2012.xml"),
              str(d / "sessiontrack2013.xml"), "--split-by", "topic", "--test-fraction", "0.3",

@@ -1,5 +1,6 @@
 """Click-log readers: fixtures in each published layout, malformed and hostile input, real logs."""
 
+import inspect
 import json
 import math
 import pathlib
@@ -10,8 +11,9 @@ import tracemalloc
 import numpy as np
 import pytest
 
+from rankjax import registry
+from rankjax.cli import data as data_cli
 from rankjax.data import readers
-from rankjax.data.__main__ import main as cli_main
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -137,15 +139,32 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
            [(i.query_id, i.doc_ids, i.clicks, i.click_ranks) for i in y.interactions]
 
 
-def test_unknown_format_and_option_are_errors():
-  with pytest.raises(ValueError, match="unknown log format"):
-    next(readers.read_sessions("aol", FIX / "generic_sample.jsonl"))
+def test_unknown_format_and_option_are_errors_when_called():
+  with pytest.raises(registry.UnknownName, match="unknown log format 'aol'; known: .*jsonl"):
+    readers.read_sessions("aol", FIX / "generic_sample.jsonl")
   with pytest.raises(ValueError, match="takes options"):
-    next(readers.read_sessions("jsonl", FIX / "generic_sample.jsonl", labels="x"))
+    readers.read_sessions("jsonl", FIX / "generic_sample.jsonl", labels="x")
+
+
+@pytest.mark.parametrize("fmt", sorted(readers.FORMATS))
+def test_every_format_counts_a_garbage_line_rather_than_raising(fmt, tmp_path):
+  path = tmp_path / "garbage.log"
+  path.write_bytes(b"\x00garbage {not a record <\xff\t\n")
+  sessions, summary = read(fmt, path)
+  assert not sessions and summary.skipped >= 1, summary.as_dict()
+
+
+@pytest.mark.parametrize("fmt", sorted(readers.FORMATS))
+def test_every_format_record_declares_its_reader_options(fmt):
+  record = readers.FORMATS[fmt]
+  assert record.name == fmt
+  for name, option in record.options.items():
+    assert option.help and callable(option.type), (fmt, name)
+    assert inspect.signature(record.read).parameters[name].default == option.default
 
 
 def test_stats_cli_prints_one_json_line(capsys):
-  cli_main(["stats", "--format", "trec-session", "--quiet", str(FIX / "trec_quirks.xml")])
+  data_cli.main(["stats", "--format", "trec-session", "--quiet", str(FIX / "trec_quirks.xml")])
   out = capsys.readouterr().out.strip().splitlines()
   assert len(out) == 1
   got = json.loads(out[0])

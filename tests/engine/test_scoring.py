@@ -47,9 +47,9 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
   assert set(measured) == set(parsed)
 
   # The command line gives the same run file.
-  cli = subprocess.run([sys.executable, "tools/score.py", f"--workdir={workdir}", "--split=test",
-                        f"--output={tmp_path / 'cli.run'}"], cwd=ROOT, capture_output=True,
-                       text=True, timeout=300)
+  cli = subprocess.run([sys.executable, "-m", "rankjax.cli", "score", f"--workdir={workdir}",
+                        "--split=test", f"--output={tmp_path / 'cli.run'}"], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
   assert cli.returncode == 0, cli.stderr
   assert (tmp_path / "cli.run").read_text() == (tmp_path / "test.run").read_text()
   assert "ndcg" in cli.stdout

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from rankjax import cli
+from rankjax.cli import errors
 from rankjax import models
 from rankjax import supervision
 
@@ -34,7 +34,7 @@ def test_unknown_variant_is_an_error(name):
 @pytest.mark.slow
 def test_mistyped_override_names_the_key(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
+      [sys.executable, "-m", "rankjax.cli", "train", "--config=configs/mslr_mlp.py:local",
        f"--workdir={tmp_path}", "--config.optimizer.learning_rate=1"],
       cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert proc.returncode != 0
@@ -47,13 +47,13 @@ def test_mistyped_override_names_the_key(tmp_path):
 @pytest.mark.slow
 def test_missing_dataset_is_a_one_line_error(tmp_path):
   proc = subprocess.run(
-      [sys.executable, "-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
+      [sys.executable, "-m", "rankjax.cli", "train", "--config=configs/mslr_mlp.py:local",
        f"--workdir={tmp_path}", f"--config.data.path={tmp_path}/nothing"],
       cwd=ROOT, capture_output=True, text=True, timeout=120)
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == (
       f"error: {tmp_path}/nothing: not a prepared dataset (no dataset_info.json); write one with "
-      "`python -m rankjax.data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
+      "`rankjax data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
   assert "Traceback" not in proc.stderr
 
 
@@ -64,7 +64,7 @@ def test_missing_dataset_is_a_one_line_error(tmp_path):
 ])
 def test_override_of_a_missing_key_names_it_and_its_section(override, message):
   argv = ["main", f"--config={ROOT}/configs/mslr_mlp.py", "--workdir=/tmp/unused", override]
-  assert cli._missing_key_message(argv, AttributeError()).startswith(f"{override}: {message}")
+  assert errors._missing_key_message(argv, AttributeError()).startswith(f"{override}: {message}")
 
 
 def test_unknown_model_lists_known_ones():

@@ -1,6 +1,5 @@
-"""tools/simulate_clicks.py and rankjax.sim.clicks: layout, Zipf queries, known truth."""
+"""`rankjax clicks simulate` and rankjax.sim.clicks: layout, Zipf queries, known truth."""
 
-import importlib.util
 import json
 import pathlib
 
@@ -9,17 +8,10 @@ import pytest
 
 from rankjax import click_models as cm
 from rankjax.sim import clicks as sim_lib
+from rankjax.cli import clicks as clicks_cli
 from rankjax.data import aggregate, readers, schema
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
-
-
-def _tool():
-  spec = importlib.util.spec_from_file_location("simulate_clicks", ROOT / "tools" / "simulate_clicks.py")
-  mod = importlib.util.module_from_spec(spec)
-  spec.loader.exec_module(mod)
-  return mod
 
 
 def _lists(num_queries=30, num_docs=20, seed=0):
@@ -31,8 +23,8 @@ def _lists(num_queries=30, num_docs=20, seed=0):
 
 def test_tool_writes_the_generic_layout_from_qrels(tmp_path):
   out = tmp_path / "log.jsonl"
-  meta = _tool().main(["--qrels", str(FIX / "trec_quirks_qrels.txt"), "--sessions", "500", "--list-size", "3",
-                       "--eta", "1.5", "--output", str(out)])
+  meta = clicks_cli.simulate(["--qrels", str(FIX / "trec_quirks_qrels.txt"), "--sessions", "500",
+                              "--list-size", "3", "--eta", "1.5", "--output", str(out)])
   summary = readers.ReadSummary()
   sessions = list(readers.read_sessions("jsonl", out, summary))
   assert summary.sessions == 500 and summary.skipped == 0 and summary.clicks == meta["clicks"]
@@ -46,7 +38,8 @@ def test_tool_writes_the_generic_layout_from_qrels(tmp_path):
 def test_tool_reads_svmlight(shared_data, tmp_path):
   path = shared_data("lightgbm_lambdarank_example", "rank.test")
   out = tmp_path / "log.parquet"
-  meta = _tool().main(["--svmlight", str(path), "--sessions", "300", "--model", "dbn", "--output", str(out)])
+  meta = clicks_cli.simulate(["--svmlight", str(path), "--sessions", "300", "--model", "dbn",
+                              "--output", str(out)])
   sessions = list(readers.read_sessions("parquet", out))
   assert len(sessions) == 300 and meta["queries"] == 50
 

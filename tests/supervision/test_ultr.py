@@ -24,6 +24,7 @@ from rankjax.configs import default as config_defaults
 from rankjax.engine import evaluate, step as step_lib, train
 from rankjax.ranking import metrics
 from rankjax.supervision import ultr
+from rankjax.cli import clicks as clicks_cli
 from rankjax.click_models import intervention
 from rankjax.sim import clicks as sim_lib
 from rankjax.click_models.log import ClickLog
@@ -245,7 +246,7 @@ def test_intervention_command_line_without_ranking_variety(tmp_path):
   path = tmp_path / "log.jsonl"
   path.write_text("".join(json.dumps(r) + "\n" for r in sim.records()))
   with pytest.raises(SystemExit, match=r"log.jsonl: ranks \[2, .*\] share no clicked"):
-    intervention.main(["--format", "jsonl", str(path)])
+    clicks_cli.harvest(["--format", "jsonl", str(path)])
 
 
 def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path, capsys):
@@ -260,7 +261,7 @@ def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path,
   order = [index[(q, d)] for q, docs in agg.pairs.items() for d in docs]
   np.testing.assert_array_equal(imps, want[0][order])
   np.testing.assert_array_equal(clicks, want[1][order])
-  out = intervention.main(["--format", "jsonl", str(path)])
+  out = clicks_cli.harvest(["--format", "jsonl", str(path)])
   assert json.loads(capsys.readouterr().out) == out and out["pages"] == 3000
   np.testing.assert_allclose(out["propensities"], intervention.estimate(imps, clicks).theta,
                              atol=1e-6)
@@ -302,7 +303,7 @@ def test_two_tower_position_tower_is_not_used_to_evaluate(data_path, tmp_path):
   # Scoring restores the model's variables only: no position tower among them.
   assert set(trained.variables) == {"params", *out["state"].model_state}
   assert jax.tree.structure(trained.variables["params"]) == jax.tree.structure(out["state"].params)
-  # The checkpoint's ranker alone, scored as tools/score.py does, gives the run's evaluation.
+  # The checkpoint's ranker alone, scored as `rankjax score` does, gives the run's evaluation.
   config = trained.config
   eval_step = evaluate.make_eval_step(trained.model, config.eval.metrics, config.eval.label_source,
                                       trained.mesh)

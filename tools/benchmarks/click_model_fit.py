@@ -16,18 +16,13 @@ import argparse
 import collections
 import json
 import os
-import pathlib
-import sys
 import time
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
-from rankjax import click_models as cm  # noqa: E402
-from rankjax.sim import clicks as sim_lib  # noqa: E402
-from rankjax.data import schema  # noqa: E402
+from rankjax import click_models as cm
+from rankjax.sim import clicks as sim_lib
+from rankjax.data import schema
 
 
 def python_pbm_em(sessions, num_ranks: int, iterations: int):

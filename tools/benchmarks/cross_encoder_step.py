@@ -242,7 +242,7 @@ def main():
     args.sizes, args.lists, args.docs, args.tokens = "tiny,minilm-l6", 2, 4, 32
     args.warmup, args.steps, args.peak_n = 1, 3, 512
 
-  scatter_fix = xla_flags.fix_gpu_scatter_atomics()  # as rankjax.main does, before JAX starts
+  scatter_fix = xla_flags.fix_gpu_scatter_atomics()  # as `rankjax train` does, before JAX starts
   backend = jax.default_backend()
   attentions = ["xla", "cudnn"] if backend == "gpu" else ["xla"]
   peak = bf16_peak(args.peak_n)

@@ -45,7 +45,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Siblings: run as a file, this script's directory is sys.path[0].
 import cross_encoder_step as bench  # pylint: disable=wrong-import-position
 import gpu_target  # pylint: disable=wrong-import-position
 from rankjax.models.layers import bert  # pylint: disable=wrong-import-position

@@ -33,20 +33,17 @@ import argparse
 import dataclasses
 import datetime
 import pathlib
-import sys
 import tempfile
 import time
 
 import numpy as np
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
-
-from rankjax.data import paths  # noqa: E402
-from rankjax.annotate import prompts  # noqa: E402
-from rankjax.annotate import runner  # noqa: E402
-from rankjax.annotate.backends import jax_local  # noqa: E402
-from rankjax.annotate.tasks import Task  # noqa: E402
-from rankjax.data.schema import RankingList  # noqa: E402
+from rankjax.data import paths
+from rankjax.annotate import prompts
+from rankjax.annotate import runner
+from rankjax.annotate.backends import jax_local
+from rankjax.annotate.tasks import Task
+from rankjax.data.schema import RankingList
 
 
 def load_lists(n: int) -> tuple[list[RankingList], str]:

@@ -12,7 +12,6 @@ relevant document left out), so the numbers compare like with like.
 from __future__ import annotations
 
 import pathlib
-import sys
 import tempfile
 
 from absl import app
@@ -23,9 +22,8 @@ import lightgbm
 import numpy as np
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax import cli
+from rankjax.cli import errors
 from rankjax.ranking import metrics
 from rankjax.engine import train
 from rankjax.data import svmlight
@@ -38,7 +36,7 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Where the MLP runs go; default 
 
 
 def _config(name: str, variant: str):
-  return cli.load_config(ROOT / "configs" / f"{name}.py", variant or None)
+  return errors.load_config(ROOT / "configs" / f"{name}.py", variant or None)
 
 
 def ndcg10(lists, scores) -> tuple[float, int]:

@@ -21,9 +21,6 @@ import subprocess
 import sys
 import time
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
-
 
 def make_log(src: pathlib.Path, out: pathlib.Path, size: int) -> pathlib.Path:
   """`src` with its sessions repeated until the file is at least `size` bytes."""

@@ -18,7 +18,6 @@ the scratch stays within a few percent.)
 import argparse
 import datetime
 import functools
-import os
 import sys
 import time
 
@@ -31,7 +30,7 @@ from rankjax.engine import step as step_lib
 from rankjax import supervision
 from rankjax.models import cross_encoder
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+# Siblings: run as a file, this script's directory is sys.path[0].
 import cross_encoder_step  # pylint: disable=g-import-not-at-top,wrong-import-position
 import gpu_target  # pylint: disable=g-import-not-at-top,wrong-import-position
 

@@ -12,7 +12,6 @@ pipeline alone and the step alone (same batches, already on the device), for ref
 from __future__ import annotations
 
 import pathlib
-import sys
 import tempfile
 import time
 
@@ -21,7 +20,6 @@ from absl import flags
 import jax
 from ml_collections import config_flags
 
-sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[2]))
 # pylint: disable=g-import-not-at-top,wrong-import-position
 from rankjax.engine import data_source
 from rankjax.engine import mesh as mesh_lib

@@ -1,52 +1,50 @@
-"""Streaming click-log readers, by format name.
+"""Streaming click-log readers, one `LogFormat` record per format name in `FORMATS`.
 
 Each reader yields `Session`s one at a time (constant memory), skips and counts bad records in a
-`ReadSummary`, and never stops on one bad record.
+`ReadSummary`, and never stops on one bad record. A format's record holds its reader and the
+options the reader takes (type, help, default), declared once where the reader is defined
+(`common.log_format`); the commands build their reader flags from the records.
 
->>> sorted(FORMATS)
-['baidu-ultr', 'baidu-ultr-annotations', 'jsonl', 'parquet', 'sogou', 'tiangong-st', 'trec-session']
+>>> fmt = FORMATS["trec-session"]
+>>> list(fmt.options), fmt.options["labels"].default
+(['labels'], None)
+>>> reader_options("sogou")
+['queries', 'encoding']
+>>> read_sessions("trec_session", [])  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+rankjax.registry.UnknownName: unknown log format 'trec_session'; known: ...
 """
 
 from __future__ import annotations
 
-import inspect
 import os
 from collections.abc import Iterable, Iterator
 
-from rankjax.data.readers.baidu import read_baidu_ultr, read_baidu_ultr_annotations
-from rankjax.data.readers.common import Interaction, ReadSummary, Session
-from rankjax.data.readers.generic import read_jsonl, read_parquet
-from rankjax.data.readers.sogou import read_sogou
-from rankjax.data.readers.tiangong import read_tiangong_st
-from rankjax.data.readers.trec import read_trec_session
+from rankjax import registry
+# Each reader module registers its formats in FORMATS when imported.
+from rankjax.data.readers import baidu, generic, sogou, tiangong, trec  # noqa: F401
+from rankjax.data.readers.common import (FORMATS, Interaction, LogFormat, Option, ReadSummary,
+    Session)
 
-FORMATS = {
-    "trec-session": read_trec_session,
-    "tiangong-st": read_tiangong_st,
-    "baidu-ultr": read_baidu_ultr,
-    "baidu-ultr-annotations": read_baidu_ultr_annotations,
-    "sogou": read_sogou,
-    "jsonl": read_jsonl,
-    "parquet": read_parquet,
-}
+__all__ = ["FORMATS", "Interaction", "LogFormat", "Option", "ReadSummary", "Session",
+           "get_format", "read_sessions", "reader_options"]
 
-__all__ = ["FORMATS", "Interaction", "ReadSummary", "Session", "read_sessions", "reader_options"]
+
+def get_format(fmt: str) -> LogFormat:
+  """The record of format `fmt`; `registry.UnknownName` listing the known formats if none."""
+  return registry.lookup(FORMATS, fmt, "log format")
 
 
 def reader_options(fmt: str) -> list[str]:
   """The keyword options a format's reader takes (e.g. `labels`, `queries`, `encoding`)."""
-  return [n for n, p in inspect.signature(_reader(fmt)).parameters.items() if p.kind is p.KEYWORD_ONLY]
-
-
-def _reader(fmt: str):
-  if fmt not in FORMATS:
-    raise ValueError(f"unknown log format {fmt!r}; known: {sorted(FORMATS)}")
-  return FORMATS[fmt]
+  return list(get_format(fmt).options)
 
 
 def read_sessions(fmt: str, paths: str | os.PathLike | Iterable[str | os.PathLike],
                   summary: ReadSummary | None = None, **options) -> Iterator[Session]:
   """Streams the sessions of one or more log files of format `fmt`, in order.
+
+  The format and the options are checked when this is called, the files read as it is iterated.
 
   Args:
     fmt: a name in `FORMATS`.
@@ -54,7 +52,7 @@ def read_sessions(fmt: str, paths: str | os.PathLike | Iterable[str | os.PathLik
     summary: receives read counts and counted skips (a fresh one if None; pass one to read it).
     **options: reader options (see `reader_options(fmt)`); one the reader does not take is an error.
   """
-  reader = _reader(fmt)
+  read = get_format(fmt).read
   known = reader_options(fmt)
   unknown = sorted(set(options) - set(known))
   if unknown:
@@ -62,5 +60,4 @@ def read_sessions(fmt: str, paths: str | os.PathLike | Iterable[str | os.PathLik
   summary = ReadSummary() if summary is None else summary
   if isinstance(paths, (str, os.PathLike)):
     paths = [paths]
-  for path in paths:
-    yield from reader(path, summary, **options)
+  return (session for path in paths for session in read(path, summary, **options))

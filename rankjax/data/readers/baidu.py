@@ -17,7 +17,8 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import NAN, Interaction, ReadSummary, Session, decode, finish_interaction, iter_lines
+from rankjax.data.readers.common import (NAN, Interaction, ReadSummary, Session, decode,
+    finish_interaction, iter_lines, log_format)
 
 DWELL_COL = 16
 
@@ -26,6 +27,7 @@ def _tokens(field: str) -> str:
   return field.replace("\x01", " ")
 
 
+@log_format("baidu-ultr")
 def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
   """Sessions of one Baidu-ULTR session-log file (plain or `.gz`)."""
   cur = None  # [where, qid, query, docs, ranks, texts, clicks]
@@ -70,6 +72,7 @@ def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
     yield s
 
 
+@log_format("baidu-ultr-annotations")
 def read_baidu_ultr_annotations(path, summary: ReadSummary) -> Iterator[Session]:
   """One session per query of a Baidu-ULTR expert-annotation file, labels and bucket attached."""
   cur = None  # [where, qid, query, bucket, docs, texts, labels]

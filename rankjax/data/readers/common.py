@@ -1,9 +1,12 @@
-"""The session record every click-log reader yields, and the accounting of skipped records.
+"""What every click-log reader shares: the session record it yields, the accounting of skipped
+records, and the format record (`LogFormat`) it is registered with.
 
 A log is a stream of `Session`s; a session is a sequence of `Interaction`s (one query and the result
 list shown for it, with the clicks on it). Readers never stop on one bad record: they skip it (or
 the part of it that is broken), count it in a `ReadSummary` under a reason, and remember where it
-was (file and line or byte offset) for the first few of each reason.
+was (file and line or byte offset) for the first few of each reason. A format is its reader and
+the options the reader takes, registered in `FORMATS` where the reader is defined (`log_format`),
+so that commands build their flags from the records.
 """
 
 from __future__ import annotations
@@ -11,11 +14,15 @@ from __future__ import annotations
 import collections
 import dataclasses
 import gzip
+import inspect
 import json
 import logging
 import math
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
+from typing import Any
+
+from rankjax import registry
 
 NAN = math.nan
 MAX_EXAMPLES = 5  # locations remembered per skip reason
@@ -210,3 +217,64 @@ def decode(raw: bytes, encoding: str, summary: ReadSummary, where: str, fallback
         pass
     summary.skip("bad_encoding", where, f"not valid {encoding} at byte {e.start}: {raw[e.start:e.start + 8]!r}")
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class Option:
+  """A keyword option of a reader, which commands offer as the flag `--<name, "_" as "-">`.
+
+  Attributes:
+    help: what the option is, for the commands' help.
+    type: turns the flag's text into the value (`str`, `int`, ...).
+    default: the reader's own default, read off its signature when it is registered.
+  """
+
+  help: str
+  type: Callable[[str], Any] = str
+  default: Any = None
+
+
+@dataclasses.dataclass(frozen=True)
+class LogFormat:
+  """A click-log format: its name, its reader and the options the reader takes.
+
+  Attributes:
+    name: the name commands take as `--format` and `read_sessions` as `fmt`.
+    read: `read(path, summary, **options)` -> the `Session`s of one file.
+    options: option name (the reader's keyword-only parameter) -> `Option`, in signature order.
+  """
+
+  name: str
+  read: Callable[..., Iterator[Session]]
+  options: Mapping[str, Option]
+
+
+FORMATS: dict[str, LogFormat] = {}
+
+
+def log_format(name: str, **options: Option):
+  """A decorator registering a reader in `FORMATS` as `name`, with its keyword options declared.
+
+  The options must be the reader's keyword-only parameters; each `Option`'s default is taken from
+  the signature, so it is written once. The reader itself is returned unchanged.
+
+  >>> formats = dict(FORMATS)
+  >>> @log_format("lines", min_clicks=Option("sessions with fewer clicks are left out", int))
+  ... def read_lines(path, summary, *, min_clicks=1):
+  ...   return iter(())
+  >>> FORMATS["lines"].options["min_clicks"]
+  Option(help='sessions with fewer clicks are left out', type=<class 'int'>, default=1)
+  >>> FORMATS.clear(); FORMATS.update(formats)  # the example leaves the registry as it was
+  """
+
+  def add(read):
+    params = inspect.signature(read).parameters
+    keyword = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+    if sorted(keyword) != sorted(options):
+      raise ValueError(f"reader {read.__name__} of format {name!r} takes keyword options "
+                       f"{keyword}; declared: {sorted(options)}")
+    declared = {n: dataclasses.replace(options[n], default=params[n].default) for n in keyword}
+    registry.register(FORMATS, name)(LogFormat(name, read, declared))
+    return read
+
+  return add

@@ -15,7 +15,7 @@ Fields (only `query_id`, `doc_ids` and `clicks` are required)::
   freq_bucket  int          the dataset's own frequency bucket
   topic        str
 
-`tools/simulate_clicks.py` writes this layout.
+`rankjax clicks simulate` writes this layout.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 
-from rankjax.data.readers.common import NAN, Interaction, ReadSummary, Session, decode, finish_interaction, iter_lines
+from rankjax.data.readers.common import (NAN, Interaction, Option, ReadSummary, Session, decode,
+    finish_interaction, iter_lines, log_format)
 
 REQUIRED = ("query_id", "doc_ids", "clicks")
 
@@ -89,6 +90,7 @@ def group_sessions(rows: Iterable[tuple[str, dict]], summary: ReadSummary) -> It
     yield summary.count(Session(cur_id, cur, cur_where))
 
 
+@log_format("jsonl")
 def read_jsonl(path, summary: ReadSummary) -> Iterator[Session]:
   """Sessions of a generic-layout JSON-lines file (plain or `.gz`)."""
 
@@ -111,19 +113,27 @@ def read_jsonl(path, summary: ReadSummary) -> Iterator[Session]:
   return group_sessions(rows(), summary)
 
 
+@log_format("parquet", batch_rows=Option("rows read from the Parquet file at a time", int))
 def read_parquet(path, summary: ReadSummary, *, batch_rows: int = 8192) -> Iterator[Session]:
-  """Sessions of a generic-layout Parquet file, read a record batch at a time."""
+  """Sessions of a generic-layout Parquet file, read a record batch at a time.
+
+  A file that is not Parquet, or whose rest cannot be decoded, is a counted skip ("bad_parquet"),
+  as a broken XML log is: the rows read before it are kept.
+  """
+  import pyarrow as pa
   import pyarrow.parquet as pq
 
   def rows():
-    f = pq.ParquetFile(path)
     summary.files += 1
     summary.bytes += os.path.getsize(path)
     n = 0
-    for batch in f.iter_batches(batch_size=batch_rows):
-      for rec in batch.to_pylist():
-        n += 1
-        yield f"{path}#row{n}", rec
+    try:
+      for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
+        for rec in batch.to_pylist():
+          n += 1
+          yield f"{path}#row{n}", rec
+    except pa.ArrowInvalid as e:
+      summary.skip("bad_parquet", f"{path}#row{n + 1}", f"not readable as Parquet: {e}")
 
   return group_sessions(rows(), summary)
 

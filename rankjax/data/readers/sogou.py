@@ -15,7 +15,8 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import NAN, Interaction, ReadSummary, Session, decode, finish_interaction, iter_lines
+from rankjax.data.readers.common import (NAN, Interaction, Option, ReadSummary, Session, decode,
+    finish_interaction, iter_lines, log_format)
 
 ENCODING = "gbk"
 FALLBACK = "utf-8"
@@ -36,6 +37,8 @@ def load_sogou_queries(path, encoding: str = ENCODING) -> tuple[dict[str, str], 
   return texts, freq
 
 
+@log_format("sogou", queries=Option("the `query_id` file, for query texts"),
+            encoding=Option("text encoding of the log and the query file"))
 def read_sogou(path, summary: ReadSummary, *, queries=None, encoding: str = ENCODING) -> Iterator[Session]:
   """Sessions of one Sogou PSCM-layout log file.
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import ReadSummary, Session
+from rankjax.data.readers.common import Option, ReadSummary, Session, log_format
 from rankjax.data.readers.xml_sessions import TIANGONG, read_label_rows, read_xml_sessions
 
 
@@ -27,6 +27,9 @@ def load_tiangong_labels(path) -> dict[tuple[str, str], dict[str, float]]:
   return out
 
 
+@log_format("tiangong-st",
+            labels=Option("the human-label file, `id session query_id docid relevance` rows"),
+            queries=Option("the query dictionary, a JSON file {query id: text}"))
 def read_tiangong_st(path, summary: ReadSummary, *, labels=None, queries=None) -> Iterator[Session]:
   """Sessions of one TianGong-ST XML file.
 

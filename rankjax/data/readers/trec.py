@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import ReadSummary, Session
+from rankjax.data.readers.common import Option, ReadSummary, Session, log_format
 from rankjax.data.readers.xml_sessions import TREC, read_label_rows, read_xml_sessions
 
 
@@ -24,6 +24,7 @@ def load_trec_qrels(path) -> dict[str, dict[str, float]]:
   return out
 
 
+@log_format("trec-session", labels=Option("TREC qrels, grades per topic, as human labels"))
 def read_trec_session(path, summary: ReadSummary, *, labels=None) -> Iterator[Session]:
   """Sessions of one TREC Session Track XML file.
 

@@ -1,7 +1,7 @@
-"""Command line for click logs.
+"""Click logs: counts, and prepared datasets for training.
 
-  python -m rankjax.data stats --format FMT FILES...
-  python -m rankjax.data prepare --format FMT FILES... --output DIR --name NAME
+  rankjax data stats --format FMT FILES...
+  rankjax data prepare --format FMT FILES... --output DIR --name NAME
 
 `stats` streams the files and prints one JSON line: sessions, interactions, results, clicks,
 unique_queries, skipped (with counts by reason and example locations), files and bytes.
@@ -23,27 +23,20 @@ import collections
 import hashlib
 import json
 import sys
+from collections.abc import Sequence
 
 import numpy as np
 import tqdm
 
-from rankjax import cli
+from rankjax.cli import common
+from rankjax.cli import reader_flags
 from rankjax.data import text
 from rankjax.data import aggregate, frequency, readers
 
 
-def _options(args) -> dict:
-  opts = {k: getattr(args, k) for k in ("labels", "queries", "encoding") if getattr(args, k) is not None}
-  known = readers.reader_options(args.format)
-  unknown = sorted(set(opts) - set(known))
-  if unknown:
-    raise SystemExit(f"--format {args.format} takes {['--' + k for k in known] or 'no options'}, not {unknown}")
-  return opts
-
-
-def stats(args) -> dict:
+def _stats(args) -> dict:
   summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary, **_options(args))
+  sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
   for _ in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     pass
   return summary.as_dict()
@@ -117,13 +110,14 @@ def split_key(agg, split_by: str):
   raise ValueError(f"split by {split_by!r}")
 
 
-def prepare(args) -> dict:
+def _prepare(args) -> dict:
   from rankjax.data import store
 
   if args.freq_by == "dataset" and (args.format != "sogou" or not args.queries):
     raise SystemExit("--freq-by dataset needs --format sogou and its --queries file (sessions per query)")
+  options = reader_flags.options(args)
   summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary, **_options(args))
+  sessions = readers.read_sessions(args.format, args.files, summary, **options)
   agg = aggregate.ClickAggregator()
   topic_sessions = collections.Counter()
   for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
@@ -134,9 +128,9 @@ def prepare(args) -> dict:
   kw = {"high": args.high, "medium": args.medium} if args.buckets == "threshold" else \
        {"dataset": args.dataset} if args.buckets == "dataset" else {}
   if args.freq_by == "dataset":
-    from rankjax.data.readers.sogou import load_sogou_queries
+    from rankjax.data.readers import sogou
 
-    freq = load_sogou_queries(args.queries, args.encoding or "gbk")[1]
+    freq = sogou.load_sogou_queries(args.queries, options.get("encoding", sogou.ENCODING))[1]
   elif args.freq_by == "topic":
     if not topic_sessions:
       raise SystemExit(f"--freq-by topic: the {args.format} log has no topics")
@@ -184,21 +178,23 @@ def prepare(args) -> dict:
           "conflicts": dict(agg.conflicts), "read": summary.as_dict()}
 
 
-def _log_args(p):
-  p.add_argument("--format", required=True, choices=sorted(readers.FORMATS))
-  p.add_argument("files", nargs="+")
-  p.add_argument("--labels", help="human labels: TREC qrels, TianGong-ST label file")
-  p.add_argument("--queries", help="query dictionary: TianGong-ST JSON, Sogou query_id file")
-  p.add_argument("--encoding", help="text encoding of line-based logs (Sogou: gbk)")
+def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog=prog, description=doc)
+  reader_flags.add(p)
   p.add_argument("--quiet", action="store_true", help="no progress bar")
+  return p
 
 
-def main(argv=None) -> None:
-  parser = argparse.ArgumentParser(prog="python -m rankjax.data", description=__doc__.split("\n")[0])
-  sub = parser.add_subparsers(dest="command", required=True)
-  _log_args(sub.add_parser("stats", help="read click logs and print one JSON line of counts"))
-  p = sub.add_parser("prepare", help="aggregate click logs into a prepared dataset")
-  _log_args(p)
+def stats(argv: Sequence[str], prog: str = "rankjax data stats") -> dict:
+  """Reads click logs and prints one JSON line of counts."""
+  out = _stats(_log_parser(prog, stats.__doc__).parse_args(argv))
+  print(json.dumps(out, ensure_ascii=False))
+  return out
+
+
+def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
+  """Aggregates click logs into a prepared dataset; prints one JSON line."""
+  p = _log_parser(prog, prepare.__doc__)
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
   p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "topic", "dataset"), default="sessions",
@@ -213,7 +209,7 @@ def main(argv=None) -> None:
                  help="hash the query id or its topic (no topic in both splits); labelled: the "
                  "queries with human labels are the test set (TianGong-ST's 2,000 sessions)")
   p.add_argument("--llm-labels",
-                 help="annotation store (tools/annotate.py) whose labels become the llm source")
+                 help="annotation store (rankjax annotate run) whose labels become the llm source")
   p.add_argument("--llm-model", help="with --llm-labels: the model name in the store")
   p.add_argument("--llm-mode", help="with --llm-labels: annotation mode, if the store has several")
   p.add_argument("--llm-prompt-version",
@@ -226,14 +222,18 @@ def main(argv=None) -> None:
                  help="with --tokenizer: query word pieces kept")
   p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
                  "simulated from")
-  args = parser.parse_args(argv)
-  if args.command == "prepare" and args.buckets == "threshold" and (args.high is None or args.medium is None):
-    parser.error("--buckets threshold needs --high and --medium")
-  if args.command == "prepare" and bool(args.llm_labels) != bool(args.llm_model):
-    parser.error("--llm-labels and --llm-model go together")
-  out = stats(args) if args.command == "stats" else prepare(args)
+  args = p.parse_args(argv)
+  if args.buckets == "threshold" and (args.high is None or args.medium is None):
+    p.error("--buckets threshold needs --high and --medium")
+  if bool(args.llm_labels) != bool(args.llm_model):
+    p.error("--llm-labels and --llm-model go together")
+  out = _prepare(args)
   print(json.dumps(out, ensure_ascii=False))
+  return out
 
 
-if __name__ == "__main__":
-  cli.one_line_errors(main)()
+SUBCOMMANDS = {"stats": stats, "prepare": prepare}
+
+
+def main(argv: Sequence[str], prog: str = "rankjax data"):
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)

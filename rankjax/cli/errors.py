@@ -1,4 +1,5 @@
-"""What the command-line entry points share: one-line errors for missing inputs and config keys."""
+"""What the commands share about their input: one-line errors for missing inputs and config keys,
+and the loader of experiment config files."""
 
 import functools
 import importlib.util
@@ -11,8 +12,8 @@ def one_line_errors(main):
   """`main` where a missing input file ends the program with one line naming it, not a traceback.
 
   Exit status 1, message "error: <the exception's message>". Every other exception keeps its
-  traceback. Entry points wrap their `main` where they call it, so that tests calling `main`
-  still see the exception.
+  traceback. The `rankjax` dispatcher wraps each command where it calls it, so that tests calling
+  a command's `main` still see the exception.
   """
 
   @functools.wraps(main)

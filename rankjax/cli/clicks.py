@@ -1,0 +1,171 @@
+"""Click models on click logs: fit one, harvest propensities, simulate a log.
+
+  rankjax clicks fit --model pbm --format FMT FILES...
+  rankjax clicks harvest --format FMT FILES... [--clip 0.01]
+  rankjax clicks simulate --svmlight FILE | --qrels FILE --output LOG [--model pbm ...]
+
+`fit` reads the log with `rankjax.data.readers`, holds out a random fraction of the result pages,
+fits, and prints one JSON line: the model, method, held-out and training log-likelihood and
+perplexity, and for position models the propensities by rank (relative to rank 1), ready for
+`config.supervision.propensities` of the `ips_pbm` weights hook. `harvest` estimates the same
+propensities by intervention harvesting (`rankjax.click_models.intervention`). `simulate` writes a
+simulated log (a simulation, not real users) from a labelled data set (`rankjax.sim.clicks`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import pathlib
+from collections.abc import Sequence
+
+from rankjax.cli import common
+from rankjax.cli import reader_flags
+from rankjax.data import readers
+
+
+def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+  p = argparse.ArgumentParser(prog=prog, description=doc)
+  reader_flags.add(p)
+  p.add_argument("--max-rank", type=int, default=10)
+  return p
+
+
+def _click_log(args):
+  """The `ClickLog` of the files (top `--max-rank` ranks), and the read summary."""
+  from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
+
+  summary = readers.ReadSummary()
+  sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
+  log = cm.ClickLog.from_sessions(sessions, args.max_rank)
+  if log.num_sessions == 0:
+    raise SystemExit(f"no result page read from {args.files}: {summary}")
+  return log, summary
+
+
+def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
+  """Fits a click model to a log; prints held-out fit and propensities as one JSON line."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
+
+  p = _log_parser(prog, fit.__doc__)
+  p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
+  p.add_argument("--method", help="em, counts or gradient (default: the model's first)")
+  p.add_argument("--iterations", type=int, default=50)
+  p.add_argument("--smoothing", type=float, default=1.0)
+  p.add_argument("--test-fraction", type=float, default=0.2)
+  p.add_argument("--seed", type=int, default=0)
+  args = p.parse_args(argv)
+  log, summary = _click_log(args)
+  train, test = log.split(args.test_fraction, args.seed)
+  model = cm.get(args.model)
+  r = cm.fit(model, train, method=args.method, iterations=args.iterations, smoothing=args.smoothing)
+  out = {"model": model.name, "method": r.method, "pages": log.num_sessions, "pairs": log.num_pairs,
+         "seconds": round(r.seconds, 3), "train": r.train,
+         "test": cm.evaluate(model, r.params, test) if test.num_sessions else None,
+         "skipped": summary.skipped}
+  if model.propensity is not None:
+    theta = np.asarray(model.propensity(r.params), np.float64)
+    out["propensities"] = (theta / theta[0]).round(6).tolist()
+  print(json.dumps(out))
+  return out
+
+
+def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
+  """Harvests position propensities from a log's interventions; prints them as one JSON line."""
+  from rankjax.click_models import intervention  # pylint: disable=g-import-not-at-top
+
+  p = _log_parser(prog, harvest.__doc__)
+  p.add_argument("--min-pairs", type=int, default=1)
+  p.add_argument("--clip", type=float, default=0.0)
+  args = p.parse_args(argv)
+  log, summary = _click_log(args)
+  try:
+    h = intervention.estimate(*intervention.counts_from_log(log), min_pairs=args.min_pairs,
+                              clip=args.clip)
+  except ValueError as e:
+    raise SystemExit(f"{', '.join(args.files)}: {e}") from None
+  out = {"method": "intervention_harvesting", "pages": log.num_sessions, "pairs": log.num_pairs,
+         "rank_pairs_used": int(h.used.sum() // 2), "skipped": summary.skipped,
+         "propensities": h.theta.round(6).tolist()}
+  print(json.dumps(out))
+  return out
+
+
+def qrels_lists(path):
+  """One `RankingList` per topic of a TREC qrels file, graded labels as "human"."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from rankjax.data import schema  # pylint: disable=g-import-not-at-top
+  from rankjax.data.readers.trec import load_trec_qrels  # pylint: disable=g-import-not-at-top
+
+  return [schema.RankingList(qid=t, doc_ids=list(g),
+                             labels={"human": np.array(list(g.values()), np.float32)})
+          for t, g in load_trec_qrels(path).items()]
+
+
+def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict:
+  """Simulates a click log from a labelled data set (a simulation, not real users)."""
+  from rankjax import click_models  # pylint: disable=g-import-not-at-top
+  from rankjax.sim import clicks as sim_lib  # pylint: disable=g-import-not-at-top
+
+  p = argparse.ArgumentParser(prog=prog, description=simulate.__doc__)
+  src = p.add_mutually_exclusive_group(required=True)
+  src.add_argument("--svmlight", help="svmlight / LETOR file with qid:")
+  src.add_argument("--qrels", help="TREC qrels: topic iteration doc grade")
+  p.add_argument("--output", required=True, help=".jsonl (or .jsonl.gz) or .parquet")
+  p.add_argument("--sessions", type=int, default=100_000)
+  p.add_argument("--model", choices=sorted(click_models.MODELS), default="pbm")
+  p.add_argument("--list-size", type=int, default=10)
+  p.add_argument("--zipf", type=float, default=1.1, help="query popularity exponent")
+  p.add_argument("--eta", type=float, default=1.0, help="position bias: examination k ** -eta")
+  p.add_argument("--noise", type=float, default=0.1,
+                 help="click probability of a non-relevant document")
+  p.add_argument("--gamma", type=float, default=0.9, help="DBN continuation probability")
+  p.add_argument("--doc-quality", type=float, default=0.0,
+                 help="std of a per-document logit effect")
+  p.add_argument("--logger", default="noisy-label",
+                 help="noisy-label, fixed-noisy-label, random, feature:J")
+  p.add_argument("--logger-noise", type=float, default=1.0)
+  p.add_argument("--seed", type=int, default=0)
+  args = p.parse_args(argv)
+
+  if args.svmlight:
+    from rankjax.data.svmlight import read_svmlight  # pylint: disable=g-import-not-at-top
+
+    lists = read_svmlight(args.svmlight)
+  else:
+    lists = qrels_lists(args.qrels)
+  sim = sim_lib.simulate(lists, sessions=args.sessions, model=args.model,
+                         list_size=args.list_size, zipf=args.zipf, eta=args.eta, noise=args.noise,
+                         gamma=args.gamma, doc_quality=args.doc_quality, logger=args.logger,
+                         logger_noise=args.logger_noise, seed=args.seed)
+  out = pathlib.Path(args.output)
+  if out.suffix == ".parquet":
+    import pyarrow as pa  # pylint: disable=g-import-not-at-top
+    import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
+
+    rows = list(sim.records())
+    pq.write_table(pa.table({k: [r[k] for r in rows] for k in rows[0]}), out)
+  else:
+    import gzip  # pylint: disable=g-import-not-at-top
+
+    from rankjax.data.readers.generic import write_jsonl  # pylint: disable=g-import-not-at-top
+
+    opener = gzip.open if out.suffix == ".gz" else open
+    with opener(out, "wt", encoding="utf-8") as f:
+      write_jsonl(sim.records(), f)
+  meta = {**sim.config, "source": args.svmlight or args.qrels, "queries": len(sim.qids),
+          "clicks": int(sim.log.click.sum())}
+  meta.update({k: v.tolist() for k, v in sim.truth.items() if k in ("theta", "gamma")})
+  pathlib.Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
+  print(json.dumps({k: meta[k] for k in ("sessions", "queries", "clicks", "model")}))
+  return meta
+
+
+SUBCOMMANDS = {"fit": fit, "harvest": harvest, "simulate": simulate}
+
+
+def main(argv: Sequence[str], prog: str = "rankjax clicks"):
+  return common.dispatch_to(SUBCOMMANDS, argv, prog=prog, doc=__doc__)

@@ -1,0 +1,32 @@
+r"""Runs a study: every supervision variant over seeds, then `<workdir>/report.md`.
+
+  rankjax study --config=configs/demo.py --workdir=/tmp/rankjax_demo \
+      [--config.study.seeds=0,1,2,3,4] [--config.total_steps=600]
+
+The same as `rankjax train` with a study config (the logic is `rankjax.study.runner.run`); a
+config without a `study` section is an error here. Finished runs are reused (each run resumes
+from its checkpoint), so a rerun after adding seeds trains only the new ones.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Sequence
+
+from rankjax.cli import train
+
+
+def _study(argv) -> None:
+  from absl import app  # pylint: disable=g-import-not-at-top
+  from absl import flags  # pylint: disable=g-import-not-at-top
+
+  config, workdir = train.config_flags()
+  if "study" not in config.value:
+    raise app.UsageError(f"{flags.FLAGS['config'].value!r} has no `study` section; "
+                         "train a single run with `rankjax train`")
+  summary = train.run(argv)
+  print(f"wrote {pathlib.Path(workdir.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+
+
+def main(argv: Sequence[str], prog: str = "rankjax study") -> None:
+  train.run_absl(_study, argv, prog, __doc__)
