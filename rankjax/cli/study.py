@@ -20,12 +20,12 @@ def _study(argv) -> None:
   from absl import app  # pylint: disable=g-import-not-at-top
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  config, workdir = train.config_flags()
-  if "study" not in config.value:
+  config_flag, workdir_flag = train.config_flags()
+  if "study" not in config_flag.value:
     raise app.UsageError(f"{flags.FLAGS['config'].value!r} has no `study` section; "
                          "train a single run with `rankjax train`")
   summary = train.run(argv)
-  print(f"wrote {pathlib.Path(workdir.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+  print(f"wrote {pathlib.Path(workdir_flag.value) / 'report.md'} ({summary['seconds']:.0f} s)")
 
 
 def main(argv: Sequence[str], prog: str = "rankjax study") -> None:

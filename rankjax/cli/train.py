@@ -30,11 +30,11 @@ def config_flags():
   """
   from ml_collections import config_flags as ml_config_flags  # pylint: disable=g-import-not-at-top
 
-  config = ml_config_flags.DEFINE_config_file("config", None, "Experiment config file[:arg].",
-                                              lock_config=True)
+  config_flag = ml_config_flags.DEFINE_config_file(
+      "config", None, "Experiment config file[:arg].", lock_config=True)
   workdir = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
   flags.mark_flags_as_required(["config", "workdir"])
-  return config, workdir
+  return config_flag, workdir
 
 
 def run(argv) -> dict:
@@ -47,17 +47,18 @@ def run(argv) -> dict:
 
   from rankjax.engine import mesh  # pylint: disable=g-import-not-at-top
 
-  config, workdir = config_flags()
+  config_flag, workdir_flag = config_flags()
+  config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   mesh.maybe_initialize_distributed()
-  if "study" in config.value:
+  if "study" in config:
     from rankjax.study import runner as study  # pylint: disable=g-import-not-at-top
-    return study.run(config.value, workdir.value)
+    return study.run(config, workdir)
   from rankjax.engine import train  # pylint: disable=g-import-not-at-top
-  return train.train_and_evaluate(config.value, workdir.value)
+  return train.train_and_evaluate(config, workdir)
 
 
 def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
