@@ -78,7 +78,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
 
   Returns:
     {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
-     "state": the final `step.TrainState`, "preparation": the preparation hooks' notes}.
+     "state": the final `step.TrainState`, "preparation": the preparation hooks' notes,
+     "config": the prepared config the run trained with}.
   """
   config_defaults.check_experiment_keys(config)
   workdir = pathlib.Path(workdir)
@@ -194,7 +195,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     writer.close()
     progress.close()
   return {"step": step, "eval": results, "preempted": preempted, "state": state,
-          "preparation": notes}
+          "preparation": notes, "config": config}
 
 
 class Trained(NamedTuple):

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from train_helpers import CACHE_ENV, ROOT
 
 VARIANTS = ("click", "llm", "data_schedule", "freq_multi_objective")
@@ -32,6 +31,10 @@ def test_demo_study_end_to_end(tmp_path):
   summary = json.loads((tmp_path / "study.json").read_text())
   assert set(VARIANTS) <= set(summary["metrics"]) and summary["seeds"] == [0, 1]
   assert set(summary["tests"]) == set(summary["metrics"]) - {"click"}
+  # Each click run's preparation fills the world's IPS propensities; study.json records them.
+  for seed in ("0", "1"):
+    assert summary["prepared"]["click"][seed]["propensities"] == summary["world"]["propensities"]
+  assert summary["prepared"]["llm"] == {"0": {}, "1": {}}
   for png in ("ndcg10_by_bucket.png", "score_histograms.png"):
     assert (tmp_path / png).read_bytes()[:4] == b"\x89PNG"
   # Each objective's loss is logged by the multi-objective run.

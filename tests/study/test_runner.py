@@ -1,0 +1,68 @@
+"""Tests for the study's runner: variant configs, the demo config, a whole study."""
+
+import ml_collections
+import numpy as np
+import pytest
+from train_helpers import load_config
+
+from rankjax import supervision
+from rankjax.engine import data_source
+from rankjax.sim import world as demo_world
+from rankjax.study import runner as study
+
+
+def test_variant_config_merges_overrides_and_the_run_prepares_them(world_split):
+  path, meta, _ = world_split
+  config = load_config("demo", None)
+  cfg = study.variant_config(config, "freq_multi_objective", 7, path)
+  assert "study" not in cfg and cfg.seed == 7 and cfg.data.path == str(path)
+  assert cfg.supervision.objective == "freq_multi_objective"
+  assert cfg.supervision.gate.name == "linear"
+  assert cfg.supervision.gate.fit_split == "validation"  # merged: the other gate keys stay
+  assert study.variant_config(config, "llm", 0, path).supervision.source == "llm"
+  # IPS propensities and a learned gate are the run's preparation, not the study's.
+  assert cfg.supervision.propensities == ()
+  prepared, _ = supervision.prepare(cfg, supervision.Context(path, meta))
+  assert list(prepared.supervision.propensities) == meta["propensities"]
+  with pytest.raises(ValueError, match="propensities"):
+    supervision.prepare(study.variant_config(config, "click", 0, path),
+                        supervision.Context(path))
+  learned = study.variant_config(config, "fmo_learned_gate", 0, path)
+  assert learned.supervision.gate.coef is None
+  prepared, notes = supervision.prepare(learned, supervision.Context(path, meta))
+  assert np.isfinite([prepared.supervision.gate.coef, prepared.supervision.gate.bias]).all()
+  assert len(notes) == 1 and "`validation` lists" in notes[0]
+
+
+@pytest.mark.parametrize("arg", [None, "tiny"])
+def test_demo_config_is_complete(arg):
+  config = load_config("demo", arg)
+  assert config.eval.every <= config.total_steps and config.checkpoint.every <= config.total_steps
+  assert {"click", "llm", "data_schedule", "freq_multi_objective"} <= set(config.study.variants)
+  assert config.study.baseline in config.study.variants
+  for variant in config.study.variants.values():
+    supervision.get_objective(variant.objective)
+  assert config.data.name == data_source.WORLD
+  demo_world.WorldConfig(**config.data.world.to_dict())
+  with pytest.raises(ValueError, match="unknown config variant"):
+    load_config("demo", "nope")
+
+
+@pytest.mark.slow
+def test_study_on_a_prepared_dataset(tmp_path):
+  """A study over `config.data.path` (no world): variants that the data supports, no signals."""
+  from train_helpers import tiny_config, tiny_dataset
+  config = tiny_config(tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2,
+                       **{"data.list_sizes": (32,)})
+  config.eval.every = config.checkpoint.every = 4
+  config.study = ml_collections.ConfigDict({
+      "seeds": (0,), "split": "test", "baseline": "click", "relevant_label": 1.0,
+      "doc_signals": (), "semantic_signals": (),
+      "variants": {"click": {"source": "click"}, "human": {"source": "human"}}})
+  summary = study.run(config, tmp_path / "study")
+  assert set(summary["metrics"]) == {"click", "human"} and summary["world"] is None
+  report = (tmp_path / "study" / "report.md").read_text()
+  assert "none configured" in report and "| human |" in report
+  config.study.semantic_signals = ("semantic",)
+  with pytest.raises(ValueError, match="no per-item signals"):
+    study.run(config, tmp_path / "study2")
