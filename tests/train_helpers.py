@@ -5,6 +5,7 @@ import pathlib
 import subprocess
 import sys
 import tempfile
+import warnings
 
 import jax
 import numpy as np
@@ -87,3 +88,18 @@ def run_on_eight_devices(script: str) -> str:
   assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
   assert "EQUIVALENT" in proc.stdout
   return proc.stdout
+
+
+def parse_config_flags(*args):
+  """The config as `rankjax train` parses it: a locked config file flag with overrides."""
+  from absl import flags  # pylint: disable=g-import-not-at-top
+  from ml_collections import config_flags  # pylint: disable=g-import-not-at-top
+
+  argv = ["rankjax", *args]
+  values = flags.FlagValues()
+  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
+                                  sys_argv=argv)
+  with warnings.catch_warnings():  # ml_collections loads config files with load_module()
+    warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
+    values(argv)
+  return values.config

@@ -10,13 +10,10 @@ longer needed.
 import ast
 import dataclasses
 import functools
-import warnings
 
 import jax.numpy as jnp
 import pytest
-from absl import flags
 from ml_collections import config_dict
-from ml_collections import config_flags
 
 from rankjax import models
 from rankjax import registry
@@ -24,7 +21,7 @@ from rankjax.configs import default as config_defaults
 from rankjax.ranking import losses
 from rankjax.sim import world
 
-from train_helpers import ROOT, load_config, tiny_config, tiny_dataset
+from train_helpers import ROOT, load_config, parse_config_flags, tiny_config, tiny_dataset
 
 VARIANTS = {"demo": (None, "tiny"), "lightgbm_example": (None, "local"),
             "mslr_mlp": (None, "local"), "tiangong_st": (None, "tiny"),
@@ -164,18 +161,6 @@ def _under(key, sections) -> bool:
   return any(key[:len(s.split("."))] == tuple(s.split(".")) for s in sections)
 
 
-def _parse_flags(*args):
-  """The config as `rankjax.main` parses it: a locked config file flag with overrides."""
-  argv = ["main", *args]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  with warnings.catch_warnings():  # ml_collections loads config files with load_module()
-    warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
-    values(argv)
-  return values.config
-
-
 def test_the_scan_follows_sections_closures_and_get():
   source = """
 def f(config, batch):
@@ -305,13 +290,13 @@ def test_declared_keys_override_through_the_locked_flag_from_any_directory(
          "data.list_sizes": (16, 32)}
   args = [f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
           for k, v in new.items()]
-  config = _parse_flags(f"--config={path}", *args)
+  config = parse_config_flags(f"--config={path}", *args)
   assert config.is_locked
   assert {k: v for k, v in _flat(config.to_dict()).items() if ".".join(k) in new} == {
       tuple(k.split(".")): v for k, v in new.items()}
   assert losses.get_loss(config.loss) is losses.pointwise_mse_loss
   with pytest.raises(AttributeError, match="learning_rate"):
-    _parse_flags(f"--config={path}", "--config.optimizer.learning_rate=1")
+    parse_config_flags(f"--config={path}", "--config.optimizer.learning_rate=1")
 
 
 def test_default_config_is_a_fresh_copy():
@@ -340,7 +325,7 @@ def test_model_fields_override_through_the_locked_flag(name):
   new = ({"dropout": 0.25, "hidden": 32} if model_name == "mlp" else
          {"dropout": 0.25, "remat": True, "dtype": "bfloat16", "attention": "xla",
           "num_layers": 2})  # num_layers: a None default, a typed placeholder
-  config = _parse_flags(f"--config={path}", *(f"--config.model.{k}={v}" for k, v in new.items()))
+  config = parse_config_flags(f"--config={path}", *(f"--config.model.{k}={v}" for k, v in new.items()))
   assert {k: config.model[k] for k in new} == new
   model = models.build(config.model)[1]
   assert all(getattr(model, k) == v for k, v in new.items())

@@ -2,14 +2,11 @@
 and a new objective with its own variables added by one class and one config line."""
 
 import re
-import warnings
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from absl import flags
-from ml_collections import config_flags
 
 from rankjax import registry
 from rankjax import supervision
@@ -17,7 +14,7 @@ from rankjax.engine import train
 from rankjax.ranking import losses
 
 from supervision_helpers import batch_of, config_for
-from train_helpers import ROOT, tiny_config, tiny_dataset
+from train_helpers import ROOT, parse_config_flags, tiny_config, tiny_dataset
 
 
 @pytest.mark.parametrize("name", sorted(supervision.OBJECTIVES))
@@ -62,21 +59,9 @@ def test_stateless_objectives_keep_their_loss_function():
   assert (loss, aux) == objective.loss_fn(scores, batch, step=0, config=config) and state == {}
 
 
-def _parse_flags(*args):
-  """The config as `rankjax.main` parses it: a locked config file flag with overrides."""
-  argv = ["main", *args]
-  values = flags.FlagValues()
-  config_flags.DEFINE_config_file("config", None, "", flag_values=values, lock_config=True,
-                                  sys_argv=argv)
-  with warnings.catch_warnings():  # ml_collections loads config files with load_module()
-    warnings.filterwarnings("ignore", "the load_module", DeprecationWarning)
-    values(argv)
-  return values.config
-
-
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.py")), ids=lambda p: p.stem)
 def test_supervision_keys_override_through_the_locked_flag(path):
-  config = _parse_flags(f"--config={path}", "--config.supervision.ips_clip=0.05",
+  config = parse_config_flags(f"--config={path}", "--config.supervision.ips_clip=0.05",
                         "--config.supervision.gate.name=sigmoid")
   assert config.supervision.ips_clip == 0.05 and config.supervision.gate.name == "sigmoid"
   for variant in config.get("study", {}).get("variants", {}).values():
