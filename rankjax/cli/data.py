@@ -33,6 +33,10 @@ from rankjax.cli import reader_flags
 from rankjax.data import text
 from rankjax.data import aggregate, frequency, readers
 
+# The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
+# dataset ships, the Sogou query file's session counts.
+DATASET_FREQUENCY = "dataset"
+
 
 def _stats(args) -> dict:
   summary = readers.ReadSummary()
@@ -113,31 +117,26 @@ def split_key(agg, split_by: str):
 def _prepare(args) -> dict:
   from rankjax.data import store
 
-  if args.freq_by == "dataset" and (args.format != "sogou" or not args.queries):
+  if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
     raise SystemExit("--freq-by dataset needs --format sogou and its --queries file (sessions per query)")
   options = reader_flags.options(args)
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **options)
   agg = aggregate.ClickAggregator()
-  topic_sessions = collections.Counter()
   for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     agg.add(s)
-    topic_sessions.update({it.topic for it in s.interactions if it.topic is not None})
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
-  kw = {"high": args.high, "medium": args.medium} if args.buckets == "threshold" else \
-       {"dataset": args.dataset} if args.buckets == "dataset" else {}
-  if args.freq_by == "dataset":
+  kw = {option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options}
+  if args.freq_by == DATASET_FREQUENCY:
     from rankjax.data.readers import sogou
 
     freq = sogou.load_sogou_queries(args.queries, options.get("encoding", sogou.ENCODING))[1]
-  elif args.freq_by == "topic":
-    if not topic_sessions:
-      raise SystemExit(f"--freq-by topic: the {args.format} log has no topics")
-    freq = {q: float(topic_sessions[i.topic]) for q, i in agg.queries.items()
-            if i.topic is not None}
   else:
-    freq = agg.freq.frequency(args.freq_by)
+    try:
+      freq = agg.freq.frequency(args.freq_by)
+    except ValueError as e:  # e.g. by topic, of a log without topics
+      raise SystemExit(f"--freq-by {args.freq_by} ({args.format}): {e}") from None
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
   if args.split_by == "labelled":
     labelled = {q for q, docs in agg.pairs.items()
@@ -197,13 +196,15 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p = _log_parser(prog, prepare.__doc__)
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
-  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "topic", "dataset"), default="sessions",
-                 help="sessions or interactions issuing the query in the log; topic: sessions of "
-                 "the query's topic (TREC Session); dataset: the Sogou query file's counts")
-  p.add_argument("--buckets", choices=("quantile", "threshold", "dataset"), default="quantile")
+  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, DATASET_FREQUENCY), default="sessions",
+                 help="a count of the log (rankjax.data.frequency.FREQ_BY): sessions or "
+                 "interactions issuing the query, topic: sessions of the query's topic (TREC "
+                 f"Session); {DATASET_FREQUENCY}: the Sogou query file's counts")
+  p.add_argument("--buckets", choices=list(aggregate.BUCKET_METHODS), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
-  p.add_argument("--dataset", default="baidu-ultr", help="dataset buckets: whose bucket map")
+  p.add_argument("--dataset", choices=list(frequency.DATASET_BUCKETS), default="baidu-ultr",
+                 help="dataset buckets: whose bucket map")
   p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
   p.add_argument("--split-by", choices=("query", "topic", "labelled"), default="query",
                  help="hash the query id or its topic (no topic in both splits); labelled: the "
@@ -223,8 +224,10 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
                  "simulated from")
   args = p.parse_args(argv)
-  if args.buckets == "threshold" and (args.high is None or args.medium is None):
-    p.error("--buckets threshold needs --high and --medium")
+  missing = [f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options
+             if getattr(args, o) is None]
+  if missing:
+    p.error(f"--buckets {args.buckets} needs {' and '.join(missing)}")
   if bool(args.llm_labels) != bool(args.llm_model):
     p.error("--llm-labels and --llm-model go together")
   out = _prepare(args)
