@@ -125,8 +125,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument("--gamma", type=float, default=0.9, help="DBN continuation probability")
   p.add_argument("--doc-quality", type=float, default=0.0,
                  help="std of a per-document logit effect")
-  p.add_argument("--logger", default="noisy-label",
-                 help="noisy-label, fixed-noisy-label, random, feature:J")
+  p.add_argument("--logger", default="noisy-label", help=sim_lib.logger_names())
   p.add_argument("--logger-noise", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
