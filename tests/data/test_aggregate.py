@@ -167,6 +167,8 @@ def test_a_registered_bucket_method_and_its_option_reach_data_prepare(toy_bucket
 
 
 def test_an_unknown_bucket_method_lists_the_registered_ones():
-  agg = aggregate.ClickAggregator().add_all(readers.read_sessions("jsonl", FIX / "generic_sample.jsonl"))
-  with pytest.raises(registry.UnknownName, match="unknown bucket method 'median'; known: .*quantile"):
+  log = readers.read_sessions("jsonl", FIX / "generic_sample.jsonl")
+  agg = aggregate.ClickAggregator().add_all(log)
+  with pytest.raises(registry.UnknownName,
+                     match="unknown bucket method 'median'; known: .*quantile"):
     aggregate.buckets_for(agg, agg.freq.frequency(), "median")
