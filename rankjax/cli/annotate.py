@@ -75,7 +75,8 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   p.add_argument("--model", required=True,
                  help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name")
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
-  p.add_argument("--lang", choices=prompts.LANGS, default="en")
+  p.add_argument("--lang", choices=list(prompts.LANGS), default="en",
+                 help=", ".join(f"{code}: {name}" for code, name in prompts.LANGS.items()))
   p.add_argument("--template-dir", help="templates other than the packaged ones")
   p.add_argument("--max-query-words", type=int, default=32)
   p.add_argument("--max-doc-words", type=int, default=160)
