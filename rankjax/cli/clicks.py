@@ -51,7 +51,8 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
 
   p = _log_parser(prog, fit.__doc__)
   p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
-  p.add_argument("--method", help="em, counts or gradient (default: the model's first)")
+  p.add_argument("--method", choices=list(cm.FIT_METHODS),
+                 help="default: the model's first (ClickModel.methods)")
   p.add_argument("--iterations", type=int, default=50)
   p.add_argument("--smoothing", type=float, default=1.0)
   p.add_argument("--test-fraction", type=float, default=0.2)
