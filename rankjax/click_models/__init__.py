@@ -1,8 +1,8 @@
 """Click models in JAX, by name: each module defines one or more `ClickModel` records and registers
 them in `MODELS`; `get(name)` finds one, `fit` fits it and `rankjax.sim.clicks` simulates it.
 
->>> get("pbm").methods, get("dbn").methods
-(('em', 'gradient'), ('gradient',))
+>>> get("pbm").methods[0], "em" in get("dbn").methods  # PBM's default method; DBN has no EM
+('em', False)
 """
 
 from rankjax.click_models.base import (FIT_METHODS, MODELS, ClickModel, FitMethod, Params, get,
