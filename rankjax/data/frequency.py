@@ -49,15 +49,15 @@ class FrequencyCounter:
     self.sessions: collections.Counter[str] = collections.Counter()
     self.interactions: collections.Counter[str] = collections.Counter()
     self.topic_sessions: collections.Counter[str] = collections.Counter()
-    self.query_topic: dict[str, str | None] = {}  # the topic of a query's first interaction
+    self.query_topic: dict[str, str] = {}  # the topic of a query's first interaction, if it has one
 
   def add(self, session: Session) -> None:
-    queries = [it.query_id for it in session.interactions]
-    self.interactions.update(queries)
-    self.sessions.update(dict.fromkeys(queries, 1))
-    self.topic_sessions.update({it.topic for it in session.interactions if it.topic is not None})
     for it in session.interactions:
-      self.query_topic.setdefault(it.query_id, it.topic)
+      if it.topic is not None and it.query_id not in self.interactions:
+        self.query_topic[it.query_id] = it.topic
+      self.interactions[it.query_id] += 1
+    self.sessions.update(dict.fromkeys((it.query_id for it in session.interactions), 1))
+    self.topic_sessions.update({it.topic for it in session.interactions if it.topic is not None})
 
   def frequency(self, by: str = "sessions") -> dict[str, float]:
     """Query id -> frequency, counted as `FREQ_BY[by]` counts (`registry.UnknownName` if no
@@ -89,7 +89,7 @@ def _topic(counter: FrequencyCounter) -> Mapping[str, float]:
   topic have none. A log without topics is an error, not a log of unknown frequencies."""
   if not counter.topic_sessions:
     raise ValueError("the log has no topics to count sessions by")
-  return {q: counter.topic_sessions[t] for q, t in counter.query_topic.items() if t is not None}
+  return {q: counter.topic_sessions[t] for q, t in counter.query_topic.items()}
 
 
 def query_frequency(sessions: Iterable[Session], by: str = "sessions") -> dict[str, float]:
