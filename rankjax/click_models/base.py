@@ -19,7 +19,7 @@ of arrays), entered into `MODELS` under its name where it is defined:
 this for every registered model.
 
 The fitting methods are `FitMethod` records in `FIT_METHODS` ("em" needs `em_step`, "counts"
-`closed_form`, "gradient" nothing); `ClickModel.methods` lists those a model has what they need for.
+`closed_form`, "gradient" nothing); `ClickModel.methods` lists the ones that can fit a model.
 
 The log-likelihood of a page is sum_k log P(C_k = c_k | C_<k); perplexity at rank k is
 2 ** (-mean_n log2 P(C_k = c_k | C_<k)) and the reported perplexity is its mean over ranks.
