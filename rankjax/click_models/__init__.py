@@ -14,5 +14,5 @@ from rankjax.click_models.log import ClickLog
 from rankjax.click_models.pbm import PBM
 from rankjax.click_models.ubm import UBM
 
-__all__ = ["FIT_METHODS", "MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog", "ClickModel",
-           "FitMethod", "FitResult", "Params", "evaluate", "fit", "get", "log_probs"]
+__all__ = ["FIT_METHODS", "MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog",
+           "ClickModel", "FitMethod", "FitResult", "Params", "evaluate", "fit", "get", "log_probs"]
