@@ -20,10 +20,12 @@ import hashlib
 import pathlib
 import re
 
+from rankjax import registry
 from rankjax.annotate import modes
 
 TEMPLATE_DIR = pathlib.Path(__file__).parent / "templates"
-LANGS = ("en", "zh")
+# The languages every registered mode has a template in: code -> the language's name.
+LANGS = {"en": "English", "zh": "Chinese"}
 
 # The follow-up after an unparsable answer, the same for every backend so failures compare.
 REASK = ("Your answer could not be read ({error}). Answer again, following the required format "
@@ -65,7 +67,7 @@ def _parse(path: pathlib.Path, spec: modes.Mode, lang: str) -> Template:
 
 def load(mode: str, lang: str = "en", template_dir: str | None = None) -> Template:
   """The template for the mode named `mode` in `lang` (from `template_dir`, default the packaged
-  templates); `registry.UnknownName` for a mode that is not registered.
+  templates); `registry.UnknownName` for a mode or a language (`LANGS`) that is not registered.
 
   >>> t = load("pointwise_graded")
   >>> t.version.startswith("pointwise_graded.en.v1+")
@@ -74,7 +76,6 @@ def load(mode: str, lang: str = "en", template_dir: str | None = None) -> Templa
   'jaguar speed'
   """
   spec = modes.get(mode)
-  if lang not in LANGS:
-    raise ValueError(f"unknown language {lang!r}; known: {LANGS}")
+  registry.lookup(LANGS, lang, "language")
   path = pathlib.Path(template_dir or TEMPLATE_DIR) / f"{mode}.{lang}.txt"
   return _parse(path, spec, lang)

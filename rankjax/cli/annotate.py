@@ -32,10 +32,12 @@ import argparse
 import collections
 import json
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
+from rankjax import registry
 from rankjax.annotate import modes
 from rankjax.annotate import prompts
 from rankjax.cli import common
@@ -45,22 +47,36 @@ from rankjax.data import schema
 _EXIT = {"SIGINT": 130, "SIGTERM": 143}
 
 
-def make_backend(args):
-  if args.backend == "jax_local":
-    import jax  # pylint: disable=g-import-not-at-top
-    from rankjax.annotate.backends import jax_local  # pylint: disable=g-import-not-at-top
-    dtype = args.dtype
-    if dtype == "auto":
-      dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
-    return jax_local.JaxLocalBackend.from_path(
-        args.model, dtype=getattr(jax.numpy, dtype), attention=args.attention,
-        batch_size=args.batch_size, max_len=args.max_len, share_prefix=not args.no_shared_prefix)
+# --backend name -> (the parsed flags) -> the backend, each entered with `registry.register` where
+# it is defined; a backend's own flags are in the argument group of its name.
+BACKENDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
+
+
+@registry.register(BACKENDS, "jax_local")
+def _jax_local(args):
+  import jax  # pylint: disable=g-import-not-at-top
+  from rankjax.annotate.backends import jax_local  # pylint: disable=g-import-not-at-top
+  dtype = args.dtype
+  if dtype == "auto":
+    dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
+  return jax_local.JaxLocalBackend.from_path(
+      args.model, dtype=getattr(jax.numpy, dtype), attention=args.attention,
+      batch_size=args.batch_size, max_len=args.max_len, share_prefix=not args.no_shared_prefix)
+
+
+@registry.register(BACKENDS, "openai_http")
+def _openai_http(args):
   from rankjax.annotate.backends import openai_http  # pylint: disable=g-import-not-at-top
   if not args.base_url:
     raise SystemExit("--backend openai_http needs --base-url")
   return openai_http.OpenAIHttpBackend(
       args.base_url, args.model, api_key_env=args.api_key_env, concurrency=args.concurrency,
       max_rps=args.max_rps, max_retries=args.max_retries, timeout_s=args.timeout)
+
+
+def make_backend(args):
+  """The backend `--backend` names, built from its flags."""
+  return registry.lookup(BACKENDS, args.backend, "annotation backend")(args)
 
 
 def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
@@ -71,11 +87,12 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   p = argparse.ArgumentParser(prog=prog, description=run.__doc__)
   reader_flags.add(p)
   p.add_argument("--store", required=True, help="SQLite file (created if absent)")
-  p.add_argument("--backend", choices=("jax_local", "openai_http"), required=True)
+  p.add_argument("--backend", choices=list(BACKENDS), required=True)
   p.add_argument("--model", required=True,
                  help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name")
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
-  p.add_argument("--lang", choices=prompts.LANGS, default="en")
+  p.add_argument("--lang", choices=list(prompts.LANGS), default="en",
+                 help=", ".join(f"{code}: {name}" for code, name in prompts.LANGS.items()))
   p.add_argument("--template-dir", help="templates other than the packaged ones")
   p.add_argument("--max-query-words", type=int, default=32)
   p.add_argument("--max-doc-words", type=int, default=160)
@@ -89,8 +106,9 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   g.add_argument("--no-shared-prefix", action="store_true", help="run every prompt in full")
   g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
                  help="compute dtype; auto: bfloat16 on GPU/TPU, float32 on CPU")
-  g.add_argument("--attention", default="auto", choices=("auto", "xla", "cudnn"),
-                 help="auto: cuDNN flash attention on GPU in bfloat16 (2.4x XLA's on an H200)")
+  g.add_argument("--attention", default="auto",
+                 help="a name in rankjax.annotate.llm.llama.ATTENTION: auto (cuDNN flash attention "
+                 "on GPU in bfloat16, 2.4x XLA's on an H200), xla or cudnn")
   g = p.add_argument_group("openai_http")
   g.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1")
   g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable of the key")
@@ -100,10 +118,11 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
   args = p.parse_args(argv)
 
-  lists, read = runner.lists_from_log(args.format, args.files, progress=not args.quiet,
-                                      **reader_flags.options(args))
+  # The template and the backend first: a wrong flag stops the command before the log is read.
   template = prompts.load(args.mode, args.lang, args.template_dir)
   backend = make_backend(args)
+  lists, read = runner.lists_from_log(args.format, args.files, progress=not args.quiet,
+                                      **reader_flags.options(args))
   with store_lib.Store(args.store) as st:
     done = st.done(backend.model, template.version, template.mode,
                    include_failed=not args.retry_failed)

@@ -51,7 +51,8 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
 
   p = _log_parser(prog, fit.__doc__)
   p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
-  p.add_argument("--method", help="em, counts or gradient (default: the model's first)")
+  p.add_argument("--method", choices=list(cm.FIT_METHODS),
+                 help="default: the model's first (ClickModel.methods)")
   p.add_argument("--iterations", type=int, default=50)
   p.add_argument("--smoothing", type=float, default=1.0)
   p.add_argument("--test-fraction", type=float, default=0.2)
@@ -125,8 +126,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument("--gamma", type=float, default=0.9, help="DBN continuation probability")
   p.add_argument("--doc-quality", type=float, default=0.0,
                  help="std of a per-document logit effect")
-  p.add_argument("--logger", default="noisy-label",
-                 help="noisy-label, fixed-noisy-label, random, feature:J")
+  p.add_argument("--logger", default="noisy-label", help=sim_lib.logger_names())
   p.add_argument("--logger-noise", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)

@@ -20,18 +20,24 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import tqdm
 
+from rankjax import registry
 from rankjax.cli import common
 from rankjax.cli import reader_flags
 from rankjax.data import text
 from rankjax.data import aggregate, frequency, readers
+
+# The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
+# dataset ships, the Sogou query file's session counts.
+DATASET_FREQUENCY = "dataset"
 
 
 def _stats(args) -> dict:
@@ -51,8 +57,6 @@ def in_test_split(qid: str, fraction: float) -> bool:
 def with_features(lists, path):
   """Attaches each document's feature row from an svmlight file (same qid and doc ids); a document
   without one is an error naming it."""
-  import dataclasses
-
   from rankjax.data.svmlight import read_svmlight
 
   table = {x.qid: dict(zip(x.doc_ids, x.features)) for x in read_svmlight(path)}
@@ -88,8 +92,6 @@ def store_labels(path, model: str, mode: str | None = None,
 def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
   """Attaches labels["llm"] from `store_labels`; NaN (no label) where the store has none, counted
   in `counts` ("llm_pairs", "llm_missing")."""
-  import dataclasses
-
   for lst in lists:
     llm = np.array([labels.get((lst.qid, d), np.nan) for d in lst.doc_ids], np.float32)
     counts["llm_pairs"] += len(llm)
@@ -97,57 +99,82 @@ def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
     yield dataclasses.replace(lst, labels={**lst.labels, "llm": llm})
 
 
-def split_key(agg, split_by: str):
-  """Query id -> the key whose hash decides its split: the query itself, or its topic."""
-  if split_by == "query":
-    return lambda q: q
-  if split_by == "topic":
-    no_topic = [q for q, i in agg.queries.items() if i.topic is None]
-    if no_topic:
-      raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, "
-                       f"e.g. {no_topic[:3]}")
-    return lambda q: agg.queries[q].topic
-  raise ValueError(f"split by {split_by!r}")
+@dataclasses.dataclass(frozen=True)
+class Split:
+  """A way to choose the test queries (`--split-by`).
+
+  Attributes:
+    test_queries: (aggregator, test fraction) -> the predicate on query ids that holds for the
+      test set's queries.
+    description: what decides a query's split, for --help.
+    by_fraction: whether --test-fraction sizes the test set (at 0 there is no test split).
+  """
+
+  test_queries: Callable[[aggregate.ClickAggregator, float], Callable[[str], bool]]
+  description: str
+  by_fraction: bool = True
+
+
+# --split-by name -> Split, each entered with `registry.register` below its function.
+SPLITS: dict[str, Split] = {}
+
+
+def _by_query(agg, fraction: float):
+  del agg
+  return lambda q: in_test_split(q, fraction)
+
+
+def _by_topic(agg, fraction: float):
+  no_topic = [q for q, i in agg.queries.items() if i.topic is None]
+  if no_topic:
+    raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, "
+                     f"e.g. {no_topic[:3]}")
+  return lambda q: in_test_split(agg.queries[q].topic, fraction)
+
+
+def _labelled(agg, fraction: float):
+  del fraction
+  labelled = {q for q, docs in agg.pairs.items()
+              if any(not np.isnan(p.label) for p in docs.values())}
+  if not labelled:
+    raise SystemExit("--split-by labelled: no query has human labels (--labels)")
+  return labelled.__contains__
+
+
+registry.register(SPLITS, "query")(Split(_by_query, "a hash of the query id"))
+registry.register(SPLITS, "topic")(Split(
+    _by_topic, "a hash of the query's topic, so that no topic is in both splits"))
+registry.register(SPLITS, "labelled")(Split(
+    _labelled, "the queries with human labels are the test set (TianGong-ST's 2,000 sessions)",
+    by_fraction=False))
 
 
 def _prepare(args) -> dict:
   from rankjax.data import store
 
-  if args.freq_by == "dataset" and (args.format != "sogou" or not args.queries):
+  if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
     raise SystemExit("--freq-by dataset needs --format sogou and its --queries file (sessions per query)")
   options = reader_flags.options(args)
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **options)
   agg = aggregate.ClickAggregator()
-  topic_sessions = collections.Counter()
   for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     agg.add(s)
-    topic_sessions.update({it.topic for it in s.interactions if it.topic is not None})
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
-  kw = {"high": args.high, "medium": args.medium} if args.buckets == "threshold" else \
-       {"dataset": args.dataset} if args.buckets == "dataset" else {}
-  if args.freq_by == "dataset":
+  kw = {option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options}
+  if args.freq_by == DATASET_FREQUENCY:
     from rankjax.data.readers import sogou
 
     freq = sogou.load_sogou_queries(args.queries, options.get("encoding", sogou.ENCODING))[1]
-  elif args.freq_by == "topic":
-    if not topic_sessions:
-      raise SystemExit(f"--freq-by topic: the {args.format} log has no topics")
-    freq = {q: float(topic_sessions[i.topic]) for q, i in agg.queries.items()
-            if i.topic is not None}
   else:
-    freq = agg.freq.frequency(args.freq_by)
+    try:
+      freq = agg.freq.frequency(args.freq_by)
+    except ValueError as e:  # e.g. by topic, of a log without topics
+      raise SystemExit(f"--freq-by {args.freq_by} ({args.format}): {e}") from None
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
-  if args.split_by == "labelled":
-    labelled = {q for q, docs in agg.pairs.items()
-                if any(not np.isnan(p.label) for p in docs.values())}
-    if not labelled:
-      raise SystemExit("--split-by labelled: no query has human labels (--labels)")
-    is_test = labelled.__contains__
-  else:
-    key = split_key(agg, args.split_by)
-    is_test = lambda q: in_test_split(key(q), args.test_fraction)
+  split = SPLITS[args.split_by]
+  is_test = split.test_queries(agg, args.test_fraction)
   llm = store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version) \
       if args.llm_labels else None
   tokenizer = text.PairTokenizer.from_dir(args.tokenizer, max_query_tokens=args.max_query_tokens,
@@ -164,7 +191,7 @@ def _prepare(args) -> dict:
     return map(tokenizer, out) if tokenizer else out
 
   splits = {"train": lists(False)}
-  if args.split_by == "labelled" or args.test_fraction > 0:
+  if not split.by_fraction or args.test_fraction > 0:
     splits["test"] = lists(True)
   path = store.write_dataset(args.output, name=args.name, splits=splits,
                              description=f"click log {args.files} ({args.format}), aggregated per (query, doc)")
@@ -197,17 +224,18 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p = _log_parser(prog, prepare.__doc__)
   p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
-  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, "topic", "dataset"), default="sessions",
-                 help="sessions or interactions issuing the query in the log; topic: sessions of "
-                 "the query's topic (TREC Session); dataset: the Sogou query file's counts")
-  p.add_argument("--buckets", choices=("quantile", "threshold", "dataset"), default="quantile")
+  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, DATASET_FREQUENCY), default="sessions",
+                 help="a count of the log (rankjax.data.frequency.FREQ_BY): sessions or "
+                 "interactions issuing the query, topic: sessions of the query's topic (TREC "
+                 f"Session); {DATASET_FREQUENCY}: the Sogou query file's counts")
+  p.add_argument("--buckets", choices=list(aggregate.BUCKET_METHODS), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
-  p.add_argument("--dataset", default="baidu-ultr", help="dataset buckets: whose bucket map")
+  p.add_argument("--dataset", choices=list(frequency.DATASET_BUCKETS), default="baidu-ultr",
+                 help="dataset buckets: whose bucket map")
   p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
-  p.add_argument("--split-by", choices=("query", "topic", "labelled"), default="query",
-                 help="hash the query id or its topic (no topic in both splits); labelled: the "
-                 "queries with human labels are the test set (TianGong-ST's 2,000 sessions)")
+  p.add_argument("--split-by", choices=list(SPLITS), default="query",
+                 help="; ".join(f"{name}: {split.description}" for name, split in SPLITS.items()))
   p.add_argument("--llm-labels",
                  help="annotation store (rankjax annotate run) whose labels become the llm source")
   p.add_argument("--llm-model", help="with --llm-labels: the model name in the store")
@@ -223,8 +251,10 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
                  "simulated from")
   args = p.parse_args(argv)
-  if args.buckets == "threshold" and (args.high is None or args.medium is None):
-    p.error("--buckets threshold needs --high and --medium")
+  missing = [f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options
+             if getattr(args, o) is None]
+  if missing:
+    p.error(f"--buckets {args.buckets} needs {' and '.join(missing)}")
   if bool(args.llm_labels) != bool(args.llm_model):
     p.error("--llm-labels and --llm-model go together")
   out = _prepare(args)

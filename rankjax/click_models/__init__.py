@@ -1,11 +1,12 @@
 """Click models in JAX, by name: each module defines one or more `ClickModel` records and registers
 them in `MODELS`; `get(name)` finds one, `fit` fits it and `rankjax.sim.clicks` simulates it.
 
->>> get("pbm").methods, get("dbn").methods
-(('em', 'gradient'), ('gradient',))
+>>> get("pbm").methods[0], "em" in get("dbn").methods  # PBM's default method; DBN has no EM
+('em', False)
 """
 
-from rankjax.click_models.base import MODELS, ClickModel, Params, get, log_probs
+from rankjax.click_models.base import (FIT_METHODS, MODELS, ClickModel, FitMethod, Params, get,
+                                       log_probs)
 from rankjax.click_models.cascade import CASCADE
 from rankjax.click_models.dbn import DBN, SDBN
 from rankjax.click_models.fit import FitResult, evaluate, fit
@@ -13,5 +14,5 @@ from rankjax.click_models.log import ClickLog
 from rankjax.click_models.pbm import PBM
 from rankjax.click_models.ubm import UBM
 
-__all__ = ["MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog", "ClickModel", "FitResult",
-           "Params", "evaluate", "fit", "get", "log_probs"]
+__all__ = ["FIT_METHODS", "MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog",
+           "ClickModel", "FitMethod", "FitResult", "Params", "evaluate", "fit", "get", "log_probs"]

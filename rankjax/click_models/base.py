@@ -18,6 +18,9 @@ of arrays), entered into `MODELS` under its name where it is defined:
 `sample` draws from the distribution whose conditionals `click_probs` gives: the test suite checks
 this for every registered model.
 
+The fitting methods are `FitMethod` records in `FIT_METHODS` ("em" needs `em_step`, "counts"
+`closed_form`, "gradient" nothing); `ClickModel.methods` lists the ones that can fit a model.
+
 The log-likelihood of a page is sum_k log P(C_k = c_k | C_<k); perplexity at rank k is
 2 ** (-mean_n log2 P(C_k = c_k | C_<k)) and the reported perplexity is its mean over ranks.
 """
@@ -53,11 +56,32 @@ class ClickModel:
 
   @property
   def methods(self) -> tuple[str, ...]:
-    return (*(("em",) if self.em_step else ()), *(("counts",) if self.closed_form else ()), "gradient")
+    """The `FIT_METHODS` that fit this model, in their registration order (the first is the
+    default)."""
+    return tuple(name for name, m in FIT_METHODS.items()
+                 if m.needs is None or getattr(self, m.needs) is not None)
 
 
 # name -> ClickModel; each model module registers its own (`registry.register`).
 MODELS: dict[str, ClickModel] = {}
+
+
+@dataclasses.dataclass(frozen=True)
+class FitMethod:
+  """A way to fit click models (`rankjax.click_models.fit` registers them).
+
+  Attributes:
+    run: (model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing) ->
+      (fitted params, iterations run); `params` is the starting point or None.
+    needs: the `ClickModel` field a model must have for this method (e.g. "em_step"), or None.
+  """
+
+  run: Callable
+  needs: str | None = None
+
+
+# name -> FitMethod, registered with `registry.register` where each is defined (`fit.py`).
+FIT_METHODS: dict[str, FitMethod] = {}
 
 
 def get(name: str) -> ClickModel:

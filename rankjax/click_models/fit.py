@@ -13,7 +13,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from rankjax.click_models.base import ClickModel, Params, log_probs
+from rankjax import registry
+from rankjax.click_models.base import FIT_METHODS, ClickModel, FitMethod, Params, log_probs
 from rankjax.click_models.log import ClickLog
 
 
@@ -77,6 +78,30 @@ def _gradient(model, iters, lr, params, doc, click, mask):
   return {k: frozen[k] if k in frozen else jax.nn.sigmoid(v) for k, v in logits.items()}
 
 
+def _run_counts(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
+  del params, iterations, learning_rate  # the closed form starts from nothing, runs once
+  return _counts(model, log.num_pairs, log.num_ranks, doc, click, mask,
+                 jnp.float32(smoothing)), 1
+
+
+def _run_em(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
+  del learning_rate
+  params = model.init(log.num_pairs, log.num_ranks) if params is None else params
+  return _em(model, iterations, params, doc, click, mask, jnp.float32(smoothing)), iterations
+
+
+def _run_gradient(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
+  del smoothing
+  params = model.init(log.num_pairs, log.num_ranks) if params is None else params
+  return _gradient(model, iterations, learning_rate, params, doc, click, mask), iterations
+
+
+# In order of preference: a model's default method is the first that fits it.
+registry.register(FIT_METHODS, "em")(FitMethod(_run_em, needs="em_step"))
+registry.register(FIT_METHODS, "counts")(FitMethod(_run_counts, needs="closed_form"))
+registry.register(FIT_METHODS, "gradient")(FitMethod(_run_gradient))
+
+
 def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iterations: int = 50,
         learning_rate: float = 0.05, smoothing: float = 1.0, params: Params | None = None) -> FitResult:
   """Fits `model` to `log`.
@@ -84,27 +109,21 @@ def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iteratio
   Args:
     model: a `ClickModel` (`rankjax.click_models.get(name)`).
     log: the training clicks.
-    method: "em", "counts" (closed form) or "gradient" (Adam on the log-likelihood, full batch);
-      default: the first of `model.methods`.
+    method: a name in `FIT_METHODS`: "em", "counts" (closed form) or "gradient" (Adam on the
+      log-likelihood, full batch); default: the first of `model.methods`.
     iterations: EM iterations or gradient steps (ignored by "counts").
     learning_rate: Adam step size on the parameters' logits.
     smoothing: pseudo-count pulling each pair's estimates towards 0.5 (EM and counts).
     params: starting point (default `model.init`).
   """
   method = method or model.methods[0]
+  run = registry.lookup(FIT_METHODS, method, "fit method").run
   if method not in model.methods:
     raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
   doc, click, mask = _arrays(log)
   start = time.perf_counter()
-  if method == "counts":
-    params = _counts(model, log.num_pairs, log.num_ranks, doc, click, mask, jnp.float32(smoothing))
-    iterations = 1
-  else:
-    params = model.init(log.num_pairs, log.num_ranks) if params is None else params
-    if method == "em":
-      params = _em(model, iterations, params, doc, click, mask, jnp.float32(smoothing))
-    else:
-      params = _gradient(model, iterations, learning_rate, params, doc, click, mask)
+  params, iterations = run(model, log, doc, click, mask, params=params, iterations=iterations,
+                           learning_rate=learning_rate, smoothing=smoothing)
   params = jax.block_until_ready(params)
   seconds = time.perf_counter() - start
   return FitResult(params, method, iterations, seconds, evaluate(model, params, log))

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import numpy as np
 
+from rankjax import registry
 from rankjax.data import frequency, schema
 from rankjax.data.readers.common import Session
 
@@ -149,16 +150,60 @@ class ClickAggregator:
     return sum(p.impressions for p in docs), sum(p.clicks for p in docs)
 
 
-def buckets_for(agg: ClickAggregator, freq: dict[str, float], method: str = "quantile", **kw) -> dict[str, int]:
-  """Query -> bucket by `method`: "quantile", "threshold" (kw high, medium), "dataset" (kw dataset)."""
-  if method == "quantile":
-    return frequency.quantile_buckets(freq, **kw)
-  if method == "threshold":
-    return frequency.threshold_buckets(freq, **kw)
-  if method == "dataset":
-    raw = {q: i.dataset_bucket for q, i in agg.queries.items() if i.dataset_bucket is not None}
-    return frequency.dataset_buckets(raw, **kw)
-  raise ValueError(f"bucket method {method!r}; known: quantile, threshold, dataset")
+@dataclasses.dataclass(frozen=True)
+class BucketMethod:
+  """How queries get their frequency bucket.
+
+  Attributes:
+    assign: (aggregator, query id -> frequency, **options) -> query id -> bucket index.
+    options: the keyword options `assign` needs (`rankjax data prepare` has a flag of each name).
+  """
+
+  assign: Callable[..., dict[str, int]]
+  options: tuple[str, ...] = ()
+
+
+# name -> BucketMethod, each entered by `bucket_method` where its `assign` is defined.
+BUCKET_METHODS: dict[str, BucketMethod] = {}
+
+
+def bucket_method(name: str, *options: str):
+  """A decorator registering `assign` in `BUCKET_METHODS` as `name`, needing `options`."""
+
+  def add(assign):
+    registry.register(BUCKET_METHODS, name)(BucketMethod(assign, options))
+    return assign
+
+  return add
+
+
+@bucket_method("quantile")
+def _quantile(agg: ClickAggregator, freq: dict[str, float], **kw) -> dict[str, int]:
+  """`frequency.quantile_buckets` of the frequencies (kw: quantiles)."""
+  del agg  # the frequencies say it all
+  return frequency.quantile_buckets(freq, **kw)
+
+
+@bucket_method("threshold", "high", "medium")
+def _threshold(agg: ClickAggregator, freq: dict[str, float], **kw) -> dict[str, int]:
+  """`frequency.threshold_buckets` of the frequencies at thresholds high and medium."""
+  del agg
+  return frequency.threshold_buckets(freq, **kw)
+
+
+@bucket_method("dataset", "dataset")
+def _dataset(agg: ClickAggregator, freq: dict[str, float], **kw) -> dict[str, int]:
+  """The log's own bucket ids, mapped by `frequency.dataset_buckets` (kw: dataset, its name)."""
+  del freq  # the log's buckets, not the counted frequencies
+  raw = {q: i.dataset_bucket for q, i in agg.queries.items() if i.dataset_bucket is not None}
+  return frequency.dataset_buckets(raw, **kw)
+
+
+def buckets_for(agg: ClickAggregator, freq: dict[str, float], method: str = "quantile",
+                **kw) -> dict[str, int]:
+  """Query -> bucket by the method registered as `method` (`BUCKET_METHODS`), `kw` its options:
+  "quantile", "threshold" (high, medium), "dataset" (dataset)."""
+  return registry.lookup(BUCKET_METHODS, method, "bucket method").assign(agg, freq, **kw)
 
 
 def bucket_summary(agg: ClickAggregator, buckets: dict[str, int], freq: dict[str, float]) -> dict[str, dict]:
@@ -219,7 +264,8 @@ def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", freq: d
     freq_by: how query frequency is counted (`frequency.FREQ_BY`).
     freq: query frequencies to use instead (e.g. the Sogou query file's session counts); a query
       missing from it has frequency 0.
-    bucket_method: "quantile", "threshold" or "dataset" (see `buckets_for`); `bucket_kw` go to it.
+    bucket_method: a name in `BUCKET_METHODS` ("quantile", "threshold", "dataset"); `bucket_kw`
+      are its options (see `buckets_for`).
     keep: optional predicate on query ids (e.g. a train / test split).
 
   Every list gets the same fields: a "human" label if any pair in the log has one, doc_texts if

@@ -1,7 +1,9 @@
 """Query frequency from a log, and frequency buckets (`schema.BUCKETS`: high, medium, low).
 
-A query's frequency is, by default, the number of sessions that issue it (a query re-issued within a
-session counts once); `by="interactions"` counts every issue instead. Buckets come from one of:
+A query's frequency is counted from the log in one of the ways registered in `FREQ_BY`: by default
+the number of sessions that issue it (a query re-issued within a session counts once),
+"interactions" counts every issue instead, "topic" the sessions of the query's topic (TREC Session
+topics). Buckets come from one of:
 
 - `quantile_buckets`: cut points at frequency quantiles over queries (ties never split: a
   frequency sits wholly in one bucket, so a bucket can be empty when most queries are rare);
@@ -13,49 +15,81 @@ session counts once); `by="interactions"` counts every issue instead. Buckets co
 from __future__ import annotations
 
 import collections
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 
+from rankjax import registry
 from rankjax.data import schema
 from rankjax.data.readers.common import Session
 
 HIGH, MEDIUM, LOW = range(3)
-FREQ_BY = ("sessions", "interactions")
 
-# A dataset's own bucket id -> `schema.BUCKETS` index.
-DATASET_BUCKETS = {
-    "baidu-ultr": {**dict.fromkeys(range(0, 3), HIGH), **dict.fromkeys(range(3, 7), MEDIUM),
-                   **dict.fromkeys(range(7, 10), LOW)},
-}
+# A dataset's own bucket ids, by dataset name: bucket id -> `schema.BUCKETS` index.
+DATASET_BUCKETS: dict[str, dict[int, int]] = {}
+registry.register(DATASET_BUCKETS, "baidu-ultr")({
+    **dict.fromkeys(range(0, 3), HIGH), **dict.fromkeys(range(3, 7), MEDIUM),
+    **dict.fromkeys(range(7, 10), LOW)})
 
 
 class FrequencyCounter:
-  """Counts, per query, the sessions and the interactions that issue it.
+  """Counts, per query, the sessions and the interactions that issue it, and per topic the
+  sessions that touch it.
 
   >>> from rankjax.data.readers.common import Interaction, Session
-  >>> it = lambda q: Interaction(q, ["d"], [1], [0])
+  >>> it = lambda q, topic=None: Interaction(q, ["d"], [1], [0], topic=topic)
   >>> c = FrequencyCounter()
-  >>> c.add(Session("s1", [it("a"), it("a"), it("b")])); c.add(Session("s2", [it("a")]))
-  >>> c.frequency("sessions"), c.frequency("interactions")
-  ({'a': 2.0, 'b': 1.0}, {'a': 3.0, 'b': 1.0})
+  >>> c.add(Session("s1", [it("a", "t1"), it("a", "t1"), it("b")]))
+  >>> c.add(Session("s2", [it("a", "t1"), it("c", "t1")]))
+  >>> c.frequency("sessions"), c.frequency("interactions"), c.frequency("topic")
+  ({'a': 2.0, 'b': 1.0, 'c': 1.0}, {'a': 3.0, 'b': 1.0, 'c': 1.0}, {'a': 2.0, 'c': 2.0})
   """
 
   def __init__(self):
     self.sessions: collections.Counter[str] = collections.Counter()
     self.interactions: collections.Counter[str] = collections.Counter()
+    self.topic_sessions: collections.Counter[str] = collections.Counter()
+    self.query_topic: dict[str, str] = {}  # the topic of a query's first interaction, if it has one
 
   def add(self, session: Session) -> None:
-    queries = [it.query_id for it in session.interactions]
-    self.interactions.update(queries)
-    self.sessions.update(dict.fromkeys(queries, 1))
+    for it in session.interactions:
+      if it.topic is not None and it.query_id not in self.interactions:
+        self.query_topic[it.query_id] = it.topic
+      self.interactions[it.query_id] += 1
+    self.sessions.update(dict.fromkeys((it.query_id for it in session.interactions), 1))
+    self.topic_sessions.update({it.topic for it in session.interactions if it.topic is not None})
 
   def frequency(self, by: str = "sessions") -> dict[str, float]:
-    """Query id -> frequency, counted by `by` (one of `FREQ_BY`)."""
-    if by not in FREQ_BY:
-      raise ValueError(f"frequency by {by!r}; known: {FREQ_BY}")
-    counts = self.sessions if by == "sessions" else self.interactions
+    """Query id -> frequency, counted as `FREQ_BY[by]` counts (`registry.UnknownName` if no
+    count has that name)."""
+    counts = registry.lookup(FREQ_BY, by, "query frequency count")(self)
     return {q: float(n) for q, n in counts.items()}
+
+
+# How a query's frequency is counted, by name: a function (counter) -> {query id: count}, entered
+# with `registry.register` where it is defined. `rankjax data prepare --freq-by` offers each.
+FREQ_BY: dict[str, Callable[[FrequencyCounter], Mapping[str, float]]] = {}
+
+
+@registry.register(FREQ_BY, "sessions")
+def _sessions(counter: FrequencyCounter) -> Mapping[str, float]:
+  """The sessions that issue the query (a re-issue within a session counts once)."""
+  return counter.sessions
+
+
+@registry.register(FREQ_BY, "interactions")
+def _interactions(counter: FrequencyCounter) -> Mapping[str, float]:
+  """Every issue of the query."""
+  return counter.interactions
+
+
+@registry.register(FREQ_BY, "topic")
+def _topic(counter: FrequencyCounter) -> Mapping[str, float]:
+  """The sessions of the query's topic (the topic of its first interaction); queries without a
+  topic have none. A log without topics is an error, not a log of unknown frequencies."""
+  if not counter.topic_sessions:
+    raise ValueError("the log has no topics to count sessions by")
+  return {q: counter.topic_sessions[t] for q, t in counter.query_topic.items()}
 
 
 def query_frequency(sessions: Iterable[Session], by: str = "sessions") -> dict[str, float]:
@@ -90,14 +124,12 @@ def threshold_buckets(freq: dict[str, float], high: float, medium: float) -> dic
 
 
 def dataset_buckets(raw: dict[str, int], dataset: str = "baidu-ultr") -> dict[str, int]:
-  """A dataset's own bucket ids -> high / medium / low (`DATASET_BUCKETS`).
+  """A dataset's own bucket ids -> high / medium / low (`DATASET_BUCKETS[dataset]`).
 
   >>> dataset_buckets({"a": 0, "b": 5, "c": 9})
   {'a': 0, 'b': 1, 'c': 2}
   """
-  if dataset not in DATASET_BUCKETS:
-    raise ValueError(f"no bucket map for dataset {dataset!r}; known: {sorted(DATASET_BUCKETS)}")
-  table = DATASET_BUCKETS[dataset]
+  table = registry.lookup(DATASET_BUCKETS, dataset, "dataset bucket map")
   bad = {q: b for q, b in raw.items() if b not in table}
   if bad:
     raise ValueError(f"{dataset} bucket ids outside {sorted(table)}: {dict(list(bad.items())[:5])}")

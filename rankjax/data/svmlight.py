@@ -22,9 +22,11 @@ from __future__ import annotations
 import os
 import pathlib
 import re
+from collections.abc import Callable
 
 import numpy as np
 
+from rankjax import registry
 from rankjax.data import paths
 from rankjax.data import schema
 
@@ -156,11 +158,11 @@ def _letor_folder(folder: str, train: str, test: str, num_features: int | None, 
   return splits
 
 
-# Real svmlight data sets under the data directory, by name: name -> () -> {split: lists}.
-# The validation split is every 5th query of the training file.
-DATASETS = {
-    "mslr_web10k_sample": _letor_folder(
-        "mslr_web10k_sample", "msn1.fold1.train.5k.txt", "msn1.fold1.test.5k.txt", 136, 5),
-    "lightgbm_lambdarank_example": _letor_folder(
-        "lightgbm_lambdarank_example", "rank.train", "rank.test", None, 5),
-}
+# Real svmlight data sets under the data directory, by name: name -> () -> {split: lists}, each
+# entered with `registry.register` (`registry.lookup(DATASETS, name, ...)` finds one). The
+# validation split is every 5th query of the training file.
+DATASETS: dict[str, Callable[[], dict[str, list[schema.RankingList]]]] = {}
+registry.register(DATASETS, "mslr_web10k_sample")(_letor_folder(
+    "mslr_web10k_sample", "msn1.fold1.train.5k.txt", "msn1.fold1.test.5k.txt", 136, 5))
+registry.register(DATASETS, "lightgbm_lambdarank_example")(_letor_folder(
+    "lightgbm_lambdarank_example", "rank.train", "rank.test", None, 5))

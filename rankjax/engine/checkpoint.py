@@ -18,6 +18,13 @@ import signal
 import jax
 import orbax.checkpoint as ocp
 
+from rankjax import registry
+
+
+# `best_mode` -> whether the best checkpoint's order is reversed (orbax's `BestN` keeps the
+# largest metric unless reversed).
+BEST_MODES = {"max": False, "min": True}
+
 
 class Checkpointer:
   """Saves and restores (state, data iterator state) under `<workdir>/checkpoints`.
@@ -27,18 +34,17 @@ class Checkpointer:
     keep: how many of the latest checkpoints to keep.
     best_metric: flat metric name (e.g. "validation/ndcg@10/all") whose best checkpoint is also
       kept; "" keeps only the latest.
-    best_mode: "max" or "min".
+    best_mode: a name in `BEST_MODES`, "max" or "min".
     read_only: only restore (scoring); never writes or deletes.
   """
 
   def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, best_metric: str = "",
                best_mode: str = "max", read_only: bool = False):
-    if best_mode not in ("max", "min"):
-      raise ValueError(f"best_mode must be 'max' or 'min', got {best_mode!r}")
+    reverse = registry.lookup(BEST_MODES, best_mode, "checkpoint.best_mode")
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     if best_metric:
       policies.append(ocp.checkpoint_managers.BestN(
-          get_metric_fn=lambda m: m[best_metric], reverse=best_mode == "min", n=1,
+          get_metric_fn=lambda m: m[best_metric], reverse=reverse, n=1,
           keep_checkpoints_without_metrics=False))
     self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
     self.manager = ocp.CheckpointManager(

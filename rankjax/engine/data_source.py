@@ -6,8 +6,9 @@
   else data.name = "demo_world"   the simulated world of `data.world` (`rankjax.sim.world`);
   else data.name in svmlight.DATASETS   a known svmlight set (`rankjax.data.svmlight`).
 
-The last two are prepared once under `data.cache_dir` (default `<workdir>/data`) and reused by
-later runs. With several hosts, host 0 writes and the others wait for it, then read.
+Any other name is a `registry.UnknownName` listing the svmlight sets. The last two are prepared
+once under `data.cache_dir` (default `<workdir>/data`) and reused by later runs. With several
+hosts, host 0 writes and the others wait for it, then read.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import jax
 import ml_collections
 from jax.experimental import multihost_utils
 
+from rankjax import registry
 from rankjax.data import store
 from rankjax.data import svmlight
 from rankjax.sim import world
@@ -43,13 +45,15 @@ def resolve(config: ml_collections.ConfigDict,
       world.build(cache, parameters)
     _wait_for_host_0("rankjax:demo_world")
     return world.build(cache, parameters)  # built: this reads it
-  if data.name in svmlight.DATASETS:
-    if jax.process_index() == 0:
-      store.ensure_dataset(cache, data.name, svmlight.DATASETS[data.name])
-    _wait_for_host_0("rankjax:prepare_data")
-    return cache / data.name / store.VERSION, None
-  raise ValueError(f"config.data.path is empty and config.data.name {data.name!r} is neither "
-                   f"{WORLD!r} nor a known svmlight dataset; known: {sorted(svmlight.DATASETS)}")
+  try:
+    splits = registry.lookup(svmlight.DATASETS, data.name, "svmlight dataset")
+  except registry.UnknownName as e:
+    raise registry.UnknownName(f"config.data.path is empty and config.data.name {data.name!r} is "
+                               f"not {WORLD!r}: {e}") from None
+  if jax.process_index() == 0:
+    store.ensure_dataset(cache, data.name, splits)
+  _wait_for_host_0("rankjax:prepare_data")
+  return cache / data.name / store.VERSION, None
 
 
 def _wait_for_host_0(name: str):

@@ -9,6 +9,7 @@ and other loops can run the engine's exact step on their own arrays.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import flax
@@ -16,6 +17,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from rankjax import registry
 from rankjax.engine import mesh as mesh_lib
 
 if TYPE_CHECKING:  # configs are duck-typed here, so the step runs without ml_collections
@@ -80,17 +82,25 @@ def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
                     objective=objective)
 
 
-DROPOUT_RNG_IMPLS = ("threefry2x32", "rbg", "unsafe_rbg")
+def _seeded_key(impl: str) -> Callable[[jax.Array], jax.Array]:
+  """A key of bit generator `impl` seeded from the step's key."""
+  return lambda rng: jax.random.key(jax.random.bits(rng, (), jnp.uint32), impl=impl)
+
+
+# `config.dropout_rng_impl` -> (the step's key) -> the key dropout masks are drawn from: the step's
+# own (threefry), or a key of XLA's RngBitGenerator ("rbg" / "unsafe_rbg": far cheaper bits on
+# GPUs and TPUs).
+DROPOUT_RNG_IMPLS: dict[str, Callable[[jax.Array], jax.Array]] = {
+    "threefry2x32": lambda rng: rng,
+    "rbg": _seeded_key("rbg"),
+    "unsafe_rbg": _seeded_key("unsafe_rbg"),
+}
 
 
 def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
-  """The key dropout masks are drawn from: `rng` itself, or a key of bit generator `impl` seeded
-  from it ("rbg" / "unsafe_rbg": XLA's RngBitGenerator, far cheaper bits on GPUs and TPUs)."""
-  if impl not in DROPOUT_RNG_IMPLS:
-    raise ValueError(f"config.dropout_rng_impl={impl!r} is not one of {DROPOUT_RNG_IMPLS}")
-  if impl == "threefry2x32":
-    return rng
-  return jax.random.key(jax.random.bits(rng, (), jnp.uint32), impl=impl)
+  """The key dropout masks are drawn from, `DROPOUT_RNG_IMPLS[impl](rng)`
+  (`registry.UnknownName` for another `impl`)."""
+  return registry.lookup(DROPOUT_RNG_IMPLS, impl, "config.dropout_rng_impl")(rng)
 
 
 def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,

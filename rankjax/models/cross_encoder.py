@@ -15,15 +15,31 @@ in one step) and/or `remat=True`.
 
 from __future__ import annotations
 
+import dataclasses
 import pathlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import flax.linen as nn
 import jax.numpy as jnp
 
+from rankjax import registry
 from rankjax.models.layers import bert
 from rankjax.models.layers import hf_weights
+
+
+@dataclasses.dataclass(frozen=True)
+class Pooling:
+  """How the encoder's output becomes one vector per pair: `uses_pooler` builds HF's pooler (its
+  weights come from the checkpoint), `pool(encoder output)` -> [B * L, H]."""
+
+  uses_pooler: bool
+  pool: Callable[[Any], jnp.ndarray]
+
+
+# `pooling` names: HF's pooler, tanh(dense(h_CLS)), or the raw [CLS] state.
+POOLINGS = {"pooler": Pooling(True, lambda out: out[1]),
+            "cls": Pooling(False, lambda out: out[:, 0])}
 
 _SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
                 "max_positions")
@@ -46,7 +62,7 @@ class Model(nn.Module):
     dropout_masks: the encoder's dropout masks, "hash" (hashed from the element index, cheap on
       GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.layers.dropout`.
       The head's dropout always uses `nn.Dropout`.
-    pooling: "pooler" or "cls".
+    pooling: a `POOLINGS` name, "pooler" or "cls".
     cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same
       scores; False computes every position, as HF does, for comparison).
 
@@ -91,17 +107,15 @@ class Model(nn.Module):
         raise ValueError(f"{self.hf_dir}/config.json disagrees with the model config "
                          f"(given, checkpoint): {clash}")
     elif self.size is not None:
-      if self.size not in bert.SIZES:
-        raise ValueError(f"unknown size {self.size!r}; known: {sorted(bert.SIZES)}")
-      fields = {f: getattr(bert.SIZES[self.size], f) for f in bert.BertConfig.__dataclass_fields__}
+      size = registry.lookup(bert.SIZES, self.size, "size")
+      fields = {f: getattr(size, f) for f in bert.BertConfig.__dataclass_fields__}
       fields.update(explicit)
     else:
       raise ValueError("the cross-encoder needs hf_dir (a local HF model directory) or size "
                        f"(one of {sorted(bert.SIZES)})")
     if self.dropout is not None:
       fields["dropout"] = self.dropout
-    if self.pooling not in ("pooler", "cls"):
-      raise ValueError(f"pooling {self.pooling!r} not in ('pooler', 'cls')")
+    registry.lookup(POOLINGS, self.pooling, "pooling")
     fields.update(dtype=jnp.dtype(self.dtype), param_dtype=jnp.dtype(self.param_dtype),
                   remat=self.remat, attention=self.attention, fused_qkv=self.fused_qkv,
                   dropout_masks=self.dropout_masks)
@@ -115,9 +129,9 @@ class Model(nn.Module):
     types = batch.get("token_types")
     types = jnp.zeros_like(tokens) if types is None else jnp.asarray(types, jnp.int32)
     flat = lambda x: x.reshape(b * l, t)
-    encoder = bert.Bert(cfg, pooled=self.pooling == "pooler", cls_only=self.cls_only, name="bert")
-    out = encoder(flat(tokens), flat(types), train=train)
-    x = out[1] if self.pooling == "pooler" else out[:, 0]
+    pooling = POOLINGS[self.pooling]
+    encoder = bert.Bert(cfg, pooled=pooling.uses_pooler, cls_only=self.cls_only, name="bert")
+    x = pooling.pool(encoder(flat(tokens), flat(types), train=train))
     # nn.Dropout's masks here whatever dropout_masks says: hash masks on this small [B * L, H]
     # array led XLA's GPU layout assignment to transpose the encoder's activations (3.4 GB more
     # traffic per 3 BERT-base layers, `tools/benchmarks/gpu_compile_report.py`).

@@ -15,8 +15,8 @@ Conventions, shared by all metrics:
 * Binary metrics (MRR, precision) count an item as relevant when
   `label >= relevance_level` (default 1, trec_eval's default level).
 * Lists with no relevant document (no valid item with `label > 0`, see
-  `has_relevant`) have no meaningful NDCG/MRR/... . `no_relevant` decides:
-  `"exclude"` (default) leaves them out of `reduce_fn` (and gives 0 when
+  `has_relevant`) have no meaningful NDCG/MRR/... . `no_relevant` (a name in
+  `NO_RELEVANT`) decides: `"exclude"` (default) leaves them out of `reduce_fn` (and gives 0 when
   `reduce_fn=None`; mask those with `has_relevant`), `"zero"` counts them
   as 0 (rax, trec_eval's per-query value), `"one"` counts them as 1 (LightGBM).
   Lists without any valid item are always left out. A mean over nothing is 0.
@@ -48,7 +48,6 @@ exp2_gain = ru.exp2_gain
 linear_gain = ru.linear_gain
 
 GainFn = Callable[[Array], Array]
-NO_RELEVANT_OPTIONS = ("exclude", "zero", "one")
 BUCKETS = ("high", "medium", "low", "all")
 
 
@@ -74,16 +73,34 @@ def _retrieved(ranks, where, topn):
   return where if topn is None else where & (ranks <= topn)
 
 
+# The conventions for lists without a relevant item, by `no_relevant` name (module docstring):
+# (per-list values, whether each list has a relevant item, which lists count) -> (values, which
+# lists count), each entered with `registry.register` where it is defined.
+NO_RELEVANT: dict[str, Callable[[Array, Array, Array], tuple[Array, Array]]] = {}
+
+
+@registry.register(NO_RELEVANT, "exclude")
+def _exclude(values: Array, relevant: Array, list_valid: Array) -> tuple[Array, Array]:
+  """Leaves the lists out of the reduction."""
+  return values, list_valid & relevant
+
+
+@registry.register(NO_RELEVANT, "zero")
+def _zero(values: Array, relevant: Array, list_valid: Array) -> tuple[Array, Array]:
+  """Counts the lists as 0 (rax, trec_eval)."""
+  return jnp.where(relevant, values, 0.0), list_valid
+
+
+@registry.register(NO_RELEVANT, "one")
+def _one(values: Array, relevant: Array, list_valid: Array) -> tuple[Array, Array]:
+  """Counts the lists as 1 (LightGBM)."""
+  return jnp.where(relevant, values, 1.0), list_valid
+
+
 def _finish(values, labels, where, no_relevant, reduce_fn):
   """Applies the no-relevant-document convention, then `reduce_fn` over lists."""
-  if no_relevant not in NO_RELEVANT_OPTIONS:
-    raise ValueError(f"no_relevant must be one of {NO_RELEVANT_OPTIONS}, got {no_relevant!r}")
-  list_valid = jnp.any(where, axis=-1)
-  relevant = has_relevant(labels, where)
-  if no_relevant == "exclude":
-    list_valid &= relevant
-  else:
-    values = jnp.where(relevant, values, 0.0 if no_relevant == "zero" else 1.0)
+  convention = registry.lookup(NO_RELEVANT, no_relevant, "no_relevant convention")
+  values, list_valid = convention(values, has_relevant(labels, where), jnp.any(where, axis=-1))
   return ru.safe_reduce(values, list_valid, reduce_fn)
 
 

@@ -9,21 +9,22 @@ are shown, and a click model, any of `rankjax.click_models.MODELS` by name, clic
   the rest        the model's `simulation_params(alpha, list_size, eta, gamma)`, e.g. PBM's
                   examination theta_k = k ** -eta, DBN's continuation `gamma`
 
-Logging rankers: "noisy-label" (y + N(0, logger_noise), drawn per session, so documents move
-between ranks), "fixed-noisy-label" (noise drawn once per query), "random", or "feature:j" (the
-j-th feature, 0-based, ties broken at random).
+Logging rankers, by name in `LOGGERS`: "noisy-label" (y + N(0, logger_noise), drawn per session,
+so documents move between ranks), "fixed-noisy-label" (noise drawn once per query), "random", or
+"feature:j" (the j-th feature, 0-based, ties broken at random).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 from rankjax import click_models
+from rankjax import registry
 from rankjax.click_models.base import Params
 from rankjax.click_models.log import ClickLog
 from rankjax.data import schema
@@ -61,36 +62,100 @@ def attractiveness(labels: np.ndarray, noise: float, max_label: float) -> np.nda
   return (noise + (1 - noise) * (2.0 ** y - 1) / (2.0 ** max_label - 1)).astype(np.float32)
 
 
-def _logger_scores(rng, lst: schema.RankingList, n: int, logger: str, logger_noise: float,
-                   fixed: np.ndarray | None) -> np.ndarray:
-  """[n, len(lst)] logging-ranker scores for n sessions of one query."""
+@dataclasses.dataclass(frozen=True)
+class LoggingRanker:
+  """How the logging ranker orders a query's documents in each session (the top `list_size` by
+  score are shown).
+
+  Attributes:
+    scores: (rng, list, n, *, noise, fixed, argument) -> [n, len(list)] scores for n sessions of
+      one query; `noise` is `logger_noise`, `fixed` the list's `per_query` draw (or None),
+      `argument` what follows the name's colon (or "").
+    per_query: (rng, list, noise) -> a draw made once per query, for every query in turn before any
+      session is simulated; None draws nothing.
+    argument: the name of the argument written after a colon (`feature:J`), or None for none.
+  """
+
+  scores: Callable[..., np.ndarray]
+  per_query: Callable[[np.random.Generator, schema.RankingList, float], np.ndarray] | None = None
+  argument: str | None = None
+
+
+# `logger` names -> LoggingRanker, each entered with `registry.register` below its function.
+LOGGERS: dict[str, LoggingRanker] = {}
+
+
+def _noisy_label(rng, lst, n, *, noise, fixed, argument):
+  del fixed, argument
   y = np.nan_to_num(lst.labels["human"])
-  if logger == "noisy-label":
-    return y + rng.normal(0, logger_noise, (n, len(y)))
-  if logger == "fixed-noisy-label":
-    return np.broadcast_to(fixed, (n, len(y)))
-  if logger == "random":
-    return rng.random((n, len(y)))
-  if logger.startswith("feature:"):
-    j = int(logger.split(":", 1)[1])
-    if lst.features is None or j >= lst.features.shape[1]:
-      raise ValueError(f"logger {logger!r}: list {lst.qid!r} has no feature {j}")
-    return lst.features[:, j] + 1e-6 * rng.random((n, len(y)))
-  raise ValueError(f"unknown logger {logger!r}: noisy-label, fixed-noisy-label, random, feature:J")
+  return y + rng.normal(0, noise, (n, len(y)))
+
+
+def _fixed_noise(rng, lst, noise):
+  return lst.labels["human"] + rng.normal(0, noise, len(lst))
+
+
+def _fixed_noisy_label(rng, lst, n, *, noise, fixed, argument):
+  del rng, noise, argument
+  return np.broadcast_to(fixed, (n, len(lst)))
+
+
+def _random(rng, lst, n, *, noise, fixed, argument):
+  del noise, fixed, argument
+  return rng.random((n, len(lst)))
+
+
+def _feature(rng, lst, n, *, noise, fixed, argument):
+  del noise, fixed
+  j = int(argument)
+  if lst.features is None or j >= lst.features.shape[1]:
+    raise ValueError(f"logger 'feature:{argument}': list {lst.qid!r} has no feature {j}")
+  return lst.features[:, j] + 1e-6 * rng.random((n, len(lst)))
+
+
+registry.register(LOGGERS, "noisy-label")(LoggingRanker(_noisy_label))
+registry.register(LOGGERS, "fixed-noisy-label")(LoggingRanker(_fixed_noisy_label, _fixed_noise))
+registry.register(LOGGERS, "random")(LoggingRanker(_random))
+registry.register(LOGGERS, "feature")(LoggingRanker(_feature, argument="J"))
+
+
+def logging_ranker(logger: str) -> tuple[LoggingRanker, str]:
+  """The ranker `logger` names, "<name>" or "<name>:<argument>", and its argument ("" if none).
+
+  >>> logging_ranker("feature:3")[1]
+  '3'
+  >>> logging_ranker("best")  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  rankjax.registry.UnknownName: unknown logger 'best'; known: ...
+  """
+  name, colon, argument = logger.partition(":")
+  ranker = registry.lookup(LOGGERS, name, "logger")
+  if ranker.argument is not None and not argument:
+    raise ValueError(f"logger {logger!r} needs its argument: {name}:{ranker.argument}")
+  if ranker.argument is None and colon:
+    raise ValueError(f"logger {name!r} takes no argument, got {logger!r}")
+  return ranker, argument
+
+
+def logger_names() -> str:
+  """The loggers as written on a command line, e.g. "random, feature:J"."""
+  return ", ".join(name + (f":{r.argument}" if r.argument else "") for name, r in LOGGERS.items())
 
 
 def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str = "pbm", list_size: int = 10,
              zipf: float = 1.1, eta: float = 1.0, noise: float = 0.1, gamma: float = 0.9,
              doc_quality: float = 0.0, logger: str = "noisy-label", logger_noise: float = 1.0,
              max_label: float | None = None, seed: int = 0, chunk: int = 200_000) -> SimulatedLog:
-  """Simulates `sessions` result pages over labelled `lists` (human labels required), clicked by
-  the click model registered as `model` (`registry.UnknownName` if none is).
+  """Simulates `sessions` result pages over labelled `lists` (human labels required), ordered by
+  the logging ranker `logger` names (`logging_ranker`) and clicked by the click model registered
+  as `model` (`registry.UnknownName` if either is not registered).
 
   Returns:
     The log, with `truth`: the model's `simulation_params`, e.g. theta [K] (PBM), gamma [K, K]
     (UBM) or gamma (DBN), and alpha (and sigma for DBN) per (query, doc) pair.
   """
   click_model = click_models.get(model)
+  ranker, argument = logging_ranker(logger)
   lists = [x for x in lists if "human" in x.labels and len(x)]
   if not lists:
     raise ValueError("no list with human labels to simulate from")
@@ -110,13 +175,14 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
   popularity = rng.permutation(len(lists))
   p = np.arange(1, len(lists) + 1, dtype=np.float64) ** -zipf
   query = popularity[rng.choice(len(lists), size=sessions, p=p / p.sum())].astype(np.int32)
-  fixed = [x.labels["human"] + rng.normal(0, logger_noise, len(x)) for x in lists] \
-      if logger == "fixed-noisy-label" else [None] * len(lists)
+  fixed = [ranker.per_query(rng, x, logger_noise) for x in lists] if ranker.per_query \
+      else [None] * len(lists)
   doc = np.zeros((sessions, list_size), np.int32)
   mask = np.zeros((sessions, list_size), bool)
   for q in np.unique(query):
     rows = np.flatnonzero(query == q)
-    scores = _logger_scores(rng, lists[q], len(rows), logger, logger_noise, fixed[q])
+    scores = ranker.scores(rng, lists[q], len(rows), noise=logger_noise, fixed=fixed[q],
+                           argument=argument)
     top = np.argsort(-scores, axis=1, kind="stable")[:, :list_size]
     doc[rows, :top.shape[1]] = offsets[q] + top
     mask[rows, :top.shape[1]] = True

@@ -69,6 +69,9 @@ def _mix_table(mix: Mapping, buckets: Sequence[str] | None, where: str) -> np.nd
   return table
 
 
+# A fixed enumeration, not a registry: a stage's anneal is stored as its index here and picks,
+# inside the jitted step, one row of the curves `mixture_at` stacks in this order (one compiled
+# step serves every stage); a new anneal is a new row there, not a registered function.
 ANNEALS = ("constant", "linear", "cosine")
 
 

@@ -45,6 +45,8 @@ def test_bad_template_is_named(tmp_path):
     prompts.load("pointwise_graded", "en", str(tmp_path))
   with pytest.raises(registry.UnknownName, match="unknown annotation mode 'pairwise'; known: "):
     prompts.load("pairwise")
+  with pytest.raises(registry.UnknownName, match="unknown language 'fr'; known: .*en"):
+    prompts.load("pointwise_graded", "fr")
 
 
 @pytest.mark.parametrize("text,grade", [

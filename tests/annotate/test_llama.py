@@ -16,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from rankjax import registry
 from rankjax.annotate.llm import gguf as gguf_weights
 from rankjax.annotate.llm import llama
 
@@ -212,7 +213,7 @@ def test_prefix_attention_merge_equals_one_softmax():
 
 
 def test_attention_setting_is_checked():
-  with pytest.raises(ValueError, match="attention 'flash'"):
+  with pytest.raises(registry.UnknownName, match="unknown attention 'flash'; known: .*cudnn"):
     llama.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,
                       num_kv_heads=1, head_dim=8, attention="flash")
   assert TINY.attention_impl() == "xla"  # float32 (and no GPU here): the portable path

@@ -1,16 +1,22 @@
 """Extending the annotation modes: a mode defined here, its record entered with one
 `registry.register` call and its templates written to a directory of their own
-(`prompts.load(..., template_dir=...)`), runs through `runner` and a backend with no other edit.
+(`prompts.load(..., template_dir=...)`), runs through `runner` and a backend, and through
+`rankjax annotate run --mode toy_ternary --template-dir DIR`, with no other edit.
 
 The toy is a pointwise three-grade scale (0 not, 1 partly, 2 fully relevant). The backend is the
-real `openai_http` with its transport replaced by a scripted model, so the backend's own choices
-(answer budget, grade logprobs, parsing, the expected grade over 0..2) come from the record.
+real `openai_http`, its transport replaced by a scripted model or talking to that model served on
+loopback, so the backend's own choices (answer budget, grade logprobs, parsing, the expected grade
+over 0..2) come from the record.
 """
 
+import http.server
+import json
 import math
+import threading
 
 import pytest
 
+from rankjax import cli
 from rankjax import registry
 from rankjax.annotate import modes
 from rankjax.annotate import parsing
@@ -96,3 +102,61 @@ def test_an_unregistered_mode_is_an_unknown_name(tmp_path):
   (tmp_path / f"{TERNARY.name}.en.txt").write_text(TEMPLATE, encoding="utf-8")
   with pytest.raises(registry.UnknownName, match="unknown annotation mode 'toy_ternary'"):
     prompts.load(TERNARY.name, "en", str(tmp_path))
+
+
+@pytest.fixture(name="scripted_server")
+def fixture_scripted_server():
+  """The scripted model as an OpenAI-compatible chat endpoint on loopback: (base URL, the
+  requests it got)."""
+  payloads = []
+  post = _scripted_model(payloads)
+
+  class Handler(http.server.BaseHTTPRequestHandler):
+
+    def log_message(self, *args):
+      pass
+
+    def do_POST(self):  # pylint: disable=invalid-name  (http.server's name)
+      body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+      data = json.dumps(post(body)).encode()
+      self.send_response(200)
+      self.send_header("Content-Type", "application/json")
+      self.send_header("Content-Length", str(len(data)))
+      self.end_headers()
+      self.wfile.write(data)
+
+  server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  yield f"http://127.0.0.1:{server.server_address[1]}/v1", payloads
+  server.shutdown()
+
+
+def test_toy_mode_runs_through_rankjax_annotate_run(ternary, scripted_server, tmp_path, capsys):
+  base_url, payloads = scripted_server
+  log = tmp_path / "log.jsonl"
+  log.write_text(json.dumps({
+      "query_id": "q1", "query": "cheap flights", "doc_ids": ["a", "b", "c"], "clicks": [0, 1, 0],
+      "doc_texts": ["Flights to Rome.", "Travel insurance.", "Bread."]}) + "\n")
+  db = tmp_path / "toy.db"
+  argv = ["annotate", "run", str(log), "--format", "jsonl", "--store", str(db),
+          "--backend", "openai_http", "--base-url", base_url, "--model", "scripted",
+          "--mode", TERNARY.name, "--template-dir", ternary, "--lang", "zh", "--quiet"]
+  cli.main(argv)
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary["prompt_version"].startswith(f"{TERNARY.name}.zh.v1+")
+  assert (summary["pairs_ok"], summary["pairs_failed"], summary["tasks_left"]) == (3, 0, 0)
+  with store_lib.Store(db) as st:
+    rows = {r["doc_id"]: r for r in st.rows(mode=TERNARY.name)}
+  assert {d: r["label"] for d, r in rows.items()} == {"a": 2, "b": 1, "c": 0}
+  assert len(payloads) == 3 and all(p["model"] == "scripted" for p in payloads)
+  # Rerun: everything is stored, nothing is asked again.
+  cli.main(argv)
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pairs"] == {"done": 3}
+  assert len(payloads) == 3
+
+
+def test_rankjax_annotate_run_offers_a_mode_registered_before_the_call(ternary, capsys):
+  del ternary  # registered: --mode's choices are read from the registry when the command runs
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(["annotate", "run", "--help"])
+  assert exit_info.value.code == 0 and TERNARY.name in capsys.readouterr().out

@@ -122,6 +122,8 @@ def test_unknown_model_and_method_are_errors():
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()})
   with pytest.raises(ValueError, match="fitted by"):
     cm.fit(cm.get("dbn"), log, method="em")
+  with pytest.raises(registry.UnknownName, match="unknown fit method 'newton'; known: .*gradient"):
+    cm.fit(cm.get("pbm"), log, method="newton")
 
 
 def test_fits_a_real_log(shared_data):

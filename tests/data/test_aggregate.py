@@ -1,10 +1,13 @@
 """Per (query, document) aggregation and conversion to RankingLists."""
 
+import json
 import math
 import pathlib
 
 import numpy as np
+import pytest
 
+from rankjax import registry
 from rankjax.data import aggregate, readers, schema
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
@@ -130,3 +133,42 @@ def test_prepare_with_the_sogou_query_file_frequencies(tmp_path, capsys):
   got = {split[i]["qid"].decode(): (float(split[i]["query_freq"]), int(split[i]["bucket"])) for i in range(len(split))}
   assert got == {"0": (3.0, 0), "1": (1.0, 2)}  # the file's session counts, not the log's (2 and 1)
   assert split[0]["query"].decode() in ("汉字英雄", "中文")
+
+
+@pytest.fixture(name="toy_buckets")
+def fixture_toy_buckets():
+  """A toy bucket method registered for one test: a query shown at least `high` times is high,
+  every other one low (it takes the threshold flag --high)."""
+  registered = dict(aggregate.BUCKET_METHODS)
+
+  @aggregate.bucket_method("toy_clicked", "high")
+  def _toy(agg, freq, *, high):
+    del freq
+    return {q: 0 if agg.query_totals(q)[0] >= high else 2 for q in agg.pairs}
+
+  yield "toy_clicked"
+  aggregate.BUCKET_METHODS.clear()
+  aggregate.BUCKET_METHODS.update(registered)
+
+
+def test_a_registered_bucket_method_and_its_option_reach_data_prepare(toy_buckets, tmp_path,
+                                                                     capsys):
+  from rankjax.cli.data import main
+
+  argv = ["prepare", "--format", "jsonl", str(FIX / "generic_sample.jsonl"), "--buckets",
+          toy_buckets, "--test-fraction", "0", "--output", str(tmp_path), "--name", "t", "--quiet"]
+  with pytest.raises(SystemExit):
+    main(argv)  # the method's option is required
+  assert f"--buckets {toy_buckets} needs --high" in capsys.readouterr().err
+  main([*argv, "--high", "5"])
+  buckets = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["buckets"]
+  # q1 is shown 8 times, q2 twice.
+  assert buckets["high"]["impressions"] == 8 and buckets["low"]["impressions"] == 2
+
+
+def test_an_unknown_bucket_method_lists_the_registered_ones():
+  log = readers.read_sessions("jsonl", FIX / "generic_sample.jsonl")
+  agg = aggregate.ClickAggregator().add_all(log)
+  with pytest.raises(registry.UnknownName,
+                     match="unknown bucket method 'median'; known: .*quantile"):
+    aggregate.buckets_for(agg, agg.freq.frequency(), "median")

@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from rankjax import registry
 from rankjax.data import frequency
 from rankjax.data.readers.common import Interaction, Session
 
@@ -15,8 +16,18 @@ def test_sessions_count_a_query_once_per_session():
   sessions = [Session("1", [_it("a"), _it("a"), _it("b")]), Session("2", [_it("a")]), Session("3", [_it("c")])]
   assert frequency.query_frequency(sessions) == {"a": 2, "b": 1, "c": 1}
   assert frequency.query_frequency(sessions, by="interactions") == {"a": 3, "b": 1, "c": 1}
-  with pytest.raises(ValueError, match="frequency by"):
+  with pytest.raises(registry.UnknownName, match="unknown query frequency count 'users'; known: "
+                     ".*sessions"):
     frequency.query_frequency(sessions, by="users")
+
+
+def test_topic_frequency_counts_the_sessions_of_the_query_topic():
+  it = lambda q, topic: Interaction(q, ["d"], [1], [0], topic=topic)
+  sessions = [Session("1", [it("a", "t"), it("b", "t")]), Session("2", [it("c", "t")]),
+              Session("3", [it("d", "u"), it("e", None)])]
+  assert frequency.query_frequency(sessions, by="topic") == {"a": 2, "b": 2, "c": 2, "d": 1}
+  with pytest.raises(ValueError, match="no topics"):
+    frequency.query_frequency([Session("1", [_it("a")])], by="topic")
 
 
 def test_quantile_buckets_split_queries_in_thirds_without_splitting_ties():
@@ -41,3 +52,6 @@ def test_threshold_and_dataset_buckets():
   assert [got[str(i)] for i in range(10)] == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
   with pytest.raises(ValueError, match="outside"):
     frequency.dataset_buckets({"a": 10})
+  with pytest.raises(registry.UnknownName, match="unknown dataset bucket map 'yandex'; known: "
+                     ".*baidu-ultr"):
+    frequency.dataset_buckets({"a": 0}, dataset="yandex")

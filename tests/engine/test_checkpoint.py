@@ -14,6 +14,8 @@ import jax
 import numpy as np
 import pytest
 
+from rankjax import registry
+from rankjax.engine import checkpoint
 from rankjax.engine import train
 
 from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset
@@ -110,3 +112,10 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(data_path, uninterrupted, 
   proc = _run(data_path, tmp_path)
   assert f"resumed from step {stopped}" in proc.stdout
   _assert_same(uninterrupted, _final(tmp_path))
+
+
+def test_an_unknown_best_mode_lists_the_modes(tmp_path):
+  with pytest.raises(registry.UnknownName, match="unknown checkpoint.best_mode 'largest'; known: "
+                     ".*max"):
+    checkpoint.Checkpointer(tmp_path, best_metric="validation/ndcg@10/all", best_mode="largest")
+  assert not (tmp_path / "checkpoints").exists()

@@ -4,6 +4,7 @@ import pathlib
 
 import pytest
 
+from rankjax import registry
 from rankjax.configs import default as config_defaults
 from rankjax.data import store
 from rankjax.data import svmlight
@@ -44,8 +45,8 @@ def test_a_prepared_path_wins_and_has_no_metadata(tmp_path):
 def test_an_unknown_name_lists_the_sources(tmp_path):
   config = _world_config()
   config.data.name = "msrl_web10k"
-  with pytest.raises(ValueError, match="'msrl_web10k' is neither 'demo_world' nor a known "
-                     f"svmlight dataset; known: .*{sorted(svmlight.DATASETS)[0]}"):
+  with pytest.raises(registry.UnknownName, match="'msrl_web10k' is not 'demo_world': unknown "
+                     f"svmlight dataset 'msrl_web10k'; known: .*{next(iter(svmlight.DATASETS))}"):
     data_source.resolve(config, tmp_path)
 
 

@@ -13,6 +13,7 @@ import numpy as np
 import optax
 import pytest
 
+from rankjax import registry
 from rankjax.configs import default as config_defaults
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
@@ -169,7 +170,8 @@ def test_dropout_key_implementations():
   assert str(jax.random.key_impl(key)) == "rbg"
   np.testing.assert_array_equal(jax.random.key_data(key),
                                 jax.random.key_data(step_lib.dropout_key(rng, "rbg")))
-  with pytest.raises(ValueError, match="dropout_rng_impl='philox'"):
+  with pytest.raises(registry.UnknownName,
+                     match="unknown config.dropout_rng_impl 'philox'; known: .*threefry2x32"):
     step_lib.dropout_key(rng, "philox")
 
 

@@ -16,6 +16,7 @@ import pytest
 from flax import traverse_util
 from safetensors import numpy as safetensors_np
 
+from rankjax import registry
 from rankjax.models.layers import bert
 from rankjax.models.layers import hf_weights
 
@@ -232,8 +233,9 @@ def test_intermediate_recomputes_its_activation(act, capsys):
 def test_config_validation():
   with pytest.raises(ValueError, match="not divisible"):
     bert.BertConfig(hidden_size=30, num_heads=4)
-  with pytest.raises(ValueError, match="attention"):
-    bert.BertConfig(attention="flash")
+  for field, known in (("hidden_act", "gelu"), ("attention", "cudnn"), ("dropout_masks", "hash")):
+    with pytest.raises(registry.UnknownName, match=f"unknown {field} 'flash'; known: .*{known}"):
+      bert.BertConfig(**{field: "flash"})
 
 
 @pytest.mark.parametrize("override", [{}, {"remat": True}, {"fused_qkv": False}])

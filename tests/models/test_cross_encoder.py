@@ -10,6 +10,7 @@ import pytest
 from flax import traverse_util
 from safetensors import numpy as safetensors_np
 
+from rankjax import registry
 from rankjax.models import cross_encoder
 from rankjax.models.layers import hf_weights
 
@@ -139,8 +140,10 @@ def test_config_errors(tmp_path):
   batch = _batch()
   with pytest.raises(ValueError, match="needs hf_dir"):
     cross_encoder.Model().init(jax.random.key(0), batch)
-  with pytest.raises(ValueError, match="unknown size 'huge'"):
+  with pytest.raises(registry.UnknownName, match="unknown size 'huge'; known: .*tiny"):
     cross_encoder.Model(size="huge").init(jax.random.key(0), batch)
+  with pytest.raises(registry.UnknownName, match="unknown pooling 'mean'; known: .*cls"):
+    cross_encoder.Model(size="tiny", pooling="mean").init(jax.random.key(0), batch)
   (tmp_path / "config.json").write_text(json.dumps({
       "model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 2,
       "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))

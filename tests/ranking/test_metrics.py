@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import rax
 
+from rankjax import registry
 from rankjax.ranking import utils as ru
 from rankjax.ranking import metrics
 
@@ -40,8 +41,8 @@ def _batch(seed, shape=(6, 9)):
   return jnp.asarray(scores), jnp.asarray(labels), jnp.asarray(weights), jnp.asarray(where)
 
 
-def test_registry_names():
-  assert set(metrics.METRICS) == {"ndcg", "dcg", "err", "mrr", "precision", "pnr"}
+def test_every_metric_compared_with_rax_is_registered():
+  assert set(RAX_METRICS) <= set(metrics.METRICS)
 
 
 def test_get_metric_unknown_lists_known_names():
@@ -102,7 +103,8 @@ def test_all_masked_and_no_relevant_lists_are_excluded(name):
 
 
 def test_unknown_no_relevant_option():
-  with pytest.raises(ValueError, match="no_relevant"):
+  with pytest.raises(registry.UnknownName,
+                     match="unknown no_relevant convention 'skip'; known: .*exclude"):
     metrics.ndcg_metric(jnp.zeros(3), jnp.ones(3), no_relevant="skip")
 
 

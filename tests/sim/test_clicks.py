@@ -6,7 +6,9 @@ import pathlib
 import numpy as np
 import pytest
 
+from rankjax import cli
 from rankjax import click_models as cm
+from rankjax import registry
 from rankjax.sim import clicks as sim_lib
 from rankjax.cli import clicks as clicks_cli
 from rankjax.data import aggregate, readers, schema
@@ -126,3 +128,40 @@ def test_ips_with_pbm_propensities_beats_naive_clicks_under_strong_position_bias
   ndcg = {name: float(metrics.ndcg_metric(all_x @ train(w), all_y, topn=10))
           for name, w in (("naive", None), ("ips", ips))}
   assert ndcg["ips"] > ndcg["naive"] + 0.03, ndcg
+
+
+@pytest.fixture(name="reverse_logger")
+def fixture_reverse_logger():
+  """A toy logging ranker registered for one test: the worst-labelled documents first."""
+  registered = dict(sim_lib.LOGGERS)
+
+  def worst_first(rng, lst, n, *, noise, fixed, argument):
+    del rng, noise, fixed, argument
+    return np.broadcast_to(-lst.labels["human"], (n, len(lst)))
+
+  registry.register(sim_lib.LOGGERS, "toy-worst-first")(sim_lib.LoggingRanker(worst_first))
+  yield "toy-worst-first"
+  sim_lib.LOGGERS.clear()
+  sim_lib.LOGGERS.update(registered)
+
+
+def test_a_registered_logger_orders_the_pages_rankjax_clicks_simulates(reverse_logger, tmp_path):
+  out = tmp_path / "log.jsonl"
+  cli.main(["clicks", "simulate", "--qrels", str(FIX / "trec_quirks_qrels.txt"), "--sessions",
+            "50", "--logger", reverse_logger, "--output", str(out)])
+  assert json.loads((tmp_path / "log.jsonl.meta.json").read_text())["logger"] == reverse_logger
+  for session in readers.read_sessions("jsonl", out):
+    labels = session.interactions[0].labels
+    assert labels == sorted(labels)  # shown worst first
+
+
+def test_logger_names_and_arguments_are_checked():
+  lists = _lists(num_queries=2, num_docs=3)
+  with pytest.raises(registry.UnknownName, match="unknown logger 'best'; known: .*random"):
+    sim_lib.simulate(lists, sessions=1, logger="best")
+  with pytest.raises(ValueError, match="'feature' needs its argument: feature:J"):
+    sim_lib.simulate(lists, sessions=1, logger="feature")
+  with pytest.raises(ValueError, match="'random' takes no argument"):
+    sim_lib.simulate(lists, sessions=1, logger="random:3")
+  with pytest.raises(ValueError, match="list 'q0' has no feature 0"):
+    sim_lib.simulate(lists, sessions=1, logger="feature:0")

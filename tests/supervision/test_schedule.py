@@ -68,7 +68,8 @@ def test_presets_cover_the_run(name):
 
 
 def test_an_unknown_preset_is_named():
-  with pytest.raises(ValueError, match="unknown schedule preset 'llm_first'; known: anneal_cosine"):
+  with pytest.raises(ValueError,
+                     match="unknown schedule preset 'llm_first'; known: .*anneal_cosine"):
     data_schedule(jnp.zeros((6, 5)), batch_of(), step=0,
                   config=config_for("data_schedule", schedule="llm_first"))
 

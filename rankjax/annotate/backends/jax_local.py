@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rankjax import registry
 from rankjax.annotate import modes
 from rankjax.annotate import parsing
 from rankjax.annotate import prompts
@@ -147,8 +148,10 @@ class JaxLocalBackend:
                 **kwargs) -> "JaxLocalBackend":
     """Loads a .gguf file, an HF directory, or "smollm2" (see `resolve_model`).
 
-    `attention` is `llama.LlamaConfig.attention` ("auto", "xla" or "cudnn").
+    `attention` is `llama.LlamaConfig.attention`, a name in `llama.ATTENTION`, checked before
+    anything loads.
     """
+    registry.lookup(llama.ATTENTION, attention, "attention")
     path = resolve_model(model_path)
     config, params = gguf_weights.load(path, dtype)
     config = dataclasses.replace(config, attention=attention)

@@ -24,10 +24,19 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rankjax import registry
+
 _NEG = -1e30  # masked attention logit: finite, so a fully masked (padding) row gives no NaN
 
 
-ATTENTION = ("auto", "xla", "cudnn")
+def _auto_attention(dtype) -> str:
+  """cuDNN on GPU for half precision, else XLA."""
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+
+
+# `LlamaConfig.attention` -> (compute dtype) -> the implementation it runs, "xla" or "cudnn".
+ATTENTION = {"auto": _auto_attention, "xla": lambda dtype: "xla", "cudnn": lambda dtype: "cudnn"}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,15 +62,11 @@ class LlamaConfig:
   attention: str = "auto"
 
   def __post_init__(self):
-    if self.attention not in ATTENTION:
-      raise ValueError(f"attention {self.attention!r} not in {ATTENTION}")
+    registry.lookup(ATTENTION, self.attention, "attention")
 
   def attention_impl(self) -> str:
-    """The attention implementation "auto" resolves to on this backend and dtype."""
-    if self.attention != "auto":
-      return self.attention
-    half = jnp.dtype(self.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-    return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+    """The attention implementation `attention` resolves to on this backend and dtype."""
+    return ATTENTION[self.attention](self.dtype)
 
 
 def rope(x: jax.Array, positions: jax.Array, theta: float) -> jax.Array:

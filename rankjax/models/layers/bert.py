@@ -33,6 +33,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from rankjax import registry
 from rankjax.models.layers import dropout as dropout_lib
 
 
@@ -54,6 +55,17 @@ ACTIVATIONS = {
     "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
     "relu": nn.relu,
 }
+
+
+def _auto_attention(dtype) -> str:
+  """cuDNN on GPU for bf16/fp16, else XLA (jax's own default, None, always means XLA today)."""
+  half = jnp.dtype(dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
+  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+
+
+# `BertConfig.attention` -> (compute dtype) -> the `implementation` of
+# `jax.nn.dot_product_attention` it runs.
+ATTENTION = {"auto": _auto_attention, "xla": lambda dtype: "xla", "cudnn": lambda dtype: "cudnn"}
 HF_MODEL_TYPES = ("bert",)  # BERT, MiniLM and Chinese BERT checkpoints all declare "bert".
 
 
@@ -82,12 +94,9 @@ class BertConfig:
   def __post_init__(self):
     if self.hidden_size % self.num_heads:
       raise ValueError(f"hidden_size {self.hidden_size} not divisible by {self.num_heads} heads")
-    if self.hidden_act not in ACTIVATIONS:
-      raise ValueError(f"hidden_act {self.hidden_act!r} not in {sorted(ACTIVATIONS)}")
-    if self.attention not in ("auto", "xla", "cudnn"):
-      raise ValueError(f"attention {self.attention!r} not in ('auto', 'xla', 'cudnn')")
-    if self.dropout_masks not in dropout_lib.MASKS:
-      raise ValueError(f"dropout_masks {self.dropout_masks!r} not in {dropout_lib.MASKS}")
+    registry.lookup(ACTIVATIONS, self.hidden_act, "hidden_act")
+    registry.lookup(ATTENTION, self.attention, "attention")
+    registry.lookup(dropout_lib.MASKS, self.dropout_masks, "dropout_masks")
 
   @property
   def dense_params(self) -> int:
@@ -96,7 +105,8 @@ class BertConfig:
     return self.num_layers * (4 * h * h + 2 * h * f) + h * h
 
 
-# Random-init sizes by name; `hf_config` gives a checkpoint's own.
+# Random-init sizes by name (`registry.lookup(SIZES, name, ...)`); `hf_config` gives a
+# checkpoint's own.
 SIZES = {
     "bert-base": BertConfig(),
     "minilm-l12": BertConfig(hidden_size=384, num_layers=12, intermediate_size=1536),
@@ -197,10 +207,7 @@ def _layer_norm(cfg: BertConfig) -> nn.LayerNorm:
 
 
 def _attention_impl(cfg: BertConfig) -> str:
-  if cfg.attention != "auto":
-    return cfg.attention
-  half = jnp.dtype(cfg.dtype) in (jnp.dtype(jnp.bfloat16), jnp.dtype(jnp.float16))
-  return "cudnn" if half and jax.default_backend() == "gpu" else "xla"
+  return ATTENTION[cfg.attention](cfg.dtype)
 
 
 class Embeddings(nn.Module):

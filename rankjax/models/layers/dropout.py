@@ -20,12 +20,13 @@ a fraction `1 - rate` (to 2^-32) scaled by 1 / (1 - rate), as `nn.Dropout`. `mas
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-MASKS = ("hash", "prng")
+from rankjax import registry
 
 
 def _pcg(x):
@@ -55,20 +56,34 @@ def hash_bits(key: jax.Array, shape: tuple[int, ...]) -> jax.Array:
 
 
 class Dropout(nn.Module):
-  """Inverted dropout of `rate` with "hash" (default) or "prng" (`nn.Dropout`) masks."""
+  """Inverted dropout of `rate` with masks drawn as `MASKS[masks]` draws them: "hash" (default)
+  or "prng" (`nn.Dropout`)."""
 
   rate: float
   masks: str = "hash"
 
   @nn.compact
   def __call__(self, x, *, deterministic: bool):
-    if self.masks not in MASKS:
-      raise ValueError(f"dropout masks {self.masks!r} not in {MASKS}")
-    if self.masks == "prng":
-      return nn.Dropout(self.rate)(x, deterministic=deterministic)
-    if deterministic or self.rate == 0:
-      return x
-    if not 0 <= self.rate < 1:
-      raise ValueError(f"dropout rate {self.rate} not in [0, 1)")
-    keep = hash_bits(self.make_rng("dropout"), x.shape) >= jnp.uint32(round(self.rate * 2**32))
-    return jnp.where(keep, x * jnp.asarray(1 / (1 - self.rate), x.dtype), jnp.zeros((), x.dtype))
+    return registry.lookup(MASKS, self.masks, "dropout masks")(self, x, deterministic)
+
+
+# How the masks are drawn, by name: (the `Dropout` module, x, deterministic) -> x after dropout,
+# each entered with `registry.register` where it is defined.
+MASKS: dict[str, Callable[[Dropout, jax.Array, bool], jax.Array]] = {}
+
+
+@registry.register(MASKS, "hash")
+def _hash_masks(module: Dropout, x: jax.Array, deterministic: bool) -> jax.Array:
+  """Bits hashed from each element's index and two seeds of the module's "dropout" key."""
+  if deterministic or module.rate == 0:
+    return x
+  if not 0 <= module.rate < 1:
+    raise ValueError(f"dropout rate {module.rate} not in [0, 1)")
+  keep = hash_bits(module.make_rng("dropout"), x.shape) >= jnp.uint32(round(module.rate * 2**32))
+  return jnp.where(keep, x * jnp.asarray(1 / (1 - module.rate), x.dtype), jnp.zeros((), x.dtype))
+
+
+@registry.register(MASKS, "prng")
+def _prng_masks(module: Dropout, x: jax.Array, deterministic: bool) -> jax.Array:
+  """`nn.Dropout`, a submodule of `module` (it is the module being called)."""
+  return nn.Dropout(module.rate)(x, deterministic=deterministic)
