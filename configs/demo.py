@@ -51,12 +51,17 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0
   c.study.doc_signals = ("global_ctr", "quality")
   c.study.semantic_signals = ("semantic",)
-  c.study.variants = ml_collections.ConfigDict({
+  c.study.variants = ml_collections.ConfigDict(
+    {
       **common.paper_variants(weights="ips_pbm"),
       # Beyond the paper: the gate fitted on the validation queries' human labels.
-      "fmo_learned_gate": {"objective": "freq_multi_objective", "weights": "ips_pbm",
-                           "gate": {"name": "learned"}},
-  })
+      "fmo_learned_gate": {
+        "objective": "freq_multi_objective",
+        "weights": "ips_pbm",
+        "gate": {"name": "learned"},
+      },
+    }
+  )
 
   if arg == "tiny":
     c.total_steps = 20

@@ -70,7 +70,8 @@ def get_config(arg=None):
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
   c.study.variants = ml_collections.ConfigDict(
-      common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES))
+    common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES)
+  )
 
   if arg == "tiny":
     c.model.size = "tiny"

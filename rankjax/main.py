@@ -3,8 +3,7 @@ lines written with it: it trains, or runs the study of a config with a `study` s
 
 import sys
 
-from rankjax.cli import errors
-from rankjax.cli import train
+from rankjax.cli import errors, train
 
 if __name__ == "__main__":
   errors.one_line_errors(train.main)(sys.argv[1:], prog="python -m rankjax.main")

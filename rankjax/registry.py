@@ -11,7 +11,7 @@ This module imports nothing of rankjax, so every layer, the ranking core include
 import importlib
 import pkgutil
 import types
-from typing import Callable, MutableMapping, Mapping, TypeVar
+from typing import Callable, Mapping, MutableMapping, TypeVar
 
 T = TypeVar("T")
 
@@ -72,8 +72,11 @@ def module_names(package: types.ModuleType) -> list[str]:
   >>> "mlp" in module_names(rankjax.models), "layers" in module_names(rankjax.models)
   (True, False)
   """
-  return sorted(m.name for m in pkgutil.iter_modules(package.__path__)
-                if not m.ispkg and not m.name.startswith("_"))
+  return sorted(
+    m.name
+    for m in pkgutil.iter_modules(package.__path__)
+    if not m.ispkg and not m.name.startswith("_")
+  )
 
 
 def lookup_module(package: types.ModuleType, name: str, what: str) -> types.ModuleType:

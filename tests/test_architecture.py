@@ -13,8 +13,21 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rankjax"
 # Bottom to top: code of a layer imports its own layer and the layers below, never one above.
 # registry is the one rule of every registry (it imports nothing of rankjax). configs sits above
 # what its defaults describe (models' fields, the demo world's settings).
-LAYERS = ("registry", "ranking", "data", "models", "click_models", "annotate", "sim",
-          "supervision", "configs", "engine", "study", "cli", "main")
+LAYERS = (
+  "registry",
+  "ranking",
+  "data",
+  "models",
+  "click_models",
+  "annotate",
+  "sim",
+  "supervision",
+  "configs",
+  "engine",
+  "study",
+  "cli",
+  "main",
+)
 NOT_LAYERED = ("__init__", "conftest")  # the package's docstring; the doctest fixtures
 
 
@@ -36,7 +49,7 @@ def _imports(path: pathlib.Path, module: str, modules: set[str]) -> set[str]:
       found |= {a.name for a in node.names if a.name.split(".")[0] == "rankjax"}
     elif isinstance(node, ast.ImportFrom):
       if node.level:
-        base = package.split(".")[:len(package.split(".")) - node.level + 1]
+        base = package.split(".")[: len(package.split(".")) - node.level + 1]
         source = ".".join(base + ([node.module] if node.module else []))
       else:
         source = node.module or ""
@@ -105,14 +118,23 @@ def test_every_top_level_module_or_package_has_a_layer():
 
 
 def test_layers_point_down():
-  upward = [f"{m} imports {d}" for m, deps in GRAPH.items() for d in deps
-            if _layer(m) and _layer(d) and LAYERS.index(_layer(d)) > LAYERS.index(_layer(m))]
+  upward = [
+    f"{m} imports {d}"
+    for m, deps in GRAPH.items()
+    for d in deps
+    if _layer(m) and _layer(d) and LAYERS.index(_layer(d)) > LAYERS.index(_layer(m))
+  ]
   assert not upward, "\n".join(upward)
 
 
 def test_ranking_core_imports_only_the_registry():
-  outside = [f"{m} imports {d}" for m, deps in GRAPH.items() if _layer(m) == "ranking"
-             for d in deps if _layer(d) not in ("ranking", "registry")]
+  outside = [
+    f"{m} imports {d}"
+    for m, deps in GRAPH.items()
+    if _layer(m) == "ranking"
+    for d in deps
+    if _layer(d) not in ("ranking", "registry")
+  ]
   assert not outside, "\n".join(outside)
 
 
@@ -124,15 +146,19 @@ def test_no_cycle_between_packages():
   packages: dict[str, set[str]] = {}
   for m, deps in GRAPH.items():
     packages.setdefault(_package(m), set()).update(
-        _package(d) for d in deps if _package(d) != _package(m))
+      _package(d) for d in deps if _package(d) != _package(m)
+    )
   # A package's __init__ importing its own modules is the package itself, not an edge; an edge
   # from a sub-package up to its parent package and back is a cycle.
   assert not _cycles(packages)
 
 
-@pytest.mark.parametrize("graph,expected", [
+@pytest.mark.parametrize(
+  "graph,expected",
+  [
     ({"a": {"b"}, "b": {"a"}, "c": {"a"}}, [["a", "b"]]),
     ({"a": {"b"}, "b": {"c"}, "c": set()}, []),
-])
+  ],
+)
 def test_cycle_finder(graph, expected):
   assert _cycles(graph) == expected

@@ -46,8 +46,9 @@ def _registries() -> set[str]:
   found = set()
   for path in (ROOT / "rankjax").rglob("*.py"):
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-      if (isinstance(node, ast.Call) and _terminal(node.func) in ("register", "lookup")
-          and node.args):
+      if (
+        isinstance(node, ast.Call) and _terminal(node.func) in ("register", "lookup") and node.args
+      ):
         name = _terminal(node.args[0])
         if name and name.isupper():
           found.add(name)
@@ -75,11 +76,16 @@ def _pinned_comparisons(tree: ast.AST, registries: set[str]) -> list[int]:
   """Lines comparing a registry's names with a literal (rule 1)."""
   lines = []
   for node in ast.walk(tree):
-    if (isinstance(node, ast.Compare) and len(node.comparators) == 1
-        and isinstance(node.ops[0], (ast.Eq, ast.NotEq))):  # not `in`: membership is the check
+    if (
+      isinstance(node, ast.Compare)
+      and len(node.comparators) == 1
+      and isinstance(node.ops[0], (ast.Eq, ast.NotEq))
+    ):  # not `in`: membership is the check
       sides = (node.left, node.comparators[0])
-      if any(_names_of_a_registry(a, registries) and isinstance(b, _LITERALS)
-             for a, b in (sides, sides[::-1])):
+      if any(
+        _names_of_a_registry(a, registries) and isinstance(b, _LITERALS)
+        for a, b in (sides, sides[::-1])
+      ):
         lines.append(node.lineno)
   return lines
 
@@ -89,8 +95,11 @@ def _pinned_patterns(tree: ast.AST) -> list[int]:
   lines = []
   for node in ast.walk(tree):
     if isinstance(node, ast.keyword) and node.arg == "match":
-      text = "".join(c.value for c in ast.walk(node.value)
-                     if isinstance(c, ast.Constant) and isinstance(c.value, str))
+      text = "".join(
+        c.value
+        for c in ast.walk(node.value)
+        if isinstance(c, ast.Constant) and isinstance(c.value, str)
+      )
       if _PATTERN_PIN.search(text):
         lines.append(node.value.lineno)
   return lines
@@ -99,19 +108,20 @@ def _pinned_patterns(tree: ast.AST) -> list[int]:
 def pins_in_test(source: str, registries: set[str]) -> list[str]:
   """What the rules flag in the source of a test file: "line N: ..." each."""
   tree = ast.parse(source)
-  return ([f"line {n}: a registry's names compared with a literal"
-           for n in _pinned_comparisons(tree, registries)]
-          + [f"line {n}: a match= pattern names the first known name"
-             for n in _pinned_patterns(tree)])
+  return [
+    f"line {n}: a registry's names compared with a literal"
+    for n in _pinned_comparisons(tree, registries)
+  ] + [f"line {n}: a match= pattern names the first known name" for n in _pinned_patterns(tree)]
 
 
 def pins_in_doctests(source: str, registries: set[str]) -> list[str]:
   """What the rules flag in the doctests of a module's source: "name: ..." each."""
   out = []
-  docstrings = [(getattr(node, "name", "module"), ast.get_docstring(node, clean=False))
-                for node in ast.walk(ast.parse(source))
-                if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef,
-                                     ast.AsyncFunctionDef))]
+  docstrings = [
+    (getattr(node, "name", "module"), ast.get_docstring(node, clean=False))
+    for node in ast.walk(ast.parse(source))
+    if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef))
+  ]
   for name, docstring in docstrings:
     for example in doctest.DocTestParser().get_examples(docstring or ""):
       tree = ast.parse(example.source)
@@ -132,16 +142,16 @@ def test_the_scan_finds_the_registries():
 
 def test_the_rules_flag_pins_and_pass_checks_by_member():
   registries = {"LOSSES"}
-  pinned = '''
+  pinned = """
 assert sorted(losses.LOSSES) == ["a", "b"]
 assert {"a", "b"} == set(LOSSES.keys())
 assert len(losses.LOSSES) == 2
 assert registry.module_names(rankjax.models) == ["cross_encoder", "mlp"]
 with pytest.raises(KeyError, match="unknown loss 'x'; known: approx_ndcg"):
   pass
-'''
+"""
   assert len(pins_in_test(pinned, registries)) == 5
-  fine = '''
+  fine = """
 assert "softmax" in losses.LOSSES and set(RAX) <= set(losses.LOSSES)
 assert sorted(other_dict) == ["a"]
 with pytest.raises(KeyError, match="unknown loss 'x'; known: .*softmax"):
@@ -149,7 +159,7 @@ with pytest.raises(KeyError, match="unknown loss 'x'; known: .*softmax"):
 @pytest.mark.parametrize("name", sorted(losses.LOSSES))
 def test_each(name):
   pass
-'''
+"""
   assert not pins_in_test(fine, registries)
   module = '''
 """Doc.

@@ -30,8 +30,11 @@ def weighted_kappa(a, b, num_classes: int, weights: str = "quadratic") -> float:
   """
   o = confusion_matrix(a, b, num_classes).astype(float)
   i, j = np.indices(o.shape)
-  w = {"none": (i != j).astype(float), "linear": np.abs(i - j).astype(float),
-       "quadratic": (i - j) ** 2.0}[weights]
+  w = {
+    "none": (i != j).astype(float),
+    "linear": np.abs(i - j).astype(float),
+    "quadratic": (i - j) ** 2.0,
+  }[weights]
   e = np.outer(o.sum(1), o.sum(0)) / o.sum()
   denom = (w * e).sum()
   return float(1 - (w * o).sum() / denom) if denom else float("nan")
@@ -77,7 +80,10 @@ def summary(llm, human, num_classes: int) -> dict:
   llm, human = np.asarray(llm, int), np.asarray(human, int)
   if not len(llm):
     return {"n": 0}
-  return {"n": int(len(llm)), "exact": float((llm == human).mean()),
-          "kappa_quadratic": weighted_kappa(llm, human, num_classes),
-          "alpha_ordinal": krippendorff_alpha(llm, human, num_classes),
-          "spearman": spearman(llm, human)}
+  return {
+    "n": int(len(llm)),
+    "exact": float((llm == human).mean()),
+    "kappa_quadratic": weighted_kappa(llm, human, num_classes),
+    "alpha_ordinal": krippendorff_alpha(llm, human, num_classes),
+    "spearman": spearman(llm, human),
+  }

@@ -25,8 +25,10 @@ from rankjax import registry
 from rankjax.annotate import parsing
 
 # The placeholders of a template's user section, by shape.
-SHAPES = {"pointwise": frozenset({"query", "document"}),
-          "listwise": frozenset({"query", "documents", "n"})}
+SHAPES = {
+  "pointwise": frozenset({"query", "document"}),
+  "listwise": frozenset({"query", "documents", "n"}),
+}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -107,18 +109,36 @@ def _ranking(labels: list[int]) -> str:
   return " > ".join(f"[{i + 1}]" for i in order)
 
 
-POINTWISE_GRADED = Mode("pointwise_graded", "pointwise", max_grade=4,
-                        parse=lambda text, n: [parsing.parse_grade(text, 4)],
-                        answer=lambda labels: str(labels[0]))
-POINTWISE_BINARY = Mode("pointwise_binary", "pointwise", max_grade=1,
-                        parse=lambda text, n: [parsing.parse_binary(text)],
-                        answer=lambda labels: str(labels[0]))
-LISTWISE_GRADED = Mode("listwise_graded", "listwise", max_grade=4,
-                       parse=functools.partial(parsing.parse_listwise_graded, max_grade=4),
-                       answer=_grade_lines)
-LISTWISE_SELECT = Mode("listwise_select", "listwise", max_grade=1, parse=parsing.parse_select,
-                       answer=_selected)
-LISTWISE_RANK = Mode("listwise_rank", "listwise", max_grade=4,
-                     parse=functools.partial(parsing.parse_ranking, max_grade=4), answer=_ranking)
+POINTWISE_GRADED = Mode(
+  "pointwise_graded",
+  "pointwise",
+  max_grade=4,
+  parse=lambda text, n: [parsing.parse_grade(text, 4)],
+  answer=lambda labels: str(labels[0]),
+)
+POINTWISE_BINARY = Mode(
+  "pointwise_binary",
+  "pointwise",
+  max_grade=1,
+  parse=lambda text, n: [parsing.parse_binary(text)],
+  answer=lambda labels: str(labels[0]),
+)
+LISTWISE_GRADED = Mode(
+  "listwise_graded",
+  "listwise",
+  max_grade=4,
+  parse=functools.partial(parsing.parse_listwise_graded, max_grade=4),
+  answer=_grade_lines,
+)
+LISTWISE_SELECT = Mode(
+  "listwise_select", "listwise", max_grade=1, parse=parsing.parse_select, answer=_selected
+)
+LISTWISE_RANK = Mode(
+  "listwise_rank",
+  "listwise",
+  max_grade=4,
+  parse=functools.partial(parsing.parse_ranking, max_grade=4),
+  answer=_ranking,
+)
 for _mode in (POINTWISE_GRADED, POINTWISE_BINARY, LISTWISE_GRADED, LISTWISE_SELECT, LISTWISE_RANK):
   registry.register(MODES, _mode.name)(_mode)

@@ -101,7 +101,8 @@ def parse_select(text: str, n: int) -> list[int]:
   ([0, 1, 0, 1], [0, 0])
   """
   ids = [int(i) for i in re.findall(r"\[(\d+)\]", text)] or [
-      int(i) for i in re.findall(r"(?<!\d)(\d+)(?!\d)", text)]
+    int(i) for i in re.findall(r"(?<!\d)(\d+)(?!\d)", text)
+  ]
   if not ids:
     if any(w in text.strip().lower() for w in _NONE_WORDS):
       return [0] * n
@@ -123,7 +124,8 @@ def parse_ranking(text: str, n: int, max_grade: int = 4) -> list[int]:
   [2, 0, 4]
   """
   ids = [int(i) for i in re.findall(r"\[(\d+)\]", text)] or [
-      int(i) for i in re.findall(r"(?<!\d)(\d+)(?!\d)", text)]
+    int(i) for i in re.findall(r"(?<!\d)(\d+)(?!\d)", text)
+  ]
   order = list(dict.fromkeys(i for i in ids if 1 <= i <= n))
   if not order:
     raise ParseError(f"no document identifiers 1..{n} in {text[:80]!r}")
@@ -134,8 +136,9 @@ def parse_ranking(text: str, n: int, max_grade: int = 4) -> list[int]:
   return labels
 
 
-def expected_grade(logprobs: Mapping[str, float] | Sequence[float],
-                   max_grade: int) -> tuple[float, list[float]]:
+def expected_grade(
+  logprobs: Mapping[str, float] | Sequence[float], max_grade: int
+) -> tuple[float, list[float]]:
   """E[grade] under the grade tokens' probabilities, renormalised over the grades 0..max_grade.
 
   Args:

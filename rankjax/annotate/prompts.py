@@ -28,8 +28,10 @@ TEMPLATE_DIR = pathlib.Path(__file__).parent / "templates"
 LANGS = {"en": "English", "zh": "Chinese"}
 
 # The follow-up after an unparsable answer, the same for every backend so failures compare.
-REASK = ("Your answer could not be read ({error}). Answer again, following the required format "
-         "exactly and writing nothing else.")
+REASK = (
+  "Your answer could not be read ({error}). Answer again, following the required format "
+  "exactly and writing nothing else."
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -59,8 +61,10 @@ def _parse(path: pathlib.Path, spec: modes.Mode, lang: str) -> Template:
     raise ValueError(f"{path}: expected 'version: N', '[system]' and '[user]' sections")
   found = set(re.findall(r"(?<!\{)\{(\w+)\}", m.group(3)))
   if found != spec.placeholders:
-    raise ValueError(f"{path}: user section has placeholders {sorted(found)}, needs "
-                     f"{sorted(spec.placeholders)} ({spec.shape} mode)")
+    raise ValueError(
+      f"{path}: user section has placeholders {sorted(found)}, needs "
+      f"{sorted(spec.placeholders)} ({spec.shape} mode)"
+    )
   digest = hashlib.sha256(text.encode()).hexdigest()[:8]
   return Template(spec, lang, m.group(2), m.group(3), f"{spec.name}.{lang}.v{m.group(1)}+{digest}")
 

@@ -23,20 +23,35 @@ from rankjax.annotate import store as store_lib
 from rankjax.annotate.tasks import Result, Task
 from rankjax.data.schema import RankingList
 
-__all__ = ["Task", "Result", "Summary", "lists_from_log", "truncate_words", "make_tasks",
-           "annotate"]
+__all__ = [
+  "Task",
+  "Result",
+  "Summary",
+  "lists_from_log",
+  "truncate_words",
+  "make_tasks",
+  "annotate",
+]
 
 
-def lists_from_log(fmt: str, files: Sequence[str], *, progress: bool = False,
-                   **options) -> tuple[list[RankingList], dict]:
+def lists_from_log(
+  fmt: str, files: Sequence[str], *, progress: bool = False, **options
+) -> tuple[list[RankingList], dict]:
   """One `RankingList` per query of click logs (`readers.FORMATS`), with query and document text,
   CTR, human labels where the log has them and frequency buckets; and the read summary."""
-  from rankjax.data import aggregate  # pylint: disable=g-import-not-at-top
-  from rankjax.data import readers  # pylint: disable=g-import-not-at-top
+  from rankjax.data import (
+    aggregate,  # pylint: disable=g-import-not-at-top
+    readers,  # pylint: disable=g-import-not-at-top
+  )
+
   summary = readers.ReadSummary()
   agg = aggregate.ClickAggregator()
-  for s in tqdm.tqdm(readers.read_sessions(fmt, files, summary, **options), desc="sessions",
-                     unit="", disable=not progress):
+  for s in tqdm.tqdm(
+    readers.read_sessions(fmt, files, summary, **options),
+    desc="sessions",
+    unit="",
+    disable=not progress,
+  ):
     agg.add(s)
   return list(aggregate.to_ranking_lists(agg)), summary.as_dict()
 
@@ -51,13 +66,18 @@ def truncate_words(text: str, max_words: int | None) -> str:
   text = " ".join(text.split())
   if max_words is None:
     return text
-  return " ".join(text.split(" ")[:max_words])[:8 * max_words]
+  return " ".join(text.split(" ")[:max_words])[: 8 * max_words]
 
 
-def make_tasks(lists: Iterable[RankingList], template: prompts.Template, *,
-               max_query_words: int | None = 32, max_doc_words: int | None = 160,
-               window: int = 10, done: set[tuple[str, str]] = frozenset()
-               ) -> tuple[list[Task], collections.Counter]:
+def make_tasks(
+  lists: Iterable[RankingList],
+  template: prompts.Template,
+  *,
+  max_query_words: int | None = 32,
+  max_doc_words: int | None = 160,
+  window: int = 10,
+  done: set[tuple[str, str]] = frozenset(),
+) -> tuple[list[Task], collections.Counter]:
   """Prompts for every (query, document) pair of `lists` not yet in `done`.
 
   Pointwise modes make one task per pair; listwise modes one task per window of up to `window`
@@ -87,14 +107,15 @@ def make_tasks(lists: Iterable[RankingList], template: prompts.Template, *,
       items.append((doc_id, truncate_words(text, max_doc_words)))
     size = 1 if template.spec.shape == "pointwise" else window
     for start in range(0, len(items), size):
-      chunk = items[start:start + size]
+      chunk = items[start : start + size]
       todo = sum((rl.qid, d) not in done for d, _ in chunk)
       if todo < len(chunk):
         counts["done"] += len(chunk) - todo
       if todo:
         counts["pairs"] += len(chunk)
-        out.append(Task(template, rl.qid, tuple(d for d, _ in chunk), query,
-                        tuple(t for _, t in chunk)))
+        out.append(
+          Task(template, rl.qid, tuple(d for d, _ in chunk), query, tuple(t for _, t in chunk))
+        )
   return out, counts
 
 
@@ -105,7 +126,7 @@ class Summary:
   pairs_ok: int = 0
   pairs_failed: int = 0
   tasks: int = 0
-  tasks_left: int = 0            # not processed (stopped early, or transport failures)
+  tasks_left: int = 0  # not processed (stopped early, or transport failures)
   prompt_tokens: int = 0
   completion_tokens: int = 0
   seconds: float = 0.0
@@ -116,8 +137,9 @@ class Summary:
     return (self.pairs_ok + self.pairs_failed) / max(self.seconds, 1e-9)
 
 
-def annotate(tasks: Sequence[Task], backend, store: store_lib.Store, *,
-             progress: bool = True) -> Summary:
+def annotate(
+  tasks: Sequence[Task], backend, store: store_lib.Store, *, progress: bool = True
+) -> Summary:
   """Runs `tasks` through `backend`, committing each result to `store` as it arrives."""
   stop = threading.Event()
   summary = Summary()
@@ -133,8 +155,13 @@ def annotate(tasks: Sequence[Task], backend, store: store_lib.Store, *,
     for sig in (signal.SIGINT, signal.SIGTERM):
       previous[sig] = signal.signal(sig, on_signal)
   start = time.perf_counter()
-  bar = tqdm.tqdm(total=sum(len(t.doc_ids) for t in tasks), unit="pair", disable=not progress,
-                  smoothing=0.1, desc=f"{backend.name}:{tasks[0].mode if tasks else ''}")
+  bar = tqdm.tqdm(
+    total=sum(len(t.doc_ids) for t in tasks),
+    unit="pair",
+    disable=not progress,
+    smoothing=0.1,
+    desc=f"{backend.name}:{tasks[0].mode if tasks else ''}",
+  )
   try:
     for result in backend.process(tasks, stop.is_set):
       store.put(result, model=backend.model, backend=backend.name)

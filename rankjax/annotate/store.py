@@ -63,8 +63,9 @@ class Store:
   def close(self):
     self._db.close()
 
-  def done(self, model: str, prompt_version: str, mode: str,
-           include_failed: bool = True) -> set[tuple[str, str]]:
+  def done(
+    self, model: str, prompt_version: str, mode: str, include_failed: bool = True
+  ) -> set[tuple[str, str]]:
     """(qid, doc_id) already stored for this model, prompt version and mode."""
     sql = "SELECT qid, doc_id FROM annotations WHERE model=? AND prompt_version=? AND mode=?"
     if not include_failed:
@@ -81,23 +82,40 @@ class Store:
     now = time.time()
     rows = []
     for i, doc_id in enumerate(t.doc_ids):
-      rows.append((
-          model, t.template.version, t.mode, t.qid, doc_id, backend, result.status,
+      rows.append(
+        (
+          model,
+          t.template.version,
+          t.mode,
+          t.qid,
+          doc_id,
+          backend,
+          result.status,
           None if result.labels is None else float(result.labels[i]),
           None if result.expected is None else float(result.expected[i]),
           None if result.probs is None else json.dumps(result.probs[i]),
-          result.raw_output, result.error, i, len(t.doc_ids), result.prompt_tokens,
-          result.completion_tokens, result.attempts, now))
+          result.raw_output,
+          result.error,
+          i,
+          len(t.doc_ids),
+          result.prompt_tokens,
+          result.completion_tokens,
+          result.attempts,
+          now,
+        )
+      )
     with self._db:  # BEGIN ... COMMIT
       self._db.execute("BEGIN IMMEDIATE")
       self._db.executemany(
-          "INSERT INTO annotations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
-          "ON CONFLICT DO UPDATE SET backend=excluded.backend, status=excluded.status, "
-          "label=excluded.label, expected=excluded.expected, probs=excluded.probs, "
-          "raw_output=excluded.raw_output, error=excluded.error, position=excluded.position, "
-          "group_size=excluded.group_size, prompt_tokens=excluded.prompt_tokens, "
-          "completion_tokens=excluded.completion_tokens, attempts=excluded.attempts, "
-          "created_at=excluded.created_at WHERE annotations.status='failed'", rows)
+        "INSERT INTO annotations VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?) "
+        "ON CONFLICT DO UPDATE SET backend=excluded.backend, status=excluded.status, "
+        "label=excluded.label, expected=excluded.expected, probs=excluded.probs, "
+        "raw_output=excluded.raw_output, error=excluded.error, position=excluded.position, "
+        "group_size=excluded.group_size, prompt_tokens=excluded.prompt_tokens, "
+        "completion_tokens=excluded.completion_tokens, attempts=excluded.attempts, "
+        "created_at=excluded.created_at WHERE annotations.status='failed'",
+        rows,
+      )
 
   def rows(self, **where) -> list[dict]:
     """All rows matching the equality filters, e.g. `rows(model=..., mode=..., status="ok")`."""

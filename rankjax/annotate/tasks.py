@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from rankjax.annotate import modes
-from rankjax.annotate import prompts
+from rankjax.annotate import modes, prompts
 
 
 @dataclasses.dataclass(frozen=True)

@@ -22,12 +22,12 @@ from collections.abc import Sequence
 from rankjax.cli import common
 
 COMMANDS = {
-    "train": "train and evaluate a ranker (a config with a study section runs the study)",
-    "data": "click logs: read statistics, prepare a dataset for training",
-    "clicks": "click models: fit one to a log, harvest propensities, simulate a log",
-    "annotate": "LLM relevance labels of a log's pairs, and their agreement with human labels",
-    "score": "score a dataset split with a trained run's checkpoint",
-    "study": "run a study: supervision variants over seeds, then a report",
+  "train": "train and evaluate a ranker (a config with a study section runs the study)",
+  "data": "click logs: read statistics, prepare a dataset for training",
+  "clicks": "click models: fit one to a log, harvest propensities, simulate a log",
+  "annotate": "LLM relevance labels of a log's pairs, and their agreement with human labels",
+  "score": "score a dataset split with a trained run's checkpoint",
+  "study": "run a study: supervision variants over seeds, then a report",
 }
 
 
@@ -40,6 +40,11 @@ def _command(name: str):
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command `argv` (default: the program's arguments) names; the exit status is 0 when
   it returns (errors and the absl commands exit on their own)."""
-  common.dispatch(sys.argv[1:] if argv is None else argv, prog="rankjax", doc=__doc__,
-                  helps=COMMANDS, resolve=_command)
+  common.dispatch(
+    sys.argv[1:] if argv is None else argv,
+    prog="rankjax",
+    doc=__doc__,
+    helps=COMMANDS,
+    resolve=_command,
+  )
   return 0

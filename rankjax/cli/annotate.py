@@ -38,10 +38,8 @@ from typing import Any
 import numpy as np
 
 from rankjax import registry
-from rankjax.annotate import modes
-from rankjax.annotate import prompts
-from rankjax.cli import common
-from rankjax.cli import reader_flags
+from rankjax.annotate import modes, prompts
+from rankjax.cli import common, reader_flags
 from rankjax.data import schema
 
 _EXIT = {"SIGINT": 130, "SIGTERM": 143}
@@ -55,23 +53,37 @@ BACKENDS: dict[str, Callable[[argparse.Namespace], Any]] = {}
 @registry.register(BACKENDS, "jax_local")
 def _jax_local(args):
   import jax  # pylint: disable=g-import-not-at-top
+
   from rankjax.annotate.backends import jax_local  # pylint: disable=g-import-not-at-top
+
   dtype = args.dtype
   if dtype == "auto":
     dtype = "float32" if jax.default_backend() == "cpu" else "bfloat16"
   return jax_local.JaxLocalBackend.from_path(
-      args.model, dtype=getattr(jax.numpy, dtype), attention=args.attention,
-      batch_size=args.batch_size, max_len=args.max_len, share_prefix=not args.no_shared_prefix)
+    args.model,
+    dtype=getattr(jax.numpy, dtype),
+    attention=args.attention,
+    batch_size=args.batch_size,
+    max_len=args.max_len,
+    share_prefix=not args.no_shared_prefix,
+  )
 
 
 @registry.register(BACKENDS, "openai_http")
 def _openai_http(args):
   from rankjax.annotate.backends import openai_http  # pylint: disable=g-import-not-at-top
+
   if not args.base_url:
     raise SystemExit("--backend openai_http needs --base-url")
   return openai_http.OpenAIHttpBackend(
-      args.base_url, args.model, api_key_env=args.api_key_env, concurrency=args.concurrency,
-      max_rps=args.max_rps, max_retries=args.max_retries, timeout_s=args.timeout)
+    args.base_url,
+    args.model,
+    api_key_env=args.api_key_env,
+    concurrency=args.concurrency,
+    max_rps=args.max_rps,
+    max_retries=args.max_retries,
+    timeout_s=args.timeout,
+  )
 
 
 def make_backend(args):
@@ -88,11 +100,18 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   reader_flags.add(p)
   p.add_argument("--store", required=True, help="SQLite file (created if absent)")
   p.add_argument("--backend", choices=list(BACKENDS), required=True)
-  p.add_argument("--model", required=True,
-                 help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name")
+  p.add_argument(
+    "--model",
+    required=True,
+    help="jax_local: .gguf, HF directory or 'smollm2'; openai_http: the served name",
+  )
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
-  p.add_argument("--lang", choices=list(prompts.LANGS), default="en",
-                 help=", ".join(f"{code}: {name}" for code, name in prompts.LANGS.items()))
+  p.add_argument(
+    "--lang",
+    choices=list(prompts.LANGS),
+    default="en",
+    help=", ".join(f"{code}: {name}" for code, name in prompts.LANGS.items()),
+  )
   p.add_argument("--template-dir", help="templates other than the packaged ones")
   p.add_argument("--max-query-words", type=int, default=32)
   p.add_argument("--max-doc-words", type=int, default=160)
@@ -104,11 +123,18 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   g.add_argument("--batch-size", type=int, default=32)
   g.add_argument("--max-len", type=int, default=512, help="longest pair in tokens after the prefix")
   g.add_argument("--no-shared-prefix", action="store_true", help="run every prompt in full")
-  g.add_argument("--dtype", default="auto", choices=("auto", "float32", "bfloat16"),
-                 help="compute dtype; auto: bfloat16 on GPU/TPU, float32 on CPU")
-  g.add_argument("--attention", default="auto",
-                 help="a name in rankjax.annotate.llm.llama.ATTENTION: auto (cuDNN flash attention "
-                 "on GPU in bfloat16, 2.4x XLA's on an H200), xla or cudnn")
+  g.add_argument(
+    "--dtype",
+    default="auto",
+    choices=("auto", "float32", "bfloat16"),
+    help="compute dtype; auto: bfloat16 on GPU/TPU, float32 on CPU",
+  )
+  g.add_argument(
+    "--attention",
+    default="auto",
+    help="a name in rankjax.annotate.llm.llama.ATTENTION: auto (cuDNN flash attention "
+    "on GPU in bfloat16, 2.4x XLA's on an H200), xla or cudnn",
+  )
   g = p.add_argument_group("openai_http")
   g.add_argument("--base-url", help="e.g. http://127.0.0.1:8000/v1")
   g.add_argument("--api-key-env", default="OPENAI_API_KEY", help="environment variable of the key")
@@ -121,22 +147,39 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   # The template and the backend first: a wrong flag stops the command before the log is read.
   template = prompts.load(args.mode, args.lang, args.template_dir)
   backend = make_backend(args)
-  lists, read = runner.lists_from_log(args.format, args.files, progress=not args.quiet,
-                                      **reader_flags.options(args))
+  lists, read = runner.lists_from_log(
+    args.format, args.files, progress=not args.quiet, **reader_flags.options(args)
+  )
   with store_lib.Store(args.store) as st:
-    done = st.done(backend.model, template.version, template.mode,
-                   include_failed=not args.retry_failed)
-    tasks, counts = runner.make_tasks(lists, template, max_query_words=args.max_query_words,
-                                      max_doc_words=args.max_doc_words, window=args.window,
-                                      done=done)
-    tasks = tasks[:args.limit]
+    done = st.done(
+      backend.model, template.version, template.mode, include_failed=not args.retry_failed
+    )
+    tasks, counts = runner.make_tasks(
+      lists,
+      template,
+      max_query_words=args.max_query_words,
+      max_doc_words=args.max_doc_words,
+      window=args.window,
+      done=done,
+    )
+    tasks = tasks[: args.limit]
     summary = runner.annotate(tasks, backend, st, progress=not args.quiet)
-  out = {"store": args.store, "model": backend.model, "backend": backend.name,
-         "prompt_version": template.version, "pairs": dict(counts), "read": read,
-         "pairs_ok": summary.pairs_ok, "pairs_failed": summary.pairs_failed,
-         "tasks_left": summary.tasks_left, "prompt_tokens": summary.prompt_tokens,
-         "completion_tokens": summary.completion_tokens, "seconds": round(summary.seconds, 2),
-         "pairs_per_s": round(summary.pairs_per_s, 2), "stopped_by": summary.stopped_by}
+  out = {
+    "store": args.store,
+    "model": backend.model,
+    "backend": backend.name,
+    "prompt_version": template.version,
+    "pairs": dict(counts),
+    "read": read,
+    "pairs_ok": summary.pairs_ok,
+    "pairs_failed": summary.pairs_failed,
+    "tasks_left": summary.tasks_left,
+    "prompt_tokens": summary.prompt_tokens,
+    "completion_tokens": summary.completion_tokens,
+    "seconds": round(summary.seconds, 2),
+    "pairs_per_s": round(summary.pairs_per_s, 2),
+    "stopped_by": summary.stopped_by,
+  }
   for k in ("retries", "transport_failures"):
     if hasattr(backend, k):
       out[k] = getattr(backend, k)
@@ -160,8 +203,9 @@ def join(lists, rows, binary: bool):
       h = human[i]
       if np.isfinite(h):
         h = float(h >= 1) if binary else float(np.clip(h, 0, 4))
-      out.append((rl.bucket, r["label"], np.nan if r["expected"] is None else r["expected"], h,
-                  ctr[i]))
+      out.append(
+        (rl.bucket, r["label"], np.nan if r["expected"] is None else r["expected"], h, ctr[i])
+      )
   return np.array(out, dtype=float).reshape(-1, 5)
 
 
@@ -183,26 +227,51 @@ def section(data, k):
 
 def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
   import matplotlib  # pylint: disable=g-import-not-at-top
+
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   from rankjax.annotate import agreement as agreement_lib  # pylint: disable=g-import-not-at-top
+
   out.mkdir(parents=True, exist_ok=True)
   overall = section(data, k)
-  buckets = {name: section(data[data[:, 0] == b], k) for b, name in enumerate(schema.BUCKETS)
-             if (data[:, 0] == b).any()}
+  buckets = {
+    name: section(data[data[:, 0] == b], k)
+    for b, name in enumerate(schema.BUCKETS)
+    if (data[:, 0] == b).any()
+  }
   has_h = np.isfinite(data[:, 3])
   cm = agreement_lib.confusion_matrix(data[has_h, 1], data[has_h, 3], k)
   fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-  cols = ["pairs", "n", "exact", "kappa_quadratic", "alpha_ordinal", "spearman",
-          "spearman_expected_vs_human", "spearman_llm_vs_ctr", "spearman_human_vs_ctr"]
-  lines = [f"# {title}", "", "`n`: pairs with a human label. Kappa: quadratic weights; alpha: "
-           "ordinal; CTR correlations are Spearman over pairs with clicks data.", "",
-           "| bucket | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+  cols = [
+    "pairs",
+    "n",
+    "exact",
+    "kappa_quadratic",
+    "alpha_ordinal",
+    "spearman",
+    "spearman_expected_vs_human",
+    "spearman_llm_vs_ctr",
+    "spearman_human_vs_ctr",
+  ]
+  lines = [
+    f"# {title}",
+    "",
+    "`n`: pairs with a human label. Kappa: quadratic weights; alpha: "
+    "ordinal; CTR correlations are Spearman over pairs with clicks data.",
+    "",
+    "| bucket | " + " | ".join(cols) + " |",
+    "|---" * (len(cols) + 1) + "|",
+  ]
   for name, s in [("all", overall)] + list(buckets.items()):
     lines.append(f"| {name} | " + " | ".join(fmt(s.get(c)) for c in cols) + " |")
-  lines += ["", "Confusion matrix (rows: LLM label, columns: human grade):", "",
-            "| LLM \\ human | " + " | ".join(map(str, range(k))) + " |", "|---" * (k + 1) + "|"]
+  lines += [
+    "",
+    "Confusion matrix (rows: LLM label, columns: human grade):",
+    "",
+    "| LLM \\ human | " + " | ".join(map(str, range(k))) + " |",
+    "|---" * (k + 1) + "|",
+  ]
   lines += [f"| {i} | " + " | ".join(map(str, row)) + " |" for i, row in enumerate(cm)]
   lines += ["", "![confusion](confusion.png)", "", "![buckets](buckets.png)", ""]
   (out / "report.md").write_text("\n".join(lines))
@@ -235,8 +304,9 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
 
   p = argparse.ArgumentParser(prog=prog, description=agreement.__doc__)
-  reader_flags.add(p, files_help="click log files (the ones that were annotated)",
-                   repeated=("labels",))
+  reader_flags.add(
+    p, files_help="click log files (the ones that were annotated)", repeated=("labels",)
+  )
   p.add_argument("--store", required=True)
   p.add_argument("--model", required=True, help="the model name recorded in the store")
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
@@ -248,11 +318,15 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   if len(labels) > 1 and len(labels) != len(args.files):
     raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: one, or one per file")
   if len(labels) > 1:  # e.g. TREC: each year's log with its own qrels
-    lists = [rl for f, lab in zip(args.files, labels)
-             for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]]
+    lists = [
+      rl
+      for f, lab in zip(args.files, labels)
+      for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]
+    ]
   else:
-    lists, _ = runner.lists_from_log(args.format, args.files,
-                                     **({"labels": labels[0]} if labels else {}), **options)
+    lists, _ = runner.lists_from_log(
+      args.format, args.files, **({"labels": labels[0]} if labels else {}), **options
+    )
   with store_lib.Store(args.store) as st:
     rows = st.rows(model=args.model, mode=args.mode, status="ok")
   if not rows:
@@ -263,8 +337,9 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   binary = modes.get(args.mode).max_grade == 1
   data = join(lists, rows, binary)
   k = 2 if binary else 5
-  result = write_report(pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks",
-                        data, k)
+  result = write_report(
+    pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks", data, k
+  )
   print(json.dumps(result))
   return result
 

@@ -19,8 +19,7 @@ import json
 import pathlib
 from collections.abc import Sequence
 
-from rankjax.cli import common
-from rankjax.cli import reader_flags
+from rankjax.cli import common, reader_flags
 from rankjax.data import readers
 
 
@@ -51,8 +50,9 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
 
   p = _log_parser(prog, fit.__doc__)
   p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
-  p.add_argument("--method", choices=list(cm.FIT_METHODS),
-                 help="default: the model's first (ClickModel.methods)")
+  p.add_argument(
+    "--method", choices=list(cm.FIT_METHODS), help="default: the model's first (ClickModel.methods)"
+  )
   p.add_argument("--iterations", type=int, default=50)
   p.add_argument("--smoothing", type=float, default=1.0)
   p.add_argument("--test-fraction", type=float, default=0.2)
@@ -62,10 +62,16 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   train, test = log.split(args.test_fraction, args.seed)
   model = cm.get(args.model)
   r = cm.fit(model, train, method=args.method, iterations=args.iterations, smoothing=args.smoothing)
-  out = {"model": model.name, "method": r.method, "pages": log.num_sessions, "pairs": log.num_pairs,
-         "seconds": round(r.seconds, 3), "train": r.train,
-         "test": cm.evaluate(model, r.params, test) if test.num_sessions else None,
-         "skipped": summary.skipped}
+  out = {
+    "model": model.name,
+    "method": r.method,
+    "pages": log.num_sessions,
+    "pairs": log.num_pairs,
+    "seconds": round(r.seconds, 3),
+    "train": r.train,
+    "test": cm.evaluate(model, r.params, test) if test.num_sessions else None,
+    "skipped": summary.skipped,
+  }
   if model.propensity is not None:
     theta = np.asarray(model.propensity(r.params), np.float64)
     out["propensities"] = (theta / theta[0]).round(6).tolist()
@@ -83,13 +89,19 @@ def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
   args = p.parse_args(argv)
   log, summary = _click_log(args)
   try:
-    h = intervention.estimate(*intervention.counts_from_log(log), min_pairs=args.min_pairs,
-                              clip=args.clip)
+    h = intervention.estimate(
+      *intervention.counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip
+    )
   except ValueError as e:
     raise SystemExit(f"{', '.join(args.files)}: {e}") from None
-  out = {"method": "intervention_harvesting", "pages": log.num_sessions, "pairs": log.num_pairs,
-         "rank_pairs_used": int(h.used.sum() // 2), "skipped": summary.skipped,
-         "propensities": h.theta.round(6).tolist()}
+  out = {
+    "method": "intervention_harvesting",
+    "pages": log.num_sessions,
+    "pairs": log.num_pairs,
+    "rank_pairs_used": int(h.used.sum() // 2),
+    "skipped": summary.skipped,
+    "propensities": h.theta.round(6).tolist(),
+  }
   print(json.dumps(out))
   return out
 
@@ -101,9 +113,12 @@ def qrels_lists(path):
   from rankjax.data import schema  # pylint: disable=g-import-not-at-top
   from rankjax.data.readers.trec import load_trec_qrels  # pylint: disable=g-import-not-at-top
 
-  return [schema.RankingList(qid=t, doc_ids=list(g),
-                             labels={"human": np.array(list(g.values()), np.float32)})
-          for t, g in load_trec_qrels(path).items()]
+  return [
+    schema.RankingList(
+      qid=t, doc_ids=list(g), labels={"human": np.array(list(g.values()), np.float32)}
+    )
+    for t, g in load_trec_qrels(path).items()
+  ]
 
 
 def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict:
@@ -121,11 +136,13 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument("--list-size", type=int, default=10)
   p.add_argument("--zipf", type=float, default=1.1, help="query popularity exponent")
   p.add_argument("--eta", type=float, default=1.0, help="position bias: examination k ** -eta")
-  p.add_argument("--noise", type=float, default=0.1,
-                 help="click probability of a non-relevant document")
+  p.add_argument(
+    "--noise", type=float, default=0.1, help="click probability of a non-relevant document"
+  )
   p.add_argument("--gamma", type=float, default=0.9, help="DBN continuation probability")
-  p.add_argument("--doc-quality", type=float, default=0.0,
-                 help="std of a per-document logit effect")
+  p.add_argument(
+    "--doc-quality", type=float, default=0.0, help="std of a per-document logit effect"
+  )
   p.add_argument("--logger", default="noisy-label", help=sim_lib.logger_names())
   p.add_argument("--logger-noise", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
@@ -137,10 +154,20 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
     lists = read_svmlight(args.svmlight)
   else:
     lists = qrels_lists(args.qrels)
-  sim = sim_lib.simulate(lists, sessions=args.sessions, model=args.model,
-                         list_size=args.list_size, zipf=args.zipf, eta=args.eta, noise=args.noise,
-                         gamma=args.gamma, doc_quality=args.doc_quality, logger=args.logger,
-                         logger_noise=args.logger_noise, seed=args.seed)
+  sim = sim_lib.simulate(
+    lists,
+    sessions=args.sessions,
+    model=args.model,
+    list_size=args.list_size,
+    zipf=args.zipf,
+    eta=args.eta,
+    noise=args.noise,
+    gamma=args.gamma,
+    doc_quality=args.doc_quality,
+    logger=args.logger,
+    logger_noise=args.logger_noise,
+    seed=args.seed,
+  )
   out = pathlib.Path(args.output)
   if out.suffix == ".parquet":
     import pyarrow as pa  # pylint: disable=g-import-not-at-top
@@ -156,8 +183,12 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
     opener = gzip.open if out.suffix == ".gz" else open
     with opener(out, "wt", encoding="utf-8") as f:
       write_jsonl(sim.records(), f)
-  meta = {**sim.config, "source": args.svmlight or args.qrels, "queries": len(sim.qids),
-          "clicks": int(sim.log.click.sum())}
+  meta = {
+    **sim.config,
+    "source": args.svmlight or args.qrels,
+    "queries": len(sim.qids),
+    "clicks": int(sim.log.click.sum()),
+  }
   meta.update({k: v.tolist() for k, v in sim.truth.items() if k in ("theta", "gamma")})
   pathlib.Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
   print(json.dumps({k: meta[k] for k in ("sessions", "queries", "clicks", "model")}))

@@ -19,15 +19,21 @@ def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_module: str) ->
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  flag_args = list(argv)[:list(argv).index("--")] if "--" in argv else argv
+  flag_args = list(argv)[: list(argv).index("--")] if "--" in argv else argv
   if not set(HELP_FLAGS) & set(flag_args):
     return False
   print(f"usage: {prog} [flags]\n\n{doc.strip()}\n{flags.FLAGS.module_help(flags_module)}")
   return True
 
 
-def dispatch(argv: Sequence[str], *, prog: str, doc: str, helps: Mapping[str, str],
-             resolve: Callable[[str], Callable]):
+def dispatch(
+  argv: Sequence[str],
+  *,
+  prog: str,
+  doc: str,
+  helps: Mapping[str, str],
+  resolve: Callable[[str], Callable],
+):
   """Runs the command `argv[0]` names with the rest of `argv`; returns what the command returns.
 
   Only that command is resolved (`resolve(name)(argv[1:], prog=f"{prog} {name}")`), so what a
@@ -35,10 +41,12 @@ def dispatch(argv: Sequence[str], *, prog: str, doc: str, helps: Mapping[str, st
   usage and the commands with their `helps` (exit status 0); no command, or an unknown one, is a
   usage error (status 2).
   """
-  parser = argparse.ArgumentParser(prog=prog, description=doc,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
-  commands = parser.add_subparsers(dest="command", title="commands", metavar="COMMAND",
-                                   required=True)
+  parser = argparse.ArgumentParser(
+    prog=prog, description=doc, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  commands = parser.add_subparsers(
+    dest="command", title="commands", metavar="COMMAND", required=True
+  )
   for name, help_line in helps.items():
     commands.add_parser(name, help=help_line, add_help=False)
   argv = list(argv)
@@ -49,5 +57,10 @@ def dispatch(argv: Sequence[str], *, prog: str, doc: str, helps: Mapping[str, st
 def dispatch_to(functions: Mapping[str, Callable], argv: Sequence[str], *, prog: str, doc: str):
   """`dispatch` among the functions of a command group; a function's help is its docstring's
   first line."""
-  return dispatch(argv, prog=prog, doc=doc, resolve=functions.__getitem__,
-                  helps={name: f.__doc__.split("\n")[0] for name, f in functions.items()})
+  return dispatch(
+    argv,
+    prog=prog,
+    doc=doc,
+    resolve=functions.__getitem__,
+    helps={name: f.__doc__.split("\n")[0] for name, f in functions.items()},
+  )

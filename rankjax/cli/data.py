@@ -13,7 +13,8 @@ test set), and writes a prepared dataset (`rankjax.data.store`) the training eng
 one JSON line: the dataset path, lists per split, lists / impressions / clicks per frequency bucket
 and the read summary. Options join more to each list: `--features` (svmlight rows),
 `--llm-labels` (an annotation store's labels as the "llm" source; pairs without one are counted
-and left unlabelled), `--tokenizer` (a cross-encoder's token arrays, `rankjax.data.text.PairTokenizer`).
+and left unlabelled), `--tokenizer` (a cross-encoder's token arrays,
+`rankjax.data.text.PairTokenizer`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,8 @@ import numpy as np
 import tqdm
 
 from rankjax import registry
-from rankjax.cli import common
-from rankjax.cli import reader_flags
-from rankjax.data import text
-from rankjax.data import aggregate, frequency, readers
+from rankjax.cli import common, reader_flags
+from rankjax.data import aggregate, frequency, readers, text
 
 # The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
 # dataset ships, the Sogou query file's session counts.
@@ -68,24 +67,31 @@ def with_features(lists, path):
     yield dataclasses.replace(lst, features=np.stack([rows[d] for d in lst.doc_ids]))
 
 
-def store_labels(path, model: str, mode: str | None = None,
-                 prompt_version: str | None = None) -> dict[tuple[str, str], float]:
+def store_labels(
+  path, model: str, mode: str | None = None, prompt_version: str | None = None
+) -> dict[tuple[str, str], float]:
   """(query id, doc id) -> label of an annotation store's `ok` rows for one model.
 
   A store holding several (prompt version, mode) runs of the model needs them named.
   """
   from rankjax.annotate import store as store_lib
 
-  where = {"model": model, "status": "ok", **({"mode": mode} if mode else {}),
-           **({"prompt_version": prompt_version} if prompt_version else {})}
+  where = {
+    "model": model,
+    "status": "ok",
+    **({"mode": mode} if mode else {}),
+    **({"prompt_version": prompt_version} if prompt_version else {}),
+  }
   with store_lib.Store(path) as st:
     rows = st.rows(**where)
   runs = sorted({(r["prompt_version"], r["mode"]) for r in rows})
   if not runs:
     raise SystemExit(f"{path}: no ok annotations for {where}")
   if len(runs) > 1:
-    raise SystemExit(f"{path}: model {model!r} has several runs (prompt version, mode) {runs}; "
-                     "pick one with --llm-mode / --llm-prompt-version")
+    raise SystemExit(
+      f"{path}: model {model!r} has several runs (prompt version, mode) {runs}; "
+      "pick one with --llm-mode / --llm-prompt-version"
+    )
   return {(r["qid"], r["doc_id"]): r["label"] for r in rows}
 
 
@@ -127,33 +133,42 @@ def _by_query(agg, fraction: float):
 def _by_topic(agg, fraction: float):
   no_topic = [q for q, i in agg.queries.items() if i.topic is None]
   if no_topic:
-    raise SystemExit(f"--split-by topic: {len(no_topic)} queries have no topic, "
-                     f"e.g. {no_topic[:3]}")
+    raise SystemExit(
+      f"--split-by topic: {len(no_topic)} queries have no topic, e.g. {no_topic[:3]}"
+    )
   return lambda q: in_test_split(agg.queries[q].topic, fraction)
 
 
 def _labelled(agg, fraction: float):
   del fraction
-  labelled = {q for q, docs in agg.pairs.items()
-              if any(not np.isnan(p.label) for p in docs.values())}
+  labelled = {
+    q for q, docs in agg.pairs.items() if any(not np.isnan(p.label) for p in docs.values())
+  }
   if not labelled:
     raise SystemExit("--split-by labelled: no query has human labels (--labels)")
   return labelled.__contains__
 
 
 registry.register(SPLITS, "query")(Split(_by_query, "a hash of the query id"))
-registry.register(SPLITS, "topic")(Split(
-    _by_topic, "a hash of the query's topic, so that no topic is in both splits"))
-registry.register(SPLITS, "labelled")(Split(
-    _labelled, "the queries with human labels are the test set (TianGong-ST's 2,000 sessions)",
-    by_fraction=False))
+registry.register(SPLITS, "topic")(
+  Split(_by_topic, "a hash of the query's topic, so that no topic is in both splits")
+)
+registry.register(SPLITS, "labelled")(
+  Split(
+    _labelled,
+    "the queries with human labels are the test set (TianGong-ST's 2,000 sessions)",
+    by_fraction=False,
+  )
+)
 
 
 def _prepare(args) -> dict:
   from rankjax.data import store
 
   if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
-    raise SystemExit("--freq-by dataset needs --format sogou and its --queries file (sessions per query)")
+    raise SystemExit(
+      "--freq-by dataset needs --format sogou and its --queries file (sessions per query)"
+    )
   options = reader_flags.options(args)
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **options)
@@ -175,15 +190,24 @@ def _prepare(args) -> dict:
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
   split = SPLITS[args.split_by]
   is_test = split.test_queries(agg, args.test_fraction)
-  llm = store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version) \
-      if args.llm_labels else None
-  tokenizer = text.PairTokenizer.from_dir(args.tokenizer, max_query_tokens=args.max_query_tokens,
-                                          max_tokens=args.max_tokens) if args.tokenizer else None
+  llm = (
+    store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version)
+    if args.llm_labels
+    else None
+  )
+  tokenizer = (
+    text.PairTokenizer.from_dir(
+      args.tokenizer, max_query_tokens=args.max_query_tokens, max_tokens=args.max_tokens
+    )
+    if args.tokenizer
+    else None
+  )
   counts = collections.Counter()
 
   def lists(test):
-    out = aggregate.to_ranking_lists(agg, freq=freq, bucket_method=args.buckets,
-                                     keep=lambda q: is_test(q) == test, **kw)
+    out = aggregate.to_ranking_lists(
+      agg, freq=freq, bucket_method=args.buckets, keep=lambda q: is_test(q) == test, **kw
+    )
     if args.features:
       out = with_features(out, args.features)
     if llm is not None:
@@ -193,16 +217,26 @@ def _prepare(args) -> dict:
   splits = {"train": lists(False)}
   if not split.by_fraction or args.test_fraction > 0:
     splits["test"] = lists(True)
-  path = store.write_dataset(args.output, name=args.name, splits=splits,
-                             description=f"click log {args.files} ({args.format}), aggregated per (query, doc)")
+  path = store.write_dataset(
+    args.output,
+    name=args.name,
+    splits=splits,
+    description=f"click log {args.files} ({args.format}), aggregated per (query, doc)",
+  )
   n_test = sum(map(is_test, agg.pairs))
   if tokenizer:
     counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
-  return {"path": str(path), "lists": {"train": len(agg.pairs) - n_test, "test": n_test},
-          "split_by": args.split_by, **({"joined": dict(counts)} if counts else {}),
-          "freq_by": args.freq_by, "buckets": aggregate.bucket_summary(agg, buckets, freq),
-          "position_totals": {str(k): v for k, v in agg.position_totals().items()},
-          "conflicts": dict(agg.conflicts), "read": summary.as_dict()}
+  return {
+    "path": str(path),
+    "lists": {"train": len(agg.pairs) - n_test, "test": n_test},
+    "split_by": args.split_by,
+    **({"joined": dict(counts)} if counts else {}),
+    "freq_by": args.freq_by,
+    "buckets": aggregate.bucket_summary(agg, buckets, freq),
+    "position_totals": {str(k): v for k, v in agg.position_totals().items()},
+    "conflicts": dict(agg.conflicts),
+    "read": summary.as_dict(),
+  }
 
 
 def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -222,37 +256,66 @@ def stats(argv: Sequence[str], prog: str = "rankjax data stats") -> dict:
 def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   """Aggregates click logs into a prepared dataset; prints one JSON line."""
   p = _log_parser(prog, prepare.__doc__)
-  p.add_argument("--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0")
+  p.add_argument(
+    "--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0"
+  )
   p.add_argument("--name", required=True, help="dataset name (lower-case identifier)")
-  p.add_argument("--freq-by", choices=(*frequency.FREQ_BY, DATASET_FREQUENCY), default="sessions",
-                 help="a count of the log (rankjax.data.frequency.FREQ_BY): sessions or "
-                 "interactions issuing the query, topic: sessions of the query's topic (TREC "
-                 f"Session); {DATASET_FREQUENCY}: the Sogou query file's counts")
+  p.add_argument(
+    "--freq-by",
+    choices=(*frequency.FREQ_BY, DATASET_FREQUENCY),
+    default="sessions",
+    help="a count of the log (rankjax.data.frequency.FREQ_BY): sessions or "
+    "interactions issuing the query, topic: sessions of the query's topic (TREC "
+    f"Session); {DATASET_FREQUENCY}: the Sogou query file's counts",
+  )
   p.add_argument("--buckets", choices=list(aggregate.BUCKET_METHODS), default="quantile")
   p.add_argument("--high", type=float, help="threshold buckets: high if frequency >= HIGH")
   p.add_argument("--medium", type=float, help="threshold buckets: medium if frequency >= MEDIUM")
-  p.add_argument("--dataset", choices=list(frequency.DATASET_BUCKETS), default="baidu-ultr",
-                 help="dataset buckets: whose bucket map")
-  p.add_argument("--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id")
-  p.add_argument("--split-by", choices=list(SPLITS), default="query",
-                 help="; ".join(f"{name}: {split.description}" for name, split in SPLITS.items()))
-  p.add_argument("--llm-labels",
-                 help="annotation store (rankjax annotate run) whose labels become the llm source")
+  p.add_argument(
+    "--dataset",
+    choices=list(frequency.DATASET_BUCKETS),
+    default="baidu-ultr",
+    help="dataset buckets: whose bucket map",
+  )
+  p.add_argument(
+    "--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id"
+  )
+  p.add_argument(
+    "--split-by",
+    choices=list(SPLITS),
+    default="query",
+    help="; ".join(f"{name}: {split.description}" for name, split in SPLITS.items()),
+  )
+  p.add_argument(
+    "--llm-labels",
+    help="annotation store (rankjax annotate run) whose labels become the llm source",
+  )
   p.add_argument("--llm-model", help="with --llm-labels: the model name in the store")
   p.add_argument("--llm-mode", help="with --llm-labels: annotation mode, if the store has several")
-  p.add_argument("--llm-prompt-version",
-                 help="with --llm-labels: prompt version, if the store has several")
-  p.add_argument("--tokenizer",
-                 help="local Hugging Face directory: store cross-encoder token arrays")
-  p.add_argument("--max-tokens", type=int, default=128,
-                 help="with --tokenizer: pair length, special tokens included")
-  p.add_argument("--max-query-tokens", type=int, default=32,
-                 help="with --tokenizer: query word pieces kept")
-  p.add_argument("--features", help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
-                 "simulated from")
+  p.add_argument(
+    "--llm-prompt-version", help="with --llm-labels: prompt version, if the store has several"
+  )
+  p.add_argument(
+    "--tokenizer", help="local Hugging Face directory: store cross-encoder token arrays"
+  )
+  p.add_argument(
+    "--max-tokens",
+    type=int,
+    default=128,
+    help="with --tokenizer: pair length, special tokens included",
+  )
+  p.add_argument(
+    "--max-query-tokens", type=int, default=32, help="with --tokenizer: query word pieces kept"
+  )
+  p.add_argument(
+    "--features",
+    help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
+    "simulated from",
+  )
   args = p.parse_args(argv)
-  missing = [f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options
-             if getattr(args, o) is None]
+  missing = [
+    f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options if getattr(args, o) is None
+  ]
   if missing:
     p.error(f"--buckets {args.buckets} needs {' and '.join(missing)}")
   if bool(args.llm_labels) != bool(args.llm_model):

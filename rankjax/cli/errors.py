@@ -55,7 +55,7 @@ def _missing_key_message(argv: list[str], error: Exception) -> str:
   path, _, arg = file_arg.partition(":")
   config = load_config(path, arg or None)
   for override in (a for a in argv if a.startswith("--config.")):
-    names = override[len("--config."):].split("=", 1)[0].split(".")
+    names = override[len("--config.") :].split("=", 1)[0].split(".")
     node = config
     for i, name in enumerate(names):
       owner = ".".join(["config", *names[:i]])

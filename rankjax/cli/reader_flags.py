@@ -24,8 +24,9 @@ def _flag(name: str) -> str:
   return "--" + name.replace("_", "-")
 
 
-def add(parser: argparse.ArgumentParser, files_help: str = "click log files",
-        repeated: Sequence[str] = ()) -> None:
+def add(
+  parser: argparse.ArgumentParser, files_help: str = "click log files", repeated: Sequence[str] = ()
+) -> None:
   """Adds `--format`, the log files and one flag per reader option of the registered formats.
 
   A flag's help gathers what each format that takes the option says about it. Options named in
@@ -37,30 +38,39 @@ def add(parser: argparse.ArgumentParser, files_help: str = "click log files",
   >>> args.files, options(args)
   (['log.txt'], {'encoding': 'utf-8'})
   """
-  parser.add_argument("--format", required=True, choices=sorted(readers.FORMATS),
-                      help="log format")
+  parser.add_argument("--format", required=True, choices=sorted(readers.FORMATS), help="log format")
   parser.add_argument("files", nargs="+", help=files_help)
   for name, uses in _options_by_name().items():
     types = {option.type for _, option in uses}
     if len(types) > 1:
-      raise TypeError(f"reader option {name!r} has several types {sorted(map(str, types))} in "
-                      f"formats {[f for f, _ in uses]}; one name, one type")
-    helps = [f"{fmt}: {option.help}" + ("" if option.default is None else
-                                         f" (default: {option.default})") for fmt, option in uses]
+      raise TypeError(
+        f"reader option {name!r} has several types {sorted(map(str, types))} in "
+        f"formats {[f for f, _ in uses]}; one name, one type"
+      )
+    helps = [
+      f"{fmt}: {option.help}" + ("" if option.default is None else f" (default: {option.default})")
+      for fmt, option in uses
+    ]
     repeats = name in repeated
-    parser.add_argument(_flag(name), type=types.pop(), action="append" if repeats else "store",
-                        help=("; ".join(helps) + (" (repeatable)" if repeats else "")
-                              ).replace("%", "%%"))
+    parser.add_argument(
+      _flag(name),
+      type=types.pop(),
+      action="append" if repeats else "store",
+      help=("; ".join(helps) + (" (repeatable)" if repeats else "")).replace("%", "%%"),
+    )
 
 
 def options(args: argparse.Namespace) -> dict:
   """The reader options given on the command line (see `add`); one that `--format`'s reader
   does not take is an error naming those it takes."""
-  given = {name: getattr(args, name) for name in _options_by_name()
-           if getattr(args, name) is not None}
+  given = {
+    name: getattr(args, name) for name in _options_by_name() if getattr(args, name) is not None
+  }
   known = readers.reader_options(args.format)
   unknown = sorted(set(given) - set(known))
   if unknown:
-    raise SystemExit(f"--format {args.format} takes {[_flag(k) for k in known] or 'no options'}, "
-                     f"not {[_flag(k) for k in unknown]}")
+    raise SystemExit(
+      f"--format {args.format} takes {[_flag(k) for k in known] or 'no options'}, "
+      f"not {[_flag(k) for k in unknown]}"
+    )
   return given

@@ -22,24 +22,27 @@ def _flags():
   """absl flag holders, defined once, when the command runs (not at import: see
   `rankjax.cli.train.config_flags`)."""
   return {
-      "workdir": flags.DEFINE_string("workdir", None, "A training run's directory.",
-                                     required=True),
-      "split": flags.DEFINE_string("split", "test", "Split of the run's dataset to score."),
-      "step": flags.DEFINE_integer("step", None, "Checkpoint step; default the latest."),
-      "output": flags.DEFINE_string("output", None, "Run file; default <workdir>/<split>.run."),
-      "label_source": flags.DEFINE_string(
-          "label_source", None, "Labels to evaluate against; default the run's eval source."),
+    "workdir": flags.DEFINE_string("workdir", None, "A training run's directory.", required=True),
+    "split": flags.DEFINE_string("split", "test", "Split of the run's dataset to score."),
+    "step": flags.DEFINE_integer("step", None, "Checkpoint step; default the latest."),
+    "output": flags.DEFINE_string("output", None, "Run file; default <workdir>/<split>.run."),
+    "label_source": flags.DEFINE_string(
+      "label_source", None, "Labels to evaluate against; default the run's eval source."
+    ),
   }
 
 
 def _score(argv) -> None:
-  from rankjax.engine import evaluate  # pylint: disable=g-import-not-at-top
-  from rankjax.engine import scoring  # pylint: disable=g-import-not-at-top
+  from rankjax.engine import (
+    evaluate,  # pylint: disable=g-import-not-at-top
+    scoring,  # pylint: disable=g-import-not-at-top
+  )
 
   del argv
   f = {name: holder.value for name, holder in _flags().items()}
-  results = scoring.score(f["workdir"], f["split"], step=f["step"], output=f["output"],
-                          label_source=f["label_source"])
+  results = scoring.score(
+    f["workdir"], f["split"], step=f["step"], output=f["output"], label_source=f["label_source"]
+  )
   print(evaluate.markdown_table(results.pop("step"), {f["split"]: results}))
 
 

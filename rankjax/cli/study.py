@@ -17,13 +17,17 @@ from rankjax.cli import train
 
 
 def _study(argv) -> None:
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import flags  # pylint: disable=g-import-not-at-top
+  from absl import (
+    app,  # pylint: disable=g-import-not-at-top
+    flags,  # pylint: disable=g-import-not-at-top
+  )
 
   config_flag, workdir_flag = train.config_flags()
   if "study" not in config_flag.value:
-    raise app.UsageError(f"{flags.FLAGS['config'].value!r} has no `study` section; "
-                         "train a single run with `rankjax train`")
+    raise app.UsageError(
+      f"{flags.FLAGS['config'].value!r} has no `study` section; "
+      "train a single run with `rankjax train`"
+    )
   summary = train.run(argv)
   print(f"wrote {pathlib.Path(workdir_flag.value) / 'report.md'} ({summary['seconds']:.0f} s)")
 

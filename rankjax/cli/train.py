@@ -17,8 +17,7 @@ from collections.abc import Sequence
 
 from absl import flags
 
-from rankjax.cli import common
-from rankjax.cli import errors
+from rankjax.cli import common, errors
 
 
 @functools.cache
@@ -31,7 +30,8 @@ def config_flags():
   from ml_collections import config_flags as ml_config_flags  # pylint: disable=g-import-not-at-top
 
   config_flag = ml_config_flags.DEFINE_config_file(
-      "config", None, "Experiment config file[:arg].", lock_config=True)
+    "config", None, "Experiment config file[:arg].", lock_config=True
+  )
   workdir = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
   flags.mark_flags_as_required(["config", "workdir"])
   return config_flag, workdir
@@ -42,8 +42,10 @@ def run(argv) -> dict:
 
   Returns the summary of either (`rankjax study` reports it).
   """
-  from absl import app  # pylint: disable=g-import-not-at-top
-  from absl import logging  # pylint: disable=g-import-not-at-top
+  from absl import (
+    app,  # pylint: disable=g-import-not-at-top
+    logging,  # pylint: disable=g-import-not-at-top
+  )
 
   from rankjax.engine import mesh  # pylint: disable=g-import-not-at-top
 
@@ -56,8 +58,10 @@ def run(argv) -> dict:
   mesh.maybe_initialize_distributed()
   if "study" in config:
     from rankjax.study import runner as study  # pylint: disable=g-import-not-at-top
+
     return study.run(config, workdir)
   from rankjax.engine import train  # pylint: disable=g-import-not-at-top
+
   return train.train_and_evaluate(config, workdir)
 
 

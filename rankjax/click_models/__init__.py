@@ -5,8 +5,15 @@ them in `MODELS`; `get(name)` finds one, `fit` fits it and `rankjax.sim.clicks` 
 ('em', False)
 """
 
-from rankjax.click_models.base import (FIT_METHODS, MODELS, ClickModel, FitMethod, Params, get,
-                                       log_probs)
+from rankjax.click_models.base import (
+  FIT_METHODS,
+  MODELS,
+  ClickModel,
+  FitMethod,
+  Params,
+  get,
+  log_probs,
+)
 from rankjax.click_models.cascade import CASCADE
 from rankjax.click_models.dbn import DBN, SDBN
 from rankjax.click_models.fit import FitResult, evaluate, fit
@@ -14,5 +21,21 @@ from rankjax.click_models.log import ClickLog
 from rankjax.click_models.pbm import PBM
 from rankjax.click_models.ubm import UBM
 
-__all__ = ["FIT_METHODS", "MODELS", "CASCADE", "DBN", "PBM", "SDBN", "UBM", "ClickLog",
-           "ClickModel", "FitMethod", "FitResult", "Params", "evaluate", "fit", "get", "log_probs"]
+__all__ = [
+  "FIT_METHODS",
+  "MODELS",
+  "CASCADE",
+  "DBN",
+  "PBM",
+  "SDBN",
+  "UBM",
+  "ClickLog",
+  "ClickModel",
+  "FitMethod",
+  "FitResult",
+  "Params",
+  "evaluate",
+  "fit",
+  "get",
+  "log_probs",
+]

@@ -58,8 +58,11 @@ class ClickModel:
   def methods(self) -> tuple[str, ...]:
     """The `FIT_METHODS` that fit this model, in their registration order (the first is the
     default)."""
-    return tuple(name for name, m in FIT_METHODS.items()
-                 if m.needs is None or getattr(self, m.needs) is not None)
+    return tuple(
+      name
+      for name, m in FIT_METHODS.items()
+      if m.needs is None or getattr(self, m.needs) is not None
+    )
 
 
 # name -> ClickModel; each model module registers its own (`registry.register`).
@@ -95,7 +98,9 @@ def log_probs(model: ClickModel, params: Params, doc, click, mask) -> jax.Array:
   return jnp.where(mask, click * jnp.log(p) + (1 - click) * jnp.log1p(-p), 0.0)
 
 
-def segment_mean(values, doc, mask, num_pairs: int, smoothing: float, prior: float = 0.5) -> jax.Array:
+def segment_mean(
+  values, doc, mask, num_pairs: int, smoothing: float, prior: float = 0.5
+) -> jax.Array:
   """Per pair: (sum of `values` over its shown ranks + smoothing * prior) / (count + smoothing)."""
   w = mask.astype(jnp.float32)
   num = jax.ops.segment_sum((values * w).ravel(), doc.ravel(), num_segments=num_pairs)

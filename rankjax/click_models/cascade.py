@@ -56,6 +56,7 @@ def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: floa
   return {"alpha": alpha}
 
 
-CASCADE = ClickModel("cascade", init, click_probs, sample, relevance, simulation_params,
-                     closed_form=closed_form)
+CASCADE = ClickModel(
+  "cascade", init, click_probs, sample, relevance, simulation_params, closed_form=closed_form
+)
 registry.register(MODELS, CASCADE.name)(CASCADE)

@@ -28,7 +28,11 @@ from rankjax.click_models.base import MODELS, ClickModel, Params, segment_mean
 
 def init(num_pairs: int, num_ranks: int) -> Params:
   del num_ranks
-  return {"alpha": jnp.full((num_pairs,), 0.5), "sigma": jnp.full((num_pairs,), 0.5), "gamma": jnp.array(0.9)}
+  return {
+    "alpha": jnp.full((num_pairs,), 0.5),
+    "sigma": jnp.full((num_pairs,), 0.5),
+    "gamma": jnp.array(0.9),
+  }
 
 
 def init_sdbn(num_pairs: int, num_ranks: int) -> Params:
@@ -59,9 +63,11 @@ def closed_form_sdbn(doc, click, mask, num_pairs: int, num_ranks: int, smoothing
   ranks = jnp.arange(1, click.shape[-1] + 1)
   examined = mask & ((ranks <= last[:, None]) | (last[:, None] == 0))
   is_last = (ranks == last[:, None]).astype(jnp.float32)
-  return {"alpha": segment_mean(click, doc, examined, num_pairs, smoothing),
-          "sigma": segment_mean(is_last, doc, mask & (click > 0), num_pairs, smoothing),
-          "gamma": jnp.array(1.0)}
+  return {
+    "alpha": segment_mean(click, doc, examined, num_pairs, smoothing),
+    "sigma": segment_mean(is_last, doc, mask & (click > 0), num_pairs, smoothing),
+    "gamma": jnp.array(1.0),
+  }
 
 
 def sample(key, params: Params, doc, mask) -> jax.Array:
@@ -97,7 +103,15 @@ def simulation_params_sdbn(alpha: np.ndarray, num_ranks: int, eta: float, gamma:
 
 
 DBN = ClickModel("dbn", init, click_probs, sample, relevance, simulation_params)
-SDBN = ClickModel("sdbn", init_sdbn, click_probs, sample, relevance, simulation_params_sdbn,
-                  closed_form=closed_form_sdbn, fixed=("gamma",))
+SDBN = ClickModel(
+  "sdbn",
+  init_sdbn,
+  click_probs,
+  sample,
+  relevance,
+  simulation_params_sdbn,
+  closed_form=closed_form_sdbn,
+  fixed=("gamma",),
+)
 registry.register(MODELS, DBN.name)(DBN)
 registry.register(MODELS, SDBN.name)(SDBN)

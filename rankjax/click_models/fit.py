@@ -37,8 +37,12 @@ def evaluate(model: ClickModel, params: Params, log: ClickLog) -> dict:
   mask = log.mask
   n = mask.sum(0)
   by_rank = np.where(n > 0, 2.0 ** (-(lp.sum(0) / np.log(2)) / np.maximum(n, 1)), np.nan)
-  return {"log_likelihood": float(lp.sum() / max(mask.sum(), 1)), "perplexity": float(np.nanmean(by_rank)),
-          "perplexity_by_rank": by_rank.tolist(), "sessions": log.num_sessions}
+  return {
+    "log_likelihood": float(lp.sum() / max(mask.sum(), 1)),
+    "perplexity": float(np.nanmean(by_rank)),
+    "perplexity_by_rank": by_rank.tolist(),
+    "sessions": log.num_sessions,
+  }
 
 
 @jax.jit(static_argnums=0)
@@ -53,13 +57,17 @@ def _counts(model, num_pairs, num_ranks, doc, click, mask, smoothing):
 
 @jax.jit(static_argnums=(0, 1))
 def _em(model, iters, params, doc, click, mask, smoothing):
-  return jax.lax.fori_loop(0, iters, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params)
+  return jax.lax.fori_loop(
+    0, iters, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params
+  )
 
 
 @jax.jit(static_argnums=(0, 1, 2))
 def _gradient(model, iters, lr, params, doc, click, mask):
   eps = 1e-4
-  logits = jax.tree.map(lambda p: jnp.log(jnp.clip(p, eps, 1 - eps)) - jnp.log1p(-jnp.clip(p, eps, 1 - eps)), params)
+  logits = jax.tree.map(
+    lambda p: jnp.log(jnp.clip(p, eps, 1 - eps)) - jnp.log1p(-jnp.clip(p, eps, 1 - eps)), params
+  )
   frozen = {k: v for k, v in params.items() if k in model.fixed}
   opt = optax.adam(lr)
   n = jnp.maximum(mask.sum(), 1)
@@ -80,8 +88,7 @@ def _gradient(model, iters, lr, params, doc, click, mask):
 
 def _run_counts(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
   del params, iterations, learning_rate  # the closed form starts from nothing, runs once
-  return _counts(model, log.num_pairs, log.num_ranks, doc, click, mask,
-                 jnp.float32(smoothing)), 1
+  return _counts(model, log.num_pairs, log.num_ranks, doc, click, mask, jnp.float32(smoothing)), 1
 
 
 def _run_em(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
@@ -102,8 +109,16 @@ registry.register(FIT_METHODS, "counts")(FitMethod(_run_counts, needs="closed_fo
 registry.register(FIT_METHODS, "gradient")(FitMethod(_run_gradient))
 
 
-def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iterations: int = 50,
-        learning_rate: float = 0.05, smoothing: float = 1.0, params: Params | None = None) -> FitResult:
+def fit(
+  model: ClickModel,
+  log: ClickLog,
+  *,
+  method: str | None = None,
+  iterations: int = 50,
+  learning_rate: float = 0.05,
+  smoothing: float = 1.0,
+  params: Params | None = None,
+) -> FitResult:
   """Fits `model` to `log`.
 
   Args:
@@ -122,8 +137,17 @@ def fit(model: ClickModel, log: ClickLog, *, method: str | None = None, iteratio
     raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
   doc, click, mask = _arrays(log)
   start = time.perf_counter()
-  params, iterations = run(model, log, doc, click, mask, params=params, iterations=iterations,
-                           learning_rate=learning_rate, smoothing=smoothing)
+  params, iterations = run(
+    model,
+    log,
+    doc,
+    click,
+    mask,
+    params=params,
+    iterations=iterations,
+    learning_rate=learning_rate,
+    smoothing=smoothing,
+  )
   params = jax.block_until_ready(params)
   seconds = time.perf_counter() - start
   return FitResult(params, method, iterations, seconds, evaluate(model, params, log))

@@ -77,8 +77,9 @@ def counts_from_aggregator(agg, max_rank: int = 10) -> tuple[np.ndarray, np.ndar
   return impressions, clicks
 
 
-def estimate(impressions: np.ndarray, clicks: np.ndarray, *, min_pairs: int = 1,
-             clip: float = 0.0) -> Harvest:
+def estimate(
+  impressions: np.ndarray, clicks: np.ndarray, *, min_pairs: int = 1, clip: float = 0.0
+) -> Harvest:
   """Harvested-intervention propensities (module docstring) from per-pair, per-rank counts.
 
   Args:
@@ -99,8 +100,9 @@ def estimate(impressions: np.ndarray, clicks: np.ndarray, *, min_pairs: int = 1,
   impressions = np.asarray(impressions, np.float64)
   clicks = np.asarray(clicks, np.float64)
   if impressions.shape != clicks.shape or impressions.ndim != 2:
-    raise ValueError(f"impressions {impressions.shape} and clicks {clicks.shape}: "
-                     f"want equal [P, K]")
+    raise ValueError(
+      f"impressions {impressions.shape} and clicks {clicks.shape}: want equal [P, K]"
+    )
   shown = (impressions > 0).astype(np.float64)
   ctr = np.divide(clicks, impressions, out=np.zeros_like(clicks), where=impressions > 0)
   pairs = (shown.T @ shown).astype(np.int64)  # [k, k']: pairs shown at both
@@ -113,9 +115,11 @@ def estimate(impressions: np.ndarray, clicks: np.ndarray, *, min_pairs: int = 1,
   used[i[ok], j[ok]] = used[j[ok], i[ok]] = True
   unreached = _unreached(used)
   if unreached:
-    raise ValueError(f"ranks {unreached} share no clicked (query, document) pair with rank 1, "
-                     f"directly or through other ranks; log more ranking variety or lower the rank "
-                     f"count")
+    raise ValueError(
+      f"ranks {unreached} share no clicked (query, document) pair with rank 1, "
+      f"directly or through other ranks; log more ranking variety or lower the rank "
+      f"count"
+    )
   i, j = i[ok], j[ok]
   ratio = np.log(c[j, i]) - np.log(c[i, j])  # log theta_j - log theta_i
   w = np.sqrt(1.0 / (1.0 / m[i, j] + 1.0 / m[j, i]))

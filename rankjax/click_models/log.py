@@ -32,7 +32,9 @@ class ClickLog:
     self.click = np.asarray(self.click, np.float32)
     self.mask = np.asarray(self.mask, bool)
     if not self.doc.shape == self.click.shape == self.mask.shape or self.doc.ndim != 2:
-      raise ValueError(f"doc {self.doc.shape}, click {self.click.shape}, mask {self.mask.shape}: want equal [N, K]")
+      raise ValueError(
+        f"doc {self.doc.shape}, click {self.click.shape}, mask {self.mask.shape}: want equal [N, K]"
+      )
     if self.doc.size and (self.doc.min() < 0 or self.doc.max() >= max(len(self.pairs), 1)):
       raise ValueError(f"doc indices outside [0, {len(self.pairs)})")
     if (self.click[~self.mask] != 0).any():
@@ -67,7 +69,8 @@ class ClickLog:
     Interactions whose ranks are not shown ranks (annotation files) are an error.
 
     >>> from rankjax.data.readers.common import Interaction, Session
-    >>> log = ClickLog.from_sessions([Session("s", [Interaction("q", ["a", "b"], [1, 3], [0, 1])])], max_rank=3)
+    >>> session = Session("s", [Interaction("q", ["a", "b"], [1, 3], [0, 1])])
+    >>> log = ClickLog.from_sessions([session], max_rank=3)
     >>> log.doc.tolist(), log.click.tolist(), log.mask.tolist(), log.pairs
     ([[0, 0, 1]], [[0.0, 0.0, 1.0]], [[True, False, True]], [('q', 'a'), ('q', 'b')])
     """
@@ -76,7 +79,9 @@ class ClickLog:
     for s in sessions:
       for it in s.interactions:
         if not it.shown:
-          raise ValueError(f"session {s.session_id} ({s.source}): ranks are not shown ranks; no clicks to model")
+          raise ValueError(
+            f"session {s.session_id} ({s.source}): ranks are not shown ranks; no clicks to model"
+          )
         d = np.zeros(max_rank, np.int32)
         c = np.zeros(max_rank, np.float32)
         m = np.zeros(max_rank, bool)
@@ -89,6 +94,9 @@ class ClickLog:
         clicks.append(c)
         masks.append(m)
     shape = (0, max_rank)
-    return cls(np.stack(docs) if docs else np.zeros(shape, np.int32),
-               np.stack(clicks) if clicks else np.zeros(shape, np.float32),
-               np.stack(masks) if masks else np.zeros(shape, bool), list(index))
+    return cls(
+      np.stack(docs) if docs else np.zeros(shape, np.int32),
+      np.stack(clicks) if clicks else np.zeros(shape, np.float32),
+      np.stack(masks) if masks else np.zeros(shape, bool),
+      list(index),
+    )

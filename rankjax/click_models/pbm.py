@@ -36,7 +36,10 @@ def em_step(params: Params, doc, click, mask, smoothing: float) -> Params:
   post_a = click + (1 - click) * alpha * (1 - theta) / denom
   w = mask.astype(jnp.float32)
   new_theta = (post_e * w).sum(0) / jnp.maximum(w.sum(0), 1)
-  return {"theta": new_theta, "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing)}
+  return {
+    "theta": new_theta,
+    "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing),
+  }
 
 
 def sample(key, params: Params, doc, mask) -> jax.Array:
@@ -64,9 +67,17 @@ def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: floa
   """
   del gamma
   k = np.arange(1, num_ranks + 1, dtype=np.float32)
-  return {"theta": k ** -eta, "alpha": alpha}
+  return {"theta": k**-eta, "alpha": alpha}
 
 
-PBM = ClickModel("pbm", init, click_probs, sample, relevance, simulation_params, em_step=em_step,
-                 propensity=propensity)
+PBM = ClickModel(
+  "pbm",
+  init,
+  click_probs,
+  sample,
+  relevance,
+  simulation_params,
+  em_step=em_step,
+  propensity=propensity,
+)
 registry.register(MODELS, PBM.name)(PBM)

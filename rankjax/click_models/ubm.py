@@ -43,8 +43,13 @@ def em_step(params: Params, doc, click, mask, smoothing: float) -> Params:
   w = mask.astype(jnp.float32)
   num = jax.ops.segment_sum((post_e * w).ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
   den = jax.ops.segment_sum(w.ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
-  new_gamma = jnp.where(den > 0, num / jnp.maximum(den, 1), params["gamma"].ravel()).reshape(num_ranks, num_ranks)
-  return {"gamma": new_gamma, "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing)}
+  new_gamma = jnp.where(den > 0, num / jnp.maximum(den, 1), params["gamma"].ravel()).reshape(
+    num_ranks, num_ranks
+  )
+  return {
+    "gamma": new_gamma,
+    "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing),
+  }
 
 
 def sample(key, params: Params, doc, mask) -> jax.Array:
@@ -80,10 +85,18 @@ def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: floa
   k = np.arange(1, num_ranks + 1, dtype=np.float32)
   dist = k[:, None] - np.arange(num_ranks)[None, :]  # rank - previous click rank
   g = np.where(dist > 0, np.maximum(dist, 1) ** -eta, 0.0).astype(np.float32)
-  g[:, 0] = k ** -eta
+  g[:, 0] = k**-eta
   return {"gamma": g, "alpha": alpha}
 
 
-UBM = ClickModel("ubm", init, click_probs, sample, relevance, simulation_params, em_step=em_step,
-                 propensity=propensity)
+UBM = ClickModel(
+  "ubm",
+  init,
+  click_probs,
+  sample,
+  relevance,
+  simulation_params,
+  em_step=em_step,
+  propensity=propensity,
+)
 registry.register(MODELS, UBM.name)(UBM)

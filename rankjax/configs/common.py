@@ -21,10 +21,13 @@ def paper_variants(**click_weights) -> dict[str, dict]:
   """
   clicks = click_weights or {"weights": "none"}
   return {
-      "click": {"objective": "single", "source": "click", **clicks},
-      "llm": {"objective": "single", "source": "llm", "weights": "none"},
-      "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged", **clicks},
-      "freq_multi_objective": {"objective": "freq_multi_objective", "gate": {"name": "linear"},
-                               **clicks},
-      "human": {"objective": "single", "source": "human", "weights": "none"},
+    "click": {"objective": "single", "source": "click", **clicks},
+    "llm": {"objective": "single", "source": "llm", "weights": "none"},
+    "data_schedule": {"objective": "data_schedule", "schedule": "frequency_staged", **clicks},
+    "freq_multi_objective": {
+      "objective": "freq_multi_objective",
+      "gate": {"name": "linear"},
+      **clicks,
+    },
+    "human": {"objective": "single", "source": "human", "weights": "none"},
   }

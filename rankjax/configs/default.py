@@ -24,8 +24,14 @@ from rankjax.sim import world
 _MODULE_FIELDS = ("parent", "name")
 
 # What no default fits: typed placeholders (None) in `default_config()` that every experiment sets.
-EXPERIMENT_KEYS = ("total_steps", "data.name", "data.list_sizes", "model.name", "eval.every",
-                   "checkpoint.every")
+EXPERIMENT_KEYS = (
+  "total_steps",
+  "data.name",
+  "data.list_sizes",
+  "model.name",
+  "eval.every",
+  "checkpoint.every",
+)
 
 
 def default_config() -> ml_collections.ConfigDict:
@@ -146,8 +152,9 @@ def model_config(name: str, **fields) -> ml_collections.ConfigDict:
   settings = [f for f in dataclasses.fields(model_class) if f.name not in _MODULE_FIELDS]
   unknown = sorted(set(fields) - {f.name for f in settings})
   if unknown:
-    raise ValueError(f"model {name!r} has no field(s) {unknown}; known: "
-                     f"{sorted(f.name for f in settings)}")
+    raise ValueError(
+      f"model {name!r} has no field(s) {unknown}; known: {sorted(f.name for f in settings)}"
+    )
   c = ml_collections.ConfigDict({"name": name})
   for field in settings:
     value = fields.get(field.name, field.default)
@@ -173,5 +180,7 @@ def check_experiment_keys(config: ml_collections.ConfigDict) -> None:
     if node is None:
       unset.append(f"config.{key}")
   if unset:
-    raise ValueError(f"{', '.join(unset)} are unset: every experiment sets them "
-                     "(rankjax.configs.default.EXPERIMENT_KEYS)")
+    raise ValueError(
+      f"{', '.join(unset)} are unset: every experiment sets them "
+      "(rankjax.configs.default.EXPERIMENT_KEYS)"
+    )

@@ -28,7 +28,15 @@ from rankjax import registry
 from rankjax.data import frequency, schema
 from rankjax.data.readers.common import Session
 
-EXTRAS = ("impressions", "clicks", "ctr", "global_ctr", "mean_dwell", "last_click_rate", "mean_position")
+EXTRAS = (
+  "impressions",
+  "clicks",
+  "ctr",
+  "global_ctr",
+  "mean_dwell",
+  "last_click_rate",
+  "mean_position",
+)
 
 
 @dataclasses.dataclass
@@ -134,7 +142,7 @@ class ClickAggregator:
     return self
 
   def position_totals(self) -> dict[int, tuple[int, int]]:
-    """Shown position -> (impressions, clicks) over the whole log (the naive CTR-by-position curve)."""
+    """Shown position -> (impressions, clicks) over the whole log (the naive CTR by position)."""
     out: dict[int, list[int]] = collections.defaultdict(lambda: [0, 0])
     for docs in self.pairs.values():
       for p in docs.values():
@@ -199,17 +207,22 @@ def _dataset(agg: ClickAggregator, freq: dict[str, float], **kw) -> dict[str, in
   return frequency.dataset_buckets(raw, **kw)
 
 
-def buckets_for(agg: ClickAggregator, freq: dict[str, float], method: str = "quantile",
-                **kw) -> dict[str, int]:
+def buckets_for(
+  agg: ClickAggregator, freq: dict[str, float], method: str = "quantile", **kw
+) -> dict[str, int]:
   """Query -> bucket by the method registered as `method` (`BUCKET_METHODS`), `kw` its options:
   "quantile", "threshold" (high, medium), "dataset" (dataset)."""
   return registry.lookup(BUCKET_METHODS, method, "bucket method").assign(agg, freq, **kw)
 
 
-def bucket_summary(agg: ClickAggregator, buckets: dict[str, int], freq: dict[str, float]) -> dict[str, dict]:
+def bucket_summary(
+  agg: ClickAggregator, buckets: dict[str, int], freq: dict[str, float]
+) -> dict[str, dict]:
   """Per bucket name: queries, summed query frequency, impressions and clicks."""
-  out = {name: {"queries": 0, "frequency": 0.0, "impressions": 0, "clicks": 0}
-         for name in (*schema.BUCKETS, "unknown")}
+  out = {
+    name: {"queries": 0, "frequency": 0.0, "impressions": 0, "clicks": 0}
+    for name in (*schema.BUCKETS, "unknown")
+  }
   for q in agg.pairs:
     row = out[frequency.bucket_name(buckets.get(q, schema.UNKNOWN_BUCKET))]
     impressions, clicks = agg.query_totals(q)
@@ -220,9 +233,15 @@ def bucket_summary(agg: ClickAggregator, buckets: dict[str, int], freq: dict[str
   return {k: v for k, v in out.items() if k != "unknown" or v["queries"]}
 
 
-def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
-                    bucket: int = schema.UNKNOWN_BUCKET, with_human: bool = False,
-                    with_texts: bool = False) -> schema.RankingList:
+def to_ranking_list(
+  agg: ClickAggregator,
+  qid: str,
+  *,
+  query_freq: float = 0.0,
+  bucket: int = schema.UNKNOWN_BUCKET,
+  with_human: bool = False,
+  with_texts: bool = False,
+) -> schema.RankingList:
   """One query's aggregated list (see the module docstring for its fields).
 
   `with_human` / `with_texts` give every list a "human" label (all NaN if none) and doc_texts
@@ -239,24 +258,42 @@ def to_ranking_list(agg: ClickAggregator, qid: str, *, query_freq: float = 0.0,
   human = np.array([p.label for p in stats], np.float32)
   if with_human or np.isfinite(human).any():
     labels["human"] = human
-  global_ctr = np.array([agg.doc_clicks[d] / max(agg.doc_impressions[d], 1) for d in order], np.float32)
+  global_ctr = np.array(
+    [agg.doc_clicks[d] / max(agg.doc_impressions[d], 1) for d in order], np.float32
+  )
   extras = {
-      "impressions": impressions, "clicks": clicks, "ctr": ctr, "global_ctr": global_ctr,
-      "mean_dwell": np.array([p.mean_dwell for p in stats], np.float32),
-      "last_click_rate": np.array([p.last_clicks for p in stats], np.float32) / np.maximum(impressions, 1),
-      "mean_position": np.array([p.mean_position for p in stats], np.float32),
+    "impressions": impressions,
+    "clicks": clicks,
+    "ctr": ctr,
+    "global_ctr": global_ctr,
+    "mean_dwell": np.array([p.mean_dwell for p in stats], np.float32),
+    "last_click_rate": np.array([p.last_clicks for p in stats], np.float32)
+    / np.maximum(impressions, 1),
+    "mean_position": np.array([p.mean_position for p in stats], np.float32),
   }
   texts = [p.text or "" for p in stats]
   return schema.RankingList(
-      qid=qid, doc_ids=order, labels=labels,
-      positions=np.array([p.mode_position for p in stats], np.int32),
-      query_freq=float(query_freq), bucket=bucket, query=info.text,
-      doc_texts=texts if with_texts or any(texts) else None, extras=extras)
+    qid=qid,
+    doc_ids=order,
+    labels=labels,
+    positions=np.array([p.mode_position for p in stats], np.int32),
+    query_freq=float(query_freq),
+    bucket=bucket,
+    query=info.text,
+    doc_texts=texts if with_texts or any(texts) else None,
+    extras=extras,
+  )
 
 
-def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", freq: dict[str, float] | None = None,
-                     bucket_method: str = "quantile", keep: Callable[[str], bool] | None = None,
-                     **bucket_kw) -> Iterator[schema.RankingList]:
+def to_ranking_lists(
+  agg: ClickAggregator,
+  *,
+  freq_by: str = "sessions",
+  freq: dict[str, float] | None = None,
+  bucket_method: str = "quantile",
+  keep: Callable[[str], bool] | None = None,
+  **bucket_kw,
+) -> Iterator[schema.RankingList]:
   """One `RankingList` per query (in first-seen order), with frequency and bucket attached.
 
   Args:
@@ -279,5 +316,11 @@ def to_ranking_lists(agg: ClickAggregator, *, freq_by: str = "sessions", freq: d
   with_texts = any(p.text for p in pairs)
   for qid in agg.pairs:
     if keep is None or keep(qid):
-      yield to_ranking_list(agg, qid, query_freq=freq.get(qid, 0.0), bucket=buckets.get(qid, schema.UNKNOWN_BUCKET),
-                            with_human=with_human, with_texts=with_texts)
+      yield to_ranking_list(
+        agg,
+        qid,
+        query_freq=freq.get(qid, 0.0),
+        bucket=buckets.get(qid, schema.UNKNOWN_BUCKET),
+        with_human=with_human,
+        with_texts=with_texts,
+      )

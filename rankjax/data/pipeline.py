@@ -31,8 +31,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
-from rankjax.data import text
-from rankjax.data import schema
+from rankjax.data import schema, text
 
 
 def list_size_for(n, list_sizes: Sequence[int]):
@@ -68,19 +67,28 @@ def token_widths(split, num_buckets: int) -> tuple[int, ...] | None:
   return tuple(sorted(widths)) if len(widths) > 1 else None
 
 
-def _batch_shape(split, indices: np.ndarray, list_sizes: Sequence[int],
-                 widths: Sequence[int] | None) -> dict[str, int | None]:
+def _batch_shape(
+  split, indices: np.ndarray, list_sizes: Sequence[int], widths: Sequence[int] | None
+) -> dict[str, int | None]:
   """`make_batch`'s list size and token width for the global batch of records `indices`."""
-  shape = {"list_size": list_size_for(int(split.lengths[indices].max()), list_sizes),
-           "token_width": None}
+  shape = {
+    "list_size": list_size_for(int(split.lengths[indices].max()), list_sizes),
+    "token_width": None,
+  }
   if widths is not None:
     shape["token_width"] = text.width_for(int(split.token_lengths[indices].max()), widths)
   return shape
 
 
-def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layout: dict,
-               rng: np.random.Generator | None = None,
-               token_width: int | None = None) -> dict[str, np.ndarray]:
+def make_batch(
+  records: Sequence[dict],
+  *,
+  batch_size: int,
+  list_size: int,
+  layout: dict,
+  rng: np.random.Generator | None = None,
+  token_width: int | None = None,
+) -> dict[str, np.ndarray]:
   """Pads records (store layout) into one batch of `batch_size` lists of `list_size` items.
 
   Args:
@@ -99,11 +107,11 @@ def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layo
   if len(records) > b:
     raise ValueError(f"{len(records)} records for a batch of {b}")
   batch = {
-      "mask": np.zeros((b, l), bool),
-      "position": np.zeros((b, l), np.int32),
-      "query_freq": np.zeros((b,), np.float32),
-      "bucket": np.full((b,), schema.UNKNOWN_BUCKET, np.int32),
-      "list_valid": np.zeros((b,), bool),
+    "mask": np.zeros((b, l), bool),
+    "position": np.zeros((b, l), np.int32),
+    "query_freq": np.zeros((b,), np.float32),
+    "bucket": np.full((b,), schema.UNKNOWN_BUCKET, np.int32),
+    "list_valid": np.zeros((b,), bool),
   }
   if layout["features"] is not None:
     batch["features"] = np.zeros((b, l, layout["features"]), np.float32)
@@ -134,9 +142,11 @@ def make_batch(records: Sequence[dict], *, batch_size: int, list_size: int, layo
       batch["features"][i, :n] = rec["features"][take]
     if "tokens" in batch:
       if rec["tokens"][:, t:].any():
-        raise ValueError(f"list {rec['qid']!r} has a pair longer than the token width {t} chosen "
-                         "from its stored token length; a stale token_lengths-<split>.npy? "
-                         "Delete it to recompute")
+        raise ValueError(
+          f"list {rec['qid']!r} has a pair longer than the token width {t} chosen "
+          "from its stored token length; a stale token_lengths-<split>.npy? "
+          "Delete it to recompute"
+        )
       batch["tokens"][i, :n] = rec["tokens"][take, :t]
       batch["token_types"][i, :n] = rec["token_types"][take, :t]
     for s in layout["sources"]:
@@ -153,19 +163,21 @@ def _local_part(global_indices: np.ndarray, process_index: int, process_count: i
   if len(global_indices) % process_count:
     raise ValueError(f"batch size {len(global_indices)} not divisible by {process_count} hosts")
   per_host = len(global_indices) // process_count
-  return global_indices[process_index * per_host:(process_index + 1) * per_host]
+  return global_indices[process_index * per_host : (process_index + 1) * per_host]
 
 
 def _shape_keys(split, list_sizes: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
   """Each list's padded list size and longest pair (zeros without tokens)."""
   sizes = list_size_for(split.lengths, list_sizes)
-  token_lengths = (split.token_lengths if split.layout["tokens"] is not None
-                   else np.zeros(len(split), np.int32))
+  token_lengths = (
+    split.token_lengths if split.layout["tokens"] is not None else np.zeros(len(split), np.int32)
+  )
   return sizes, token_lengths
 
 
-def _grouped_batches(split, batch_size: int, list_sizes: Sequence[int],
-                     seed: int) -> grain.MapDataset:
+def _grouped_batches(
+  split, batch_size: int, list_sizes: Sequence[int], seed: int
+) -> grain.MapDataset:
   """Endless global batches of list indices, each epoch `text.length_grouped_batches` by padded
   list size, then (with tokens) longest pair."""
   per_epoch = len(split) // batch_size
@@ -178,14 +190,26 @@ def _grouped_batches(split, batch_size: int, list_sizes: Sequence[int],
     batches = text.length_grouped_batches(token_lengths, batch_size, seed=(seed, e), groups=sizes)
     return [b for b in batches if len(b) == batch_size]  # drops the one short batch
 
-  return (grain.MapDataset.range(per_epoch).repeat()
-          .map_with_index(lambda step, _: epoch(step // per_epoch)[step % per_epoch]))
+  return (
+    grain.MapDataset.range(per_epoch)
+    .repeat()
+    .map_with_index(lambda step, _: epoch(step // per_epoch)[step % per_epoch])
+  )
 
 
-def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: int,
-                  token_widths: Sequence[int] | None = None, length_grouped: bool = False,
-                  process_index: int = 0, process_count: int = 1,
-                  num_threads: int = 2, prefetch: int = 4) -> grain.IterDataset:
+def train_dataset(
+  split,
+  *,
+  batch_size: int,
+  list_sizes: Sequence[int],
+  seed: int,
+  token_widths: Sequence[int] | None = None,
+  length_grouped: bool = False,
+  process_index: int = 0,
+  process_count: int = 1,
+  num_threads: int = 2,
+  prefetch: int = 4,
+) -> grain.IterDataset:
   """An endless, deterministic stream of this host's part of each global training batch.
 
   Args:
@@ -208,23 +232,35 @@ def train_dataset(split, *, batch_size: int, list_sizes: Sequence[int], seed: in
   if length_grouped:
     batches = _grouped_batches(split, batch_size, list_sizes, seed)
   else:
-    batches = (grain.MapDataset.range(len(split)).shuffle(seed=seed).repeat()
-               .batch(batch_size, drop_remainder=True))
+    batches = (
+      grain.MapDataset.range(len(split))
+      .shuffle(seed=seed)
+      .repeat()
+      .batch(batch_size, drop_remainder=True)
+    )
 
   def load(step: int, indices: np.ndarray) -> dict[str, np.ndarray]:
     shape = _batch_shape(split, indices, list_sizes, token_widths)
     local = _local_part(indices, process_index, process_count)
     rng = np.random.default_rng([seed, step, process_index])
-    return make_batch([split[int(i)] for i in local], batch_size=len(local), layout=split.layout,
-                      rng=rng, **shape)
+    return make_batch(
+      [split[int(i)] for i in local], batch_size=len(local), layout=split.layout, rng=rng, **shape
+    )
 
   return batches.map_with_index(load).to_iter_dataset(
-      grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch))
+    grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)
+  )
 
 
-def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int],
-                 token_widths: Sequence[int] | None = None, process_index: int = 0,
-                 process_count: int = 1) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
+def eval_batches(
+  split,
+  *,
+  batch_size: int,
+  list_sizes: Sequence[int],
+  token_widths: Sequence[int] | None = None,
+  process_index: int = 0,
+  process_count: int = 1,
+) -> Iterator[tuple[dict[str, np.ndarray], np.ndarray]]:
   """This host's part of every global evaluation batch, each list once.
 
   Lists go sorted by padded list size, then longest pair (stable, so otherwise in stored order):
@@ -238,16 +274,20 @@ def eval_batches(split, *, batch_size: int, list_sizes: Sequence[int],
   too_long = np.flatnonzero(split.lengths > max(list_sizes))
   if too_long.size:
     rec = split[int(too_long[0])]
-    raise ValueError(f"{split}: list {rec['qid']!r} has {split.lengths[too_long[0]]} items, more "
-                     f"than the largest list size {max(list_sizes)}; add a larger size "
-                     f"({too_long.size} lists are too long)")
+    raise ValueError(
+      f"{split}: list {rec['qid']!r} has {split.lengths[too_long[0]]} items, more "
+      f"than the largest list size {max(list_sizes)}; add a larger size "
+      f"({too_long.size} lists are too long)"
+    )
   sizes, token_lengths = _shape_keys(split, list_sizes)
   order = np.lexsort((token_lengths, sizes))
   for start in range(0, n, batch_size):
-    chunk = order[start:start + batch_size]
+    chunk = order[start : start + batch_size]
     shape = _batch_shape(split, chunk, list_sizes, token_widths)
-    local = _local_part(np.pad(chunk, (0, batch_size - len(chunk)), constant_values=-1),
-                        process_index, process_count)
-    batch = make_batch([split[int(i)] for i in local if i >= 0], batch_size=len(local),
-                       layout=split.layout, **shape)
+    local = _local_part(
+      np.pad(chunk, (0, batch_size - len(chunk)), constant_values=-1), process_index, process_count
+    )
+    batch = make_batch(
+      [split[int(i)] for i in local if i >= 0], batch_size=len(local), layout=split.layout, **shape
+    )
     yield batch, local

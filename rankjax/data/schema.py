@@ -64,17 +64,23 @@ class RankingList:
     for name in ("tokens", "token_types"):
       if getattr(self, name) is not None:
         setattr(self, name, np.asarray(getattr(self, name), np.int32))
-    for name, arr in [("positions", self.positions), ("features", self.features),
-                      ("tokens", self.tokens), ("token_types", self.token_types),
-                      *[(f"labels[{k}]", v) for k, v in self.labels.items()],
-                      *[(f"extras[{k}]", v) for k, v in self.extras.items()]]:
+    for name, arr in [
+      ("positions", self.positions),
+      ("features", self.features),
+      ("tokens", self.tokens),
+      ("token_types", self.token_types),
+      *[(f"labels[{k}]", v) for k, v in self.labels.items()],
+      *[(f"extras[{k}]", v) for k, v in self.extras.items()],
+    ]:
       if arr is not None and arr.shape[:1] != (n,):
         raise ValueError(f"list {self.qid!r}: {name} has shape {arr.shape}, expected {n} items")
     if self.doc_texts is not None and len(self.doc_texts) != n:
       raise ValueError(f"list {self.qid!r}: {len(self.doc_texts)} doc_texts for {n} items")
     unknown = set(self.labels) - set(SOURCES)
     if unknown:
-      raise ValueError(f"list {self.qid!r}: unknown label sources {sorted(unknown)}; known: {SOURCES}")
+      raise ValueError(
+        f"list {self.qid!r}: unknown label sources {sorted(unknown)}; known: {SOURCES}"
+      )
     if not UNKNOWN_BUCKET <= self.bucket < len(BUCKETS):
       raise ValueError(f"list {self.qid!r}: bucket {self.bucket} outside [-1, {len(BUCKETS)})")
 
@@ -94,4 +100,13 @@ class RankingList:
 #   "bucket"          int32   [B]      -1 unknown
 #   "list_valid"      bool    [B]      False for padding lists that fill the last batch
 #   "<extra>"         float32 [B, L]   per-item extras, by name
-BATCH_KEYS = ("mask", "features", "tokens", "token_types", "position", "query_freq", "bucket", "list_valid")
+BATCH_KEYS = (
+  "mask",
+  "features",
+  "tokens",
+  "token_types",
+  "position",
+  "query_freq",
+  "bucket",
+  "list_valid",
+)

@@ -39,8 +39,7 @@ from typing import Callable, Iterable, Mapping
 import numpy as np
 import tensorflow_datasets as tfds
 
-from rankjax.data import text
-from rankjax.data import schema
+from rankjax.data import schema, text
 
 VERSION = "1.0.0"
 
@@ -48,23 +47,23 @@ VERSION = "1.0.0"
 def _layout(first: schema.RankingList) -> dict:
   """What a dataset stores, taken from its first list."""
   return {
-      "features": None if first.features is None else int(first.features.shape[1]),
-      "tokens": None if first.tokens is None else int(first.tokens.shape[1]),
-      "sources": [s for s in schema.SOURCES if s in first.labels],
-      "extras": sorted(first.extras),
-      "query": first.query is not None,
-      "doc_texts": first.doc_texts is not None,
+    "features": None if first.features is None else int(first.features.shape[1]),
+    "tokens": None if first.tokens is None else int(first.tokens.shape[1]),
+    "sources": [s for s in schema.SOURCES if s in first.labels],
+    "extras": sorted(first.extras),
+    "query": first.query is not None,
+    "doc_texts": first.doc_texts is not None,
   }
 
 
 def _features_dict(layout: dict) -> tfds.features.FeaturesDict:
   f = tfds.features
   spec = {
-      "qid": f.Text(),
-      "doc_ids": f.Sequence(f.Text()),
-      "position": f.Tensor(shape=(None,), dtype=np.int32),
-      "query_freq": f.Scalar(dtype=np.float32),
-      "bucket": f.Scalar(dtype=np.int32),
+    "qid": f.Text(),
+    "doc_ids": f.Sequence(f.Text()),
+    "position": f.Tensor(shape=(None,), dtype=np.int32),
+    "query_freq": f.Scalar(dtype=np.float32),
+    "bucket": f.Scalar(dtype=np.int32),
   }
   if layout["features"] is not None:
     spec["features"] = f.Tensor(shape=(None, layout["features"]), dtype=np.float32)
@@ -88,8 +87,13 @@ def _record(lst: schema.RankingList, layout: dict, split: str) -> dict:
   n = len(lst)
   if n == 0:
     raise ValueError(f"{where}: empty list")
-  rec = {"qid": lst.qid, "doc_ids": list(lst.doc_ids), "position": lst.positions,
-         "query_freq": np.float32(lst.query_freq), "bucket": np.int32(lst.bucket)}
+  rec = {
+    "qid": lst.qid,
+    "doc_ids": list(lst.doc_ids),
+    "position": lst.positions,
+    "query_freq": np.float32(lst.query_freq),
+    "bucket": np.int32(lst.bucket),
+  }
   for key, width in (("features", layout["features"]), ("tokens", layout["tokens"])):
     arr = getattr(lst, key)
     if (arr is None) != (width is None) or (arr is not None and arr.shape[1] != width):
@@ -101,8 +105,10 @@ def _record(lst: schema.RankingList, layout: dict, split: str) -> dict:
     rec["tokens"], rec["token_types"] = lst.tokens, lst.token_types
   extra_sources = set(lst.labels) - set(layout["sources"])
   if extra_sources:
-    raise ValueError(f"{where}: label sources {sorted(extra_sources)} not in the dataset's "
-                     f"{layout['sources']} (taken from the first list)")
+    raise ValueError(
+      f"{where}: label sources {sorted(extra_sources)} not in the dataset's "
+      f"{layout['sources']} (taken from the first list)"
+    )
   for s in layout["sources"]:
     rec[f"label_{s}"] = lst.labels.get(s, np.full(n, np.nan, np.float32))
   if set(lst.extras) != set(layout["extras"]):
@@ -125,9 +131,13 @@ class _LocalInfo(tfds.core.DatasetInfo):
     pass
 
 
-def write_dataset(directory: str | os.PathLike, *, name: str,
-                  splits: Mapping[str, Iterable[schema.RankingList]],
-                  description: str = "") -> pathlib.Path:
+def write_dataset(
+  directory: str | os.PathLike,
+  *,
+  name: str,
+  splits: Mapping[str, Iterable[schema.RankingList]],
+  description: str = "",
+) -> pathlib.Path:
   """Writes `RankingList`s as a tfds array_record dataset; returns its directory.
 
   Args:
@@ -158,8 +168,12 @@ def write_dataset(directory: str | os.PathLike, *, name: str,
     code_path = None
 
     def _info(self):
-      return _LocalInfo(builder=self, description=description, features=_features_dict(layout),
-                        metadata=tfds.core.MetadataDict(layout=layout))
+      return _LocalInfo(
+        builder=self,
+        description=description,
+        features=_features_dict(layout),
+        metadata=tfds.core.MetadataDict(layout=layout),
+      )
 
     def _split_generators(self, dl_manager):
       del dl_manager
@@ -183,8 +197,8 @@ def write_dataset(directory: str | os.PathLike, *, name: str,
 
 # The per-list arrays stored as `<name>-<split>.npy`, and how each is computed from a record.
 _PER_LIST = {
-    "list_lengths": lambda rec: len(rec["doc_ids"]),
-    "token_lengths": lambda rec: int(text.pair_lengths(rec["tokens"]).max(initial=0)),
+  "list_lengths": lambda rec: len(rec["doc_ids"]),
+  "token_lengths": lambda rec: int(text.pair_lengths(rec["tokens"]).max(initial=0)),
 }
 
 
@@ -206,8 +220,9 @@ def _write_lengths(path: pathlib.Path):
   """Writes the per-list arrays (`_PER_LIST`) that each split lacks, in one decoding pass."""
   for split in tfds.builder_from_directory(os.fspath(path)).info.splits:
     source = open_split(path, split, with_lengths=False)
-    missing = [n for n in _per_list_names(source.layout)
-               if not (path / f"{n}-{split}.npy").exists()]
+    missing = [
+      n for n in _per_list_names(source.layout) if not (path / f"{n}-{split}.npy").exists()
+    ]
     if missing:
       for name, values in zip(missing, _scan(source, missing).T):
         np.save(path / f"{name}-{split}.npy", values)
@@ -224,8 +239,9 @@ class Split(collections.abc.Sequence):
     self.path, self.split = path, split
     if not (path / "dataset_info.json").exists():
       raise FileNotFoundError(
-          f"{path}: not a prepared dataset (no dataset_info.json); write one with `rankjax data "
-          "prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0")
+        f"{path}: not a prepared dataset (no dataset_info.json); write one with `rankjax data "
+        "prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0"
+      )
     builder = tfds.builder_from_directory(os.fspath(path))
     if split not in builder.info.splits:
       raise KeyError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")
@@ -260,13 +276,15 @@ def open_split(path: str | os.PathLike, split: str, *, with_lengths: bool = True
   return Split(pathlib.Path(path), split, with_lengths)
 
 
-def ensure_dataset(directory: str | os.PathLike, name: str,
-                   make_splits: Callable[[], Mapping[str, Iterable[schema.RankingList]]],
-                   description: str = "") -> pathlib.Path:
+def ensure_dataset(
+  directory: str | os.PathLike,
+  name: str,
+  make_splits: Callable[[], Mapping[str, Iterable[schema.RankingList]]],
+  description: str = "",
+) -> pathlib.Path:
   """The prepared dataset `<directory>/<name>/1.0.0`, written by `make_splits()` if absent."""
   path = pathlib.Path(directory) / name / VERSION
   if (path / "dataset_info.json").exists():
     _write_lengths(path)  # those that a killed run or an older version did not write
     return path
   return write_dataset(directory, name=name, splits=make_splits(), description=description)
-

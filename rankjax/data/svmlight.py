@@ -27,8 +27,7 @@ from collections.abc import Callable
 import numpy as np
 
 from rankjax import registry
-from rankjax.data import paths
-from rankjax.data import schema
+from rankjax.data import paths, schema
 
 _DOCID = re.compile(r"docid\s*=\s*(\S+)")
 
@@ -66,9 +65,13 @@ def _parse_line(line: str, where: str):
   return label, qid, feats, (m.group(1) if m else None)
 
 
-def read_svmlight(path: str | os.PathLike, *, num_features: int | None = None,
-                  query_file: str | os.PathLike | None = None,
-                  label_source: str = "human") -> list[schema.RankingList]:
+def read_svmlight(
+  path: str | os.PathLike,
+  *,
+  num_features: int | None = None,
+  query_file: str | os.PathLike | None = None,
+  label_source: str = "human",
+) -> list[schema.RankingList]:
   """Reads a LETOR/svmlight ranking file into one `RankingList` per query.
 
   Args:
@@ -104,8 +107,9 @@ def read_svmlight(path: str | os.PathLike, *, num_features: int | None = None,
       raise SvmlightError(f"{path}:{rows[0][0]}: no qid: and no group file {query_file}")
     sizes = [int(s) for s in query_file.read_text().split()]
     if sum(sizes) != len(rows):
-      raise SvmlightError(f"{query_file}: group sizes add up to {sum(sizes)}, "
-                          f"{path} has {len(rows)} lines")
+      raise SvmlightError(
+        f"{query_file}: group sizes add up to {sum(sizes)}, {path} has {len(rows)} lines"
+      )
     qids = np.repeat(np.arange(len(sizes)), sizes).astype(str)
     rows = [(r[0], r[1], q, r[3], r[4]) for r, q in zip(rows, qids)]
 
@@ -115,8 +119,10 @@ def read_svmlight(path: str | os.PathLike, *, num_features: int | None = None,
   for row in rows:
     lineno, _, qid, feats, _ = row
     if qid != last and qid in groups:
-      raise SvmlightError(f"{path}:{lineno}: qid {qid} appears again after other queries "
-                          "(lines of one query must be contiguous)")
+      raise SvmlightError(
+        f"{path}:{lineno}: qid {qid} appears again after other queries "
+        "(lines of one query must be contiguous)"
+      )
     if feats and max(feats) > width:
       raise SvmlightError(f"{path}:{lineno}: feature index {max(feats)} > num_features {width}")
     groups.setdefault(qid, []).append(row)
@@ -130,8 +136,9 @@ def read_svmlight(path: str | os.PathLike, *, num_features: int | None = None,
         features[k, np.fromiter(feats, int) - 1] = np.fromiter(feats.values(), float)
     doc_ids = [r[4] if r[4] is not None else f"{qid}-{k}" for k, r in enumerate(group)]
     labels = np.array([r[1] for r in group], np.float32)
-    lists.append(schema.RankingList(qid=qid, doc_ids=doc_ids, labels={label_source: labels},
-                                    features=features))
+    lists.append(
+      schema.RankingList(qid=qid, doc_ids=doc_ids, labels={label_source: labels}, features=features)
+    )
   return lists
 
 
@@ -153,8 +160,12 @@ def _letor_folder(folder: str, train: str, test: str, num_features: int | None, 
     train_lists = read_svmlight(base / train, num_features=num_features)
     width = train_lists[0].features.shape[1]
     rest, validation = split_off(train_lists, every)
-    return {"train": rest, "validation": validation,
-            "test": read_svmlight(base / test, num_features=width)}
+    return {
+      "train": rest,
+      "validation": validation,
+      "test": read_svmlight(base / test, num_features=width),
+    }
+
   return splits
 
 
@@ -162,7 +173,9 @@ def _letor_folder(folder: str, train: str, test: str, num_features: int | None, 
 # entered with `registry.register` (`registry.lookup(DATASETS, name, ...)` finds one). The
 # validation split is every 5th query of the training file.
 DATASETS: dict[str, Callable[[], dict[str, list[schema.RankingList]]]] = {}
-registry.register(DATASETS, "mslr_web10k_sample")(_letor_folder(
-    "mslr_web10k_sample", "msn1.fold1.train.5k.txt", "msn1.fold1.test.5k.txt", 136, 5))
-registry.register(DATASETS, "lightgbm_lambdarank_example")(_letor_folder(
-    "lightgbm_lambdarank_example", "rank.train", "rank.test", None, 5))
+registry.register(DATASETS, "mslr_web10k_sample")(
+  _letor_folder("mslr_web10k_sample", "msn1.fold1.train.5k.txt", "msn1.fold1.test.5k.txt", 136, 5)
+)
+registry.register(DATASETS, "lightgbm_lambdarank_example")(
+  _letor_folder("lightgbm_lambdarank_example", "rank.train", "rank.test", None, 5)
+)

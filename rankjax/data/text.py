@@ -39,16 +39,21 @@ class PairTokenizer:
     counts: "lists", "pairs", "queries_truncated", "docs_truncated", "empty_docs".
   """
 
-  def __init__(self, tokenizer, *, max_query_tokens: int = 32, max_tokens: int = 128,
-               name: str = "tokenizer"):
+  def __init__(
+    self, tokenizer, *, max_query_tokens: int = 32, max_tokens: int = 128, name: str = "tokenizer"
+  ):
     if tokenizer.cls_token_id is None or tokenizer.sep_token_id is None:
       raise ValueError(f"{name}: needs [CLS] and [SEP] tokens (a BERT-family tokenizer)")
     if tokenizer.pad_token_id != 0:
-      raise ValueError(f"{name}: padding id is {tokenizer.pad_token_id}; rankjax stores token id "
-                       "0 as padding, so the tokenizer's padding id must be 0")
+      raise ValueError(
+        f"{name}: padding id is {tokenizer.pad_token_id}; rankjax stores token id "
+        "0 as padding, so the tokenizer's padding id must be 0"
+      )
     if max_tokens < max_query_tokens + 4:
-      raise ValueError(f"max_tokens {max_tokens} leaves no room for a document after "
-                       f"max_query_tokens {max_query_tokens} and 3 special tokens")
+      raise ValueError(
+        f"max_tokens {max_tokens} leaves no room for a document after "
+        f"max_query_tokens {max_query_tokens} and 3 special tokens"
+      )
     self.tokenizer = tokenizer
     self.max_query_tokens = max_query_tokens
     self.max_tokens = max_tokens
@@ -58,6 +63,7 @@ class PairTokenizer:
   def from_dir(cls, hf_dir: str | pathlib.Path, **rules) -> PairTokenizer:
     """The tokenizer of a local Hugging Face model directory (`AutoTokenizer`, no download)."""
     import transformers  # pylint: disable=g-import-not-at-top  (slow import)
+
     tok = transformers.AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
     return cls(tok, name=str(hf_dir), **rules)
 
@@ -68,7 +74,7 @@ class PairTokenizer:
     q, doc_ids = ids[0], ids[1:]
     if len(q) > self.max_query_tokens:
       self.counts["queries_truncated"] += 1
-      q = q[:self.max_query_tokens]
+      q = q[: self.max_query_tokens]
     room = self.max_tokens - 3 - len(q)
     tokens = np.zeros((len(docs), self.max_tokens), np.int32)
     types = np.zeros((len(docs), self.max_tokens), np.int32)
@@ -79,8 +85,8 @@ class PairTokenizer:
       if not d:
         self.counts["empty_docs"] += 1
       pair = head + d[:room] + [self.tokenizer.sep_token_id]
-      tokens[i, :len(pair)] = pair
-      types[i, len(head):len(pair)] = 1
+      tokens[i, : len(pair)] = pair
+      types[i, len(head) : len(pair)] = 1
     self.counts["pairs"] += len(docs)
     return tokens, types
 
@@ -121,14 +127,20 @@ def width_for(longest: int, widths: Sequence[int]) -> int:
   """
   fits = [w for w in sorted(widths) if w >= longest]
   if not fits:
-    raise ValueError(f"a pair has {longest} tokens, more than the largest bucket width "
-                     f"{max(widths)}")
+    raise ValueError(
+      f"a pair has {longest} tokens, more than the largest bucket width {max(widths)}"
+    )
   return fits[0]
 
 
-def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *,
-                           seed: int | Sequence[int], pool: int = 32,
-                           groups: np.ndarray | None = None) -> list[np.ndarray]:
+def length_grouped_batches(
+  list_lengths: np.ndarray,
+  batch_size: int,
+  *,
+  seed: int | Sequence[int],
+  pool: int = 32,
+  groups: np.ndarray | None = None,
+) -> list[np.ndarray]:
   """Batches of list indices with similar lengths, in random order.
 
   Indices are shuffled, cut into pools of `pool * batch_size`, each pool sorted by (group, length)
@@ -149,9 +161,9 @@ def length_grouped_batches(list_lengths: np.ndarray, batch_size: int, *,
   groups = np.zeros_like(lengths) if groups is None else np.asarray(groups)
   batches = []
   for start in range(0, len(order), pool * batch_size):
-    chunk = order[start:start + pool * batch_size]
+    chunk = order[start : start + pool * batch_size]
     chunk = chunk[np.lexsort((lengths[chunk], groups[chunk]))]
-    batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    batches += [chunk[i : i + batch_size] for i in range(0, len(chunk), batch_size)]
   return [batches[i] for i in rng.permutation(len(batches))]
 
 

@@ -20,7 +20,6 @@ import orbax.checkpoint as ocp
 
 from rankjax import registry
 
-
 # `best_mode` -> whether the best checkpoint's order is reversed (orbax's `BestN` keeps the
 # largest metric unless reversed).
 BEST_MODES = {"max": False, "min": True}
@@ -38,20 +37,35 @@ class Checkpointer:
     read_only: only restore (scoring); never writes or deletes.
   """
 
-  def __init__(self, workdir: str | os.PathLike, *, keep: int = 3, best_metric: str = "",
-               best_mode: str = "max", read_only: bool = False):
+  def __init__(
+    self,
+    workdir: str | os.PathLike,
+    *,
+    keep: int = 3,
+    best_metric: str = "",
+    best_mode: str = "max",
+    read_only: bool = False,
+  ):
     reverse = registry.lookup(BEST_MODES, best_mode, "checkpoint.best_mode")
     policies = [ocp.checkpoint_managers.LatestN(n=keep)]
     if best_metric:
-      policies.append(ocp.checkpoint_managers.BestN(
-          get_metric_fn=lambda m: m[best_metric], reverse=reverse, n=1,
-          keep_checkpoints_without_metrics=False))
+      policies.append(
+        ocp.checkpoint_managers.BestN(
+          get_metric_fn=lambda m: m[best_metric],
+          reverse=reverse,
+          n=1,
+          keep_checkpoints_without_metrics=False,
+        )
+      )
     self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
     self.manager = ocp.CheckpointManager(
-        self.directory,
-        options=ocp.CheckpointManagerOptions(
-            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-            create=not read_only, read_only=read_only))
+      self.directory,
+      options=ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+        create=not read_only,
+        read_only=read_only,
+      ),
+    )
     self.best_metric = best_metric
 
   def latest_step(self) -> int | None:
@@ -61,17 +75,26 @@ class Checkpointer:
     """Starts saving (async). `metrics` (flat names) rank it for the best-checkpoint policy."""
     if metrics is not None and self.best_metric and self.best_metric not in metrics:
       raise KeyError(f"best checkpoint metric {self.best_metric!r} not among {sorted(metrics)}")
-    self.manager.save(step, args=ocp.args.Composite(
-        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)),
-                      metrics=metrics if self.best_metric else None, force=True)
+    self.manager.save(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardSave(state), data=ocp.args.JsonSave(data_state)
+      ),
+      metrics=metrics if self.best_metric else None,
+      force=True,
+    )
 
   def restore(self, abstract_state, step: int | None = None):
     """(state, data_state) of `step` (default latest), sharded like `abstract_state`."""
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    restored = self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()))
+    restored = self.manager.restore(
+      step,
+      args=ocp.args.Composite(
+        state=ocp.args.StandardRestore(abstract_state), data=ocp.args.JsonRestore()
+      ),
+    )
     return restored["state"], restored["data"]
 
   def restore_state(self, abstract_state, step: int | None = None):
@@ -79,8 +102,9 @@ class Checkpointer:
     step = self.latest_step() if step is None else step
     if step is None:
       raise FileNotFoundError(f"no checkpoint in {self.directory}")
-    return self.manager.restore(step, args=ocp.args.Composite(
-        state=ocp.args.StandardRestore(abstract_state)))["state"]
+    return self.manager.restore(
+      step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
+    )["state"]
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -21,15 +21,15 @@ import ml_collections
 from jax.experimental import multihost_utils
 
 from rankjax import registry
-from rankjax.data import store
-from rankjax.data import svmlight
+from rankjax.data import store, svmlight
 from rankjax.sim import world
 
 WORLD = "demo_world"  # the `data.name` of the simulated world
 
 
-def resolve(config: ml_collections.ConfigDict,
-            workdir: str | os.PathLike) -> tuple[pathlib.Path, dict | None]:
+def resolve(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike
+) -> tuple[pathlib.Path, dict | None]:
   """(the prepared dataset's directory, its metadata) for `config.data`, preparing it if needed.
 
   The metadata is the world's (`rankjax.sim.world.make_world`: its parameters, the PBM
@@ -48,8 +48,9 @@ def resolve(config: ml_collections.ConfigDict,
   try:
     splits = registry.lookup(svmlight.DATASETS, data.name, "svmlight dataset")
   except registry.UnknownName as e:
-    raise registry.UnknownName(f"config.data.path is empty and config.data.name {data.name!r} is "
-                               f"not {WORLD!r}: {e}") from None
+    raise registry.UnknownName(
+      f"config.data.path is empty and config.data.name {data.name!r} is not {WORLD!r}: {e}"
+    ) from None
   if jax.process_index() == 0:
     store.ensure_dataset(cache, data.name, splits)
   _wait_for_host_0("rankjax:prepare_data")

@@ -1,9 +1,9 @@
 """Evaluation: metrics per query-frequency bucket, results files, scores and TREC run files.
 
 Metrics are named `<metric>@<k>` (or `<metric>` for the whole list), with `<metric>` from
-`rankjax.ranking.metrics`. Each is computed per list against one label source (default human), over lists
-that have a relevant item, and reported for the high / medium / low buckets and all lists (buckets
-without lists are left out; data without buckets reports only "all").
+`rankjax.ranking.metrics`. Each is computed per list against one label source (default human), over
+lists that have a relevant item, and reported for the high / medium / low buckets and all lists
+(buckets without lists are left out; data without buckets reports only "all").
 
 Results land in the workdir as `results.json` (latest evaluation of every split, with the step)
 and `results.md` (the same as Markdown tables); the history is in `metrics.jsonl`.
@@ -21,14 +21,14 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from rankjax import supervision
+from rankjax.data import pipeline
 from rankjax.engine import mesh as mesh_lib
 from rankjax.ranking import metrics as metrics_lib
-from rankjax.data import pipeline
-from rankjax import supervision
 
 
 def parse_metric(spec: str) -> tuple[str, int | None]:
-  """"ndcg@10" -> ("ndcg", 10); "pnr" -> ("pnr", None).
+  """ "ndcg@10" -> ("ndcg", 10); "pnr" -> ("pnr", None).
 
   >>> parse_metric("ndcg@10"), parse_metric("pnr")
   (('ndcg', 10), ('pnr', None))
@@ -38,8 +38,9 @@ def parse_metric(spec: str) -> tuple[str, int | None]:
   return name, (int(k) if k else None)
 
 
-def make_eval_step(model, metric_specs: Sequence[str], label_source: str,
-                   mesh: jax.sharding.Mesh) -> Callable:
+def make_eval_step(
+  model, metric_specs: Sequence[str], label_source: str, mesh: jax.sharding.Mesh
+) -> Callable:
   """A jitted `(variables, batch) -> (stats, scores)`.
 
   stats: metric spec -> `metrics.bucket_stats` {"sum": f32[4], "count": f32[4]}, additive over
@@ -53,18 +54,24 @@ def make_eval_step(model, metric_specs: Sequence[str], label_source: str,
     counted = batch["list_valid"] & metrics_lib.has_relevant(labels, where)
     stats = {}
     for spec, (name, topn) in parsed.items():
-      values = metrics_lib.get_metric(name)(scores, labels, where=where, topn=topn,
-                                            reduce_fn=None)
+      values = metrics_lib.get_metric(name)(scores, labels, where=where, topn=topn, reduce_fn=None)
       stats[spec] = metrics_lib.bucket_stats(values, batch["bucket"], counted)
     return stats, scores
 
-  return jax.jit(eval_step, out_shardings=(mesh_lib.replicated(mesh),
-                                           mesh_lib.data_sharding(mesh)))
+  return jax.jit(eval_step, out_shardings=(mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)))
 
 
-def evaluate_split(eval_step, variables, split, *, batch_size: int, list_sizes: Sequence[int],
-                   mesh: jax.sharding.Mesh, with_scores: bool = False,
-                   token_widths: Sequence[int] | None = None):
+def evaluate_split(
+  eval_step,
+  variables,
+  split,
+  *,
+  batch_size: int,
+  list_sizes: Sequence[int],
+  mesh: jax.sharding.Mesh,
+  with_scores: bool = False,
+  token_widths: Sequence[int] | None = None,
+):
   """Runs `eval_step` over every list of a split once (token arrays cut to `token_widths`).
 
   Returns:
@@ -74,8 +81,13 @@ def evaluate_split(eval_step, variables, split, *, batch_size: int, list_sizes: 
   total = None
   scores_by_index = {} if with_scores else None
   for batch, local_indices in pipeline.eval_batches(
-      split, batch_size=batch_size, list_sizes=list_sizes, token_widths=token_widths,
-      process_index=jax.process_index(), process_count=jax.process_count()):
+    split,
+    batch_size=batch_size,
+    list_sizes=list_sizes,
+    token_widths=token_widths,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+  ):
     stats, scores = eval_step(variables, mesh_lib.shard_batch(batch, mesh))
     total = stats if total is None else jax.tree.map(jnp.add, total, stats)
     if with_scores:
@@ -84,7 +96,7 @@ def evaluate_split(eval_step, variables, split, *, batch_size: int, list_sizes: 
       all_indices = np.asarray(multihost_utils.process_allgather(indices, tiled=True))
       for i, row in zip(all_indices, all_scores):
         if i >= 0:
-          scores_by_index[int(i)] = row[:split.lengths[i]]
+          scores_by_index[int(i)] = row[: split.lengths[i]]
   results = {spec: metrics_lib.finalize_bucket_stats(s) for spec, s in total.items()}
   return results, scores_by_index
 
@@ -112,22 +124,30 @@ def markdown_table(step: int, results: dict[str, dict]) -> str:
   """
   lines = []
   for split, per_metric in results.items():
-    buckets = [b for b in metrics_lib.BUCKETS
-               if any(b in v for v in per_metric.values())]
-    lines += [f"## {split} (step {step})", "", "| metric | " + " | ".join(buckets) + " |",
-              "|---|" + "---|" * len(buckets)]
+    buckets = [b for b in metrics_lib.BUCKETS if any(b in v for v in per_metric.values())]
+    lines += [
+      f"## {split} (step {step})",
+      "",
+      "| metric | " + " | ".join(buckets) + " |",
+      "|---|" + "---|" * len(buckets),
+    ]
     for spec, values in per_metric.items():
-      lines.append(f"| {spec} | " + " | ".join(
-          f"{values[b]:.4f}" if b in values else "" for b in buckets) + " |")
+      lines.append(
+        f"| {spec} | "
+        + " | ".join(f"{values[b]:.4f}" if b in values else "" for b in buckets)
+        + " |"
+      )
     first = next(iter(per_metric.values()), {})
-    lines.append("| lists | " + " | ".join(
-        f"{first.get(f'count/{b}', 0):.0f}" for b in buckets) + " |")
+    lines.append(
+      "| lists | " + " | ".join(f"{first.get(f'count/{b}', 0):.0f}" for b in buckets) + " |"
+    )
     lines.append("")
   return "\n".join(lines)
 
 
-def write_trec_run(path: str | os.PathLike, split, scores_by_index: dict[int, np.ndarray],
-                   run_name: str = "rankjax"):
+def write_trec_run(
+  path: str | os.PathLike, split, scores_by_index: dict[int, np.ndarray], run_name: str = "rankjax"
+):
   """Writes a TREC run file: `qid Q0 docid rank score run_name`, rank 1-based by score.
 
   Ties keep the stored item order (as the metrics rank them).

@@ -67,8 +67,11 @@ class Progress:
     self.stream = stream or sys.stderr
     self.total, self.every = total, every
     self.tty = self.stream.isatty() and jax.process_index() == 0
-    self.bar = tqdm.tqdm(total=total, initial=initial, file=self.stream, unit="step",
-                         dynamic_ncols=True) if self.tty else None
+    self.bar = (
+      tqdm.tqdm(total=total, initial=initial, file=self.stream, unit="step", dynamic_ncols=True)
+      if self.tty
+      else None
+    )
     self.last_step, self.last_time = initial, time.monotonic()
     self.start_step, self.start_time = initial, self.last_time
 
@@ -76,8 +79,9 @@ class Progress:
     if self.bar is not None:
       self.bar.update(step - self.bar.n)
       if scalars:
-        self.bar.set_postfix({k.split("/")[-1]: f"{v:.4g}" for k, v in scalars.items()},
-                             refresh=False)
+        self.bar.set_postfix(
+          {k.split("/")[-1]: f"{v:.4g}" for k, v in scalars.items()}, refresh=False
+        )
       return
     if jax.process_index() or step % self.every and step != self.total:
       return
@@ -85,8 +89,11 @@ class Progress:
     rate = (step - self.start_step) / max(now - self.start_time, 1e-9)
     eta = (self.total - step) / rate if rate else float("inf")
     shown = " ".join(f"{k}={v:.4g}" for k, v in (scalars or {}).items())
-    print(f"step {step}/{self.total} {rate:.2f} steps/s eta {eta:.0f}s {shown}",
-          file=self.stream, flush=True)
+    print(
+      f"step {step}/{self.total} {rate:.2f} steps/s eta {eta:.0f}s {shown}",
+      file=self.stream,
+      flush=True,
+    )
 
   def close(self):
     if self.bar is not None:

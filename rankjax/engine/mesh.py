@@ -12,7 +12,8 @@ import os
 
 import jax
 import numpy as np
-from jax.sharding import NamedSharding, PartitionSpec as P
+from jax.sharding import NamedSharding
+from jax.sharding import PartitionSpec as P
 
 # Any of these means a multi-process launch: a coordinator address given explicitly (with
 # RANKJAX_NUM_PROCESSES and RANKJAX_PROCESS_ID where no cluster manager tells JAX), SLURM with
@@ -23,13 +24,16 @@ _MULTIHOST_ENV = ("JAX_COORDINATOR_ADDRESS", "RANKJAX_DISTRIBUTED")
 
 def maybe_initialize_distributed() -> bool:
   """Calls `jax.distributed.initialize()` on a multi-host launch; True if it did."""
-  multi = any(os.environ.get(k) for k in _MULTIHOST_ENV) or int(
-      os.environ.get("SLURM_NTASKS", "1")) > 1
+  multi = (
+    any(os.environ.get(k) for k in _MULTIHOST_ENV) or int(os.environ.get("SLURM_NTASKS", "1")) > 1
+  )
   if multi:
     explicit = {}
     if "RANKJAX_NUM_PROCESSES" in os.environ:
-      explicit = {"num_processes": int(os.environ["RANKJAX_NUM_PROCESSES"]),
-                  "process_id": int(os.environ["RANKJAX_PROCESS_ID"])}
+      explicit = {
+        "num_processes": int(os.environ["RANKJAX_NUM_PROCESSES"]),
+        "process_id": int(os.environ["RANKJAX_PROCESS_ID"]),
+      }
     jax.distributed.initialize(**explicit)
   return multi
 
@@ -37,8 +41,9 @@ def maybe_initialize_distributed() -> bool:
 def make_mesh(devices=None) -> jax.sharding.Mesh:
   """A 1-D mesh with axis "data" over `devices` (default: all devices of all hosts)."""
   devices = jax.devices() if devices is None else devices
-  return jax.make_mesh((len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,),
-                       devices=devices)
+  return jax.make_mesh(
+    (len(devices),), ("data",), axis_types=(jax.sharding.AxisType.Auto,), devices=devices
+  )
 
 
 def replicated(mesh: jax.sharding.Mesh) -> NamedSharding:

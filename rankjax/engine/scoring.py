@@ -9,14 +9,18 @@ import json
 import os
 import pathlib
 
-from rankjax.engine import evaluate
-from rankjax.engine import train
-from rankjax.data import pipeline
-from rankjax.data import store
+from rankjax.data import pipeline, store
+from rankjax.engine import evaluate, train
 
 
-def score(workdir: str | os.PathLike, split_name: str, *, step: int | None = None,
-          output: str | os.PathLike | None = None, label_source: str | None = None) -> dict:
+def score(
+  workdir: str | os.PathLike,
+  split_name: str,
+  *,
+  step: int | None = None,
+  output: str | os.PathLike | None = None,
+  label_source: str | None = None,
+) -> dict:
   """Scores `split_name` with the checkpoint of `workdir` at `step` (default the latest).
 
   Writes the run file (`qid Q0 docid rank score rankjax`, default `<workdir>/<split>.run`) and
@@ -31,12 +35,27 @@ def score(workdir: str | os.PathLike, split_name: str, *, step: int | None = Non
   source = label_source or run.config.eval.label_source
   eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, source, run.mesh)
   results, scores = evaluate.evaluate_split(
-      eval_step, run.variables, split, batch_size=run.config.eval.batch_size,
-      list_sizes=run.config.data.list_sizes, mesh=run.mesh, with_scores=True,
-      token_widths=pipeline.token_widths(split, run.config.data.token_buckets))
+    eval_step,
+    run.variables,
+    split,
+    batch_size=run.config.eval.batch_size,
+    list_sizes=run.config.data.list_sizes,
+    mesh=run.mesh,
+    with_scores=True,
+    token_widths=pipeline.token_widths(split, run.config.data.token_buckets),
+  )
   output = pathlib.Path(output or workdir / f"{split_name}.run")
   evaluate.write_trec_run(output, split, scores)
-  (workdir / f"score-{split_name}.json").write_text(json.dumps(
-      {"step": run.step, "split": split_name, "label_source": source, "run_file": str(output),
-       "metrics": results}, indent=1))
+  (workdir / f"score-{split_name}.json").write_text(
+    json.dumps(
+      {
+        "step": run.step,
+        "split": split_name,
+        "label_source": source,
+        "run_file": str(output),
+        "metrics": results,
+      },
+      indent=1,
+    )
+  )
   return {"step": run.step, **results}

@@ -32,6 +32,7 @@ class TrainState:
   objectives; see `rankjax.supervision.objective`): its params train with the model's under the
   same optimizer, and neither is used to score or evaluate.
   """
+
   step: jax.Array
   rng: jax.Array
   params: Any
@@ -52,17 +53,29 @@ def make_optimizer(config: ml_collections.ConfigDict) -> optax.GradientTransform
   opt = config.optimizer
   warmup = max(min(opt.warmup_steps, config.total_steps - 1), 0)
   schedule = optax.warmup_cosine_decay_schedule(
-      0.0, opt.lr, warmup, max(config.total_steps, warmup + 1))
+    0.0, opt.lr, warmup, max(config.total_steps, warmup + 1)
+  )
   scale = config.supervision.objective_lr_scale
-  return optax.chain(optax.clip_by_global_norm(opt.clip_norm),
-                     optax.adamw(schedule, weight_decay=opt.weight_decay,
-                                 mask=lambda p: (jax.tree.map(lambda _: True, p[0]),
-                                                 jax.tree.map(lambda _: False, p[1]))),
-                     optax.stateless(lambda u, _: (u[0], optax.tree.scale(scale, u[1]))))
+  return optax.chain(
+    optax.clip_by_global_norm(opt.clip_norm),
+    optax.adamw(
+      schedule,
+      weight_decay=opt.weight_decay,
+      mask=lambda p: (jax.tree.map(lambda _: True, p[0]), jax.tree.map(lambda _: False, p[1])),
+    ),
+    optax.stateless(lambda u, _: (u[0], optax.tree.scale(scale, u[1]))),
+  )
 
 
-def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
-               model_config=None, objective_init=None) -> TrainState:
+def init_state(
+  model,
+  tx,
+  example_batch: dict,
+  seed: int,
+  model_module=None,
+  model_config=None,
+  objective_init=None,
+) -> TrainState:
   """A fresh TrainState (call under jit for placement); pretrained weights when the model has them.
 
   `objective_init(rng) -> {"params": ..., "state": ...}` makes the objective's own variables
@@ -77,9 +90,14 @@ def init_state(model, tx, example_batch: dict, seed: int, model_module=None,
   objective = {"params": {}, "state": {}}
   if objective_init is not None:
     objective.update(objective_init(jax.random.fold_in(init_rng, 1)))
-  return TrainState(step=jnp.zeros((), jnp.int32), rng=train_rng, params=params,
-                    model_state=model_state, opt_state=tx.init((params, objective["params"])),
-                    objective=objective)
+  return TrainState(
+    step=jnp.zeros((), jnp.int32),
+    rng=train_rng,
+    params=params,
+    model_state=model_state,
+    opt_state=tx.init((params, objective["params"])),
+    objective=objective,
+  )
 
 
 def _seeded_key(impl: str) -> Callable[[jax.Array], jax.Array]:
@@ -91,9 +109,9 @@ def _seeded_key(impl: str) -> Callable[[jax.Array], jax.Array]:
 # own (threefry), or a key of XLA's RngBitGenerator ("rbg" / "unsafe_rbg": far cheaper bits on
 # GPUs and TPUs).
 DROPOUT_RNG_IMPLS: dict[str, Callable[[jax.Array], jax.Array]] = {
-    "threefry2x32": lambda rng: rng,
-    "rbg": _seeded_key("rbg"),
-    "unsafe_rbg": _seeded_key("unsafe_rbg"),
+  "threefry2x32": lambda rng: rng,
+  "rbg": _seeded_key("rbg"),
+  "unsafe_rbg": _seeded_key("unsafe_rbg"),
 }
 
 
@@ -103,8 +121,9 @@ def dropout_key(rng: jax.Array, impl: str) -> jax.Array:
   return registry.lookup(DROPOUT_RNG_IMPLS, impl, "config.dropout_rng_impl")(rng)
 
 
-def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *, model,
-                    objective, config):
+def _value_and_grad(
+  trainable, model_state, objective_state, batch, rng, step, *, model, objective, config
+):
   """((loss, (new model state, aux, new objective state)), grads) of one (micro-)batch."""
   rng = dropout_key(rng, config.dropout_rng_impl)
 
@@ -112,11 +131,13 @@ def _value_and_grad(trainable, model_state, objective_state, batch, rng, step, *
     params, objective_params = trainable
     variables = {"params": params, **model_state}
     # A list of collections (empty too) makes flax return (scores, their new values).
-    scores, new_model_state = model.apply(variables, batch, train=True, rngs={"dropout": rng},
-                                          mutable=list(model_state))
+    scores, new_model_state = model.apply(
+      variables, batch, train=True, rngs={"dropout": rng}, mutable=list(model_state)
+    )
     variables = {"params": objective_params, "state": objective_state}
-    loss, aux, new_objective_state = objective.apply(scores, batch, step=step, config=config,
-                                                     variables=variables)
+    loss, aux, new_objective_state = objective.apply(
+      scores, batch, step=step, config=config, variables=variables
+    )
     return loss, (new_model_state, aux, new_objective_state)
 
   return jax.value_and_grad(loss_fn, has_aux=True)(trainable)
@@ -128,8 +149,9 @@ def split_microbatches(batch: dict, num: int) -> dict:
   Strided rather than contiguous, so that each device's contiguous share of a batch sharded on
   "data" splits into its own micro-batch shares, and no list moves between devices.
   """
-  return jax.tree.map(lambda x: jnp.swapaxes(x.reshape(x.shape[0] // num, num, *x.shape[1:]),
-                                             0, 1), batch)
+  return jax.tree.map(
+    lambda x: jnp.swapaxes(x.reshape(x.shape[0] // num, num, *x.shape[1:]), 0, 1), batch
+  )
 
 
 def _accumulated(trainable, model_state, objective_state, batch, rng, step, *, num, **kwargs):
@@ -139,20 +161,20 @@ def _accumulated(trainable, model_state, objective_state, batch, rng, step, *, n
   float ones are averaged. Model and objective state (batch statistics, EM counts) are updated
   micro-batch after micro-batch.
   """
+
   def body(carry, xs):
     grad_sum, model_state, objective_state = carry
     j, micro = xs
     (loss, (model_state, aux, objective_state)), grads = _value_and_grad(
-        trainable, model_state, objective_state, micro, jax.random.fold_in(rng, j), step,
-        **kwargs)
+      trainable, model_state, objective_state, micro, jax.random.fold_in(rng, j), step, **kwargs
+    )
     return (jax.tree.map(jnp.add, grad_sum, grads), model_state, objective_state), (loss, aux)
 
   zeros = jax.tree.map(jnp.zeros_like, trainable)
   (grad_sum, model_state, objective_state), (losses, aux) = jax.lax.scan(
-      body, (zeros, model_state, objective_state),
-      (jnp.arange(num), split_microbatches(batch, num)))
-  aux = jax.tree.map(lambda x: x.sum(0) if jnp.issubdtype(x.dtype, jnp.integer) else x.mean(0),
-                     aux)
+    body, (zeros, model_state, objective_state), (jnp.arange(num), split_microbatches(batch, num))
+  )
+  aux = jax.tree.map(lambda x: x.sum(0) if jnp.issubdtype(x.dtype, jnp.integer) else x.mean(0), aux)
   grads = jax.tree.map(lambda g: g / num, grad_sum)
   return (losses.mean(), (model_state, aux, objective_state)), grads
 
@@ -181,21 +203,32 @@ def train_step(state: TrainState, batch: dict, *, model, tx, objective, config):
   (loss, (model_state, aux, objective_state)), grads = value_and_grads
   updates, opt_state = tx.update(grads, state.opt_state, trainable)
   params, objective_params = optax.apply_updates(trainable, updates)
-  measurements = {"loss": loss, "grad_norm": optax.tree.norm(grads),
-                  "param_norm": optax.tree.norm(params),
-                  "update_norm": optax.tree.norm(updates), **aux}
-  new_state = state.replace(step=state.step + 1, params=params, model_state=model_state,
-                            opt_state=opt_state,
-                            objective={"params": objective_params, "state": objective_state})
+  measurements = {
+    "loss": loss,
+    "grad_norm": optax.tree.norm(grads),
+    "param_norm": optax.tree.norm(params),
+    "update_norm": optax.tree.norm(updates),
+    **aux,
+  }
+  new_state = state.replace(
+    step=state.step + 1,
+    params=params,
+    model_state=model_state,
+    opt_state=opt_state,
+    objective={"params": objective_params, "state": objective_state},
+  )
   return new_state, measurements
 
 
 def compile_train_step(mesh, **kwargs):
   """`train_step` jitted once: state replicated and donated, batch sharded on "data"."""
   repl = mesh_lib.replicated(mesh)
-  return jax.jit(functools.partial(train_step, **kwargs),
-                 in_shardings=(repl, mesh_lib.data_sharding(mesh)),
-                 out_shardings=(repl, repl), donate_argnums=0)
+  return jax.jit(
+    functools.partial(train_step, **kwargs),
+    in_shardings=(repl, mesh_lib.data_sharding(mesh)),
+    out_shardings=(repl, repl),
+    donate_argnums=0,
+  )
 
 
 def check_grad_accum(config, mesh):
@@ -203,6 +236,8 @@ def check_grad_accum(config, mesh):
   num = config.grad_accum_steps
   per_device = config.data.batch_size // mesh.size
   if not isinstance(num, int) or num < 1 or per_device % num:
-    raise ValueError(f"config.grad_accum_steps={num!r} must be a positive integer dividing the "
-                     f"{per_device} lists per device (data.batch_size {config.data.batch_size} "
-                     f"over {mesh.size} devices)")
+    raise ValueError(
+      f"config.grad_accum_steps={num!r} must be a positive integer dividing the "
+      f"{per_device} lists per device (data.batch_size {config.data.batch_size} "
+      f"over {mesh.size} devices)"
+    )

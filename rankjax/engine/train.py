@@ -1,7 +1,7 @@
 """The training loop: `train_and_evaluate(config, workdir)`.
 
-One readable loop (as big_vision's): the pure `rankjax.engine.step.train_step(state, batch) -> (state,
-measurements)`, jitted once with the state donated and explicit shardings (state replicated,
+One readable loop (as big_vision's): the pure `rankjax.engine.step.train_step(state, batch) ->
+(state, measurements)`, jitted once with the state donated and explicit shardings (state replicated,
 batches split on the "data" mesh axis); evaluation every `config.eval.every` steps; orbax
 checkpoints every `config.checkpoint.every` steps and on SIGTERM; exact resume from the workdir's
 latest checkpoint, input iterator included. Measurements of step t are read after step t+1 is
@@ -24,17 +24,14 @@ import jax
 import ml_collections
 import numpy as np
 
+from rankjax import models, supervision
 from rankjax.configs import default as config_defaults
+from rankjax.data import pipeline, store
 from rankjax.engine import checkpoint as checkpoint_lib
-from rankjax.engine import data_source
-from rankjax.engine import evaluate
+from rankjax.engine import data_source, evaluate
 from rankjax.engine import logs as logging_utils
 from rankjax.engine import mesh as mesh_lib
-from rankjax import models
-from rankjax import supervision
 from rankjax.engine import step as step_lib
-from rankjax.data import pipeline
-from rankjax.data import store
 
 
 def build(config, mesh, example_batch: dict):
@@ -43,13 +40,23 @@ def build(config, mesh, example_batch: dict):
   tx = step_lib.make_optimizer(config)
   example = jax.tree.map(lambda x: x[:1], example_batch)
   objective = supervision.get_objective(config.supervision.objective)
-  init = jax.jit(functools.partial(step_lib.init_state, model, tx, example, config.seed, module,
-                                   config.model, functools.partial(objective.init, config=config)),
-                 out_shardings=mesh_lib.replicated(mesh))
+  init = jax.jit(
+    functools.partial(
+      step_lib.init_state,
+      model,
+      tx,
+      example,
+      config.seed,
+      module,
+      config.model,
+      functools.partial(objective.init, config=config),
+    ),
+    out_shardings=mesh_lib.replicated(mesh),
+  )
   abstract = jax.eval_shape(init)
   abstract = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(mesh)),
-      abstract)
+    lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=mesh_lib.replicated(mesh)), abstract
+  )
   return model, tx, abstract, init
 
 
@@ -62,13 +69,16 @@ def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None):
   bad = [k for k in ("train/loss", "train/grad_norm") if not np.isfinite(scalars[k])]
   if bad:
     raise FloatingPointError(
-        f"non-finite {', '.join(bad)} at step {step} ({scalars}); stopping. The last good "
-        f"checkpoint is step {last_saved}" if last_saved is not None else
-        f"non-finite {', '.join(bad)} at step {step}; stopping (no checkpoint saved yet)")
+      f"non-finite {', '.join(bad)} at step {step} ({scalars}); stopping. The last good "
+      f"checkpoint is step {last_saved}"
+      if last_saved is not None
+      else f"non-finite {', '.join(bad)} at step {step}; stopping (no checkpoint saved yet)"
+    )
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.PathLike, *,
-                       metadata: dict | None = None) -> dict:
+def train_and_evaluate(
+  config: ml_collections.ConfigDict, workdir: str | os.PathLike, *, metadata: dict | None = None
+) -> dict:
   """Trains per `config` in `workdir`, resuming from its latest checkpoint if there is one.
 
   First the supervision's preparation hooks run (`rankjax.supervision.prepare`: e.g. the learned
@@ -99,24 +109,36 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}
   long_lists = pipeline.count_long_lists(train_split.lengths, config.data.list_sizes)
   if long_lists and jax.process_index() == 0:
-    print(f"{long_lists} of {len(train_split)} training lists are longer than "
-          f"{max(config.data.list_sizes)} items; each batch samples that many of their items")
+    print(
+      f"{long_lists} of {len(train_split)} training lists are longer than "
+      f"{max(config.data.list_sizes)} items; each batch samples that many of their items"
+    )
   # Token widths from the training split, for evaluation too: one set of compiled shapes.
   token_widths = pipeline.token_widths(train_split, config.data.token_buckets)
   if token_widths and jax.process_index() == 0:
     print(f"token arrays cut to widths {token_widths}")
   train_data = pipeline.train_dataset(
-      train_split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
-      seed=config.seed, token_widths=token_widths,
-      length_grouped=config.data.length_grouped, process_index=jax.process_index(),
-      process_count=jax.process_count(), num_threads=config.data.num_threads)
-  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
-                                      layout=train_split.layout)
+    train_split,
+    batch_size=config.data.batch_size,
+    list_sizes=config.data.list_sizes,
+    seed=config.seed,
+    token_widths=token_widths,
+    length_grouped=config.data.length_grouped,
+    process_index=jax.process_index(),
+    process_count=jax.process_count(),
+    num_threads=config.data.num_threads,
+  )
+  example_batch = pipeline.make_batch(
+    [], batch_size=1, list_size=min(config.data.list_sizes), layout=train_split.layout
+  )
 
   model, tx, abstract_state, init = build(config, mesh, example_batch)
-  ckpt = checkpoint_lib.Checkpointer(workdir, keep=config.checkpoint.keep,
-                                     best_metric=config.checkpoint.best_metric,
-                                     best_mode=config.checkpoint.best_mode)
+  ckpt = checkpoint_lib.Checkpointer(
+    workdir,
+    keep=config.checkpoint.keep,
+    best_metric=config.checkpoint.best_metric,
+    best_mode=config.checkpoint.best_mode,
+  )
   data_iter = iter(train_data)
   if ckpt.latest_step() is not None:
     state, data_state = ckpt.restore(abstract_state)
@@ -127,8 +149,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
   step = int(state.step)
 
   step_fn = step_lib.compile_train_step(
-      mesh, model=model, tx=tx, objective=supervision.get_objective(config.supervision.objective),
-      config=config)
+    mesh,
+    model=model,
+    tx=tx,
+    objective=supervision.get_objective(config.supervision.objective),
+    config=config,
+  )
   eval_step = evaluate.make_eval_step(model, config.eval.metrics, config.eval.label_source, mesh)
   writer = logging_utils.MetricWriter(workdir)
   progress = logging_utils.Progress(config.total_steps, step, config.log_every)
@@ -149,8 +175,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     out = {}
     for name, split in eval_splits.items():
       out[name], _ = evaluate.evaluate_split(
-          eval_step, variables, split, batch_size=config.eval.batch_size,
-          list_sizes=config.data.list_sizes, token_widths=token_widths, mesh=mesh)
+        eval_step,
+        variables,
+        split,
+        batch_size=config.eval.batch_size,
+        list_sizes=config.data.list_sizes,
+        token_widths=token_widths,
+        mesh=mesh,
+      )
     writer.write(s, logging_utils.flatten(out))
     evaluate.write_results(workdir, s, out)
     if jax.process_index() == 0:
@@ -182,8 +214,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
           progress.update(s, {"loss": scalars["train/loss"]})
           if do_eval:
             results = run_eval(step)
-          ckpt.save(step, state, data_iter.get_state(),
-                    logging_utils.flatten(results) if do_eval else None)
+          ckpt.save(
+            step, state, data_iter.get_state(), logging_utils.flatten(results) if do_eval else None
+          )
           last_saved = step
         if stop:
           print(f"SIGTERM: saved step {step}, waiting for the write, stopping")
@@ -194,12 +227,19 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str | os.Path
     ckpt.close()
     writer.close()
     progress.close()
-  return {"step": step, "eval": results, "preempted": preempted, "state": state,
-          "preparation": notes, "config": config}
+  return {
+    "step": step,
+    "eval": results,
+    "preempted": preempted,
+    "state": state,
+    "preparation": notes,
+    "config": config,
+  }
 
 
 class Trained(NamedTuple):
   """A trained run, loaded for scoring."""
+
   config: ml_collections.ConfigDict
   model: Any
   variables: dict
@@ -221,11 +261,13 @@ def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Tra
   mesh = mesh_lib.make_mesh()
   data_path, _ = data_source.resolve(config, workdir)
   layout = store.open_split(data_path, "train").layout
-  example_batch = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
-                                      layout=layout)
+  example_batch = pipeline.make_batch(
+    [], batch_size=1, list_size=min(config.data.list_sizes), layout=layout
+  )
   model, _, abstract_state, _ = build(config, mesh, example_batch)
   ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
   state = ckpt.restore_state(abstract_state, step)
   ckpt.close()
-  return Trained(config, model, {"params": state.params, **state.model_state}, mesh, data_path,
-                 int(state.step))
+  return Trained(
+    config, model, {"params": state.params, **state.model_state}, mesh, data_path, int(state.step)
+  )

@@ -34,7 +34,7 @@ def with_backend_option(xla_flags: str, option: str) -> str:
   tokens = xla_flags.split()
   for i, token in enumerate(tokens):
     if token.startswith(prefix):
-      current = token[len(prefix):]
+      current = token[len(prefix) :]
       tokens[i] = prefix + (f"{current},{option}" if current else option)
       return " ".join(tokens)
   return " ".join(tokens + [prefix + option])
@@ -48,9 +48,11 @@ def _has_cuda_plugin() -> bool:
   return any(importlib.util.find_spec(f"jax_cuda{v}_plugin") is not None for v in (12, 13))
 
 
-def fix_gpu_scatter_atomics(environ: MutableMapping[str, str] = os.environ,
-                            jax_version: str | None = None,
-                            has_cuda: bool | None = None) -> bool:
+def fix_gpu_scatter_atomics(
+  environ: MutableMapping[str, str] = os.environ,
+  jax_version: str | None = None,
+  has_cuda: bool | None = None,
+) -> bool:
   """Adds `FTZ_ATOMICS` to XLA_FLAGS where the installed jaxlib needs it; True if it did.
 
   Call it before the first JAX computation (XLA reads XLA_FLAGS once, when a backend starts).
@@ -59,6 +61,7 @@ def fix_gpu_scatter_atomics(environ: MutableMapping[str, str] = os.environ,
   """
   if jax_version is None:
     import jax  # pylint: disable=g-import-not-at-top
+
     jax_version = jax.__version__
   if not _AFFECTED[0] <= _version(jax_version) < _AFFECTED[1]:
     return False

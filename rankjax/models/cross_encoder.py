@@ -24,8 +24,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from rankjax import registry
-from rankjax.models.layers import bert
-from rankjax.models.layers import hf_weights
+from rankjax.models.layers import bert, hf_weights
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,11 +37,19 @@ class Pooling:
 
 
 # `pooling` names: HF's pooler, tanh(dense(h_CLS)), or the raw [CLS] state.
-POOLINGS = {"pooler": Pooling(True, lambda out: out[1]),
-            "cls": Pooling(False, lambda out: out[:, 0])}
+POOLINGS = {
+  "pooler": Pooling(True, lambda out: out[1]),
+  "cls": Pooling(False, lambda out: out[:, 0]),
+}
 
-_SIZE_FIELDS = ("vocab_size", "hidden_size", "num_layers", "num_heads", "intermediate_size",
-                "max_positions")
+_SIZE_FIELDS = (
+  "vocab_size",
+  "hidden_size",
+  "num_layers",
+  "num_heads",
+  "intermediate_size",
+  "max_positions",
+)
 
 
 class Model(nn.Module):
@@ -60,7 +67,7 @@ class Model(nn.Module):
     attention: "auto", "xla" or "cudnn" (see `bert`).
     fused_qkv: query, key and value projections as one matmul (same parameters and values).
     dropout_masks: the encoder's dropout masks, "hash" (hashed from the element index, cheap on
-      GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `rankjax.models.layers.dropout`.
+      GPU) or "prng" (`nn.Dropout`'s, from the step's PRNG key); see `models.layers.dropout`.
       The head's dropout always uses `nn.Dropout`.
     pooling: a `POOLINGS` name, "pooler" or "cls".
     cls_only: the encoder's last layer computes the [CLS] position only, the one scored (same
@@ -99,26 +106,35 @@ class Model(nn.Module):
     explicit = {k: getattr(self, k) for k in _SIZE_FIELDS if getattr(self, k) is not None}
     if self.hf_dir is not None:
       if self.size is not None:
-        raise ValueError(f"give hf_dir or size, not both (hf_dir={self.hf_dir!r}, "
-                         f"size={self.size!r})")
+        raise ValueError(
+          f"give hf_dir or size, not both (hf_dir={self.hf_dir!r}, size={self.size!r})"
+        )
       fields = dict(bert.hf_config(str(self.hf_dir)))
       clash = {k: (v, fields[k]) for k, v in explicit.items() if fields[k] != v}
       if clash:
-        raise ValueError(f"{self.hf_dir}/config.json disagrees with the model config "
-                         f"(given, checkpoint): {clash}")
+        raise ValueError(
+          f"{self.hf_dir}/config.json disagrees with the model config (given, checkpoint): {clash}"
+        )
     elif self.size is not None:
       size = registry.lookup(bert.SIZES, self.size, "size")
       fields = {f: getattr(size, f) for f in bert.BertConfig.__dataclass_fields__}
       fields.update(explicit)
     else:
-      raise ValueError("the cross-encoder needs hf_dir (a local HF model directory) or size "
-                       f"(one of {sorted(bert.SIZES)})")
+      raise ValueError(
+        "the cross-encoder needs hf_dir (a local HF model directory) or size "
+        f"(one of {sorted(bert.SIZES)})"
+      )
     if self.dropout is not None:
       fields["dropout"] = self.dropout
     registry.lookup(POOLINGS, self.pooling, "pooling")
-    fields.update(dtype=jnp.dtype(self.dtype), param_dtype=jnp.dtype(self.param_dtype),
-                  remat=self.remat, attention=self.attention, fused_qkv=self.fused_qkv,
-                  dropout_masks=self.dropout_masks)
+    fields.update(
+      dtype=jnp.dtype(self.dtype),
+      param_dtype=jnp.dtype(self.param_dtype),
+      remat=self.remat,
+      attention=self.attention,
+      fused_qkv=self.fused_qkv,
+      dropout_masks=self.dropout_masks,
+    )
     return bert.BertConfig(**fields)
 
   @nn.compact
@@ -136,8 +152,13 @@ class Model(nn.Module):
     # array led XLA's GPU layout assignment to transpose the encoder's activations (3.4 GB more
     # traffic per 3 BERT-base layers, `tools/benchmarks/gpu_compile_report.py`).
     x = nn.Dropout(cfg.dropout)(x, deterministic=not train)
-    scores = nn.Dense(1, dtype=jnp.float32, param_dtype=cfg.param_dtype, name="classifier",
-                      kernel_init=nn.initializers.normal(cfg.initializer_range))(x)
+    scores = nn.Dense(
+      1,
+      dtype=jnp.float32,
+      param_dtype=cfg.param_dtype,
+      name="classifier",
+      kernel_init=nn.initializers.normal(cfg.initializer_range),
+    )(x)
     return jnp.where(batch["mask"], scores.reshape(b, l).astype(jnp.float32), 0.0)
 
 

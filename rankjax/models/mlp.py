@@ -40,8 +40,9 @@ class Model(nn.Module):
   def __call__(self, batch: dict, *, train: bool = False):
     mask = batch["mask"]
     x = log1p_transform(batch["features"])
-    x = nn.BatchNorm(use_running_average=not train, momentum=self.batch_norm_momentum,
-                     name="input_norm")(x, mask=mask[..., None])
+    x = nn.BatchNorm(
+      use_running_average=not train, momentum=self.batch_norm_momentum, name="input_norm"
+    )(x, mask=mask[..., None])
     x = nn.Dense(self.hidden, name="embed")(x)
     for i in range(self.num_blocks):
       y = nn.LayerNorm(name=f"block{i}_norm")(x)

@@ -36,8 +36,11 @@ LAMBDAWEIGHTS: dict[str, LambdaweightFn] = {}
 def _prepare(scores, labels, where, weights):
   """The valid mask, and labels and weights zeroed outside it so masked values cannot leak."""
   where = ru.valid_mask(scores, where)
-  return where, jnp.where(where, labels, 0.0), (
-      None if weights is None else jnp.where(where, weights, 0.0))
+  return (
+    where,
+    jnp.where(where, labels, 0.0),
+    (None if weights is None else jnp.where(where, weights, 0.0)),
+  )
 
 
 def _gain_diffs(labels, where, weights, topn, gain_fn):
@@ -58,13 +61,13 @@ def _scale(pair_discounts, gain_diffs, where):
 
 @registry.register(LAMBDAWEIGHTS, "lambdarank")
 def dcg_lambdaweight(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    gain_fn: Callable[[Array], Array] = ru.exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  gain_fn: Callable[[Array], Array] = ru.exp2_gain,
 ) -> Array:
   r"""LambdaRank: :math:`n\,|G_i - G_j|\,|D(r_i) - D(r_j)|` (rax's `dcg_lambdaweight`).
 
@@ -94,13 +97,13 @@ def dcg_lambdaweight(
 
 @registry.register(LAMBDAWEIGHTS, "ndcg2")
 def dcg2_lambdaweight(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    gain_fn: Callable[[Array], Array] = ru.exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  gain_fn: Callable[[Array], Array] = ru.exp2_gain,
 ) -> Array:
   r"""LambdaLoss NDCG-Loss2: :math:`n\,|G_i - G_j|\,|D(|r_i - r_j|) - D(|r_i - r_j| + 1)|`.
 
@@ -128,7 +131,8 @@ def dcg2_lambdaweight(
   delta = jnp.abs(ru.pairs(r, jnp.subtract))
   safe_delta = jnp.maximum(delta, 1.0)
   pair_discounts = jnp.where(
-      delta > 0, ru.log2_discount(safe_delta) - ru.log2_discount(safe_delta + 1.0), 0.0)
+    delta > 0, ru.log2_discount(safe_delta) - ru.log2_discount(safe_delta + 1.0), 0.0
+  )
   if topn is not None:
     r_max = ru.pairs(r, jnp.maximum)
     correction = 1.0 / (1.0 - ru.log2_discount(jnp.maximum(r_max, 2.0)))

@@ -24,9 +24,9 @@ Where rax 0.4.0 has the same loss, the same inputs give rax's value.
 1.1908
 """
 
-from typing import Any, Callable, Mapping, Optional
 import functools
 import inspect
+from typing import Any, Callable, Mapping, Optional
 
 import jax
 import jax.numpy as jnp
@@ -48,12 +48,12 @@ def _prepare(scores, labels, where, weights):
 
 
 def softmax_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""Listwise softmax cross-entropy on graded labels (ListNet / rax `softmax_loss`).
 
@@ -83,12 +83,12 @@ def softmax_loss(
 
 
 def listmle_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""ListMLE: negative Plackett-Luce log-likelihood of the label ordering.
 
@@ -118,7 +118,8 @@ def listmle_loss(
   n = scores.shape[-1]
   later = jnp.arange(n)[None, :] >= jnp.arange(n)[:, None]  # [i, k]: k >= i.
   lse = ru.masked_logsumexp(
-      jnp.broadcast_to(s[..., None, :], s.shape + (n,)), later & valid[..., None, :])
+    jnp.broadcast_to(s[..., None, :], s.shape + (n,)), later & valid[..., None, :]
+  )
   loss = -jnp.sum(jnp.where(valid, w * (s - lse), 0.0), axis=-1)
   return ru.safe_reduce(loss, jnp.any(where, axis=-1), reduce_fn)
 
@@ -145,12 +146,12 @@ def _hinge(d):
 
 
 def pairwise_logistic_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""Pairwise logistic loss (RankNet).
 
@@ -174,12 +175,12 @@ def pairwise_logistic_loss(
 
 
 def pairwise_hinge_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""Pairwise hinge loss.
 
@@ -203,12 +204,12 @@ def pairwise_hinge_loss(
 
 
 def pointwise_sigmoid_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""Pointwise sigmoid cross-entropy with soft labels (clipped to [0, 1]).
 
@@ -237,12 +238,12 @@ def pointwise_sigmoid_loss(
 
 
 def pointwise_mse_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
 ) -> Array:
   r"""Pointwise squared error :math:`\sum_i w_i (s_i - y_i)^2`.
 
@@ -267,14 +268,14 @@ def pointwise_mse_loss(
 
 
 def approx_ndcg_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    temperature: float = 1.0,
-    gain_fn: Callable[[Array], Array] = ru.exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  temperature: float = 1.0,
+  gain_fn: Callable[[Array], Array] = ru.exp2_gain,
 ) -> Array:
   r"""ApproxNDCG (Qin et al. 2010): minus NDCG with smooth ranks.
 
@@ -315,15 +316,15 @@ def approx_ndcg_loss(
 
 
 def lambda_loss(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    lambdaweight: str | LambdaweightFn = "lambdarank",
-    topn: Optional[int] = None,
-    gain_fn: Callable[[Array], Array] = ru.exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  lambdaweight: str | LambdaweightFn = "lambdarank",
+  topn: Optional[int] = None,
+  gain_fn: Callable[[Array], Array] = ru.exp2_gain,
 ) -> Array:
   r"""Pairwise logistic loss weighted by NDCG lambda weights.
 
@@ -360,14 +361,14 @@ def lambda_loss(
 
 
 LOSSES: dict[str, LossFn] = {
-    "softmax": softmax_loss,
-    "listmle": listmle_loss,
-    "pairwise_logistic": pairwise_logistic_loss,
-    "pairwise_hinge": pairwise_hinge_loss,
-    "sigmoid": pointwise_sigmoid_loss,
-    "mse": pointwise_mse_loss,
-    "approx_ndcg": approx_ndcg_loss,
-    "lambda": lambda_loss,
+  "softmax": softmax_loss,
+  "listmle": listmle_loss,
+  "pairwise_logistic": pairwise_logistic_loss,
+  "pairwise_hinge": pairwise_hinge_loss,
+  "sigmoid": pointwise_sigmoid_loss,
+  "mse": pointwise_mse_loss,
+  "approx_ndcg": approx_ndcg_loss,
+  "lambda": lambda_loss,
 }
 
 
@@ -381,8 +382,11 @@ def loss_options(loss: LossFn) -> dict[str, inspect.Parameter]:
   >>> list(loss_options(lambda_loss)), list(loss_options(softmax_loss))
   (['lambdaweight', 'topn', 'gain_fn'], [])
   """
-  return {name: p for name, p in inspect.signature(loss).parameters.items()
-          if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _CALL_ARGUMENTS}
+  return {
+    name: p
+    for name, p in inspect.signature(loss).parameters.items()
+    if p.kind is inspect.Parameter.KEYWORD_ONLY and name not in _CALL_ARGUMENTS
+  }
 
 
 def get_loss(spec: str | Mapping[str, Any]) -> LossFn:
@@ -406,8 +410,10 @@ def get_loss(spec: str | Mapping[str, Any]) -> LossFn:
   elif hasattr(spec, "keys"):
     options = {key: spec[key] for key in spec.keys()}
     if "name" not in options:
-      raise ValueError(f"a loss spec needs a 'name' (one of {', '.join(sorted(LOSSES))}) "
-                       f"beside its options; got {options}")
+      raise ValueError(
+        f"a loss spec needs a 'name' (one of {', '.join(sorted(LOSSES))}) "
+        f"beside its options; got {options}"
+      )
     name = options.pop("name")
   else:
     raise TypeError(f"a loss spec is a name or a mapping with a 'name'; got {spec!r}")
@@ -415,6 +421,7 @@ def get_loss(spec: str | Mapping[str, Any]) -> LossFn:
   known = loss_options(loss)
   unknown = sorted(set(options) - set(known))
   if unknown:
-    raise ValueError(f"loss {name!r} has no option(s) {unknown}; its options: "
-                     f"{', '.join(known) or 'none'}")
+    raise ValueError(
+      f"loss {name!r} has no option(s) {unknown}; its options: {', '.join(known) or 'none'}"
+    )
   return functools.partial(loss, **options) if options else loss

@@ -40,8 +40,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rankjax.ranking import utils as ru
 from rankjax import registry
+from rankjax.ranking import utils as ru
 from rankjax.ranking.types import Array, MetricFn, ReduceFn
 
 exp2_gain = ru.exp2_gain
@@ -105,15 +105,15 @@ def _finish(values, labels, where, no_relevant, reduce_fn):
 
 
 def dcg_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
-    gain_fn: GainFn = exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
+  gain_fn: GainFn = exp2_gain,
 ) -> Array:
   r"""Discounted cumulative gain.
 
@@ -144,15 +144,15 @@ def dcg_metric(
 
 
 def ndcg_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
-    gain_fn: GainFn = exp2_gain,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
+  gain_fn: GainFn = exp2_gain,
 ) -> Array:
   r"""Normalized discounted cumulative gain.
 
@@ -189,16 +189,16 @@ def ndcg_metric(
 
 
 def err_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
-    gain_fn: GainFn = exp2_gain,
-    max_label: float = 4.0,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
+  gain_fn: GainFn = exp2_gain,
+  max_label: float = 4.0,
 ) -> Array:
   r"""Expected reciprocal rank (Chapelle et al. 2009).
 
@@ -236,15 +236,15 @@ def err_metric(
 
 
 def mrr_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
-    relevance_level: float = 1.0,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
+  relevance_level: float = 1.0,
 ) -> Array:
   r"""Mean reciprocal rank of the first relevant item.
 
@@ -279,15 +279,15 @@ def mrr_metric(
 
 
 def precision_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
-    relevance_level: float = 1.0,
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
+  relevance_level: float = 1.0,
 ) -> Array:
   r"""Precision: the (weighted) share of relevant items among the retrieved.
 
@@ -322,14 +322,14 @@ def precision_metric(
 
 
 def pnr_metric(
-    scores: Array,
-    labels: Array,
-    *,
-    where: Optional[Array] = None,
-    weights: Optional[Array] = None,
-    topn: Optional[int] = None,
-    reduce_fn: Optional[ReduceFn] = jnp.mean,
-    no_relevant: str = "exclude",
+  scores: Array,
+  labels: Array,
+  *,
+  where: Optional[Array] = None,
+  weights: Optional[Array] = None,
+  topn: Optional[int] = None,
+  reduce_fn: Optional[ReduceFn] = jnp.mean,
+  no_relevant: str = "exclude",
 ) -> Array:
   r"""Positive-negative ratio: concordant over discordant pairs.
 
@@ -369,12 +369,12 @@ def pnr_metric(
 
 
 METRICS: dict[str, MetricFn] = {
-    "ndcg": ndcg_metric,
-    "dcg": dcg_metric,
-    "err": err_metric,
-    "mrr": mrr_metric,
-    "precision": precision_metric,
-    "pnr": pnr_metric,
+  "ndcg": ndcg_metric,
+  "dcg": dcg_metric,
+  "err": err_metric,
+  "mrr": mrr_metric,
+  "precision": precision_metric,
+  "pnr": pnr_metric,
 }
 
 
@@ -414,8 +414,8 @@ def bucket_stats(values: Array, buckets: Array, where: Optional[Array] = None) -
   member = (buckets[:, None] == jnp.arange(3)) & where[:, None]  # [B, 3]
   member = jnp.concatenate([member, where[:, None]], axis=-1).astype(jnp.float32)
   return {
-      "sum": jnp.sum(member * jnp.where(where, values, 0.0)[:, None], axis=0),
-      "count": jnp.sum(member, axis=0),
+    "sum": jnp.sum(member * jnp.where(where, values, 0.0)[:, None], axis=0),
+    "count": jnp.sum(member, axis=0),
   }
 
 

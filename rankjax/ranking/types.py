@@ -18,44 +18,41 @@ class LossFn(Protocol):
   """`fn(scores, labels, *, where=None, weights=None, reduce_fn=jnp.mean)`."""
 
   def __call__(
-      self,
-      scores: Array,
-      labels: Array,
-      *,
-      where: Optional[Array] = None,
-      weights: Optional[Array] = None,
-      reduce_fn: Optional[ReduceFn] = ...,
-  ) -> Array:
-    ...
+    self,
+    scores: Array,
+    labels: Array,
+    *,
+    where: Optional[Array] = None,
+    weights: Optional[Array] = None,
+    reduce_fn: Optional[ReduceFn] = ...,
+  ) -> Array: ...
 
 
 class LambdaweightFn(Protocol):
   """`fn(scores, labels, *, where=None, weights=None, topn=None, gain_fn=...) -> [..., n, n]`."""
 
   def __call__(
-      self,
-      scores: Array,
-      labels: Array,
-      *,
-      where: Optional[Array] = None,
-      weights: Optional[Array] = None,
-      topn: Optional[int] = None,
-      gain_fn: Callable[[Array], Array] = ...,
-  ) -> Array:
-    ...
+    self,
+    scores: Array,
+    labels: Array,
+    *,
+    where: Optional[Array] = None,
+    weights: Optional[Array] = None,
+    topn: Optional[int] = None,
+    gain_fn: Callable[[Array], Array] = ...,
+  ) -> Array: ...
 
 
 class MetricFn(Protocol):
   """`fn(scores, labels, *, where=None, weights=None, topn=None, reduce_fn=jnp.mean)`."""
 
   def __call__(
-      self,
-      scores: Array,
-      labels: Array,
-      *,
-      where: Optional[Array] = None,
-      weights: Optional[Array] = None,
-      topn: Optional[int] = None,
-      reduce_fn: Optional[ReduceFn] = ...,
-  ) -> Array:
-    ...
+    self,
+    scores: Array,
+    labels: Array,
+    *,
+    where: Optional[Array] = None,
+    weights: Optional[Array] = None,
+    topn: Optional[int] = None,
+    reduce_fn: Optional[ReduceFn] = ...,
+  ) -> Array: ...

@@ -90,8 +90,11 @@ def _ahead(keys: Array, valid: Array):
   index = jnp.arange(keys.shape[0]).reshape((-1,) + (1,) * (keys.ndim - 1))
   for j in range(keys.shape[0]):
     key_j, valid_j = keys[j], valid[j]
-    yield j, (valid_j & ~valid) | ((valid_j == valid) & (
-        (key_j > keys) | ((key_j == keys) & (j < index))))
+    yield (
+      j,
+      (valid_j & ~valid)
+      | ((valid_j == valid) & ((key_j > keys) | ((key_j == keys) & (j < index)))),
+    )
 
 
 # Jitted so that eager calls run one compiled loop rather than ~n^2 small ops.
@@ -121,8 +124,11 @@ def _prepare_keys(keys: Array, where: Optional[Array]):
 def _sort_with_index(keys: Array, where: Array, arrays: list[Array]) -> list[Array]:
   """`arrays` sorted (stably) valid first, by keys descending, then the sorting permutation."""
   index = jnp.broadcast_to(jnp.arange(keys.shape[-1], dtype=jnp.int32), keys.shape)
-  return list(jax.lax.sort((~where, -keys, *arrays, index), dimension=keys.ndim - 1, num_keys=2,
-                           is_stable=True)[2:])
+  return list(
+    jax.lax.sort(
+      (~where, -keys, *arrays, index), dimension=keys.ndim - 1, num_keys=2, is_stable=True
+    )[2:]
+  )
 
 
 def _unsort(sorted_index: Array, values: Array) -> Array:

@@ -1,4 +1,4 @@
-"""Simulated click logs from labelled lists: for scale benchmarks and controlled tests (not real users).
+"""Simulated click logs from labelled lists, for scale benchmarks and controlled tests (not users).
 
 A session draws a query with Zipf frequencies (the query at popularity rank i has probability
 proportional to i ** -zipf), a logging ranker orders the query's documents, the top `list_size`
@@ -23,8 +23,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from rankjax import click_models
-from rankjax import registry
+from rankjax import click_models, registry
 from rankjax.click_models.base import Params
 from rankjax.click_models.log import ClickLog
 from rankjax.data import schema
@@ -47,9 +46,14 @@ class SimulatedLog:
     for n in range(log.num_sessions):
       m = log.mask[n]
       docs = [pairs[i][1] for i in log.doc[n][m]]
-      yield {"session_id": str(n), "query_id": self.qids[self.query[n]], "doc_ids": docs,
-             "ranks": (np.flatnonzero(m) + 1).tolist(), "clicks": log.click[n][m].astype(int).tolist(),
-             "labels": self.labels[log.doc[n][m]].tolist()}
+      yield {
+        "session_id": str(n),
+        "query_id": self.qids[self.query[n]],
+        "doc_ids": docs,
+        "ranks": (np.flatnonzero(m) + 1).tolist(),
+        "clicks": log.click[n][m].astype(int).tolist(),
+        "labels": self.labels[log.doc[n][m]].tolist(),
+      }
 
 
 def attractiveness(labels: np.ndarray, noise: float, max_label: float) -> np.ndarray:
@@ -59,7 +63,7 @@ def attractiveness(labels: np.ndarray, noise: float, max_label: float) -> np.nda
   [0.1, 0.28, 1.0]
   """
   y = np.clip(labels, 0, max_label)
-  return (noise + (1 - noise) * (2.0 ** y - 1) / (2.0 ** max_label - 1)).astype(np.float32)
+  return (noise + (1 - noise) * (2.0**y - 1) / (2.0**max_label - 1)).astype(np.float32)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,10 +146,23 @@ def logger_names() -> str:
   return ", ".join(name + (f":{r.argument}" if r.argument else "") for name, r in LOGGERS.items())
 
 
-def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str = "pbm", list_size: int = 10,
-             zipf: float = 1.1, eta: float = 1.0, noise: float = 0.1, gamma: float = 0.9,
-             doc_quality: float = 0.0, logger: str = "noisy-label", logger_noise: float = 1.0,
-             max_label: float | None = None, seed: int = 0, chunk: int = 200_000) -> SimulatedLog:
+def simulate(
+  lists: Sequence[schema.RankingList],
+  *,
+  sessions: int,
+  model: str = "pbm",
+  list_size: int = 10,
+  zipf: float = 1.1,
+  eta: float = 1.0,
+  noise: float = 0.1,
+  gamma: float = 0.9,
+  doc_quality: float = 0.0,
+  logger: str = "noisy-label",
+  logger_noise: float = 1.0,
+  max_label: float | None = None,
+  seed: int = 0,
+  chunk: int = 200_000,
+) -> SimulatedLog:
   """Simulates `sessions` result pages over labelled `lists` (human labels required), ordered by
   the logging ranker `logger` names (`logging_ranker`) and clicked by the click model registered
   as `model` (`registry.UnknownName` if either is not registered).
@@ -160,7 +177,9 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
   if not lists:
     raise ValueError("no list with human labels to simulate from")
   rng = np.random.default_rng(seed)
-  max_label = max_label if max_label is not None else max(float(np.nanmax(x.labels["human"])) for x in lists)
+  max_label = (
+    max_label if max_label is not None else max(float(np.nanmax(x.labels["human"])) for x in lists)
+  )
   offsets = np.cumsum([0] + [len(x) for x in lists])
   pairs = [(x.qid, d) for x in lists for d in x.doc_ids]
   labels = np.concatenate([np.nan_to_num(x.labels["human"]) for x in lists]).astype(np.float32)
@@ -169,23 +188,29 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
     docs = sorted({d for _, d in pairs})
     effect = dict(zip(docs, rng.normal(0, doc_quality, len(docs))))
     logit = np.log(np.clip(alpha, 1e-4, 1 - 1e-4)) - np.log1p(-np.clip(alpha, 1e-4, 1 - 1e-4))
-    alpha = (1 / (1 + np.exp(-(logit + np.array([effect[d] for _, d in pairs]))))).astype(np.float32)
+    alpha = (1 / (1 + np.exp(-(logit + np.array([effect[d] for _, d in pairs]))))).astype(
+      np.float32
+    )
   truth = click_model.simulation_params(alpha, list_size, eta=eta, gamma=gamma)
 
   popularity = rng.permutation(len(lists))
   p = np.arange(1, len(lists) + 1, dtype=np.float64) ** -zipf
   query = popularity[rng.choice(len(lists), size=sessions, p=p / p.sum())].astype(np.int32)
-  fixed = [ranker.per_query(rng, x, logger_noise) for x in lists] if ranker.per_query \
-      else [None] * len(lists)
+  fixed = (
+    [ranker.per_query(rng, x, logger_noise) for x in lists]
+    if ranker.per_query
+    else [None] * len(lists)
+  )
   doc = np.zeros((sessions, list_size), np.int32)
   mask = np.zeros((sessions, list_size), bool)
   for q in np.unique(query):
     rows = np.flatnonzero(query == q)
-    scores = ranker.scores(rng, lists[q], len(rows), noise=logger_noise, fixed=fixed[q],
-                           argument=argument)
+    scores = ranker.scores(
+      rng, lists[q], len(rows), noise=logger_noise, fixed=fixed[q], argument=argument
+    )
     top = np.argsort(-scores, axis=1, kind="stable")[:, :list_size]
-    doc[rows, :top.shape[1]] = offsets[q] + top
-    mask[rows, :top.shape[1]] = True
+    doc[rows, : top.shape[1]] = offsets[q] + top
+    mask[rows, : top.shape[1]] = True
   click = np.zeros((sessions, list_size), np.float32)
   params = {name: jnp.asarray(v) for name, v in truth.items()}
   key = jax.random.key(seed)
@@ -193,8 +218,26 @@ def simulate(lists: Sequence[schema.RankingList], *, sessions: int, model: str =
   for start in range(0, sessions, chunk):
     sl = slice(start, start + chunk)
     click[sl] = np.asarray(sample(jax.random.fold_in(key, start), params, doc[sl], mask[sl]))
-  config = {"simulated": True, "sessions": sessions, "model": model, "list_size": list_size, "zipf": zipf,
-            "eta": eta, "noise": noise, "gamma": gamma, "doc_quality": doc_quality, "logger": logger,
-            "logger_noise": logger_noise, "max_label": max_label, "seed": seed}
-  return SimulatedLog(ClickLog(doc, click, mask, pairs), query, [x.qid for x in lists], labels,
-                      {name: np.asarray(v) for name, v in truth.items()}, config)
+  config = {
+    "simulated": True,
+    "sessions": sessions,
+    "model": model,
+    "list_size": list_size,
+    "zipf": zipf,
+    "eta": eta,
+    "noise": noise,
+    "gamma": gamma,
+    "doc_quality": doc_quality,
+    "logger": logger,
+    "logger_noise": logger_noise,
+    "max_label": max_label,
+    "seed": seed,
+  }
+  return SimulatedLog(
+    ClickLog(doc, click, mask, pairs),
+    query,
+    [x.qid for x in lists],
+    labels,
+    {name: np.asarray(v) for name, v in truth.items()},
+    config,
+  )

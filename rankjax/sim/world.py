@@ -39,9 +39,9 @@ import pathlib
 import numpy as np
 
 from rankjax.click_models import PBM, fit
-from rankjax.sim.clicks import simulate
 from rankjax.data import aggregate, schema, store
 from rankjax.data.readers.common import Interaction, Session
+from rankjax.sim.clicks import simulate
 
 GRADE_CUTS = (0.0, 0.674, 1.282, 1.881)  # standard normal quantiles 0.50, 0.75, 0.90, 0.97
 FEATURES = ("term_overlap", "embedding_sim", "doc_ctr", "doc_impressions", "query_freq")
@@ -50,6 +50,7 @@ FEATURES = ("term_overlap", "embedding_sim", "doc_ctr", "doc_impressions", "quer
 @dataclasses.dataclass(frozen=True)
 class WorldConfig:
   """The world's parameters (all of them; see the module docstring)."""
+
   num_queries: int = 1000
   docs_per_query: int = 10
   num_docs: int = 4000
@@ -82,8 +83,9 @@ def _hidden(cfg: WorldConfig, rng: np.random.Generator):
   if cfg.docs_per_query > cfg.num_docs:
     raise ValueError(f"docs_per_query {cfg.docs_per_query} > num_docs {cfg.num_docs}")
   quality = rng.normal(size=cfg.num_docs)
-  docs = np.stack([rng.choice(cfg.num_docs, cfg.docs_per_query, replace=False)
-                   for _ in range(cfg.num_queries)])
+  docs = np.stack(
+    [rng.choice(cfg.num_docs, cfg.docs_per_query, replace=False) for _ in range(cfg.num_queries)]
+  )
   semantic = rng.normal(size=docs.shape)
   return docs, semantic, quality
 
@@ -95,9 +97,20 @@ def _sessions(sim) -> list[Session]:
     m = log.mask[n]
     docs = [log.pairs[i][1] for i in log.doc[n][m]]
     clicks = log.click[n][m].astype(int).tolist()
-    out.append(Session(str(n), [Interaction(
-        sim.qids[sim.query[n]], docs, list(range(1, len(docs) + 1)), clicks,
-        click_ranks=[r + 1 for r, c in enumerate(clicks) if c])]))
+    out.append(
+      Session(
+        str(n),
+        [
+          Interaction(
+            sim.qids[sim.query[n]],
+            docs,
+            list(range(1, len(docs) + 1)),
+            clicks,
+            click_ranks=[r + 1 for r, c in enumerate(clicks) if c],
+          )
+        ],
+      )
+    )
   return out
 
 
@@ -116,18 +129,33 @@ def make_world(cfg: WorldConfig) -> tuple[dict[str, list[schema.RankingList]], d
   llm = grade(seen / np.hypot(1, cfg.llm_noise))
   qids = [f"q{i}" for i in range(cfg.num_queries)]
   doc_names = [f"d{d}" for d in range(cfg.num_docs)]
-  lists = [schema.RankingList(qid=qids[i], doc_ids=[doc_names[d] for d in docs[i]],
-                              labels={"human": human[i]}) for i in range(cfg.num_queries)]
-  sim = simulate(lists, sessions=cfg.sessions, model="pbm", list_size=cfg.docs_per_query,
-                 zipf=cfg.zipf, eta=cfg.eta, noise=cfg.click_noise, logger="noisy-label",
-                 logger_noise=cfg.logger_noise, max_label=len(GRADE_CUTS), seed=cfg.seed)
+  lists = [
+    schema.RankingList(
+      qid=qids[i], doc_ids=[doc_names[d] for d in docs[i]], labels={"human": human[i]}
+    )
+    for i in range(cfg.num_queries)
+  ]
+  sim = simulate(
+    lists,
+    sessions=cfg.sessions,
+    model="pbm",
+    list_size=cfg.docs_per_query,
+    zipf=cfg.zipf,
+    eta=cfg.eta,
+    noise=cfg.click_noise,
+    logger="noisy-label",
+    logger_noise=cfg.logger_noise,
+    max_label=len(GRADE_CUTS),
+    seed=cfg.seed,
+  )
   pbm = fit(PBM, sim.log, iterations=50)
   theta = np.asarray(pbm.params["theta"], np.float64)
 
   agg = aggregate.ClickAggregator().add_all(_sessions(sim))
   mean_ctr = sum(agg.doc_clicks.values()) / max(sum(agg.doc_impressions.values()), 1)
-  where = {(qids[i], doc_names[d]): (i, j) for i in range(cfg.num_queries)
-           for j, d in enumerate(docs[i])}
+  where = {
+    (qids[i], doc_names[d]): (i, j) for i in range(cfg.num_queries) for j, d in enumerate(docs[i])
+  }
   out = []
   for lst in aggregate.to_ranking_lists(agg, freq_by="sessions", bucket_method="quantile"):
     idx = [where[(lst.qid, d)] for d in lst.doc_ids]
@@ -137,25 +165,30 @@ def make_world(cfg: WorldConfig) -> tuple[dict[str, list[schema.RankingList]], d
     clicks = np.array([agg.doc_clicks[d] for d in lst.doc_ids], np.float32)
     doc_ctr = (clicks + cfg.ctr_prior * mean_ctr) / (impressions + cfg.ctr_prior)
     noise = rng.normal(0, cfg.feature_noise, (2, len(lst)))
-    lst.features = np.stack([s + noise[0], s + noise[1], doc_ctr, impressions,
-                             np.full(len(lst), lst.query_freq)], axis=1).astype(np.float32)
+    lst.features = np.stack(
+      [s + noise[0], s + noise[1], doc_ctr, impressions, np.full(len(lst), lst.query_freq)], axis=1
+    ).astype(np.float32)
     lst.labels = {"click": lst.labels["click"], "llm": llm[qi, dj], "human": human[qi, dj]}
-    lst.extras = {**lst.extras, "semantic": s.astype(np.float32),
-                  "quality": q.astype(np.float32)}
+    lst.extras = {**lst.extras, "semantic": s.astype(np.float32), "quality": q.astype(np.float32)}
     out.append(lst)
   order = rng.permutation(len(out))
   n_test = int(round(cfg.test_fraction * len(out)))
   n_val = int(round(cfg.validation_fraction * len(out)))
-  splits = {"train": [out[i] for i in order[n_test + n_val:]],
-            "validation": [out[i] for i in order[n_test:n_test + n_val]],
-            "test": [out[i] for i in order[:n_test]]}
+  splits = {
+    "train": [out[i] for i in order[n_test + n_val :]],
+    "validation": [out[i] for i in order[n_test : n_test + n_val]],
+    "test": [out[i] for i in order[:n_test]],
+  }
   freq = {lst.qid: lst.query_freq for lst in out}
   buckets = {lst.qid: lst.bucket for lst in out}
-  meta = {"world": dataclasses.asdict(cfg), "propensities": (theta / theta[0]).tolist(),
-          "true_examination": (np.arange(1, cfg.docs_per_query + 1.0) ** -cfg.eta).tolist(),
-          "buckets": aggregate.bucket_summary(agg, buckets, freq),
-          "lists": {k: len(v) for k, v in splits.items()},
-          "clicks": int(sim.log.click.sum())}
+  meta = {
+    "world": dataclasses.asdict(cfg),
+    "propensities": (theta / theta[0]).tolist(),
+    "true_examination": (np.arange(1, cfg.docs_per_query + 1.0) ** -cfg.eta).tolist(),
+    "buckets": aggregate.bucket_summary(agg, buckets, freq),
+    "lists": {k: len(v) for k, v in splits.items()},
+    "clicks": int(sim.log.click.sum()),
+  }
   return splits, meta
 
 
@@ -169,10 +202,13 @@ def build(directory, cfg: WorldConfig) -> tuple[pathlib.Path, dict]:
     meta = json.loads(meta_path.read_text())
     if meta["world"] == dataclasses.asdict(cfg):
       return store.ensure_dataset(directory, name, dict), meta
-    raise ValueError(f"{meta_path}: the world there was built with other parameters "
-                     f"({meta['world']}); use another directory")
+    raise ValueError(
+      f"{meta_path}: the world there was built with other parameters "
+      f"({meta['world']}); use another directory"
+    )
   splits, meta = make_world(cfg)
-  path = store.write_dataset(directory, name=name, splits=splits,
-                             description="rankjax demo world (a simulation)")
+  path = store.write_dataset(
+    directory, name=name, splits=splits, description="rankjax demo world (a simulation)"
+  )
   meta_path.write_text(json.dumps(meta, indent=1))
   return path, meta

@@ -19,8 +19,14 @@ def plot_bars(summary: dict, path):
   for i, v in enumerate(variants):
     cells = summary["metrics"][v]["ndcg@10"]
     x = [j + i * width for j, b in enumerate(stats.BUCKETS) if b in cells]
-    ax.bar(x, [cells[b]["mean"] for b in stats.BUCKETS if b in cells], width,
-           yerr=[cells[b]["std"] for b in stats.BUCKETS if b in cells], label=v, capsize=2)
+    ax.bar(
+      x,
+      [cells[b]["mean"] for b in stats.BUCKETS if b in cells],
+      width,
+      yerr=[cells[b]["std"] for b in stats.BUCKETS if b in cells],
+      label=v,
+      capsize=2,
+    )
   ax.set_xticks([j + 0.4 - width / 2 for j in range(len(stats.BUCKETS))], stats.BUCKETS)
   ax.set_ylabel("NDCG@10 (human labels)")
   ax.legend(fontsize=8, ncol=3)
@@ -39,8 +45,9 @@ def plot_histograms(scores: dict, data: dict, study, path):
   for ax, (v, runs) in zip(np.atleast_1d(axes), scores.items()):
     s = runs[0]
     mean = np.sum(s * where, 1, keepdims=True) / np.maximum(where.sum(1, keepdims=True), 1)
-    std = np.sqrt(np.sum((s - mean) ** 2 * where, 1, keepdims=True) /
-                  np.maximum(where.sum(1, keepdims=True), 1))
+    std = np.sqrt(
+      np.sum((s - mean) ** 2 * where, 1, keepdims=True) / np.maximum(where.sum(1, keepdims=True), 1)
+    )
     z = (s - mean) / np.maximum(std, 1e-6)
     bins = np.linspace(-3, 3, 31)
     ax.hist(z[where & relevant], bins, alpha=0.6, density=True, label="relevant")

@@ -25,54 +25,90 @@ def report(summary: dict, config) -> str:
   if summary.get("world"):
     meta = summary["world"]
     params = ", ".join(f"{k}={v}" for k, v in meta["world"].items())
-    lines += ["Data: **the demo world, a simulation** (`rankjax/sim/world.py`), not real "
-              f"users or annotators. Parameters: {params}"
-              + f". Lists: {meta['lists']}; {meta['clicks']} simulated clicks; PBM propensities "
-              "fitted on the log: " + ", ".join(f"{p:.2f}" for p in meta["propensities"]) + ".", ""]
+    lines += [
+      "Data: **the demo world, a simulation** (`rankjax/sim/world.py`), not real "
+      f"users or annotators. Parameters: {params}"
+      + f". Lists: {meta['lists']}; {meta['clicks']} simulated clicks; PBM propensities "
+      "fitted on the log: " + ", ".join(f"{p:.2f}" for p in meta["propensities"]) + ".",
+      "",
+    ]
   else:
     lines += [f"Data: `{config.data.path or config.data.name}`.", ""]
-  lines += [f"Evaluation split `{summary['split']}` against human labels; seeds "
-            f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
-            f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.", "",
-            "Variants (overrides of `config.supervision`):", ""]
+  lines += [
+    f"Evaluation split `{summary['split']}` against human labels; seeds "
+    f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
+    f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.",
+    "",
+    "Variants (overrides of `config.supervision`):",
+    "",
+  ]
   for v, over in summary["variants"].items():
     lines.append(f"- **{v}**: " + ", ".join(f"{k}={val}" for k, val in over.items()))
   notes = [n for per in summary.get("preparation", {}).values() for n in per]
   for note in dict.fromkeys(notes):  # what the runs prepared (a learned gate's fit), once each
     lines += ["", note]
-  lines += ["", "Cells: mean ± std over seeds. ▲/▼: significantly better/worse than "
-            f"**{base}** "
-            "(paired t-test over queries, each query's value averaged over seeds; Holm-corrected "
-            "within each metric over all variant × bucket comparisons; adjusted p < 0.05).", ""]
+  lines += [
+    "",
+    "Cells: mean ± std over seeds. ▲/▼: significantly better/worse than "
+    f"**{base}** "
+    "(paired t-test over queries, each query's value averaged over seeds; Holm-corrected "
+    "within each metric over all variant × bucket comparisons; adjusted p < 0.05).",
+    "",
+  ]
   for spec in stats.METRICS:
-    lines += [f"## {spec.upper()}", "", "| variant | " + " | ".join(stats.BUCKETS) + " |",
-              "|---|" + "---|" * len(stats.BUCKETS)]
+    lines += [
+      f"## {spec.upper()}",
+      "",
+      "| variant | " + " | ".join(stats.BUCKETS) + " |",
+      "|---|" + "---|" * len(stats.BUCKETS),
+    ]
     for v, per in summary["metrics"].items():
       cells = per.get(spec, {})
       tests = summary["tests"].get(v, {}).get(spec, {})
-      lines.append(f"| {v} | " + " | ".join(
-          _cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS) + " |")
+      lines.append(
+        f"| {v} | "
+        + " | ".join(_cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS)
+        + " |"
+      )
     first = next(iter(summary["metrics"].values()))[spec]
-    lines += ["| lists | " + " | ".join(str(first[b]["lists"]) if b in first else "0"
-                                        for b in stats.BUCKETS) + " |", ""]
-  lines += ["![NDCG@10 by bucket and variant](ndcg10_by_bucket.png)", "",
-            f"## Paired tests against {base} (NDCG@10)", "",
-            "| variant | bucket | mean difference | p | p (Holm) |", "|---|---|---|---|---|"]
+    lines += [
+      "| lists | "
+      + " | ".join(str(first[b]["lists"]) if b in first else "0" for b in stats.BUCKETS)
+      + " |",
+      "",
+    ]
+  lines += [
+    "![NDCG@10 by bucket and variant](ndcg10_by_bucket.png)",
+    "",
+    f"## Paired tests against {base} (NDCG@10)",
+    "",
+    "| variant | bucket | mean difference | p | p (Holm) |",
+    "|---|---|---|---|---|",
+  ]
   for v, per in summary["tests"].items():
     for b, t in per.get("ndcg@10", {}).items():
       lines.append(f"| {v} | {b} | {t['diff']:+.4f} | {t['p']:.3g} | {t['p_holm']:.3g} |")
   named = lambda signals: ", ".join(f"`{e}`" for e in signals) or "none configured"
-  lines += ["", "## Analyses", "",
-            "(i) Reliance on document-level click signals and (iii) on semantic match: mean over "
-            "queries of the within-query Spearman correlation of the model's scores with the "
-            f"document-level signals ({named(summary['doc_signals'])}) and the semantic ones "
-            f"({named(summary['semantic_signals'])}). (ii) Separation: mean per-query AUC of "
-            f"relevant (human label >= {summary['relevant_label']}) vs non-relevant documents.", ""]
+  lines += [
+    "",
+    "## Analyses",
+    "",
+    "(i) Reliance on document-level click signals and (iii) on semantic match: mean over "
+    "queries of the within-query Spearman correlation of the model's scores with the "
+    f"document-level signals ({named(summary['doc_signals'])}) and the semantic ones "
+    f"({named(summary['semantic_signals'])}). (ii) Separation: mean per-query AUC of "
+    f"relevant (human label >= {summary['relevant_label']}) vs non-relevant documents.",
+    "",
+  ]
   cols = [f"spearman/{e}" for e in summary["doc_signals"] + summary["semantic_signals"]] + [
-      f"auc/{b}" for b in stats.BUCKETS]
+    f"auc/{b}" for b in stats.BUCKETS
+  ]
   lines += ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
   for v, row in summary["analyses"].items():
-    lines.append(f"| {v} | " + " | ".join(
-        f"{row[c]['mean']:.3f} ± {row[c]['std']:.3f}" if c in row else "" for c in cols) + " |")
+    lines.append(
+      f"| {v} | "
+      + " | ".join(f"{row[c]['mean']:.3f} ± {row[c]['std']:.3f}" if c in row else "" for c in cols)
+      + " |"
+    )
   lines += ["", "![Scores of relevant and non-relevant documents](score_histograms.png)", ""]
   return "\n".join(lines)

@@ -43,16 +43,12 @@ import ml_collections
 import numpy as np
 
 from rankjax import models
-from rankjax.data import pipeline
-from rankjax.data import store
-from rankjax.engine import data_source
-from rankjax.engine import evaluate
+from rankjax.data import pipeline, store
+from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
-from rankjax.engine import train
-from rankjax.study import plots
+from rankjax.study import plots, stats
 from rankjax.study import report as report_lib
 from rankjax.study import signals as signals_lib
-from rankjax.study import stats
 
 
 def variant_config(config, variant: str, seed: int, data_path):
@@ -79,6 +75,7 @@ def prepared_keys(before, after) -> dict:
   ...               ml_collections.ConfigDict({"gate": {"coef": 0.5, "name": "learned"}}))
   {'gate.coef': 0.5}
   """
+
   def flat(section, prefix=""):
     out = {}
     for key, value in section.items():
@@ -98,12 +95,19 @@ def score_run(cfg, state, split, mesh) -> np.ndarray:
   step = evaluate.make_eval_step(model, ("ndcg@10",), "human", mesh)
   variables = {"params": state.params, **state.model_state}
   widths = pipeline.token_widths(split, cfg.data.token_buckets)
-  _, by_index = evaluate.evaluate_split(step, variables, split, batch_size=cfg.eval.batch_size,
-                                        list_sizes=cfg.data.list_sizes, token_widths=widths,
-                                        mesh=mesh, with_scores=True)
+  _, by_index = evaluate.evaluate_split(
+    step,
+    variables,
+    split,
+    batch_size=cfg.eval.batch_size,
+    list_sizes=cfg.data.list_sizes,
+    token_widths=widths,
+    mesh=mesh,
+    with_scores=True,
+  )
   out = np.zeros((len(split), int(split.lengths.max())), np.float32)
   for i, row in by_index.items():
-    out[i, :len(row)] = row
+    out[i, : len(row)] = row
   return out
 
 
@@ -124,9 +128,11 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
   missing = [e for e in signals if e not in signals_lib.available_signals(split.layout)]
   if missing:
-    raise ValueError(f"{data_path}: no per-item signals {missing}; it has "
-                     f"{signals_lib.available_signals(split.layout)} (config.study.doc_signals / "
-                     "semantic_signals)")
+    raise ValueError(
+      f"{data_path}: no per-item signals {missing}; it has "
+      f"{signals_lib.available_signals(split.layout)} (config.study.doc_signals / "
+      "semantic_signals)"
+    )
   data = signals_lib.padded_split(split, signals)
   mesh = mesh_lib.make_mesh()
   scores: dict[str, list[np.ndarray]] = {}
@@ -136,13 +142,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     for seed in study.seeds:
       cfg = variant_config(config, variant, seed, data_path)
       print(f"study: {variant}, seed {seed}", flush=True)
-      out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}",
-                                     metadata=meta)
+      out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}", metadata=meta)
       scores.setdefault(variant, []).append(score_run(cfg, out["state"], split, mesh))
       notes = preparation.setdefault(variant, [])
       notes += [n for n in out["preparation"] if n not in notes]
-      prepared.setdefault(variant, {})[seed] = prepared_keys(cfg.supervision,
-                                                             out["config"].supervision)
+      prepared.setdefault(variant, {})[seed] = prepared_keys(
+        cfg.supervision, out["config"].supervision
+      )
   summary = stats.summarize(scores, data, study)
   summary["seconds"] = time.perf_counter() - start
   summary["world"] = meta

@@ -1,4 +1,4 @@
-"""The per-list analyses of a study: separation (AUC), reliance on a signal (Spearman), term overlap.
+"""A study's per-list analyses: separation (AUC), reliance on a signal (Spearman), term overlap.
 
 `padded_split` reads the evaluation split into the arrays they work on, with the one label rule.
 """
@@ -50,8 +50,10 @@ _TOKEN = re.compile(r"[\u3400-\u9fff]|\w+")  # CJK characters one by one, other 
 def term_overlap(query: str, doc: str) -> float:
   """Share of the query's distinct terms that occur in the document (lower case).
 
-  >>> term_overlap("Jaguar car price", "the price of a jaguar"), term_overlap("北京天气", "天气预报")
-  (0.6666666666666666, 0.5)
+  >>> term_overlap("Jaguar car price", "the price of a jaguar")
+  0.6666666666666666
+  >>> term_overlap("北京天气", "天气预报")
+  0.5
   """
   q = set(_TOKEN.findall(query.lower()))
   return len(q & set(_TOKEN.findall(doc.lower()))) / len(q) if q else 0.0
@@ -63,8 +65,9 @@ def _text(x) -> str:
 
 def available_signals(layout: dict) -> list[str]:
   """The per-item signals a split offers the analyses: its extras, and term_overlap with text."""
-  return list(layout["extras"]) + (["term_overlap"] if layout["query"] and layout["doc_texts"]
-                                   else [])
+  return list(layout["extras"]) + (
+    ["term_overlap"] if layout["query"] and layout["doc_texts"] else []
+  )
 
 
 def padded_split(split, extras=()) -> dict[str, np.ndarray]:
@@ -75,8 +78,12 @@ def padded_split(split, extras=()) -> dict[str, np.ndarray]:
   "term_overlap" computed from the query and document texts.
   """
   n, size = len(split), int(split.lengths.max())
-  batch = {"label_human": np.zeros((n, size), np.float32), "mask": np.zeros((n, size), bool),
-           "mask_human": np.zeros((n, size), bool), "list_valid": np.ones(n, bool)}
+  batch = {
+    "label_human": np.zeros((n, size), np.float32),
+    "mask": np.zeros((n, size), bool),
+    "mask_human": np.zeros((n, size), bool),
+    "list_valid": np.ones(n, bool),
+  }
   out = {"bucket": np.zeros(n, np.int32), "qid": []}
   for e in extras:
     out[e] = np.zeros((n, size), np.float32)

@@ -1,4 +1,4 @@
-"""The study's statistics: metrics per list and bucket over seeds, paired tests against the baseline.
+"""A study's statistics: metrics per list and bucket over seeds, paired tests against the baseline.
 
 Paired t-tests (scipy) on per-query values (each query's mean over seeds), Holm-corrected within
 each metric over all (variant, bucket) comparisons.
@@ -13,7 +13,6 @@ from scipy import stats as scipy_stats
 from rankjax.engine import evaluate
 from rankjax.ranking import metrics as metrics_lib
 from rankjax.study import signals as signals_lib
-
 
 METRICS = ("ndcg@1", "ndcg@3", "ndcg@5", "ndcg@10", "err@10")
 
@@ -43,8 +42,9 @@ def per_list_metrics(scores: np.ndarray, data: dict) -> dict[str, np.ndarray]:
   out = {}
   for spec in METRICS:
     name, topn = evaluate.parse_metric(spec)
-    values = metrics_lib.get_metric(name)(jnp.asarray(scores), labels, where=where, topn=topn,
-                                          reduce_fn=None)
+    values = metrics_lib.get_metric(name)(
+      jnp.asarray(scores), labels, where=where, topn=topn, reduce_fn=None
+    )
     out[spec] = np.where(counted, np.asarray(values), np.nan)
   return out
 
@@ -65,8 +65,10 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
         means = [float(np.nanmean(r[spec][sel])) for r in runs if np.any(~np.isnan(r[spec][sel]))]
         if means:
           table.setdefault(v, {}).setdefault(spec, {})[b] = {
-              "mean": float(np.mean(means)), "std": float(np.std(means)),
-              "lists": int(np.sum(~np.isnan(runs[0][spec][sel])))}
+            "mean": float(np.mean(means)),
+            "std": float(np.std(means)),
+            "lists": int(np.sum(~np.isnan(runs[0][spec][sel]))),
+          }
   tests: dict = {}
   for spec in METRICS:
     cells, pvalues = [], []
@@ -99,7 +101,15 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
       if vals:  # no list with enough varying items: no correlation to report
         row[f"spearman/{e}"] = {"mean": float(np.mean(vals)), "std": float(np.std(vals))}
     analyses[v] = row
-  return {"metrics": table, "tests": tests, "analyses": analyses, "baseline": study.baseline,
-          "seeds": list(study.seeds), "variants": study.variants.to_dict(),
-          "split": study.split, "relevant_label": study.relevant_label,
-          "doc_signals": list(study.doc_signals), "semantic_signals": list(study.semantic_signals)}
+  return {
+    "metrics": table,
+    "tests": tests,
+    "analyses": analyses,
+    "baseline": study.baseline,
+    "seeds": list(study.seeds),
+    "variants": study.variants.to_dict(),
+    "split": study.split,
+    "relevant_label": study.relevant_label,
+    "doc_signals": list(study.doc_signals),
+    "semantic_signals": list(study.semantic_signals),
+  }

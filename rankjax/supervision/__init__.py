@@ -19,17 +19,48 @@ Modules: objective (protocol, registry, preparation), labels (the label rule), w
 single, multi_objective, schedule, ultr.
 """
 
-from rankjax.supervision import gates
-from rankjax.supervision import labels
-from rankjax.supervision import multi_objective
-from rankjax.supervision import objective
-from rankjax.supervision import schedule
-from rankjax.supervision import single
-from rankjax.supervision import ultr
-from rankjax.supervision import weights
+from rankjax.supervision import (
+  gates,
+  labels,
+  multi_objective,
+  objective,
+  schedule,
+  single,
+  ultr,
+  weights,
+)
 from rankjax.supervision.gates import GATES, fit_gate, gate_targets
 from rankjax.supervision.labels import labels_and_where
-from rankjax.supervision.objective import (OBJECTIVES, Context, Objective, get_objective, prepare,
-                                           stateless)
+from rankjax.supervision.objective import (
+  OBJECTIVES,
+  Context,
+  Objective,
+  get_objective,
+  prepare,
+  stateless,
+)
 from rankjax.supervision.schedule import PRESETS
 from rankjax.supervision.weights import WEIGHTS
+
+__all__ = [
+  "GATES",
+  "OBJECTIVES",
+  "PRESETS",
+  "WEIGHTS",
+  "Context",
+  "Objective",
+  "fit_gate",
+  "gate_targets",
+  "gates",
+  "get_objective",
+  "labels",
+  "labels_and_where",
+  "multi_objective",
+  "objective",
+  "prepare",
+  "schedule",
+  "single",
+  "stateless",
+  "ultr",
+  "weights",
+]

@@ -44,8 +44,9 @@ def chosen(config) -> Callable:
 @registry.register(GATES, "hard")
 def hard_gate(batch, config):
   """w = gate.bucket_weights[bucket] (high, medium, low); unknown bucket: gate.unknown_weight."""
-  table = jnp.asarray([*config.supervision.gate.bucket_weights,
-                       config.supervision.gate.unknown_weight], jnp.float32)
+  table = jnp.asarray(
+    [*config.supervision.gate.bucket_weights, config.supervision.gate.unknown_weight], jnp.float32
+  )
   return table[labels_lib.bucket_row(batch["bucket"])]
 
 
@@ -59,8 +60,9 @@ def sigmoid_gate(batch, config):
   >>> [round(float(w), 3) for w in sigmoid_gate({"query_freq": jnp.array([1., 10., 1000.])}, c)]
   [0.032, 0.5, 1.0]
   """
-  x = ((jnp.log1p(batch["query_freq"]) - math.log1p(config.supervision.gate.centre))
-       / config.supervision.gate.temperature)
+  x = (
+    jnp.log1p(batch["query_freq"]) - math.log1p(config.supervision.gate.centre)
+  ) / config.supervision.gate.temperature
   return jax.nn.sigmoid(x)
 
 
@@ -75,8 +77,9 @@ def linear_gate(batch, config):
 @registry.register(GATES, "learned")
 def learned_gate(batch, config):
   """w = sigmoid(gate.coef * log1p(freq) + gate.bias), with (coef, bias) from `fit_gate`."""
-  return jax.nn.sigmoid(config.supervision.gate.coef * jnp.log1p(batch["query_freq"])
-                        + config.supervision.gate.bias)
+  return jax.nn.sigmoid(
+    config.supervision.gate.coef * jnp.log1p(batch["query_freq"]) + config.supervision.gate.bias
+  )
 
 
 def fit_gate(query_freq, click_better, *, l2: float = 1e-2, iterations: int = 50) -> dict:
@@ -133,9 +136,16 @@ def gate_targets(split, draws: int = 8, seed: int = 0) -> tuple[np.ndarray, np.n
   human = jnp.asarray(labels["human"])
   ndcg = {}
   for s in ("click", "llm"):
-    runs = [metrics_lib.ndcg_metric(jnp.asarray(labels[s] + 1e-3 * rng.random((n, size))), human,
-                                    where=jnp.asarray(where), topn=10, reduce_fn=None)
-            for _ in range(draws)]
+    runs = [
+      metrics_lib.ndcg_metric(
+        jnp.asarray(labels[s] + 1e-3 * rng.random((n, size))),
+        human,
+        where=jnp.asarray(where),
+        topn=10,
+        reduce_fn=None,
+      )
+      for _ in range(draws)
+    ]
     ndcg[s] = np.mean(runs, axis=0)
   keep = np.asarray(metrics_lib.has_relevant(human, jnp.asarray(where)))
   diff = (ndcg["click"] - ndcg["llm"])[keep]
@@ -152,17 +162,20 @@ def fit_learned_gate(config, context) -> dict:
   if gate.coef is not None and gate.bias is not None:
     return {}
   if gate.coef is not None or gate.bias is not None:
-    raise ValueError(f"the learned gate takes both coef and bias or neither (then they are "
-                     f"fitted on split {gate.fit_split!r}); it has coef={gate.coef}, "
-                     f"bias={gate.bias}")
+    raise ValueError(
+      f"the learned gate takes both coef and bias or neither (then they are "
+      f"fitted on split {gate.fit_split!r}); it has coef={gate.coef}, "
+      f"bias={gate.bias}"
+    )
   split = config.supervision.gate.fit_split
   freq, target = gate_targets(context.open_split(split))
   fitted = fit_gate(freq, target)
   centre = float(np.expm1(-fitted["bias"] / fitted["coef"])) if fitted["coef"] else float("nan")
   context.notes.append(
-      f"Learned gate (fitted on {len(freq)} `{split}` lists; click labels ranked better than LLM "
-      f"labels on {np.mean(target):.0%} of them): w = sigmoid({fitted['coef']:.3f} log(1 + freq) "
-      f"{fitted['bias']:+.3f}), w = 0.5 at frequency {centre:.1f}.")
+    f"Learned gate (fitted on {len(freq)} `{split}` lists; click labels ranked better than LLM "
+    f"labels on {np.mean(target):.0%} of them): w = sigmoid({fitted['coef']:.3f} log(1 + freq) "
+    f"{fitted['bias']:+.3f}), w = 0.5 at frequency {centre:.1f}."
+  )
   return {"gate": fitted}
 
 

@@ -31,9 +31,11 @@ def labels_and_where(batch, source: str, reason: str = ""):
   KeyError: "the data has no labels from source 'llm'; it has ['click'] (config.eval.label_source)"
   """
   if f"label_{source}" not in batch:
-    have = sorted(k[len("label_"):] for k in batch if k.startswith("label_"))
-    raise KeyError(f"the data has no labels from source {source!r}; it has {have}"
-                   + (f" ({reason})" if reason else ""))
+    have = sorted(k[len("label_") :] for k in batch if k.startswith("label_"))
+    raise KeyError(
+      f"the data has no labels from source {source!r}; it has {have}"
+      + (f" ({reason})" if reason else "")
+    )
   where = batch["mask"] & batch[f"mask_{source}"] & batch["list_valid"][:, None]
   return batch[f"label_{source}"], where
 

@@ -21,9 +21,7 @@ from __future__ import annotations
 import jax.numpy as jnp
 
 from rankjax import registry
-from rankjax.supervision import gates
-from rankjax.supervision import objective
-from rankjax.supervision import single
+from rankjax.supervision import gates, objective, single
 
 
 @registry.register(objective.OBJECTIVES, "freq_multi_objective")
@@ -37,7 +35,9 @@ def freq_multi_objective(scores, batch, *, step, config):
   n = jnp.maximum(valid.sum(), 1.0)
   (lc, hc), (ll, hl) = per["click"], per["llm"]
   loss = jnp.sum(valid * (w * lc + (1 - w) * ll)) / n
-  aux = {"loss_click": jnp.sum(valid * hc * lc) / jnp.maximum(jnp.sum(valid * hc), 1.0),
-         "loss_llm": jnp.sum(valid * hl * ll) / jnp.maximum(jnp.sum(valid * hl), 1.0),
-         "gate_mean": jnp.sum(valid * w) / n}
+  aux = {
+    "loss_click": jnp.sum(valid * hc * lc) / jnp.maximum(jnp.sum(valid * hc), 1.0),
+    "loss_llm": jnp.sum(valid * hl * ll) / jnp.maximum(jnp.sum(valid * hl), 1.0),
+    "gate_mean": jnp.sum(valid * w) / n,
+  }
   return loss, aux

@@ -36,8 +36,7 @@ import pathlib
 from typing import Any, Callable, Mapping, Protocol
 
 from rankjax import registry
-from rankjax.supervision import gates
-from rankjax.supervision import weights
+from rankjax.supervision import gates, weights
 
 
 class Objective(Protocol):
@@ -71,6 +70,7 @@ class Stateless:
   >>> objective.apply(jnp.ones((2, 3)), {}, step=0, config=None, variables=variables)
   (Array(1., dtype=float32), {}, {})
   """
+
   loss_fn: Callable
 
   def init(self, rng, config) -> dict:
@@ -97,6 +97,7 @@ class Context:
       {"propensities": PBM propensities fitted on its click log}; empty if nothing.
     notes: lines a hook leaves on what it did (the run prints them, the study reports them).
   """
+
   data_path: pathlib.Path
   metadata: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   notes: list[str] = dataclasses.field(default_factory=list)
@@ -105,6 +106,7 @@ class Context:
     """The dataset's split `name` (`rankjax.data.store.Split`)."""
     # Imported here: the store needs tensorflow_datasets, which the training step must not.
     from rankjax.data import store  # pylint: disable=g-import-not-at-top
+
     return store.open_split(self.data_path, name)
 
 
@@ -119,8 +121,11 @@ def prepare(config, context: Context):
     (prepared config, the hooks' notes).
   """
   prepared = config.copy_and_resolve_references()
-  for entry in (get_objective(config.supervision.objective), weights.chosen(config),
-                gates.chosen(config)):
+  for entry in (
+    get_objective(config.supervision.objective),
+    weights.chosen(config),
+    gates.chosen(config),
+  ):
     hook = getattr(entry, "prepare", None)
     if hook is not None:
       prepared.supervision.update(hook(prepared, context))

@@ -40,8 +40,7 @@ import numpy as np
 from rankjax import registry
 from rankjax.data import schema
 from rankjax.supervision import labels as labels_lib
-from rankjax.supervision import objective
-from rankjax.supervision import single
+from rankjax.supervision import objective, single
 
 SOURCES = schema.SOURCES
 _BUCKET_ROWS = labels_lib.BUCKET_ROWS
@@ -93,8 +92,9 @@ def compile_stages(stages: Sequence[Mapping]) -> dict[str, np.ndarray]:
       raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
     start, end = int(st["start"]), int(st["end"])
     if end <= start or (i and start != out["end"][-1]):
-      raise ValueError(f"{where}: steps [{start}, {end}) must be non-empty and follow the "
-                       f"previous stage's end")
+      raise ValueError(
+        f"{where}: steps [{start}, {end}) must be non-empty and follow the previous stage's end"
+      )
     anneal = st.get("anneal", "constant")
     if anneal not in ANNEALS:
       raise ValueError(f"{where}: unknown anneal {anneal!r}; known: {ANNEALS}")
@@ -120,7 +120,8 @@ def mixture_at(tables: dict[str, np.ndarray], step) -> jax.Array:
   k = jnp.clip(jnp.sum(step >= start) - 1, 0, start.shape[0] - 1)
   frac = jnp.clip((step - start[k]) / (end[k] - start[k]), 0.0, 1.0)
   alpha = jnp.stack([jnp.zeros_like(frac), frac, 0.5 * (1 - jnp.cos(jnp.pi * frac))])[
-      jnp.asarray(tables["anneal"])[k]]
+    jnp.asarray(tables["anneal"])[k]
+  ]
   return (1 - alpha) * jnp.asarray(tables["mix0"])[k] + alpha * jnp.asarray(tables["mix1"])[k]
 
 
@@ -150,16 +151,20 @@ def llm_then_click(total_steps: int) -> list[dict]:
   [(0, 50, {'llm': 1.0}), (50, 100, {'click': 1.0})]
   """
   half = total_steps // 2
-  return [{"start": 0, "end": half, "mix": _LLM},
-          {"start": half, "end": total_steps, "mix": _CLICK}]
+  return [
+    {"start": 0, "end": half, "mix": _LLM},
+    {"start": half, "end": total_steps, "mix": _CLICK},
+  ]
 
 
 @registry.register(PRESETS, "click_then_llm")
 def click_then_llm(total_steps: int) -> list[dict]:
   """Clicks for the first half of the run, LLM labels for the second."""
   half = total_steps // 2
-  return [{"start": 0, "end": half, "mix": _CLICK},
-          {"start": half, "end": total_steps, "mix": _LLM}]
+  return [
+    {"start": 0, "end": half, "mix": _CLICK},
+    {"start": half, "end": total_steps, "mix": _LLM},
+  ]
 
 
 @registry.register(PRESETS, "anneal_linear")
@@ -180,10 +185,14 @@ def frequency_staged(total_steps: int) -> list[dict]:
   lists on LLM labels added."""
   third = total_steps // 3
   return [
-      {"start": 0, "end": third, "mix": {"high": _CLICK}},
-      {"start": third, "end": 2 * third, "mix": {"high": _CLICK, "medium": _BOTH}},
-      {"start": 2 * third, "end": total_steps,
-       "mix": {"high": _CLICK, "medium": _BOTH, "low": _LLM, "unknown": _BOTH}}]
+    {"start": 0, "end": third, "mix": {"high": _CLICK}},
+    {"start": third, "end": 2 * third, "mix": {"high": _CLICK, "medium": _BOTH}},
+    {
+      "start": 2 * third,
+      "end": total_steps,
+      "mix": {"high": _CLICK, "medium": _BOTH, "low": _LLM, "unknown": _BOTH},
+    },
+  ]
 
 
 def schedule_stages(config) -> list[dict]:
@@ -199,8 +208,9 @@ def schedule_stages(config) -> list[dict]:
 def data_schedule(scores, batch, *, step, config):
   """Each list trained on one source drawn from the stage's mixture (module doc)."""
   tables = compile_stages(schedule_stages(config))
-  used = [s for i, s in enumerate(SOURCES) if tables["mix0"][..., i].any() or
-          tables["mix1"][..., i].any()]
+  used = [
+    s for i, s in enumerate(SOURCES) if tables["mix0"][..., i].any() or tables["mix1"][..., i].any()
+  ]
   per = single.source_losses(scores, batch, config, used)
   source = draw_sources(tables, step, batch["bucket"], config.seed)
   valid = batch["list_valid"]

@@ -29,8 +29,9 @@ def single_source(scores, batch, *, step, config):
   del step
   labels, where = labels_lib.labels_and_where(batch, config.supervision.source)
   weights = weights_lib.chosen(config)(batch, config)
-  loss = losses.get_loss(config.loss)(scores, labels, where=where, weights=weights,
-                                      reduce_fn=jnp.mean)
+  loss = losses.get_loss(config.loss)(
+    scores, labels, where=where, weights=weights, reduce_fn=jnp.mean
+  )
   return loss, {"labelled_items": jnp.sum(where)}
 
 
@@ -56,6 +57,5 @@ def source_losses(scores, batch, config, sources: Sequence[str]) -> dict:
   for s in sources:
     labels, where = labels_lib.labels_and_where(batch, s)
     weights = weights_lib.chosen(config)(batch, config) if s == "click" else None
-    out[s] = (per_list_loss(config.loss, scores, labels, where, weights),
-              jnp.any(where, -1))
+    out[s] = (per_list_loss(config.loss, scores, labels, where, weights), jnp.any(where, -1))
   return out

@@ -56,10 +56,13 @@ from rankjax.supervision import objective
 def _clicks(batch, config, name: str):
   """(clicks f32[B, L], where bool[B, L], rank index int32[B, L] in [0, K))."""
   if config.supervision.weights != "none":
-    raise ValueError(f"objective {name!r} learns its own position bias; set "
-                     f"config.supervision.weights = 'none', not {config.supervision.weights!r}")
-  clicks, where = labels_lib.labels_and_where(batch, "click",
-                                              f"objective {name!r} trains on clicks")
+    raise ValueError(
+      f"objective {name!r} learns its own position bias; set "
+      f"config.supervision.weights = 'none', not {config.supervision.weights!r}"
+    )
+  clicks, where = labels_lib.labels_and_where(
+    batch, "click", f"objective {name!r} trains on clicks"
+  )
   k = jnp.clip(batch["position"] - 1, 0, config.supervision.num_positions - 1)
   return clicks, where, k
 
@@ -96,8 +99,10 @@ class DLA:
   @staticmethod
   def init(rng, config):
     del rng
-    return {"params": {"logits": jnp.zeros((config.supervision.num_positions,), jnp.float32)},
-            "state": {}}
+    return {
+      "params": {"logits": jnp.zeros((config.supervision.num_positions,), jnp.float32)},
+      "state": {},
+    }
 
   @staticmethod
   def propensities(variables) -> jax.Array:
@@ -118,8 +123,12 @@ class DLA:
     rho = jnp.exp(jnp.minimum(scores - f_top, 30.0))
     ranker_loss = losses.softmax_loss(scores, clicks, where=where, weights=_inverse(theta, config))
     exam_loss = losses.softmax_loss(exam_logits, clicks, where=where, weights=_inverse(rho, config))
-    aux = {"ranker_loss": ranker_loss, "propensity_loss": exam_loss,
-           "labelled_items": jnp.sum(where), "propensity": _by_rank(DLA.propensities(variables))}
+    aux = {
+      "ranker_loss": ranker_loss,
+      "propensity_loss": exam_loss,
+      "labelled_items": jnp.sum(where),
+      "propensity": _by_rank(DLA.propensities(variables)),
+    }
     return ranker_loss + exam_loss, aux, variables["state"]
 
 
@@ -130,9 +139,10 @@ class TwoTower:
   @staticmethod
   def init(rng, config):
     del rng
-    return {"params": {"position_logits": jnp.zeros((config.supervision.num_positions,),
-                                                    jnp.float32)},
-            "state": {}}
+    return {
+      "params": {"position_logits": jnp.zeros((config.supervision.num_positions,), jnp.float32)},
+      "state": {},
+    }
 
   @staticmethod
   def apply(scores, batch, *, step, config, variables):
@@ -171,6 +181,8 @@ class RegressionEM:
     loss = losses.pointwise_sigmoid_loss(scores, p_rel, where=where)
     one_hot = jax.nn.one_hot(k, config.supervision.num_positions) * where[..., None]
     decay = config.supervision.em_decay
-    state = {"exam": decay * variables["state"]["exam"] + jnp.einsum("blk,bl->k", one_hot, p_exam),
-             "seen": decay * variables["state"]["seen"] + one_hot.sum((0, 1))}
+    state = {
+      "exam": decay * variables["state"]["exam"] + jnp.einsum("blk,bl->k", one_hot, p_exam),
+      "seen": decay * variables["state"]["seen"] + one_hot.sum((0, 1)),
+    }
     return loss, {"labelled_items": jnp.sum(where), "propensity": _by_rank(theta_by_rank)}, state

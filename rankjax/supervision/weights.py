@@ -65,11 +65,12 @@ def fill_propensities(config, context) -> dict:
   fitted = context.metadata.get("propensities")
   if not fitted:
     raise ValueError(
-        "weights 'ips_pbm' needs click propensities: config.supervision.propensities is empty "
-        "and the dataset's metadata has none. Set it to the examination probability per rank, "
-        "rank 1 first, e.g. from a PBM fit on the click log (`python -m rankjax.click_models "
-        "--model pbm --format FMT FILES`, or `rankjax.click_models.fit`), or use "
-        "config.supervision.weights = 'none'")
+      "weights 'ips_pbm' needs click propensities: config.supervision.propensities is empty "
+      "and the dataset's metadata has none. Set it to the examination probability per rank, "
+      "rank 1 first, e.g. from a PBM fit on the click log (`python -m rankjax.click_models "
+      "--model pbm --format FMT FILES`, or `rankjax.click_models.fit`), or use "
+      "config.supervision.weights = 'none'"
+    )
   return {"propensities": tuple(float(p) for p in fitted)}
 
 

@@ -63,10 +63,19 @@ def test_agreement_report_tool(tmp_path):
   with log.open("w") as f:
     for q in range(12):
       for _ in range(1 + q):  # query frequencies 1..12: all three buckets
-        f.write(json.dumps({
-            "query_id": f"q{q}", "query": f"query {q}", "doc_ids": ["a", "b", "c"],
-            "clicks": rng.integers(0, 2, 3).tolist(), "labels": [4, 1, -2],
-            "doc_texts": ["x", "y", "z"]}) + "\n")
+        f.write(
+          json.dumps(
+            {
+              "query_id": f"q{q}",
+              "query": f"query {q}",
+              "doc_ids": ["a", "b", "c"],
+              "clicks": rng.integers(0, 2, 3).tolist(),
+              "labels": [4, 1, -2],
+              "doc_texts": ["x", "y", "z"],
+            }
+          )
+          + "\n"
+        )
   lists, _ = runner.lists_from_log("jsonl", [str(log)])
   template = prompts.load("pointwise_graded")
   tasks, _ = runner.make_tasks(lists, template)
@@ -76,8 +85,19 @@ def test_agreement_report_tool(tmp_path):
       llm[(t.qid, t.doc_ids[0])] = label = int(rng.integers(0, 5))
       st.put(Result(t, [label], str(label), expected=[label + 0.1], probs=[[0.2] * 5]), "m", "b")
   out = tmp_path / "report"
-  result = annotate_cli.agreement([str(log), "--format", "jsonl", "--store",
-                                   str(tmp_path / "s.db"), "--model", "m", "--out", str(out)])
+  result = annotate_cli.agreement(
+    [
+      str(log),
+      "--format",
+      "jsonl",
+      "--store",
+      str(tmp_path / "s.db"),
+      "--model",
+      "m",
+      "--out",
+      str(out),
+    ]
+  )
   human = {"a": 4, "b": 1, "c": 0}  # -2 counts as 0
   keys = sorted(llm)
   want = agreement.summary([llm[k] for k in keys], [human[d] for _, d in keys], 5)

@@ -5,10 +5,7 @@ import math
 import pytest
 
 from rankjax import registry
-from rankjax.annotate import modes
-from rankjax.annotate import parsing
-from rankjax.annotate import prompts
-from rankjax.annotate import runner
+from rankjax.annotate import modes, parsing, prompts, runner
 from rankjax.annotate import store as store_lib
 from rankjax.annotate.tasks import Result
 from rankjax.data.schema import RankingList
@@ -49,23 +46,34 @@ def test_bad_template_is_named(tmp_path):
     prompts.load("pointwise_graded", "fr")
 
 
-@pytest.mark.parametrize("text,grade", [
-    ("3", 3), (" 0\n", 0), ("Relevance grade: 4", 4), ("**2**", 2), ("Grade: 1/4", 1),
-    ("I would rate this 3 out of 4.", 3), ("相关性等级：2", 2)])
+@pytest.mark.parametrize(
+  "text,grade",
+  [
+    ("3", 3),
+    (" 0\n", 0),
+    ("Relevance grade: 4", 4),
+    ("**2**", 2),
+    ("Grade: 1/4", 1),
+    ("I would rate this 3 out of 4.", 3),
+    ("相关性等级：2", 2),
+  ],
+)
 def test_parse_grade(text, grade):
   assert parsing.parse_grade(text) == grade
 
 
-@pytest.mark.parametrize("text", ["", "The document is about cats.", "2 or 3", "7", "2.5",
-                                  "Relevance: 9"])
+@pytest.mark.parametrize(
+  "text", ["", "The document is about cats.", "2 or 3", "7", "2.5", "Relevance: 9"]
+)
 def test_parse_grade_rejects_malformed(text):
   with pytest.raises(parsing.ParseError):
     parsing.parse_grade(text)
 
 
 def test_parse_binary():
-  assert [parsing.parse_binary(t) for t in ["1", "0", "Yes", "No.", "not relevant", "是", "否",
-                                            "不相关"]] == [1, 0, 1, 0, 0, 1, 0, 0]
+  assert [
+    parsing.parse_binary(t) for t in ["1", "0", "Yes", "No.", "not relevant", "是", "否", "不相关"]
+  ] == [1, 0, 1, 0, 0, 1, 0, 0]
   with pytest.raises(parsing.ParseError):
     parsing.parse_binary("maybe")
 
@@ -103,10 +111,14 @@ def test_expected_grade_from_openai_top_logprobs():
 
 def _lists():
   return [
-      RankingList("q1", ["a", "b", "c"], query="cheap flights", doc_texts=[
-          "Cheap flights to anywhere.", "A recipe for bread.", ""]),
-      RankingList("q2", ["a", "d"], query="bread", doc_texts=["Bread, " * 300, "Flights."]),
-      RankingList("q3", ["e"]),  # no text: counted
+    RankingList(
+      "q1",
+      ["a", "b", "c"],
+      query="cheap flights",
+      doc_texts=["Cheap flights to anywhere.", "A recipe for bread.", ""],
+    ),
+    RankingList("q2", ["a", "d"], query="bread", doc_texts=["Bread, " * 300, "Flights."]),
+    RankingList("q3", ["e"]),  # no text: counted
   ]
 
 
@@ -115,7 +127,11 @@ def test_make_tasks_counts_and_truncates():
   tasks, counts = runner.make_tasks(_lists(), t, max_doc_words=20)
   assert counts == {"pairs": 4, "no_text": 1, "no_query": 1}
   assert [(x.qid, x.doc_ids) for x in tasks] == [
-      ("q1", ("a",)), ("q1", ("b",)), ("q2", ("a",)), ("q2", ("d",))]
+    ("q1", ("a",)),
+    ("q1", ("b",)),
+    ("q2", ("a",)),
+    ("q2", ("d",)),
+  ]
   assert len(tasks[2].docs[0].split()) == 20
   assert runner.truncate_words("中" * 500, 20) == "中" * 160  # no spaces: cut by characters
   done = {("q1", "a"), ("q2", "d")}
@@ -163,7 +179,8 @@ def test_annotate_stores_and_resumes(tmp_path):
     again, _ = runner.make_tasks(lists, t, done=st.done("script-1", t.version, t.mode))
     assert again == []
     retry, _ = runner.make_tasks(
-        lists, t, done=st.done("script-1", t.version, t.mode, include_failed=False))
+      lists, t, done=st.done("script-1", t.version, t.mode, include_failed=False)
+    )
     assert [x.qid for x in retry] == ["q4"]
 
 
@@ -188,5 +205,4 @@ def test_listwise_result_is_one_row_per_document(tmp_path):
   with store_lib.Store(tmp_path / "l.db") as st:
     runner.annotate(tasks, ScriptedBackend(), st, progress=False)
     rows = sorted(st.rows(), key=lambda r: r["position"])
-    assert [(r["doc_id"], r["label"], r["group_size"]) for r in rows] == [
-        ("a", 4, 2), ("b", 0, 2)]
+    assert [(r["doc_id"], r["label"], r["group_size"]) for r in rows] == [("a", 4, 2), ("b", 0, 2)]

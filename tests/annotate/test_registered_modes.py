@@ -5,10 +5,7 @@ bounded by its max grade, and a run through the runner and the store."""
 import numpy as np
 import pytest
 
-from rankjax.annotate import modes
-from rankjax.annotate import parsing
-from rankjax.annotate import prompts
-from rankjax.annotate import runner
+from rankjax.annotate import modes, parsing, prompts, runner
 from rankjax.annotate import store as store_lib
 from rankjax.annotate.tasks import Result
 from rankjax.data.schema import RankingList
@@ -35,14 +32,16 @@ def test_parser_reads_back_well_formed_answers_within_the_scale(name):
   rng = np.random.default_rng(0)
   for n in _sizes(mode):
     draws = [[0] * n, [mode.max_grade] * n] + [
-        rng.integers(0, mode.max_grade + 1, n).tolist() for _ in range(20)]
+      rng.integers(0, mode.max_grade + 1, n).tolist() for _ in range(20)
+    ]
     for labels in draws:
       parsed = mode.parse(mode.answer(labels), n)
       assert len(parsed) == n and all(0 <= g <= mode.max_grade for g in parsed), (labels, parsed)
       # What the mode can express reads back exactly (a ranking keeps only the order of labels).
       assert mode.parse(mode.answer(parsed), n) == parsed, (labels, parsed)
-      assert all(parsed[i] >= parsed[j] for i in range(n) for j in range(n)
-                 if labels[i] > labels[j]), (labels, parsed)
+      assert all(
+        parsed[i] >= parsed[j] for i in range(n) for j in range(n) if labels[i] > labels[j]
+      ), (labels, parsed)
     assert max(mode.parse(mode.answer([mode.max_grade] * n), n)) == mode.max_grade
 
 
@@ -74,8 +73,14 @@ class AnswerByKeyword:
 @pytest.mark.parametrize("name", NAMES)
 def test_runner_and_store_run_every_mode(name, tmp_path):
   mode = modes.get(name)
-  lists = [RankingList("q1", ["a", "b", "c"], query="cheap flights",
-                       doc_texts=["Cheap flights to Rome.", "Bread.", "Flight deals."])]
+  lists = [
+    RankingList(
+      "q1",
+      ["a", "b", "c"],
+      query="cheap flights",
+      doc_texts=["Cheap flights to Rome.", "Bread.", "Flight deals."],
+    )
+  ]
   template = prompts.load(name)
   tasks, counts = runner.make_tasks(lists, template, window=2)
   assert counts["pairs"] == 3

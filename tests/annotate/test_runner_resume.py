@@ -31,8 +31,12 @@ class Slow(http.server.BaseHTTPRequestHandler):
     with Slow.lock:
       Slow.calls[doc] = Slow.calls.get(doc, 0) + 1
     time.sleep(0.02)
-    data = json.dumps({"choices": [{"message": {"content": str(len(doc) % 5)}}],
-                       "usage": {"prompt_tokens": 50, "completion_tokens": 1}}).encode()
+    data = json.dumps(
+      {
+        "choices": [{"message": {"content": str(len(doc) % 5)}}],
+        "usage": {"prompt_tokens": 50, "completion_tokens": 1},
+      }
+    ).encode()
     self.send_response(200)
     self.send_header("Content-Type", "application/json")
     self.send_header("Content-Length", str(len(data)))
@@ -55,15 +59,43 @@ def log(tmp_path):
   with path.open("w") as f:
     for q in range(N_DOCS // 10):
       docs = [f"q{q}d{i}" for i in range(10)]
-      f.write(json.dumps({"query_id": f"q{q}", "query": f"query {q}", "doc_ids": docs,
-                          "clicks": [0] * 10, "doc_texts": [f"text of {d}" for d in docs]}) + "\n")
+      f.write(
+        json.dumps(
+          {
+            "query_id": f"q{q}",
+            "query": f"query {q}",
+            "doc_ids": docs,
+            "clicks": [0] * 10,
+            "doc_texts": [f"text of {d}" for d in docs],
+          }
+        )
+        + "\n"
+      )
   return path
 
 
 def _cmd(log, db, url):
-  return [sys.executable, "-m", "rankjax.cli", "annotate", "run", str(log), "--format", "jsonl",
-          "--store", str(db), "--backend", "openai_http", "--base-url", url, "--model", "slow",
-          "--concurrency", "3", "--quiet"]
+  return [
+    sys.executable,
+    "-m",
+    "rankjax.cli",
+    "annotate",
+    "run",
+    str(log),
+    "--format",
+    "jsonl",
+    "--store",
+    str(db),
+    "--backend",
+    "openai_http",
+    "--base-url",
+    url,
+    "--model",
+    "slow",
+    "--concurrency",
+    "3",
+    "--quiet",
+  ]
 
 
 def _count(db):
@@ -86,8 +118,9 @@ def _wait_for(db, n, proc, timeout=60):
 
 def test_sigkill_then_rerun_loses_and_duplicates_nothing(server, log, tmp_path):
   db = tmp_path / "a.db"
-  proc = subprocess.Popen(_cmd(log, db, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  proc = subprocess.Popen(
+    _cmd(log, db, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
   _wait_for(db, 30, proc)
   proc.send_signal(signal.SIGKILL)
   proc.wait()
@@ -115,8 +148,9 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(server, log, tmp_path):
 @pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
 def test_signal_stops_cleanly(server, log, tmp_path, sig, code):
   db = tmp_path / "b.db"
-  proc = subprocess.Popen(_cmd(log, db, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          text=True)
+  proc = subprocess.Popen(
+    _cmd(log, db, server), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+  )
   _wait_for(db, 20, proc)
   proc.send_signal(sig)
   stdout, _ = proc.communicate(timeout=30)

@@ -16,19 +16,19 @@ import threading
 
 import pytest
 
-from rankjax import cli
-from rankjax import registry
-from rankjax.annotate import modes
-from rankjax.annotate import parsing
-from rankjax.annotate import prompts
-from rankjax.annotate import runner
+from rankjax import cli, registry
+from rankjax.annotate import modes, parsing, prompts, runner
 from rankjax.annotate import store as store_lib
 from rankjax.annotate.backends import openai_http
 from rankjax.data.schema import RankingList
 
-TERNARY = modes.Mode("toy_ternary", "pointwise", max_grade=2,
-                     parse=lambda text, n: [parsing.parse_grade(text, 2)],
-                     answer=lambda labels: str(labels[0]))
+TERNARY = modes.Mode(
+  "toy_ternary",
+  "pointwise",
+  max_grade=2,
+  parse=lambda text, n: [parsing.parse_grade(text, 2)],
+  answer=lambda labels: str(labels[0]),
+)
 
 TEMPLATE = """version: 1
 [system]
@@ -65,11 +65,19 @@ def _scripted_model(payloads):
     grade = 2 if "flight" in user.split("document:")[1] else int("travel" in user)
     text = "3" if "off the scale" in user else str(grade)
     other = grade - 1 if grade else 1
-    top = [{"token": str(grade), "logprob": math.log(0.7)},
-           {"token": str(other), "logprob": math.log(0.3)}]
-    return {"choices": [{"message": {"content": text},
-                         "logprobs": {"content": [{"token": text, "top_logprobs": top}]}}],
-            "usage": {"prompt_tokens": 50, "completion_tokens": 1}}
+    top = [
+      {"token": str(grade), "logprob": math.log(0.7)},
+      {"token": str(other), "logprob": math.log(0.3)},
+    ]
+    return {
+      "choices": [
+        {
+          "message": {"content": text},
+          "logprobs": {"content": [{"token": text, "top_logprobs": top}]},
+        }
+      ],
+      "usage": {"prompt_tokens": 50, "completion_tokens": 1},
+    }
 
   return post
 
@@ -77,9 +85,14 @@ def _scripted_model(payloads):
 def test_toy_mode_runs_through_the_runner_and_a_backend(ternary, tmp_path, monkeypatch):
   template = prompts.load(TERNARY.name, "zh", ternary)
   assert template.spec is TERNARY and template.version.startswith("toy_ternary.zh.v1+")
-  lists = [RankingList("q1", ["a", "b", "c", "d"], query="cheap flights",
-                       doc_texts=["Flights to Rome.", "Travel insurance.", "Bread.",
-                                  "Off the scale."])]
+  lists = [
+    RankingList(
+      "q1",
+      ["a", "b", "c", "d"],
+      query="cheap flights",
+      doc_texts=["Flights to Rome.", "Travel insurance.", "Bread.", "Off the scale."],
+    )
+  ]
   tasks, counts = runner.make_tasks(lists, template)
   assert counts["pairs"] == 4 and [t.doc_ids for t in tasks] == [("a",), ("b",), ("c",), ("d",)]
   backend = openai_http.OpenAIHttpBackend("http://scripted.invalid/v1", "scripted")
@@ -112,7 +125,6 @@ def fixture_scripted_server():
   post = _scripted_model(payloads)
 
   class Handler(http.server.BaseHTTPRequestHandler):
-
     def log_message(self, *args):
       pass
 
@@ -134,13 +146,41 @@ def fixture_scripted_server():
 def test_toy_mode_runs_through_rankjax_annotate_run(ternary, scripted_server, tmp_path, capsys):
   base_url, payloads = scripted_server
   log = tmp_path / "log.jsonl"
-  log.write_text(json.dumps({
-      "query_id": "q1", "query": "cheap flights", "doc_ids": ["a", "b", "c"], "clicks": [0, 1, 0],
-      "doc_texts": ["Flights to Rome.", "Travel insurance.", "Bread."]}) + "\n")
+  log.write_text(
+    json.dumps(
+      {
+        "query_id": "q1",
+        "query": "cheap flights",
+        "doc_ids": ["a", "b", "c"],
+        "clicks": [0, 1, 0],
+        "doc_texts": ["Flights to Rome.", "Travel insurance.", "Bread."],
+      }
+    )
+    + "\n"
+  )
   db = tmp_path / "toy.db"
-  argv = ["annotate", "run", str(log), "--format", "jsonl", "--store", str(db),
-          "--backend", "openai_http", "--base-url", base_url, "--model", "scripted",
-          "--mode", TERNARY.name, "--template-dir", ternary, "--lang", "zh", "--quiet"]
+  argv = [
+    "annotate",
+    "run",
+    str(log),
+    "--format",
+    "jsonl",
+    "--store",
+    str(db),
+    "--backend",
+    "openai_http",
+    "--base-url",
+    base_url,
+    "--model",
+    "scripted",
+    "--mode",
+    TERNARY.name,
+    "--template-dir",
+    ternary,
+    "--lang",
+    "zh",
+    "--quiet",
+  ]
   cli.main(argv)
   summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert summary["prompt_version"].startswith(f"{TERNARY.name}.zh.v1+")

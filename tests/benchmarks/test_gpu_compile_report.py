@@ -66,17 +66,23 @@ def test_kernels_count_tuple_elements_dot_flops_and_cudnn_calls():
 def test_model_parts_fold_layers_and_name_the_pass():
   part = report.model_part
   assert part("jit(step)/jvp(Model)/bert/encoder/layer_3/intermediate/dense/dot_general") == (
-      "forward: layer_N/intermediate/dense/dot_general")
-  assert part("jit(step)/transpose(jvp(Model))/bert/encoder/layer_0/intermediate/jvp(Model)/bert/"
-              "encoder/layer_0/intermediate/checkpoint/reduce_sum") == (
-                  "backward: layer_N/intermediate/checkpoint/reduce_sum")
+    "forward: layer_N/intermediate/dense/dot_general"
+  )
+  assert part(
+    "jit(step)/transpose(jvp(Model))/bert/encoder/layer_0/intermediate/jvp(Model)/bert/"
+    "encoder/layer_0/intermediate/checkpoint/reduce_sum"
+  ) == ("backward: layer_N/intermediate/checkpoint/reduce_sum")
   assert part("jit(step)/add") == "optimizer, loss and other"
 
 
 def test_atomics_are_counted_by_form(tmp_path):
   ptx = tmp_path / "m.ptx"
-  ptx.write_text("atom.global.v4.f32.add {%r1}, [%rd1], {%r2};\n"
-                 "atom.relaxed.sys.global.cas.b32 %r3, [%rd2], %r4, %r5;\n"
-                 "atom.global.v4.f32.add {%r6}, [%rd3], {%r7};\n")
-  assert report.atomics([str(ptx)]) == {"atom.global.v4.f32.add": 2,
-                                        "atom.relaxed.sys.global.cas.b32": 1}
+  ptx.write_text(
+    "atom.global.v4.f32.add {%r1}, [%rd1], {%r2};\n"
+    "atom.relaxed.sys.global.cas.b32 %r3, [%rd2], %r4, %r5;\n"
+    "atom.global.v4.f32.add {%r6}, [%rd3], {%r7};\n"
+  )
+  assert report.atomics([str(ptx)]) == {
+    "atom.global.v4.f32.add": 2,
+    "atom.relaxed.sys.global.cas.b32": 1,
+  }

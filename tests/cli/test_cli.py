@@ -8,11 +8,10 @@ import sys
 import tomllib
 
 import pytest
+from train_helpers import ROOT
 
 from rankjax import cli
 from rankjax.cli import errors
-
-from train_helpers import ROOT
 
 # What no --help may import: each costs seconds, and only a command's run needs it.
 HEAVY = ("tensorflow_datasets", "orbax", "matplotlib", "scipy", "transformers")
@@ -42,8 +41,9 @@ def _commands():
 
 
 def _probe(args):
-  proc = subprocess.run([sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True,
-                        text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-c", PROBE, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
   assert proc.returncode == 0, proc.stderr
   *help_lines, last = proc.stdout.strip().splitlines()
   return json.loads(last), "\n".join(help_lines)
@@ -62,16 +62,26 @@ def test_help_exits_0_without_heavy_imports(command):
 
 
 def test_python_m_rankjax_main_is_rankjax_train():
-  proc = subprocess.run([sys.executable, "-m", "rankjax.main", "--help"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "rankjax.main", "--help"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 0, proc.stderr
   assert "usage: python -m rankjax.main" in proc.stdout
   assert "--config:" in proc.stdout and "--workdir:" in proc.stdout
 
 
 def test_unknown_command_is_a_usage_error_naming_the_commands():
-  proc = subprocess.run([sys.executable, "-m", "rankjax.cli", "trian"], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "rankjax.cli", "trian"],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 2
   assert "invalid choice: 'trian'" in proc.stderr and "'train'" in proc.stderr
 
@@ -89,7 +99,8 @@ def test_missing_file_is_one_line_and_exit_status_1():
   with pytest.raises(SystemExit) as exit_info:
     errors.one_line_errors(main)()
   assert str(exit_info.value) == (
-      "error: [Errno 2] No such file or directory: '/nonexistent/log.xml'")
+    "error: [Errno 2] No such file or directory: '/nonexistent/log.xml'"
+  )
   assert exit_info.value.__suppress_context__  # no chained traceback
 
 
@@ -101,17 +112,37 @@ def test_other_errors_keep_their_traceback():
     errors.one_line_errors(main)()
 
 
-@pytest.mark.parametrize("command,message", [
-    (["data", "prepare", "--format", "trec-session", "{tmp}/log.xml", "--output", "{tmp}/out",
-      "--name", "x"],
-     "error: [Errno 2] No such file or directory: '{tmp}/log.xml'"),
-    (["score", "--workdir={tmp}/run"],
-     "error: {tmp}/run: not a training run's directory (no config.json)"),
-])
+@pytest.mark.parametrize(
+  "command,message",
+  [
+    (
+      [
+        "data",
+        "prepare",
+        "--format",
+        "trec-session",
+        "{tmp}/log.xml",
+        "--output",
+        "{tmp}/out",
+        "--name",
+        "x",
+      ],
+      "error: [Errno 2] No such file or directory: '{tmp}/log.xml'",
+    ),
+    (
+      ["score", "--workdir={tmp}/run"],
+      "error: {tmp}/run: not a training run's directory (no config.json)",
+    ),
+  ],
+)
 def test_entry_points(command, message, tmp_path):
-  proc = subprocess.run([sys.executable, "-m", "rankjax.cli",
-                         *(c.format(tmp=tmp_path) for c in command)], cwd=ROOT,
-                        capture_output=True, text=True, timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-m", "rankjax.cli", *(c.format(tmp=tmp_path) for c in command)],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
+  )
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == message.format(tmp=tmp_path)
   assert "Traceback" not in proc.stderr

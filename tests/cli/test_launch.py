@@ -5,16 +5,20 @@ import shlex
 import subprocess
 
 import pytest
-
 from train_helpers import CACHE_ENV, ROOT
 
 SCRIPTS = ("local_cpu.sh", "gpu_single_host.sh", "slurm_gpu.sh", "tpu_vm_slice.sh")
 
 
 def _dry_run(script, *args, **env):
-  proc = subprocess.run(["bash", str(ROOT / "launch" / script), *args], cwd="/",
-                        env={**os.environ, "DRY_RUN": "1", **env}, capture_output=True,
-                        text=True, timeout=60)
+  proc = subprocess.run(
+    ["bash", str(ROOT / "launch" / script), *args],
+    cwd="/",
+    env={**os.environ, "DRY_RUN": "1", **env},
+    capture_output=True,
+    text=True,
+    timeout=60,
+  )
   assert proc.returncode == 0, proc.stderr
   return proc.stdout.strip().splitlines()
 
@@ -28,32 +32,49 @@ def test_local_cpu_dry_run():
   (line,) = _dry_run("local_cpu.sh", "--config.total_steps=5", WORKDIR="/tmp/w x")
   argv = shlex.split(line)
   assert argv[:2] == ["env", "JAX_PLATFORMS=cpu"]
-  assert argv[3:] == ["-m", "rankjax.cli", "train", "--config=configs/mslr_mlp.py:local",
-                      "--workdir=/tmp/w x", "--config.total_steps=5"]
+  assert argv[3:] == [
+    "-m",
+    "rankjax.cli",
+    "train",
+    "--config=configs/mslr_mlp.py:local",
+    "--workdir=/tmp/w x",
+    "--config.total_steps=5",
+  ]
 
 
 def test_gpu_and_slurm_dry_run():
   (gpu,) = _dry_run("gpu_single_host.sh", "--config.seed=1", WORKDIR="/w")
   argv = shlex.split(gpu)
   assert "XLA_FLAGS=--xla_gpu_enable_latency_hiding_scheduler=true" in argv
-  assert argv[-5:] == ["rankjax.cli", "train", "--config=configs/mslr_mlp.py", "--workdir=/w",
-                       "--config.seed=1"]
-  (slurm,) = _dry_run("slurm_gpu.sh", WORKDIR="/w", CONFIG="configs/other.py:big",
-                      RANKJAX_REPO=str(ROOT))
+  assert argv[-5:] == [
+    "rankjax.cli",
+    "train",
+    "--config=configs/mslr_mlp.py",
+    "--workdir=/w",
+    "--config.seed=1",
+  ]
+  (slurm,) = _dry_run(
+    "slurm_gpu.sh", WORKDIR="/w", CONFIG="configs/other.py:big", RANKJAX_REPO=str(ROOT)
+  )
   argv = shlex.split(slurm)
   assert argv[:2] == ["srun", "--kill-on-bad-exit=1"]
   assert argv[-2:] == ["--config=configs/other.py:big", "--workdir=/w"]
 
 
 def test_missing_workdir_fails_with_message():
-  proc = subprocess.run(["bash", str(ROOT / "launch" / "gpu_single_host.sh")],
-                        env={**os.environ, "DRY_RUN": "1"}, capture_output=True, text=True)
+  proc = subprocess.run(
+    ["bash", str(ROOT / "launch" / "gpu_single_host.sh")],
+    env={**os.environ, "DRY_RUN": "1"},
+    capture_output=True,
+    text=True,
+  )
   assert proc.returncode != 0 and "set WORKDIR" in proc.stderr
 
 
 def test_tpu_dry_run_runs_the_same_command_on_every_worker():
-  (line,) = _dry_run("tpu_vm_slice.sh", "--config.seed=3", TPU_NAME="pod", ZONE="z",
-                     WORKDIR="/mnt/run")
+  (line,) = _dry_run(
+    "tpu_vm_slice.sh", "--config.seed=3", TPU_NAME="pod", ZONE="z", WORKDIR="/mnt/run"
+  )
   argv = shlex.split(line)
   assert argv[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", "pod"]
   assert "--worker=all" in argv
@@ -69,10 +90,18 @@ def test_local_cpu_script_trains_on_real_mslr(shared_data, tmp_path):
   """The README's command (through the script), shortened: real data prepared, trained, scored."""
   shared_data("mslr_web10k_sample")
   proc = subprocess.run(
-      ["bash", str(ROOT / "launch" / "local_cpu.sh"), "--config.total_steps=20",
-       "--config.eval.every=20", "--config.checkpoint.every=20"],
-      env={**os.environ, **CACHE_ENV, "WORKDIR": str(tmp_path)}, capture_output=True, text=True,
-      timeout=600)
+    [
+      "bash",
+      str(ROOT / "launch" / "local_cpu.sh"),
+      "--config.total_steps=20",
+      "--config.eval.every=20",
+      "--config.checkpoint.every=20",
+    ],
+    env={**os.environ, **CACHE_ENV, "WORKDIR": str(tmp_path)},
+    capture_output=True,
+    text=True,
+    timeout=600,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   assert "## test (step 20)" in proc.stdout
   assert (tmp_path / "data" / "mslr_web10k_sample" / "1.0.0" / "dataset_info.json").exists()

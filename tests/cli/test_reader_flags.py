@@ -21,8 +21,9 @@ def fixture_toy_log(tmp_path):
   def read_toy(path, summary, *, toy_option=1):
     for n, raw in common.iter_lines(path, summary):
       docs = [f"d{i}" for i in range(toy_option)]
-      shown = common.Interaction(raw.decode(), docs, list(range(1, toy_option + 1)),
-                                 [1] + [0] * (toy_option - 1))
+      shown = common.Interaction(
+        raw.decode(), docs, list(range(1, toy_option + 1)), [1] + [0] * (toy_option - 1)
+      )
       yield summary.count(common.Session(str(n), [shown], f"{path}:{n}"))
 
   path = tmp_path / "log.toy"

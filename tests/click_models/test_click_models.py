@@ -45,7 +45,9 @@ def true_alpha(seed=2):
 def test_pbm_recovers_propensities_and_attractiveness(method):
   alpha = true_alpha()
   log = simulate("pbm", {"theta": THETA, "alpha": alpha})
-  r = cm.fit(cm.get("pbm"), log, method=method, iterations=100 if method == "em" else 300, smoothing=0.0)
+  r = cm.fit(
+    cm.get("pbm"), log, method=method, iterations=100 if method == "em" else 300, smoothing=0.0
+  )
   theta = np.asarray(cm.get("pbm").propensity(r.params))
   # PBM is identified up to theta * c, alpha / c: compare theta / theta_1 and alpha * theta_1.
   np.testing.assert_allclose(theta / theta[0], THETA, atol=0.03)
@@ -92,27 +94,42 @@ def test_sdbn_counts_and_dbn_gradient_recover_parameters():
 def test_held_out_likelihood_prefers_the_generating_model():
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()})
   train, test = log.split(0.2)
-  scores = {name: cm.evaluate(cm.get(name), cm.fit(cm.get(name), train).params, test)
-            for name in ("pbm", "cascade", "sdbn")}
-  assert scores["pbm"]["log_likelihood"] > scores["sdbn"]["log_likelihood"] > scores["cascade"]["log_likelihood"]
+  scores = {
+    name: cm.evaluate(cm.get(name), cm.fit(cm.get(name), train).params, test)
+    for name in ("pbm", "cascade", "sdbn")
+  }
+  assert (
+    scores["pbm"]["log_likelihood"]
+    > scores["sdbn"]["log_likelihood"]
+    > scores["cascade"]["log_likelihood"]
+  )
   for s in scores.values():
     assert s["log_likelihood"] < 0 and s["perplexity"] > 1 and len(s["perplexity_by_rank"]) == K
   # PBM's perplexity is close to that of the true parameters.
-  truth = cm.evaluate(cm.get("pbm"), {"theta": jnp.asarray(THETA, jnp.float32),
-                                      "alpha": jnp.asarray(true_alpha(), jnp.float32)}, test)
+  truth = cm.evaluate(
+    cm.get("pbm"),
+    {"theta": jnp.asarray(THETA, jnp.float32), "alpha": jnp.asarray(true_alpha(), jnp.float32)},
+    test,
+  )
   assert abs(scores["pbm"]["perplexity"] - truth["perplexity"]) < 0.01
 
 
 @pytest.mark.slow
 def test_masked_ranks_change_nothing():
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()}).take(np.arange(2000))
-  wide = cm.ClickLog(np.pad(log.doc, ((0, 0), (0, 2))), np.pad(log.click, ((0, 0), (0, 2))),
-                     np.pad(log.mask, ((0, 0), (0, 2))), log.pairs)
+  wide = cm.ClickLog(
+    np.pad(log.doc, ((0, 0), (0, 2))),
+    np.pad(log.click, ((0, 0), (0, 2))),
+    np.pad(log.mask, ((0, 0), (0, 2))),
+    log.pairs,
+  )
   for name in ("ubm", "cascade", "dbn"):  # the models whose probabilities depend on clicks above
     m = cm.get(name)
     a = cm.fit(m, log, iterations=3)
     b = cm.fit(m, wide, iterations=3)
-    np.testing.assert_allclose(np.asarray(m.relevance(a.params)), np.asarray(m.relevance(b.params)), atol=1e-5)
+    np.testing.assert_allclose(
+      np.asarray(m.relevance(a.params)), np.asarray(m.relevance(b.params)), atol=1e-5
+    )
     np.testing.assert_allclose(a.train["log_likelihood"], b.train["log_likelihood"], rtol=1e-5)
 
 
@@ -128,25 +145,37 @@ def test_unknown_model_and_method_are_errors():
 
 def test_fits_a_real_log(shared_data):
   trec = shared_data("trec_session_2012_2013")
-  log = cm.ClickLog.from_sessions(readers.read_sessions("trec-session", trec / "sessiontrack2013.xml"))
+  log = cm.ClickLog.from_sessions(
+    readers.read_sessions("trec-session", trec / "sessiontrack2013.xml")
+  )
   summary = readers.ReadSummary()
   list(readers.read_sessions("trec-session", trec / "sessiontrack2013.xml", summary))
   assert log.num_sessions == summary.interactions and log.click.sum() <= summary.clicks
   for name in cm.MODELS:
     r = cm.fit(cm.get(name), log, iterations=20)
     rel = np.asarray(cm.get(name).relevance(r.params))
-    assert rel.shape == (log.num_pairs,) and np.isfinite(rel).all() and np.isfinite(r.train["perplexity"])
+    assert (
+      rel.shape == (log.num_pairs,)
+      and np.isfinite(rel).all()
+      and np.isfinite(r.train["perplexity"])
+    )
 
 
 def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
-  from rankjax.sim import clicks as sim_lib
   from rankjax.cli.clicks import fit
   from rankjax.data import schema
   from rankjax.data.readers.generic import write_jsonl
+  from rankjax.sim import clicks as sim_lib
 
   rng = np.random.default_rng(0)
-  lists = [schema.RankingList(qid=str(q), doc_ids=[f"{q}-{d}" for d in range(15)],
-                              labels={"human": rng.integers(0, 5, 15).astype(np.float32)}) for q in range(20)]
+  lists = [
+    schema.RankingList(
+      qid=str(q),
+      doc_ids=[f"{q}-{d}" for d in range(15)],
+      labels={"human": rng.integers(0, 5, 15).astype(np.float32)},
+    )
+    for q in range(20)
+  ]
   sim = sim_lib.simulate(lists, sessions=20_000, eta=1.0, zipf=0.5, seed=0)
   with open(tmp_path / "log.jsonl", "w") as f:
     write_jsonl(sim.records(), f)

@@ -25,8 +25,10 @@ PAGES, RANKS, PAIRS = 50_000, 6, 40
 
 def _random_params(model: cm.ClickModel, rng) -> cm.Params:
   """Every probability parameter uniform in [0.1, 0.9], except those the model keeps fixed."""
-  return {k: v if k in model.fixed else jnp.asarray(rng.uniform(0.1, 0.9, np.shape(v)), jnp.float32)
-          for k, v in model.init(PAIRS, RANKS).items()}
+  return {
+    k: v if k in model.fixed else jnp.asarray(rng.uniform(0.1, 0.9, np.shape(v)), jnp.float32)
+    for k, v in model.init(PAIRS, RANKS).items()
+  }
 
 
 def _pages(rng):
@@ -56,18 +58,27 @@ def test_sample_agrees_with_click_probs(name):
         continue
       checked += 1
       mean = residual[rows, k].mean()
-      assert abs(mean) <= 2.5 / np.sqrt(n), (name, f"rank {k + 1}", f"last click {last_click}",
-                                             f"click rate {click[rows, k].mean():.4f}",
-                                             f"click_probs {probs[rows, k].mean():.4f}")
+      assert abs(mean) <= 2.5 / np.sqrt(n), (
+        name,
+        f"rank {k + 1}",
+        f"last click {last_click}",
+        f"click rate {click[rows, k].mean():.4f}",
+        f"click_probs {probs[rows, k].mean():.4f}",
+      )
   assert checked >= 2 * RANKS
 
 
 @pytest.mark.parametrize("name", sorted(cm.MODELS))
 def test_simulator_truth_has_the_shape_of_the_models_parameters(name):
   rng = np.random.default_rng(0)
-  lists = [schema.RankingList(qid=f"q{i}", doc_ids=[f"d{j}" for j in range(8)],
-                              labels={"human": rng.integers(0, 5, 8).astype(np.float32)})
-           for i in range(5)]
+  lists = [
+    schema.RankingList(
+      qid=f"q{i}",
+      doc_ids=[f"d{j}" for j in range(8)],
+      labels={"human": rng.integers(0, 5, 8).astype(np.float32)},
+    )
+    for i in range(5)
+  ]
   sim = sim_lib.simulate(lists, sessions=300, model=name, list_size=RANKS, seed=0)
   init = cm.get(name).init(sim.log.num_pairs, RANKS)
   assert {k: np.shape(v) for k, v in sim.truth.items()} == {k: np.shape(v) for k, v in init.items()}

@@ -15,9 +15,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from rankjax import cli
+from rankjax import cli, registry
 from rankjax import click_models as cm
-from rankjax import registry
 from rankjax.click_models.base import segment_mean
 from rankjax.data import schema
 from rankjax.sim import clicks as sim_lib
@@ -49,8 +48,15 @@ def _simulation_params(alpha, num_ranks, eta, gamma):
   return {"alpha": alpha}
 
 
-DCTR = cm.ClickModel("toy_dctr", _init, _click_probs, _sample, relevance=lambda p: p["alpha"],
-                     simulation_params=_simulation_params, closed_form=_closed_form)
+DCTR = cm.ClickModel(
+  "toy_dctr",
+  _init,
+  _click_probs,
+  _sample,
+  relevance=lambda p: p["alpha"],
+  simulation_params=_simulation_params,
+  closed_form=_closed_form,
+)
 
 
 @pytest.fixture
@@ -63,9 +69,14 @@ def dctr():
 
 def test_toy_model_is_simulated_and_fitted_by_name(dctr):
   rng = np.random.default_rng(0)
-  lists = [schema.RankingList(qid=f"q{i}", doc_ids=[f"q{i}-d{j}" for j in range(5)],
-                              labels={"human": rng.integers(0, 5, 5).astype(np.float32)})
-           for i in range(4)]
+  lists = [
+    schema.RankingList(
+      qid=f"q{i}",
+      doc_ids=[f"q{i}-d{j}" for j in range(5)],
+      labels={"human": rng.integers(0, 5, 5).astype(np.float32)},
+    )
+    for i in range(4)
+  ]
   sim = sim_lib.simulate(lists, sessions=40_000, model=dctr, list_size=5, zipf=0.0, seed=0)
   assert sim.config["model"] == dctr and set(sim.truth) == {"alpha"}
   model = cm.get(dctr)
@@ -85,12 +96,39 @@ def test_unregistered_toy_is_an_unknown_name():
 
 def test_toy_model_is_simulated_and_fitted_by_the_rankjax_program(dctr, tmp_path, capsys):
   log = tmp_path / "log.jsonl"
-  cli.main(["clicks", "simulate", "--qrels", str(QRELS), "--sessions", "4000", "--list-size",
-            "3", "--model", dctr, "--output", str(log)])
+  cli.main(
+    [
+      "clicks",
+      "simulate",
+      "--qrels",
+      str(QRELS),
+      "--sessions",
+      "4000",
+      "--list-size",
+      "3",
+      "--model",
+      dctr,
+      "--output",
+      str(log),
+    ]
+  )
   meta = json.loads((tmp_path / "log.jsonl.meta.json").read_text())
   assert meta["model"] == dctr and json.loads(capsys.readouterr().out)["model"] == dctr
-  cli.main(["clicks", "fit", "--format", "jsonl", str(log), "--model", dctr, "--max-rank", "3",
-            "--smoothing", "0"])
+  cli.main(
+    [
+      "clicks",
+      "fit",
+      "--format",
+      "jsonl",
+      str(log),
+      "--model",
+      dctr,
+      "--max-rank",
+      "3",
+      "--smoothing",
+      "0",
+    ]
+  )
   fit = json.loads(capsys.readouterr().out)
   assert (fit["model"], fit["method"], fit["pages"]) == (dctr, "counts", 4000)
   assert "propensities" not in fit  # DCTR has no position bias

@@ -14,18 +14,21 @@ import functools
 import jax.numpy as jnp
 import pytest
 from ml_collections import config_dict
+from train_helpers import ROOT, load_config, parse_config_flags, tiny_config, tiny_dataset
 
-from rankjax import models
-from rankjax import registry
+from rankjax import models, registry
 from rankjax.configs import default as config_defaults
 from rankjax.ranking import losses
 from rankjax.sim import world
 
-from train_helpers import ROOT, load_config, parse_config_flags, tiny_config, tiny_dataset
-
-VARIANTS = {"demo": (None, "tiny"), "lightgbm_example": (None, "local"),
-            "mslr_mlp": (None, "local"), "tiangong_st": (None, "tiny"),
-            "trec_cross_encoder": ("click", "human", "tiny"), "trec_session": (None, "tiny")}
+VARIANTS = {
+  "demo": (None, "tiny"),
+  "lightgbm_example": (None, "local"),
+  "mslr_mlp": (None, "local"),
+  "tiangong_st": (None, "tiny"),
+  "trec_cross_encoder": ("click", "human", "tiny"),
+  "trec_session": (None, "tiny"),
+}
 CONFIGS = [(name, arg) for name, args in VARIANTS.items() for arg in args]
 LIBRARY = ROOT / "rankjax"
 # The layers that receive the experiment config (and the entry points). The layers below them
@@ -36,25 +39,26 @@ ROOT_NAMES = ("config", "cfg")
 NOT_THE_EXPERIMENT_CONFIG = {"jax.config": "JAX's own settings (`jax.config.update`)"}
 # ConfigDict's own methods: a chain of keys ends at one (`.get("key")` adds its key: `_chain`).
 CONFIGDICT_METHODS = frozenset(
-    name for name in dir(config_dict.ConfigDict) if not name.startswith("_"))
+  name for name in dir(config_dict.ConfigDict) if not name.startswith("_")
+)
 # Sections whose keys no default can list; the reason, and what checks them instead.
 FREE_FORM = {
-    "study": "optional: its presence makes a config a study; `rankjax.study.runner` documents "
-             "its keys and every shipped study config sets each one the library reads "
-             "(test_study_configs_set_every_study_key_read)",
+  "study": "optional: its presence makes a config a study; `rankjax.study.runner` documents "
+  "its keys and every shipped study config sets each one the library reads "
+  "(test_study_configs_set_every_study_key_read)",
 }
 # Sections read whole by what they name; their keys are that thing's options.
 WHOLE_SECTIONS = {
-    "model": "the chosen Model's fields (`model_config`; "
-             "test_config_lists_every_field_of_its_model)",
-    "loss": "the chosen loss's options (`rankjax.ranking.losses.get_loss`)",
-    "data.world": "`rankjax.sim.world.WorldConfig`'s fields (test_world_keys_are_the_world_config)",
+  "model": "the chosen Model's fields (`model_config`; test_config_lists_every_field_of_its_model)",
+  "loss": "the chosen loss's options (`rankjax.ranking.losses.get_loss`)",
+  "data.world": "`rankjax.sim.world.WorldConfig`'s fields (test_world_keys_are_the_world_config)",
 }
 
 
 @dataclasses.dataclass(frozen=True)
 class Read:
   """One read (or write) of a config key in the library."""
+
   file: str  # relative to rankjax/
   line: int
   key: tuple[str, ...]  # ("data", "token_buckets")
@@ -62,7 +66,8 @@ class Read:
 
   def __str__(self):
     return f"rankjax/{self.file}:{self.line}: config.{'.'.join(self.key)}" + (
-        " (.get)" if self.via_get else "")
+      " (.get)" if self.via_get else ""
+    )
 
 
 def _chain(node, sections) -> tuple[str, ...] | None:
@@ -76,8 +81,13 @@ def _chain(node, sections) -> tuple[str, ...] | None:
     if base is None:
       return () if node.attr == "config" else None  # `run.config`
     return None if node.attr in CONFIGDICT_METHODS else base + (node.attr,)
-  if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
-      and node.func.attr == "get" and node.args and isinstance(node.args[0], ast.Constant)):
+  if (
+    isinstance(node, ast.Call)
+    and isinstance(node.func, ast.Attribute)
+    and node.func.attr == "get"
+    and node.args
+    and isinstance(node.args[0], ast.Constant)
+  ):
     base = _chain(node.func.value, sections)
     return None if base is None else base + (node.args[0].value,)
   return None
@@ -112,8 +122,11 @@ def _source_reads(source: str, rel: str) -> list[Read]:
     while changed:  # `sup = config.supervision`, then `gate = sup.gate`, ...
       changed = False
       for node in nodes:
-        if (isinstance(node, ast.Assign) and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)):
+        if (
+          isinstance(node, ast.Assign)
+          and len(node.targets) == 1
+          and isinstance(node.targets[0], ast.Name)
+        ):
           chain = _chain(node.value, sections)
           name = node.targets[0].id
           if chain is not None and sections.get(name) != chain and name not in ROOT_NAMES:
@@ -128,16 +141,16 @@ def _source_reads(source: str, rel: str) -> list[Read]:
 
 def _scanned_sources() -> dict[str, str]:
   """{path relative to rankjax/: text} of the modules of `CONFIG_LAYERS`."""
-  files = [p for p in sorted(LIBRARY.rglob("*.py"))
-           if p.relative_to(LIBRARY).parts[0] in CONFIG_LAYERS]
+  files = [
+    p for p in sorted(LIBRARY.rglob("*.py")) if p.relative_to(LIBRARY).parts[0] in CONFIG_LAYERS
+  ]
   assert any(p.name == "train.py" for p in files), files
   return {p.relative_to(LIBRARY).as_posix(): p.read_text() for p in files}
 
 
 @functools.cache
 def _config_reads() -> tuple[Read, ...]:
-  return tuple(r for rel, source in _scanned_sources().items()
-               for r in _source_reads(source, rel))
+  return tuple(r for rel, source in _scanned_sources().items() for r in _source_reads(source, rel))
 
 
 def _flat(tree, prefix=()):
@@ -158,7 +171,7 @@ def _declared():
 
 
 def _under(key, sections) -> bool:
-  return any(key[:len(s.split("."))] == tuple(s.split(".")) for s in sections)
+  return any(key[: len(s.split("."))] == tuple(s.split(".")) for s in sections)
 
 
 def test_the_scan_follows_sections_closures_and_get():
@@ -174,21 +187,28 @@ def f(config, batch):
   return run.config.eval.every, batch.get("x")
 """
   found = {(".".join(r.key), r.via_get) for r in _source_reads(source, "supervision/x.py")}
-  assert found == {("supervision", False), ("supervision.gate", True), ("data", False),
-                   ("data.world", False), ("supervision.gate.coef", False), ("seed", False),
-                   ("eval", False), ("eval.every", False)}
+  assert found == {
+    ("supervision", False),
+    ("supervision.gate", True),
+    ("data", False),
+    ("data.world", False),
+    ("supervision.gate.coef", False),
+    ("seed", False),
+    ("eval", False),
+    ("eval.every", False),
+  }
 
 
 def test_the_scan_sees_the_library_reads():
   found = {(r.file, ".".join(r.key), r.via_get) for r in _config_reads()}
   for expected in [
-      ("engine/train.py", "data.token_buckets", False),  # in train_and_evaluate
-      ("engine/train.py", "eval.batch_size", False),  # in its closure run_eval
-      ("engine/scoring.py", "eval.label_source", False),  # run.config.eval.label_source
-      ("engine/step.py", "optimizer.warmup_steps", False),  # opt = config.optimizer
-      ("engine/data_source.py", "data.world", False),  # data = config.data; data.world.to_dict()
-      ("study/runner.py", "data.path", False),  # a write: cfg.data.path = ...
-      ("study/runner.py", "study.variants", False),  # study = config.study
+    ("engine/train.py", "data.token_buckets", False),  # in train_and_evaluate
+    ("engine/train.py", "eval.batch_size", False),  # in its closure run_eval
+    ("engine/scoring.py", "eval.label_source", False),  # run.config.eval.label_source
+    ("engine/step.py", "optimizer.warmup_steps", False),  # opt = config.optimizer
+    ("engine/data_source.py", "data.world", False),  # data = config.data; data.world.to_dict()
+    ("study/runner.py", "data.path", False),  # a write: cfg.data.path = ...
+    ("study/runner.py", "study.variants", False),  # study = config.study
   ]:
     assert expected in found, expected
   assert not any(".".join(r.key).startswith(("jax_", "update")) for r in _config_reads())
@@ -199,19 +219,26 @@ def test_lower_layers_never_see_the_experiment_config():
     parts = path.relative_to(LIBRARY).parts
     if parts[0] in CONFIG_LAYERS or parts[0] == "configs":
       continue
-    imports = {alias.name for node in ast.walk(ast.parse(path.read_text()))
-               if isinstance(node, (ast.Import, ast.ImportFrom))
-               for alias in node.names} | {
-                   node.module for node in ast.walk(ast.parse(path.read_text()))
-                   if isinstance(node, ast.ImportFrom) and node.module}
+    imports = {
+      alias.name
+      for node in ast.walk(ast.parse(path.read_text()))
+      if isinstance(node, (ast.Import, ast.ImportFrom))
+      for alias in node.names
+    } | {
+      node.module
+      for node in ast.walk(ast.parse(path.read_text()))
+      if isinstance(node, ast.ImportFrom) and node.module
+    }
     assert not {m for m in imports if m.startswith(("ml_collections", "rankjax.configs"))}, path
 
 
 def test_every_key_the_library_reads_is_declared():
   declared = _declared()
-  undeclared = [str(r) for r in _config_reads()
-                if r.key not in declared and r.key[0] not in FREE_FORM
-                and not _under(r.key, WHOLE_SECTIONS)]
+  undeclared = [
+    str(r)
+    for r in _config_reads()
+    if r.key not in declared and r.key[0] not in FREE_FORM and not _under(r.key, WHOLE_SECTIONS)
+  ]
   assert not undeclared, "declare these in rankjax/configs/default.py:\n" + "\n".join(undeclared)
 
 
@@ -223,8 +250,11 @@ def test_the_library_reads_attributes_not_get_with_a_default():
 def test_every_declared_key_is_read():
   reads = {r.key for r in _config_reads()}
   read_whole = [w for w in WHOLE_SECTIONS if tuple(w.split(".")) in reads]
-  unread = [".".join(k) for k in _flat(config_defaults.default_config().to_dict())
-            if k not in reads and not _under(k, read_whole)]
+  unread = [
+    ".".join(k)
+    for k in _flat(config_defaults.default_config().to_dict())
+    if k not in reads and not _under(k, read_whole)
+  ]
   assert not unread, f"declared but read nowhere: {unread}"
 
 
@@ -233,8 +263,9 @@ def test_every_listed_exception_is_still_needed():
   assert all(any(k[0] == section for k in reads) for section in FREE_FORM), FREE_FORM
   assert all(tuple(w.split(".")) in reads for w in WHOLE_SECTIONS), WHOLE_SECTIONS
   sources = _scanned_sources()
-  assert all(any(expr in text for text in sources.values())
-             for expr in NOT_THE_EXPERIMENT_CONFIG), NOT_THE_EXPERIMENT_CONFIG
+  assert all(
+    any(expr in text for text in sources.values()) for expr in NOT_THE_EXPERIMENT_CONFIG
+  ), NOT_THE_EXPERIMENT_CONFIG
 
 
 @pytest.mark.parametrize("name,arg", [(n, a) for n, a in CONFIGS if "study" in load_config(n, a)])
@@ -245,7 +276,8 @@ def test_study_configs_set_every_study_key_read(name, arg):
 
 def test_world_keys_are_the_world_config():
   assert config_defaults.default_config().data.world.to_dict() == dataclasses.asdict(
-      world.WorldConfig())
+    world.WorldConfig()
+  )
 
 
 def test_every_shipped_config_is_checked():
@@ -265,7 +297,10 @@ def test_every_declared_key_is_an_override_of_every_shipped_config(name, arg):
     placeholder = default_node[leaf] is None  # a typed placeholder may stay unset
     if not isinstance(default_node[leaf], config_dict.ConfigDict):
       assert (placeholder and node[leaf] is None) or isinstance(node[leaf], declared_type), (
-          key, node[leaf], declared_type)
+        key,
+        node[leaf],
+        declared_type,
+      )
   config_defaults.check_experiment_keys(config)  # every experiment key set
 
 
@@ -281,19 +316,31 @@ def test_experiment_keys_are_unset_placeholders():
 
 @pytest.mark.parametrize("name", sorted(VARIANTS))
 def test_declared_keys_override_through_the_locked_flag_from_any_directory(
-    name, tmp_path, monkeypatch):
+  name, tmp_path, monkeypatch
+):
   monkeypatch.chdir(tmp_path)
   path = ROOT / "configs" / f"{name}.py"
-  new = {"seed": 7, "total_steps": 9, "data.num_threads": 3, "data.token_buckets": 2,
-         "optimizer.lr": 0.5, "checkpoint.best_mode": "min", "data.length_grouped": True,
-         "data.world.sessions": 500, "data.world.zipf": 1.5, "loss.name": "mse",
-         "data.list_sizes": (16, 32)}
-  args = [f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
-          for k, v in new.items()]
+  new = {
+    "seed": 7,
+    "total_steps": 9,
+    "data.num_threads": 3,
+    "data.token_buckets": 2,
+    "optimizer.lr": 0.5,
+    "checkpoint.best_mode": "min",
+    "data.length_grouped": True,
+    "data.world.sessions": 500,
+    "data.world.zipf": 1.5,
+    "loss.name": "mse",
+    "data.list_sizes": (16, 32),
+  }
+  args = [
+    f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}" for k, v in new.items()
+  ]
   config = parse_config_flags(f"--config={path}", *args)
   assert config.is_locked
   assert {k: v for k, v in _flat(config.to_dict()).items() if ".".join(k) in new} == {
-      tuple(k.split(".")): v for k, v in new.items()}
+    tuple(k.split(".")): v for k, v in new.items()
+  }
   assert losses.get_loss(config.loss) is losses.pointwise_mse_loss
   with pytest.raises(AttributeError, match="learning_rate"):
     parse_config_flags(f"--config={path}", "--config.optimizer.learning_rate=1")
@@ -322,10 +369,14 @@ def test_config_loss_resolves(name, arg):
 def test_model_fields_override_through_the_locked_flag(name):
   path = ROOT / "configs" / f"{name}.py"
   model_name = load_config(name, VARIANTS[name][0]).model.name
-  new = ({"dropout": 0.25, "hidden": 32} if model_name == "mlp" else
-         {"dropout": 0.25, "remat": True, "dtype": "bfloat16", "attention": "xla",
-          "num_layers": 2})  # num_layers: a None default, a typed placeholder
-  config = parse_config_flags(f"--config={path}", *(f"--config.model.{k}={v}" for k, v in new.items()))
+  new = (
+    {"dropout": 0.25, "hidden": 32}
+    if model_name == "mlp"
+    else {"dropout": 0.25, "remat": True, "dtype": "bfloat16", "attention": "xla", "num_layers": 2}
+  )  # num_layers: a None default, a typed placeholder
+  config = parse_config_flags(
+    f"--config={path}", *(f"--config.model.{k}={v}" for k, v in new.items())
+  )
   assert {k: config.model[k] for k in new} == new
   model = models.build(config.model)[1]
   assert all(getattr(model, k) == v for k, v in new.items())
@@ -344,11 +395,13 @@ def toy_loss():
   scales = []
 
   @registry.register(losses.LOSSES, "toy")
-  def scaled_softmax(scores, labels, *, where=None, weights=None, reduce_fn=jnp.mean,
-                     scale: float = 1.0):
+  def scaled_softmax(
+    scores, labels, *, where=None, weights=None, reduce_fn=jnp.mean, scale: float = 1.0
+  ):
     scales.append(scale)  # at trace time: the option the config bound
-    return scale * losses.softmax_loss(scores, labels, where=where, weights=weights,
-                                       reduce_fn=reduce_fn)
+    return scale * losses.softmax_loss(
+      scores, labels, where=where, weights=weights, reduce_fn=reduce_fn
+    )
 
   yield scales
   del losses.LOSSES["toy"]
@@ -357,12 +410,19 @@ def toy_loss():
 @pytest.mark.slow
 def test_a_new_loss_with_an_option_trains_from_one_config_line(toy_loss, tmp_path):
   from rankjax.engine import train  # pylint: disable=g-import-not-at-top  (slow import)
-  config = tiny_config(tiny_dataset(tmp_path / "data"), total_steps=2, **{
-      "eval.every": 2, "checkpoint.every": 2, "data.list_sizes": (32,)})
+
+  config = tiny_config(
+    tiny_dataset(tmp_path / "data"),
+    total_steps=2,
+    **{"eval.every": 2, "checkpoint.every": 2, "data.list_sizes": (32,)},
+  )
   config.loss = {"name": "toy", "scale": 2.0}
   out = train.train_and_evaluate(config, tmp_path / "run")
   assert out["step"] == 2 and set(toy_loss) == {2.0}
   config.loss = {"name": "toy", "scal": 2.0}
-  with pytest.raises(ValueError, match=r"loss 'toy' has no option\(s\) \['scal'\]; its options: "
-                     "scale"):
+  with pytest.raises(
+    ValueError,
+    match=r"loss 'toy' has no option\(s\) \['scal'\]; its options: "
+    "scale",
+  ):
     train.train_and_evaluate(config, tmp_path / "run2")

@@ -6,17 +6,16 @@ import shutil
 import numpy as np
 import pytest
 from flax import traverse_util
-
-from rankjax.data import text
-from rankjax.data import pipeline, schema, store
-
 from train_helpers import tiny_lists
+
+from rankjax.data import pipeline, schema, store, text
 
 
 @pytest.fixture(scope="module")
 def split(tmp_path_factory):
-  path = store.write_dataset(tmp_path_factory.mktemp("data"), name="tiny",
-                             splits={"train": tiny_lists()})
+  path = store.write_dataset(
+    tmp_path_factory.mktemp("data"), name="tiny", splits={"train": tiny_lists()}
+  )
   return store.open_split(path, "train")
 
 
@@ -24,8 +23,18 @@ def test_make_batch_pads_and_masks(split):
   rec = split[0]
   n = len(rec["doc_ids"])
   batch = pipeline.make_batch([rec], batch_size=2, list_size=32, layout=split.layout)
-  assert set(batch) == {"mask", "features", "position", "query_freq", "bucket", "list_valid",
-                        "label_click", "mask_click", "label_human", "mask_human"}
+  assert set(batch) == {
+    "mask",
+    "features",
+    "position",
+    "query_freq",
+    "bucket",
+    "list_valid",
+    "label_click",
+    "mask_click",
+    "label_human",
+    "mask_human",
+  }
   assert set(schema.BATCH_KEYS) - {"tokens", "token_types"} <= set(batch)
   assert batch["features"].shape == (2, 32, 4)
   assert batch["mask"][0].sum() == n and not batch["mask"][1].any()
@@ -41,8 +50,9 @@ def test_long_list_subsampled_only_with_rng(split):
   rec = split[i]
   with pytest.raises(ValueError, match="more than the largest list size 4"):
     pipeline.make_batch([rec], batch_size=1, list_size=4, layout=split.layout)
-  batch = pipeline.make_batch([rec], batch_size=1, list_size=4, layout=split.layout,
-                              rng=np.random.default_rng(0))
+  batch = pipeline.make_batch(
+    [rec], batch_size=1, list_size=4, layout=split.layout, rng=np.random.default_rng(0)
+  )
   assert batch["mask"].sum() == 4
   # The kept items are real rows of the list, in their original order.
   rows = [np.flatnonzero((rec["features"] == f).all(1))[0] for f in batch["features"][0]]
@@ -76,8 +86,10 @@ def test_train_stream_deterministic_bounded_shapes_and_resumable(split):
 def test_hosts_split_each_global_batch(split):
   kwargs = dict(batch_size=4, list_sizes=(8, 16, 32), seed=1, num_threads=0)
   whole = next(iter(pipeline.train_dataset(split, **kwargs)))
-  parts = [next(iter(pipeline.train_dataset(split, process_index=p, process_count=2, **kwargs)))
-           for p in range(2)]
+  parts = [
+    next(iter(pipeline.train_dataset(split, process_index=p, process_count=2, **kwargs)))
+    for p in range(2)
+  ]
   for k in whole:
     np.testing.assert_array_equal(np.concatenate([p[k] for p in parts]), whole[k])
 
@@ -96,7 +108,7 @@ def test_eval_batches_cover_each_list_once(split):
     assert batch["mask"].shape[0] == 4
     assert batch["list_valid"].tolist() == (indices >= 0).tolist()
     real = indices[indices >= 0]
-    assert batch["mask"].sum(1)[:len(real)].tolist() == split.lengths[real].tolist()
+    assert batch["mask"].sum(1)[: len(real)].tolist() == split.lengths[real].tolist()
     got += indices[indices >= 0].tolist()
     sizes.append(batch["mask"].shape[1])
   assert sorted(got) == list(range(len(split)))
@@ -116,20 +128,31 @@ def token_lists(num_lists=40, seed=0):
     n = int(rng.integers(1, 12))
     cap = (8, 14, 22, STORED_TOKENS)[i % 4]
     lengths = rng.integers(4, cap + 1, n)
-    tokens = np.where(np.arange(STORED_TOKENS) < lengths[:, None],
-                      rng.integers(1, 512, (n, STORED_TOKENS)), 0).astype(np.int32)
+    tokens = np.where(
+      np.arange(STORED_TOKENS) < lengths[:, None], rng.integers(1, 512, (n, STORED_TOKENS)), 0
+    ).astype(np.int32)
     types = ((np.arange(STORED_TOKENS) >= 3) & (tokens != 0)).astype(np.int32)
-    out.append(schema.RankingList(
-        qid=f"q{i}", doc_ids=[f"d{i}_{j}" for j in range(n)],
-        labels={"click": rng.integers(0, 2, n)}, positions=np.arange(1, n + 1),
-        query_freq=float(i), tokens=tokens, token_types=types))
+    out.append(
+      schema.RankingList(
+        qid=f"q{i}",
+        doc_ids=[f"d{i}_{j}" for j in range(n)],
+        labels={"click": rng.integers(0, 2, n)},
+        positions=np.arange(1, n + 1),
+        query_freq=float(i),
+        tokens=tokens,
+        token_types=types,
+      )
+    )
   return out
 
 
 @pytest.fixture(scope="module")
 def token_split(tmp_path_factory):
-  path = store.write_dataset(tmp_path_factory.mktemp("data"), name="tok",
-                             splits={"train": token_lists(), "test": token_lists(9, seed=1)})
+  path = store.write_dataset(
+    tmp_path_factory.mktemp("data"),
+    name="tok",
+    splits={"train": token_lists(), "test": token_lists(9, seed=1)},
+  )
   return store.open_split(path, "train")
 
 
@@ -161,8 +184,9 @@ def test_token_widths(token_split, split):
 def test_make_batch_refuses_to_cut_a_token(token_split):
   i = int(np.argmax(token_split.token_lengths))
   with pytest.raises(ValueError, match=f"list b'q{i}' has a pair longer than the token width 16"):
-    pipeline.make_batch([token_split[i]], batch_size=1, list_size=16, layout=token_split.layout,
-                        token_width=16)
+    pipeline.make_batch(
+      [token_split[i]], batch_size=1, list_size=16, layout=token_split.layout, token_width=16
+    )
 
 
 def _assert_trimmed(cut, full, widths):
@@ -192,8 +216,10 @@ def test_hosts_choose_the_same_token_width(token_split):
   widths = pipeline.token_widths(token_split, 4)
   kwargs = dict(batch_size=4, list_sizes=(4, 8, 16), seed=5, token_widths=widths, num_threads=0)
   whole = iter(pipeline.train_dataset(token_split, **kwargs))
-  hosts = [iter(pipeline.train_dataset(token_split, process_index=p, process_count=2, **kwargs))
-           for p in range(2)]
+  hosts = [
+    iter(pipeline.train_dataset(token_split, process_index=p, process_count=2, **kwargs))
+    for p in range(2)
+  ]
   local_would_differ = 0
   for _ in range(20):
     w, parts = next(whole), [next(h) for h in hosts]
@@ -208,8 +234,12 @@ def test_eval_batches_trimmed_cover_each_list_once_on_two_hosts(token_split):
   widths = pipeline.token_widths(token_split, 4)  # the training split's, as train.py does
   kwargs = dict(batch_size=4, list_sizes=(16,))
   full = list(pipeline.eval_batches(test, **kwargs))
-  hosts = [list(pipeline.eval_batches(test, token_widths=widths, process_index=p, process_count=2,
-                                      **kwargs)) for p in range(2)]
+  hosts = [
+    list(
+      pipeline.eval_batches(test, token_widths=widths, process_index=p, process_count=2, **kwargs)
+    )
+    for p in range(2)
+  ]
   got = []
   for (f, indices), *parts in zip(full, *hosts):
     cut = {k: np.concatenate([p[0][k] for p in parts]) for k in f}
@@ -239,17 +269,33 @@ def test_length_grouped_order_resumable_covers_epochs_and_cuts_waste(token_split
   for epoch in (grouped[:10], grouped[10:20], grouped[20:]):  # 40 lists = 10 batches of 4
     assert sorted(np.concatenate([b["query_freq"] for b in epoch]).tolist()) == list(range(40))
     for b in epoch:
-      _assert_trimmed(b, {**b, "tokens": np.pad(b["tokens"], ((0, 0),) * 2 + ((0, 8),)),
-                          "token_types": np.pad(b["token_types"], ((0, 0),) * 2 + ((0, 8),))},
-                      widths)
+      _assert_trimmed(
+        b,
+        {
+          **b,
+          "tokens": np.pad(b["tokens"], ((0, 0),) * 2 + ((0, 8),)),
+          "token_types": np.pad(b["token_types"], ((0, 0),) * 2 + ((0, 8),)),
+        },
+        widths,
+      )
   assert [b["query_freq"].tolist() for b in grouped[:10]] != [
-      b["query_freq"].tolist() for b in grouped[10:20]]  # a new order each epoch
-  shuffled = [b for it in [iter(pipeline.train_dataset(token_split, **kwargs))] for b in
-              (next(it) for _ in range(30))]
+    b["query_freq"].tolist() for b in grouped[10:20]
+  ]  # a new order each epoch
+  shuffled = [
+    b
+    for it in [iter(pipeline.train_dataset(token_split, **kwargs))]
+    for b in (next(it) for _ in range(30))
+  ]
   waste = lambda bs: np.mean([text.padding_waste(b["tokens"], b["mask"]) for b in bs])
   assert waste(grouped) < waste(shuffled)
-  hosts = [iter(pipeline.train_dataset(token_split, process_index=p, process_count=2,
-                                       length_grouped=True, **kwargs)) for p in range(2)]
+  hosts = [
+    iter(
+      pipeline.train_dataset(
+        token_split, process_index=p, process_count=2, length_grouped=True, **kwargs
+      )
+    )
+    for p in range(2)
+  ]
   for b in grouped[:10]:
     parts = [next(h) for h in hosts]
     for k in b:
@@ -266,11 +312,15 @@ def test_length_grouped_batches_share_a_list_size(tmp_path):
   for epoch in (grouped[:16], grouped[16:]):
     assert sorted(np.concatenate([b["query_freq"] for b in epoch]).tolist()) == list(range(64))
   assert [b["query_freq"].tolist() for b in grouped[:16]] != [
-      b["query_freq"].tolist() for b in grouped[16:]]
+    b["query_freq"].tolist() for b in grouped[16:]
+  ]
   sizes = lambda b: {pipeline.list_size_for(int(n), (5, 10, 20)) for n in b["mask"].sum(1)}
   assert sum(len(sizes(b)) > 1 for b in grouped) <= 2 * 2  # at most 2 mixed batches an epoch
-  shuffled = [b for it in [iter(pipeline.train_dataset(split, **kwargs))] for b in
-              (next(it) for _ in range(32))]
+  shuffled = [
+    b
+    for it in [iter(pipeline.train_dataset(split, **kwargs))]
+    for b in (next(it) for _ in range(32))
+  ]
   padding = lambda bs: 1 - sum(b["mask"].sum() for b in bs) / sum(b["mask"].size for b in bs)
   assert padding(grouped) < padding(shuffled) - 0.1
 
@@ -282,32 +332,65 @@ def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
   batch (nearly every batch has a list with a 128-token pair), length-grouped batches do; and they
   cut the padding documents, which the encoder reads as well (one long list pads a whole batch)."""
   from rankjax.cli.data import main as data_main  # pylint: disable=g-import-not-at-top
+
   d = shared_data("trec_session_2012_2013")
-  data_main(["prepare", "--format", "trec-session", str(d / "sessiontrack2012.xml"),
-             str(d / "sessiontrack2013.xml"), "--split-by", "topic", "--test-fraction", "0.3",
-             "--tokenizer", minilm_dir, "--max-tokens", "128", "--max-query-tokens", "16",
-             "--output", str(tmp_path), "--name", "trec", "--quiet"])
+  data_main(
+    [
+      "prepare",
+      "--format",
+      "trec-session",
+      str(d / "sessiontrack2012.xml"),
+      str(d / "sessiontrack2013.xml"),
+      "--split-by",
+      "topic",
+      "--test-fraction",
+      "0.3",
+      "--tokenizer",
+      minilm_dir,
+      "--max-tokens",
+      "128",
+      "--max-query-tokens",
+      "16",
+      "--output",
+      str(tmp_path),
+      "--name",
+      "trec",
+      "--quiet",
+    ]
+  )
   train = store.open_split(tmp_path / "trec" / store.VERSION, "train")
   widths = pipeline.token_widths(train, 4)
 
   def waste(batch_size, **more):
     """(padding share of real documents' token slots, encoded sequences per list)."""
-    it = iter(pipeline.train_dataset(train, batch_size=batch_size, list_sizes=(10, 20, 56),
-                                     seed=0, num_threads=0, **more))
+    it = iter(
+      pipeline.train_dataset(
+        train, batch_size=batch_size, list_sizes=(10, 20, 56), seed=0, num_threads=0, **more
+      )
+    )
     batches = [next(it) for _ in range(3 * len(train) // batch_size)]
     slots = sum(b["mask"].sum() * b["tokens"].shape[-1] for b in batches)
     tokens = 1 - sum(text.pair_lengths(b["tokens"])[b["mask"]].sum() for b in batches) / slots
     return tokens, sum(b["mask"].size for b in batches) / (len(batches) * batch_size)
 
-  report = {(b, name): waste(b, **more) for b in (4, 16) for name, more in [
-      ("width 128", {}), ("cut to widths", {"token_widths": widths}),
-      ("length-grouped", {"token_widths": widths, "length_grouped": True})]}
-  print(f"TREC train, {len(train)} lists ({train.lengths.mean():.2f} documents on average); "
-        f"widths {widths}; (token padding of real documents, documents encoded per list): "
-        + "; ".join(f"batch {b} {name} ({t:.1%}, {n:.1f})" for (b, name), (t, n) in report.items()))
+  report = {
+    (b, name): waste(b, **more)
+    for b in (4, 16)
+    for name, more in [
+      ("width 128", {}),
+      ("cut to widths", {"token_widths": widths}),
+      ("length-grouped", {"token_widths": widths, "length_grouped": True}),
+    ]
+  }
+  print(
+    f"TREC train, {len(train)} lists ({train.lengths.mean():.2f} documents on average); "
+    f"widths {widths}; (token padding of real documents, documents encoded per list): "
+    + "; ".join(f"batch {b} {name} ({t:.1%}, {n:.1f})" for (b, name), (t, n) in report.items())
+  )
   assert len(train) > 400 and widths[-1] == 128 and len(widths) > 1
-  fixed, trimmed, grouped = (report[4, n][0] for n in ("width 128", "cut to widths",
-                                                        "length-grouped"))
+  fixed, trimmed, grouped = (
+    report[4, n][0] for n in ("width 128", "cut to widths", "length-grouped")
+  )
   assert grouped < trimmed <= fixed and grouped < fixed - 0.05
   for b in (4, 16):  # far fewer padding documents, down to near the mean list length
     assert report[b, "length-grouped"][1] < 0.8 * report[b, "cut to widths"][1]
@@ -318,8 +401,10 @@ def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
 def test_training_with_token_widths_matches_full_width(token_split, tmp_path):
   """`train_and_evaluate` with cut token arrays trains the same cross-encoder as at full width."""
   import jax  # pylint: disable=g-import-not-at-top
-  from rankjax.engine import train  # pylint: disable=g-import-not-at-top
   from train_helpers import load_config  # pylint: disable=g-import-not-at-top
+
+  from rankjax.engine import train  # pylint: disable=g-import-not-at-top
+
   config = load_config()
   config.data.path, config.data.list_sizes, config.data.batch_size = str(token_split.path), (16,), 4
   config.model = {"name": "cross_encoder", "size": "tiny", "dropout": 0.0}  # dropout masks: [.., T]

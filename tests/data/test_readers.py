@@ -25,11 +25,20 @@ def read(fmt, files, **opts):
 
 
 def test_tiangong_st_layout():
-  sessions, s = read("tiangong-st", FIX / "tiangong_st_sample.xml",
-                     labels=FIX / "tiangong_st_labels.txt", queries=FIX / "tiangong_st_queries.json")
+  sessions, s = read(
+    "tiangong-st",
+    FIX / "tiangong_st_sample.xml",
+    labels=FIX / "tiangong_st_labels.txt",
+    queries=FIX / "tiangong_st_queries.json",
+  )
   assert [x.session_id for x in sessions] == ["101", "102"]
   a, b = sessions[0].interactions
-  assert (a.query_id, a.query, a.click_ranks, a.clicks[:4]) == ("q1", "迷失传奇", [1, 3], [1, 0, 1, 0])
+  assert (a.query_id, a.query, a.click_ranks, a.clicks[:4]) == (
+    "q1",
+    "迷失传奇",
+    [1, 3],
+    [1, 0, 1, 0],
+  )
   assert a.dwell[0] == 5.0 and math.isnan(a.dwell[1])
   assert (b.query, b.num_clicks) == ("我的世界", 0)  # text from the dictionary, no clicks
   assert b.labels == [i % 5 for i in range(10)]  # labels of (session 101, q2)
@@ -39,7 +48,9 @@ def test_tiangong_st_layout():
   assert len(d.doc_ids) == 11 and d.click_ranks == [11] and d.query == "www.hao123.com"
   assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 4, 38, 4, 3)
   assert s.reasons == {"click_on_unshown_rank": 1, "empty_session": 1}
-  assert s.examples["click_on_unshown_rank"][0].startswith(str(FIX / "tiangong_st_sample.xml") + ":")
+  assert s.examples["click_on_unshown_rank"][0].startswith(
+    str(FIX / "tiangong_st_sample.xml") + ":"
+  )
 
 
 def test_trec_quirks_are_counted_with_locations():
@@ -47,26 +58,38 @@ def test_trec_quirks_are_counted_with_locations():
   first, second = sessions[0].interactions
   assert first.doc_ids == ["doc-a", "doc-b"] and first.topic == "7"
   assert first.clicks == [1, 2] and first.click_ranks == [2, 1, 2]
-  np.testing.assert_allclose(first.dwell, [3.0, 4.5])  # the click that ends before it starts adds none
+  np.testing.assert_allclose(
+    first.dwell, [3.0, 4.5]
+  )  # the click that ends before it starts adds none
   assert first.labels == [2.0, 0.0] and second.labels == [0.0, 2.0]
   assert first.doc_texts == ["A sa", "B sb"]
   (g,) = sessions[1].interactions
   assert g.labels == [3.0] and g.dwell == [1.5]  # clock times "09:54:42.5" .. "09:54:44.0"
   assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 3, 5, 4, 2)
-  assert s.reasons == {"duplicate_doc": 1, "bad_rank": 2, "missing_doc_id": 1, "click_on_unshown_rank": 1,
-                       "bad_click": 1, "empty_session": 1, "empty_interaction": 1}
+  assert s.reasons == {
+    "duplicate_doc": 1,
+    "bad_rank": 2,
+    "missing_doc_id": 1,
+    "click_on_unshown_rank": 1,
+    "bad_click": 1,
+    "empty_session": 1,
+    "empty_interaction": 1,
+  }
   assert s.repaired == {"negative_dwell": 1}
   lines = {e.split(":")[1] for ex in s.examples.values() for e in ex}
   assert all(n.isdigit() for n in lines)
 
 
-@pytest.mark.parametrize("name, reason, sessions", [
+@pytest.mark.parametrize(
+  "name, reason, sessions",
+  [
     ("trec_truncated.xml", "xml_error", 1),
     ("trec_wrong_encoding.xml", "xml_error", 1),
     ("billion_laughs.xml", "hostile_xml", 0),
     ("external_entity.xml", "hostile_xml", 0),
     ("undeclared_entity.xml", "xml_error", 0),
-])
+  ],
+)
 def test_broken_and_hostile_xml_is_a_counted_skip(name, reason, sessions):
   tracemalloc.start()
   t = time.perf_counter()
@@ -79,9 +102,14 @@ def test_broken_and_hostile_xml_is_a_counted_skip(name, reason, sessions):
 
 
 def test_xml_reader_memory_is_constant(tmp_path):
-  result = "".join(f'<result rank="{r}"><clueweb12id>d{r}</clueweb12id><title>t</title></result>' for r in range(1, 11))
-  session = (f'<session num="1"><interaction num="1"><query>q</query><results>{result}</results>'
-             '<clicked><click><rank>1</rank></click></clicked></interaction></session>\n')
+  result = "".join(
+    f'<result rank="{r}"><clueweb12id>d{r}</clueweb12id><title>t</title></result>'
+    for r in range(1, 11)
+  )
+  session = (
+    f'<session num="1"><interaction num="1"><query>q</query><results>{result}</results>'
+    "<clicked><click><rank>1</rank></click></clicked></interaction></session>\n"
+  )
   path = tmp_path / "big.xml"
   with open(path, "w") as f:
     f.write("<log>\n")
@@ -111,7 +139,12 @@ def test_sogou_gbk_layout():
 def test_baidu_ultr_sessions():
   sessions, s = read("baidu-ultr", FIX / "baidu_ultr_sessions.txt")
   a = sessions[0].interactions[0]
-  assert (a.query_id, a.query, a.doc_ids, a.clicks) == ("1001", "5 6 7", ["m1", "m2", "m3"], [1, 0, 1])
+  assert (a.query_id, a.query, a.doc_ids, a.clicks) == (
+    "1001",
+    "5 6 7",
+    ["m1", "m2", "m3"],
+    [1, 0, 1],
+  )
   assert a.dwell[0] == 30.5 and a.dwell[2] == 4.0 and a.doc_texts[0] == "1 2 3 4"
   assert sessions[1].interactions[0].doc_ids == ["m4", "m1"]
   assert (s.sessions, s.results, s.clicks) == (2, 5, 2)
@@ -122,10 +155,20 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
   sessions, s = read("jsonl", FIX / "generic_sample.jsonl")
   assert [x.session_id for x in sessions] == ["s1", "s2", "s4"]
   q1, q2 = sessions[0].interactions
-  assert q1.clicks == [0, 1, 0] and q1.dwell[1] == 12.0 and q1.labels[:2] == [1.0, 3.0] and math.isnan(q1.labels[2])
+  assert (
+    q1.clicks == [0, 1, 0]
+    and q1.dwell[1] == 12.0
+    and q1.labels[:2] == [1.0, 3.0]
+    and math.isnan(q1.labels[2])
+  )
   assert q2.click_ranks == [2, 1]
   assert (s.sessions, s.interactions, s.results, s.clicks) == (3, 4, 10, 4)
-  assert s.reasons == {"missing_field": 1, "bad_field": 1, "bad_json": 2, "click_on_unshown_rank": 1}
+  assert s.reasons == {
+    "missing_field": 1,
+    "bad_field": 1,
+    "bad_json": 2,
+    "click_on_unshown_rank": 1,
+  }
 
   import pyarrow as pa
   import pyarrow.parquet as pq
@@ -135,8 +178,9 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
   pq.write_table(pa.table({k: [r.get(k) for r in rows] for k in keys}), tmp_path / "log.parquet")
   back, _ = read("parquet", tmp_path / "log.parquet")
   for x, y in zip(back, sessions[:2], strict=True):
-    assert [(i.query_id, i.doc_ids, i.clicks, i.click_ranks) for i in x.interactions] == \
-           [(i.query_id, i.doc_ids, i.clicks, i.click_ranks) for i in y.interactions]
+    assert [(i.query_id, i.doc_ids, i.clicks, i.click_ranks) for i in x.interactions] == [
+      (i.query_id, i.doc_ids, i.clicks, i.click_ranks) for i in y.interactions
+    ]
 
 
 def test_unknown_format_and_option_are_errors_when_called():
@@ -168,8 +212,17 @@ def test_stats_cli_prints_one_json_line(capsys):
   out = capsys.readouterr().out.strip().splitlines()
   assert len(out) == 1
   got = json.loads(out[0])
-  assert {k: got[k] for k in ("sessions", "interactions", "results", "clicks", "unique_queries", "skipped")} == \
-         {"sessions": 2, "interactions": 3, "results": 5, "clicks": 4, "unique_queries": 2, "skipped": 8}
+  assert {
+    k: got[k]
+    for k in ("sessions", "interactions", "results", "clicks", "unique_queries", "skipped")
+  } == {
+    "sessions": 2,
+    "interactions": 3,
+    "results": 5,
+    "clicks": 4,
+    "unique_queries": 2,
+    "skipped": 8,
+  }
 
 
 @pytest.mark.parametrize("year", ["2012", "2013"])
@@ -182,7 +235,9 @@ def test_real_trec_session_counts_match_the_file(shared_data, year):
   # Every session, result and click in the file is either read or counted as skipped.
   assert s.sessions + r["empty_session"] == text.count("<session ")
   assert s.interactions + r["empty_interaction"] == text.count("<interaction ")
-  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_rank"] == text.count("<result ")
+  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_rank"] == text.count(
+    "<result "
+  )
   assert s.clicks + r["click_on_unshown_rank"] + r["bad_click"] == text.count("<click ")
   labelled = [x for sess in sessions for it in sess.interactions for x in (it.labels or [])]
   assert np.isfinite(labelled).sum() > 100
@@ -204,16 +259,26 @@ def test_gzip_logs_read_like_plain_ones(tmp_path):
   import gzip
   import shutil
 
-  with open(FIX / "baidu_ultr_sessions.txt", "rb") as src, gzip.open(tmp_path / "part-00000.gz", "wb") as dst:
+  with (
+    open(FIX / "baidu_ultr_sessions.txt", "rb") as src,
+    gzip.open(tmp_path / "part-00000.gz", "wb") as dst,
+  ):
     shutil.copyfileobj(src, dst)
   plain, s1 = read("baidu-ultr", FIX / "baidu_ultr_sessions.txt")
   packed, s2 = read("baidu-ultr", tmp_path / "part-00000.gz")
-  assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons
-  with open(FIX / "tiangong_st_sample.xml", "rb") as src, gzip.open(tmp_path / "st.xml.gz", "wb") as dst:
+  assert [x.interactions for x in plain] == [
+    x.interactions for x in packed
+  ] and s1.reasons == s2.reasons
+  with (
+    open(FIX / "tiangong_st_sample.xml", "rb") as src,
+    gzip.open(tmp_path / "st.xml.gz", "wb") as dst,
+  ):
     shutil.copyfileobj(src, dst)
   plain, s1 = read("tiangong-st", FIX / "tiangong_st_sample.xml")
   packed, s2 = read("tiangong-st", tmp_path / "st.xml.gz")
-  assert [x.interactions for x in plain] == [x.interactions for x in packed] and s1.reasons == s2.reasons
+  assert [x.interactions for x in plain] == [
+    x.interactions for x in packed
+  ] and s1.reasons == s2.reasons
 
 
 def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
@@ -221,9 +286,24 @@ def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
   import sys
 
   shared_data("trec_session_2012_2013", "sessiontrack2013.xml")
-  script = pathlib.Path(__file__).resolve().parents[2] / "tools" / "benchmarks" / "parse_throughput.py"
-  out = subprocess.run([sys.executable, str(script), "--size-gb", "0.004", "--minidom-mb", "2",
-                        "--workdir", str(tmp_path)], check=True, capture_output=True, text=True).stdout
+  script = (
+    pathlib.Path(__file__).resolve().parents[2] / "tools" / "benchmarks" / "parse_throughput.py"
+  )
+  out = subprocess.run(
+    [
+      sys.executable,
+      str(script),
+      "--size-gb",
+      "0.004",
+      "--minidom-mb",
+      "2",
+      "--workdir",
+      str(tmp_path),
+    ],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
   rows = [json.loads(line) for line in out.strip().splitlines()]
   assert [r.get("parser") for r in rows[:3]] == ["minidom", "rankjax", "rankjax"]
   assert rows[0]["sessions"] == rows[1]["sessions"] > 0  # the script also asserts clicks agree

@@ -16,11 +16,18 @@ def _lists(n=5, f=3):
     k = i + 1
     human = np.full(k, np.nan, np.float32)
     human[0] = 2
-    out.append(schema.RankingList(
-        qid=f"q{i}", doc_ids=[f"d{i}_{j}" for j in range(k)],
+    out.append(
+      schema.RankingList(
+        qid=f"q{i}",
+        doc_ids=[f"d{i}_{j}" for j in range(k)],
         labels={"click": rng.integers(0, 2, k), "human": human},
-        positions=np.arange(1, k + 1), query_freq=float(i), bucket=i % 3,
-        features=rng.normal(size=(k, f)), extras={"ctr": rng.uniform(size=k)}))
+        positions=np.arange(1, k + 1),
+        query_freq=float(i),
+        bucket=i % 3,
+        features=rng.normal(size=(k, f)),
+        extras={"ctr": rng.uniform(size=k)},
+      )
+    )
   return out
 
 

@@ -28,12 +28,15 @@ def test_num_features_pads_and_rejects_larger_index(tmp_path):
     svmlight.read_svmlight(p, num_features=1)
 
 
-@pytest.mark.parametrize("line, message", [
+@pytest.mark.parametrize(
+  "line, message",
+  [
     ("x qid:1 1:1", "label 'x' is not a number"),
     ("1 qid:1 1:a", "'1:a' is not <int index>:<number>"),
     ("1 qid:1 7", "'7' is not <index>:<value>"),
     ("1 qid:1 0:3", "feature index 0 < 1"),
-])
+  ],
+)
 def test_malformed_line_names_file_and_line(tmp_path, line, message):
   p = _write(tmp_path, "0 qid:1 1:1\n\n" + line + "\n")
   with pytest.raises(svmlight.SvmlightError, match=rf"f.txt:3: .*{message}".replace("(", r"\(")):

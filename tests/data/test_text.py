@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import transformers
 
-from rankjax.data import text
-from rankjax.data import schema
+from rankjax.data import schema, text
 
 WORDS = ["cheap", "flights", "to", "paris", "hotel", "rome", "train", "ticket", "city", "guide"]
 
@@ -27,9 +26,13 @@ def test_pair_layout_and_segments(tiny_dir):
   tok = text.PairTokenizer.from_dir(tiny_dir, max_query_tokens=4, max_tokens=12)
   tokens, types = tok.encode("cheap flights", ["paris hotel", "rome train ticket"])
   cls, sep = 2, 3
-  np.testing.assert_array_equal(tokens, [
+  np.testing.assert_array_equal(
+    tokens,
+    [
       [cls, *_ids("cheap flights"), sep, *_ids("paris hotel"), sep, 0, 0, 0, 0, 0],
-      [cls, *_ids("cheap flights"), sep, *_ids("rome train ticket"), sep, 0, 0, 0, 0]])
+      [cls, *_ids("cheap flights"), sep, *_ids("rome train ticket"), sep, 0, 0, 0, 0],
+    ],
+  )
   np.testing.assert_array_equal(types, [[0] * 4 + [1] * 3 + [0] * 5, [0] * 4 + [1] * 4 + [0] * 4])
   assert tok.counts == {"pairs": 2}
 
@@ -38,8 +41,9 @@ def test_truncation_rules_are_applied_and_counted(tiny_dir):
   tok = text.PairTokenizer.from_dir(tiny_dir, max_query_tokens=2, max_tokens=8)
   tokens, types = tok.encode("cheap flights to paris", ["hotel rome train ticket city guide", ""])
   # Query keeps 2 pieces; the document gets 8 - 3 - 2 = 3; an empty document is [CLS] q [SEP] [SEP].
-  np.testing.assert_array_equal(tokens[0],
-                                [2, *_ids("cheap flights"), 3, *_ids("hotel rome train"), 3])
+  np.testing.assert_array_equal(
+    tokens[0], [2, *_ids("cheap flights"), 3, *_ids("hotel rome train"), 3]
+  )
   np.testing.assert_array_equal(tokens[1], [2, *_ids("cheap flights"), 3, 3, 0, 0, 0])
   np.testing.assert_array_equal(types[1], [0, 0, 0, 0, 1, 0, 0, 0])
   assert tok.counts == {"pairs": 2, "queries_truncated": 1, "docs_truncated": 1, "empty_docs": 1}
@@ -47,8 +51,9 @@ def test_truncation_rules_are_applied_and_counted(tiny_dir):
 
 def test_ranking_list_gets_tokens(tiny_dir):
   tok = text.PairTokenizer.from_dir(tiny_dir, max_query_tokens=4, max_tokens=16)
-  lst = schema.RankingList("q1", ["d1", "d2", "d3"], query="city guide",
-                           doc_texts=["rome", "paris hotel", "train"])
+  lst = schema.RankingList(
+    "q1", ["d1", "d2", "d3"], query="city guide", doc_texts=["rome", "paris hotel", "train"]
+  )
   out = tok(lst)
   assert out.tokens.shape == out.token_types.shape == (3, 16)
   assert out.tokens.dtype == np.int32 and lst.tokens is None

@@ -13,20 +13,24 @@ import time
 import jax
 import numpy as np
 import pytest
+from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset
 
 from rankjax import registry
-from rankjax.engine import checkpoint
-from rankjax.engine import train
-
-from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset
+from rankjax.engine import checkpoint, train
 
 TOTAL = 300
 OVERRIDES = {"total_steps": TOTAL, "checkpoint.every": 20, "eval.every": 100, "log_every": 1}
 
 
 def _command(data_path, workdir):
-  return [sys.executable, "-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
-          f"--workdir={workdir}", *flag_overrides(data_path, **OVERRIDES)]
+  return [
+    sys.executable,
+    "-m",
+    "rankjax.main",
+    "--config=configs/mslr_mlp.py:local",
+    f"--workdir={workdir}",
+    *flag_overrides(data_path, **OVERRIDES),
+  ]
 
 
 def _env():
@@ -34,8 +38,9 @@ def _env():
 
 
 def _run(data_path, workdir):
-  proc = subprocess.run(_command(data_path, workdir), cwd=ROOT, env=_env(), capture_output=True,
-                        text=True, timeout=600)
+  proc = subprocess.run(
+    _command(data_path, workdir), cwd=ROOT, env=_env(), capture_output=True, text=True, timeout=600
+  )
   assert proc.returncode == 0, proc.stderr[-5000:]
   return proc
 
@@ -55,8 +60,14 @@ def _saved_steps(workdir):
 
 def _start_and_interrupt(data_path, workdir, sig, at_step):
   """Starts a run, sends `sig` once it logged `at_step` with a checkpoint saved; returns proc."""
-  proc = subprocess.Popen(_command(data_path, workdir), cwd=ROOT, env=_env(),
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  proc = subprocess.Popen(
+    _command(data_path, workdir),
+    cwd=ROOT,
+    env=_env(),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
   deadline = time.monotonic() + 300
   while not (_logged_step(workdir) >= at_step and _saved_steps(workdir)):
     assert proc.poll() is None, f"run ended before step {at_step}: {proc.communicate()[1][-3000:]}"
@@ -115,7 +126,8 @@ def test_sigterm_saves_and_exits_cleanly_then_resumes(data_path, uninterrupted, 
 
 
 def test_an_unknown_best_mode_lists_the_modes(tmp_path):
-  with pytest.raises(registry.UnknownName, match="unknown checkpoint.best_mode 'largest'; known: "
-                     ".*max"):
+  with pytest.raises(
+    registry.UnknownName, match="unknown checkpoint.best_mode 'largest'; known: .*max"
+  ):
     checkpoint.Checkpointer(tmp_path, best_metric="validation/ndcg@10/all", best_mode="largest")
   assert not (tmp_path / "checkpoints").exists()

@@ -3,15 +3,13 @@
 import pathlib
 
 import pytest
+from train_helpers import tiny_config
 
 from rankjax import registry
 from rankjax.configs import default as config_defaults
-from rankjax.data import store
-from rankjax.data import svmlight
+from rankjax.data import store, svmlight
 from rankjax.engine import data_source
 from rankjax.sim import world
-
-from train_helpers import tiny_config
 
 SMALL_WORLD = {"num_queries": 60, "num_docs": 300, "sessions": 600}
 
@@ -45,17 +43,28 @@ def test_a_prepared_path_wins_and_has_no_metadata(tmp_path):
 def test_an_unknown_name_lists_the_sources(tmp_path):
   config = _world_config()
   config.data.name = "msrl_web10k"
-  with pytest.raises(registry.UnknownName, match="'msrl_web10k' is not 'demo_world': unknown "
-                     f"svmlight dataset 'msrl_web10k'; known: .*{next(iter(svmlight.DATASETS))}"):
+  with pytest.raises(
+    registry.UnknownName,
+    match="'msrl_web10k' is not 'demo_world': unknown "
+    f"svmlight dataset 'msrl_web10k'; known: .*{next(iter(svmlight.DATASETS))}",
+  ):
     data_source.resolve(config, tmp_path)
 
 
 @pytest.mark.slow
 def test_one_training_run_trains_on_the_demo_world(tmp_path):
   from rankjax.engine import train  # pylint: disable=g-import-not-at-top  (slow import)
-  config = tiny_config("", total_steps=2, **{
-      "eval.every": 2, "checkpoint.every": 2, "data.list_sizes": (10,),
-      "data.name": data_source.WORLD})
+
+  config = tiny_config(
+    "",
+    total_steps=2,
+    **{
+      "eval.every": 2,
+      "checkpoint.every": 2,
+      "data.list_sizes": (10,),
+      "data.name": data_source.WORLD,
+    },
+  )
   config.data.world.update(SMALL_WORLD)
   out = train.train_and_evaluate(config, tmp_path)
   assert out["step"] == 2 and 0 <= out["eval"]["test"]["ndcg@10"]["all"] <= 1

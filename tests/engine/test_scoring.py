@@ -7,12 +7,10 @@ import sys
 import numpy as np
 import pytest
 import pytrec_eval
-
-from rankjax.engine import scoring
-from rankjax.engine import train
-from rankjax.data import store
-
 from train_helpers import ROOT, tiny_config, tiny_dataset
+
+from rankjax.data import store
+from rankjax.engine import scoring, train
 
 
 @pytest.mark.slow
@@ -41,15 +39,32 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
     assert sorted(d for _, _, d in rows) == sorted(d.decode() for d in rec["doc_ids"])
   # trec_eval reads it.
   parsed = {q: {d: s for _, s, d in rows} for q, rows in run.items()}
-  qrels = {split[i]["qid"].decode(): {d.decode(): int(l) for d, l in zip(
-      split[i]["doc_ids"], np.nan_to_num(split[i]["label_human"])) } for i in range(len(split))}
+  qrels = {
+    split[i]["qid"].decode(): {
+      d.decode(): int(l)
+      for d, l in zip(split[i]["doc_ids"], np.nan_to_num(split[i]["label_human"]))
+    }
+    for i in range(len(split))
+  }
   measured = pytrec_eval.RelevanceEvaluator(qrels, {"ndcg_cut.10"}).evaluate(parsed)
   assert set(measured) == set(parsed)
 
   # The command line gives the same run file.
-  cli = subprocess.run([sys.executable, "-m", "rankjax.cli", "score", f"--workdir={workdir}",
-                        "--split=test", f"--output={tmp_path / 'cli.run'}"], cwd=ROOT,
-                       capture_output=True, text=True, timeout=300)
+  cli = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "rankjax.cli",
+      "score",
+      f"--workdir={workdir}",
+      "--split=test",
+      f"--output={tmp_path / 'cli.run'}",
+    ],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
   assert cli.returncode == 0, cli.stderr
   assert (tmp_path / "cli.run").read_text() == (tmp_path / "test.run").read_text()
   assert "ndcg" in cli.stdout

@@ -12,17 +12,14 @@ import ml_collections
 import numpy as np
 import optax
 import pytest
+from train_helpers import ROOT, run_on_eight_devices, tiny_lists
 
-from rankjax import registry
+from rankjax import registry, supervision
 from rankjax.configs import default as config_defaults
+from rankjax.data import pipeline, store
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax import supervision
-from rankjax.data import pipeline, store
 from rankjax.models import cross_encoder
-
-from train_helpers import tiny_lists
-from train_helpers import ROOT, run_on_eight_devices
 
 
 class _Scorer(nn.Module):
@@ -44,8 +41,9 @@ def _config(num, loss="softmax"):
 def _batch(tmp_path, size=8):
   path = store.write_dataset(tmp_path, name="tiny", splits={"train": tiny_lists(size, seed=3)})
   split = store.open_split(path, "train")
-  return pipeline.make_batch([split[i] for i in range(size)], batch_size=size, list_size=20,
-                             layout=split.layout)
+  return pipeline.make_batch(
+    [split[i] for i in range(size)], batch_size=size, list_size=20, layout=split.layout
+  )
 
 
 def test_split_microbatches_is_strided():
@@ -65,8 +63,11 @@ def test_accumulated_step_equals_the_whole_batch(tmp_path, loss):
   objective = supervision.get_objective("single")
   out = {}
   for num in (1, 2, 4):
-    step = jax.jit(lambda s, b, num=num: step_lib.train_step(
-        s, b, model=_Scorer(), tx=tx, objective=objective, config=_config(num, loss)))
+    step = jax.jit(
+      lambda s, b, num=num: step_lib.train_step(
+        s, b, model=_Scorer(), tx=tx, objective=objective, config=_config(num, loss)
+      )
+    )
     out[num] = step(state, batch)
   whole_state, whole = out[1]
   for num in (2, 4):
@@ -84,16 +85,28 @@ def test_accumulation_cuts_activation_memory():
   model = cross_encoder.Model(size="tiny", hidden_size=64, intermediate_size=256)
   rng = np.random.default_rng(0)
   tokens = rng.integers(5, 500, (8, 8, 64)).astype(np.int32)
-  batch = {"tokens": tokens, "token_types": np.zeros_like(tokens), "mask": np.ones((8, 8), bool),
-           "list_valid": np.ones(8, bool), "label_click": rng.integers(0, 2, (8, 8)).astype(
-               np.float32), "mask_click": np.ones((8, 8), bool)}
+  batch = {
+    "tokens": tokens,
+    "token_types": np.zeros_like(tokens),
+    "mask": np.ones((8, 8), bool),
+    "list_valid": np.ones(8, bool),
+    "label_click": rng.integers(0, 2, (8, 8)).astype(np.float32),
+    "mask_click": np.ones((8, 8), bool),
+  }
   batch = jax.tree.map(jnp.asarray, batch)
   tx = optax.adamw(1e-4)
   state = jax.eval_shape(lambda: step_lib.init_state(model, tx, batch, seed=0))
   scratch = {}
   for num in (1, 4):
-    step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=_config(num),
-                                     objective=supervision.get_objective("single")))
+    step = jax.jit(
+      functools.partial(
+        step_lib.train_step,
+        model=model,
+        tx=tx,
+        config=_config(num),
+        objective=supervision.get_objective("single"),
+      )
+    )
     compiled = step.lower(state, batch).compile()
     scratch[num] = compiled.memory_analysis().temp_size_in_bytes
   assert scratch[4] < 0.5 * scratch[1], scratch
@@ -168,10 +181,12 @@ def test_dropout_key_implementations():
   assert step_lib.dropout_key(rng, "threefry2x32") is rng
   key = step_lib.dropout_key(rng, "rbg")
   assert str(jax.random.key_impl(key)) == "rbg"
-  np.testing.assert_array_equal(jax.random.key_data(key),
-                                jax.random.key_data(step_lib.dropout_key(rng, "rbg")))
-  with pytest.raises(registry.UnknownName,
-                     match="unknown config.dropout_rng_impl 'philox'; known: .*threefry2x32"):
+  np.testing.assert_array_equal(
+    jax.random.key_data(key), jax.random.key_data(step_lib.dropout_key(rng, "rbg"))
+  )
+  with pytest.raises(
+    registry.UnknownName, match="unknown config.dropout_rng_impl 'philox'; known: .*threefry2x32"
+  ):
     step_lib.dropout_key(rng, "philox")
 
 
@@ -179,10 +194,17 @@ def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
   """`config.dropout_rng_impl`: other masks, same step where dropout is off; deterministic."""
   rng = np.random.default_rng(0)
   tokens = rng.integers(5, 500, (4, 3, 16)).astype(np.int32)
-  batch = jax.tree.map(jnp.asarray, {
-      "tokens": tokens, "token_types": np.zeros_like(tokens), "mask": np.ones((4, 3), bool),
-      "list_valid": np.ones(4, bool), "mask_click": np.ones((4, 3), bool),
-      "label_click": rng.integers(0, 2, (4, 3)).astype(np.float32)})
+  batch = jax.tree.map(
+    jnp.asarray,
+    {
+      "tokens": tokens,
+      "token_types": np.zeros_like(tokens),
+      "mask": np.ones((4, 3), bool),
+      "list_valid": np.ones(4, bool),
+      "mask_click": np.ones((4, 3), bool),
+      "label_click": rng.integers(0, 2, (4, 3)).astype(np.float32),
+    },
+  )
   tx = optax.sgd(0.1)
   objective = supervision.get_objective("single")
 
@@ -191,8 +213,9 @@ def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
     config = _config(accum)
     config.dropout_rng_impl = impl
     state = step_lib.init_state(model, tx, batch, seed=0)
-    return jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx,
-                                     objective=objective, config=config))(state, batch)[1]["loss"]
+    return jax.jit(
+      functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective, config=config)
+    )(state, batch)[1]["loss"]
 
   assert float(step("rbg", 0.3)) == float(step("rbg", 0.3))
   assert float(step("rbg", 0.3)) != float(step("threefry2x32", 0.3))
@@ -202,7 +225,8 @@ def test_rbg_dropout_trains_and_changes_only_the_masks(tmp_path):
 
 def test_step_imports_without_the_data_stack():
   """Benchmarks run the engine's step where only jax, flax, optax and transformers are installed
-  (the GPU benchmark machine): `rankjax.engine.step` must not pull in the input pipeline or configs."""
+  (the GPU benchmark machine): `rankjax.engine.step` must not pull in the input pipeline or
+  configs."""
   code = textwrap.dedent("""
       import sys
       class Block:
@@ -215,8 +239,9 @@ def test_step_imports_without_the_data_stack():
       from rankjax.models import cross_encoder
       print("OK")
   """)
-  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
-                        timeout=120)
+  proc = subprocess.run(
+    [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120
+  )
   assert proc.stdout.strip() == "OK", proc.stderr[-2000:]
 
 
@@ -234,17 +259,22 @@ def test_accumulation_threads_objective_variables(tmp_path, objective_name):
   out = {}
   for num in (1, 2):
     config.grad_accum_steps = num
-    out[num] = jax.jit(functools.partial(step_lib.train_step, model=_Scorer(), tx=tx,
-                                         objective=objective, config=config))(state, batch)
+    out[num] = jax.jit(
+      functools.partial(
+        step_lib.train_step, model=_Scorer(), tx=tx, objective=objective, config=config
+      )
+    )(state, batch)
   for new_state, measured in out.values():
     assert np.isfinite(float(measured["loss"]))
     moved = jax.tree.map(lambda a, b: not np.allclose(a, b), new_state.params, state.params)
     assert any(jax.tree.leaves(moved))
   if objective_name == "regression_em":
-    np.testing.assert_allclose(out[2][0].objective["state"]["seen"],
-                               out[1][0].objective["state"]["seen"])
+    np.testing.assert_allclose(
+      out[2][0].objective["state"]["seen"], out[1][0].objective["state"]["seen"]
+    )
     assert not np.allclose(out[2][0].objective["state"]["seen"], state.objective["state"]["seen"])
   else:
-    changed = jax.tree.map(lambda a, b: not np.allclose(a, b), out[2][0].objective["params"],
-                           state.objective["params"])
+    changed = jax.tree.map(
+      lambda a, b: not np.allclose(a, b), out[2][0].objective["params"], state.objective["params"]
+    )
     assert all(jax.tree.leaves(changed))

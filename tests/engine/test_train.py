@@ -6,14 +6,13 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from train_helpers import tiny_config, tiny_dataset
 
+from rankjax import supervision
+from rankjax.data import pipeline, store
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax import supervision
 from rankjax.engine import train
-from rankjax.data import pipeline, store
-
-from train_helpers import tiny_config, tiny_dataset
 
 
 @pytest.fixture(scope="module")
@@ -39,7 +38,9 @@ def test_train_and_evaluate_end_to_end(data_path, tmp_path):
   assert list((tmp_path / "tensorboard").iterdir())
   assert json.loads((tmp_path / "config.json").read_text())["data"]["batch_size"] == 4
   assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit()) == [
-      "3", "6"]
+    "3",
+    "6",
+  ]
 
 
 @pytest.mark.slow
@@ -64,12 +65,11 @@ def test_train_step_compiles_once_per_list_size(data_path):
   mesh = mesh_lib.make_mesh()
   example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)
   model, tx, _, init = train.build(config, mesh, example)
-  step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx,
-                                        objective=supervision.get_objective("single"),
-                                        config=config)
+  step_fn = step_lib.compile_train_step(
+    mesh, model=model, tx=tx, objective=supervision.get_objective("single"), config=config
+  )
   state = init()
-  it = iter(pipeline.train_dataset(split, batch_size=4, list_sizes=(16, 32), seed=0,
-                                   num_threads=0))
+  it = iter(pipeline.train_dataset(split, batch_size=4, list_sizes=(16, 32), seed=0, num_threads=0))
   shapes = set()
   for _ in range(8):
     batch = next(it)
@@ -83,8 +83,9 @@ def test_train_step_compiles_once_per_list_size(data_path):
 def test_non_finite_loss_stops_with_step(tmp_path):
   data_path = tiny_dataset(tmp_path / "data")
   # A step size of 1e30 overflows the scores within a couple of steps.
-  config = tiny_config(data_path, **{"optimizer.lr": 1e30, "optimizer.warmup_steps": 0,
-                                     "optimizer.clip_norm": 1e30})
+  config = tiny_config(
+    data_path, **{"optimizer.lr": 1e30, "optimizer.warmup_steps": 0, "optimizer.clip_norm": 1e30}
+  )
   with pytest.raises(FloatingPointError, match=r"non-finite .* at step \d"):
     train.train_and_evaluate(config, tmp_path / "run")
 
@@ -103,8 +104,9 @@ def test_unknown_label_source_is_a_clear_error(data_path, tmp_path):
 
 @pytest.mark.slow
 def test_keeps_latest_and_best_checkpoint(data_path, tmp_path):
-  config = tiny_config(data_path, **{"total_steps": 12, "checkpoint.keep": 1,
-                                     "checkpoint.every": 2, "eval.every": 4})
+  config = tiny_config(
+    data_path, **{"total_steps": 12, "checkpoint.keep": 1, "checkpoint.every": 2, "eval.every": 4}
+  )
   train.train_and_evaluate(config, tmp_path)
   lines = [json.loads(l) for l in (tmp_path / "metrics.jsonl").read_text().splitlines()]
   scored = {l["step"]: l["validation/ndcg@10/all"] for l in lines if "validation/ndcg@10/all" in l}

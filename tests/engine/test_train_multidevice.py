@@ -11,7 +11,6 @@ sign differs between reduction orders; every other parameter would still match.
 import textwrap
 
 import pytest
-
 from train_helpers import run_on_eight_devices
 
 SCRIPT = textwrap.dedent("""

@@ -10,10 +10,9 @@ import sys
 import jax
 import numpy as np
 import pytest
+from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset
 
 from rankjax.engine import train
-
-from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset
 
 
 def _free_port() -> int:
@@ -35,28 +34,60 @@ def test_two_processes_match_one(tmp_path):
   data_path = tiny_dataset(tmp_path / "data")
   # MSE: see tests/engine/test_train_multidevice.py on softmax's noise-driven output bias. One list
   # size and one eval split keep the number of compiled programs (the cost here) small.
-  flags = flag_overrides(data_path, **{
-      "loss.name": "mse", "data.list_sizes": (32,), "eval.splits": ("test",),
-      "checkpoint.best_metric": ""})
-  base = {**os.environ, **CACHE_ENV, "JAX_PLATFORMS": "cpu",
-          "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo"}
+  flags = flag_overrides(
+    data_path,
+    **{
+      "loss.name": "mse",
+      "data.list_sizes": (32,),
+      "eval.splits": ("test",),
+      "checkpoint.best_metric": "",
+    },
+  )
+  base = {
+    **os.environ,
+    **CACHE_ENV,
+    "JAX_PLATFORMS": "cpu",
+    "JAX_CPU_COLLECTIVES_IMPLEMENTATION": "gloo",
+  }
 
   def command(workdir):
-    return [sys.executable, "-m", "rankjax.main", "--config=configs/mslr_mlp.py:local",
-            f"--workdir={workdir}", *flags]
+    return [
+      sys.executable,
+      "-m",
+      "rankjax.main",
+      "--config=configs/mslr_mlp.py:local",
+      f"--workdir={workdir}",
+      *flags,
+    ]
 
   single = subprocess.run(
-      command(tmp_path / "single"), cwd=ROOT, capture_output=True, text=True, timeout=300,
-      env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"})
+    command(tmp_path / "single"),
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=4"},
+  )
   assert single.returncode == 0, single.stderr[-3000:]
 
   port = _free_port()
-  procs = [subprocess.Popen(
-      command(tmp_path / "multi"), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-      text=True, env={**base, "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
-                      "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
-                      "RANKJAX_NUM_PROCESSES": "2", "RANKJAX_PROCESS_ID": str(i)})
-           for i in range(2)]
+  procs = [
+    subprocess.Popen(
+      command(tmp_path / "multi"),
+      cwd=ROOT,
+      stdout=subprocess.PIPE,
+      stderr=subprocess.PIPE,
+      text=True,
+      env={
+        **base,
+        "XLA_FLAGS": "--xla_force_host_platform_device_count=2",
+        "JAX_COORDINATOR_ADDRESS": f"localhost:{port}",
+        "RANKJAX_NUM_PROCESSES": "2",
+        "RANKJAX_PROCESS_ID": str(i),
+      },
+    )
+    for i in range(2)
+  ]
   outputs = [p.communicate(timeout=300) for p in procs]
   for p, (_, err) in zip(procs, outputs):
     assert p.returncode == 0, err[-3000:]

@@ -16,8 +16,10 @@ def test_added_on_affected_cuda_installs_only():
 def test_keeps_existing_flags_and_never_adds_twice():
   env = {"XLA_FLAGS": "--xla_force_host_platform_device_count=8 --xla_backend_extra_options=-x"}
   assert xla_flags.fix_gpu_scatter_atomics(env, "0.10.2", has_cuda=True)
-  assert env["XLA_FLAGS"] == ("--xla_force_host_platform_device_count=8 "
-                              "--xla_backend_extra_options=-x,-nvptx-allow-ftz-atomics")
+  assert env["XLA_FLAGS"] == (
+    "--xla_force_host_platform_device_count=8 "
+    "--xla_backend_extra_options=-x,-nvptx-allow-ftz-atomics"
+  )
   before = dict(env)
   assert not xla_flags.fix_gpu_scatter_atomics(env, "0.10.2", has_cuda=True)
   assert env == before

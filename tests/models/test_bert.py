@@ -9,16 +9,15 @@ import json
 
 import flax.linen as nn
 import jax
-from jax import ad_checkpoint
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from flax import traverse_util
+from jax import ad_checkpoint
 from safetensors import numpy as safetensors_np
 
 from rankjax import registry
-from rankjax.models.layers import bert
-from rankjax.models.layers import hf_weights
+from rankjax.models.layers import bert, hf_weights
 
 SENTENCES = ["A man is eating food.", "A man is eating a piece of bread."]
 
@@ -37,12 +36,15 @@ def _init(cfg, tokens):
 
 def _to_torch_layout(params):
   """Inverse of `hf_weights.load_torch_layout`: a state dict in PyTorch names and layouts."""
-  return {hf_weights.torch_name(p): np.asarray(v.T if p[-1] == "kernel" else v)
-          for p, v in traverse_util.flatten_dict(params).items()}
+  return {
+    hf_weights.torch_name(p): np.asarray(v.T if p[-1] == "kernel" else v)
+    for p, v in traverse_util.flatten_dict(params).items()
+  }
 
 
 def _mean_pooled_cosine(hf_dir, dtype):
   import transformers  # pylint: disable=g-import-not-at-top
+
   tok = transformers.AutoTokenizer.from_pretrained(hf_dir)
   enc = tok(SENTENCES, padding=True, return_tensors="np")
   cfg = bert.BertConfig(**bert.hf_config(hf_dir), dtype=dtype)
@@ -74,6 +76,7 @@ def test_minilm_bf16_close_to_fp32(minilm_dir):
 def test_hidden_states_match_transformers_torch(minilm_dir):
   torch = pytest.importorskip("torch", reason="torch not installed (extra test)")
   import transformers  # pylint: disable=g-import-not-at-top
+
   _, hidden, enc = _mean_pooled_cosine(minilm_dir, jnp.float32)
   ref = transformers.BertModel.from_pretrained(minilm_dir).eval()
   with torch.no_grad():
@@ -84,10 +87,21 @@ def test_hidden_states_match_transformers_torch(minilm_dir):
 
 def test_hf_config_reads_chinese_bert(tmp_path):
   # bert-base-chinese's shape: a 21128-token vocabulary, otherwise BERT-base.
-  cfg = {"model_type": "bert", "vocab_size": 21128, "hidden_size": 768, "num_hidden_layers": 12,
-         "num_attention_heads": 12, "intermediate_size": 3072, "max_position_embeddings": 512,
-         "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12,
-         "hidden_dropout_prob": 0.1, "initializer_range": 0.02, "pad_token_id": 0}
+  cfg = {
+    "model_type": "bert",
+    "vocab_size": 21128,
+    "hidden_size": 768,
+    "num_hidden_layers": 12,
+    "num_attention_heads": 12,
+    "intermediate_size": 3072,
+    "max_position_embeddings": 512,
+    "type_vocab_size": 2,
+    "hidden_act": "gelu",
+    "layer_norm_eps": 1e-12,
+    "hidden_dropout_prob": 0.1,
+    "initializer_range": 0.02,
+    "pad_token_id": 0,
+  }
   (tmp_path / "config.json").write_text(json.dumps(cfg))
   got = bert.BertConfig(**bert.hf_config(str(tmp_path)))
   assert got == bert.BertConfig(vocab_size=21128)
@@ -105,7 +119,8 @@ def test_torch_layout_round_trip_and_legacy_names():
   params = _init(cfg, tokens)
   state = _to_torch_layout(params)
   legacy = lambda k: k.replace("LayerNorm.weight", "LayerNorm.gamma").replace(
-      "LayerNorm.bias", "LayerNorm.beta")
+    "LayerNorm.bias", "LayerNorm.beta"
+  )
   state = {legacy(k) if k.startswith("encoder.layer.1.") else k: v for k, v in state.items()}
   fresh = bert.Bert(cfg).init(jax.random.key(1), tokens, jnp.zeros_like(tokens))["params"]
   loaded, unused = hf_weights.load_torch_layout(fresh, state)
@@ -121,8 +136,11 @@ def test_missing_and_misshaped_tensors_are_named():
   with pytest.raises(KeyError, match=r"encoder\.layer\.1\.intermediate\.dense\.weight"):
     hf_weights.load_torch_layout(params, missing, source="ckpt.safetensors")
   bad = dict(state, **{"embeddings.word_embeddings.weight": np.zeros((100, 32), np.float32)})
-  with pytest.raises(ValueError, match=r"ckpt.safetensors: tensor 'embeddings\.word_embeddings"
-                                       r"\.weight' has shape \(100, 32\)"):
+  with pytest.raises(
+    ValueError,
+    match=r"ckpt.safetensors: tensor 'embeddings\.word_embeddings"
+    r"\.weight' has shape \(100, 32\)",
+  ):
     hf_weights.load_torch_layout(params, bad, source="ckpt.safetensors")
 
 
@@ -134,9 +152,16 @@ def test_read_safetensors_single_and_sharded(tmp_path):
   safetensors_np.save_file({**a, **b}, single / "model.safetensors")
   safetensors_np.save_file(a, sharded / "model-00001-of-00002.safetensors")
   safetensors_np.save_file(b, sharded / "model-00002-of-00002.safetensors")
-  (sharded / "model.safetensors.index.json").write_text(json.dumps({"weight_map": {
-      "x.weight": "model-00001-of-00002.safetensors",
-      "y.bias": "model-00002-of-00002.safetensors"}}))
+  (sharded / "model.safetensors.index.json").write_text(
+    json.dumps(
+      {
+        "weight_map": {
+          "x.weight": "model-00001-of-00002.safetensors",
+          "y.bias": "model-00002-of-00002.safetensors",
+        }
+      }
+    )
+  )
   for d in (single, sharded):
     got = hf_weights.read_safetensors(d)
     assert sorted(got) == ["x.weight", "y.bias"]
@@ -156,8 +181,9 @@ def test_right_padding_does_not_change_real_positions():
   junk_types = jnp.where(longer == 0, 1, 0)  # segment ids at padding positions must not matter
   out = model.apply({"params": params}, longer, junk_types)
   real = np.asarray(tokens != 0)
-  np.testing.assert_allclose(np.asarray(out[:, :tokens.shape[1]])[real], np.asarray(base)[real],
-                             atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(out[:, : tokens.shape[1]])[real], np.asarray(base)[real], atol=1e-5
+  )
 
 
 @pytest.mark.parametrize("dtype", [jnp.float32, jnp.bfloat16])
@@ -176,16 +202,23 @@ def test_embeddings_match_plain_gathers_and_padding_gets_no_word_gradient(dtype)
 
   def plain(p):
     table = lambda name: p[name]["embedding"].astype(dtype)
-    x = (table("word_embeddings")[tokens] + table("position_embeddings")[jnp.arange(tokens.shape[1])]
-         + table("token_type_embeddings")[types])
+    x = (
+      table("word_embeddings")[tokens]
+      + table("position_embeddings")[jnp.arange(tokens.shape[1])]
+      + table("token_type_embeddings")[types]
+    )
     return nn.LayerNorm(cfg.layer_norm_eps, dtype=dtype).apply({"params": p["LayerNorm"]}, x)
 
   real = np.asarray(tokens != 0)
   assert 0 < real.sum() < real.size
-  np.testing.assert_array_equal(np.asarray(ours(params), np.float32)[real],
-                                np.asarray(plain(params), np.float32)[real])
-  word_grad = lambda f: np.asarray(jax.grad(lambda p: jnp.sum(f(p).astype(jnp.float32) * cotangent))(
-      params)["word_embeddings"]["embedding"])
+  np.testing.assert_array_equal(
+    np.asarray(ours(params), np.float32)[real], np.asarray(plain(params), np.float32)[real]
+  )
+  word_grad = lambda f: np.asarray(
+    jax.grad(lambda p: jnp.sum(f(p).astype(jnp.float32) * cotangent))(params)["word_embeddings"][
+      "embedding"
+    ]
+  )
   got, want = word_grad(ours), word_grad(plain)
   assert np.all(got[0] == 0) and np.all(want[0] != 0)
   # bf16: the plain lookup accumulates its gradient in bf16, ours in fp32.
@@ -203,8 +236,9 @@ def test_remat_and_separate_qkv_same_values_and_gradients(override):
     return jnp.sum(bert.Bert(cfg).apply({"params": p}, tokens, jnp.zeros_like(tokens)) ** 2)
 
   base = jax.value_and_grad(loss)(params, bert.SIZES["tiny"])
-  other = jax.value_and_grad(loss)(params, bert.BertConfig(**{
-      **bert.SIZES["tiny"].__dict__, **override}))
+  other = jax.value_and_grad(loss)(
+    params, bert.BertConfig(**{**bert.SIZES["tiny"].__dict__, **override})
+  )
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), base, other)
 
 
@@ -218,15 +252,21 @@ def test_intermediate_recomputes_its_activation(act, capsys):
   params = module.init(jax.random.key(1), x)["params"]
   ours = lambda p, x: module.apply({"params": p}, x)
   plain = lambda p, x: bert.ACTIVATIONS[act](
-      nn.Dense(cfg.intermediate_size).apply({"params": p["dense"]}, x))
+    nn.Dense(cfg.intermediate_size).apply({"params": p["dense"]}, x)
+  )
   cotangent = jax.random.normal(jax.random.key(2), x.shape[:-1] + (cfg.intermediate_size,))
-  got, want = (jax.value_and_grad(lambda p, x: jnp.sum(f(p, x) * cotangent), (0, 1))(params, x)
-               for f in (ours, plain))
+  got, want = (
+    jax.value_and_grad(lambda p, x: jnp.sum(f(p, x) * cotangent), (0, 1))(params, x)
+    for f in (ours, plain)
+  )
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), got, want)
 
   ad_checkpoint.print_saved_residuals(ours, params, x)
-  kept = [line for line in capsys.readouterr().out.splitlines()
-          if line.startswith(f"f32[4,6,{cfg.intermediate_size}]")]
+  kept = [
+    line
+    for line in capsys.readouterr().out.splitlines()
+    if line.startswith(f"f32[4,6,{cfg.intermediate_size}]")
+  ]
   assert len(kept) == 1 and "dot_general" in kept[0], kept
 
 
@@ -254,7 +294,8 @@ def test_cls_only_equals_the_cls_row_of_the_full_encoder(override):
 
   def loss(p, cls_only):
     hidden, pooled = bert.Bert(cfg, pooled=True, cls_only=cls_only).apply(
-        {"params": p}, tokens, types)
+      {"params": p}, tokens, types
+    )
     return jnp.sum(jnp.sin(pooled)) + jnp.sum(hidden[:, 0] ** 2)
 
   base, fast = jax.grad(loss)(params, False), jax.grad(loss)(params, True)

@@ -25,8 +25,11 @@ def _batch(seed=0, b=2, l=4, t=10, vocab=512):
   mask[0, -1] = mask[1, -2:] = False
   tokens[~mask] = 0
   types = (np.arange(t) >= lengths[..., None] // 2).astype(np.int32) * (tokens != 0)
-  return {"tokens": jnp.asarray(tokens, jnp.int32), "token_types": jnp.asarray(types),
-          "mask": jnp.asarray(mask)}
+  return {
+    "tokens": jnp.asarray(tokens, jnp.int32),
+    "token_types": jnp.asarray(types),
+    "mask": jnp.asarray(mask),
+  }
 
 
 def _loss(model, params, batch, labels, **kw):
@@ -69,8 +72,9 @@ def test_documents_are_scored_independently(tiny):
   batch = _batch()
   base = np.asarray(model.apply({"params": params}, batch))
   swapped = jax.tree.map(lambda x: x[:, [1, 0, 2, 3]], batch)
-  np.testing.assert_allclose(np.asarray(model.apply({"params": params}, swapped)),
-                             base[:, [1, 0, 2, 3]], atol=1e-5)
+  np.testing.assert_allclose(
+    np.asarray(model.apply({"params": params}, swapped)), base[:, [1, 0, 2, 3]], atol=1e-5
+  )
 
 
 @pytest.mark.slow
@@ -79,8 +83,9 @@ def test_gradients_reach_every_parameter(tiny):
   batch = _batch()
   labels = jnp.asarray(np.random.default_rng(1).integers(0, 3, (2, 4)) + 1.0) * batch["mask"]
   grads = jax.grad(lambda p: _loss(model, p, batch, labels))(params)
-  norms = {"/".join(k): float(jnp.linalg.norm(v)) for k, v in
-           traverse_util.flatten_dict(grads).items()}
+  norms = {
+    "/".join(k): float(jnp.linalg.norm(v)) for k, v in traverse_util.flatten_dict(grads).items()
+  }
   assert all(np.isfinite(v) for v in norms.values())
   dead = [k for k, v in norms.items() if v == 0]
   assert dead == [], dead
@@ -94,8 +99,13 @@ def test_padding_gets_no_gradient(tiny):
   labels = jnp.ones((2, 4)) * batch["mask"]
 
   def loss(emb):
-    p = {**params, "bert": {**params["bert"], "embeddings": {
-        **params["bert"]["embeddings"], "word_embeddings": {"embedding": emb}}}}
+    p = {
+      **params,
+      "bert": {
+        **params["bert"],
+        "embeddings": {**params["bert"]["embeddings"], "word_embeddings": {"embedding": emb}},
+      },
+    }
     return _loss(model, p, batch, labels)
 
   g = np.asarray(jax.grad(loss)(params["bert"]["embeddings"]["word_embeddings"]["embedding"]))
@@ -114,8 +124,9 @@ def test_jit_matches_eager_and_dropout_uses_rng(tiny):
   eager = model.apply({"params": params}, batch)
   jitted = jax.jit(lambda p, b: model.apply({"params": p}, b))(params, batch)
   np.testing.assert_allclose(np.asarray(jitted), np.asarray(eager), atol=1e-5)
-  train = lambda seed: np.asarray(model.apply({"params": params}, batch, train=True,
-                                              rngs={"dropout": jax.random.key(seed)}))
+  train = lambda seed: np.asarray(
+    model.apply({"params": params}, batch, train=True, rngs={"dropout": jax.random.key(seed)})
+  )
   np.testing.assert_array_equal(train(0), train(0))
   assert not np.allclose(train(0), train(1))
   assert not np.allclose(train(0), np.asarray(eager))
@@ -132,8 +143,9 @@ def test_bf16_compute_keeps_fp32_params_and_is_finite():
   assert np.isfinite(float(loss))
   assert all(np.isfinite(np.asarray(g)).all() for g in jax.tree.leaves(grads))
   fp32 = cross_encoder.Model(size="tiny").apply({"params": params}, batch)
-  np.testing.assert_allclose(np.asarray(model.apply({"params": params}, batch)),
-                             np.asarray(fp32), atol=0.05)
+  np.testing.assert_allclose(
+    np.asarray(model.apply({"params": params}, batch)), np.asarray(fp32), atol=0.05
+  )
 
 
 def test_config_errors(tmp_path):
@@ -144,9 +156,19 @@ def test_config_errors(tmp_path):
     cross_encoder.Model(size="huge").init(jax.random.key(0), batch)
   with pytest.raises(registry.UnknownName, match="unknown pooling 'mean'; known: .*cls"):
     cross_encoder.Model(size="tiny", pooling="mean").init(jax.random.key(0), batch)
-  (tmp_path / "config.json").write_text(json.dumps({
-      "model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 2,
-      "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))
+  (tmp_path / "config.json").write_text(
+    json.dumps(
+      {
+        "model_type": "bert",
+        "vocab_size": 512,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+      }
+    )
+  )
   with pytest.raises(ValueError, match="disagrees"):
     cross_encoder.Model(hf_dir=str(tmp_path), num_layers=4).init(jax.random.key(0), batch)
   params = {"bert": {"x": np.ones(2)}}
@@ -155,12 +177,25 @@ def test_config_errors(tmp_path):
 
 def _write_checkpoint(tmp_path, params, prefix="", drop=None):
   """A tiny BertModel/BertFor* directory: config.json + model.safetensors in PyTorch layout."""
-  (tmp_path / "config.json").write_text(json.dumps({
-      "model_type": "bert", "vocab_size": 512, "hidden_size": 32, "num_hidden_layers": 2,
-      "num_attention_heads": 2, "intermediate_size": 64, "max_position_embeddings": 64}))
-  state = {prefix + hf_weights.torch_name(p): np.ascontiguousarray(
-      np.asarray(v).T if p[-1] == "kernel" else np.asarray(v))
-           for p, v in traverse_util.flatten_dict(params["bert"]).items()}
+  (tmp_path / "config.json").write_text(
+    json.dumps(
+      {
+        "model_type": "bert",
+        "vocab_size": 512,
+        "hidden_size": 32,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 64,
+      }
+    )
+  )
+  state = {
+    prefix + hf_weights.torch_name(p): np.ascontiguousarray(
+      np.asarray(v).T if p[-1] == "kernel" else np.asarray(v)
+    )
+    for p, v in traverse_util.flatten_dict(params["bert"]).items()
+  }
   state.pop(drop, None)
   safetensors_np.save_file(state, tmp_path / "model.safetensors")
   return {"name": "cross_encoder", "hf_dir": str(tmp_path)}
@@ -173,10 +208,12 @@ def test_load_pretrained_replaces_encoder_keeps_head(tmp_path, tiny, prefix):
   model = cross_encoder.Model(hf_dir=config["hf_dir"])
   fresh = model.init(jax.random.key(7), _batch())
   loaded = cross_encoder.load_pretrained(fresh, config)["params"]  # the variables dict works too
-  jax.tree.map(np.testing.assert_array_equal, loaded["bert"],
-               jax.tree.map(np.asarray, source["bert"]))
-  np.testing.assert_array_equal(loaded["classifier"]["kernel"],
-                                fresh["params"]["classifier"]["kernel"])
+  jax.tree.map(
+    np.testing.assert_array_equal, loaded["bert"], jax.tree.map(np.asarray, source["bert"])
+  )
+  np.testing.assert_array_equal(
+    loaded["classifier"]["kernel"], fresh["params"]["classifier"]["kernel"]
+  )
 
 
 def test_load_pretrained_names_missing_tensor(tmp_path, tiny):
@@ -186,7 +223,8 @@ def test_load_pretrained_names_missing_tensor(tmp_path, tiny):
     cross_encoder.load_pretrained(params, config)
   # Without the pooler ("cls" pooling) the same checkpoint loads.
   params = cross_encoder.Model(hf_dir=config["hf_dir"], pooling="cls").init(
-      jax.random.key(0), _batch())["params"]
+    jax.random.key(0), _batch()
+  )["params"]
   cross_encoder.load_pretrained(params, config)
 
 
@@ -196,7 +234,8 @@ def test_minilm_loads_and_scores(minilm_dir):
   batch = _batch(vocab=30522)
   shapes = jax.eval_shape(model.init, jax.random.key(0), batch)["params"]
   params = cross_encoder.load_pretrained(
-      jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), config)
+    jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), shapes), config
+  )
   assert float(np.abs(params["bert"]["encoder"]["layer_5"]["output"]["dense"]["kernel"]).max()) > 0
   scores = np.asarray(model.apply({"params": params}, batch))
   assert np.isfinite(scores).all() and scores.shape == (2, 4)
@@ -207,25 +246,33 @@ def test_load_pretrained_under_jit(tmp_path, tiny):
   config = _write_checkpoint(tmp_path, tiny[1], prefix="bert.")
   model = cross_encoder.Model(hf_dir=config["hf_dir"])
   init = lambda: cross_encoder.load_pretrained(
-      model.init(jax.random.key(7), _batch())["params"], config)
+    model.init(jax.random.key(7), _batch())["params"], config
+  )
   params = jax.jit(init)()
-  np.testing.assert_array_equal(params["bert"]["pooler"]["dense"]["kernel"],
-                                tiny[1]["bert"]["pooler"]["dense"]["kernel"])
+  np.testing.assert_array_equal(
+    params["bert"]["pooler"]["dense"]["kernel"], tiny[1]["bert"]["pooler"]["dense"]["kernel"]
+  )
 
 
 @pytest.mark.slow
 def test_trains_end_to_end_with_the_engine(tmp_path):
   """Text lists -> PairTokenizer -> prepared dataset -> `train.train_and_evaluate`, 4 steps."""
   import importlib.util  # pylint: disable=g-import-not-at-top
+
   import transformers  # pylint: disable=g-import-not-at-top
+
+  from rankjax.data import (  # pylint: disable=g-import-not-at-top
+    schema,
+    store,
+    text,  # pylint: disable=g-import-not-at-top
+  )
   from rankjax.engine import scoring, train
-  from rankjax.data import text  # pylint: disable=g-import-not-at-top
-  from rankjax.data import schema, store  # pylint: disable=g-import-not-at-top
 
   words = [f"w{i}" for i in range(40)]
   vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words]
   transformers.BertTokenizer(vocab={w: i for i, w in enumerate(vocab)}).save_pretrained(
-      str(tmp_path / "tok"))
+    str(tmp_path / "tok")
+  )
   tok = text.PairTokenizer.from_dir(tmp_path / "tok", max_query_tokens=4, max_tokens=32)
   rng = np.random.default_rng(0)
 
@@ -233,12 +280,19 @@ def test_trains_end_to_end_with_the_engine(tmp_path):
     for q in range(n):
       k = int(rng.integers(3, 7))
       docs = [" ".join(rng.choice(words, int(rng.integers(1, 12)))) for _ in range(k)]
-      yield tok(schema.RankingList(f"q{q}", [f"d{i}" for i in range(k)],
-                                   labels={"human": rng.integers(0, 3, k)},
-                                   query=" ".join(rng.choice(words, 3)), doc_texts=docs))
+      yield tok(
+        schema.RankingList(
+          f"q{q}",
+          [f"d{i}" for i in range(k)],
+          labels={"human": rng.integers(0, 3, k)},
+          query=" ".join(rng.choice(words, 3)),
+          doc_texts=docs,
+        )
+      )
 
-  path = store.write_dataset(tmp_path / "data", name="toy_text",
-                             splits={"train": lists(16), "test": lists(4)})
+  path = store.write_dataset(
+    tmp_path / "data", name="toy_text", splits={"train": lists(16), "test": lists(4)}
+  )
   spec = importlib.util.spec_from_file_location("mslr_mlp", "configs/mslr_mlp.py")
   module = importlib.util.module_from_spec(spec)
   spec.loader.exec_module(module)
@@ -263,8 +317,9 @@ def test_cls_only_last_layer_gives_the_same_scores_and_gradients(dtype, tol):
   fast = cross_encoder.Model(size="tiny", dtype=dtype, dropout=0.0)
   full = cross_encoder.Model(size="tiny", dtype=dtype, dropout=0.0, cls_only=False)
   params = fast.init(jax.random.key(0), batch)["params"]
-  np.testing.assert_allclose(fast.apply({"params": params}, batch),
-                             full.apply({"params": params}, batch), rtol=tol, atol=tol)
+  np.testing.assert_allclose(
+    fast.apply({"params": params}, batch), full.apply({"params": params}, batch), rtol=tol, atol=tol
+  )
   grads = [jax.grad(lambda p, m=m: _loss(m, p, batch, labels))(params) for m in (fast, full)]
   scale = max(float(jnp.abs(g).max()) for g in jax.tree.leaves(grads[1]))
   jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol * scale), *grads)
@@ -276,14 +331,20 @@ def test_matches_hf_bert_for_sequence_classification(minilm_dir):
   `BertForSequenceClassification` with the same head: scores and listwise-loss gradients."""
   torch = pytest.importorskip("torch", reason="torch not installed (extra test)")
   import transformers  # pylint: disable=g-import-not-at-top
+
   tok = transformers.AutoTokenizer.from_pretrained(minilm_dir)
   query = "how do lungs exchange oxygen"
-  docs = ["Gas exchange happens in the alveoli of the lungs.", "The stock market fell today.",
-          "Oxygen diffuses across the alveolar membrane into the blood stream."]
+  docs = [
+    "Gas exchange happens in the alveoli of the lungs.",
+    "The stock market fell today.",
+    "Oxygen diffuses across the alveolar membrane into the blood stream.",
+  ]
   enc = tok([query] * 3, docs, padding="max_length", max_length=24, return_tensors="np")
-  batch = {"tokens": jnp.asarray(enc["input_ids"][None], jnp.int32),
-           "token_types": jnp.asarray(enc["token_type_ids"][None], jnp.int32),
-           "mask": jnp.ones((1, 3), bool)}
+  batch = {
+    "tokens": jnp.asarray(enc["input_ids"][None], jnp.int32),
+    "token_types": jnp.asarray(enc["token_type_ids"][None], jnp.int32),
+    "mask": jnp.ones((1, 3), bool),
+  }
   labels = jnp.array([[2.0, 0.0, 1.0]])
   config = {"hf_dir": minilm_dir, "dropout": 0.0}
   model = cross_encoder.Model(**config)
@@ -302,12 +363,17 @@ def test_matches_hf_bert_for_sequence_classification(minilm_dir):
   np.testing.assert_allclose(ours, logits.detach().numpy(), rtol=1e-4, atol=1e-5)
   layers = grads["bert"]["encoder"]
   for ours_grad, ref_param in [
-      (grads["classifier"]["kernel"].T, ref.classifier.weight),
-      (layers["layer_0"]["attention"]["self"]["query"]["kernel"].T,
-       ref.bert.encoder.layer[0].attention.self.query.weight),
-      (layers["layer_5"]["output"]["dense"]["kernel"].T,
-       ref.bert.encoder.layer[5].output.dense.weight),
-      (grads["bert"]["pooler"]["dense"]["bias"], ref.bert.pooler.dense.bias)]:
+    (grads["classifier"]["kernel"].T, ref.classifier.weight),
+    (
+      layers["layer_0"]["attention"]["self"]["query"]["kernel"].T,
+      ref.bert.encoder.layer[0].attention.self.query.weight,
+    ),
+    (
+      layers["layer_5"]["output"]["dense"]["kernel"].T,
+      ref.bert.encoder.layer[5].output.dense.weight,
+    ),
+    (grads["bert"]["pooler"]["dense"]["bias"], ref.bert.pooler.dense.bias),
+  ]:
     want = ref_param.grad.numpy()
     assert np.abs(want).max() > 0
     np.testing.assert_allclose(np.asarray(ours_grad), want, atol=1e-4 * np.abs(want).max())

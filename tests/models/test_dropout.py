@@ -11,8 +11,9 @@ from rankjax.models.layers import dropout
 
 def _mask(key, shape=(512, 1024), rate=0.1):
   x = jnp.ones(shape)
-  return np.asarray(dropout.Dropout(rate).apply({}, x, deterministic=False, rngs={"dropout": key})
-                    != 0)
+  return np.asarray(
+    dropout.Dropout(rate).apply({}, x, deterministic=False, rngs={"dropout": key}) != 0
+  )
 
 
 def _z(observed, expected, n):
@@ -23,8 +24,9 @@ def _z(observed, expected, n):
 @pytest.mark.parametrize("rate", [0.1, 0.5])
 def test_rate_scale_and_unbiased_mean(rate):
   x = jnp.full((512, 1024), 3.0)
-  y = np.asarray(dropout.Dropout(rate).apply({}, x, deterministic=False,
-                                             rngs={"dropout": jax.random.key(0)}))
+  y = np.asarray(
+    dropout.Dropout(rate).apply({}, x, deterministic=False, rngs={"dropout": jax.random.key(0)})
+  )
   kept = y != 0
   assert abs(_z(kept.sum(), 1 - rate, kept.size)) < 5
   np.testing.assert_allclose(y[kept], 3.0 / (1 - rate), rtol=1e-6)
@@ -37,9 +39,13 @@ def test_pairs_are_independent():
   p = 0.9
   a, b = _mask(jax.random.key(1)), _mask(jax.random.key(2))
   c, d = (_mask(k) for k in jax.random.split(jax.random.key(3)))
-  pairs = {"next element": (a[:, :-1], a[:, 1:]), "next row": (a[:-1], a[1:]),
-           "other key": (a, b), "split keys": (c, d), "element 2^16 on": (a.ravel()[:-65536],
-                                                                       a.ravel()[65536:])}
+  pairs = {
+    "next element": (a[:, :-1], a[:, 1:]),
+    "next row": (a[:-1], a[1:]),
+    "other key": (a, b),
+    "split keys": (c, d),
+    "element 2^16 on": (a.ravel()[:-65536], a.ravel()[65536:]),
+  }
   for name, (u, v) in pairs.items():
     both = np.sum(u & v)
     assert abs(_z(both, p * p, u.size)) < 5, (name, both / u.size)
@@ -64,7 +70,8 @@ def test_deterministic_in_the_key_and_off_when_deterministic():
   x = jnp.arange(12.0).reshape(3, 4)
   np.testing.assert_array_equal(dropout.Dropout(0.3).apply({}, x, deterministic=True), x)
   np.testing.assert_array_equal(
-      dropout.Dropout(0.0).apply({}, x, deterministic=False, rngs={"dropout": key}), x)
+    dropout.Dropout(0.0).apply({}, x, deterministic=False, rngs={"dropout": key}), x
+  )
 
 
 def test_gradient_uses_the_forward_mask():
@@ -72,8 +79,7 @@ def test_gradient_uses_the_forward_mask():
   key = jax.random.key(5)
   f = lambda x: dropout.Dropout(0.25).apply({}, x, deterministic=False, rngs={"dropout": key})
   y, grad = f(x), jax.grad(lambda x: jnp.sum(f(x)))(x)
-  np.testing.assert_allclose(np.asarray(grad), np.where(np.asarray(y) != 0, 1 / 0.75, 0),
-                             rtol=1e-6)
+  np.testing.assert_allclose(np.asarray(grad), np.where(np.asarray(y) != 0, 1 / 0.75, 0), rtol=1e-6)
 
 
 def test_prng_masks_are_flax_dropout_and_bad_settings_are_named():
@@ -85,8 +91,7 @@ def test_prng_masks_are_flax_dropout_and_bad_settings_are_named():
     def __call__(self, x):
       return nn.Dropout(0.5, name="Dropout_0")(x, deterministic=False)
 
-  ours = dropout.Dropout(0.5, masks="prng").apply({}, x, deterministic=False,
-                                                 rngs={"dropout": key})
+  ours = dropout.Dropout(0.5, masks="prng").apply({}, x, deterministic=False, rngs={"dropout": key})
   theirs = Wrapped().apply({}, x, rngs={"dropout": key})
   np.testing.assert_array_equal(ours, theirs)
   with pytest.raises(ValueError, match="masks 'philox'"):

@@ -1,17 +1,16 @@
-"""Adding a ranker is one new file in `rankjax/models/` and one config line; nothing else changes."""
+"""Adding a ranker is one new file in `rankjax/models/` and one config line, and nothing else."""
 
 import json
 import sys
 import textwrap
 
 import pytest
+from train_helpers import tiny_config, tiny_dataset
 
 import rankjax.models
 from rankjax import registry
 from rankjax.configs import default as config_defaults
 from rankjax.engine import train
-
-from train_helpers import tiny_config, tiny_dataset
 
 TOY = '''
 """A linear ranker: the score is a weighted sum of the item's features, times `scale`."""

@@ -11,25 +11,26 @@ import pytest
 import rax
 
 from rankjax import registry
-from rankjax.ranking import lambdaweights
-from rankjax.ranking import losses
+from rankjax.ranking import lambdaweights, losses
 
 LOSS_NAMES = sorted(losses.LOSSES)
 
 # rax's counterparts; approx_t12n is broken on current JAX, so ApproxNDCG is
 # built from the plain metric with rax's approximate ranks (what approx_t12n does).
 RAX_LOSSES = {
-    "softmax": rax.softmax_loss,
-    "listmle": rax.listmle_loss,
-    "pairwise_logistic": rax.pairwise_logistic_loss,
-    "pairwise_hinge": rax.pairwise_hinge_loss,
-    "sigmoid": rax.pointwise_sigmoid_loss,
-    "mse": rax.pointwise_mse_loss,
-    "approx_ndcg": lambda s, y, **kw: -rax.ndcg_metric(
-        s, y, rank_fn=rax.utils.approx_ranks, cutoff_fn=rax.utils.approx_cutoff, **kw),
-    "lambda": functools.partial(
-        rax.pairwise_logistic_loss,
-        lambdaweight_fn=functools.partial(rax.dcg_lambdaweight, normalize=True)),
+  "softmax": rax.softmax_loss,
+  "listmle": rax.listmle_loss,
+  "pairwise_logistic": rax.pairwise_logistic_loss,
+  "pairwise_hinge": rax.pairwise_hinge_loss,
+  "sigmoid": rax.pointwise_sigmoid_loss,
+  "mse": rax.pointwise_mse_loss,
+  "approx_ndcg": lambda s, y, **kw: (
+    -rax.ndcg_metric(s, y, rank_fn=rax.utils.approx_ranks, cutoff_fn=rax.utils.approx_cutoff, **kw)
+  ),
+  "lambda": functools.partial(
+    rax.pairwise_logistic_loss,
+    lambdaweight_fn=functools.partial(rax.dcg_lambdaweight, normalize=True),
+  ),
 }
 # rax's ListMLE has no per-item weights.
 RAX_WITHOUT_WEIGHTS = {"listmle"}
@@ -65,9 +66,15 @@ def test_get_loss_unknown_lists_known_names():
     losses.get_loss({"name": "nope"})
 
 
-@pytest.mark.parametrize("name,use_weights", [
-    (name, use_weights) for name in sorted(RAX_LOSSES) for use_weights in (False, True)
-    if not (use_weights and name in RAX_WITHOUT_WEIGHTS)])
+@pytest.mark.parametrize(
+  "name,use_weights",
+  [
+    (name, use_weights)
+    for name in sorted(RAX_LOSSES)
+    for use_weights in (False, True)
+    if not (use_weights and name in RAX_WITHOUT_WEIGHTS)
+  ],
+)
 @pytest.mark.parametrize("reduce_fn", [jnp.mean, jnp.sum, None], ids=["mean", "sum", "none"])
 @pytest.mark.parametrize("seed", [0, 1])
 def test_matches_rax(name, use_weights, reduce_fn, seed):
@@ -90,8 +97,9 @@ RAX_LAMBDAWEIGHTS = {"lambdarank": rax.dcg_lambdaweight, "ndcg2": rax.dcg2_lambd
 def test_lambdaweights_match_rax(name, topn):
   scores, labels, weights, where = _batch(2)
   ours = lambdaweights.LAMBDAWEIGHTS[name](scores, labels, where=where, weights=weights, topn=topn)
-  theirs = RAX_LAMBDAWEIGHTS[name](scores, labels, where=where, weights=weights, topn=topn,
-                                   normalize=True)
+  theirs = RAX_LAMBDAWEIGHTS[name](
+    scores, labels, where=where, weights=weights, topn=topn, normalize=True
+  )
   np.testing.assert_allclose(ours.reshape(theirs.shape), theirs, rtol=1e-5, atol=1e-7)
 
 
@@ -111,11 +119,16 @@ def test_lambda_options_from_a_spec_match_rax(lambdaweight, topn, spec_type):
   spec = spec_type({"name": "lambda", "lambdaweight": lambdaweight, "topn": topn})
   ours = losses.get_loss(spec)(scores, labels, where=where, weights=weights)
   theirs = rax.pairwise_logistic_loss(
-      scores, labels, where=where, weights=weights,
-      lambdaweight_fn=functools.partial(RAX_LAMBDAWEIGHTS[lambdaweight], normalize=True, topn=topn))
+    scores,
+    labels,
+    where=where,
+    weights=weights,
+    lambdaweight_fn=functools.partial(RAX_LAMBDAWEIGHTS[lambdaweight], normalize=True, topn=topn),
+  )
   np.testing.assert_allclose(ours, theirs, rtol=1e-5)
   direct = losses.lambda_loss(
-      scores, labels, where=where, weights=weights, lambdaweight=lambdaweight, topn=topn)
+    scores, labels, where=where, weights=weights, lambdaweight=lambdaweight, topn=topn
+  )
   np.testing.assert_array_equal(ours, direct)
 
 
@@ -123,8 +136,9 @@ def test_lambda_takes_a_lambdaweight_function():
   scores, labels, weights, where = _batch(13)
   kwargs = {"where": where, "weights": weights, "topn": 5}
   np.testing.assert_array_equal(
-      losses.lambda_loss(scores, labels, lambdaweight=lambdaweights.dcg2_lambdaweight, **kwargs),
-      losses.lambda_loss(scores, labels, lambdaweight="ndcg2", **kwargs))
+    losses.lambda_loss(scores, labels, lambdaweight=lambdaweights.dcg2_lambdaweight, **kwargs),
+    losses.lambda_loss(scores, labels, lambdaweight="ndcg2", **kwargs),
+  )
 
 
 def test_lambda_rejects_unknown_weighting():
@@ -138,7 +152,8 @@ def test_get_loss_binds_options():
   scores, labels, _, where = _batch(14)
   sharp = losses.get_loss({"name": "approx_ndcg", "temperature": 0.1})(scores, labels, where=where)
   np.testing.assert_array_equal(
-      sharp, losses.approx_ndcg_loss(scores, labels, where=where, temperature=0.1))
+    sharp, losses.approx_ndcg_loss(scores, labels, where=where, temperature=0.1)
+  )
   assert sharp != losses.get_loss("approx_ndcg")(scores, labels, where=where)
   assert losses.get_loss({"name": "softmax"}) is losses.softmax_loss
 
@@ -150,8 +165,11 @@ def test_options_are_keyword_only_parameters_with_defaults(name):
 
 
 def test_get_loss_errors_name_what_is_wrong():
-  with pytest.raises(ValueError, match=r"loss 'lambda' has no option\(s\) \['temprature'\]; "
-                     "its options: lambdaweight, topn, gain_fn"):
+  with pytest.raises(
+    ValueError,
+    match=r"loss 'lambda' has no option\(s\) \['temprature'\]; "
+    "its options: lambdaweight, topn, gain_fn",
+  ):
     losses.get_loss({"name": "lambda", "temprature": 2.0})
   with pytest.raises(ValueError, match="needs a 'name'.*softmax"):
     losses.get_loss({"topn": 3})
@@ -170,8 +188,11 @@ def test_masked_items_are_ignored(name):
   rng = np.random.default_rng(4)
   noise = jnp.asarray(rng.normal(size=scores.shape) * 100, jnp.float32)
   other_value, other_grad = loss_fn(
-      jnp.where(where, scores, noise), jnp.where(where, labels, jnp.abs(noise)), where=where,
-      weights=jnp.where(where, weights, jnp.abs(noise)))
+    jnp.where(where, scores, noise),
+    jnp.where(where, labels, jnp.abs(noise)),
+    where=where,
+    weights=jnp.where(where, weights, jnp.abs(noise)),
+  )
   np.testing.assert_allclose(value, other_value, rtol=1e-6)
   np.testing.assert_allclose(grad, other_grad, rtol=1e-6, atol=1e-7)
   np.testing.assert_array_equal(jnp.where(where, 0.0, grad), 0.0)
@@ -185,7 +206,8 @@ def test_all_masked_lists(name):
   nothing = jnp.zeros_like(where)
   for reduce_fn in (jnp.mean, jnp.sum):
     value, grad = jax.value_and_grad(loss_fn)(
-        scores, labels, where=nothing, weights=weights, reduce_fn=reduce_fn)
+      scores, labels, where=nothing, weights=weights, reduce_fn=reduce_fn
+    )
     assert value == 0.0
     np.testing.assert_array_equal(grad, 0.0)
   # Within a batch, a fully masked list (row 1) adds nothing and gets no gradient.
@@ -216,12 +238,15 @@ def test_vmap_equals_loop(name):
   labels = _labels_for(name, labels)
   per_list = functools.partial(loss_fn, reduce_fn=jnp.sum)
   vmapped = jax.vmap(lambda s, y, w, m: per_list(s, y, weights=w, where=m))(
-      scores, labels, weights, where)
-  looped = [per_list(s, y, weights=w, where=m)
-            for s, y, w, m in zip(scores, labels, weights, where)]
+    scores, labels, weights, where
+  )
+  looped = [
+    per_list(s, y, weights=w, where=m) for s, y, w, m in zip(scores, labels, weights, where)
+  ]
   np.testing.assert_allclose(vmapped, np.stack(looped), rtol=1e-6)
   np.testing.assert_allclose(
-      jnp.sum(vmapped), per_list(scores, labels, weights=weights, where=where), rtol=1e-5)
+    jnp.sum(vmapped), per_list(scores, labels, weights=weights, where=where), rtol=1e-5
+  )
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)
@@ -233,7 +258,8 @@ def test_joint_permutation_changes_nothing(name):
   perm = np.random.default_rng(9).permutation(scores.shape[-1])
   value, grad = loss_fn(scores, labels, where=where, weights=weights)
   value_p, grad_p = loss_fn(
-      scores[:, perm], labels[:, perm], where=where[:, perm], weights=weights[:, perm])
+    scores[:, perm], labels[:, perm], where=where[:, perm], weights=weights[:, perm]
+  )
   np.testing.assert_allclose(value, value_p, rtol=1e-5)
   np.testing.assert_allclose(grad[:, perm], grad_p, rtol=1e-4, atol=1e-6)
 
@@ -244,8 +270,10 @@ def test_unit_weights_equal_no_weights(name):
   scores, labels, _, where = _batch(10)
   labels = _labels_for(name, labels)
   np.testing.assert_allclose(
-      loss_fn(scores, labels, where=where, weights=jnp.ones_like(scores)),
-      loss_fn(scores, labels, where=where), rtol=1e-6)
+    loss_fn(scores, labels, where=where, weights=jnp.ones_like(scores)),
+    loss_fn(scores, labels, where=where),
+    rtol=1e-6,
+  )
 
 
 @pytest.mark.parametrize("name", ["sigmoid", "mse"])
@@ -254,8 +282,10 @@ def test_pointwise_weights_scale_terms(name):
   scores, labels, weights, where = _batch(11)
   labels = _labels_for(name, labels)
   np.testing.assert_allclose(
-      loss_fn(scores, labels, where=where, weights=weights, reduce_fn=None),
-      weights * loss_fn(scores, labels, where=where, reduce_fn=None), rtol=1e-6)
+    loss_fn(scores, labels, where=where, weights=weights, reduce_fn=None),
+    weights * loss_fn(scores, labels, where=where, reduce_fn=None),
+    rtol=1e-6,
+  )
 
 
 def test_listmle_weights_scale_positions():
@@ -264,14 +294,17 @@ def test_listmle_weights_scale_positions():
   full = losses.listmle_loss(scores, labels)
   first_term = jax.nn.logsumexp(scores) - scores[0]
   np.testing.assert_allclose(
-      losses.listmle_loss(scores, labels, weights=jnp.array([0.0, 1.0, 1.0])),
-      full - first_term, rtol=1e-6)
+    losses.listmle_loss(scores, labels, weights=jnp.array([0.0, 1.0, 1.0])),
+    full - first_term,
+    rtol=1e-6,
+  )
 
 
 def test_softmax_gradient_is_softmax_minus_labels():
   scores, labels = jnp.array([0.5, -1.0, 2.0]), jnp.array([0.0, 1.0, 0.0])
   np.testing.assert_allclose(
-      jax.grad(losses.softmax_loss)(scores, labels), jax.nn.softmax(scores) - labels, rtol=1e-6)
+    jax.grad(losses.softmax_loss)(scores, labels), jax.nn.softmax(scores) - labels, rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("name", LOSS_NAMES)

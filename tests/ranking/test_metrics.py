@@ -15,15 +15,15 @@ import pytest
 import rax
 
 from rankjax import registry
-from rankjax.ranking import utils as ru
 from rankjax.ranking import metrics
+from rankjax.ranking import utils as ru
 
 METRIC_NAMES = sorted(metrics.METRICS)
 RAX_METRICS = {
-    "ndcg": rax.ndcg_metric,
-    "dcg": rax.dcg_metric,
-    "mrr": rax.mrr_metric,
-    "precision": rax.precision_metric,
+  "ndcg": rax.ndcg_metric,
+  "dcg": rax.dcg_metric,
+  "mrr": rax.mrr_metric,
+  "precision": rax.precision_metric,
 }
 # rax's MRR and precision take no weights.
 RAX_WEIGHTED = {"ndcg", "dcg"}
@@ -50,9 +50,15 @@ def test_get_metric_unknown_lists_known_names():
     metrics.get_metric("map")
 
 
-@pytest.mark.parametrize("name,use_weights", [
-    (name, use_weights) for name in sorted(RAX_METRICS) for use_weights in (False, True)
-    if name in RAX_WEIGHTED or not use_weights])
+@pytest.mark.parametrize(
+  "name,use_weights",
+  [
+    (name, use_weights)
+    for name in sorted(RAX_METRICS)
+    for use_weights in (False, True)
+    if name in RAX_WEIGHTED or not use_weights
+  ],
+)
 @pytest.mark.parametrize("topn", [None, 1, 4])
 def test_matches_rax(name, use_weights, topn):
   scores, labels, weights, where = _batch(0)
@@ -62,8 +68,11 @@ def test_matches_rax(name, use_weights, topn):
   ours = functools.partial(metrics.get_metric(name), no_relevant="zero", **kwargs)
   theirs = functools.partial(RAX_METRICS[name], **kwargs)
   np.testing.assert_allclose(
-      ours(scores, labels, reduce_fn=None), theirs(scores, labels, reduce_fn=None),
-      rtol=1e-6, atol=1e-7)
+    ours(scores, labels, reduce_fn=None),
+    theirs(scores, labels, reduce_fn=None),
+    rtol=1e-6,
+    atol=1e-7,
+  )
   np.testing.assert_allclose(ours(scores, labels), theirs(scores, labels), rtol=1e-6)
 
 
@@ -74,11 +83,17 @@ def test_masked_items_are_ignored(name):
   noise = jnp.asarray(np.random.default_rng(2).normal(size=scores.shape) * 100, jnp.float32)
   for topn in (None, 3):
     np.testing.assert_allclose(
-        metric_fn(scores, labels, where=where, weights=weights, topn=topn, reduce_fn=None),
-        metric_fn(jnp.where(where, scores, noise), jnp.where(where, labels, jnp.abs(noise)),
-                  where=where, weights=jnp.where(where, weights, noise), topn=topn,
-                  reduce_fn=None),
-        rtol=1e-6)
+      metric_fn(scores, labels, where=where, weights=weights, topn=topn, reduce_fn=None),
+      metric_fn(
+        jnp.where(where, scores, noise),
+        jnp.where(where, labels, jnp.abs(noise)),
+        where=where,
+        weights=jnp.where(where, weights, noise),
+        topn=topn,
+        reduce_fn=None,
+      ),
+      rtol=1e-6,
+    )
 
 
 @pytest.mark.parametrize("name", METRIC_NAMES)
@@ -89,8 +104,10 @@ def test_all_masked_and_no_relevant_lists_are_excluded(name):
   assert values[1] == 0.0 and values[2] == 0.0
   kept = np.asarray([0, 3, 4, 5])
   np.testing.assert_allclose(
-      metric_fn(scores, labels, where=where, weights=weights),
-      np.mean(np.asarray(values)[kept]), rtol=1e-6)
+    metric_fn(scores, labels, where=where, weights=weights),
+    np.mean(np.asarray(values)[kept]),
+    rtol=1e-6,
+  )
   assert metric_fn(scores, labels, where=jnp.zeros_like(where)) == 0.0
   # "zero" counts the no-relevant list (not the empty one) as 0, "one" as 1.
   counted = np.asarray([0, 2, 3, 4, 5])
@@ -98,13 +115,16 @@ def test_all_masked_and_no_relevant_lists_are_excluded(name):
     per_list = metric_fn(scores, labels, where=where, reduce_fn=None, no_relevant=option)
     assert per_list[2] == fill
     np.testing.assert_allclose(
-        metric_fn(scores, labels, where=where, no_relevant=option),
-        np.mean(np.asarray(per_list)[counted]), rtol=1e-6)
+      metric_fn(scores, labels, where=where, no_relevant=option),
+      np.mean(np.asarray(per_list)[counted]),
+      rtol=1e-6,
+    )
 
 
 def test_unknown_no_relevant_option():
-  with pytest.raises(registry.UnknownName,
-                     match="unknown no_relevant convention 'skip'; known: .*exclude"):
+  with pytest.raises(
+    registry.UnknownName, match="unknown no_relevant convention 'skip'; known: .*exclude"
+  ):
     metrics.ndcg_metric(jnp.zeros(3), jnp.ones(3), no_relevant="skip")
 
 
@@ -113,12 +133,15 @@ def test_vmap_equals_loop(name):
   metric_fn = functools.partial(metrics.get_metric(name), topn=5, reduce_fn=None, no_relevant="one")
   scores, labels, weights, where = _batch(4)
   vmapped = jax.vmap(lambda s, y, w, m: metric_fn(s, y, weights=w, where=m))(
-      scores, labels, weights, where)
-  looped = [metric_fn(s, y, weights=w, where=m)
-            for s, y, w, m in zip(scores, labels, weights, where)]
+    scores, labels, weights, where
+  )
+  looped = [
+    metric_fn(s, y, weights=w, where=m) for s, y, w, m in zip(scores, labels, weights, where)
+  ]
   np.testing.assert_allclose(vmapped, np.stack(looped), rtol=1e-6)
-  np.testing.assert_allclose(vmapped, metric_fn(scores, labels, weights=weights, where=where),
-                             rtol=1e-6)
+  np.testing.assert_allclose(
+    vmapped, metric_fn(scores, labels, weights=weights, where=where), rtol=1e-6
+  )
 
 
 @pytest.mark.parametrize("name", METRIC_NAMES)
@@ -128,9 +151,10 @@ def test_joint_permutation_changes_nothing(name, topn):
   scores, labels, weights, where = _batch(5)  # Continuous scores: no ties.
   perm = np.random.default_rng(6).permutation(scores.shape[-1])
   np.testing.assert_allclose(
-      metric_fn(scores, labels, where=where, weights=weights),
-      metric_fn(scores[:, perm], labels[:, perm], where=where[:, perm], weights=weights[:, perm]),
-      rtol=1e-6)
+    metric_fn(scores, labels, where=where, weights=weights),
+    metric_fn(scores[:, perm], labels[:, perm], where=where[:, perm], weights=weights[:, perm]),
+    rtol=1e-6,
+  )
 
 
 def _err_reference(scores, labels, topn, max_label=4.0):
@@ -140,7 +164,7 @@ def _err_reference(scores, labels, topn, max_label=4.0):
     order = sorted(range(len(s)), key=lambda i: -s[i])[:topn]
     reach, err = 1.0, 0.0
     for rank, i in enumerate(order, start=1):
-      stop = (2.0 ** y[i] - 1) / 2.0 ** max_label
+      stop = (2.0 ** y[i] - 1) / 2.0**max_label
       err += reach * stop / rank
       reach *= 1 - stop
     out.append(err)
@@ -151,8 +175,10 @@ def _err_reference(scores, labels, topn, max_label=4.0):
 def test_err_matches_cascade_reference(topn):
   scores, labels, _, _ = _batch(7)
   np.testing.assert_allclose(
-      metrics.err_metric(scores, labels, topn=topn, reduce_fn=None, no_relevant="zero"),
-      _err_reference(np.asarray(scores), np.asarray(labels), topn), rtol=1e-5)
+    metrics.err_metric(scores, labels, topn=topn, reduce_fn=None, no_relevant="zero"),
+    _err_reference(np.asarray(scores), np.asarray(labels), topn),
+    rtol=1e-5,
+  )
 
 
 def test_pnr_matches_pair_count():
@@ -164,7 +190,8 @@ def test_pnr_matches_pair_count():
     disc = sum(y[i] > y[j] and s[i] < s[j] for i in range(len(s)) for j in range(len(s)))
     expected.append(conc / max(disc, 1))
   np.testing.assert_allclose(
-      metrics.pnr_metric(scores, labels, reduce_fn=None, no_relevant="zero"), expected, rtol=1e-6)
+    metrics.pnr_metric(scores, labels, reduce_fn=None, no_relevant="zero"), expected, rtol=1e-6
+  )
 
 
 def test_ties_rank_earlier_items_first():
@@ -177,7 +204,8 @@ def test_gains():
   scores, labels = jnp.array([3.0, 2.0, 1.0]), jnp.array([1.0, 3.0, -2.0])
   discounts = 1.0 / np.log2(np.arange(2, 5))
   np.testing.assert_allclose(
-      metrics.dcg_metric(scores, labels, gain_fn=metrics.linear_gain), discounts @ [1, 3, 0])
+    metrics.dcg_metric(scores, labels, gain_fn=metrics.linear_gain), discounts @ [1, 3, 0]
+  )
   np.testing.assert_allclose(metrics.dcg_metric(scores, labels), discounts @ [1, 7, 0])
 
 
@@ -191,8 +219,9 @@ def test_has_relevant():
   labels = jnp.array([[0.0, 0.3], [0.0, -2.0], [1.0, 0.0]])
   np.testing.assert_array_equal(metrics.has_relevant(labels), [True, False, True])
   np.testing.assert_array_equal(
-      metrics.has_relevant(labels, jnp.array([[True, True], [True, True], [False, True]])),
-      [True, False, False])
+    metrics.has_relevant(labels, jnp.array([[True, True], [True, True], [False, True]])),
+    [True, False, False],
+  )
 
 
 def _host_bucket_means(values, buckets, where):
@@ -212,7 +241,9 @@ def test_bucket_stats_match_host_and_add_across_batches():
   where = rng.uniform(size=40) < 0.8
   stats_fn = jax.jit(metrics.bucket_stats)
   whole = stats_fn(values, buckets, where)
-  parts = [stats_fn(values[i:i + 10], buckets[i:i + 10], where[i:i + 10]) for i in range(0, 40, 10)]
+  parts = [
+    stats_fn(values[i : i + 10], buckets[i : i + 10], where[i : i + 10]) for i in range(0, 40, 10)
+  ]
   summed = functools.reduce(lambda a, b: jax.tree.map(jnp.add, a, b), parts)
   expected = _host_bucket_means(values, buckets, where)
   assert "low" not in expected
@@ -254,8 +285,14 @@ def test_bucket_stats_sharded_over_8_devices_equal_host():
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=8", JAX_PLATFORMS="cpu")
   repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
   env["PYTHONPATH"] = os.pathsep.join(filter(None, [repo, env.get("PYTHONPATH")]))
-  proc = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT], env=env, capture_output=True,
-                        text=True, timeout=300, check=False)
+  proc = subprocess.run(
+    [sys.executable, "-c", _SHARDED_SCRIPT],
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+    check=False,
+  )
   assert proc.returncode == 0, proc.stderr
   sharded = json.loads(proc.stdout)
 
@@ -297,7 +334,12 @@ def test_ranking_orders_match_numpy(list_size):
 def test_signature(name):
   params = inspect.signature(metrics.get_metric(name)).parameters
   assert list(params)[:2] == ["scores", "labels"]
-  for keyword, default in (("where", None), ("weights", None), ("topn", None),
-                           ("reduce_fn", jnp.mean), ("no_relevant", "exclude")):
+  for keyword, default in (
+    ("where", None),
+    ("weights", None),
+    ("topn", None),
+    ("reduce_fn", jnp.mean),
+    ("no_relevant", "exclude"),
+  ):
     assert params[keyword].kind is inspect.Parameter.KEYWORD_ONLY
     assert params[keyword].default == default

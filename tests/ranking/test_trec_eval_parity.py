@@ -65,21 +65,29 @@ def test_linear_gain_metrics_equal_trec_eval(shared_data, year, scoring):
   assert where.sum(-1).min() >= max(CUTOFFS)
 
   def ours(metric_fn, **kwargs):
-    return np.asarray(metric_fn(scores, labels, where=where, reduce_fn=None, no_relevant="zero",
-                                **kwargs))
+    return np.asarray(
+      metric_fn(scores, labels, where=where, reduce_fn=None, no_relevant="zero", **kwargs)
+    )
 
   def theirs(measure):
     return np.asarray([trec[t][measure] for t in topics])
 
   for k in CUTOFFS:
     np.testing.assert_allclose(
-        ours(metrics.ndcg_metric, topn=k, gain_fn=metrics.linear_gain), theirs(f"ndcg_cut_{k}"),
-        rtol=1e-5, atol=1e-6, err_msg=f"ndcg_cut_{k}")
-    np.testing.assert_allclose(ours(metrics.precision_metric, topn=k), theirs(f"P_{k}"),
-                               rtol=1e-6, err_msg=f"P_{k}")
+      ours(metrics.ndcg_metric, topn=k, gain_fn=metrics.linear_gain),
+      theirs(f"ndcg_cut_{k}"),
+      rtol=1e-5,
+      atol=1e-6,
+      err_msg=f"ndcg_cut_{k}",
+    )
+    np.testing.assert_allclose(
+      ours(metrics.precision_metric, topn=k), theirs(f"P_{k}"), rtol=1e-6, err_msg=f"P_{k}"
+    )
   np.testing.assert_allclose(ours(metrics.mrr_metric), theirs("recip_rank"), rtol=1e-6)
   # The default convention leaves topics without relevant documents out of the mean.
   relevant = np.asarray(metrics.has_relevant(labels, where))
   np.testing.assert_allclose(
-      metrics.ndcg_metric(scores, labels, where=where, topn=10, gain_fn=metrics.linear_gain),
-      theirs("ndcg_cut_10")[relevant].mean(), rtol=1e-5)
+    metrics.ndcg_metric(scores, labels, where=where, topn=10, gain_fn=metrics.linear_gain),
+    theirs("ndcg_cut_10")[relevant].mean(),
+    rtol=1e-5,
+  )

@@ -5,8 +5,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from rankjax.sim import world as demo_world
 from rankjax.data import schema, store
+from rankjax.sim import world as demo_world
 
 SMALL = demo_world.WorldConfig(num_queries=300, num_docs=1200, sessions=6000, seed=1)
 

@@ -12,14 +12,21 @@ VARIANTS = ("click", "llm", "data_schedule", "freq_multi_objective")
 
 
 def run(args, **env):
-  return subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True,
-                        env={**os.environ, **CACHE_ENV, **env}, timeout=600)
+  return subprocess.run(
+    [sys.executable, *args],
+    cwd=ROOT,
+    capture_output=True,
+    text=True,
+    env={**os.environ, **CACHE_ENV, **env},
+    timeout=600,
+  )
 
 
 @pytest.mark.slow
 def test_demo_study_end_to_end(tmp_path):
-  out = run(["-m", "rankjax.cli", "train", "--config=configs/demo.py:tiny",
-             f"--workdir={tmp_path}"])
+  out = run(
+    ["-m", "rankjax.cli", "train", "--config=configs/demo.py:tiny", f"--workdir={tmp_path}"]
+  )
   assert out.returncode == 0, out.stderr[-3000:]
   report = (tmp_path / "report.md").read_text()
   assert "a simulation" in report
@@ -45,6 +52,7 @@ def test_demo_study_end_to_end(tmp_path):
 
 @pytest.mark.slow
 def test_study_tool_refuses_a_config_without_a_study(tmp_path):
-  out = run(["-m", "rankjax.cli", "study", "--config=configs/mslr_mlp.py:local",
-             f"--workdir={tmp_path}"])
+  out = run(
+    ["-m", "rankjax.cli", "study", "--config=configs/mslr_mlp.py:local", f"--workdir={tmp_path}"]
+  )
   assert out.returncode != 0 and "no `study` section" in out.stderr

@@ -25,8 +25,7 @@ def test_variant_config_merges_overrides_and_the_run_prepares_them(world_split):
   prepared, _ = supervision.prepare(cfg, supervision.Context(path, meta))
   assert list(prepared.supervision.propensities) == meta["propensities"]
   with pytest.raises(ValueError, match="propensities"):
-    supervision.prepare(study.variant_config(config, "click", 0, path),
-                        supervision.Context(path))
+    supervision.prepare(study.variant_config(config, "click", 0, path), supervision.Context(path))
   learned = study.variant_config(config, "fmo_learned_gate", 0, path)
   assert learned.supervision.gate.coef is None
   prepared, notes = supervision.prepare(learned, supervision.Context(path, meta))
@@ -52,13 +51,22 @@ def test_demo_config_is_complete(arg):
 def test_study_on_a_prepared_dataset(tmp_path):
   """A study over `config.data.path` (no world): variants that the data supports, no signals."""
   from train_helpers import tiny_config, tiny_dataset
-  config = tiny_config(tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2,
-                       **{"data.list_sizes": (32,)})
+
+  config = tiny_config(
+    tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2, **{"data.list_sizes": (32,)}
+  )
   config.eval.every = config.checkpoint.every = 4
-  config.study = ml_collections.ConfigDict({
-      "seeds": (0,), "split": "test", "baseline": "click", "relevant_label": 1.0,
-      "doc_signals": (), "semantic_signals": (),
-      "variants": {"click": {"source": "click"}, "human": {"source": "human"}}})
+  config.study = ml_collections.ConfigDict(
+    {
+      "seeds": (0,),
+      "split": "test",
+      "baseline": "click",
+      "relevant_label": 1.0,
+      "doc_signals": (),
+      "semantic_signals": (),
+      "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
+    }
+  )
   summary = study.run(config, tmp_path / "study")
   assert set(summary["metrics"]) == {"click", "human"} and summary["world"] is None
   report = (tmp_path / "study" / "report.md").read_text()

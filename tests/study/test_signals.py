@@ -26,11 +26,19 @@ def test_auc_and_spearman_per_list():
 
 
 def test_term_overlap_signal_from_texts(tmp_path):
-  lists = [schema.RankingList(qid=f"q{i}", doc_ids=["a", "b"], query="red shoes",
-                              doc_texts=["Red shoes for sale", "blue hats"],
-                              labels={"human": np.array([2.0, 0.0])}) for i in range(2)]
-  split = store.open_split(store.write_dataset(tmp_path, name="text", splits={"test": lists}),
-                           "test")
+  lists = [
+    schema.RankingList(
+      qid=f"q{i}",
+      doc_ids=["a", "b"],
+      query="red shoes",
+      doc_texts=["Red shoes for sale", "blue hats"],
+      labels={"human": np.array([2.0, 0.0])},
+    )
+    for i in range(2)
+  ]
+  split = store.open_split(
+    store.write_dataset(tmp_path, name="text", splits={"test": lists}), "test"
+  )
   assert "term_overlap" in signals.available_signals(split.layout)
   data = signals.padded_split(split, ("term_overlap",))
   np.testing.assert_allclose(data["term_overlap"], [[1.0, 0.0], [1.0, 0.0]])

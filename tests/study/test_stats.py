@@ -38,10 +38,15 @@ def test_per_list_metrics_agree_with_the_trainers_evaluation(world_split):
   noise = scores - data["semantic"]
   step = evaluate.make_eval_step(Fixed(), stats.METRICS, "human", mesh)
   per_list = stats.per_list_metrics(scores, data)
-  batch = {"semantic": jnp.asarray(data["semantic"]), "noise": jnp.asarray(noise),
-           "label_human": jnp.asarray(data["label"]), "mask_human": jnp.asarray(data["where"]),
-           "mask": jnp.asarray(data["where"]), "list_valid": jnp.ones(len(scores), bool),
-           "bucket": jnp.asarray(data["bucket"])}
+  batch = {
+    "semantic": jnp.asarray(data["semantic"]),
+    "noise": jnp.asarray(noise),
+    "label_human": jnp.asarray(data["label"]),
+    "mask_human": jnp.asarray(data["where"]),
+    "mask": jnp.asarray(data["where"]),
+    "list_valid": jnp.ones(len(scores), bool),
+    "bucket": jnp.asarray(data["bucket"]),
+  }
   bucket_stats, _ = step({}, batch)
   for spec in stats.METRICS:
     expected = evaluate.metrics_lib.finalize_bucket_stats(bucket_stats[spec])
@@ -52,18 +57,26 @@ def test_per_list_metrics_agree_with_the_trainers_evaluation(world_split):
 
 def fake_scores(data, quality_weight, seeds=3, noise=1.0):
   rng = np.random.default_rng(seeds)
-  return [data["semantic"] + quality_weight * data["quality"] +
-          noise * rng.normal(size=data["semantic"].shape) for _ in range(seeds)]
+  return [
+    data["semantic"]
+    + quality_weight * data["quality"]
+    + noise * rng.normal(size=data["semantic"].shape)
+    for _ in range(seeds)
+  ]
 
 
 def test_summary_report_and_plots(world_split, tmp_path):
   _, meta, split = world_split
   config = load_config("demo", "tiny")
   data = signals.padded_split(split, ("global_ctr", "quality", "semantic"))
-  scores = {"click": fake_scores(data, 1.0), "llm": fake_scores(data, 0.0),
-            "oracle": fake_scores(data, 1.0, noise=0.0)}
+  scores = {
+    "click": fake_scores(data, 1.0),
+    "llm": fake_scores(data, 0.0),
+    "oracle": fake_scores(data, 1.0, noise=0.0),
+  }
   config.study.variants = ml_collections.ConfigDict(
-      {v: {"source": v} for v in ("click", "llm", "oracle")})
+    {v: {"source": v} for v in ("click", "llm", "oracle")}
+  )
   summary = stats.summarize(scores, data, config.study)
   m = summary["metrics"]
   assert set(m) == {"click", "llm", "oracle"}

@@ -5,16 +5,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from supervision_helpers import batch_of, config_for, tiny_dataset_with_llm
+from train_helpers import tiny_config
 
-from rankjax import registry
-from rankjax import supervision
+from rankjax import registry, supervision
 from rankjax.data import store
 from rankjax.engine import train
 from rankjax.sim import world as demo_world
 from rankjax.supervision import gates
-
-from supervision_helpers import batch_of, config_for, tiny_dataset_with_llm
-from train_helpers import tiny_config
 
 
 @pytest.mark.parametrize("name", sorted(supervision.GATES))
@@ -63,10 +61,13 @@ def test_learned_gate_is_fitted_on_its_split_before_training(world):
   prepared, notes = supervision.prepare(config, supervision.Context(path, meta))
   fitted = gates.fit_gate(freq, target)
   assert (prepared.supervision.gate.coef, prepared.supervision.gate.bias) == (
-      fitted["coef"], fitted["bias"])
+    fitted["coef"],
+    fitted["bias"],
+  )
   assert config.supervision.gate.coef is None  # the caller's config is left as it was
   assert len(notes) == 1 and notes[0].startswith(
-      f"Learned gate (fitted on {len(freq)} `validation` lists; click labels ranked better")
+    f"Learned gate (fitted on {len(freq)} `validation` lists; click labels ranked better"
+  )
   # A given gate is kept; half a gate is an error.
   assert supervision.prepare(prepared, supervision.Context(path, meta))[1] == []
   config.supervision.gate.coef = 1.0
@@ -83,9 +84,10 @@ def toy_quarter(batch, config):
 
 @pytest.mark.slow
 def test_a_new_gate_is_one_function_and_one_config_line(tmp_path):
-  config = tiny_config(tiny_dataset_with_llm(tmp_path / "data"),
-                       **{"supervision.objective": "freq_multi_objective",
-                          "supervision.gate.name": "toy_quarter"})
+  config = tiny_config(
+    tiny_dataset_with_llm(tmp_path / "data"),
+    **{"supervision.objective": "freq_multi_objective", "supervision.gate.name": "toy_quarter"},
+  )
   out = train.train_and_evaluate(config, tmp_path / "run")
   assert out["step"] == config.total_steps
   logged = (tmp_path / "run" / "metrics.jsonl").read_text()

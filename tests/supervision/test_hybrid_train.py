@@ -5,12 +5,11 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from train_helpers import load_config
 
-from rankjax.study import runner as study
 from rankjax.engine import train
 from rankjax.sim import world as demo_world
-
-from train_helpers import load_config
+from rankjax.study import runner as study
 
 
 @pytest.fixture(scope="module")
@@ -27,8 +26,9 @@ def run_config(world, variant):
   config.checkpoint.keep = 3
   config.log_every = 1
   config.study.variants.data_schedule.stages = (
-      {"start": 0, "end": 3, "mix": {"llm": 1.0}},
-      {"start": 3, "end": 6, "mix": {"click": 0.5, "human": 0.5}})
+    {"start": 0, "end": 3, "mix": {"llm": 1.0}},
+    {"start": 3, "end": 6, "mix": {"click": 0.5, "human": 0.5}},
+  )
   return study.variant_config(config, variant, 0, path)
 
 

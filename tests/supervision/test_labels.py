@@ -2,11 +2,10 @@
 
 import numpy as np
 import pytest
+from supervision_helpers import batch_of
 
 from rankjax.data import schema
 from rankjax.supervision import labels
-
-from supervision_helpers import batch_of
 
 
 @pytest.mark.parametrize("source", schema.SOURCES)

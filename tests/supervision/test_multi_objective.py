@@ -4,11 +4,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rankjax.supervision import multi_objective
-from rankjax.supervision import single
-
 from supervision_helpers import batch_of, config_for
+
+from rankjax.supervision import multi_objective, single
 
 freq_multi_objective = multi_objective.freq_multi_objective.loss_fn
 

@@ -7,14 +7,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rankjax import registry
-from rankjax import supervision
-from rankjax.engine import train
-from rankjax.ranking import losses
-
 from supervision_helpers import batch_of, config_for
 from train_helpers import ROOT, parse_config_flags, tiny_config, tiny_dataset
+
+from rankjax import registry, supervision
+from rankjax.engine import train
+from rankjax.ranking import losses
 
 
 @pytest.mark.parametrize("name", sorted(supervision.OBJECTIVES))
@@ -28,11 +26,12 @@ def test_every_objective_gives_a_finite_loss_and_keeps_its_state(name):
   @jax.jit
   def loss_and_grads(scores, variables):
     def loss_fn(scores, params):
-      loss, aux, state = objective.apply(scores, batch, step=7, config=config,
-                                         variables={**variables, "params": params})
+      loss, aux, state = objective.apply(
+        scores, batch, step=7, config=config, variables={**variables, "params": params}
+      )
       return loss, (aux, state)
-    return jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(scores,
-                                                                     variables["params"])
+
+    return jax.value_and_grad(loss_fn, argnums=(0, 1), has_aux=True)(scores, variables["params"])
 
   scores = jnp.asarray(np.random.default_rng(0).normal(size=batch["mask"].shape), jnp.float32)
   (loss, (aux, state)), grads = loss_and_grads(scores, variables)
@@ -61,8 +60,11 @@ def test_stateless_objectives_keep_their_loss_function():
 
 @pytest.mark.parametrize("path", sorted((ROOT / "configs").glob("*.py")), ids=lambda p: p.stem)
 def test_supervision_keys_override_through_the_locked_flag(path):
-  config = parse_config_flags(f"--config={path}", "--config.supervision.ips_clip=0.05",
-                        "--config.supervision.gate.name=sigmoid")
+  config = parse_config_flags(
+    f"--config={path}",
+    "--config.supervision.ips_clip=0.05",
+    "--config.supervision.gate.name=sigmoid",
+  )
   assert config.supervision.ips_clip == 0.05 and config.supervision.gate.name == "sigmoid"
   for variant in config.get("study", {}).get("variants", {}).values():
     supervision.get_objective(variant.get("objective", "single"))
@@ -78,7 +80,6 @@ def test_supervision_reads_config_keys_as_declared_attributes():
 # config line. A trained scale on the softmax loss (a param) and a count of steps (state).
 @registry.register(supervision.OBJECTIVES, "toy_counted")
 class CountedSoftmax:
-
   @staticmethod
   def init(rng, config):
     del rng, config
@@ -89,14 +90,12 @@ class CountedSoftmax:
     del step
     labels, where = supervision.labels_and_where(batch, config.supervision.source)
     loss = variables["params"]["scale"] * losses.softmax_loss(scores, labels, where=where)
-    return loss, {"scale": variables["params"]["scale"]}, {
-        "steps": variables["state"]["steps"] + 1}
+    return loss, {"scale": variables["params"]["scale"]}, {"steps": variables["state"]["steps"] + 1}
 
 
 @pytest.mark.slow
 def test_a_new_objective_is_one_class_and_one_config_line(tmp_path):
-  config = tiny_config(tiny_dataset(tmp_path / "data"),
-                       **{"supervision.objective": "toy_counted"})
+  config = tiny_config(tiny_dataset(tmp_path / "data"), **{"supervision.objective": "toy_counted"})
   out = train.train_and_evaluate(config, tmp_path / "run")
   variables = out["state"].objective
   assert int(variables["state"]["steps"]) == config.total_steps == out["step"]

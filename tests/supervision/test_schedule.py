@@ -3,11 +3,9 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rankjax.supervision import schedule
-from rankjax.supervision import single
-
 from supervision_helpers import batch_of, config_for
+
+from rankjax.supervision import schedule, single
 
 data_schedule = schedule.data_schedule.loss_fn
 
@@ -18,9 +16,12 @@ def single_loss(batch, source, scores):
 
 
 def test_mixture_interpolation_and_stage_lookup():
-  t = schedule.compile_stages([
+  t = schedule.compile_stages(
+    [
       {"start": 0, "end": 10, "mix": {"llm": 1}},
-      {"start": 10, "end": 30, "mix": {"llm": 1}, "mix_end": {"click": 1}, "anneal": "cosine"}])
+      {"start": 10, "end": 30, "mix": {"llm": 1}, "mix_end": {"click": 1}, "anneal": "cosine"},
+    ]
+  )
   np.testing.assert_allclose(schedule.mixture_at(t, 9)[0], [0, 1, 0])
   np.testing.assert_allclose(schedule.mixture_at(t, 10)[0], [0, 1, 0])
   np.testing.assert_allclose(schedule.mixture_at(t, 15)[0], [0.1464466, 0.8535534, 0], rtol=1e-5)
@@ -28,23 +29,29 @@ def test_mixture_interpolation_and_stage_lookup():
   np.testing.assert_allclose(schedule.mixture_at(t, 500)[2], [1, 0, 0])
 
 
-@pytest.mark.parametrize("stages,match", [
+@pytest.mark.parametrize(
+  "stages,match",
+  [
     ([], "at least one"),
-    ([{"start": 0, "end": 5, "mix": {"llm": 1}}, {"start": 6, "end": 9, "mix": {"llm": 1}}],
-     "follow"),
+    (
+      [{"start": 0, "end": 5, "mix": {"llm": 1}}, {"start": 6, "end": 9, "mix": {"llm": 1}}],
+      "follow",
+    ),
     ([{"start": 0, "end": 5, "mix": {"ctr": 1}}], "unknown source"),
     ([{"start": 0, "end": 5, "mix": {"llm": 1}, "buckets": ("tail",)}], "unknown buckets"),
     ([{"start": 0, "end": 5, "mix": {"llm": 1}, "anneal": "exp"}], "unknown anneal"),
     ([{"start": 0, "end": 5, "mixture": {"llm": 1}}], "unknown keys"),
-])
+  ],
+)
 def test_bad_stages_are_named(stages, match):
   with pytest.raises(ValueError, match=match):
     schedule.compile_stages(stages)
 
 
 def test_draws_are_deterministic_follow_the_mixture_and_respect_buckets():
-  t = schedule.compile_stages([{"start": 0, "end": 10,
-                                "mix": {"high": {"click": 0.7, "llm": 0.3}, "low": {"llm": 1}}}])
+  t = schedule.compile_stages(
+    [{"start": 0, "end": 10, "mix": {"high": {"click": 0.7, "llm": 0.3}, "low": {"llm": 1}}}]
+  )
   bucket = jnp.asarray(np.tile([0, 1, 2, -1], 5000), jnp.int32)
   a = np.asarray(schedule.draw_sources(t, 3, bucket, seed=0))
   np.testing.assert_array_equal(a, schedule.draw_sources(t, 3, bucket, seed=0))
@@ -68,10 +75,15 @@ def test_presets_cover_the_run(name):
 
 
 def test_an_unknown_preset_is_named():
-  with pytest.raises(ValueError,
-                     match="unknown schedule preset 'llm_first'; known: .*anneal_cosine"):
-    data_schedule(jnp.zeros((6, 5)), batch_of(), step=0,
-                  config=config_for("data_schedule", schedule="llm_first"))
+  with pytest.raises(
+    ValueError, match="unknown schedule preset 'llm_first'; known: .*anneal_cosine"
+  ):
+    data_schedule(
+      jnp.zeros((6, 5)),
+      batch_of(),
+      step=0,
+      config=config_for("data_schedule", schedule="llm_first"),
+    )
 
 
 def test_data_schedule_loss_matches_the_chosen_source():
@@ -83,8 +95,7 @@ def test_data_schedule_loss_matches_the_chosen_source():
   np.testing.assert_allclose(early, single_loss(batch, "llm", scores), rtol=1e-6)
   np.testing.assert_allclose(late, single_loss(batch, "click", scores), rtol=1e-6)
   assert float(aux["share_llm"]) == 1.0 and float(aux["share_click"]) == 0.0
-  config.supervision.stages = ({"start": 0, "end": 100, "mix": {"human": 1},
-                                "buckets": ("high",)},)
+  config.supervision.stages = ({"start": 0, "end": 100, "mix": {"human": 1}, "buckets": ("high",)},)
   loss, aux = data_schedule(scores, batch, step=0, config=config)
   high = np.array([0, 4])
   lh = single.per_list_loss("softmax", scores, batch["label_human"], batch["mask"])

@@ -18,28 +18,30 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from train_helpers import tiny_config, tiny_dataset
 
 from rankjax import supervision
-from rankjax.configs import default as config_defaults
-from rankjax.engine import evaluate, step as step_lib, train
-from rankjax.ranking import metrics
-from rankjax.supervision import ultr
 from rankjax.cli import clicks as clicks_cli
 from rankjax.click_models import intervention
-from rankjax.sim import clicks as sim_lib
 from rankjax.click_models.log import ClickLog
+from rankjax.configs import default as config_defaults
 from rankjax.data import aggregate, readers, schema, store
-
-from train_helpers import tiny_config, tiny_dataset
+from rankjax.engine import evaluate, train
+from rankjax.engine import step as step_lib
+from rankjax.ranking import metrics
+from rankjax.sim import clicks as sim_lib
+from rankjax.supervision import ultr
 
 ETA = 2.0
 TRUE_THETA = np.arange(1, 11, dtype=np.float64) ** -ETA
-ULTR = sorted(name for name, objective in supervision.OBJECTIVES.items()
-              if objective.__module__ == ultr.__name__)  # the objectives defined there
+ULTR = sorted(
+  name
+  for name, objective in supervision.OBJECTIVES.items()
+  if objective.__module__ == ultr.__name__
+)  # the objectives defined there
 
 
 class Linear(nn.Module):
-
   @nn.compact
   def __call__(self, batch, train=False):
     del train
@@ -53,17 +55,25 @@ def _lists(num_queries=200, seed=0):
   for i in range(num_queries):
     x = rng.normal(size=(20, 4)).astype(np.float32)
     y = np.digitize(x @ w_true, [-0.5, 0.5, 1.2, 2.0]).astype(np.float32)
-    lists.append(schema.RankingList(qid=str(i), doc_ids=[f"{i}-{j}" for j in range(20)],
-                                    features=x, labels={"human": y}))
+    lists.append(
+      schema.RankingList(
+        qid=str(i), doc_ids=[f"{i}-{j}" for j in range(20)], features=x, labels={"human": y}
+      )
+    )
   return lists
 
 
 def _simulate(lists, loggers, seed=3):
   """One click log from several logging rankers, {logger: sessions}, over the same pairs."""
-  logs = [sim_lib.simulate(lists, sessions=n, eta=ETA, noise=0.05, logger=logger, zipf=0.3,
-                           seed=seed + i).log for i, (logger, n) in enumerate(loggers.items())]
-  doc, click, mask = (np.concatenate([getattr(l, f) for l in logs])
-                      for f in ("doc", "click", "mask"))
+  logs = [
+    sim_lib.simulate(
+      lists, sessions=n, eta=ETA, noise=0.05, logger=logger, zipf=0.3, seed=seed + i
+    ).log
+    for i, (logger, n) in enumerate(loggers.items())
+  ]
+  doc, click, mask = (
+    np.concatenate([getattr(l, f) for l in logs]) for f in ("doc", "click", "mask")
+  )
   return ClickLog(doc, click, mask, logs[0].pairs)
 
 
@@ -71,10 +81,14 @@ def _batch(lists, log):
   """Every session as one list: features, clicks, shown ranks."""
   feats = np.concatenate([x.features for x in lists])
   b = log.num_sessions
-  return {"features": jnp.asarray(feats[log.doc]), "label_click": jnp.asarray(log.click),
-          "mask_click": jnp.asarray(log.mask), "mask": jnp.asarray(log.mask),
-          "list_valid": jnp.ones((b,), bool),
-          "position": jnp.asarray(np.where(log.mask, np.arange(1, log.num_ranks + 1), 0))}
+  return {
+    "features": jnp.asarray(feats[log.doc]),
+    "label_click": jnp.asarray(log.click),
+    "mask_click": jnp.asarray(log.mask),
+    "mask": jnp.asarray(log.mask),
+    "list_valid": jnp.ones((b,), bool),
+    "position": jnp.asarray(np.where(log.mask, np.arange(1, log.num_ranks + 1), 0)),
+  }
 
 
 def _config(objective="single", weights="none", steps=1000, **supervision_kw):
@@ -82,8 +96,9 @@ def _config(objective="single", weights="none", steps=1000, **supervision_kw):
   config.total_steps = steps
   # DLA's authors: AdamW with the gradient's global norm clipped at 0.5.
   config.optimizer.update({"lr": 0.05, "warmup_steps": 0, "weight_decay": 0.0, "clip_norm": 0.5})
-  config.supervision.update({"objective": objective, "source": "click", "weights": weights,
-                             **supervision_kw})
+  config.supervision.update(
+    {"objective": objective, "source": "click", "weights": weights, **supervision_kw}
+  )
   return config
 
 
@@ -91,19 +106,27 @@ def _train(batch, config):
   """The final TrainState of `config.total_steps` full-batch steps of `step.train_step`."""
   objective = supervision.get_objective(config.supervision.objective)
   model, tx = Linear(), step_lib.make_optimizer(config)
-  state = step_lib.init_state(model, tx, jax.tree.map(lambda x: x[:1], batch), 0,
-                              objective_init=functools.partial(objective.init, config=config))
-  step = functools.partial(step_lib.train_step, model=model, tx=tx, objective=objective,
-                           config=config)
-  return jax.jit(lambda s, b: jax.lax.fori_loop(0, config.total_steps,
-                                                lambda i, s: step(s, b)[0], s))(state, batch)
+  state = step_lib.init_state(
+    model,
+    tx,
+    jax.tree.map(lambda x: x[:1], batch),
+    0,
+    objective_init=functools.partial(objective.init, config=config),
+  )
+  step = functools.partial(
+    step_lib.train_step, model=model, tx=tx, objective=objective, config=config
+  )
+  return jax.jit(
+    lambda s, b: jax.lax.fori_loop(0, config.total_steps, lambda i, s: step(s, b)[0], s)
+  )(state, batch)
 
 
 def _ndcg(lists, state):
   x = jnp.asarray(np.stack([l.features for l in lists]))
   y = jnp.asarray(np.stack([l.labels["human"] for l in lists]))
-  return float(metrics.ndcg_metric(Linear().apply({"params": state.params}, {"features": x}), y,
-                                   topn=10))
+  return float(
+    metrics.ndcg_metric(Linear().apply({"params": state.params}, {"features": x}), y, topn=10)
+  )
 
 
 @pytest.fixture(scope="module")
@@ -123,8 +146,9 @@ def naive_ndcg(world):
 # propensities 0.997. Propensities' largest error over ranks 1-10 (relative to rank 1): DLA 0.027,
 # Regression-EM 0.028, intervention harvesting 0.016; the tolerances are about twice that.
 @pytest.mark.slow
-@pytest.mark.parametrize("objective, tolerance", [("dla", 0.06), ("regression_em", 0.06),
-                                                  ("two_tower", None)])
+@pytest.mark.parametrize(
+  "objective, tolerance", [("dla", 0.06), ("regression_em", 0.06), ("two_tower", None)]
+)
 def test_unbiased_objective_beats_naive_clicks(world, naive_ndcg, objective, tolerance):
   lists, _, batch = world
   state = _train(batch, _config(objective))
@@ -157,10 +181,13 @@ def test_ips_with_harvested_propensities_beats_naive_clicks(world, naive_ndcg):
 def _tiny_batch(seed=0):
   rng = np.random.default_rng(seed)
   mask = np.array([[True] * 5 + [False] * 3, [True] * 8, [False] * 8])
-  return {"label_click": jnp.asarray(rng.integers(0, 2, (3, 8)).astype(np.float32) * mask),
-          "mask_click": jnp.asarray(mask), "mask": jnp.asarray(mask),
-          "list_valid": jnp.array([True, True, False]),
-          "position": jnp.asarray(np.where(mask, np.arange(1, 9), 0))}
+  return {
+    "label_click": jnp.asarray(rng.integers(0, 2, (3, 8)).astype(np.float32) * mask),
+    "mask_click": jnp.asarray(mask),
+    "mask": jnp.asarray(mask),
+    "list_valid": jnp.array([True, True, False]),
+    "position": jnp.asarray(np.where(mask, np.arange(1, 9), 0)),
+  }
 
 
 def _call(objective, scores, batch, config, variables=None):
@@ -175,8 +202,11 @@ def test_masked_items_and_empty_lists_are_ignored(name):
   scores = jnp.asarray(np.random.default_rng(1).normal(size=(3, 8)), jnp.float32)
   loss, aux, state = _call(objective, scores, batch, config)
   # Change everything outside the real items: labels, scores, positions, and the padding list.
-  junk = {**batch, "label_click": jnp.where(batch["mask"], batch["label_click"], 1.0),
-          "position": jnp.where(batch["mask"], batch["position"], 3)}
+  junk = {
+    **batch,
+    "label_click": jnp.where(batch["mask"], batch["label_click"], 1.0),
+    "position": jnp.where(batch["mask"], batch["position"], 3),
+  }
   junk_scores = jnp.where(batch["mask"] & batch["list_valid"][:, None], scores, 50.0)
   loss2, aux2, state2 = _call(objective, junk_scores, junk, config)
   np.testing.assert_allclose(loss, loss2, rtol=1e-6)
@@ -185,8 +215,9 @@ def test_masked_items_and_empty_lists_are_ignored(name):
   # No real item at all: zero loss and zero, finite gradients.
   empty = {**batch, "mask": jnp.zeros((3, 8), bool)}
   variables = objective.init(jax.random.key(0), config)
-  grads = jax.grad(lambda s, v: _call(objective, s, empty, config, {**variables, "params": v})[0],
-                   argnums=(0, 1))(scores, variables["params"])
+  grads = jax.grad(
+    lambda s, v: _call(objective, s, empty, config, {**variables, "params": v})[0], argnums=(0, 1)
+  )(scores, variables["params"])
   assert float(_call(objective, scores, empty, config)[0]) == 0.0
   assert all(np.all(np.asarray(g) == 0) for g in jax.tree.leaves(grads))
 
@@ -204,9 +235,13 @@ def test_bad_configuration_is_a_clear_error(name):
 def test_regression_em_steps():
   config = _config("regression_em", em_decay=0.5, num_positions=3)
   variables = {"params": {}, "state": {"exam": jnp.array([0.8, 0.2, 0.1]), "seen": jnp.ones(3)}}
-  batch = {"label_click": jnp.array([[1.0, 0.0, 0.0]]), "mask_click": jnp.ones((1, 3), bool),
-           "mask": jnp.ones((1, 3), bool), "list_valid": jnp.ones((1,), bool),
-           "position": jnp.array([[1, 2, 5]])}  # rank 5 counts as the last modelled rank, 3
+  batch = {
+    "label_click": jnp.array([[1.0, 0.0, 0.0]]),
+    "mask_click": jnp.ones((1, 3), bool),
+    "mask": jnp.ones((1, 3), bool),
+    "list_valid": jnp.ones((1,), bool),
+    "position": jnp.array([[1, 2, 5]]),
+  }  # rank 5 counts as the last modelled rank, 3
   scores = jnp.array([[0.0, 1.0, -1.0]])
   regression_em = supervision.OBJECTIVES["regression_em"]
   loss, _, state = _call(regression_em, scores, batch, config, variables)
@@ -263,8 +298,9 @@ def test_intervention_counts_from_aggregated_sessions_and_command_line(tmp_path,
   np.testing.assert_array_equal(clicks, want[1][order])
   out = clicks_cli.harvest(["--format", "jsonl", str(path)])
   assert json.loads(capsys.readouterr().out) == out and out["pages"] == 3000
-  np.testing.assert_allclose(out["propensities"], intervention.estimate(imps, clicks).theta,
-                             atol=1e-6)
+  np.testing.assert_allclose(
+    out["propensities"], intervention.estimate(imps, clicks).theta, atol=1e-6
+  )
 
 
 @pytest.fixture(scope="module")
@@ -273,8 +309,9 @@ def data_path(tmp_path_factory):
 
 
 def _objective_config(data_path, objective):
-  return tiny_config(data_path, **{"supervision.objective": objective,
-                                   "supervision.source": "click"})
+  return tiny_config(
+    data_path, **{"supervision.objective": objective, "supervision.source": "click"}
+  )
 
 
 @pytest.mark.slow
@@ -283,8 +320,10 @@ def test_resume_restores_objective_variables_exactly(data_path, tmp_path, object
   a, b = tmp_path / "a", tmp_path / "b"
   full = train.train_and_evaluate(_objective_config(data_path, objective), a)
   init = supervision.OBJECTIVES[objective].init(None, _objective_config(data_path, objective))
-  changed = [np.any(np.asarray(x) != np.asarray(y))
-             for x, y in zip(jax.tree.leaves(full["state"].objective), jax.tree.leaves(init))]
+  changed = [
+    np.any(np.asarray(x) != np.asarray(y))
+    for x, y in zip(jax.tree.leaves(full["state"].objective), jax.tree.leaves(init))
+  ]
   assert changed and all(changed)  # trained (params) or updated (EM state) by the steps
   (b / "checkpoints").mkdir(parents=True)
   shutil.copytree(a / "checkpoints" / "3", b / "checkpoints" / "3")
@@ -305,10 +344,15 @@ def test_two_tower_position_tower_is_not_used_to_evaluate(data_path, tmp_path):
   assert jax.tree.structure(trained.variables["params"]) == jax.tree.structure(out["state"].params)
   # The checkpoint's ranker alone, scored as `rankjax score` does, gives the run's evaluation.
   config = trained.config
-  eval_step = evaluate.make_eval_step(trained.model, config.eval.metrics, config.eval.label_source,
-                                      trained.mesh)
-  results, _ = evaluate.evaluate_split(eval_step, trained.variables,
-                                       store.open_split(trained.data_path, "test"),
-                                       batch_size=config.eval.batch_size,
-                                       list_sizes=config.data.list_sizes, mesh=trained.mesh)
+  eval_step = evaluate.make_eval_step(
+    trained.model, config.eval.metrics, config.eval.label_source, trained.mesh
+  )
+  results, _ = evaluate.evaluate_split(
+    eval_step,
+    trained.variables,
+    store.open_split(trained.data_path, "test"),
+    batch_size=config.eval.batch_size,
+    list_sizes=config.data.list_sizes,
+    mesh=trained.mesh,
+  )
   assert results == out["eval"]["test"]

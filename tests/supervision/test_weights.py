@@ -6,14 +6,12 @@ import json
 import jax.numpy as jnp
 import numpy as np
 import pytest
-
-from rankjax import registry
-from rankjax import supervision
-from rankjax.engine import train
-from rankjax.supervision import weights
-
 from supervision_helpers import batch_of, config_for
 from train_helpers import tiny_config, tiny_dataset
+
+from rankjax import registry, supervision
+from rankjax.engine import train
+from rankjax.supervision import weights
 
 
 @pytest.mark.parametrize("name", sorted(supervision.WEIGHTS))
@@ -46,7 +44,8 @@ def test_prepare_fills_propensities_in_a_copy_of_a_locked_config():
   config = config_for(objective="single", weights="ips_pbm")
   config.lock()
   prepared, notes = supervision.prepare(
-      config, supervision.Context("unused", metadata={"propensities": [1.0, 0.5]}))
+    config, supervision.Context("unused", metadata={"propensities": [1.0, 0.5]})
+  )
   assert prepared.is_locked and notes == []
   assert prepared.supervision.propensities == (1.0, 0.5)
   assert config.supervision.propensities == ()  # the caller's config is left as it was

@@ -9,8 +9,8 @@ query segment on the first quarter of tokens, labels 0-4 with at least one posit
 Rows per encoder size (`bert-base` 12 x 768, `minilm-l6` 6 x 384, random init):
   * rankjax, `jax.nn.dot_product_attention` with `implementation="xla"`, and on GPU also "cudnn"
     (cuDNN flash attention with per-sequence lengths), with the model's defaults: dropout masks
-    hashed from each element's index (`rankjax.models.layers.dropout`), query, key and value projected
-    by one fused matmul, the last layer computing the scored [CLS] position only, the GELU
+    hashed from each element's index (`rankjax.models.layers.dropout`), query, key and value
+    projected by one fused matmul, the last layer computing the scored [CLS] position only, the GELU
     recomputed in the backward pass. Then one default changed at a time: `nn.Dropout`'s masks
     from jax's default threefry keys, and from "rbg" keys (`jax.random.key(seed, impl="rbg")`);
     three separate q/k/v matmuls; every position in the last layer, as HF does; and the
@@ -54,8 +54,8 @@ import numpy as np
 import optax
 
 from rankjax.engine import xla_flags
-from rankjax.models.layers import bert
 from rankjax.models import cross_encoder
+from rankjax.models.layers import bert
 
 
 def make_data(lists, docs, tokens, vocab, seed=0):
@@ -64,8 +64,12 @@ def make_data(lists, docs, tokens, vocab, seed=0):
   types = np.broadcast_to(np.arange(tokens) >= tokens // 4, ids.shape).astype(np.int32)
   labels = rng.integers(0, 5, size=(lists, docs)).astype(np.float32)
   labels[:, 0] = np.maximum(labels[:, 0], 1)
-  return {"tokens": ids, "token_types": types, "mask": np.ones((lists, docs), bool),
-          "labels": labels}
+  return {
+    "tokens": ids,
+    "token_types": types,
+    "mask": np.ones((lists, docs), bool),
+    "labels": labels,
+  }
 
 
 def step_flops(cfg: bert.BertConfig, seqs: int, tokens: int) -> float:
@@ -98,7 +102,7 @@ def bf16_peak(n: int) -> float:
   start = time.perf_counter()
   outs = [f(a, b) for _ in range(20)]  # queued back to back: the card's rate, not dispatch latency
   outs[-1].block_until_ready()
-  return 20 * 2 * n ** 3 / (time.perf_counter() - start)
+  return 20 * 2 * n**3 / (time.perf_counter() - start)
 
 
 def softmax_ce(scores, labels):
@@ -130,8 +134,9 @@ def optimizer():
 def jax_row(size, attention, data, args, prng="threefry2x32", **options):
   """Times the step of a `cross_encoder.Model` with `options` over its defaults; `prng` is the
   step key's implementation."""
-  model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat,
-                              **options)
+  model = cross_encoder.Model(
+    size=size, dtype="bfloat16", attention=attention, remat=args.remat, **options
+  )
   batch = {k: jnp.asarray(v) for k, v in data.items()}
   params = jax.jit(model.init)(jax.random.key(0), batch)["params"]
   tx = optimizer()
@@ -146,27 +151,40 @@ def jax_row(size, attention, data, args, prng="threefry2x32", **options):
 
 
 def engine_row(size, attention, data, args):
-  """The trainer's own step (`rankjax.engine.step.train_step`): its AdamW after global-norm clipping,
-  warmup-cosine schedule, softmax loss on click labels, and its norm measurements."""
+  """The trainer's own step (`rankjax.engine.step.train_step`): its AdamW after global-norm
+  clipping, warmup-cosine schedule, softmax loss on click labels, and its norm measurements."""
   # Imported here: ml_collections may be missing where only the model rows are wanted.
+  from rankjax import supervision  # pylint: disable=g-import-not-at-top
   from rankjax.configs import default as config_defaults  # pylint: disable=g-import-not-at-top
   from rankjax.engine import step as step_lib  # pylint: disable=g-import-not-at-top
-  from rankjax import supervision  # pylint: disable=g-import-not-at-top
+
   config = config_defaults.default_config()
   config.total_steps, config.loss.name = 10_000, "softmax"
   config.supervision.source = "click"
   config.optimizer.lr, config.optimizer.weight_decay, config.optimizer.warmup_steps = 1e-5, 0.01, 0
   model = cross_encoder.Model(size=size, dtype="bfloat16", attention=attention, remat=args.remat)
   tokens = data["tokens"]
-  batch = {"tokens": tokens, "token_types": data["token_types"], "mask": data["mask"],
-           "list_valid": np.ones(tokens.shape[0], bool), "label_click": data["labels"],
-           "mask_click": data["mask"]}
+  batch = {
+    "tokens": tokens,
+    "token_types": data["token_types"],
+    "mask": data["mask"],
+    "list_valid": np.ones(tokens.shape[0], bool),
+    "label_click": data["labels"],
+    "mask_click": data["mask"],
+  }
   batch = {k: jnp.asarray(v) for k, v in batch.items()}
   tx = step_lib.make_optimizer(config)
   state = [jax.jit(functools.partial(step_lib.init_state, model, tx, batch, 0))()]
-  step = jax.jit(functools.partial(step_lib.train_step, model=model, tx=tx, config=config,
-                                   objective=supervision.get_objective("single")),
-                 donate_argnums=0)
+  step = jax.jit(
+    functools.partial(
+      step_lib.train_step,
+      model=model,
+      tx=tx,
+      config=config,
+      objective=supervision.get_objective("single"),
+    ),
+    donate_argnums=0,
+  )
 
   def run():
     state[0], measured = step(state[0], batch)
@@ -178,18 +196,25 @@ def engine_row(size, attention, data, args):
 def torch_row(cfg, data, args, compiled):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
+
   device = "cuda" if torch.cuda.is_available() else "cpu"
   torch.manual_seed(0)
   hf = transformers.BertConfig(
-      vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size, num_hidden_layers=cfg.num_layers,
-      num_attention_heads=cfg.num_heads, intermediate_size=cfg.intermediate_size,
-      max_position_embeddings=cfg.max_positions, num_labels=1, hidden_dropout_prob=cfg.dropout,
-      attention_probs_dropout_prob=0.0, attn_implementation="sdpa")
+    vocab_size=cfg.vocab_size,
+    hidden_size=cfg.hidden_size,
+    num_hidden_layers=cfg.num_layers,
+    num_attention_heads=cfg.num_heads,
+    intermediate_size=cfg.intermediate_size,
+    max_position_embeddings=cfg.max_positions,
+    num_labels=1,
+    hidden_dropout_prob=cfg.dropout,
+    attention_probs_dropout_prob=0.0,
+    attn_implementation="sdpa",
+  )
   model = transformers.BertForSequenceClassification(hf).to(device)
   model.train()
   fwd = torch.compile(model) if compiled else model
-  opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01,
-                          fused=device == "cuda")
+  opt = torch.optim.AdamW(model.parameters(), lr=1e-5, weight_decay=0.01, fused=device == "cuda")
   b, l, t = data["tokens"].shape
   ids = torch.from_numpy(data["tokens"].reshape(b * l, t).astype(np.int64)).to(device)
   types = torch.from_numpy(data["token_types"].reshape(b * l, t).astype(np.int64)).to(device)
@@ -230,11 +255,17 @@ def main():
   parser.add_argument("--peak_n", type=int, default=8192)
   parser.add_argument("--remat", action="store_true", help="rematerialise layers (rankjax)")
   parser.add_argument("--no_torch", action="store_true")
-  parser.add_argument("--rows", default="",
-                      help="a regular expression: run only rows whose name matches it "
-                           "(e.g. '^rankjax, cudnn attention$|compile')")
-  parser.add_argument("--small", action="store_true",
-                      help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps")
+  parser.add_argument(
+    "--rows",
+    default="",
+    help="a regular expression: run only rows whose name matches it "
+    "(e.g. '^rankjax, cudnn attention$|compile')",
+  )
+  parser.add_argument(
+    "--small",
+    action="store_true",
+    help="CPU smoke run: tiny + minilm-l6 sizes, 2 x 4 x 32, 3 steps",
+  )
   args = parser.parse_args()
   if args.warmup < 1:
     parser.error("--warmup must be at least 1 (the first step compiles)")
@@ -246,13 +277,16 @@ def main():
   backend = jax.default_backend()
   attentions = ["xla", "cudnn"] if backend == "gpu" else ["xla"]
   peak = bf16_peak(args.peak_n)
-  header = (f"{datetime.date.today()} {jax.devices()[0].device_kind} ({backend}), jax "
-            f"{jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
-            f"measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s ({args.peak_n}^3)"
-            f"{', XLA_FLAGS ' + os.environ['XLA_FLAGS'] if os.environ.get('XLA_FLAGS') else ''}"
-            f"{' (scatter fix added)' if scatter_fix else ''}")
+  header = (
+    f"{datetime.date.today()} {jax.devices()[0].device_kind} ({backend}), jax "
+    f"{jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
+    f"measured bf16 matmul peak {peak / 1e12:.1f} TFLOP/s ({args.peak_n}^3)"
+    f"{', XLA_FLAGS ' + os.environ['XLA_FLAGS'] if os.environ.get('XLA_FLAGS') else ''}"
+    f"{' (scatter fix added)' if scatter_fix else ''}"
+  )
   try:
     import torch  # pylint: disable=g-import-not-at-top
+
     header += f", torch {torch.__version__}"
     have_torch = not args.no_torch
   except ImportError:
@@ -266,20 +300,43 @@ def main():
     data = make_data(args.lists, args.docs, args.tokens, cfg.vocab_size)
     flops = step_flops(cfg, args.lists * args.docs, args.tokens)
     last = attentions[-1]
-    runs = [(f"rankjax, {a} attention", functools.partial(jax_row, size, a, data, args))
-            for a in attentions]
-    runs += [(f"rankjax, {last} attention, {name} dropout masks",
-              functools.partial(jax_row, size, last, data, args, prng=p, dropout_masks="prng"))
-             for name, p in (("threefry", "threefry2x32"), ("rbg", "rbg"))]
-    runs.append((f"rankjax, {last} attention, separate q/k/v matmuls",
-                 functools.partial(jax_row, size, last, data, args, fused_qkv=False)))
-    runs.append((f"rankjax, {last} attention, every position in the last layer",
-                 functools.partial(jax_row, size, last, data, args, cls_only=False)))
-    runs.append((f"rankjax engine train_step (+ gradient clipping, norms), {last} attention",
-                 functools.partial(engine_row, size, last, data, args)))
+    runs = [
+      (f"rankjax, {a} attention", functools.partial(jax_row, size, a, data, args))
+      for a in attentions
+    ]
+    runs += [
+      (
+        f"rankjax, {last} attention, {name} dropout masks",
+        functools.partial(jax_row, size, last, data, args, prng=p, dropout_masks="prng"),
+      )
+      for name, p in (("threefry", "threefry2x32"), ("rbg", "rbg"))
+    ]
+    runs.append(
+      (
+        f"rankjax, {last} attention, separate q/k/v matmuls",
+        functools.partial(jax_row, size, last, data, args, fused_qkv=False),
+      )
+    )
+    runs.append(
+      (
+        f"rankjax, {last} attention, every position in the last layer",
+        functools.partial(jax_row, size, last, data, args, cls_only=False),
+      )
+    )
+    runs.append(
+      (
+        f"rankjax engine train_step (+ gradient clipping, norms), {last} attention",
+        functools.partial(engine_row, size, last, data, args),
+      )
+    )
     if have_torch:
-      runs += [(f"PyTorch HF, {'torch.compile' if c else 'eager'}",
-                functools.partial(torch_row, cfg, data, args, c)) for c in (False, True)]
+      runs += [
+        (
+          f"PyTorch HF, {'torch.compile' if c else 'eager'}",
+          functools.partial(torch_row, cfg, data, args, c),
+        )
+        for c in (False, True)
+      ]
     if args.rows:
       runs = [(n, f) for n, f in runs if re.search(args.rows, n)]
     for name, fn in runs:
@@ -291,8 +348,14 @@ def main():
         rows.append((size, name, f"failed: {type(e).__name__}: {str(e).splitlines()[0][:80]}"))
         continue
       seqs = args.lists * args.docs / sec
-      rows.append((size, name, f"{sec * 1e3:.1f} ms | {seqs:,.0f} | {flops / sec / 1e12:.3g} | "
-                               f"{flops / sec / peak:.0%} | {first:.1f} | {loss:.3f}"))
+      rows.append(
+        (
+          size,
+          name,
+          f"{sec * 1e3:.1f} ms | {seqs:,.0f} | {flops / sec / 1e12:.3g} | "
+          f"{flops / sec / peak:.0%} | {first:.1f} | {loss:.3f}",
+        )
+      )
       print(f"    {rows[-1][2]} (row took {time.perf_counter() - start:.0f} s)", flush=True)
 
   print(f"\n{header}\n")

@@ -38,31 +38,43 @@ import glob
 import math
 import os
 import re
-import sys
 import tempfile
 import time
-
-import jax
-import jax.numpy as jnp
 
 # Siblings: run as a file, this script's directory is sys.path[0].
 import cross_encoder_step as bench  # pylint: disable=wrong-import-position
 import gpu_target  # pylint: disable=wrong-import-position
-from rankjax.models.layers import bert  # pylint: disable=wrong-import-position
+import jax
+import jax.numpy as jnp
+
 from rankjax.models import cross_encoder  # pylint: disable=wrong-import-position
+from rankjax.models.layers import bert  # pylint: disable=wrong-import-position
 
 # name: (cross_encoder.Model options over its defaults, step key implementation); the names are
 # cross_encoder_step.py's rows.
 VARIANTS = {
-    "cudnn attention": ({}, "threefry2x32"),
-    "cudnn attention, threefry dropout masks": ({"dropout_masks": "prng"}, "threefry2x32"),
-    "cudnn attention, rbg dropout masks": ({"dropout_masks": "prng"}, "rbg"),
-    "cudnn attention, separate q/k/v matmuls": ({"fused_qkv": False}, "threefry2x32"),
-    "cudnn attention, every position in the last layer": ({"cls_only": False}, "threefry2x32"),
-    "xla attention": ({"attention": "xla"}, "threefry2x32"),
+  "cudnn attention": ({}, "threefry2x32"),
+  "cudnn attention, threefry dropout masks": ({"dropout_masks": "prng"}, "threefry2x32"),
+  "cudnn attention, rbg dropout masks": ({"dropout_masks": "prng"}, "rbg"),
+  "cudnn attention, separate q/k/v matmuls": ({"fused_qkv": False}, "threefry2x32"),
+  "cudnn attention, every position in the last layer": ({"cls_only": False}, "threefry2x32"),
+  "xla attention": ({"attention": "xla"}, "threefry2x32"),
 }
-_DTYPE_BYTES = {"pred": 1, "s8": 1, "u8": 1, "s16": 2, "u16": 2, "f16": 2, "bf16": 2, "s32": 4,
-                "u32": 4, "f32": 4, "s64": 8, "u64": 8, "f64": 8}
+_DTYPE_BYTES = {
+  "pred": 1,
+  "s8": 1,
+  "u8": 1,
+  "s16": 2,
+  "u16": 2,
+  "f16": 2,
+  "bf16": 2,
+  "s32": 4,
+  "u32": 4,
+  "f32": 4,
+  "s64": 8,
+  "u64": 8,
+  "f64": 8,
+}
 _ARRAY = re.compile(r"\b(" + "|".join(_DTYPE_BYTES) + r")\[([0-9,]*)\]")
 _NO_KERNEL = {"parameter", "bitcast", "get-tuple-element", "tuple", "constant", "opt-barrier"}
 
@@ -78,8 +90,10 @@ class Kernel:
 
 def _arrays(shape: str) -> list[tuple[str, int]]:
   """(dtype, elements) of each array in an HLO shape (a tuple lists several)."""
-  return [(dtype, math.prod(int(d) for d in filter(None, dims.split(","))))
-          for dtype, dims in _ARRAY.findall(shape)]
+  return [
+    (dtype, math.prod(int(d) for d in filter(None, dims.split(","))))
+    for dtype, dims in _ARRAY.findall(shape)
+  ]
 
 
 def _computations(hlo: str) -> dict[str, list[str]]:
@@ -104,7 +118,7 @@ def _dot_flops(lines: list[str]) -> int:
   for line in lines:
     m = re.search(r"= (\S+) dot\(%([\w.\-]+),.*lhs_contracting_dims=\{([0-9,]*)\}", line)
     if m:
-      (_, out), = _arrays(m.group(1))
+      ((_, out),) = _arrays(m.group(1))
       dims = [int(d) for d in _ARRAY.search(shapes[m.group(2)]).group(2).split(",")]
       flops += 2 * out * math.prod(dims[int(d)] for d in m.group(3).split(","))
   return flops
@@ -132,8 +146,15 @@ def kernels(hlo: str) -> list[Kernel]:
     attrs = attrs or ""
     called = re.search(r"calls=%([\w.\-]+)", attrs)
     op_name = re.search(r'op_name="([^"]*)"', attrs)
-    out.append(Kernel(name, nbytes, _dot_flops(comps[called.group(1)]) if called else 0,
-                      "__cudnn$fmha" in attrs, op_name.group(1) if op_name else ""))
+    out.append(
+      Kernel(
+        name,
+        nbytes,
+        _dot_flops(comps[called.group(1)]) if called else 0,
+        "__cudnn$fmha" in attrs,
+        op_name.group(1) if op_name else "",
+      )
+    )
   return out
 
 
@@ -164,13 +185,19 @@ def compile_variant(size, options, prng, target, args, dump_dir):
   batch = jax.eval_shape(lambda: {k: jnp.asarray(v) for k, v in data.items()})
   params = jax.eval_shape(model.init, jax.random.key(0), batch)["params"]
   tx = bench.optimizer()
-  abstract = (params, jax.eval_shape(tx.init, params),
-              jax.eval_shape(lambda: jax.random.key(1, impl=prng)), batch)
+  abstract = (
+    params,
+    jax.eval_shape(tx.init, params),
+    jax.eval_shape(lambda: jax.random.key(1, impl=prng)),
+    batch,
+  )
   lowered = jax.jit(bench.train_step(model, tx), donate_argnums=(0, 1)).lower(
-      *gpu_target.on_device(abstract, device))
-  lowered.compile({"xla_dump_to": dump_dir, "xla_dump_hlo_as_text": True,
-                   "xla_dump_emitter_re": ".*"})  # the emitter pattern also dumps the PTX
-  hlo, = glob.glob(f"{dump_dir}/*jit_step*gpu_after_optimizations.txt")
+    *gpu_target.on_device(abstract, device)
+  )
+  lowered.compile(
+    {"xla_dump_to": dump_dir, "xla_dump_hlo_as_text": True, "xla_dump_emitter_re": ".*"}
+  )  # the emitter pattern also dumps the PTX
+  (hlo,) = glob.glob(f"{dump_dir}/*jit_step*gpu_after_optimizations.txt")
   with open(hlo) as f:
     return f.read(), atomics(glob.glob(f"{dump_dir}/*jit_step*.ptx"))
 
@@ -180,8 +207,11 @@ def main():
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
   bench.add_step_shape_args(parser, sizes="bert-base")
   parser.add_argument("--layers", type=int, default=0, help="compile this many layers (0: all)")
-  parser.add_argument("--variants", default="",
-                      help=f"regular expression over the variant names ({', '.join(VARIANTS)})")
+  parser.add_argument(
+    "--variants",
+    default="",
+    help=f"regular expression over the variant names ({', '.join(VARIANTS)})",
+  )
   parser.add_argument("--target", default="h200", choices=sorted(gpu_target.TARGETS))
   parser.add_argument("--bandwidth", type=float, default=4.0, help="TB/s for the traffic's time")
   parser.add_argument("--parts", type=int, default=12, help="model parts listed per variant")
@@ -189,9 +219,11 @@ def main():
   args = parser.parse_args()
   variants = {n: v for n, v in VARIANTS.items() if re.search(args.variants, n)}
 
-  header = (f"{datetime.date.today()}, compiled for {args.target} on the CPU (no device), jax "
-            f"{jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
-            f"bf16 compute, traffic time at {args.bandwidth:g} TB/s")
+  header = (
+    f"{datetime.date.today()}, compiled for {args.target} on the CPU (no device), jax "
+    f"{jax.__version__}, {args.lists} lists x {args.docs} docs x {args.tokens} tokens, "
+    f"bf16 compute, traffic time at {args.bandwidth:g} TB/s"
+  )
   print(header, flush=True)
   rows, details = [], []
   for size in args.sizes.split(","):
@@ -203,22 +235,29 @@ def main():
       print(f"  {label}: {variant} ...", flush=True)
       start = time.perf_counter()
       with tempfile.TemporaryDirectory() as tmp:
-        dump = os.path.join(args.keep_dump, re.sub(r"\W+", "_", f"{label}_{variant}")) if (
-            args.keep_dump) else tmp
+        dump = (
+          os.path.join(args.keep_dump, re.sub(r"\W+", "_", f"{label}_{variant}"))
+          if (args.keep_dump)
+          else tmp
+        )
         hlo, atoms = compile_variant(label, options, prng, args.target, args, dump)
       found = kernels(hlo)
       other = [k for k in found if not k.flops and not k.cudnn]
       traffic = sum(k.bytes for k in other)
-      rows.append(f"| {label} | {variant} | {len(found):,} | "
-                  f"{sum(k.flops for k in found) / 1e12:.1f} | {traffic / 1e9:.1f} | "
-                  f"{traffic / args.bandwidth / 1e9:.1f} | "
-                  f"{', '.join(f'{n} {a}' for a, n in sorted(atoms.items())) or 'none'} |")
+      rows.append(
+        f"| {label} | {variant} | {len(found):,} | "
+        f"{sum(k.flops for k in found) / 1e12:.1f} | {traffic / 1e9:.1f} | "
+        f"{traffic / args.bandwidth / 1e9:.1f} | "
+        f"{', '.join(f'{n} {a}' for a, n in sorted(atoms.items())) or 'none'} |"
+      )
       print(f"    {rows[-1]} (compiled in {time.perf_counter() - start:.0f} s)", flush=True)
       by_part = collections.Counter()
       for k in other:
         by_part[model_part(k.op_name)] += k.bytes
-      details.append(f"\n{label}, {variant}: other traffic by model part (GB)\n" + "\n".join(
-          f"  {b / 1e9:6.2f}  {part}" for part, b in by_part.most_common(args.parts)))
+      details.append(
+        f"\n{label}, {variant}: other traffic by model part (GB)\n"
+        + "\n".join(f"  {b / 1e9:6.2f}  {part}" for part, b in by_part.most_common(args.parts))
+      )
 
   print(f"\n{header}\n")
   print("| encoder | variant | kernels | GEMM TFLOP | other traffic GB | its ms | PTX atomics |")

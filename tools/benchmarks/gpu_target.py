@@ -26,9 +26,8 @@ platform_name: "CUDA" dnn_version_info {{ major: 9 minor: 10 }} runtime_version 
 device_description_str: "{name}"
 """
 TARGETS = {
-    "h100": _TARGET.format(name="NVIDIA H100 80GB HBM3", bandwidth=3352320000000,
-                           memory=84978434048),
-    "h200": _TARGET.format(name="NVIDIA H200", bandwidth=4800000000000, memory=150754820096),
+  "h100": _TARGET.format(name="NVIDIA H100 80GB HBM3", bandwidth=3352320000000, memory=84978434048),
+  "h200": _TARGET.format(name="NVIDIA H200", bandwidth=4800000000000, memory=150754820096),
 }
 
 
@@ -42,11 +41,14 @@ def compile_here():
 def compile_only_device(target: str):
   """A device of `target` ("h100" or "h200") to lower and compile for, never to run on."""
   try:
-    return topologies.get_topology_desc("rankjax", "cuda", target_config=TARGETS[target],
-                                        topology="1x1x1").devices[0]
+    return topologies.get_topology_desc(
+      "rankjax", "cuda", target_config=TARGETS[target], topology="1x1x1"
+    ).devices[0]
   except NotImplementedError as e:
-    raise SystemExit(f"no CUDA compiler in this jax ({e}): install jax[cuda13] "
-                     "(see tools/benchmarks/gpu_compile_report.py)") from e
+    raise SystemExit(
+      f"no CUDA compiler in this jax ({e}): install jax[cuda13] "
+      "(see tools/benchmarks/gpu_compile_report.py)"
+    ) from e
 
 
 def on_device(tree, device):

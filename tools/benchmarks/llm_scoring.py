@@ -38,11 +38,10 @@ import time
 
 import numpy as np
 
-from rankjax.data import paths
-from rankjax.annotate import prompts
-from rankjax.annotate import runner
+from rankjax.annotate import prompts, runner
 from rankjax.annotate.backends import jax_local
 from rankjax.annotate.tasks import Task
+from rankjax.data import paths
 from rankjax.data.schema import RankingList
 
 
@@ -53,9 +52,15 @@ def load_lists(n: int) -> tuple[list[RankingList], str]:
     return lists, "TREC Session 2012 shown results"
   rng = np.random.default_rng(0)
   words = "search rank query document jaguar speed bread tax cat car web page".split()
-  return [RankingList(f"q{q}", [f"d{i}" for i in range(10)], query=" ".join(rng.choice(words, 3)),
-                      doc_texts=[" ".join(rng.choice(words, 60)) for _ in range(10)])
-          for q in range(-(-n // 10))], "synthetic pairs"
+  return [
+    RankingList(
+      f"q{q}",
+      [f"d{i}" for i in range(10)],
+      query=" ".join(rng.choice(words, 3)),
+      doc_texts=[" ".join(rng.choice(words, 60)) for _ in range(10)],
+    )
+    for q in range(-(-n // 10))
+  ], "synthetic pairs"
 
 
 def make_tasks(n: int, max_doc_words: int, prompt_tokens: int, tokenizer, render):
@@ -69,10 +74,14 @@ def make_tasks(n: int, max_doc_words: int, prompt_tokens: int, tokenizer, render
     return tasks, source
   out = []
   for t in tasks:
-    empty = len(tokenizer.encode(render(Task(t.template, t.qid, t.doc_ids, t.query, ("",))
-                                        .messages()), add_special_tokens=False))
+    empty = len(
+      tokenizer.encode(
+        render(Task(t.template, t.qid, t.doc_ids, t.query, ("",)).messages()),
+        add_special_tokens=False,
+      )
+    )
     doc = tokenizer.encode(t.docs[0], add_special_tokens=False)
-    doc = (doc * (prompt_tokens // max(len(doc), 1) + 1))[:max(prompt_tokens - empty, 1)]
+    doc = (doc * (prompt_tokens // max(len(doc), 1) + 1))[: max(prompt_tokens - empty, 1)]
     out.append(Task(t.template, t.qid, t.doc_ids, t.query, (tokenizer.decode(doc),)))
   return out, f"{source}, documents fitted to {prompt_tokens}-token prompts"
 
@@ -81,6 +90,7 @@ def random_hf_dir(shape_dir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
   """A random-weight HF safetensors copy of the model in `shape_dir` (config + tokenizer)."""
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
+
   torch.manual_seed(0)
   config = transformers.AutoConfig.from_pretrained(shape_dir)
   transformers.AutoModelForCausalLM.from_config(config).save_pretrained(out)
@@ -90,6 +100,7 @@ def random_hf_dir(shape_dir: pathlib.Path, out: pathlib.Path) -> pathlib.Path:
 
 def save_shape(model: str, out: str) -> None:
   import transformers  # pylint: disable=g-import-not-at-top
+
   path = jax_local.resolve_model(model)
   kw = {"gguf_file": path.name} if path.is_file() else {}
   where = path.parent if path.is_file() else path
@@ -108,12 +119,19 @@ def timed(fn):
 def jax_rows(args, model_path, tasks, dtype):
   """([(name, seconds, {task index: grade probs})], shared prefix tokens) of the JAX variants."""
   import jax  # pylint: disable=g-import-not-at-top
+
   base = jax_local.JaxLocalBackend.from_path(model_path, dtype=dtype, batch_size=args.batch_size)
 
   def backend(attention, share, max_len=args.max_len):
     return jax_local.JaxLocalBackend(
-        dataclasses.replace(base.config, attention=attention), base._params, base.tokenizer,  # pylint: disable=protected-access
-        model_name=base.model, share_prefix=share, batch_size=args.batch_size, max_len=max_len)
+      dataclasses.replace(base.config, attention=attention),
+      base._params,
+      base.tokenizer,  # pylint: disable=protected-access
+      model_name=base.model,
+      share_prefix=share,
+      batch_size=args.batch_size,
+      max_len=max_len,
+    )
 
   rows = []
   prefix_len = 0
@@ -124,7 +142,7 @@ def jax_rows(args, model_path, tasks, dtype):
     # The longest pair is the last bucket: fixed-length prompts run unpadded.
     max_len = max(max(len(x) for x in ids), args.max_len if share else 0)
     for attention in attentions:
-      name = (f"rankjax JAX, {'shared prefix' if share else 'full prompt'}, {attention} attention")
+      name = f"rankjax JAX, {'shared prefix' if share else 'full prompt'}, {attention} attention"
       print(f"  {name} ...", flush=True)
       try:
         be = backend(attention, share, max_len)
@@ -148,26 +166,31 @@ def jax_rows(args, model_path, tasks, dtype):
 def torch_row(model_path, tokenizer, render, tasks, buckets, batch_size, dtype, compiled):
   import torch  # pylint: disable=g-import-not-at-top
   import transformers  # pylint: disable=g-import-not-at-top
+
   device = "cuda" if torch.cuda.is_available() else "cpu"
   path = pathlib.Path(model_path)  # an HF directory, or a GGUF file transformers dequantizes
   where, kw = (path.parent, {"gguf_file": path.name}) if path.is_file() else (path, {})
-  model = transformers.AutoModelForCausalLM.from_pretrained(
-      where, dtype=getattr(torch, dtype), **kw).to(device).eval()
+  model = (
+    transformers.AutoModelForCausalLM.from_pretrained(where, dtype=getattr(torch, dtype), **kw)
+    .to(device)
+    .eval()
+  )
   decoder = torch.compile(model.model) if compiled else model.model
-  grade_ids = torch.tensor([tokenizer.encode(str(g), add_special_tokens=False)[0]
-                            for g in range(5)], device=device)
+  grade_ids = torch.tensor(
+    [tokenizer.encode(str(g), add_special_tokens=False)[0] for g in range(5)], device=device
+  )
   encoded = tokenizer([render(t.messages()) for t in tasks], add_special_tokens=False)["input_ids"]
   order = np.argsort([len(e) for e in encoded], kind="stable")
   batches = []
   for s in range(0, len(order), batch_size):
-    idx = order[s:s + batch_size]
+    idx = order[s : s + batch_size]
     longest = max(len(encoded[i]) for i in idx)
     width = next((b for b in buckets if b >= longest), longest)
     ids = torch.zeros((len(idx), width), dtype=torch.long)
     mask = torch.zeros_like(ids)
     for r, i in enumerate(idx):
-      ids[r, :len(encoded[i])] = torch.tensor(encoded[i])
-      mask[r, :len(encoded[i])] = 1
+      ids[r, : len(encoded[i])] = torch.tensor(encoded[i])
+      mask[r, : len(encoded[i])] = 1
     batches.append((idx, ids.to(device), mask.to(device)))
 
   def run():
@@ -188,8 +211,11 @@ def torch_row(model_path, tokenizer, render, tasks, buckets, batch_size, dtype, 
 def main(argv=None):
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
   p.add_argument("--model", default="smollm2", help="smollm2, a .gguf file or an HF directory")
-  p.add_argument("--random-init", action="store_true",
-                 help="random weights of the model's shape (--model: an HF dir, no weights needed)")
+  p.add_argument(
+    "--random-init",
+    action="store_true",
+    help="random weights of the model's shape (--model: an HF dir, no weights needed)",
+  )
   p.add_argument("--save-shape", metavar="DIR", help="write --model's config and tokenizer, exit")
   p.add_argument("--pairs", type=int, default=64)
   p.add_argument("--batch-size", type=int, default=16)
@@ -197,10 +223,16 @@ def main(argv=None):
   p.add_argument("--prompt-tokens", type=int, default=0, help="fit documents to N-token prompts")
   p.add_argument("--max-len", type=int, default=512, help="longest pair after the prefix")
   p.add_argument("--dtype", default="float32", choices=("float32", "bfloat16"))
-  p.add_argument("--attention", default="xla",
-                 help="comma list of llama.ATTENTION names (the first one also runs end to end)")
-  p.add_argument("--full-attention", default="",
-                 help="attentions for the full-prompt rows (default: --attention)")
+  p.add_argument(
+    "--attention",
+    default="xla",
+    help="comma list of llama.ATTENTION names (the first one also runs end to end)",
+  )
+  p.add_argument(
+    "--full-attention",
+    default="",
+    help="attentions for the full-prompt rows (default: --attention)",
+  )
   p.add_argument("--torch", default="eager", help="comma list of eager, compile; or none")
   args = p.parse_args(argv)
   if args.save_shape:
@@ -208,19 +240,29 @@ def main(argv=None):
 
   import jax  # pylint: disable=g-import-not-at-top
   import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+
   with tempfile.TemporaryDirectory() as tmp:
-    model_path = str(random_hf_dir(pathlib.Path(args.model), pathlib.Path(tmp))
-                     if args.random_init else jax_local.resolve_model(args.model))
+    model_path = str(
+      random_hf_dir(pathlib.Path(args.model), pathlib.Path(tmp))
+      if args.random_init
+      else jax_local.resolve_model(args.model)
+    )
     tokenizer = jax_local.gguf_weights.load_tokenizer(model_path)
     render = lambda m: tokenizer.apply_chat_template(m, tokenize=False, add_generation_prompt=True)
-    tasks, source = make_tasks(args.pairs, args.max_doc_words, args.prompt_tokens, tokenizer,
-                               render)
-    full_lengths = [len(x) for x in tokenizer([render(t.messages()) for t in tasks],
-                                              add_special_tokens=False)["input_ids"]]
+    tasks, source = make_tasks(
+      args.pairs, args.max_doc_words, args.prompt_tokens, tokenizer, render
+    )
+    full_lengths = [
+      len(x)
+      for x in tokenizer([render(t.messages()) for t in tasks], add_special_tokens=False)[
+        "input_ids"
+      ]
+    ]
     rows, prefix_len = jax_rows(args, model_path, tasks, getattr(jnp, args.dtype))
     torch_modes = [m for m in args.torch.split(",") if m != "none"]
     try:
       import torch  # pylint: disable=g-import-not-at-top
+
       torch_version = torch.__version__
     except ImportError:
       torch_modes, torch_version = [], "not installed"
@@ -230,8 +272,16 @@ def main(argv=None):
         name = f"HF transformers + torch {torch_version}, {mode}, {args.dtype}"
         print(f"  {name} ...", flush=True)
         try:
-          sec, probs = torch_row(model_path, tokenizer, render, tasks, buckets, args.batch_size,
-                                 args.dtype, mode == "compile")
+          sec, probs = torch_row(
+            model_path,
+            tokenizer,
+            render,
+            tasks,
+            buckets,
+            args.batch_size,
+            args.dtype,
+            mode == "compile",
+          )
           rows.append((name, sec, probs))
           print(f"    {len(tasks) / sec:,.0f} pairs/s", flush=True)
         except Exception as e:  # pylint: disable=broad-except
@@ -239,11 +289,13 @@ def main(argv=None):
 
   ref = next((r[2] for r in rows if r[2] is not None), None)
   compiled = next((r[1] for r in rows if "compile" in r[0] and not isinstance(r[1], str)), None)
-  print(f"\n{datetime.date.today()}, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
-        f"jax {jax.__version__}, torch {torch_version}; {len(tasks)} pairs ({source}), "
-        f"prompts {np.mean(full_lengths):.0f} tokens on average ({min(full_lengths)}-"
-        f"{max(full_lengths)}), shared prefix {prefix_len} tokens; batch {args.batch_size}, "
-        f"{args.dtype}{', random weights' if args.random_init else ''}\n")
+  print(
+    f"\n{datetime.date.today()}, {jax.devices()[0].device_kind} ({jax.default_backend()}), "
+    f"jax {jax.__version__}, torch {torch_version}; {len(tasks)} pairs ({source}), "
+    f"prompts {np.mean(full_lengths):.0f} tokens on average ({min(full_lengths)}-"
+    f"{max(full_lengths)}), shared prefix {prefix_len} tokens; batch {args.batch_size}, "
+    f"{args.dtype}{', random weights' if args.random_init else ''}\n"
+  )
   print("| method | pairs/s | prompt tokens/s | vs torch.compile | max abs diff of p(grade) |")
   print("|---|---:|---:|---:|---:|")
   for name, sec, probs in rows:
@@ -251,8 +303,13 @@ def main(argv=None):
       print(f"| {name} | {sec} | | | |")
       continue
     pairs = len(tasks) / sec
-    diff = (f"{max(np.abs(probs[i] - ref[i]).max() for i in ref):.1e}"
-            if probs is not None and probs is not ref else "reference" if probs is ref else "-")
+    diff = (
+      f"{max(np.abs(probs[i] - ref[i]).max() for i in ref):.1e}"
+      if probs is not None and probs is not ref
+      else "reference"
+      if probs is ref
+      else "-"
+    )
     speedup = f"{compiled / sec:.2f}x" if compiled else "-"
     print(f"| {name} | {pairs:,.0f} | {sum(full_lengths) / sec:,.0f} | {speedup} | {diff} |")
   return rows

@@ -39,15 +39,17 @@ def _set_cpu_devices():
     if arg.startswith("--devices="):
       count = int(arg.split("=", 1)[1])
   os.environ["XLA_FLAGS"] = (
-      os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}")
+    os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={count}"
+  )
 
 
 _set_cpu_devices()
 
 import jax  # pylint: disable=g-import-not-at-top,wrong-import-position
-from jax.sharding import NamedSharding, PartitionSpec as P  # pylint: disable=wrong-import-position
 import numpy as np  # pylint: disable=wrong-import-position
 import tqdm  # pylint: disable=wrong-import-position
+from jax.sharding import NamedSharding  # pylint: disable=wrong-import-position
+from jax.sharding import PartitionSpec as P
 
 from rankjax.ranking import metrics  # pylint: disable=wrong-import-position
 
@@ -130,17 +132,26 @@ def main():
   parser.add_argument("--topn", type=int, default=10)
   parser.add_argument("--repeats", type=int, default=3)
   parser.add_argument("--seed", type=int, default=0)
-  parser.add_argument("--devices", type=int, default=os.cpu_count(),
-                      help="CPU devices to shard the lists over (read before JAX starts)")
-  parser.add_argument("--peers", default="pytrec_eval,ranx",
-                      help="comma-separated peers to time; empty for rankjax only")
+  parser.add_argument(
+    "--devices",
+    type=int,
+    default=os.cpu_count(),
+    help="CPU devices to shard the lists over (read before JAX starts)",
+  )
+  parser.add_argument(
+    "--peers",
+    default="pytrec_eval,ranx",
+    help="comma-separated peers to time; empty for rankjax only",
+  )
   args = parser.parse_args()
 
   scores, labels = make_lists(args.num_lists, args.list_size, args.seed)
   n, k = args.num_lists, args.topn
-  print(f"{n:,} lists of {args.list_size}, top {k}; {os.cpu_count()} CPUs, "
-        f"load average {os.getloadavg()[0]:.2f}; jax {jax.__version__}, "
-        f"{jax.device_count()} CPU devices")
+  print(
+    f"{n:,} lists of {args.list_size}, top {k}; {os.cpu_count()} CPUs, "
+    f"load average {os.getloadavg()[0]:.2f}; jax {jax.__version__}, "
+    f"{jax.device_count()} CPU devices"
+  )
 
   rows = []  # (library, metric, compile_s, compute_s)
   rankjax_values = {}
@@ -148,7 +159,8 @@ def main():
     metric_fn = metrics.ndcg_metric if metric == "NDCG" else metrics.err_metric
     gain_fn = metrics.exp2_gain if gain == "exp2" else metrics.linear_gain
     compile_s, compute_s, values = time_rankjax(
-        metric_fn, scores, labels, args.repeats, topn=k, gain_fn=gain_fn)
+      metric_fn, scores, labels, args.repeats, topn=k, gain_fn=gain_fn
+    )
     rows.append((f"rankjax ({gain} gain)", f"{metric}@{k}", compile_s, compute_s))
     rankjax_values[metric, gain] = values
 
@@ -156,16 +168,19 @@ def main():
   if "pytrec_eval" in peers:
     setup_s, compute_s, values = time_pytrec_eval(scores, labels, k)
     np.testing.assert_allclose(values, rankjax_values["NDCG", "linear"], rtol=1e-4, atol=1e-5)
-    rows.append((f"pytrec_eval (linear gain; index build {setup_s:.1f} s)", f"NDCG@{k}", None,
-                 compute_s))
+    rows.append(
+      (f"pytrec_eval (linear gain; index build {setup_s:.1f} s)", f"NDCG@{k}", None, compute_s)
+    )
   if "ranx" in peers:
     compile_s, compute_s, values = time_ranx(scores, labels, k)
     np.testing.assert_allclose(values, rankjax_values["NDCG", "linear"], rtol=1e-4, atol=1e-5)
     rows.append(("ranx (linear gain, pre-sorted)", f"NDCG@{k}", compile_s, compute_s))
 
   peer_rates = {r[0].split()[0]: n / r[3] for r in rows if not r[0].startswith("rankjax")}
-  print("\n| library | metric | compile (s) | compute (s) | lists/s |"
-        + "".join(f" vs {peer} |" for peer in peer_rates))
+  print(
+    "\n| library | metric | compile (s) | compute (s) | lists/s |"
+    + "".join(f" vs {peer} |" for peer in peer_rates)
+  )
   print("|---|---|---:|---:|---:|" + "---:|" * len(peer_rates))
   for library, metric, compile_s, compute_s in rows:
     rate = n / compute_s

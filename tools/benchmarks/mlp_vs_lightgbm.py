@@ -14,19 +14,17 @@ from __future__ import annotations
 import pathlib
 import tempfile
 
-from absl import app
-from absl import flags
-from absl import logging
 import jax.numpy as jnp
 import lightgbm
 import numpy as np
+from absl import app, flags, logging
+
+from rankjax.cli import errors
+from rankjax.data import svmlight
+from rankjax.engine import train
+from rankjax.ranking import metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
-# pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax.cli import errors
-from rankjax.ranking import metrics
-from rankjax.engine import train
-from rankjax.data import svmlight
 
 CONFIGS = {"mslr_web10k_sample": "mslr_mlp", "lightgbm_lambdarank_example": "lightgbm_example"}
 
@@ -41,19 +39,27 @@ def _config(name: str, variant: str):
 
 def ndcg10(lists, scores) -> tuple[float, int]:
   """Mean NDCG@10 over lists with a relevant document, and how many lists that is."""
-  values = [float(metrics.ndcg_metric(jnp.asarray(s)[None], jnp.asarray(l.labels["human"])[None],
-                                      topn=10))
-            for l, s in zip(lists, scores) if np.nanmax(l.labels["human"]) > 0]
+  values = [
+    float(metrics.ndcg_metric(jnp.asarray(s)[None], jnp.asarray(l.labels["human"])[None], topn=10))
+    for l, s in zip(lists, scores)
+    if np.nanmax(l.labels["human"]) > 0
+  ]
   return float(np.mean(values)), len(values)
 
 
 def lightgbm_scores(splits) -> list[np.ndarray]:
   def dataset(lists):
-    return lightgbm.Dataset(np.concatenate([l.features for l in lists]),
-                            np.concatenate([l.labels["human"] for l in lists]),
-                            group=[len(l) for l in lists])
-  booster = lightgbm.train({"objective": "lambdarank", "verbose": -1, "seed": 0},
-                           dataset(splits["train"]), num_boost_round=100)
+    return lightgbm.Dataset(
+      np.concatenate([l.features for l in lists]),
+      np.concatenate([l.labels["human"] for l in lists]),
+      group=[len(l) for l in lists],
+    )
+
+  booster = lightgbm.train(
+    {"objective": "lambdarank", "verbose": -1, "seed": 0},
+    dataset(splits["train"]),
+    num_boost_round=100,
+  )
   return [booster.predict(l.features) for l in splits["test"]]
 
 
@@ -74,8 +80,10 @@ def main(argv):
   print("| data set (test lists) | rankjax MLP NDCG@10 | LightGBM lambdarank NDCG@10 |")
   print("|---|---|---|")
   for name, n, mlp, lgb, steps in rows:
-    print(f"| {name} ({n}) | {mlp:.4f} ({steps} steps, {_VARIANT.value or 'full'} config) "
-          f"| {lgb:.4f} (100 rounds) |")
+    print(
+      f"| {name} ({n}) | {mlp:.4f} ({steps} steps, {_VARIANT.value or 'full'} config) "
+      f"| {lgb:.4f} (100 rounds) |"
+    )
 
 
 if __name__ == "__main__":

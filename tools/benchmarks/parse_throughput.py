@@ -59,13 +59,23 @@ def child(parser: str, path: str) -> dict:
     clicks = len(dom.documentElement.getElementsByTagName("click"))
   seconds = time.perf_counter() - t
   peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-  return {"parser": parser, "sessions": sessions, "clicks": clicks, "seconds": seconds,
-          "peak_rss_mb": peak, "baseline_rss_mb": base}
+  return {
+    "parser": parser,
+    "sessions": sessions,
+    "clicks": clicks,
+    "seconds": seconds,
+    "peak_rss_mb": peak,
+    "baseline_rss_mb": base,
+  }
 
 
 def measure(parser: str, path: pathlib.Path) -> dict:
-  out = subprocess.run([sys.executable, __file__, "--child", parser, str(path)], check=True,
-                       capture_output=True, text=True).stdout
+  out = subprocess.run(
+    [sys.executable, __file__, "--child", parser, str(path)],
+    check=True,
+    capture_output=True,
+    text=True,
+  ).stdout
   r = json.loads(out.strip().splitlines()[-1])
   mb = path.stat().st_size / 2**20
   r.update(file_mb=round(mb, 1), mb_per_s=round(mb / r["seconds"], 1))
@@ -87,18 +97,27 @@ def main():
   src = paths.data_path("trec_session_2012_2013", "sessiontrack2013.xml")
   work = pathlib.Path(args.workdir)
   work.mkdir(parents=True, exist_ok=True)
-  small = make_log(src, work / f"trec2013x_{int(args.minidom_mb)}mb.xml", int(args.minidom_mb * 2**20))
+  small = make_log(
+    src, work / f"trec2013x_{int(args.minidom_mb)}mb.xml", int(args.minidom_mb * 2**20)
+  )
   big = make_log(src, work / f"trec2013x_{args.size_gb:g}gb.xml", int(args.size_gb * 2**30))
   rows = [measure("minidom", small), measure("rankjax", small), measure("rankjax", big)]
   for r in rows:
     print(json.dumps(r))
   m, s = rows[0], rows[1]
   assert m["sessions"] == s["sessions"] and m["clicks"] == s["clicks"], "the parsers disagree"
-  print(json.dumps({"throughput_ratio_same_file": round(s["mb_per_s"] / m["mb_per_s"], 1),
-                    "peak_rss_ratio_same_file": round(m["peak_rss_mb"] / s["peak_rss_mb"], 1),
-                    "rankjax_big_file_mb_per_s": rows[2]["mb_per_s"],
-                    "rankjax_big_file_peak_rss_mb": round(rows[2]["peak_rss_mb"], 1), "cpu_count": os.cpu_count(),
-                    "load_avg_1min": os.getloadavg()[0]}))
+  print(
+    json.dumps(
+      {
+        "throughput_ratio_same_file": round(s["mb_per_s"] / m["mb_per_s"], 1),
+        "peak_rss_ratio_same_file": round(m["peak_rss_mb"] / s["peak_rss_mb"], 1),
+        "rankjax_big_file_mb_per_s": rows[2]["mb_per_s"],
+        "rankjax_big_file_peak_rss_mb": round(rows[2]["peak_rss_mb"], 1),
+        "cpu_count": os.cpu_count(),
+        "load_avg_1min": os.getloadavg()[0],
+      }
+    )
+  )
 
 
 if __name__ == "__main__":

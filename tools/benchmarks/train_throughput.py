@@ -15,26 +15,30 @@ import pathlib
 import tempfile
 import time
 
-from absl import app
-from absl import flags
 import jax
+from absl import app, flags
 from ml_collections import config_flags
 
+from rankjax import supervision
+from rankjax.data import pipeline, store
+
 # pylint: disable=g-import-not-at-top,wrong-import-position
-from rankjax.engine import data_source
+from rankjax.engine import data_source, train
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
-from rankjax import supervision
-from rankjax.engine import train
-from rankjax.data import pipeline
-from rankjax.data import store
 
 _CONFIG = config_flags.DEFINE_config_file(
-    "config", str(pathlib.Path(__file__).resolve().parents[2] / "configs/mslr_mlp.py") + ":local",
-    "Experiment config.", lock_config=True)
+  "config",
+  str(pathlib.Path(__file__).resolve().parents[2] / "configs/mslr_mlp.py") + ":local",
+  "Experiment config.",
+  lock_config=True,
+)
 _STEPS = flags.DEFINE_integer("steps", 200, "Timed steps.")
-_CACHE = flags.DEFINE_string("cache_dir", str(pathlib.Path(tempfile.gettempdir()) / "rankjax_data"),
-                             "Where the dataset is prepared.")
+_CACHE = flags.DEFINE_string(
+  "cache_dir",
+  str(pathlib.Path(tempfile.gettempdir()) / "rankjax_data"),
+  "Where the dataset is prepared.",
+)
 
 
 def main(argv):
@@ -47,16 +51,27 @@ def main(argv):
   split = store.open_split(data_path, "train")
 
   def stream():
-    return iter(pipeline.train_dataset(
-        split, batch_size=config.data.batch_size, list_sizes=config.data.list_sizes,
-        seed=config.seed, num_threads=config.data.num_threads))
+    return iter(
+      pipeline.train_dataset(
+        split,
+        batch_size=config.data.batch_size,
+        list_sizes=config.data.list_sizes,
+        seed=config.seed,
+        num_threads=config.data.num_threads,
+      )
+    )
 
-  example = pipeline.make_batch([], batch_size=1, list_size=min(config.data.list_sizes),
-                                layout=split.layout)
+  example = pipeline.make_batch(
+    [], batch_size=1, list_size=min(config.data.list_sizes), layout=split.layout
+  )
   model, tx, _, init = train.build(config, mesh, example)
   step_fn = step_lib.compile_train_step(
-      mesh, model=model, tx=tx, config=config,
-      objective=supervision.get_objective(config.supervision.objective))
+    mesh,
+    model=model,
+    tx=tx,
+    config=config,
+    objective=supervision.get_objective(config.supervision.objective),
+  )
   state = init()
 
   # Compile every list size the data produces.
@@ -96,13 +111,19 @@ def main(argv):
   step_alone = time.perf_counter() - t
 
   lists = _STEPS.value * config.data.batch_size
-  print(f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, batch "
-        f"{config.data.batch_size} lists, list sizes {tuple(config.data.list_sizes)}, "
-        f"model {dict(config.model)}")
-  print(f"training loop: {lists / total:.0f} lists/s ({_STEPS.value / total:.1f} steps/s); "
-        f"waiting for input {100 * waiting / total:.1f}% of the time")
-  print(f"pipeline alone: {lists / pipeline_alone:.0f} lists/s; "
-        f"step alone: {lists / step_alone:.0f} lists/s")
+  print(
+    f"device: {jax.devices()[0].device_kind} x{jax.device_count()}, batch "
+    f"{config.data.batch_size} lists, list sizes {tuple(config.data.list_sizes)}, "
+    f"model {dict(config.model)}"
+  )
+  print(
+    f"training loop: {lists / total:.0f} lists/s ({_STEPS.value / total:.1f} steps/s); "
+    f"waiting for input {100 * waiting / total:.1f}% of the time"
+  )
+  print(
+    f"pipeline alone: {lists / pipeline_alone:.0f} lists/s; "
+    f"step alone: {lists / step_alone:.0f} lists/s"
+  )
 
 
 if __name__ == "__main__":

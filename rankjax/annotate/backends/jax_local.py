@@ -43,13 +43,11 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from rankjax import registry
-from rankjax.annotate import modes
-from rankjax.annotate import parsing
-from rankjax.annotate import prompts
-from rankjax.annotate.tasks import Result, Task
+from rankjax.annotate import modes, parsing, prompts
+from rankjax.annotate.llm import decode as llama_decode
 from rankjax.annotate.llm import gguf as gguf_weights
 from rankjax.annotate.llm import llama
-from rankjax.annotate.llm import decode as llama_decode
+from rankjax.annotate.tasks import Result, Task
 
 _SENTINEL = "\x00QUERY\x00"
 
@@ -107,9 +105,19 @@ class JaxLocalBackend:
   name = "jax_local"
   shapes = tuple(modes.SHAPES)
 
-  def __init__(self, config: llama.LlamaConfig, params, tokenizer, *, model_name: str,
-               batch_size: int = 32, max_len: int = 512, share_prefix: bool = True,
-               sort_window: int = 1024, mesh: jax.sharding.Mesh | None = None):
+  def __init__(
+    self,
+    config: llama.LlamaConfig,
+    params,
+    tokenizer,
+    *,
+    model_name: str,
+    batch_size: int = 32,
+    max_len: int = 512,
+    share_prefix: bool = True,
+    sort_window: int = 1024,
+    mesh: jax.sharding.Mesh | None = None,
+  ):
     """A backend over loaded weights; `from_path` loads them.
 
     Args:
@@ -126,8 +134,9 @@ class JaxLocalBackend:
     self.config = config
     self.tokenizer = tokenizer
     # Auto axes: XLA propagates the batch sharding through the model (no per-op annotations).
-    self.mesh = mesh or jax.make_mesh((jax.device_count(),), ("data",),
-                                      axis_types=(jax.sharding.AxisType.Auto,))
+    self.mesh = mesh or jax.make_mesh(
+      (jax.device_count(),), ("data",), axis_types=(jax.sharding.AxisType.Auto,)
+    )
     n_dev = self.mesh.shape["data"]
     self.batch_size = -(-batch_size // n_dev) * n_dev  # a multiple of the data axis
     self.buckets = buckets_up_to(max_len)
@@ -144,8 +153,9 @@ class JaxLocalBackend:
     self._batch_sharding = NamedSharding(self.mesh, P("data"))
 
   @classmethod
-  def from_path(cls, model_path: str, dtype=None, attention: str = "auto",
-                **kwargs) -> "JaxLocalBackend":
+  def from_path(
+    cls, model_path: str, dtype=None, attention: str = "auto", **kwargs
+  ) -> "JaxLocalBackend":
     """Loads a .gguf file, an HF directory, or "smollm2" (see `resolve_model`).
 
     `attention` is `llama.LlamaConfig.attention`, a name in `llama.ATTENTION`, checked before
@@ -155,8 +165,9 @@ class JaxLocalBackend:
     path = resolve_model(model_path)
     config, params = gguf_weights.load(path, dtype)
     config = dataclasses.replace(config, attention=attention)
-    return cls(config, params, gguf_weights.load_tokenizer(path),
-               **{"model_name": path.name, **kwargs})
+    return cls(
+      config, params, gguf_weights.load_tokenizer(path), **{"model_name": path.name, **kwargs}
+    )
 
   def grade_ids(self, max_grade: int) -> np.ndarray:
     """Token ids of "0".."max_grade"; each must be a single token."""
@@ -180,26 +191,31 @@ class JaxLocalBackend:
       text = ""
       if self.share_prefix:
         rendered = self.render(template.messages(_SENTINEL, ["x"]))
-        text = rendered[:rendered.index(_SENTINEL)]
+        text = rendered[: rendered.index(_SENTINEL)]
       ids = np.asarray(self.tokenizer.encode(text, add_special_tokens=False), np.int32)[None]
       c = self.config
       if ids.shape[1]:
         n = ids.shape[1]
-        _, kv = jax.jit(self._net.apply)(self._params, ids, jnp.arange(n)[None],
-                                         llama.causal_mask(jnp.array([n]), n))
+        _, kv = jax.jit(self._net.apply)(
+          self._params, ids, jnp.arange(n)[None], llama.causal_mask(jnp.array([n]), n)
+        )
       else:
         empty = jnp.zeros((c.num_layers, 1, 0, c.num_kv_heads, c.head_dim), c.dtype)
         kv = (empty, empty)
       self._prefixes[template.version] = (
-          text, ids.shape[1], jax.device_put(kv, NamedSharding(self.mesh, P())))
+        text,
+        ids.shape[1],
+        jax.device_put(kv, NamedSharding(self.mesh, P())),
+      )
     return self._prefixes[template.version]
 
   def encode(self, task: Task) -> np.ndarray:
     """The task's token ids after the shared prefix."""
     return self.encode_all([task])[0]
 
-  def encode_all(self, tasks: list[Task],
-                 chats: list[list[dict[str, str]]] | None = None) -> list[np.ndarray]:
+  def encode_all(
+    self, tasks: list[Task], chats: list[list[dict[str, str]]] | None = None
+  ) -> list[np.ndarray]:
     """Token ids after each task's template prefix of its chat (default: the task's prompt; a
     re-ask passes the prompt with the answer and the follow-up), in one batched tokenizer call."""
     texts = []
@@ -207,9 +223,10 @@ class JaxLocalBackend:
       prefix, _, _ = self._prefix(task.template)
       full = self.render(chat)
       if not full.startswith(prefix):
-        raise ValueError(f"task {task.qid}: rendered prompt does not start with the template "
-                         "prefix")
-      texts.append(full[len(prefix):])
+        raise ValueError(
+          f"task {task.qid}: rendered prompt does not start with the template prefix"
+        )
+      texts.append(full[len(prefix) :])
     if not texts:
       return []
     rust = getattr(self.tokenizer, "backend_tokenizer", None)
@@ -227,7 +244,7 @@ class JaxLocalBackend:
     tokens = np.zeros((self.batch_size, width), np.int32)
     lengths = np.ones(self.batch_size, np.int32)  # padding rows: one token, ignored
     for i, (_, ids) in enumerate(batch):
-      tokens[i, :len(ids)] = ids
+      tokens[i, : len(ids)] = ids
       lengths[i] = len(ids)
     tokens, lengths = jax.device_put((tokens, lengths), self._batch_sharding)
     grade_ids = self.grade_ids(template.spec.max_grade)
@@ -240,8 +257,16 @@ class JaxLocalBackend:
     for (task, ids), lp in zip(batch, logprobs):
       expected, probs = parsing.expected_grade(lp, len(lp) - 1)
       label = int(np.argmax(lp))
-      out.append(Result(task, [label], str(label), expected=[expected], probs=[probs],
-                        prompt_tokens=prefix_len + len(ids)))
+      out.append(
+        Result(
+          task,
+          [label],
+          str(label),
+          expected=[expected],
+          probs=[probs],
+          prompt_tokens=prefix_len + len(ids),
+        )
+      )
     return out
 
   def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
@@ -262,10 +287,18 @@ class JaxLocalBackend:
         fits = []
         for t, ids in window:
           if len(ids) > self.buckets[-1]:
-            failed.append(Result(t, None, "", status="failed", prompt_tokens=len(ids),
-                                 error=f"{len(ids)} tokens after the shared prefix > max_len "
-                                       f"{self.buckets[-1]}; lower the truncation or raise "
-                                       "max_len"))
+            failed.append(
+              Result(
+                t,
+                None,
+                "",
+                status="failed",
+                prompt_tokens=len(ids),
+                error=f"{len(ids)} tokens after the shared prefix > max_len "
+                f"{self.buckets[-1]}; lower the truncation or raise "
+                "max_len",
+              )
+            )
           else:
             fits.append((t, ids))
         yield from self.length_batches(fits)
@@ -278,7 +311,7 @@ class JaxLocalBackend:
 
   def _encoded_windows(self, tasks: list[Task]) -> Iterator[list[tuple[Task, np.ndarray]]]:
     """(task, ids) a window of `sort_window` tasks at a time; the next is tokenized meanwhile."""
-    windows = [tasks[i:i + self.sort_window] for i in range(0, len(tasks), self.sort_window)]
+    windows = [tasks[i : i + self.sort_window] for i in range(0, len(tasks), self.sort_window)]
     if not windows:
       return
     with concurrent.futures.ThreadPoolExecutor(1) as pool:
@@ -300,8 +333,11 @@ class JaxLocalBackend:
       cur.append(item)
     return batches + [cur] if cur else batches
 
-  def score_encoded(self, batches: Iterable[list[tuple[Task, np.ndarray]]],
-                    should_stop: Callable[[], bool] = lambda: False) -> Iterator[Result]:
+  def score_encoded(
+    self,
+    batches: Iterable[list[tuple[Task, np.ndarray]]],
+    should_stop: Callable[[], bool] = lambda: False,
+  ) -> Iterator[Result]:
     """Results of tokenized batches (`length_batches`); batch i+1 is dispatched before i is read."""
     pending = None
     for batch in batches:
@@ -314,7 +350,6 @@ class JaxLocalBackend:
     if pending is not None:
       yield from self._results(*pending)
 
-
   # Listwise modes: greedy generation, parsed and re-asked as the HTTP backend does.
   listwise_batch_size = 4  # prompts per generation call; each holds a window of documents
   listwise_max_len = 4096  # longest listwise prompt after the shared prefix, in tokens
@@ -323,10 +358,12 @@ class JaxLocalBackend:
     """EOS and the chat template's end-of-turn token (the special token closing a turn)."""
     ids = {self.tokenizer.eos_token_id} - {None}
     turn = self.tokenizer.apply_chat_template(
-        [{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}],
-        tokenize=False)
-    after = self.tokenizer.encode(turn[turn.index(_SENTINEL) + len(_SENTINEL):],
-                                  add_special_tokens=False)
+      [{"role": "user", "content": "x"}, {"role": "assistant", "content": _SENTINEL}],
+      tokenize=False,
+    )
+    after = self.tokenizer.encode(
+      turn[turn.index(_SENTINEL) + len(_SENTINEL) :], add_special_tokens=False
+    )
     if after and after[0] in self.tokenizer.all_special_ids:
       ids.add(after[0])
     return tuple(sorted(ids))
@@ -340,41 +377,52 @@ class JaxLocalBackend:
   def _generate(self):
     return llama_decode.make_greedy_fn(self._net, self.stop_ids())
 
-  def generate(self, template: prompts.Template, prompt_ids: list[np.ndarray],
-               max_new_tokens: int) -> list[tuple[str, int]]:
+  def generate(
+    self, template: prompts.Template, prompt_ids: list[np.ndarray], max_new_tokens: int
+  ) -> list[tuple[str, int]]:
     """(text, completion tokens) of each prompt (ids after `template`'s shared prefix), greedy."""
     _, _, prefix_kv = self._prefix(template)
     rows = self._listwise_rows()
     buckets = buckets_up_to(self.listwise_max_len)
     out = []
     for start in range(0, len(prompt_ids), rows):
-      chunk = prompt_ids[start:start + rows]
+      chunk = prompt_ids[start : start + rows]
       width = next(b for b in buckets if b >= max(len(ids) for ids in chunk))
       tokens = np.zeros((rows, width), np.int32)
       lengths = np.zeros(rows, np.int32)  # length 0: a padding row, generates nothing
       for i, ids in enumerate(chunk):
-        tokens[i, :len(ids)] = ids
+        tokens[i, : len(ids)] = ids
         lengths[i] = len(ids)
       tokens, lengths = jax.device_put((tokens, lengths), self._batch_sharding)
-      new, counts = jax.device_get(self._generate(self._params, prefix_kv, tokens, lengths,
-                                                  max_new_tokens=max_new_tokens))
-      out += [(self.tokenizer.decode(new[i, :counts[i]], skip_special_tokens=True), int(counts[i]))
-              for i in range(len(chunk))]
+      new, counts = jax.device_get(
+        self._generate(self._params, prefix_kv, tokens, lengths, max_new_tokens=max_new_tokens)
+      )
+      out += [
+        (self.tokenizer.decode(new[i, : counts[i]], skip_special_tokens=True), int(counts[i]))
+        for i in range(len(chunk))
+      ]
     return out
 
-  def process_listwise(self, tasks: list[Task],
-                       should_stop: Callable[[], bool]) -> Iterator[Result]:
+  def process_listwise(
+    self, tasks: list[Task], should_stop: Callable[[], bool]
+  ) -> Iterator[Result]:
     """Generates, parses, re-asks once when unparsable, then records a failure (as openai_http)."""
     max_new = max(t.spec.max_answer_tokens(len(t.doc_ids)) for t in tasks)  # as openai_http's
     limit = self.listwise_max_len
     for start in range(0, len(tasks), self.sort_window):
       window = []
-      chunk = tasks[start:start + self.sort_window]
+      chunk = tasks[start : start + self.sort_window]
       for t, ids in zip(chunk, self.encode_all(chunk)):
         if len(ids) > limit:
-          yield Result(t, None, "", status="failed", prompt_tokens=len(ids),
-                       error=f"{len(ids)} tokens after the shared prefix > listwise_max_len "
-                             f"{limit}; lower the truncation or the window")
+          yield Result(
+            t,
+            None,
+            "",
+            status="failed",
+            prompt_tokens=len(ids),
+            error=f"{len(ids)} tokens after the shared prefix > listwise_max_len "
+            f"{limit}; lower the truncation or the window",
+          )
         else:
           window.append((t, ids))
       window.sort(key=lambda x: (x[0].template.version, len(x[1])))
@@ -384,7 +432,7 @@ class JaxLocalBackend:
         for b in range(0, len(group), rows):
           if should_stop():
             return
-          yield from self._listwise_batch(group[b:b + rows], max_new)
+          yield from self._listwise_batch(group[b : b + rows], max_new)
 
   def _listwise_batch(self, batch: list[tuple[Task, np.ndarray]], max_new: int) -> list[Result]:
     template = batch[0][0].template
@@ -398,8 +446,9 @@ class JaxLocalBackend:
         result.labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
         messages = task.messages() + [
-            {"role": "assistant", "content": text},
-            {"role": "user", "content": prompts.REASK.format(error=e)}]
+          {"role": "assistant", "content": text},
+          {"role": "user", "content": prompts.REASK.format(error=e)},
+        ]
         reasks.append((result, self.encode_all([task], [messages])[0], str(e)))
         result.status, result.attempts = "failed", 2
     fits = [ids for _, ids, _ in reasks if len(ids) <= self.listwise_max_len]
@@ -407,8 +456,10 @@ class JaxLocalBackend:
     for result, ids, error in reasks:
       if len(ids) > self.listwise_max_len:
         result.attempts = 1
-        result.error = (f"unparsable: {error} | re-ask of {len(ids)} tokens > listwise_max_len "
-                        f"{self.listwise_max_len}")
+        result.error = (
+          f"unparsable: {error} | re-ask of {len(ids)} tokens > listwise_max_len "
+          f"{self.listwise_max_len}"
+        )
         continue
       result.raw_output, n = next(replies)
       result.prompt_tokens += prefix_len + len(ids)

@@ -28,9 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 import requests
 
-from rankjax.annotate import modes
-from rankjax.annotate import parsing
-from rankjax.annotate import prompts
+from rankjax.annotate import modes, parsing, prompts
 from rankjax.annotate.tasks import Result, Task
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -64,11 +62,23 @@ class OpenAIHttpBackend:
   name = "openai_http"
   shapes = tuple(modes.SHAPES)
 
-  def __init__(self, base_url: str, model: str, *, api_key_env: str = "OPENAI_API_KEY",
-               concurrency: int = 4, max_rps: float | None = None, max_retries: int = 6,
-               timeout_s: float = 60.0, backoff_s: float = 0.5, max_backoff_s: float = 30.0,
-               max_consecutive_failures: int = 8, logprobs: bool = True, top_logprobs: int = 10,
-               temperature: float = 0.0):
+  def __init__(
+    self,
+    base_url: str,
+    model: str,
+    *,
+    api_key_env: str = "OPENAI_API_KEY",
+    concurrency: int = 4,
+    max_rps: float | None = None,
+    max_retries: int = 6,
+    timeout_s: float = 60.0,
+    backoff_s: float = 0.5,
+    max_backoff_s: float = 30.0,
+    max_consecutive_failures: int = 8,
+    logprobs: bool = True,
+    top_logprobs: int = 10,
+    temperature: float = 0.0,
+  ):
     self.base_url = base_url.rstrip("/")
     self.model = model
     self.api_key_env = api_key_env
@@ -106,7 +116,7 @@ class OpenAIHttpBackend:
         with self._count_lock:
           self.retries += 1
       self._limiter.wait()
-      delay = min(self.max_backoff_s, self.backoff_s * 2 ** attempt) * random.uniform(0.5, 1.0)
+      delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
       try:
         r = self._session().post(url, json=payload, headers=self._headers(), timeout=self.timeout_s)
       except (requests.ConnectionError, requests.Timeout) as e:
@@ -127,8 +137,12 @@ class OpenAIHttpBackend:
 
   def _payload(self, task: Task, messages: list[dict]) -> dict:
     n = len(task.doc_ids)
-    payload = {"model": self.model, "messages": messages, "temperature": self.temperature,
-               "max_tokens": task.spec.max_answer_tokens(n)}
+    payload = {
+      "model": self.model,
+      "messages": messages,
+      "temperature": self.temperature,
+      "max_tokens": task.spec.max_answer_tokens(n),
+    }
     if self.logprobs and task.spec.shape == "pointwise":  # the answer is one grade token
       payload.update(logprobs=True, top_logprobs=self.top_logprobs)
     return payload
@@ -138,8 +152,9 @@ class OpenAIHttpBackend:
     """top_logprobs where the grade is: the first generated token that is a number, else the
     first token (p(grade) there is what the model would have answered), if the server sent them."""
     content = (choice.get("logprobs") or {}).get("content") or []
-    tok = next((t for t in content if t.get("token", "").strip().isdigit()),
-               content[0] if content else None)
+    tok = next(
+      (t for t in content if t.get("token", "").strip().isdigit()), content[0] if content else None
+    )
     if tok is None:
       return None
     return {t["token"]: t["logprob"] for t in tok.get("top_logprobs") or []} or None
@@ -154,8 +169,16 @@ class OpenAIHttpBackend:
       try:
         reply = self._post(self._payload(task, messages))
       except requests.HTTPError as e:
-        return Result(task, None, text, status="failed", error=str(e), prompt_tokens=usage[0],
-                      completion_tokens=usage[1], attempts=attempt)
+        return Result(
+          task,
+          None,
+          text,
+          status="failed",
+          error=str(e),
+          prompt_tokens=usage[0],
+          completion_tokens=usage[1],
+          attempts=attempt,
+        )
       u = reply.get("usage") or {}
       usage[0] += int(u.get("prompt_tokens") or 0)
       usage[1] += int(u.get("completion_tokens") or 0)
@@ -165,8 +188,10 @@ class OpenAIHttpBackend:
         labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
         errors.append(str(e))
-        messages = messages + [{"role": "assistant", "content": text},
-                               {"role": "user", "content": prompts.REASK.format(error=e)}]
+        messages = messages + [
+          {"role": "assistant", "content": text},
+          {"role": "user", "content": prompts.REASK.format(error=e)},
+        ]
         continue
       expected = probs = None
       top = self._grade_logprobs(choice)
@@ -176,10 +201,26 @@ class OpenAIHttpBackend:
           expected, probs = [e], [p]
         except parsing.ParseError:
           pass  # no grade among the top tokens: the parsed label stands alone
-      return Result(task, labels, text, expected=expected, probs=probs, prompt_tokens=usage[0],
-                    completion_tokens=usage[1], attempts=attempt)
-    return Result(task, None, text, status="failed", error="unparsable: " + " | ".join(errors),
-                  prompt_tokens=usage[0], completion_tokens=usage[1], attempts=2)
+      return Result(
+        task,
+        labels,
+        text,
+        expected=expected,
+        probs=probs,
+        prompt_tokens=usage[0],
+        completion_tokens=usage[1],
+        attempts=attempt,
+      )
+    return Result(
+      task,
+      None,
+      text,
+      status="failed",
+      error="unparsable: " + " | ".join(errors),
+      prompt_tokens=usage[0],
+      completion_tokens=usage[1],
+      attempts=2,
+    )
 
   def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
     tasks = iter(tasks)
@@ -189,8 +230,11 @@ class OpenAIHttpBackend:
       consecutive = 0
       while True:
         if consecutive >= self.max_consecutive_failures and not exhausted:
-          logging.error("%d requests in a row could not reach %s: taking no new tasks",
-                        consecutive, self.base_url)
+          logging.error(
+            "%d requests in a row could not reach %s: taking no new tasks",
+            consecutive,
+            self.base_url,
+          )
           exhausted = True
         while not exhausted and not should_stop() and len(in_flight) < self.concurrency:
           task = next(tasks, None)

@@ -1,4 +1,4 @@
-"""Greedy generation for `rankjax.annotate.llm.llama` with a fixed-size KV cache, one jitted program.
+"""Greedy generation for `llm.llama` with a fixed-size KV cache, one jitted program.
 
 `make_greedy_fn` prefills a right-padded batch of prompts (optionally continuing a shared prefix's
 keys/values, as the scoring path does), then decodes one token per row per step inside a
@@ -50,8 +50,13 @@ def make_greedy_fn(model: llama.Llama, stop_ids: Iterable[int]):
     n = max_new_tokens
     pk, pv = prefix_kv
     p = pk.shape[2]
-    hidden, (k, v) = model.apply(params, tokens, p + jnp.broadcast_to(jnp.arange(t), (b, t)),
-                                 llama.causal_mask(lengths, t, p), prefix_kv=prefix_kv)
+    hidden, (k, v) = model.apply(
+      params,
+      tokens,
+      p + jnp.broadcast_to(jnp.arange(t), (b, t)),
+      llama.causal_mask(lengths, t, p),
+      prefix_kv=prefix_kv,
+    )
     first = next_token(params, hidden[jnp.arange(b), jnp.maximum(lengths - 1, 0)])
 
     def cache_of(prefix, own):
@@ -70,8 +75,14 @@ def make_greedy_fn(model: llama.Llama, stop_ids: Iterable[int]):
       i, out, (ck, cv), done = state
       tok = out[:, i]
       mask = (prompt_valid | ((slot >= p + t) & (slot <= p + t + i)))[:, None]  # own key included
-      hidden, (ck, cv) = model.apply(params, tok[:, None], (p + lengths + i)[:, None], mask,
-                                     prefix_kv=(ck, cv), cache_index=p + t + i)
+      hidden, (ck, cv) = model.apply(
+        params,
+        tok[:, None],
+        (p + lengths + i)[:, None],
+        mask,
+        prefix_kv=(ck, cv),
+        cache_index=p + t + i,
+      )
       nxt = jnp.where(done, 0, next_token(params, hidden[:, 0]))
       return i + 1, out.at[:, i + 1].set(nxt), (ck, cv), done | is_stop(nxt)
 

@@ -1,4 +1,4 @@
-"""Llama weights for `rankjax.annotate.llm.llama` from a GGUF file or a Hugging Face safetensors dir.
+"""Llama weights for `llm.llama` from a GGUF file or a Hugging Face safetensors directory.
 
 Both sources are first brought to Hugging Face tensor names and layout (`model.layers.3.self_attn.
 q_proj.weight`, [out, in]), then stacked into the scanned flax params by one function
@@ -16,25 +16,33 @@ import json
 import pathlib
 
 import numpy as np
-from gguf import GGUFReader
-from gguf import quants
+from gguf import GGUFReader, quants
 
-from rankjax.models.layers import hf_weights
 from rankjax.annotate.llm.llama import LlamaConfig
+from rankjax.models.layers import hf_weights
 
 _GGUF_TO_HF = {
-    "attn_q": "self_attn.q_proj", "attn_k": "self_attn.k_proj", "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj", "ffn_gate": "mlp.gate_proj", "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj", "attn_norm": "input_layernorm",
-    "ffn_norm": "post_attention_layernorm",
+  "attn_q": "self_attn.q_proj",
+  "attn_k": "self_attn.k_proj",
+  "attn_v": "self_attn.v_proj",
+  "attn_output": "self_attn.o_proj",
+  "ffn_gate": "mlp.gate_proj",
+  "ffn_up": "mlp.up_proj",
+  "ffn_down": "mlp.down_proj",
+  "attn_norm": "input_layernorm",
+  "ffn_norm": "post_attention_layernorm",
 }
 # flax path under params["layers"] -> HF name inside "model.layers.<i>."
 _LAYER_PARAMS = {
-    ("attn", "q", "kernel"): "self_attn.q_proj", ("attn", "k", "kernel"): "self_attn.k_proj",
-    ("attn", "v", "kernel"): "self_attn.v_proj", ("attn", "o", "kernel"): "self_attn.o_proj",
-    ("mlp", "gate", "kernel"): "mlp.gate_proj", ("mlp", "up", "kernel"): "mlp.up_proj",
-    ("mlp", "down", "kernel"): "mlp.down_proj", ("attn_norm", "scale"): "input_layernorm",
-    ("mlp_norm", "scale"): "post_attention_layernorm",
+  ("attn", "q", "kernel"): "self_attn.q_proj",
+  ("attn", "k", "kernel"): "self_attn.k_proj",
+  ("attn", "v", "kernel"): "self_attn.v_proj",
+  ("attn", "o", "kernel"): "self_attn.o_proj",
+  ("mlp", "gate", "kernel"): "mlp.gate_proj",
+  ("mlp", "up", "kernel"): "mlp.up_proj",
+  ("mlp", "down", "kernel"): "mlp.down_proj",
+  ("attn_norm", "scale"): "input_layernorm",
+  ("mlp_norm", "scale"): "post_attention_layernorm",
 }
 
 
@@ -65,21 +73,33 @@ def params_from_hf(config: LlamaConfig, tensors: dict[str, np.ndarray], source: 
   c = config
   e, f = c.hidden_size, c.intermediate_size
   q, kv = c.num_heads * c.head_dim, c.num_kv_heads * c.head_dim
-  shapes = {"self_attn.q_proj": (q, e), "self_attn.k_proj": (kv, e), "self_attn.v_proj": (kv, e),
-            "self_attn.o_proj": (e, q), "mlp.gate_proj": (f, e), "mlp.up_proj": (f, e),
-            "mlp.down_proj": (e, f), "input_layernorm": (e,), "post_attention_layernorm": (e,)}
+  shapes = {
+    "self_attn.q_proj": (q, e),
+    "self_attn.k_proj": (kv, e),
+    "self_attn.v_proj": (kv, e),
+    "self_attn.o_proj": (e, q),
+    "mlp.gate_proj": (f, e),
+    "mlp.up_proj": (f, e),
+    "mlp.down_proj": (e, f),
+    "input_layernorm": (e,),
+    "post_attention_layernorm": (e,),
+  }
   layers: dict = {}
   for path, hf in _LAYER_PARAMS.items():
-    stacked = np.stack([get(f"model.layers.{i}.{hf}.weight", shapes[hf])
-                        for i in range(c.num_layers)])
+    stacked = np.stack(
+      [get(f"model.layers.{i}.{hf}.weight", shapes[hf]) for i in range(c.num_layers)]
+    )
     if path[-1] == "kernel":
       stacked = stacked.transpose(0, 2, 1)  # [L, out, in] -> [L, in, out]
     node = layers
     for part in path[:-1]:
       node = node.setdefault(part, {})
     node[path[-1]] = stacked
-  params = {"embed": {"embedding": get("model.embed_tokens.weight", (c.vocab_size, e))},
-            "layers": layers, "final_norm": {"scale": get("model.norm.weight", (e,))}}
+  params = {
+    "embed": {"embedding": get("model.embed_tokens.weight", (c.vocab_size, e))},
+    "layers": layers,
+    "final_norm": {"scale": get("model.norm.weight", (e,))},
+  }
   if not c.tie_embeddings:
     params["lm_head"] = {"kernel": get("lm_head.weight", (c.vocab_size, e)).T}
   return {"params": params}
@@ -112,15 +132,18 @@ def load_gguf(path: str | pathlib.Path, dtype=None) -> tuple[LlamaConfig, dict]:
   names = {t.name for t in reader.tensors}
   tok = next(t for t in reader.tensors if t.name == "token_embd.weight")
   config = LlamaConfig(
-      vocab_size=int(tok.shape[-1]), hidden_size=hidden,
-      intermediate_size=int(_field(reader, "llama.feed_forward_length", path)),
-      num_layers=int(_field(reader, "llama.block_count", path)),
-      num_heads=heads, num_kv_heads=kv_heads,
-      head_dim=int(_field(reader, "llama.rope.dimension_count", path, hidden // heads)),
-      rope_theta=float(_field(reader, "llama.rope.freq_base", path, 10000.0)),
-      rms_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", path)),
-      tie_embeddings="output.weight" not in names,
-      **({} if dtype is None else {"dtype": dtype}))
+    vocab_size=int(tok.shape[-1]),
+    hidden_size=hidden,
+    intermediate_size=int(_field(reader, "llama.feed_forward_length", path)),
+    num_layers=int(_field(reader, "llama.block_count", path)),
+    num_heads=heads,
+    num_kv_heads=kv_heads,
+    head_dim=int(_field(reader, "llama.rope.dimension_count", path, hidden // heads)),
+    rope_theta=float(_field(reader, "llama.rope.freq_base", path, 10000.0)),
+    rms_eps=float(_field(reader, "llama.attention.layer_norm_rms_epsilon", path)),
+    tie_embeddings="output.weight" not in names,
+    **({} if dtype is None else {"dtype": dtype}),
+  )
   tensors = {}
   for t in reader.tensors:
     w = quants.dequantize(t.data, t.tensor_type).astype(np.float32)
@@ -149,15 +172,20 @@ def load_hf_dir(hf_dir: str | pathlib.Path, dtype=None) -> tuple[LlamaConfig, di
   cfg = json.loads((hf_dir / "config.json").read_text())
   heads = cfg["num_attention_heads"]
   config = LlamaConfig(
-      vocab_size=cfg["vocab_size"], hidden_size=cfg["hidden_size"],
-      intermediate_size=cfg["intermediate_size"], num_layers=cfg["num_hidden_layers"],
-      num_heads=heads, num_kv_heads=cfg.get("num_key_value_heads", heads),
-      head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
-      rope_theta=float(cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get(
-          "rope_theta", 10000.0))),
-      rms_eps=float(cfg.get("rms_norm_eps", 1e-5)),
-      tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
-      **({} if dtype is None else {"dtype": dtype}))
+    vocab_size=cfg["vocab_size"],
+    hidden_size=cfg["hidden_size"],
+    intermediate_size=cfg["intermediate_size"],
+    num_layers=cfg["num_hidden_layers"],
+    num_heads=heads,
+    num_kv_heads=cfg.get("num_key_value_heads", heads),
+    head_dim=cfg.get("head_dim") or cfg["hidden_size"] // heads,
+    rope_theta=float(
+      cfg.get("rope_theta", (cfg.get("rope_parameters") or {}).get("rope_theta", 10000.0))
+    ),
+    rms_eps=float(cfg.get("rms_norm_eps", 1e-5)),
+    tie_embeddings=bool(cfg.get("tie_word_embeddings", False)),
+    **({} if dtype is None else {"dtype": dtype}),
+  )
   return config, params_from_hf(config, hf_weights.read_safetensors(hf_dir), str(hf_dir))
 
 
@@ -170,6 +198,7 @@ def load(path: str | pathlib.Path, dtype=None) -> tuple[LlamaConfig, dict]:
 def load_tokenizer(path: str | pathlib.Path):
   """The Hugging Face tokenizer of a .gguf file (its embedded vocabulary) or of an HF directory."""
   import transformers  # pylint: disable=g-import-not-at-top  (slow import, only when needed)
+
   path = pathlib.Path(path)
   if path.is_file():
     return transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)

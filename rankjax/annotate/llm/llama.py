@@ -148,7 +148,8 @@ class Attention(nn.Module):
       # cache is the scan's carry; no concatenated copy of it per step), then the mask picks the
       # live slots.
       write = lambda full, new: jax.lax.dynamic_update_slice(
-          full, new[None].astype(full.dtype), (cache.layer, 0, cache.index, 0, 0))
+        full, new[None].astype(full.dtype), (cache.layer, 0, cache.index, 0, 0)
+      )
       cache = cache._replace(keys=write(cache.keys, k), values=write(cache.values, v))
       read = lambda full: jax.lax.dynamic_index_in_dim(full, cache.layer, 0, keepdims=False)
       out = masked_attention(q, read(cache.keys), read(cache.values), mask, impl)
@@ -163,8 +164,9 @@ class Attention(nn.Module):
     else:
       if mask is None:
         mask = prefix_causal_mask(t, p)[None]
-      out = masked_attention(q, jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1), mask,
-                             impl)
+      out = masked_attention(
+        q, jnp.concatenate([pk, k], 1), jnp.concatenate([pv, v], 1), mask, impl
+      )
     return dense(c.hidden_size, "o")(out), (k, v)
 
 
@@ -195,7 +197,8 @@ def prefix_attention(q, k, v, pk, pv, implementation: str):
   softmaxes weighted by exp(lse_part - lse_union). Shapes as in `Attention` ([B, T|P, heads, D]).
   """
   attend = lambda keys, values, **kw: jax.nn.dot_product_attention(
-      q, keys, values, implementation=implementation, return_residual=True, **kw)
+    q, keys, values, implementation=implementation, return_residual=True, **kw
+  )
   own, own_lse = attend(k, v, is_causal=True)
   if pk.shape[1] == 0:
     return own
@@ -235,7 +238,8 @@ class Block(nn.Module):
     c = self.config
     x, cache = carry
     h, kv = Attention(c, name="attn")(
-        RMSNorm(c.rms_eps, c.dtype, name="attn_norm")(x), prefix_kv, positions, mask, cache)
+      RMSNorm(c.rms_eps, c.dtype, name="attn_norm")(x), prefix_kv, positions, mask, cache
+    )
     x = x + h
     x = x + Mlp(c, name="mlp")(RMSNorm(c.rms_eps, c.dtype, name="mlp_norm")(x))
     if cache is None:
@@ -252,8 +256,12 @@ class Llama(nn.Module):
     c = self.config
     self.embed = nn.Embed(c.vocab_size, c.hidden_size, dtype=c.dtype, name="embed")
     self.layers = nn.scan(
-        Block, variable_axes={"params": 0}, split_rngs={"params": True},
-        in_axes=(0, nn.broadcast, nn.broadcast), length=c.num_layers)(c, name="layers")
+      Block,
+      variable_axes={"params": 0},
+      split_rngs={"params": True},
+      in_axes=(0, nn.broadcast, nn.broadcast),
+      length=c.num_layers,
+    )(c, name="layers")
     self.final_norm = RMSNorm(c.rms_eps, c.dtype, name="final_norm")
     if not c.tie_embeddings:
       self.lm_head = nn.Dense(c.vocab_size, use_bias=False, dtype=c.dtype, name="lm_head")
@@ -306,7 +314,9 @@ def prefix_causal_mask(num_tokens: int, prefix_len: int = 0) -> jax.Array:
   Array([[1, 1, 0],
          [1, 1, 1]], dtype=int32)
   """
-  return jnp.arange(prefix_len + num_tokens)[None, :] <= jnp.arange(num_tokens)[:, None] + prefix_len
+  return (
+    jnp.arange(prefix_len + num_tokens)[None, :] <= jnp.arange(num_tokens)[:, None] + prefix_len
+  )
 
 
 def causal_mask(lengths: jax.Array, num_tokens: int, prefix_len: int = 0) -> jax.Array:

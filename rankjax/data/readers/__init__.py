@@ -21,13 +21,29 @@ import os
 from collections.abc import Iterable, Iterator
 
 from rankjax import registry
+
 # Each reader module registers its formats in FORMATS when imported.
 from rankjax.data.readers import baidu, generic, sogou, tiangong, trec  # noqa: F401
-from rankjax.data.readers.common import (FORMATS, Interaction, LogFormat, Option, ReadSummary,
-    Session)
+from rankjax.data.readers.common import (
+  FORMATS,
+  Interaction,
+  LogFormat,
+  Option,
+  ReadSummary,
+  Session,
+)
 
-__all__ = ["FORMATS", "Interaction", "LogFormat", "Option", "ReadSummary", "Session",
-           "get_format", "read_sessions", "reader_options"]
+__all__ = [
+  "FORMATS",
+  "Interaction",
+  "LogFormat",
+  "Option",
+  "ReadSummary",
+  "Session",
+  "get_format",
+  "read_sessions",
+  "reader_options",
+]
 
 
 def get_format(fmt: str) -> LogFormat:
@@ -40,8 +56,12 @@ def reader_options(fmt: str) -> list[str]:
   return list(get_format(fmt).options)
 
 
-def read_sessions(fmt: str, paths: str | os.PathLike | Iterable[str | os.PathLike],
-                  summary: ReadSummary | None = None, **options) -> Iterator[Session]:
+def read_sessions(
+  fmt: str,
+  paths: str | os.PathLike | Iterable[str | os.PathLike],
+  summary: ReadSummary | None = None,
+  **options,
+) -> Iterator[Session]:
   """Streams the sessions of one or more log files of format `fmt`, in order.
 
   The format and the options are checked when this is called, the files read as it is iterated.

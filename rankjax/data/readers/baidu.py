@@ -17,8 +17,16 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import (NAN, Interaction, ReadSummary, Session, decode,
-    finish_interaction, iter_lines, log_format)
+from rankjax.data.readers.common import (
+  NAN,
+  Interaction,
+  ReadSummary,
+  Session,
+  decode,
+  finish_interaction,
+  iter_lines,
+  log_format,
+)
 
 DWELL_COL = 16
 
@@ -34,10 +42,13 @@ def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
 
   def flush():
     where, qid, query, docs, ranks, texts, clicks = cur
-    it = finish_interaction(Interaction(qid, docs, ranks, [], query=query, doc_texts=texts),
-                            summary, where, clicks)
+    it = finish_interaction(
+      Interaction(qid, docs, ranks, [], query=query, doc_texts=texts), summary, where, clicks
+    )
     if it is not None:
-      return summary.count(Session(session_id=where.rsplit(":", 1)[1], interactions=[it], source=where))
+      return summary.count(
+        Session(session_id=where.rsplit(":", 1)[1], interactions=[it], source=where)
+      )
     return None
 
   for n, raw in iter_lines(path, summary):
@@ -79,8 +90,17 @@ def read_baidu_ultr_annotations(path, summary: ReadSummary) -> Iterator[Session]
 
   def flush():
     where, qid, query, bucket, docs, texts, labels = cur
-    it = Interaction(qid, docs, list(range(1, len(docs) + 1)), [], query=query, doc_texts=texts,
-                     labels=labels, freq_bucket=bucket, shown=False)
+    it = Interaction(
+      qid,
+      docs,
+      list(range(1, len(docs) + 1)),
+      [],
+      query=query,
+      doc_texts=texts,
+      labels=labels,
+      freq_bucket=bucket,
+      shown=False,
+    )
     it = finish_interaction(it, summary, where, [])
     return None if it is None else summary.count(Session(qid, [it], source=where))
 

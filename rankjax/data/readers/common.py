@@ -96,7 +96,9 @@ class ReadSummary:
     self.queries: set[str] = set()
     self.reasons: collections.Counter[str] = collections.Counter()
     self.examples: dict[str, list[str]] = collections.defaultdict(list)
-    self.repaired: collections.Counter[str] = collections.Counter()  # read, but not as the layout says
+    self.repaired: collections.Counter[str] = (
+      collections.Counter()
+    )  # read, but not as the layout says
 
   @property
   def skipped(self) -> int:
@@ -127,20 +129,29 @@ class ReadSummary:
 
   def as_dict(self) -> dict:
     return {
-        "files": self.files, "bytes": self.bytes, "sessions": self.sessions,
-        "interactions": self.interactions, "results": self.results, "clicks": self.clicks,
-        "unique_queries": len(self.queries), "skipped": self.skipped,
-        "skipped_by_reason": dict(sorted(self.reasons.items())),
-        "repaired": dict(sorted(self.repaired.items())),
-        "skip_examples": {k: v for k, v in sorted(self.examples.items())},
+      "files": self.files,
+      "bytes": self.bytes,
+      "sessions": self.sessions,
+      "interactions": self.interactions,
+      "results": self.results,
+      "clicks": self.clicks,
+      "unique_queries": len(self.queries),
+      "skipped": self.skipped,
+      "skipped_by_reason": dict(sorted(self.reasons.items())),
+      "repaired": dict(sorted(self.repaired.items())),
+      "skip_examples": {k: v for k, v in sorted(self.examples.items())},
     }
 
   def __str__(self) -> str:
     return json.dumps(self.as_dict(), ensure_ascii=False)
 
 
-def finish_interaction(it: Interaction, summary: ReadSummary, where: str,
-                       raw_clicks: list[tuple[int | None, str | None, float]]) -> Interaction | None:
+def finish_interaction(
+  it: Interaction,
+  summary: ReadSummary,
+  where: str,
+  raw_clicks: list[tuple[int | None, str | None, float]],
+) -> Interaction | None:
   """Sorts results by rank, drops duplicate documents and resolves clicks; None if nothing is left.
 
   Args:
@@ -156,10 +167,16 @@ def finish_interaction(it: Interaction, summary: ReadSummary, where: str,
   for i in order:
     d, r = it.doc_ids[i], it.ranks[i]
     if r in seen_ranks:
-      summary.skip("duplicate_rank", where, f"query {it.query_id!r}: two results at rank {r}; kept the first")
+      summary.skip(
+        "duplicate_rank", where, f"query {it.query_id!r}: two results at rank {r}; kept the first"
+      )
       continue
     if d in seen_docs:
-      summary.skip("duplicate_doc", where, f"query {it.query_id!r}: document {d!r} shown again at rank {r}; kept the first")
+      summary.skip(
+        "duplicate_doc",
+        where,
+        f"query {it.query_id!r}: document {d!r} shown again at rank {r}; kept the first",
+      )
       continue
     seen_docs.add(d)
     seen_ranks.add(r)
@@ -178,12 +195,18 @@ def finish_interaction(it: Interaction, summary: ReadSummary, where: str,
   for rank, doc, secs in raw_clicks:
     j = by_rank.get(rank) if rank is not None else by_doc.get(doc)
     if j is None:
-      summary.skip("click_on_unshown_rank", where,
-                   f"query {it.query_id!r}: click on rank {rank} / doc {doc!r} that was not shown")
+      summary.skip(
+        "click_on_unshown_rank",
+        where,
+        f"query {it.query_id!r}: click on rank {rank} / doc {doc!r} that was not shown",
+      )
       continue
     if doc is not None and rank is not None and it.doc_ids[j] != doc:
-      summary.skip("click_doc_mismatch", where,
-                   f"query {it.query_id!r}: click on rank {rank} names {doc!r}, shown was {it.doc_ids[j]!r}")
+      summary.skip(
+        "click_doc_mismatch",
+        where,
+        f"query {it.query_id!r}: click on rank {rank} names {doc!r}, shown was {it.doc_ids[j]!r}",
+      )
       continue
     it.clicks[j] += 1
     it.click_ranks.append(it.ranks[j])
@@ -203,8 +226,10 @@ def iter_lines(path: str | os.PathLike, summary: ReadSummary) -> Iterator[tuple[
       yield n, line.rstrip(b"\r\n")
 
 
-def decode(raw: bytes, encoding: str, summary: ReadSummary, where: str, fallback: str | None = None) -> str | None:
-  """The line decoded; else decoded with `fallback` (a counted repair); else None (a counted skip)."""
+def decode(
+  raw: bytes, encoding: str, summary: ReadSummary, where: str, fallback: str | None = None
+) -> str | None:
+  """The line decoded; else decoded with `fallback` (a counted repair); else None (counted skip)."""
   try:
     return raw.decode(encoding)
   except UnicodeDecodeError as e:
@@ -215,7 +240,11 @@ def decode(raw: bytes, encoding: str, summary: ReadSummary, where: str, fallback
         return line
       except UnicodeDecodeError:
         pass
-    summary.skip("bad_encoding", where, f"not valid {encoding} at byte {e.start}: {raw[e.start:e.start + 8]!r}")
+    summary.skip(
+      "bad_encoding",
+      where,
+      f"not valid {encoding} at byte {e.start}: {raw[e.start : e.start + 8]!r}",
+    )
     return None
 
 
@@ -271,8 +300,10 @@ def log_format(name: str, **options: Option):
     params = inspect.signature(read).parameters
     keyword = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
     if sorted(keyword) != sorted(options):
-      raise ValueError(f"reader {read.__name__} of format {name!r} takes keyword options "
-                       f"{keyword}; declared: {sorted(options)}")
+      raise ValueError(
+        f"reader {read.__name__} of format {name!r} takes keyword options "
+        f"{keyword}; declared: {sorted(options)}"
+      )
     declared = {n: dataclasses.replace(options[n], default=params[n].default) for n in keyword}
     registry.register(FORMATS, name)(LogFormat(name, read, declared))
     return read

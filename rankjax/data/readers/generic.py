@@ -24,8 +24,17 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 
-from rankjax.data.readers.common import (NAN, Interaction, Option, ReadSummary, Session, decode,
-    finish_interaction, iter_lines, log_format)
+from rankjax.data.readers.common import (
+  NAN,
+  Interaction,
+  Option,
+  ReadSummary,
+  Session,
+  decode,
+  finish_interaction,
+  iter_lines,
+  log_format,
+)
 
 REQUIRED = ("query_id", "doc_ids", "clicks")
 
@@ -43,7 +52,9 @@ def record_to_interaction(rec: dict, summary: ReadSummary, where: str) -> Intera
   try:
     docs = [str(d) for d in rec["doc_ids"]]
     n = len(docs)
-    ranks = [int(r) for r in rec["ranks"]] if rec.get("ranks") is not None else list(range(1, n + 1))
+    ranks = (
+      [int(r) for r in rec["ranks"]] if rec.get("ranks") is not None else list(range(1, n + 1))
+    )
     clicks = [int(c) for c in rec["clicks"]]
     dwell = [_float(x) for x in rec["dwell"]] if rec.get("dwell") is not None else [NAN] * n
     labels = [_float(x) for x in rec["labels"]] if rec.get("labels") is not None else None
@@ -52,7 +63,9 @@ def record_to_interaction(rec: dict, summary: ReadSummary, where: str) -> Intera
     summary.skip("bad_field", where, f"a field does not have the layout's type: {e}")
     return None
   lengths = {"ranks": len(ranks), "clicks": len(clicks), "dwell": len(dwell)}
-  lengths.update({k: len(v) for k, v in (("labels", labels), ("doc_texts", texts)) if v is not None})
+  lengths.update(
+    {k: len(v) for k, v in (("labels", labels), ("doc_texts", texts)) if v is not None}
+  )
   bad = {k: v for k, v in lengths.items() if v != n}
   if bad:
     summary.skip("bad_field", where, f"{n} doc_ids but lengths {bad}")
@@ -64,11 +77,23 @@ def record_to_interaction(rec: dict, summary: ReadSummary, where: str) -> Intera
       raw.append((int(r), None, NAN if r in seen else rank_dwell.get(int(r), NAN)))
       seen.add(r)
   else:
-    raw = [(r, None, dw if k == 0 else NAN) for r, c, dw in sorted(zip(ranks, clicks, dwell)) for k in range(c)]
+    raw = [
+      (r, None, dw if k == 0 else NAN)
+      for r, c, dw in sorted(zip(ranks, clicks, dwell))
+      for k in range(c)
+    ]
   bucket = rec.get("freq_bucket")
-  it = Interaction(str(rec["query_id"]), docs, ranks, [], query=rec.get("query"), doc_texts=texts,
-                   labels=labels, freq_bucket=None if bucket is None else int(bucket),
-                   topic=None if rec.get("topic") is None else str(rec["topic"]))
+  it = Interaction(
+    str(rec["query_id"]),
+    docs,
+    ranks,
+    [],
+    query=rec.get("query"),
+    doc_texts=texts,
+    labels=labels,
+    freq_bucket=None if bucket is None else int(bucket),
+    topic=None if rec.get("topic") is None else str(rec["topic"]),
+  )
   return finish_interaction(it, summary, where, raw)
 
 

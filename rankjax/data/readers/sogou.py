@@ -15,8 +15,17 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import (NAN, Interaction, Option, ReadSummary, Session, decode,
-    finish_interaction, iter_lines, log_format)
+from rankjax.data.readers.common import (
+  NAN,
+  Interaction,
+  Option,
+  ReadSummary,
+  Session,
+  decode,
+  finish_interaction,
+  iter_lines,
+  log_format,
+)
 
 ENCODING = "gbk"
 FALLBACK = "utf-8"
@@ -37,9 +46,14 @@ def load_sogou_queries(path, encoding: str = ENCODING) -> tuple[dict[str, str], 
   return texts, freq
 
 
-@log_format("sogou", queries=Option("the `query_id` file, for query texts"),
-            encoding=Option("text encoding of the log and the query file"))
-def read_sogou(path, summary: ReadSummary, *, queries=None, encoding: str = ENCODING) -> Iterator[Session]:
+@log_format(
+  "sogou",
+  queries=Option("the `query_id` file, for query texts"),
+  encoding=Option("text encoding of the log and the query file"),
+)
+def read_sogou(
+  path, summary: ReadSummary, *, queries=None, encoding: str = ENCODING
+) -> Iterator[Session]:
   """Sessions of one Sogou PSCM-layout log file.
 
   Args:
@@ -61,15 +75,18 @@ def read_sogou(path, summary: ReadSummary, *, queries=None, encoding: str = ENCO
       continue
     qid, urls, clicks, times = cols[0], cols[1].split(), cols[2].split(), cols[3].split()
     if not len(urls) == len(clicks) == len(times):
-      summary.skip("bad_line", where, f"{len(urls)} urls, {len(clicks)} clicks, {len(times)} click times")
+      summary.skip(
+        "bad_line", where, f"{len(urls)} urls, {len(clicks)} clicks, {len(times)} click times"
+      )
       continue
     try:
       clicked = sorted((float(t), r) for r, (c, t) in enumerate(zip(clicks, times), 1) if int(c))
     except ValueError:
       summary.skip("bad_line", where, "clicks / click times are not numbers")
       continue
-    it = Interaction(qid, urls, list(range(1, len(urls) + 1)), [],
-                     query=queries.get(qid) if queries else None)
+    it = Interaction(
+      qid, urls, list(range(1, len(urls) + 1)), [], query=queries.get(qid) if queries else None
+    )
     it = finish_interaction(it, summary, where, [(r, None, NAN) for _, r in clicked])
     if it is not None:
       yield summary.count(Session(str(n), [it], source=where))

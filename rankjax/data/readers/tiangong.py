@@ -27,9 +27,11 @@ def load_tiangong_labels(path) -> dict[tuple[str, str], dict[str, float]]:
   return out
 
 
-@log_format("tiangong-st",
-            labels=Option("the human-label file, `id session query_id docid relevance` rows"),
-            queries=Option("the query dictionary, a JSON file {query id: text}"))
+@log_format(
+  "tiangong-st",
+  labels=Option("the human-label file, `id session query_id docid relevance` rows"),
+  queries=Option("the query dictionary, a JSON file {query id: text}"),
+)
 def read_tiangong_st(path, summary: ReadSummary, *, labels=None, queries=None) -> Iterator[Session]:
   """Sessions of one TianGong-ST XML file.
 

@@ -40,7 +40,9 @@ class Dialect:
   """Which tags carry what in one XML session-log family."""
 
   doc_tags: tuple[str, ...]  # child of <result> (and of <click>) holding the document id
-  query_id_tag: str | None = None  # child of <interaction> with the query id; None: the text is the id
+  query_id_tag: str | None = (
+    None  # child of <interaction> with the query id; None: the text is the id
+  )
   text_tags: tuple[str, ...] = ("title", "snippet")
 
 
@@ -69,20 +71,36 @@ class _Handler:
   `<currentquery>` is not an interaction's query.
   """
 
-  def __init__(self, parser, path: str, dialect: Dialect, summary: ReadSummary,
-               labels: dict | None, queries: dict | None):
+  def __init__(
+    self,
+    parser,
+    path: str,
+    dialect: Dialect,
+    summary: ReadSummary,
+    labels: dict | None,
+    queries: dict | None,
+  ):
     self.p, self.path, self.d, self.summary = parser, path, dialect, summary
     self.labels, self.queries = labels, queries
     self.text: list[str] = []
     self.done: list[Session] = []
     self.session = self.inter = self.result = self.click = None
     self.depth = self.session_depth = self.inter_depth = self.result_depth = self.click_depth = 0
-    self.starts = {"session": self._start_session, "topic": self._start_topic,
-                   "interaction": self._start_interaction, "result": self._start_result,
-                   "click": self._start_click}
-    self.ends = {"session": self._end_session, "interaction": self._end_interaction,
-                 "result": self._end_result, "click": self._end_click, "rank": self._end_click_rank,
-                 "query": self._end_query}
+    self.starts = {
+      "session": self._start_session,
+      "topic": self._start_topic,
+      "interaction": self._start_interaction,
+      "result": self._start_result,
+      "click": self._start_click,
+    }
+    self.ends = {
+      "session": self._end_session,
+      "interaction": self._end_interaction,
+      "result": self._end_result,
+      "click": self._end_click,
+      "rank": self._end_click_rank,
+      "query": self._end_query,
+    }
     if dialect.query_id_tag:
       self.ends[dialect.query_id_tag] = self._end_query_id
     for tag in dialect.text_tags:
@@ -119,8 +137,15 @@ class _Handler:
 
   def _start_interaction(self, attrs):
     if self.session is not None and self.depth == self.session_depth + 1:
-      self.inter = {"where": self.where(), "query": None, "qid": None, "docs": [], "ranks": [],
-                    "texts": [], "clicks": []}
+      self.inter = {
+        "where": self.where(),
+        "query": None,
+        "qid": None,
+        "docs": [],
+        "ranks": [],
+        "texts": [],
+        "clicks": [],
+      }
       self.inter_depth = self.depth
 
   def _start_result(self, attrs):  # interaction > results > result
@@ -132,7 +157,11 @@ class _Handler:
     if self.inter is not None and self.depth == self.inter_depth + 2:
       dwell = parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))
       if dwell < 0:
-        self.summary.repair("negative_dwell", self.where(), f"click ends before it starts ({dwell:.1f} s); dwell unknown")
+        self.summary.repair(
+          "negative_dwell",
+          self.where(),
+          f"click ends before it starts ({dwell:.1f} s); dwell unknown",
+        )
         dwell = NAN
       self.click = {"rank": None, "doc": None, "dwell": dwell}
       self.click_depth = self.depth
@@ -199,9 +228,18 @@ class _Handler:
     if not qid:
       self.summary.skip("missing_query", i["where"], "interaction without a query")
       return
-    query = i["query"] or (self.queries and (self.queries.get(qid) or self.queries.get(qid.lstrip("q"))))
-    it = Interaction(query_id=qid, doc_ids=i["docs"], ranks=i["ranks"], clicks=[], query=query or None,
-                     doc_texts=i["texts"] if any(i["texts"]) else None, topic=self.session["topic"])
+    query = i["query"] or (
+      self.queries and (self.queries.get(qid) or self.queries.get(qid.lstrip("q")))
+    )
+    it = Interaction(
+      query_id=qid,
+      doc_ids=i["docs"],
+      ranks=i["ranks"],
+      clicks=[],
+      query=query or None,
+      doc_texts=i["texts"] if any(i["texts"]) else None,
+      topic=self.session["topic"],
+    )
     if self.labels is not None:
       key = self.session["topic"] if self.d.query_id_tag is None else (self.session["num"], qid)
       grades = self.labels.get(key)
@@ -216,7 +254,9 @@ class _Handler:
       return
     s, self.session = self.session, None
     if not s["inters"]:
-      self.summary.skip("empty_session", s["where"], f"session {s['num']!r} has no usable interaction")
+      self.summary.skip(
+        "empty_session", s["where"], f"session {s['num']!r} has no usable interaction"
+      )
       return
     self.done.append(Session(session_id=s["num"], interactions=s["inters"], source=s["where"]))
 
@@ -224,11 +264,18 @@ class _Handler:
 def _forbid(kind):
   def handler(*args):
     raise HostileXML(f"{kind} declarations are not allowed in a session log")
+
   return handler
 
 
-def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Dialect, *,
-                      labels: dict | None = None, queries: dict | None = None) -> Iterator[Session]:
+def read_xml_sessions(
+  path: str | os.PathLike,
+  summary: ReadSummary,
+  dialect: Dialect,
+  *,
+  labels: dict | None = None,
+  queries: dict | None = None,
+) -> Iterator[Session]:
   """Yields the sessions of one XML log file, in file order, with constant memory.
 
   Args:
@@ -258,8 +305,11 @@ def read_xml_sessions(path: str | os.PathLike, summary: ReadSummary, dialect: Di
         p.Parse(chunk, not chunk)
       except expat.ExpatError as e:
         yield from map(summary.count, h.done)
-        summary.skip("xml_error", f"{path}:{e.lineno}:{e.offset}",
-                     f"{expat.ErrorString(e.code)}; rest of the file skipped")
+        summary.skip(
+          "xml_error",
+          f"{path}:{e.lineno}:{e.offset}",
+          f"{expat.ErrorString(e.code)}; rest of the file skipped",
+        )
         return
       except HostileXML as e:
         yield from map(summary.count, h.done)

@@ -18,8 +18,8 @@ after the lookup, so those gradients accumulate in `param_dtype`.
 
 Differences from PyTorch `BertModel`: no dropout on attention probabilities (fused attention kernels
 have none); hidden-state dropout is applied as in HF, with masks hashed from each element's index
-by default (`dropout_masks`, `rankjax.models.layers.dropout`). Padding positions embed as zeros rather than
-as the [PAD] row; their hidden states are not meaningful in either.
+by default (`dropout_masks`, `rankjax.models.layers.dropout`). Padding positions embed as zeros
+rather than as the [PAD] row; their hidden states are not meaningful in either.
 """
 
 from __future__ import annotations
@@ -46,14 +46,14 @@ def _gelu(x):
   is within 1.2e-6 of the exact function everywhere (erfc: 3.8e-7); relative error grows only in
   the negative tail, where 1 + erf cancels, as it does in PyTorch.
   """
-  return 0.5 * x * (1 + jax.lax.erf(x * jnp.float32(2 ** -0.5)))
+  return 0.5 * x * (1 + jax.lax.erf(x * jnp.float32(2**-0.5)))
 
 
 ACTIVATIONS = {
-    "gelu": _gelu,
-    "gelu_new": functools.partial(nn.gelu, approximate=True),
-    "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
-    "relu": nn.relu,
+  "gelu": _gelu,
+  "gelu_new": functools.partial(nn.gelu, approximate=True),
+  "gelu_pytorch_tanh": functools.partial(nn.gelu, approximate=True),
+  "relu": nn.relu,
 }
 
 
@@ -108,11 +108,17 @@ class BertConfig:
 # Random-init sizes by name (`registry.lookup(SIZES, name, ...)`); `hf_config` gives a
 # checkpoint's own.
 SIZES = {
-    "bert-base": BertConfig(),
-    "minilm-l12": BertConfig(hidden_size=384, num_layers=12, intermediate_size=1536),
-    "minilm-l6": BertConfig(hidden_size=384, num_layers=6, intermediate_size=1536),
-    "tiny": BertConfig(vocab_size=512, hidden_size=32, num_layers=2, num_heads=2,
-                       intermediate_size=64, max_positions=64),
+  "bert-base": BertConfig(),
+  "minilm-l12": BertConfig(hidden_size=384, num_layers=12, intermediate_size=1536),
+  "minilm-l6": BertConfig(hidden_size=384, num_layers=6, intermediate_size=1536),
+  "tiny": BertConfig(
+    vocab_size=512,
+    hidden_size=32,
+    num_layers=2,
+    num_heads=2,
+    intermediate_size=64,
+    max_positions=64,
+  ),
 }
 
 
@@ -126,22 +132,35 @@ def hf_config(hf_dir: str) -> dict[str, Any]:
     raise FileNotFoundError(f"{path}: no config.json in the model directory")
   cfg = transformers.AutoConfig.from_pretrained(str(hf_dir), local_files_only=True)
   if cfg.model_type not in HF_MODEL_TYPES:
-    raise ValueError(f"{path}: model_type {cfg.model_type!r} is not a supported encoder "
-                     f"{HF_MODEL_TYPES}")
+    raise ValueError(
+      f"{path}: model_type {cfg.model_type!r} is not a supported encoder {HF_MODEL_TYPES}"
+    )
   position = getattr(cfg, "position_embedding_type", "absolute")
   if position != "absolute":
     raise ValueError(f"{path}: position_embedding_type {position!r}; only 'absolute' is supported")
-  return dict(vocab_size=cfg.vocab_size, hidden_size=cfg.hidden_size,
-              num_layers=cfg.num_hidden_layers, num_heads=cfg.num_attention_heads,
-              intermediate_size=cfg.intermediate_size, max_positions=cfg.max_position_embeddings,
-              type_vocab_size=cfg.type_vocab_size, layer_norm_eps=cfg.layer_norm_eps,
-              hidden_act=cfg.hidden_act, dropout=cfg.hidden_dropout_prob,
-              initializer_range=cfg.initializer_range)
+  return dict(
+    vocab_size=cfg.vocab_size,
+    hidden_size=cfg.hidden_size,
+    num_layers=cfg.num_hidden_layers,
+    num_heads=cfg.num_attention_heads,
+    intermediate_size=cfg.intermediate_size,
+    max_positions=cfg.max_position_embeddings,
+    type_vocab_size=cfg.type_vocab_size,
+    layer_norm_eps=cfg.layer_norm_eps,
+    hidden_act=cfg.hidden_act,
+    dropout=cfg.hidden_dropout_prob,
+    initializer_range=cfg.initializer_range,
+  )
 
 
 def _dense(cfg: BertConfig, features: int, name: str) -> nn.Dense:
-  return nn.Dense(features, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name=name,
-                  kernel_init=nn.initializers.normal(cfg.initializer_range))
+  return nn.Dense(
+    features,
+    dtype=cfg.dtype,
+    param_dtype=cfg.param_dtype,
+    name=name,
+    kernel_init=nn.initializers.normal(cfg.initializer_range),
+  )
 
 
 class _DenseParams(nn.Module):
@@ -167,8 +186,12 @@ class _EmbedTable(nn.Module):
 
   @nn.compact
   def __call__(self):
-    return self.param("embedding", nn.initializers.normal(self.cfg.initializer_range),
-                      (self.num_embeddings, self.cfg.hidden_size), self.cfg.param_dtype)
+    return self.param(
+      "embedding",
+      nn.initializers.normal(self.cfg.initializer_range),
+      (self.num_embeddings, self.cfg.hidden_size),
+      self.cfg.param_dtype,
+    )
 
 
 def _embed_tokens(table, tokens):
@@ -180,8 +203,9 @@ def _embed_tokens(table, tokens):
   >>> _embed_tokens(jnp.array([[1.0], [2.0], [3.0]]), jnp.array([2, 1, 0])).ravel()
   Array([3., 2., 0.], dtype=float32)
   """
-  return jnp.take(table, jnp.where(tokens == 0, table.shape[0], tokens), axis=0, mode="fill",
-                  fill_value=0)
+  return jnp.take(
+    table, jnp.where(tokens == 0, table.shape[0], tokens), axis=0, mode="fill", fill_value=0
+  )
 
 
 def _select_rows(table, ids):
@@ -202,8 +226,9 @@ def _select_rows(table, ids):
 
 
 def _layer_norm(cfg: BertConfig) -> nn.LayerNorm:
-  return nn.LayerNorm(cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype,
-                      name="LayerNorm")
+  return nn.LayerNorm(
+    cfg.layer_norm_eps, dtype=cfg.dtype, param_dtype=cfg.param_dtype, name="LayerNorm"
+  )
 
 
 def _attention_impl(cfg: BertConfig) -> str:
@@ -223,9 +248,11 @@ class Embeddings(nn.Module):
     segments = _EmbedTable(cfg, cfg.type_vocab_size, name="token_type_embeddings")()
     # Rows are cast after the lookup (same values as nn.Embed's cast-then-gather), so the
     # gradients accumulate into the tables in param_dtype, not in bf16.
-    x = (_embed_tokens(words, tokens).astype(cfg.dtype)
-         + positions[:tokens.shape[-1]].astype(cfg.dtype)
-         + _select_rows(segments, token_types).astype(cfg.dtype))
+    x = (
+      _embed_tokens(words, tokens).astype(cfg.dtype)
+      + positions[: tokens.shape[-1]].astype(cfg.dtype)
+      + _select_rows(segments, token_types).astype(cfg.dtype)
+    )
     x = _layer_norm(cfg)(x)
     return dropout_lib.Dropout(cfg.dropout, cfg.dropout_masks)(x, deterministic=deterministic)
 
@@ -246,17 +273,19 @@ class SelfAttention(nn.Module):
     tq = t if queries is None else queries
     heads = lambda y: y.reshape(n, y.shape[1], cfg.num_heads, h // cfg.num_heads)
     if cfg.fused_qkv:
-      (wq, bq), (wk, bk), (wv, bv) = (_DenseParams(cfg, h, name=name)(h)
-                                      for name in ("query", "key", "value"))
-      project = lambda y, w, b: jnp.dot(y.astype(cfg.dtype), w.astype(cfg.dtype)) + b.astype(
-          cfg.dtype)
+      (wq, bq), (wk, bk), (wv, bv) = (
+        _DenseParams(cfg, h, name=name)(h) for name in ("query", "key", "value")
+      )
+      project = lambda y, w, b: (
+        jnp.dot(y.astype(cfg.dtype), w.astype(cfg.dtype)) + b.astype(cfg.dtype)
+      )
       if queries is None:
-        q, k, v = jnp.split(project(x, jnp.concatenate([wq, wk, wv], 1),
-                                    jnp.concatenate([bq, bk, bv])), 3, -1)
+        q, k, v = jnp.split(
+          project(x, jnp.concatenate([wq, wk, wv], 1), jnp.concatenate([bq, bk, bv])), 3, -1
+        )
       else:
         q = project(x[:, :tq], wq, bq)
-        k, v = jnp.split(project(x, jnp.concatenate([wk, wv], 1), jnp.concatenate([bk, bv])), 2,
-                         -1)
+        k, v = jnp.split(project(x, jnp.concatenate([wk, wv], 1), jnp.concatenate([bk, bv])), 2, -1)
     else:
       q = _dense(cfg, h, "query")(x[:, :tq])
       k, v = (_dense(cfg, h, name)(x) for name in ("key", "value"))
@@ -264,8 +293,13 @@ class SelfAttention(nn.Module):
     # cuDNN's kernels are for full query blocks; a one-row query is cheap in XLA.
     impl = _attention_impl(cfg) if queries is None else "xla"
     y = jax.nn.dot_product_attention(
-        q, k, v, query_seq_lengths=jnp.minimum(lengths, tq), key_value_seq_lengths=lengths,
-        implementation=impl)
+      q,
+      k,
+      v,
+      query_seq_lengths=jnp.minimum(lengths, tq),
+      key_value_seq_lengths=lengths,
+      implementation=impl,
+    )
     if impl == "cudnn":  # XLA zeroes rows past the length; make that explicit for cuDNN too
       y = jnp.where((jnp.arange(t) < lengths[:, None])[:, :, None, None], y, 0)
     return y.reshape(n, tq, h)
@@ -290,7 +324,7 @@ class Attention(nn.Module):
   @nn.compact
   def __call__(self, x, lengths, *, deterministic: bool, queries: int | None = None):
     y = SelfAttention(self.cfg, name="self")(x, lengths, queries)
-    return Output(self.cfg, name="output")(y, x[:, :y.shape[1]], deterministic=deterministic)
+    return Output(self.cfg, name="output")(y, x[:, : y.shape[1]], deterministic=deterministic)
 
 
 class Intermediate(nn.Module):
@@ -324,8 +358,9 @@ class Layer(nn.Module):
 
   @nn.compact
   def __call__(self, x, lengths):
-    x = Attention(self.cfg, name="attention")(x, lengths, deterministic=self.deterministic,
-                                              queries=self.queries)
+    x = Attention(self.cfg, name="attention")(
+      x, lengths, deterministic=self.deterministic, queries=self.queries
+    )
     y = Intermediate(self.cfg, name="intermediate")(x)
     return Output(self.cfg, name="output")(y, x, deterministic=self.deterministic)
 

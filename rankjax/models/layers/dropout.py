@@ -12,8 +12,8 @@ element's bit from its flat index with two keyed rounds of the PCG hash (Jarzyns
 "Hash Functions for GPU Rendering", JCGT 2020), fused into the kernels that apply it: 34-46
 instructions per element there against about 100 for threefry, and the backward recomputes the
 masks rather than reading stored ones. Masks are deterministic in the key, differ between keys
-and between elements (tests/models/test_dropout.py checks the rate and pairwise independence), and keep
-a fraction `1 - rate` (to 2^-32) scaled by 1 / (1 - rate), as `nn.Dropout`. `masks="prng"` is
+and between elements (tests/models/test_dropout.py checks the rate and pairwise independence), and
+keep a fraction `1 - rate` (to 2^-32) scaled by 1 / (1 - rate), as `nn.Dropout`. `masks="prng"` is
 `nn.Dropout`.
 """
 

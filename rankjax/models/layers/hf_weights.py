@@ -43,8 +43,10 @@ def read_safetensors(hf_dir: str | pathlib.Path) -> dict[str, np.ndarray]:
     for shard in shards:
       tensors.update(safetensors_np.load_file(hf_dir / shard))
     return tensors
-  raise FileNotFoundError(f"{hf_dir}: neither model.safetensors nor model.safetensors.index.json "
-                          "(only safetensors checkpoints are read; no torch .bin)")
+  raise FileNotFoundError(
+    f"{hf_dir}: neither model.safetensors nor model.safetensors.index.json "
+    "(only safetensors checkpoints are read; no torch .bin)"
+  )
 
 
 def torch_name(path: tuple[str, ...]) -> str:
@@ -57,8 +59,10 @@ def torch_name(path: tuple[str, ...]) -> str:
   """
   *modules, leaf = path
   if leaf not in _LEAF_NAMES:
-    raise ValueError(f"no PyTorch name for flax parameter {'/'.join(path)!r}: leaf {leaf!r} "
-                     f"is none of {sorted(_LEAF_NAMES)}")
+    raise ValueError(
+      f"no PyTorch name for flax parameter {'/'.join(path)!r}: leaf {leaf!r} "
+      f"is none of {sorted(_LEAF_NAMES)}"
+    )
   return ".".join([re.sub(r"_(\d+)$", r".\1", m) for m in modules] + [_LEAF_NAMES[leaf]])
 
 
@@ -69,8 +73,13 @@ def to_flax(path: tuple[str, ...], tensor: np.ndarray) -> np.ndarray:
   return tensor
 
 
-def load_torch_layout(params: Mapping, tensors: Mapping[str, np.ndarray], *, prefix: str = "",
-                      source: str = "checkpoint") -> tuple[dict, list[str]]:
+def load_torch_layout(
+  params: Mapping,
+  tensors: Mapping[str, np.ndarray],
+  *,
+  prefix: str = "",
+  source: str = "checkpoint",
+) -> tuple[dict, list[str]]:
   """Replaces every leaf of `params` with the tensor `prefix + torch_name(path)`.
 
   Args:
@@ -89,18 +98,31 @@ def load_torch_layout(params: Mapping, tensors: Mapping[str, np.ndarray], *, pre
   used, out = set(), {}
   for path, leaf in flat.items():
     name = prefix + torch_name(path)
-    found = name if name in tensors else next(
-        (name.replace(k, v) for k, v in _LEGACY.items() if name.endswith(k)
-         and name.replace(k, v) in tensors), None)
+    found = (
+      name
+      if name in tensors
+      else next(
+        (
+          name.replace(k, v)
+          for k, v in _LEGACY.items()
+          if name.endswith(k) and name.replace(k, v) in tensors
+        ),
+        None,
+      )
+    )
     if found is None:
       near = sorted(n for n in tensors if n.rsplit(".", 2)[0] == name.rsplit(".", 2)[0])[:5]
-      raise KeyError(f"{source}: no tensor {name!r} for parameter {'/'.join(path)} with shape "
-                     f"{tuple(leaf.shape)}; tensors nearby: {near or sorted(tensors)[:5]}")
+      raise KeyError(
+        f"{source}: no tensor {name!r} for parameter {'/'.join(path)} with shape "
+        f"{tuple(leaf.shape)}; tensors nearby: {near or sorted(tensors)[:5]}"
+      )
     array = to_flax(path, np.asarray(tensors[found]))
     if array.shape != tuple(leaf.shape):
-      raise ValueError(f"{source}: tensor {found!r} has shape {tuple(tensors[found].shape)} "
-                       f"(as flax {array.shape}); parameter {'/'.join(path)} needs "
-                       f"{tuple(leaf.shape)}")
+      raise ValueError(
+        f"{source}: tensor {found!r} has shape {tuple(tensors[found].shape)} "
+        f"(as flax {array.shape}); parameter {'/'.join(path)} needs "
+        f"{tuple(leaf.shape)}"
+      )
     used.add(found)
     out[path] = array.astype(leaf.dtype)
   unused = sorted(n for n in tensors if n.startswith(prefix) and n not in used)
