@@ -37,6 +37,7 @@ def _click_log(args):
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
   log = cm.ClickLog.from_sessions(sessions, args.max_rank)
+  reader_flags.check_format(summary, args)
   if log.num_sessions == 0:
     raise SystemExit(f"no result page read from {args.files}: {summary}")
   return log, summary

@@ -39,12 +39,12 @@ from rankjax.data import aggregate, frequency, readers, text
 DATASET_FREQUENCY = "dataset"
 
 
-def _stats(args) -> dict:
+def _stats(args) -> readers.ReadSummary:
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
   for _ in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     pass
-  return summary.as_dict()
+  return summary
 
 
 def in_test_split(qid: str, fraction: float) -> bool:
@@ -175,6 +175,7 @@ def _prepare(args) -> dict:
   agg = aggregate.ClickAggregator()
   for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     agg.add(s)
+  reader_flags.check_format(summary, args)
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
   kw = {option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options}
@@ -248,8 +249,11 @@ def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
 
 def stats(argv: Sequence[str], prog: str = "rankjax data stats") -> dict:
   """Reads click logs and prints one JSON line of counts."""
-  out = _stats(_log_parser(prog, stats.__doc__).parse_args(argv))
+  args = _log_parser(prog, stats.__doc__).parse_args(argv)
+  summary = _stats(args)
+  out = summary.as_dict()
   print(json.dumps(out, ensure_ascii=False))
+  reader_flags.check_format(summary, args)
   return out
 
 

@@ -74,3 +74,17 @@ def options(args: argparse.Namespace) -> dict:
       f"not {[_flag(k) for k in unknown]}"
     )
   return given
+
+
+def check_format(summary: readers.ReadSummary, args: argparse.Namespace) -> None:
+  """Ends the command (exit status 1) when most records failed to read (`mostly_skipped`),
+  naming the format asked, the commonest skip reasons and one example, instead of going on with
+  what little was read."""
+  if not summary.mostly_skipped():
+    return
+  reasons = ", ".join(f"{n} {reason}" for reason, n in summary.reasons.most_common(3))
+  example = next(e for examples in summary.examples.values() for e in examples)
+  raise SystemExit(
+    f"error: {summary.skipped} records skipped ({reasons}) against {summary.sessions} sessions "
+    f"read: are these files in --format {args.format}? The first skip: {example}"
+  )

@@ -74,6 +74,10 @@ class Session:
   source: str = ""  # "file:line" or "file@byte" of the session's start
 
 
+# Skips per session read from which a log is taken to be in another format (`mostly_skipped`).
+WRONG_FORMAT_SKIPS = 10
+
+
 class ReadSummary:
   """Counts what was read and what was skipped, by reason, with example locations.
 
@@ -96,13 +100,27 @@ class ReadSummary:
     self.queries: set[str] = set()
     self.reasons: collections.Counter[str] = collections.Counter()
     self.examples: dict[str, list[str]] = collections.defaultdict(list)
-    self.repaired: collections.Counter[str] = (
-      collections.Counter()
-    )  # read, but not as the layout says
+    # Records read, but not as the layout says (`repair`).
+    self.repaired: collections.Counter[str] = collections.Counter()
 
   @property
   def skipped(self) -> int:
     return sum(self.reasons.values())
+
+  def mostly_skipped(self) -> bool:
+    """Whether the reader skipped at least `WRONG_FORMAT_SKIPS` records (or parts of records) per
+    session it read, and at least one: a log in the format asked has a few bad records, or a few
+    duplicate documents and empty interactions per session, not that many, so the files are most
+    likely in another format.
+
+    >>> s = ReadSummary()
+    >>> s.sessions = 1
+    >>> for i in range(WRONG_FORMAT_SKIPS):
+    ...   s.skip("bad_json", f"log.jsonl:{i + 1}", "not JSON")
+    >>> s.mostly_skipped()
+    True
+    """
+    return self.skipped > 0 and self.skipped >= WRONG_FORMAT_SKIPS * self.sessions
 
   def skip(self, reason: str, where: str, message: str) -> None:
     """Records one skipped record (or part of a record) at `where`."""
