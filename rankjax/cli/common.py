@@ -64,3 +64,12 @@ def dispatch_to(functions: Mapping[str, Callable], argv: Sequence[str], *, prog:
     resolve=functions.__getitem__,
     helps={name: f.__doc__.split("\n")[0] for name, f in functions.items()},
   )
+
+
+def quiet_library_logs() -> None:
+  """absl logging at WARNING unless --verbosity was given: orbax logs every checkpoint save and
+  restore at INFO (32 lines for one `rankjax score`)."""
+  from absl import flags, logging  # pylint: disable=g-import-not-at-top
+
+  if not flags.FLAGS["verbosity"].present:
+    logging.set_verbosity(logging.WARNING)

@@ -39,6 +39,7 @@ def _score(argv) -> None:
   )
 
   del argv
+  common.quiet_library_logs()
   f = {name: holder.value for name, holder in _flags().items()}
   results = scoring.score(
     f["workdir"], f["split"], step=f["step"], output=f["output"], label_source=f["label_source"]

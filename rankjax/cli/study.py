@@ -10,7 +10,6 @@ from its checkpoint), so a rerun after adding seeds trains only the new ones.
 
 from __future__ import annotations
 
-import pathlib
 from collections.abc import Sequence
 
 from rankjax.cli import train
@@ -22,14 +21,13 @@ def _study(argv) -> None:
     flags,  # pylint: disable=g-import-not-at-top
   )
 
-  config_flag, workdir_flag = train.config_flags()
+  config_flag, _ = train.config_flags()
   if "study" not in config_flag.value:
     raise app.UsageError(
       f"{flags.FLAGS['config'].value!r} has no `study` section; "
       "train a single run with `rankjax train`"
     )
-  summary = train.run(argv)
-  print(f"wrote {pathlib.Path(workdir_flag.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+  train.run(argv)  # prints the headline table and where the report is
 
 
 def main(argv: Sequence[str], prog: str = "rankjax study") -> None:

@@ -13,6 +13,7 @@ missing input (dataset, model directory) is a one-line error naming it. On a mul
 from __future__ import annotations
 
 import functools
+import pathlib
 from collections.abc import Sequence
 
 from absl import flags
@@ -42,10 +43,7 @@ def run(argv) -> dict:
 
   Returns the summary of either (`rankjax study` reports it).
   """
-  from absl import (
-    app,  # pylint: disable=g-import-not-at-top
-    logging,  # pylint: disable=g-import-not-at-top
-  )
+  from absl import app  # pylint: disable=g-import-not-at-top
 
   from rankjax.engine import mesh  # pylint: disable=g-import-not-at-top
 
@@ -53,13 +51,17 @@ def run(argv) -> dict:
   config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
-    logging.set_verbosity(logging.WARNING)
+  common.quiet_library_logs()
   mesh.maybe_initialize_distributed()
   if "study" in config:
-    from rankjax.study import runner as study  # pylint: disable=g-import-not-at-top
+    from rankjax.study import report, runner  # pylint: disable=g-import-not-at-top
 
-    return study.run(config, workdir)
+    summary = runner.run(config, workdir)
+    print(
+      "\n".join(["", "NDCG@10 (mean ± std over seeds):", *report.metric_table(summary, "ndcg@10")])
+    )
+    print(f"\nReport: {pathlib.Path(workdir).resolve() / 'report.md'} ({summary['seconds']:.0f} s)")
+    return summary
   from rankjax.engine import train  # pylint: disable=g-import-not-at-top
 
   return train.train_and_evaluate(config, workdir)

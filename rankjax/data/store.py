@@ -167,6 +167,15 @@ def write_dataset(
     # through `importlib_resources`, which it does not depend on.
     code_path = None
 
+    # tfds announces a download ("Downloading and preparing dataset Unknown size ...") where
+    # nothing is downloaded: say what happens instead.
+    def _log_download_bytes(self):
+      print(f"writing dataset {name!r} to {self.data_dir}", flush=True)
+
+    def _log_download_done(self):
+      counts = ", ".join(f"{s} {info.num_examples}" for s, info in self.info.splits.items())
+      print(f"wrote dataset {name!r} ({counts} lists) to {self.data_dir}", flush=True)
+
     def _info(self):
       return _LocalInfo(
         builder=self,

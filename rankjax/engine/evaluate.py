@@ -110,8 +110,19 @@ def write_results(workdir: str | os.PathLike, step: int, results: dict[str, dict
   (workdir / "results.md").write_text(markdown_table(step, results))
 
 
+def metric_order(spec: str) -> tuple[str, int]:
+  """Sort key of a metric spec: by name, then by cutoff as a number (ndcg@3 before ndcg@10).
+
+  >>> sorted(["ndcg@10", "err@10", "ndcg@3", "ndcg"], key=metric_order)
+  ['err@10', 'ndcg', 'ndcg@3', 'ndcg@10']
+  """
+  name, _, cutoff = spec.partition("@")
+  return name, int(cutoff) if cutoff.isdigit() else 0
+
+
 def markdown_table(step: int, results: dict[str, dict]) -> str:
-  """One Markdown table per split: a row per metric, a column per bucket, list counts below.
+  """One Markdown table per split: a row per metric (in `metric_order`), a column per bucket,
+  list counts below.
 
   >>> print(markdown_table(5, {"test": {"ndcg@10": {"all": 0.5, "count/all": 3.0}}}))
   ## test (step 5)
@@ -131,7 +142,8 @@ def markdown_table(step: int, results: dict[str, dict]) -> str:
       "| metric | " + " | ".join(buckets) + " |",
       "|---|" + "---|" * len(buckets),
     ]
-    for spec, values in per_metric.items():
+    for spec in sorted(per_metric, key=metric_order):
+      values = per_metric[spec]
       lines.append(
         f"| {spec} | "
         + " | ".join(f"{values[b]:.4f}" if b in values else "" for b in buckets)

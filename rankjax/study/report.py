@@ -18,9 +18,38 @@ def _one_line(section) -> str:
   return f"{section.name} ({options})" if options else section.name
 
 
+def _name(summary: dict, variant: str) -> str:
+  return f"{variant} (reference)" if variant in summary["references"] else variant
+
+
+def metric_table(summary: dict, spec: str) -> list[str]:
+  """The Markdown table of one metric: a row per variant (in `summary["order"]`), a column per
+  bucket, the number of lists below."""
+  lines = [
+    "| variant | " + " | ".join(stats.BUCKETS) + " |",
+    "|---|" + "---|" * len(stats.BUCKETS),
+  ]
+  for v in summary["order"]:
+    cells = summary["metrics"][v].get(spec, {})
+    tests = summary["tests"].get(v, {}).get(spec, {})
+    lines.append(
+      f"| {_name(summary, v)} | "
+      + " | ".join(_cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS)
+      + " |"
+    )
+  first = next(iter(summary["metrics"].values()))[spec]
+  lines.append(
+    "| lists | "
+    + " | ".join(str(first[b]["lists"]) if b in first else "0" for b in stats.BUCKETS)
+    + " |"
+  )
+  return lines
+
+
 def report(summary: dict, config) -> str:
-  """report.md: setting, metric tables, tests, analyses."""
+  """report.md: setting, metric tables, tests, analyses; variants in `summary["order"]`."""
   base = summary["baseline"]
+  order = summary["order"]
   lines = ["# rankjax study report", ""]
   if summary.get("world"):
     meta = summary["world"]
@@ -42,8 +71,15 @@ def report(summary: dict, config) -> str:
     "Variants (overrides of `config.supervision`):",
     "",
   ]
-  for v, over in summary["variants"].items():
-    lines.append(f"- **{v}**: " + ", ".join(f"{k}={val}" for k, val in over.items()))
+  for v in order:
+    over = ", ".join(f"{k}={val}" for k, val in summary["variants"][v].items())
+    lines.append(f"- **{_name(summary, v)}**: {over}")
+  if summary["references"]:
+    lines += [
+      "",
+      "A reference trains on the human labels the evaluation uses: it is the ceiling the other "
+      "variants are read against, listed last.",
+    ]
   notes = [n for per in summary.get("preparation", {}).values() for n in per]
   for note in dict.fromkeys(notes):  # what the runs prepared (a learned gate's fit), once each
     lines += ["", note]
@@ -56,41 +92,23 @@ def report(summary: dict, config) -> str:
     "",
   ]
   for spec in stats.METRICS:
+    lines += [f"## {spec.upper()}", "", *metric_table(summary, spec), ""]
+  lines += ["![NDCG@10 by bucket and variant](ndcg10_by_bucket.png)", ""]
+  for spec in stats.METRICS:
     lines += [
-      f"## {spec.upper()}",
+      f"## Paired tests against {base} ({spec.upper()})",
       "",
-      "| variant | " + " | ".join(stats.BUCKETS) + " |",
-      "|---|" + "---|" * len(stats.BUCKETS),
+      "| variant | bucket | mean difference | p | p (Holm) |",
+      "|---|---|---|---|---|",
     ]
-    for v, per in summary["metrics"].items():
-      cells = per.get(spec, {})
-      tests = summary["tests"].get(v, {}).get(spec, {})
-      lines.append(
-        f"| {v} | "
-        + " | ".join(_cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS)
-        + " |"
-      )
-    first = next(iter(summary["metrics"].values()))[spec]
-    lines += [
-      "| lists | "
-      + " | ".join(str(first[b]["lists"]) if b in first else "0" for b in stats.BUCKETS)
-      + " |",
-      "",
-    ]
-  lines += [
-    "![NDCG@10 by bucket and variant](ndcg10_by_bucket.png)",
-    "",
-    f"## Paired tests against {base} (NDCG@10)",
-    "",
-    "| variant | bucket | mean difference | p | p (Holm) |",
-    "|---|---|---|---|---|",
-  ]
-  for v, per in summary["tests"].items():
-    for b, t in per.get("ndcg@10", {}).items():
-      lines.append(f"| {v} | {b} | {t['diff']:+.4f} | {t['p']:.3g} | {t['p_holm']:.3g} |")
+    for v in order:
+      for b, t in summary["tests"].get(v, {}).get(spec, {}).items():
+        lines.append(
+          f"| {_name(summary, v)} | {b} | {t['diff']:+.4f} | {t['p']:.3g} | {t['p_holm']:.3g} |"
+        )
+    lines.append("")
   named = lambda signals: ", ".join(f"`{e}`" for e in signals) or "none configured"
   lines += [
-    "",
     "## Analyses",
     "",
     "(i) Reliance on document-level click signals and (iii) on semantic match: mean over "
@@ -104,9 +122,10 @@ def report(summary: dict, config) -> str:
     f"auc/{b}" for b in stats.BUCKETS
   ]
   lines += ["| variant | " + " | ".join(cols) + " |", "|---|" + "---|" * len(cols)]
-  for v, row in summary["analyses"].items():
+  for v in order:
+    row = summary["analyses"][v]
     lines.append(
-      f"| {v} | "
+      f"| {_name(summary, v)} | "
       + " | ".join(f"{row[c]['mean']:.3f} ± {row[c]['std']:.3f}" if c in row else "" for c in cols)
       + " |"
     )

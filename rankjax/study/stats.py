@@ -53,6 +53,19 @@ def in_bucket(bucket: np.ndarray, name: str) -> np.ndarray:
   return np.ones(bucket.shape, bool) if name == "all" else bucket == BUCKETS.index(name)
 
 
+def display_order(variants: dict) -> tuple[list[str], list[str]]:
+  """(variants in the order a report lists them, the references among them).
+
+  A reference trains on the labels the study evaluates against (`source="human"`): it is the
+  ceiling the others are read against, not a contender, so reports list it last and mark it.
+
+  >>> display_order({"human": {"source": "human"}, "click": {"source": "click"}, "llm": {}})
+  (['click', 'llm', 'human'], ['human'])
+  """
+  references = [v for v, over in variants.items() if over.get("source") == "human"]
+  return [v for v in variants if v not in references] + references, references
+
+
 def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
   """Metrics per variant and bucket over seeds, paired tests vs the baseline, and the analyses."""
   where, bucket = data["where"], data["bucket"]
@@ -85,6 +98,7 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
     for (v, b, diff), p, adj in zip(cells, pvalues, holm(pvalues) if pvalues else []):
       tests.setdefault(v, {}).setdefault(spec, {})[b] = {"diff": diff, "p": p, "p_holm": float(adj)}
 
+  order, references = display_order(study.variants.to_dict())
   relevant = data["label"] >= study.relevant_label
   analyses: dict = {}
   for v, runs in scores.items():
@@ -108,6 +122,8 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
     "baseline": study.baseline,
     "seeds": list(study.seeds),
     "variants": study.variants.to_dict(),
+    "order": order,
+    "references": references,
     "split": study.split,
     "relevant_label": study.relevant_label,
     "doc_signals": list(study.doc_signals),

@@ -100,3 +100,32 @@ def test_summary_report_and_plots(world_split, tmp_path):
   plots.plot_histograms(scores, data, config.study, tmp_path / "hist.png")
   assert (tmp_path / "bars.png").read_bytes()[:4] == b"\x89PNG"
   assert (tmp_path / "hist.png").stat().st_size > 1000
+
+
+def test_report_lists_the_reference_last_and_tests_every_metric(world_split):
+  _, meta, split = world_split
+  config = load_config("demo", "tiny")
+  data = signals.padded_split(split, ("global_ctr", "quality", "semantic"))
+  scores = {"human": fake_scores(data, 1.0, noise=0.0), "click": fake_scores(data, 1.0)}
+  scores["llm"] = fake_scores(data, 0.0)
+  config.study.variants = ml_collections.ConfigDict(
+    {"human": {"source": "human"}, "click": {"source": "click"}, "llm": {"source": "llm"}}
+  )
+  summary = stats.summarize(scores, data, config.study)
+  assert summary["order"] == ["click", "llm", "human"]
+  assert summary["references"] == ["human"]
+  summary.update(seconds=1.0, world=meta, preparation={})
+  text = report.report(summary, config)
+  table = text[text.index("## NDCG@10") :].split("\n\n")[1].splitlines()
+  assert [row.split(" | ")[0] for row in table[2:]] == [
+    "| click",
+    "| llm",
+    "| human (reference)",
+    "| lists",
+  ]
+  for spec in stats.METRICS:
+    assert f"## Paired tests against click ({spec.upper()})" in text
+  fig = plots.bars_figure(summary)
+  ax = fig.axes[0]
+  assert ax.get_ylim()[0] == 0.0 and ax.get_title().startswith("NDCG@10 by bucket")
+  assert [t.get_text() for t in ax.get_legend().get_texts()][-1] == "human (reference)"
