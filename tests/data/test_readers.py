@@ -68,10 +68,10 @@ def test_trec_quirks_are_counted_with_locations():
   assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 3, 5, 4, 2)
   assert s.reasons == {
     "duplicate_doc": 1,
-    "bad_rank": 2,
+    "bad_field:ranks": 2,
     "missing_doc_id": 1,
     "click_on_unshown_rank": 1,
-    "bad_click": 1,
+    "bad_field:click_ranks": 1,
     "empty_session": 1,
     "empty_interaction": 1,
   }
@@ -148,12 +148,12 @@ def test_baidu_ultr_sessions():
   assert a.dwell[0] == 30.5 and a.dwell[2] == 4.0 and a.doc_texts[0] == "1 2 3 4"
   assert sessions[1].interactions[0].doc_ids == ["m4", "m1"]
   assert (s.sessions, s.results, s.clicks) == (2, 5, 2)
-  assert s.reasons == {"bad_result": 1, "empty_interaction": 1}
+  assert s.reasons == {"bad_field:ranks": 1, "empty_interaction": 1}
 
 
 def test_generic_jsonl_and_parquet_agree(tmp_path):
   sessions, s = read("jsonl", FIX / "generic_sample.jsonl")
-  assert [x.session_id for x in sessions] == ["s1", "s2", "s4"]
+  assert [x.session_id for x in sessions] == ["s1", "s2"]
   q1, q2 = sessions[0].interactions
   assert (
     q1.clicks == [0, 1, 0]
@@ -162,12 +162,12 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
     and math.isnan(q1.labels[2])
   )
   assert q2.click_ranks == [2, 1]
-  assert (s.sessions, s.interactions, s.results, s.clicks) == (3, 4, 10, 4)
+  assert (s.sessions, s.interactions, s.results, s.clicks) == (2, 3, 8, 4)
   assert s.reasons == {
     "missing_field": 1,
-    "bad_field": 1,
+    "bad_field:clicks": 1,  # one click for two documents
     "bad_json": 2,
-    "click_on_unshown_rank": 1,
+    "bad_field:click_ranks": 1,  # a click on rank 5 of two, where `clicks` has one on rank 2
   }
 
   import pyarrow as pa
@@ -235,10 +235,12 @@ def test_real_trec_session_counts_match_the_file(shared_data, year):
   # Every session, result and click in the file is either read or counted as skipped.
   assert s.sessions + r["empty_session"] == text.count("<session ")
   assert s.interactions + r["empty_interaction"] == text.count("<interaction ")
-  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_rank"] == text.count(
-    "<result "
+  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_field:ranks"] == (
+    text.count("<result ")
   )
-  assert s.clicks + r["click_on_unshown_rank"] + r["bad_click"] == text.count("<click ")
+  assert s.clicks + r["click_on_unshown_rank"] + r["bad_click"] + r["bad_field:click_ranks"] == (
+    text.count("<click ")
+  )
   labelled = [x for sess in sessions for it in sess.interactions for x in (it.labels or [])]
   assert np.isfinite(labelled).sum() > 100
 
