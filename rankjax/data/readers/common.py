@@ -299,7 +299,7 @@ def iter_blocks(path: str | os.PathLike, summary: ReadSummary, size: int) -> Ite
   start = summary.bytes
   with _open(path) as f:
     try:
-      while block := f.read(size):
+      while block := f.read1(size):  # read() would drop what it decompressed before a break
         summary.bytes += len(block)
         yield block
     except (EOFError, gzip.BadGzipFile, zlib.error) as e:
