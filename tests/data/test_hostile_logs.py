@@ -43,9 +43,10 @@ def assert_one_skip(counts: dict, reason: str, where: str, sessions: int):
     ({"click_ranks": [1.7]}, "bad_field:click_ranks"),
     ({"click_ranks": [0]}, "bad_field:click_ranks"),  # ranks are 1-based
     ({"click_ranks": [2, 2]}, "bad_field:click_ranks"),  # two clicks where `clicks` has one
+    ({"click_ranks": []}, "bad_field:click_ranks"),  # none where `clicks` has one
     ({"freq_bucket": "high"}, "bad_field:freq_bucket"),
     ({"freq_bucket": 999}, "bad_field:freq_bucket"),
-    ({"doc_ids": "ab"}, "bad_field:doc_ids"),  # a string is not a list of two documents
+    ({"doc_ids": "abc"}, "bad_field:doc_ids"),  # a string is not a list of documents
     ({"doc_ids": ["a", ""]}, "bad_field:doc_ids"),
     ({"doc_texts": [None, "t"]}, "bad_field:doc_texts"),  # not the text "None"
     ({"ranks": [1.7, 2]}, "bad_field:ranks"),  # not rank 1
@@ -125,7 +126,7 @@ def test_a_gz_file_that_is_not_gzip_is_one_line(tmp_path):
     cli.main(["data", "stats", "--format", "jsonl", str(path), "--quiet"])
 
 
-@pytest.mark.parametrize("fmt", ["jsonl", "trec-session", "sogou", "baidu-ultr"])
+@pytest.mark.parametrize("fmt", ["jsonl", "parquet", "trec-session", "sogou", "baidu-ultr"])
 def test_a_directory_given_as_a_log_is_one_line(tmp_path, fmt):
   with pytest.raises(SystemExit, match=re.escape(f"error: {tmp_path}: is a directory, not a log")):
     cli.main(["data", "stats", "--format", fmt, str(tmp_path), "--quiet"])

@@ -153,7 +153,7 @@ def test_baidu_ultr_sessions():
 
 def test_generic_jsonl_and_parquet_agree(tmp_path):
   sessions, s = read("jsonl", FIX / "generic_sample.jsonl")
-  assert [x.session_id for x in sessions] == ["s1", "s2"]
+  assert [x.session_id for x in sessions] == ["s1", "s2", "s4"]
   q1, q2 = sessions[0].interactions
   assert (
     q1.clicks == [0, 1, 0]
@@ -162,12 +162,12 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
     and math.isnan(q1.labels[2])
   )
   assert q2.click_ranks == [2, 1]
-  assert (s.sessions, s.interactions, s.results, s.clicks) == (2, 3, 8, 4)
+  assert (s.sessions, s.interactions, s.results, s.clicks) == (3, 4, 10, 4)
   assert s.reasons == {
     "missing_field": 1,
-    "bad_field:clicks": 1,  # one click for two documents
+    "bad_field:clicks": 1,  # one click count for two documents
     "bad_json": 2,
-    "bad_field:click_ranks": 1,  # a click on rank 5 of two, where `clicks` has one on rank 2
+    "click_on_unshown_rank": 1,
   }
 
   import pyarrow as pa

@@ -8,8 +8,9 @@ Fields (only `query_id`, `doc_ids` and `clicks` are required; others are ignored
   doc_ids      [str]        shown documents, non-empty strings
   ranks        [int]        their 1-based shown ranks, 1..2^31-1 (default 1..n in list order)
   clicks       [int]        clicks per document, 0..1000 (0/1 or counts)
-  click_ranks  [int]        ranks of the clicks in time order (default: rank order); each a shown
-                            rank, as many times as `clicks` says that document was clicked
+  click_ranks  [int]        ranks of the clicks in time order (default: rank order), >= 1; each
+                            shown rank as many times as `clicks` gives (a click on a rank not
+                            shown is the skip `click_on_unshown_rank`)
   dwell        [float]      dwell seconds per document, finite and >= 0 (null / NaN unknown)
   labels       [float]      human relevance labels per document, finite in -2..4 (null / NaN
                             unknown)
@@ -35,6 +36,7 @@ from rankjax.data.readers import record
 from rankjax.data.readers.common import (
   NAN,
   Interaction,
+  LogError,
   Option,
   ReadSummary,
   Session,
@@ -49,7 +51,8 @@ LABELS = Range(-2, 4)  # the grade scales rankjax reads: TREC's -2..4, 0..4 else
 
 
 def _click_order(ranks: list[int], clicks: list[int], click_ranks) -> list[int]:
-  """`click_ranks`, checked against the shown ranks and the clicks per document."""
+  """`click_ranks`, checked against the clicks per shown document (a click on a rank that was not
+  shown is left to `finish_interaction`, which counts it as every format does)."""
   record.ints("click_ranks", click_ranks, None, record.RANKS)
   expected: dict[int, int] = {}
   for r, c in zip(ranks, clicks):
@@ -57,7 +60,7 @@ def _click_order(ranks: list[int], clicks: list[int], click_ranks) -> list[int]:
   for r in click_ranks:
     left = expected.get(r)
     if left is None:
-      raise FieldError("click_ranks", f"a click on rank {r}, which was not shown")
+      continue
     if left == 0:
       raise FieldError("click_ranks", f"more clicks on rank {r} than `clicks` gives")
     expected[r] = left - 1
@@ -180,6 +183,8 @@ def read_parquet(path, summary: ReadSummary, *, batch_rows: int = 8192) -> Itera
   import pyarrow.parquet as pq
 
   def rows():
+    if os.path.isdir(path):
+      raise LogError(f"{path}: is a directory, not a log file")
     summary.files += 1
     summary.bytes += os.path.getsize(path)
     n = 0
