@@ -54,9 +54,13 @@ def _click_order(ranks: list[int], clicks: list[int], click_ranks) -> list[int]:
   """`click_ranks`, checked against the clicks per shown document (a click on a rank that was not
   shown is left to `finish_interaction`, which counts it as every format does)."""
   record.ints("click_ranks", click_ranks, None, record.RANKS)
-  expected: dict[int, int] = {}
-  for r, c in zip(ranks, clicks):
-    expected[r] = expected.get(r, 0) + c
+  if not click_ranks and not any(clicks):
+    return click_ranks
+  expected = dict(zip(ranks, clicks))
+  if len(expected) < len(ranks):  # a rank shown twice (`finish_interaction` keeps the first)
+    expected = {}
+    for r, c in zip(ranks, clicks):
+      expected[r] = expected.get(r, 0) + c
   for r in click_ranks:
     left = expected.get(r)
     if left is None:

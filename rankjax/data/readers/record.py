@@ -82,8 +82,15 @@ def _list(field: str, value, n: int | None) -> list:
   return value
 
 
+# Each list check first tries a test that runs in C (the usual case: all is well), and walks the
+# list in Python only to name what is wrong.
+_STR, _INT, _NUMBER = {str}, {int}, {int, float}
+
+
 def ids(field: str, value) -> list[str]:
   """A list of non-empty strings."""
+  if type(value) is list and set(map(type, value)) <= _STR and "" not in value:
+    return value
   for i, x in enumerate(_list(field, value, None)):
     if type(x) is not str or not x:
       raise FieldError(field, f"item {i} is {_kind(x)}, not a non-empty string")
@@ -92,6 +99,8 @@ def ids(field: str, value) -> list[str]:
 
 def texts(field: str, value, n: int) -> list[str]:
   """A list of `n` strings (possibly empty ones)."""
+  if type(value) is list and len(value) == n and set(map(type, value)) <= _STR:
+    return value
   for i, x in enumerate(_list(field, value, n)):
     if type(x) is not str:
       raise FieldError(field, f"item {i} is {_kind(x)}, not a string")
@@ -109,6 +118,13 @@ def integer(field: str, value, allowed: Range) -> int:
 
 def ints(field: str, value, n: int | None, allowed: Range) -> list[int]:
   """A list of `n` (any number if None) integers in `allowed`."""
+  if (
+    type(value) is list
+    and (n is None or len(value) == n)
+    and set(map(type, value)) <= _INT
+    and (not value or allowed.lo <= min(value) and max(value) <= allowed.hi)
+  ):
+    return value
   for i, x in enumerate(_list(field, value, n)):
     if type(x) is not int:
       raise FieldError(field, f"item {i} is {_kind(x)}, not an integer")
@@ -119,6 +135,18 @@ def ints(field: str, value, n: int | None, allowed: Range) -> list[int]:
 
 def numbers(field: str, value, n: int, allowed: Range) -> list[float]:
   """A list of `n` finite numbers in `allowed`, where null or NaN is "unknown" (NaN)."""
+  if type(value) is list and len(value) == n:
+    known = [x for x in value if x == x and x is not None]  # x != x: NaN
+    if set(map(type, known)) <= _NUMBER and (
+      not known
+      or allowed.lo <= (lo := min(known))
+      and (hi := max(known)) <= allowed.hi
+      and -math.inf < lo
+      and hi < math.inf
+    ):
+      return (
+        value if len(known) == n or None not in value else [NAN if x is None else x for x in value]
+      )
   out = []
   for i, x in enumerate(_list(field, value, n)):
     if x is None:

@@ -37,7 +37,7 @@ from rankjax.data.readers.record import FieldError, Range
 
 ENCODING = "gbk"
 FALLBACK = "utf-8"
-CLICK = Range(0, 1)
+CLICKS = {"0", "1"}
 CLICK_TIME = Range(0, float("inf"))  # Unix seconds, finite
 SESSIONS = Range(0, float("inf"))  # a query's session count in the query file
 
@@ -70,9 +70,12 @@ def load_sogou_queries(
 
 def _clicks(clicks: list[str], times: list[str]) -> list[int]:
   """The ranks clicked, in the order of their click times."""
+  if not set(clicks) <= CLICKS:
+    bad = next(c for c in clicks if c not in CLICKS)
+    raise FieldError("clicks", f"{bad!r} is not 0 or 1")
   clicked = []
   for r, (c, t) in enumerate(zip(clicks, times), 1):
-    if record.parse_count("clicks", c, CLICK):
+    if c == "1":
       clicked.append((record.parse_number("click_times", t, CLICK_TIME), r))
     elif t != "-1":
       raise FieldError("click_times", f"{t!r} for the unclicked url at rank {r}, not -1")
