@@ -89,6 +89,11 @@ def test_jsonl_nested_100000_deep_is_a_skip(capsys, tmp_path):
   assert_one_skip(stats(capsys, "jsonl", path), "too_deep", f"{path}:2", sessions=2)
 
 
+def test_jsonl_integer_of_5000_digits_is_a_skip(capsys, tmp_path):
+  path = jsonl(tmp_path / "log.jsonl", GOOD, '{"query_id": "q", "clicks": [' + "1" * 5000 + "]}")
+  assert_one_skip(stats(capsys, "jsonl", path), "bad_json", f"{path}:2", sessions=1)
+
+
 def test_truncated_gzip_keeps_every_session_read_before_the_break(capsys, tmp_path):
   text = "".join(
     json.dumps({"session_id": i, **GOOD, "query_id": f"q{i % 7}"}) + "\n" for i in range(3000)
@@ -224,6 +229,7 @@ def test_baidu_bucket_that_changes_within_a_query_is_a_skip(capsys, tmp_path):
     ("0\tm2\t1\t2\t0\t0" + "\t0" * 11, "bad_field:ranks"),
     ("2\tm2\t1\t2\t0\t1" + "\t0" * 10 + "\tinf", "bad_field:dwell"),
     ("2\t\t1\t2\t0\t0" + "\t0" * 11, "bad_field:doc_ids"),
+    ("9" * 5000 + "\tm2\t1\t2\t0\t0" + "\t0" * 11, "bad_field:ranks"),
   ],
   ids=lambda x: x if x.startswith("bad") else None,
 )

@@ -162,7 +162,7 @@ def read_jsonl(path, summary: ReadSummary, *, encoding: str = "utf-8") -> Iterat
     for where, line in iter_text(path, summary, encoding):
       try:
         rec = json.loads(line)
-      except json.JSONDecodeError as e:
+      except ValueError as e:  # not JSON, or an integer of more digits than Python converts
         summary.skip("bad_json", where, str(e))
         continue
       except RecursionError:

@@ -54,6 +54,11 @@ SECONDS = Range(0, math.inf)  # dwell, finite
 BUCKETS = Range(0, 9)  # Baidu-ULTR's frequency buckets, the one dataset-bucket map there is
 
 
+# Digits of the longest count a layout holds; longer text is out of range before it is converted
+# (Python refuses to convert more than 4,300 digits).
+MAX_DIGITS = 18
+
+
 def _kind(x) -> str:
   return "null" if x is None else f"{x!r}"[:40]
 
@@ -164,6 +169,8 @@ def parse_count(field: str, value: str | None, allowed: Range) -> int:
   space)."""
   if value is None or not (value.isdigit() and value.isascii()):
     raise FieldError(field, f"{value!r} is not a non-negative integer")
+  if len(value) > MAX_DIGITS:
+    raise FieldError(field, f"{value[:MAX_DIGITS]!r}... is outside {allowed}")
   x = int(value)
   if not allowed.lo <= x <= allowed.hi:
     raise FieldError(field, f"{x} is outside {allowed}")

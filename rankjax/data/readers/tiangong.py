@@ -72,6 +72,8 @@ def load_query_dictionary(path) -> dict[str, str]:
     raise LogError(
       f"{path}:{e.lineno}:{e.colno}: the query dictionary is not JSON ({e.msg})"
     ) from None
+  except ValueError as e:  # an integer of more digits than Python converts
+    raise LogError(f"{path}: the query dictionary is not JSON that Python reads ({e})") from None
   except RecursionError:
     raise LogError(f"{path}: the query dictionary is nested too deep to be one") from None
   if not isinstance(queries, dict):
