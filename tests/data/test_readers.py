@@ -68,10 +68,10 @@ def test_trec_quirks_are_counted_with_locations():
   assert (s.sessions, s.interactions, s.results, s.clicks, len(s.queries)) == (2, 3, 5, 4, 2)
   assert s.reasons == {
     "duplicate_doc": 1,
-    "bad_rank": 2,
+    "bad_field:ranks": 2,
     "missing_doc_id": 1,
     "click_on_unshown_rank": 1,
-    "bad_click": 1,
+    "bad_field:click_ranks": 1,
     "empty_session": 1,
     "empty_interaction": 1,
   }
@@ -148,7 +148,7 @@ def test_baidu_ultr_sessions():
   assert a.dwell[0] == 30.5 and a.dwell[2] == 4.0 and a.doc_texts[0] == "1 2 3 4"
   assert sessions[1].interactions[0].doc_ids == ["m4", "m1"]
   assert (s.sessions, s.results, s.clicks) == (2, 5, 2)
-  assert s.reasons == {"bad_result": 1, "empty_interaction": 1}
+  assert s.reasons == {"bad_field:ranks": 1, "empty_interaction": 1}
 
 
 def test_generic_jsonl_and_parquet_agree(tmp_path):
@@ -165,7 +165,7 @@ def test_generic_jsonl_and_parquet_agree(tmp_path):
   assert (s.sessions, s.interactions, s.results, s.clicks) == (3, 4, 10, 4)
   assert s.reasons == {
     "missing_field": 1,
-    "bad_field": 1,
+    "bad_field:clicks": 1,  # one click count for two documents
     "bad_json": 2,
     "click_on_unshown_rank": 1,
   }
@@ -235,10 +235,12 @@ def test_real_trec_session_counts_match_the_file(shared_data, year):
   # Every session, result and click in the file is either read or counted as skipped.
   assert s.sessions + r["empty_session"] == text.count("<session ")
   assert s.interactions + r["empty_interaction"] == text.count("<interaction ")
-  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_rank"] == text.count(
-    "<result "
+  assert s.results + r["duplicate_doc"] + r["duplicate_rank"] + r["bad_field:ranks"] == (
+    text.count("<result ")
   )
-  assert s.clicks + r["click_on_unshown_rank"] + r["bad_click"] == text.count("<click ")
+  assert s.clicks + r["click_on_unshown_rank"] + r["bad_click"] + r["bad_field:click_ranks"] == (
+    text.count("<click ")
+  )
   labelled = [x for sess in sessions for it in sess.interactions for x in (it.labels or [])]
   assert np.isfinite(labelled).sum() > 100
 

@@ -10,6 +10,13 @@ Annotations (`val_data.txt`, `test_data.txt`): `qid, query, title, abstract, lab
 bucket (0-9)` per line, rows of one query consecutive. There are no clicks and no shown ranks: the
 documents keep their file order (`shown=False`), their ids are a hash of title and abstract, the
 label becomes the human label and the bucket the dataset's frequency bucket.
+
+What is read (`record`): a position that is not an integer >= 1 is `bad_field:ranks`, a click
+other than 0 / 1 `bad_field:clicks`, a clicked document's dwell that is not a finite number >= 0
+`bad_field:dwell`, an empty url `bad_field:doc_ids` (each skips that document line); a label that
+is not a finite number in 0..4 is `bad_field:labels`, a bucket that is not an integer in 0..9 (or
+differs from the bucket of its query's first row) `bad_field:freq_bucket` (each skips that row).
+Text is UTF-8 (`--encoding` for others).
 """
 
 from __future__ import annotations
@@ -17,26 +24,31 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator
 
+from rankjax.data.readers import record
 from rankjax.data.readers.common import (
   NAN,
   Interaction,
+  Option,
   ReadSummary,
   Session,
-  decode,
   finish_interaction,
-  iter_lines,
+  iter_text,
   log_format,
 )
+from rankjax.data.readers.record import FieldError, Range
 
 DWELL_COL = 16
+CLICK = Range(0, 1)
+LABELS = Range(0, 4)
+ENCODING_OPTION = Option("text encoding of the file")
 
 
 def _tokens(field: str) -> str:
   return field.replace("\x01", " ")
 
 
-@log_format("baidu-ultr")
-def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
+@log_format("baidu-ultr", encoding=ENCODING_OPTION)
+def read_baidu_ultr(path, summary: ReadSummary, *, encoding: str = "utf-8") -> Iterator[Session]:
   """Sessions of one Baidu-ULTR session-log file (plain or `.gz`)."""
   cur = None  # [where, qid, query, docs, ranks, texts, clicks]
 
@@ -51,29 +63,35 @@ def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
       )
     return None
 
-  for n, raw in iter_lines(path, summary):
-    where = f"{path}:{n}"
-    line = decode(raw, "utf-8", summary, where)
-    if line is None or not line.strip():
-      continue
+  for where, line in iter_text(path, summary, encoding):
     cols = line.split("\t")
     if len(cols) <= 3:
       if cur is not None and (s := flush()) is not None:
         yield s
       cur = [where, cols[0], _tokens(cols[1]) if len(cols) > 1 else None, [], [], [], []]
+      if not cols[0]:  # its document lines are then orphans
+        summary.bad_field(where, FieldError("query_id", "empty query id"))
+        cur = None
       continue
     if cur is None:
-      summary.skip("orphan_result", where, "document line before any query line")
+      summary.skip("orphan_result", where, "document line without a readable query line before it")
+      continue
+    if len(cols) < 6:
+      summary.skip("bad_result", where, f"expected at least 6 tab-separated columns, got {cols!r}")
       continue
     try:
-      rank, click = int(cols[0]), int(cols[5])
-    except (ValueError, IndexError):
-      summary.skip("bad_result", where, f"position / click not integers in {cols[:6]!r}")
+      rank = record.parse_count("ranks", cols[0], record.RANKS)
+      click = record.parse_count("clicks", cols[5], CLICK)
+      if not cols[1]:
+        raise FieldError("doc_ids", "empty url")
+      dwell = (
+        record.parse_number("dwell", cols[DWELL_COL], record.SECONDS)
+        if click and len(cols) > DWELL_COL
+        else NAN
+      )
+    except FieldError as e:
+      summary.bad_field(where, e)
       continue
-    try:
-      dwell = float(cols[DWELL_COL]) if click and len(cols) > DWELL_COL else NAN
-    except ValueError:
-      dwell = NAN
     cur[3].append(cols[1])
     cur[4].append(rank)
     cur[5].append(f"{_tokens(cols[2])} {_tokens(cols[3])}")
@@ -83,8 +101,10 @@ def read_baidu_ultr(path, summary: ReadSummary) -> Iterator[Session]:
     yield s
 
 
-@log_format("baidu-ultr-annotations")
-def read_baidu_ultr_annotations(path, summary: ReadSummary) -> Iterator[Session]:
+@log_format("baidu-ultr-annotations", encoding=ENCODING_OPTION)
+def read_baidu_ultr_annotations(
+  path, summary: ReadSummary, *, encoding: str = "utf-8"
+) -> Iterator[Session]:
   """One session per query of a Baidu-ULTR expert-annotation file, labels and bucket attached."""
   cur = None  # [where, qid, query, bucket, docs, texts, labels]
 
@@ -104,20 +124,21 @@ def read_baidu_ultr_annotations(path, summary: ReadSummary) -> Iterator[Session]
     it = finish_interaction(it, summary, where, [])
     return None if it is None else summary.count(Session(qid, [it], source=where))
 
-  for n, raw in iter_lines(path, summary):
-    where = f"{path}:{n}"
-    line = decode(raw, "utf-8", summary, where)
-    if line is None or not line.strip():
-      continue
+  for where, line in iter_text(path, summary, encoding):
     cols = line.split("\t")
-    if len(cols) != 6:
-      summary.skip("bad_line", where, f"expected 6 tab-separated columns, got {len(cols)}")
+    if len(cols) != 6 or not cols[0]:
+      summary.skip(
+        "bad_line", where, f"expected 6 tab-separated columns and a query id: {cols[:6]}"
+      )
       continue
     qid, query, title, abstract, label, bucket = cols
     try:
-      label, bucket = float(label), int(bucket)
-    except ValueError:
-      summary.skip("bad_line", where, f"label {label!r} / bucket {bucket!r} not numbers")
+      label = record.parse_number("labels", label, LABELS)
+      bucket = record.parse_count("freq_bucket", bucket, record.BUCKETS)
+      if cur is not None and cur[1] == qid and cur[3] != bucket:
+        raise FieldError("freq_bucket", f"{bucket}, where the query's first row has {cur[3]}")
+    except FieldError as e:
+      summary.bad_field(where, e)
       continue
     if cur is not None and cur[1] != qid:
       if (s := flush()) is not None:

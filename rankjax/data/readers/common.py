@@ -19,10 +19,12 @@ import json
 import logging
 import math
 import os
+import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rankjax import registry
+from rankjax.data.readers.record import FieldError
 
 NAN = math.nan
 MAX_EXAMPLES = 5  # locations remembered per skip reason
@@ -129,11 +131,24 @@ class ReadSummary:
       self.examples[reason].append(f"{where}: {message}")
       logging.debug("skipped (%s) %s: %s", reason, where, message)
 
+  def bad_field(self, where: str, error: FieldError) -> None:
+    """Records a record skipped because one of its fields failed its check (`record`), under the
+    reason `bad_field:<field>`."""
+    self.skip(f"bad_field:{error.field}", where, str(error))
+
   def repair(self, reason: str, where: str, message: str) -> None:
     """Records a record that was read after a fix-up (e.g. a line in a fallback encoding)."""
     self.repaired[reason] += 1
     if len(self.examples[reason]) < MAX_EXAMPLES:
       self.examples[reason].append(f"{where}: {message}")
+
+  def absorb(self, side: ReadSummary) -> None:
+    """Adds the skips and repairs of a side file's reading (a query or label file), not its file
+    and byte counts, which are the logs'."""
+    self.reasons.update(side.reasons)
+    self.repaired.update(side.repaired)
+    for reason, examples in side.examples.items():
+      self.examples[reason].extend(examples[: MAX_EXAMPLES - len(self.examples[reason])])
 
   def count(self, session: Session) -> Session:
     """Adds a session that is being yielded to the totals, and returns it."""
@@ -234,14 +249,64 @@ def finish_interaction(
   return it
 
 
+class LogError(ValueError):
+  """A file that cannot be read as a log at all (a directory, a `.gz` that is not gzip, text in
+  another encoding, a side file that is not in its layout): the commands end with this one line,
+  which names the file (and the option to use, where one would read it)."""
+
+
+def _open(path: str):
+  if os.path.isdir(path):
+    raise LogError(f"{path}: is a directory, not a log file")
+  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+
+
+def _broken_gzip(path: str, summary: ReadSummary, error: Exception, where: str, read: bool):
+  """Counts a gzip stream that ends or breaks after `where`; the records before it are kept. A
+  `.gz` file that is not gzip at all is a `LogError`."""
+  if isinstance(error, gzip.BadGzipFile) and not read:
+    raise LogError(f"{path}: not a gzip file, though its name ends in .gz ({error})")
+  if isinstance(error, EOFError):
+    summary.skip("truncated_gzip", where, f"the compressed file ends early ({error}); rest lost")
+  else:
+    summary.skip("bad_gzip", where, f"corrupt compressed data ({error}); rest of the file lost")
+
+
 def iter_lines(path: str | os.PathLike, summary: ReadSummary) -> Iterator[tuple[int, bytes]]:
-  """(line number, raw bytes without the newline) of a text file, gzip-compressed if `.gz`."""
+  """(line number, raw bytes without the newline) of a text file, gzip-compressed if `.gz`.
+
+  A gzip file that is truncated or corrupt yields its lines up to the break, then counts the break
+  (`truncated_gzip`, `bad_gzip`) at the line after the last one read.
+  """
+  path = os.fspath(path)
   summary.files += 1
-  opener = gzip.open if os.fspath(path).endswith(".gz") else open
-  with opener(path, "rb") as f:
-    for n, line in enumerate(f, 1):
-      summary.bytes += len(line)
-      yield n, line.rstrip(b"\r\n")
+  n = 0
+  with _open(path) as f:
+    try:
+      for n, line in enumerate(f, 1):  # noqa: B007 (n: the last line read, on a break)
+        summary.bytes += len(line)
+        yield n, line.rstrip(b"\r\n")
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+      _broken_gzip(path, summary, e, f"{path}:{n + 1}", n > 0)
+
+
+def iter_blocks(path: str | os.PathLike, summary: ReadSummary, size: int) -> Iterator[bytes]:
+  """The bytes of a file (gzip-compressed if `.gz`) in blocks of `size`, then an empty block when
+  the file was read to its end. A broken gzip stream is counted as `iter_lines` counts it, at its
+  decompressed byte offset (`file@byte`), and has no final empty block."""
+  path = os.fspath(path)
+  summary.files += 1
+  start = summary.bytes
+  with _open(path) as f:
+    try:
+      while block := f.read1(size):  # read() would drop what it decompressed before a break
+        summary.bytes += len(block)
+        yield block
+    except (EOFError, gzip.BadGzipFile, zlib.error) as e:
+      offset = summary.bytes - start
+      _broken_gzip(path, summary, e, f"{path}@{offset}", offset > 0)
+      return
+  yield b""
 
 
 def decode(
@@ -264,6 +329,57 @@ def decode(
       f"not valid {encoding} at byte {e.start}: {raw[e.start : e.start + 8]!r}",
     )
     return None
+
+
+# A file whose lines fail to decode this often (at least `WRONG_ENCODING_LINES` of them, and more
+# than half of its lines) is in another encoding, rather than holding a few broken lines.
+WRONG_ENCODING_LINES = 3
+# Encodings suggested for such a file, the first that decodes its undecodable lines.
+SUGGESTED_ENCODINGS = ("utf-8", "gbk", "latin-1")
+
+
+def iter_text(
+  path: str | os.PathLike,
+  summary: ReadSummary,
+  encoding: str,
+  fallback: str | None = None,
+  usual: str | None = None,
+) -> Iterator[tuple[str, str]]:
+  """("file:line", text) of the non-blank lines of a text file (`iter_lines`), decoded (`decode`).
+
+  A line that does not decode is a counted skip (`bad_encoding`); a file where most do is a
+  `LogError` naming it and the `--encoding` to read it with (`usual`, the format's own encoding,
+  when that is not the one used; else the first of `SUGGESTED_ENCODINGS` that decodes the lines).
+  """
+  path = os.fspath(path)
+  n = bad = 0
+  undecodable: list[bytes] = []
+  for n, raw in iter_lines(path, summary):  # noqa: B007
+    where = f"{path}:{n}"
+    line = decode(raw, encoding, summary, where, fallback)
+    if line is None:
+      bad += 1
+      if len(undecodable) < 10:
+        undecodable.append(raw)
+    elif line.strip():
+      yield where, line
+  if bad >= WRONG_ENCODING_LINES and 2 * bad > n:
+    candidates = [usual] if usual and usual != encoding else []
+    candidates += [e for e in SUGGESTED_ENCODINGS if e not in (encoding, usual)]
+    fits = next(c for c in candidates if _decodes(undecodable, c))
+    raise LogError(
+      f"{path}: {bad} of {n} lines are not valid {encoding}: the file is in another encoding; "
+      f"read it with --encoding {fits}" + (" (this format's usual one)" if fits == usual else "")
+    )
+
+
+def _decodes(lines: list[bytes], encoding: str) -> bool:
+  try:
+    for raw in lines:
+      raw.decode(encoding)
+    return True
+  except UnicodeDecodeError:
+    return False
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,21 +1,29 @@
 """The generic click-log layout for users' own logs: JSON lines or Parquet, one interaction a row.
 
-Fields (only `query_id`, `doc_ids` and `clicks` are required)::
+Fields (only `query_id`, `doc_ids` and `clicks` are required; others are ignored)::
 
-  session_id   str          consecutive rows with the same id form one session (default: the row)
-  query_id     str
+  session_id   str | int    consecutive rows with the same id form one session (default: the row)
+  query_id     str | int    non-empty
   query        str          query text
-  doc_ids      [str]        shown documents
-  ranks        [int]        their 1-based shown ranks (default 1..n in list order)
-  clicks       [int]        clicks per document (0/1 or counts)
-  click_ranks  [int]        ranks of the clicks in time order (default: rank order)
-  dwell        [float]      dwell seconds per document (null / NaN unknown)
-  labels       [float]      human relevance labels per document (null / NaN unknown)
+  doc_ids      [str]        shown documents, non-empty strings
+  ranks        [int]        their 1-based shown ranks, 1..2^31-1 (default 1..n in list order)
+  clicks       [int]        clicks per document, 0..1000 (0/1 or counts)
+  click_ranks  [int]        ranks of the clicks in time order (default: rank order), >= 1; each
+                            shown rank as many times as `clicks` gives (a click on a rank not
+                            shown is the skip `click_on_unshown_rank`)
+  dwell        [float]      dwell seconds per document, finite and >= 0 (null / NaN unknown)
+  labels       [float]      human relevance labels per document, finite in -2..4 (null / NaN
+                            unknown)
   doc_texts    [str]
-  freq_bucket  int          the dataset's own frequency bucket
-  topic        str
+  freq_bucket  int          the dataset's own frequency bucket, 0..9 (Baidu-ULTR's buckets)
+  topic        str | int
 
-`rankjax clicks simulate` writes this layout.
+The lists are as long as `doc_ids`. Every value is checked (`record`) and none converted: a
+number where a string belongs, 1.7 or `true` where an integer belongs, `null` in `doc_texts`, a
+string where a list belongs, or a value outside its range skips the row as `bad_field:<field>`.
+JSON lines must be objects in UTF-8 (`--encoding` for others); a line that is not JSON is
+`bad_json`, one nested too deep for the parser `too_deep`. `rankjax clicks simulate` writes this
+layout.
 """
 
 from __future__ import annotations
@@ -24,23 +32,45 @@ import json
 import os
 from collections.abc import Iterable, Iterator
 
+from rankjax.data.readers import record
 from rankjax.data.readers.common import (
   NAN,
   Interaction,
+  LogError,
   Option,
   ReadSummary,
   Session,
-  decode,
   finish_interaction,
-  iter_lines,
+  iter_text,
   log_format,
 )
+from rankjax.data.readers.record import FieldError, Range
 
 REQUIRED = ("query_id", "doc_ids", "clicks")
+LABELS = Range(-2, 4)  # the grade scales rankjax reads: TREC's -2..4, 0..4 elsewhere
 
 
-def _float(x) -> float:
-  return NAN if x is None else float(x)
+def _click_order(ranks: list[int], clicks: list[int], click_ranks) -> list[int]:
+  """`click_ranks`, checked against the clicks per shown document (a click on a rank that was not
+  shown is left to `finish_interaction`, which counts it as every format does)."""
+  record.ints("click_ranks", click_ranks, None, record.RANKS)
+  if not click_ranks and not any(clicks):
+    return click_ranks
+  expected = dict(zip(ranks, clicks))
+  if len(expected) < len(ranks):  # a rank shown twice (`finish_interaction` keeps the first)
+    expected = {}
+    for r, c in zip(ranks, clicks):
+      expected[r] = expected.get(r, 0) + c
+  for r in click_ranks:
+    left = expected.get(r)
+    if left is None:
+      continue
+    if left == 0:
+      raise FieldError("click_ranks", f"more clicks on rank {r} than `clicks` gives")
+    expected[r] = left - 1
+  if any(expected.values()):
+    raise FieldError("click_ranks", "fewer clicks than `clicks` gives")
+  return click_ranks
 
 
 def record_to_interaction(rec: dict, summary: ReadSummary, where: str) -> Interaction | None:
@@ -50,49 +80,52 @@ def record_to_interaction(rec: dict, summary: ReadSummary, where: str) -> Intera
     summary.skip("missing_field", where, f"record lacks {missing}")
     return None
   try:
-    docs = [str(d) for d in rec["doc_ids"]]
+    qid = record.identifier("query_id", rec["query_id"])
+    docs = record.ids("doc_ids", rec["doc_ids"])
     n = len(docs)
+    get = rec.get
     ranks = (
-      [int(r) for r in rec["ranks"]] if rec.get("ranks") is not None else list(range(1, n + 1))
+      list(range(1, n + 1))
+      if get("ranks") is None
+      else record.ints("ranks", rec["ranks"], n, record.RANKS)
     )
-    clicks = [int(c) for c in rec["clicks"]]
-    dwell = [_float(x) for x in rec["dwell"]] if rec.get("dwell") is not None else [NAN] * n
-    labels = [_float(x) for x in rec["labels"]] if rec.get("labels") is not None else None
-    texts = [str(t) for t in rec["doc_texts"]] if rec.get("doc_texts") is not None else None
-  except (TypeError, ValueError) as e:
-    summary.skip("bad_field", where, f"a field does not have the layout's type: {e}")
+    clicks = record.ints("clicks", rec["clicks"], n, record.COUNTS)
+    dwell = (
+      [NAN] * n
+      if get("dwell") is None
+      else record.numbers("dwell", rec["dwell"], n, record.SECONDS)
+    )
+    labels = None if get("labels") is None else record.numbers("labels", rec["labels"], n, LABELS)
+    texts = None if get("doc_texts") is None else record.texts("doc_texts", rec["doc_texts"], n)
+    query = record.text("query", get("query"))
+    bucket = get("freq_bucket")
+    bucket = None if bucket is None else record.integer("freq_bucket", bucket, record.BUCKETS)
+    topic = None if get("topic") is None else record.identifier("topic", rec["topic"])
+    if get("click_ranks") is not None:
+      rank_dwell = dict(zip(ranks, dwell))
+      raw, seen = [], set()
+      for r in _click_order(ranks, clicks, rec["click_ranks"]):
+        raw.append((r, None, NAN if r in seen else rank_dwell.get(r, NAN)))
+        seen.add(r)
+    else:
+      raw = [
+        (r, None, dw if k == 0 else NAN)
+        for r, c, dw in sorted(zip(ranks, clicks, dwell))
+        for k in range(c)
+      ]
+  except FieldError as e:
+    summary.bad_field(where, e)
     return None
-  lengths = {"ranks": len(ranks), "clicks": len(clicks), "dwell": len(dwell)}
-  lengths.update(
-    {k: len(v) for k, v in (("labels", labels), ("doc_texts", texts)) if v is not None}
-  )
-  bad = {k: v for k, v in lengths.items() if v != n}
-  if bad:
-    summary.skip("bad_field", where, f"{n} doc_ids but lengths {bad}")
-    return None
-  if rec.get("click_ranks") is not None:
-    rank_dwell = dict(zip(ranks, dwell))
-    raw, seen = [], set()
-    for r in rec["click_ranks"]:
-      raw.append((int(r), None, NAN if r in seen else rank_dwell.get(int(r), NAN)))
-      seen.add(r)
-  else:
-    raw = [
-      (r, None, dw if k == 0 else NAN)
-      for r, c, dw in sorted(zip(ranks, clicks, dwell))
-      for k in range(c)
-    ]
-  bucket = rec.get("freq_bucket")
   it = Interaction(
-    str(rec["query_id"]),
+    qid,
     docs,
     ranks,
     [],
-    query=rec.get("query"),
+    query=query,
     doc_texts=texts,
     labels=labels,
-    freq_bucket=None if bucket is None else int(bucket),
-    topic=None if rec.get("topic") is None else str(rec["topic"]),
+    freq_bucket=bucket,
+    topic=topic,
   )
   return finish_interaction(it, summary, where, raw)
 
@@ -102,7 +135,13 @@ def group_sessions(rows: Iterable[tuple[str, dict]], summary: ReadSummary) -> It
   cur_id, cur, cur_where = None, [], ""
   for where, rec in rows:
     sid = rec.get("session_id")
-    sid = where if sid is None else str(sid)
+    if sid is None:
+      sid = where
+    elif type(sid) is not str and type(sid) is not int:
+      summary.bad_field(where, FieldError("session_id", f"{sid!r} is not a string or an integer"))
+      continue
+    else:
+      sid = str(sid)
     if sid != cur_id and cur:
       yield summary.count(Session(cur_id, cur, cur_where))
       cur = []
@@ -115,20 +154,19 @@ def group_sessions(rows: Iterable[tuple[str, dict]], summary: ReadSummary) -> It
     yield summary.count(Session(cur_id, cur, cur_where))
 
 
-@log_format("jsonl")
-def read_jsonl(path, summary: ReadSummary) -> Iterator[Session]:
+@log_format("jsonl", encoding=Option("text encoding of the log"))
+def read_jsonl(path, summary: ReadSummary, *, encoding: str = "utf-8") -> Iterator[Session]:
   """Sessions of a generic-layout JSON-lines file (plain or `.gz`)."""
 
   def rows():
-    for n, raw in iter_lines(path, summary):
-      where = f"{path}:{n}"
-      line = decode(raw, "utf-8", summary, where)
-      if line is None or not line.strip():
-        continue
+    for where, line in iter_text(path, summary, encoding):
       try:
         rec = json.loads(line)
-      except json.JSONDecodeError as e:
+      except ValueError as e:  # not JSON, or an integer of more digits than Python converts
         summary.skip("bad_json", where, str(e))
+        continue
+      except RecursionError:
+        summary.skip("too_deep", where, "JSON nested deeper than the parser's recursion limit")
         continue
       if not isinstance(rec, dict):
         summary.skip("bad_json", where, f"a line is a JSON object, got {type(rec).__name__}")
@@ -149,6 +187,8 @@ def read_parquet(path, summary: ReadSummary, *, batch_rows: int = 8192) -> Itera
   import pyarrow.parquet as pq
 
   def rows():
+    if os.path.isdir(path):
+      raise LogError(f"{path}: is a directory, not a log file")
     summary.files += 1
     summary.bytes += os.path.getsize(path)
     n = 0

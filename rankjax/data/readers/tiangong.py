@@ -5,26 +5,83 @@ The published XML (`sogousessiontrack2020.xml`) has `<session num>` / `<interact
 relevance estimates, and clicks by `<rank>`. The query texts also come as a JSON dictionary
 {id: text}; ids are looked up as written and without their "q". Human labels for the last query of
 2,000 sessions are a whitespace-separated file `id session query_id docid relevance` (0-4).
+
+What is read: the XML as `xml_sessions` reads it (ranks integers >= 1). A label row with fewer
+than 5 columns is `bad_line`, a relevance that is not a finite number in 0..4 `bad_field:labels`
+(each skips the row). A query dictionary that is not a JSON object of strings, in UTF-8, is an
+error naming the file and the position.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 
-from rankjax.data.readers.common import Option, ReadSummary, Session, log_format
-from rankjax.data.readers.xml_sessions import TIANGONG, read_label_rows, read_xml_sessions
+from rankjax.data.readers import record
+from rankjax.data.readers.common import (
+  LogError,
+  Option,
+  ReadSummary,
+  Session,
+  iter_text,
+  log_format,
+)
+from rankjax.data.readers.record import FieldError, Range
+from rankjax.data.readers.xml_sessions import TIANGONG, read_xml_sessions
+
+LABELS = Range(0, 4)
 
 
-def load_tiangong_labels(path) -> dict[tuple[str, str], dict[str, float]]:
-  """Human labels `id session query_id docid relevance` -> {(session, query): {doc: grade}}."""
+def load_tiangong_labels(
+  path, summary: ReadSummary | None = None
+) -> dict[tuple[str, str], dict[str, float]]:
+  """Human labels `id session query_id docid relevance` -> {(session, query): {doc: grade}}; bad
+  rows are counted in `summary` (`ReadSummary.absorb`)."""
   out: dict[tuple[str, str], dict[str, float]] = {}
-  for where, cols in read_label_rows(path, 5):
+  own = ReadSummary()  # the side file's bytes are not the log's
+  for where, line in iter_text(path, own, "utf-8"):
+    cols = line.split()
+    if len(cols) < 5:
+      own.skip("bad_line", where, f"expected 5 columns, got {line.strip()[:60]!r}")
+      continue
     try:
-      out.setdefault((cols[1], cols[2]), {})[cols[3]] = float(cols[4])
-    except ValueError as e:
-      raise ValueError(f"{where}: relevance {cols[4]!r} is not a number") from e
+      grade = record.parse_number("labels", cols[4], LABELS)
+    except FieldError as e:
+      own.bad_field(where, e)
+      continue
+    out.setdefault((cols[1], cols[2]), {})[cols[3]] = grade
+  if summary is not None:
+    summary.absorb(own)
   return out
+
+
+def load_query_dictionary(path) -> dict[str, str]:
+  """The query dictionary, a JSON object {query id: text} in UTF-8; `LogError` naming the file
+  and the position of what is not."""
+  path = os.fspath(path)
+  if os.path.isdir(path):
+    raise LogError(f"{path}: is a directory, not a query dictionary")
+  with open(path, "rb") as f:
+    raw = f.read()
+  try:
+    queries = json.loads(raw.decode("utf-8"))
+  except UnicodeDecodeError as e:
+    raise LogError(f"{path}: not UTF-8 at byte {e.start}; the query dictionary is JSON") from None
+  except json.JSONDecodeError as e:
+    raise LogError(
+      f"{path}:{e.lineno}:{e.colno}: the query dictionary is not JSON ({e.msg})"
+    ) from None
+  except ValueError as e:  # an integer of more digits than Python converts
+    raise LogError(f"{path}: the query dictionary is not JSON that Python reads ({e})") from None
+  except RecursionError:
+    raise LogError(f"{path}: the query dictionary is nested too deep to be one") from None
+  if not isinstance(queries, dict):
+    raise LogError(f"{path}: the query dictionary is a JSON {type(queries).__name__}, not object")
+  bad = next((k for k, v in queries.items() if type(v) is not str), None)
+  if bad is not None:
+    raise LogError(f"{path}: query {bad!r} has text {queries[bad]!r}, not a string")
+  return queries
 
 
 @log_format(
@@ -42,8 +99,7 @@ def read_tiangong_st(path, summary: ReadSummary, *, labels=None, queries=None) -
     queries: a JSON file {query id: text} or the dict, for interactions without `<query>` text.
   """
   if labels is not None and not isinstance(labels, dict):
-    labels = load_tiangong_labels(labels)
+    labels = load_tiangong_labels(labels, summary)
   if queries is not None and not isinstance(queries, dict):
-    with open(queries, encoding="utf-8") as f:
-      queries = json.load(f)
+    queries = load_query_dictionary(queries)
   return read_xml_sessions(path, summary, TIANGONG, labels=labels, queries=queries)

@@ -15,18 +15,33 @@ The parser drives expat with callbacks and keeps only the session being read, so
 constant however large the file. It refuses any DOCTYPE (so no entity can be declared: a "billion
 laughs" file fails on its first line), never loads external entities, and reports each skipped
 record with its file and line. A file that is not well-formed (truncated, wrong encoding) yields
-every session before the error and counts the rest of the file as one `xml_error` skip.
+every session before the error and counts the rest of the file as one `xml_error` skip; a `.gz`
+whose stream ends early yields every session completed before the break (`truncated_gzip`).
+
+What is read (`record`): a result rank or click rank that is not an integer >= 1 (in ASCII digits)
+skips that result (`bad_field:ranks`) or click (`bad_field:click_ranks`); a result without a
+document id is `missing_doc_id`, an interaction without a query `missing_query`, a click naming
+neither a rank nor a document `bad_click`, a click that ends before it starts keeps the click with
+its dwell unknown (repaired: `negative_dwell`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-import gzip
 import os
 from collections.abc import Iterator
 from xml.parsers import expat
 
-from rankjax.data.readers.common import NAN, Interaction, ReadSummary, Session, finish_interaction
+from rankjax.data.readers import record
+from rankjax.data.readers.common import (
+  NAN,
+  Interaction,
+  ReadSummary,
+  Session,
+  finish_interaction,
+  iter_blocks,
+)
+from rankjax.data.readers.record import FieldError
 
 CHUNK = 1 << 16  # small, since the sessions completed in a chunk are held until it is parsed
 
@@ -193,9 +208,9 @@ class _Handler:
       return
     r, self.result = self.result, None
     try:
-      rank = int(r["rank"])
-    except (TypeError, ValueError):
-      self.summary.skip("bad_rank", r["where"], f"result rank {r['rank']!r} is not an integer")
+      rank = record.parse_count("ranks", r["rank"], record.RANKS)
+    except FieldError as e:
+      self.summary.bad_field(r["where"], e)
       return
     if not r["doc"]:
       self.summary.skip("missing_doc_id", r["where"], f"result at rank {rank} has no document id")
@@ -211,9 +226,9 @@ class _Handler:
     rank = None
     if c["rank"] is not None:
       try:
-        rank = int(c["rank"])
-      except ValueError:
-        self.summary.skip("bad_click", self.where(), f"click rank {c['rank']!r} is not an integer")
+        rank = record.parse_count("click_ranks", c["rank"], record.RANKS)
+      except FieldError as e:
+        self.summary.bad_field(self.where(), e)
         return
     if rank is None and not c["doc"]:
       self.summary.skip("bad_click", self.where(), "click names neither a rank nor a document")
@@ -296,29 +311,24 @@ def read_xml_sessions(
   p.ExternalEntityRefHandler = _forbid("external entity")
   h = _Handler(p, path, dialect, summary, labels, queries)
   p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.text.append
-  summary.files += 1
-  with (gzip.open if path.endswith(".gz") else open)(path, "rb") as f:
-    while True:
-      chunk = f.read(CHUNK)
-      summary.bytes += len(chunk)
-      try:
-        p.Parse(chunk, not chunk)
-      except expat.ExpatError as e:
-        yield from map(summary.count, h.done)
-        summary.skip(
-          "xml_error",
-          f"{path}:{e.lineno}:{e.offset}",
-          f"{expat.ErrorString(e.code)}; rest of the file skipped",
-        )
-        return
-      except HostileXML as e:
-        yield from map(summary.count, h.done)
-        summary.skip("hostile_xml", f"{path}:{p.CurrentLineNumber}", f"{e}; file skipped")
-        return
+  # A stream that breaks (counted) has no final empty block: the session it broke in is dropped.
+  for chunk in iter_blocks(path, summary, CHUNK):
+    try:
+      p.Parse(chunk, not chunk)
+    except expat.ExpatError as e:
       yield from map(summary.count, h.done)
-      h.done.clear()
-      if not chunk:
-        return
+      summary.skip(
+        "xml_error",
+        f"{path}:{e.lineno}:{e.offset}",
+        f"{expat.ErrorString(e.code)}; rest of the file skipped",
+      )
+      return
+    except HostileXML as e:
+      yield from map(summary.count, h.done)
+      summary.skip("hostile_xml", f"{path}:{p.CurrentLineNumber}", f"{e}; file skipped")
+      return
+    yield from map(summary.count, h.done)
+    h.done.clear()
 
 
 def read_label_rows(path, min_cols: int) -> Iterator[tuple[str, list[str]]]:
