@@ -7,9 +7,13 @@ import pathlib
 
 from absl import app
 
+from rankjax.data.errors import InputError
+
 
 def one_line_errors(main):
-  """`main` where a missing input file ends the program with one line naming it, not a traceback.
+  """`main` where a missing input file, or bad input (`rankjax.data.errors.InputError`: a
+  malformed labelled file, a file in another encoding), ends the program with one line naming it,
+  not a traceback.
 
   Exit status 1, message "error: <the exception's message>". Every other exception keeps its
   traceback. The `rankjax` dispatcher wraps each command where it calls it, so that tests calling
@@ -20,7 +24,7 @@ def one_line_errors(main):
   def wrapped(*args, **kwargs):
     try:
       return main(*args, **kwargs)
-    except FileNotFoundError as e:
+    except (FileNotFoundError, InputError) as e:
       raise SystemExit(f"error: {e}") from None
 
   return wrapped
