@@ -74,7 +74,7 @@ def read_features(path, num_features: int | None, encoding: str):
 def with_features(lists, rows, summary: readers.ReadSummary):
   """Attaches each document's feature row from svmlight `rows` (same qid and doc ids), made dense
   per list; a document without one is an error naming it (and the lines the read skipped)."""
-  from rankjax.data import errors
+  from rankjax.data.readers import errors
 
   table = {key: k for k, key in enumerate(zip(rows.qids, rows.doc_ids))}
   for lst in lists:

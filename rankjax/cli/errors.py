@@ -7,11 +7,11 @@ import pathlib
 
 from absl import app
 
-from rankjax.data.errors import InputError
+from rankjax.data.readers.errors import InputError
 
 
 def one_line_errors(main):
-  """`main` where a missing input file, or bad input (`rankjax.data.errors.InputError`: a
+  """`main` where a missing input file, or bad input (`rankjax.data.readers.errors.InputError`: a
   malformed labelled file, a file in another encoding), ends the program with one line naming it,
   not a traceback.
 

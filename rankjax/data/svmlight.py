@@ -57,7 +57,8 @@ from collections.abc import Callable
 import numpy as np
 
 from rankjax import registry
-from rankjax.data import errors, paths, schema
+from rankjax.data import paths, schema
+from rankjax.data.readers import errors
 from rankjax.data.readers.common import ReadSummary
 
 # The most features read without a declared count. The public sets have 46 (LETOR 4.0), 136

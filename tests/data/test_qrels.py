@@ -69,9 +69,7 @@ def test_an_undecodable_line_is_a_counted_skip(tmp_path):
   p = _write(tmp_path, "1 0 d1 2\n1 0 caf\xe9 1\n1 0 d3 0\n".encode("latin-1"))
   summary = readers.ReadSummary()
   assert trec.load_trec_qrels(p, summary) == {"1": {"d1": 2.0, "d3": 0.0}}
-  assert summary.examples["qrels_bad_encoding"] == [
-    f"{p}:2: not valid utf-8 at byte 7: b'\\xe9 1'"
-  ]
+  assert summary.examples["qrels_bad_encoding"] == [f"{p}:2: not valid utf-8 at byte 7: b'\\xe9 1'"]
   assert trec.load_trec_qrels(p, encoding="latin-1") == {"1": {"d1": 2, "café": 1, "d3": 0}}
 
 

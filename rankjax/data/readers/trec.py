@@ -12,7 +12,7 @@ import os
 import weakref
 from collections.abc import Iterator
 
-from rankjax.data import errors
+from rankjax.data.readers import errors
 from rankjax.data.readers.common import Option, ReadSummary, Session, log_format
 from rankjax.data.readers.xml_sessions import TREC, read_xml_sessions
 
