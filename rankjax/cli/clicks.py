@@ -20,7 +20,7 @@ import pathlib
 from collections.abc import Sequence
 
 from rankjax.cli import common, reader_flags
-from rankjax.data import readers
+from rankjax.data import readers, svmlight
 
 
 def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -140,7 +140,8 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument(
     "--num-features",
     type=int,
-    help="--svmlight: the feature count (default: the largest index, at most 4096)",
+    help="--svmlight: the feature count (default: the largest index, at most "
+    f"{svmlight.MAX_FEATURES})",
   )
   p.add_argument("--output", required=True, help=".jsonl (or .jsonl.gz) or .parquet")
   p.add_argument("--sessions", type=int, default=100_000)
@@ -162,9 +163,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
 
   summary = readers.ReadSummary()
   if args.svmlight:
-    from rankjax.data.svmlight import read_svmlight  # pylint: disable=g-import-not-at-top
-
-    lists = read_svmlight(
+    lists = svmlight.read_svmlight(
       args.svmlight, num_features=args.num_features, encoding=args.encoding, summary=summary
     )
   else:
@@ -205,6 +204,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
     "clicks": int(sim.log.click.sum()),
     "skipped": summary.skipped,
     "skipped_by_reason": dict(sorted(summary.reasons.items())),
+    "skip_examples": dict(sorted(summary.examples.items())),
   }
   meta.update({k: v.tolist() for k, v in sim.truth.items() if k in ("theta", "gamma")})
   pathlib.Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")

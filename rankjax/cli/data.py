@@ -33,7 +33,7 @@ import tqdm
 
 from rankjax import registry
 from rankjax.cli import common, reader_flags
-from rankjax.data import aggregate, frequency, readers, text
+from rankjax.data import aggregate, frequency, readers, svmlight, text
 
 # The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
 # dataset ships, the Sogou query file's session counts.
@@ -58,8 +58,6 @@ def read_features(path, num_features: int | None, encoding: str):
   """The sparse rows of an svmlight feature file and the summary of its read; read before the log,
   so that a file that cannot be used (an index past the feature count, another encoding) stops
   the command at once."""
-  from rankjax.data import svmlight
-
   summary = readers.ReadSummary()
   rows = svmlight.read_rows(
     path,
@@ -357,7 +355,7 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     "--num-features",
     type=int,
     help="with --features: the feature count; an index past it is an error (default: the "
-    "largest index in the file, at most 4096)",
+    f"largest index in the file, at most {svmlight.MAX_FEATURES})",
   )
   p.add_argument(
     "--features-encoding", default="utf-8", help="with --features: the file's text encoding"

@@ -140,3 +140,4 @@ def test_simulate_counts_the_skipped_qrels_rows(tmp_path):
     ["--qrels", str(qrels), "--sessions", "5", "--output", str(tmp_path / "log.jsonl")]
   )
   assert meta["skipped"] == 1 and meta["skipped_by_reason"] == {"qrels_bad_grade": 1}
+  assert meta["skip_examples"] == {"qrels_bad_grade": [f"{qrels}:2: grade 'nan' is not finite"]}
