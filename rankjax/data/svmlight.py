@@ -133,7 +133,7 @@ def _parse_line(
   except ValueError:
     raise SvmlightError(f"{where}: label {tokens[0]!r} is not a number") from None
   qid = None
-  indices, values, seen = [], [], set()
+  indices, values = [], []
   skip = None
   if not math.isfinite(label):
     skip = _Skip("nonfinite_label", f"label {tokens[0]!r} is not finite")
@@ -149,7 +149,7 @@ def _parse_line(
       qid = value
       continue
     try:
-      if not (key.isascii() and key.isdigit()):
+      if not key.isdigit():  # int() would take a sign, spaces and underscores
         raise ValueError(key)
       index, val = int(key), float(value)
     except ValueError:
@@ -166,13 +166,13 @@ def _parse_line(
         f"{where}: feature index {index} > {MAX_FEATURES}, the most read without a declared "
         "feature count; declare the count with --num-features"
       )
-    if index in seen:
-      raise SvmlightError(f"{where}: feature index {index} given twice")
-    seen.add(index)
     if skip is None and not math.isfinite(val):
       skip = _Skip("nonfinite_feature", f"feature {index} value {value!r} is not finite")
     indices.append(index - 1)
     values.append(val)
+  if len(set(indices)) < len(indices):
+    twice = next(i for k, i in enumerate(indices) if i in indices[:k])
+    raise SvmlightError(f"{where}: feature index {twice + 1} given twice")
   if skip is not None:
     return skip
   m = _DOCID.search(comment)

@@ -134,6 +134,7 @@ def test_prepare_reports_qrels_skips_in_its_read_summary(tmp_path):
   assert read["skip_examples"]["qrels_bad_grade"] == [f"{qrels}:2: grade 'Inf' is not finite"]
 
 
+@pytest.mark.slow
 def test_simulate_counts_the_skipped_qrels_rows(tmp_path):
   qrels = _write(tmp_path, "1 0 d1 2\n1 0 d2 nan\n1 0 d3 0\n")
   meta = clicks_cli.simulate(
