@@ -20,7 +20,7 @@ import pathlib
 from collections.abc import Sequence
 
 from rankjax.cli import common, reader_flags
-from rankjax.data import readers
+from rankjax.data import readers, svmlight
 
 
 def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -107,8 +107,9 @@ def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
   return out
 
 
-def qrels_lists(path):
-  """One `RankingList` per topic of a TREC qrels file, graded labels as "human"."""
+def qrels_lists(path, summary=None, encoding="utf-8"):
+  """One `RankingList` per topic of a TREC qrels file, graded labels as "human"; skipped rows are
+  counted in `summary` (`load_trec_qrels`)."""
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from rankjax.data import schema  # pylint: disable=g-import-not-at-top
@@ -118,7 +119,9 @@ def qrels_lists(path):
     schema.RankingList(
       qid=t, doc_ids=list(g), labels={"human": np.array(list(g.values()), np.float32)}
     )
-    for t, g in load_trec_qrels(path).items()
+    for t, g in load_trec_qrels(
+      path, summary, encoding=encoding, encoding_flag="--encoding"
+    ).items()
   ]
 
 
@@ -131,6 +134,15 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--svmlight", help="svmlight / LETOR file with qid:")
   src.add_argument("--qrels", help="TREC qrels: topic iteration doc grade")
+  p.add_argument(
+    "--encoding", default="utf-8", help="text encoding of the --svmlight / --qrels file"
+  )
+  p.add_argument(
+    "--num-features",
+    type=int,
+    help="--svmlight: the feature count (default: the largest index, at most "
+    f"{svmlight.MAX_FEATURES})",
+  )
   p.add_argument("--output", required=True, help=".jsonl (or .jsonl.gz) or .parquet")
   p.add_argument("--sessions", type=int, default=100_000)
   p.add_argument("--model", choices=sorted(click_models.MODELS), default="pbm")
@@ -149,12 +161,13 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument("--seed", type=int, default=0)
   args = p.parse_args(argv)
 
+  summary = readers.ReadSummary()
   if args.svmlight:
-    from rankjax.data.svmlight import read_svmlight  # pylint: disable=g-import-not-at-top
-
-    lists = read_svmlight(args.svmlight)
+    lists = svmlight.read_svmlight(
+      args.svmlight, num_features=args.num_features, encoding=args.encoding, summary=summary
+    )
   else:
-    lists = qrels_lists(args.qrels)
+    lists = qrels_lists(args.qrels, summary, args.encoding)
   sim = sim_lib.simulate(
     lists,
     sessions=args.sessions,
@@ -189,10 +202,14 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
     "source": args.svmlight or args.qrels,
     "queries": len(sim.qids),
     "clicks": int(sim.log.click.sum()),
+    "skipped": summary.skipped,
+    "skipped_by_reason": dict(sorted(summary.reasons.items())),
+    "skip_examples": dict(sorted(summary.examples.items())),
   }
   meta.update({k: v.tolist() for k, v in sim.truth.items() if k in ("theta", "gamma")})
   pathlib.Path(f"{out}.meta.json").write_text(json.dumps(meta, indent=1) + "\n")
-  print(json.dumps({k: meta[k] for k in ("sessions", "queries", "clicks", "model")}))
+  shown = ("sessions", "queries", "clicks", "model", "skipped")
+  print(json.dumps({k: meta[k] for k in shown}))
   return meta
 
 

@@ -11,7 +11,8 @@ frequency and buckets, splits queries into train / test by a hash of the query i
 topic`: of its topic, so that no topic is in both; `labelled`: queries with human labels are the
 test set), and writes a prepared dataset (`rankjax.data.store`) the training engine reads. It prints
 one JSON line: the dataset path, lists per split, lists / impressions / clicks per frequency bucket
-and the read summary. Options join more to each list: `--features` (svmlight rows),
+and the read summary. Options join more to each list: `--features` (svmlight rows,
+`--num-features` wide),
 `--llm-labels` (an annotation store's labels as the "llm" source; pairs without one are counted
 and left unlabelled), `--tokenizer` (a cross-encoder's token arrays,
 `rankjax.data.text.PairTokenizer`).
@@ -32,7 +33,7 @@ import tqdm
 
 from rankjax import registry
 from rankjax.cli import common, reader_flags
-from rankjax.data import aggregate, frequency, readers, text
+from rankjax.data import aggregate, frequency, readers, svmlight, text
 
 # The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
 # dataset ships, the Sogou query file's session counts.
@@ -53,18 +54,37 @@ def in_test_split(qid: str, fraction: float) -> bool:
   return h / 2**64 < fraction
 
 
-def with_features(lists, path):
-  """Attaches each document's feature row from an svmlight file (same qid and doc ids); a document
-  without one is an error naming it."""
-  from rankjax.data.svmlight import read_svmlight
+def read_features(path, num_features: int | None, encoding: str):
+  """The sparse rows of an svmlight feature file and the summary of its read; read before the log,
+  so that a file that cannot be used (an index past the feature count, another encoding) stops
+  the command at once."""
+  summary = readers.ReadSummary()
+  rows = svmlight.read_rows(
+    path,
+    num_features=num_features,
+    encoding=encoding,
+    encoding_flag="--features-encoding",
+    summary=summary,
+  )
+  return rows, summary
 
-  table = {x.qid: dict(zip(x.doc_ids, x.features)) for x in read_svmlight(path)}
+
+def with_features(lists, rows, summary: readers.ReadSummary):
+  """Attaches each document's feature row from svmlight `rows` (same qid and doc ids), made dense
+  per list; a document without one is an error naming it (and the lines the read skipped)."""
+  from rankjax.data.readers import errors
+
+  table = {key: k for k, key in enumerate(zip(rows.qids, rows.doc_ids))}
   for lst in lists:
-    rows = table.get(lst.qid, {})
-    missing = [d for d in lst.doc_ids if d not in rows]
+    found = [table.get((lst.qid, d)) for d in lst.doc_ids]
+    missing = [d for d, k in zip(lst.doc_ids, found) if k is None]
     if missing:
-      raise ValueError(f"{path}: no features for query {lst.qid!r}, documents {missing[:5]}")
-    yield dataclasses.replace(lst, features=np.stack([rows[d] for d in lst.doc_ids]))
+      reasons = ", ".join(f"{n} {reason}" for reason, n in summary.reasons.most_common())
+      skipped = f"; lines of it skipped: {reasons}" if summary.skipped else ""
+      raise errors.InputError(
+        f"{rows.path}: no features for query {lst.qid!r}, documents {missing[:5]}{skipped}"
+      )
+    yield dataclasses.replace(lst, features=rows.dense(found))
 
 
 def store_labels(
@@ -170,6 +190,11 @@ def _prepare(args) -> dict:
       "--freq-by dataset needs --format sogou and its --queries file (sessions per query)"
     )
   options = reader_flags.options(args)
+  features = (
+    read_features(args.features, args.num_features, args.features_encoding)
+    if args.features
+    else None
+  )
   summary = readers.ReadSummary()
   sessions = readers.read_sessions(args.format, args.files, summary, **options)
   agg = aggregate.ClickAggregator()
@@ -209,8 +234,8 @@ def _prepare(args) -> dict:
     out = aggregate.to_ranking_lists(
       agg, freq=freq, bucket_method=args.buckets, keep=lambda q: is_test(q) == test, **kw
     )
-    if args.features:
-      out = with_features(out, args.features)
+    if features:
+      out = with_features(out, *features)
     if llm is not None:
       out = with_llm_labels(out, llm, counts)
     return map(tokenizer, out) if tokenizer else out
@@ -232,11 +257,21 @@ def _prepare(args) -> dict:
     "lists": {"train": len(agg.pairs) - n_test, "test": n_test},
     "split_by": args.split_by,
     **({"joined": dict(counts)} if counts else {}),
+    **({"features": _features_read(*features)} if features else {}),
     "freq_by": args.freq_by,
     "buckets": aggregate.bucket_summary(agg, buckets, freq),
     "position_totals": {str(k): v for k, v in agg.position_totals().items()},
     "conflicts": dict(agg.conflicts),
     "read": summary.as_dict(),
+  }
+
+
+def _features_read(rows, summary: readers.ReadSummary) -> dict:
+  read = summary.as_dict()
+  return {
+    "rows": len(rows),
+    "num_features": rows.width,
+    **{k: read[k] for k in ("skipped", "skipped_by_reason", "repaired", "skip_examples")},
   }
 
 
@@ -315,6 +350,15 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     "--features",
     help="svmlight file with a feature row per (qid, doc id), e.g. the one a log was "
     "simulated from",
+  )
+  p.add_argument(
+    "--num-features",
+    type=int,
+    help="with --features: the feature count; an index past it is an error (default: the "
+    f"largest index in the file, at most {svmlight.MAX_FEATURES})",
+  )
+  p.add_argument(
+    "--features-encoding", default="utf-8", help="with --features: the file's text encoding"
   )
   args = p.parse_args(argv)
   missing = [

@@ -7,13 +7,14 @@ import pathlib
 
 from absl import app
 
-from rankjax.data.readers.common import LogError
+from rankjax.data.readers.errors import InputError
 
 
 def one_line_errors(main):
-  """`main` where a missing input file, or a log file that cannot be read at all (`LogError`: a
-  directory, a `.gz` that is not gzip, a file in another encoding), ends the program with one line
-  naming it, not a traceback.
+  """`main` where a missing input file, or bad input (`rankjax.data.readers.errors.InputError`: a
+  malformed labelled file, a file in another encoding, a log that cannot be read at all such as a
+  directory or a `.gz` that is not gzip), ends the program with one line naming it, not a
+  traceback.
 
   Exit status 1, message "error: <the exception's message>". Every other exception keeps its
   traceback. The `rankjax` dispatcher wraps each command where it calls it, so that tests calling
@@ -24,7 +25,7 @@ def one_line_errors(main):
   def wrapped(*args, **kwargs):
     try:
       return main(*args, **kwargs)
-    except (FileNotFoundError, LogError) as e:
+    except (FileNotFoundError, InputError) as e:
       raise SystemExit(f"error: {e}") from None
 
   return wrapped

@@ -7,7 +7,7 @@ options the reader takes (type, help, default), declared once where the reader i
 
 >>> fmt = FORMATS["trec-session"]
 >>> list(fmt.options), fmt.options["labels"].default
-(['labels'], None)
+(['labels', 'labels_encoding'], None)
 >>> reader_options("sogou")
 ['queries', 'encoding']
 >>> read_sessions("trec_session", [])  # doctest: +ELLIPSIS

@@ -24,6 +24,7 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from rankjax import registry
+from rankjax.data.readers.errors import InputError
 from rankjax.data.readers.record import FieldError
 
 NAN = math.nan
@@ -249,7 +250,7 @@ def finish_interaction(
   return it
 
 
-class LogError(ValueError):
+class LogError(InputError):
   """A file that cannot be read as a log at all (a directory, a `.gz` that is not gzip, text in
   another encoding, a side file that is not in its layout): the commands end with this one line,
   which names the file (and the option to use, where one would read it)."""
