@@ -284,10 +284,9 @@ def _run_text(out: dict) -> str:
 
 
 def _non_negative(text: str) -> int:
-  value = int(text)
-  if value < 0:
-    raise argparse.ArgumentTypeError(f"{value} < 0")
-  return value
+  if not text.isdigit():
+    raise argparse.ArgumentTypeError(f"a whole number >= 0, not {text!r}")
+  return int(text)
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:
