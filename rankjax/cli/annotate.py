@@ -298,32 +298,37 @@ def _write_atomically(path: pathlib.Path, text: str) -> None:
 
 
 def join(lists, rows, binary: bool):
-  """Per paired item: (bucket, llm label, llm expected or NaN, human grade or NaN, ctr)."""
+  """Per pair of the log: (bucket, llm label, llm expected, human grade, ctr), NaN where missing
+  (the LLM label: the pair is not annotated)."""
   by_key = {(r["qid"], r["doc_id"]): r for r in rows}
   out = []
   for rl in lists:
     human = rl.labels.get("human", np.full(len(rl), np.nan))
     ctr = rl.labels.get("click", np.full(len(rl), np.nan))
     for i, d in enumerate(rl.doc_ids):
-      r = by_key.get((rl.qid, d))
-      if r is None:
-        continue
+      r = by_key.get((rl.qid, d)) or {"label": None, "expected": None}
       h = human[i]
       if np.isfinite(h):
         h = float(h >= 1) if binary else float(np.clip(h, 0, 4))
-      out.append(
-        (rl.bucket, r["label"], np.nan if r["expected"] is None else r["expected"], h, ctr[i])
-      )
+      llm, expected = (np.nan if v is None else v for v in (r["label"], r["expected"]))
+      out.append((rl.bucket, llm, expected, h, ctr[i]))
   return np.array(out, dtype=float).reshape(-1, 5)
 
 
 def section(data, k):
-  """Statistics of the joined rows `data`."""
+  """Statistics of the joined rows `data` (every log pair; those with an LLM label compared)."""
   from rankjax.annotate import agreement as agreement_lib  # pylint: disable=g-import-not-at-top
 
+  log_pairs = len(data)
+  data = data[np.isfinite(data[:, 1])]
   llm, expected, human, ctr = data[:, 1], data[:, 2], data[:, 3], data[:, 4]
   has_h = np.isfinite(human)
-  s = {"pairs": int(len(data)), **agreement_lib.summary(llm[has_h], human[has_h], k)}
+  s = {
+    "log_pairs": log_pairs,
+    "without_llm_label": log_pairs - len(data),
+    "pairs": int(len(data)),
+    **agreement_lib.summary(llm[has_h], human[has_h], k),
+  }
   has_e = has_h & np.isfinite(expected)
   if has_e.any():
     s["spearman_expected_vs_human"] = agreement_lib.spearman(expected[has_e], human[has_e])
@@ -331,6 +336,42 @@ def section(data, k):
   s["spearman_llm_vs_ctr"] = agreement_lib.spearman(llm[has_c], ctr[has_c])
   s["spearman_human_vs_ctr"] = agreement_lib.spearman(human[has_c & has_h], ctr[has_c & has_h])
   return s
+
+
+_COLUMNS = (
+  "log_pairs",
+  "without_llm_label",
+  "pairs",
+  "n",
+  "exact",
+  "kappa_quadratic",
+  "alpha_ordinal",
+  "spearman",
+  "spearman_expected_vs_human",
+  "spearman_llm_vs_ctr",
+  "spearman_human_vs_ctr",
+)
+
+
+def _cell(s: dict, col: str) -> str:
+  """A statistic as the report shows it: 3 decimals, with its interval when it has one."""
+  v = s.get(col)
+  if v is None:
+    return ""
+  if not isinstance(v, float):
+    return f"{v:,}"
+  ci = s.get(f"{col}_ci95")
+  if ci is None or not np.isfinite(ci).all():
+    return f"{v:.3f}"
+  return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _table(overall: dict, buckets: dict) -> list[str]:
+  """The report's table: a row for all pairs, then one per frequency bucket."""
+  lines = ["| bucket | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 1) + "|"]
+  for name, s in [("all", overall)] + list(buckets.items()):
+    lines.append(f"| {name} | " + " | ".join(_cell(s, c) for c in _COLUMNS) + " |")
+  return lines
 
 
 def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
@@ -348,31 +389,26 @@ def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
     for b, name in enumerate(schema.BUCKETS)
     if (data[:, 0] == b).any()
   }
-  has_h = np.isfinite(data[:, 3])
-  cm = agreement_lib.confusion_matrix(data[has_h, 1], data[has_h, 3], k)
-  fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-  cols = [
-    "pairs",
-    "n",
-    "exact",
-    "kappa_quadratic",
-    "alpha_ordinal",
-    "spearman",
-    "spearman_expected_vs_human",
-    "spearman_llm_vs_ctr",
-    "spearman_human_vs_ctr",
-  ]
+  paired = np.isfinite(data[:, 3]) & np.isfinite(data[:, 1])
+  cm = agreement_lib.confusion_matrix(data[paired, 1], data[paired, 3], k)
   lines = [
     f"# {title}",
     "",
-    "`n`: pairs with a human label. Kappa: quadratic weights; alpha: "
-    "ordinal; CTR correlations are Spearman over pairs with clicks data.",
+    "`log_pairs`: (query, document) pairs of the log; `without_llm_label`: of those, not "
+    "annotated (by this model, mode and prompt version); `pairs`: annotated; `n`: annotated "
+    "pairs with a human label, on which exact agreement, kappa (quadratic weights), alpha "
+    "(ordinal) and Spearman are computed. In brackets: 95% confidence intervals, bootstrap over "
+    "the n pairs (BCa, 1,000 resamples, seed 0). CTR correlations are Spearman over annotated "
+    "pairs with click data.",
     "",
-    "| bucket | " + " | ".join(cols) + " |",
-    "|---" * (len(cols) + 1) + "|",
   ]
-  for name, s in [("all", overall)] + list(buckets.items()):
-    lines.append(f"| {name} | " + " | ".join(fmt(s.get(c)) for c in cols) + " |")
+  if overall["without_llm_label"]:
+    lines += [
+      f"Only {overall['pairs']:,} of the log's {overall['log_pairs']:,} pairs are annotated: "
+      "the figures describe those pairs, not the log.",
+      "",
+    ]
+  lines += _table(overall, buckets)
   lines += [
     "",
     "Confusion matrix (rows: LLM label, columns: human grade):",
@@ -419,7 +455,10 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   p.add_argument("--model", required=True, help="the model name recorded in the store")
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
   p.add_argument("--prompt-version", help="default: the one with most rows for model and mode")
-  p.add_argument("--out", required=True, help="directory for report.md and the PNGs")
+  p.add_argument(
+    "--out", required=True, help="directory for report.md, agreement.json and the PNGs"
+  )
+  p.add_argument("--json", action="store_true", help="print the statistics as JSON on stdout")
   args = p.parse_args(argv)
   options = reader_flags.options(args)
   labels = options.pop("labels", [])  # once, or once per file
@@ -445,10 +484,20 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   binary = modes.get(args.mode).max_grade == 1
   data = join(lists, rows, binary)
   k = 2 if binary else 5
-  result = write_report(
-    pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks", data, k
-  )
-  print(json.dumps(result))
+  out = pathlib.Path(args.out)
+  result = write_report(out, f"{args.model} / {version} vs human and clicks", data, k)
+  _write_atomically(out / "agreement.json", json.dumps(result, indent=1))
+  if args.json:
+    print(json.dumps(result))
+  else:
+    a = result["all"]
+    print(
+      f"{args.model} / {version}: {a['pairs']:,} of {a['log_pairs']:,} log pairs annotated "
+      f"({a['without_llm_label']:,} without a label); n = {a['n']:,} with a human label"
+    )
+    for col in ("exact", "kappa_quadratic", "alpha_ordinal", "spearman", "spearman_llm_vs_ctr"):
+      print(f"  {col}: {_cell(a, col) or 'n/a'}")
+    print(f"report: {out / 'report.md'} (statistics: {out / 'agreement.json'})")
   return result
 
 
