@@ -6,6 +6,8 @@ Grades are integers 0..K-1.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 from scipy import stats
 
@@ -75,15 +77,50 @@ def spearman(a, b) -> float:
   return float(stats.spearmanr(a, b).statistic)
 
 
-def summary(llm, human, num_classes: int) -> dict:
-  """n, exact agreement, quadratic kappa, ordinal alpha and Spearman of paired grades."""
+def bootstrap_ci(
+  statistic, a, b, *, confidence: float = 0.95, n_resamples: int = 1000, seed: int = 0
+) -> tuple[float, float]:
+  """Confidence interval of `statistic(a, b)` by the bootstrap over pairs (scipy.stats.bootstrap,
+  paired, BCa), seeded: the same pairs give the same interval. (nan, nan) when it cannot be
+  estimated (fewer than 3 pairs, or the statistic undefined on the resamples: constant labels).
+
+  >>> lo, hi = bootstrap_ci(spearman, [0, 1, 2, 3, 4, 4, 2, 1], [0, 1, 2, 4, 4, 3, 2, 0])
+  >>> bool(lo < spearman([0, 1, 2, 3, 4, 4, 2, 1], [0, 1, 2, 4, 4, 3, 2, 0]) <= hi <= 1)
+  True
+  """
+  a, b = np.asarray(a), np.asarray(b)
+  if len(a) < 3:
+    return float("nan"), float("nan")
+  with warnings.catch_warnings():
+    # Degenerate resamples (every label equal) make the interval nan, which is what it returns.
+    warnings.simplefilter("ignore", stats.DegenerateDataWarning)
+    warnings.simplefilter("ignore", RuntimeWarning)
+    ci = stats.bootstrap(
+      (a, b),
+      statistic,
+      paired=True,
+      vectorized=False,
+      n_resamples=n_resamples,
+      confidence_level=confidence,
+      rng=np.random.default_rng(seed),
+    ).confidence_interval
+  return float(ci.low), float(ci.high)
+
+
+def summary(llm, human, num_classes: int, *, n_resamples: int = 1000, seed: int = 0) -> dict:
+  """n, exact agreement, quadratic kappa, ordinal alpha and Spearman of paired grades, and 95%
+  bootstrap confidence intervals (`bootstrap_ci`, `<name>_ci95`: [low, high]) of the last three."""
   llm, human = np.asarray(llm, int), np.asarray(human, int)
   if not len(llm):
     return {"n": 0}
-  return {
-    "n": int(len(llm)),
-    "exact": float((llm == human).mean()),
-    "kappa_quadratic": weighted_kappa(llm, human, num_classes),
-    "alpha_ordinal": krippendorff_alpha(llm, human, num_classes),
-    "spearman": spearman(llm, human),
+  stats_ = {
+    "kappa_quadratic": lambda a, b: weighted_kappa(a, b, num_classes),
+    "alpha_ordinal": lambda a, b: krippendorff_alpha(a, b, num_classes),
+    "spearman": spearman,
   }
+  out = {"n": int(len(llm)), "exact": float((llm == human).mean())}
+  for name, f in stats_.items():
+    out[name] = f(llm, human)
+  for name, f in stats_.items():
+    out[f"{name}_ci95"] = list(bootstrap_ci(f, llm, human, n_resamples=n_resamples, seed=seed))
+  return out

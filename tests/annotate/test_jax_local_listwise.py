@@ -340,12 +340,19 @@ def test_annotate_tool_listwise_end_to_end(tmp_path):
     "--mode",
     "listwise_graded",
     "--quiet",
+    "--json",
   ]
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
-  assert out.returncode == 0, out.stderr[-3000:]
   summary = json.loads(out.stdout.strip().splitlines()[-1])
-  assert summary["pairs"] == {"pairs": 6} and summary["tasks_left"] == 0
-  assert summary["pairs_ok"] + summary["pairs_failed"] == 6
+  n = summary["pairs"]
+  # A random-weight model's answers may not parse: recorded failures, exit status 1.
+  assert out.returncode == (1 if n["failed"] else 0), out.stderr[-3000:]
+  assert (n["covered"], n["left"], n["done"] + n["failed"], n["done_this_run"]) == (
+    6,
+    0,
+    6,
+    n["done"],
+  )
   assert summary["completion_tokens"] > 0 and summary["prompt_tokens"] > 0
   with store_lib.Store(db) as st:
     rows = st.rows(mode="listwise_graded", backend="jax_local", model="tiny")
@@ -353,4 +360,5 @@ def test_annotate_tool_listwise_end_to_end(tmp_path):
   assert all(r["status"] in ("ok", "failed") and r["raw_output"] for r in rows)
   # Rerunning skips what is stored (failures included, without --retry-failed).
   again = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
-  assert json.loads(again.stdout.strip().splitlines()[-1])["pairs"] == {"done": 6}
+  n = json.loads(again.stdout.strip().splitlines()[-1])["pairs"]
+  assert (n["done_this_run"], n["failed_this_run"], n["done"] + n["failed"]) == (0, 0, 6)

@@ -134,7 +134,10 @@ def test_unreachable_server_is_not_recorded(tmp_path):
   with store_lib.Store(tmp_path / "u.db") as st:
     summary = runner.annotate(tasks, backend, st, progress=False)
     assert st.count() == 0
-  assert summary.tasks_left == 2 and backend.transport_failures == 2
+  assert (summary.pairs_unreachable, summary.tasks_left, backend.transport_failures) == (2, 0, 2)
+  assert (
+    "connection failed ([Errno 111] Connection refused) (after 2 retries)" in summary.last_error
+  )
   # A server that stays down: stop taking tasks after a few consecutive failures.
   backend.max_consecutive_failures, backend.concurrency = 2, 1
   tasks, _ = runner.make_tasks(
@@ -142,7 +145,8 @@ def test_unreachable_server_is_not_recorded(tmp_path):
   )
   with store_lib.Store(tmp_path / "u.db") as st:
     summary = runner.annotate(tasks, backend, st, progress=False)
-  assert summary.tasks_left == 10 and backend.transport_failures == 2 + 2
+  assert (summary.pairs_unreachable, summary.tasks_left) == (2, 8)
+  assert backend.transport_failures == 2 + 2
 
 
 # --- A real OpenAI-compatible server: llama-cpp-python's, with SmolLM2-135M. ---

@@ -1,6 +1,7 @@
 """`rankjax annotate run` in a subprocess: SIGKILL mid-run then rerun loses and duplicates nothing;
-SIGTERM stops cleanly after committing what was in flight. The LLM is a scripted OpenAI-compatible
-server on loopback that answers after a short delay and counts the requests per document."""
+SIGTERM stops cleanly after committing what was in flight, exit status 75 (stopped, resumable).
+The LLM is a scripted OpenAI-compatible server on loopback that answers after a short delay and
+counts the requests per document."""
 
 import http.server
 import json
@@ -95,6 +96,7 @@ def _cmd(log, db, url):
     "--concurrency",
     "3",
     "--quiet",
+    "--json",
   ]
 
 
@@ -132,8 +134,13 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(server, log, tmp_path):
 
   out = subprocess.run(_cmd(log, db, server), capture_output=True, text=True, check=True)
   summary = json.loads(out.stdout.strip().splitlines()[-1])
-  assert summary["pairs"]["done"] == len(stored)
-  assert summary["pairs_ok"] == N_DOCS - len(stored)
+  n = summary["pairs"]
+  assert (n["covered"], n["done"], n["done_this_run"], n["left"]) == (
+    N_DOCS,
+    N_DOCS,
+    N_DOCS - len(stored),
+    0,
+  )
   with sqlite3.connect(db) as c:
     rows = c.execute("SELECT qid, doc_id, label, status FROM annotations").fetchall()
   assert len(rows) == N_DOCS == len({(q, d) for q, d, _, _ in rows})
@@ -145,7 +152,7 @@ def test_sigkill_then_rerun_loses_and_duplicates_nothing(server, log, tmp_path):
   assert sum(asked_before.values()) - len(stored) <= 3
 
 
-@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 143), (signal.SIGINT, 130)])
+@pytest.mark.parametrize("sig,code", [(signal.SIGTERM, 75), (signal.SIGINT, 130)])
 def test_signal_stops_cleanly(server, log, tmp_path, sig, code):
   db = tmp_path / "b.db"
   proc = subprocess.Popen(
@@ -156,6 +163,8 @@ def test_signal_stops_cleanly(server, log, tmp_path, sig, code):
   stdout, _ = proc.communicate(timeout=30)
   assert proc.returncode == code
   summary = json.loads(stdout.strip().splitlines()[-1])
-  assert summary["stopped_by"] == sig.name and summary["tasks_left"] > 0
+  n = summary["pairs"]
+  assert summary["stopped_by"] == sig.name and n["left"] == N_DOCS - n["done"] > 0
+  assert summary["exit_status"] == code
   # Everything that was answered got committed: no request was paid for and lost.
-  assert _count(db) == summary["pairs_ok"] == sum(Slow.calls.values())
+  assert _count(db) == n["done_this_run"] == n["done"] == sum(Slow.calls.values())

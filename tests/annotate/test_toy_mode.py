@@ -180,18 +180,21 @@ def test_toy_mode_runs_through_rankjax_annotate_run(ternary, scripted_server, tm
     "--lang",
     "zh",
     "--quiet",
+    "--json",
   ]
   cli.main(argv)
   summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert summary["prompt_version"].startswith(f"{TERNARY.name}.zh.v1+")
-  assert (summary["pairs_ok"], summary["pairs_failed"], summary["tasks_left"]) == (3, 0, 0)
+  n = summary["pairs"]
+  assert (n["done_this_run"], n["failed"], n["left"], summary["exit_status"]) == (3, 0, 0, 0)
   with store_lib.Store(db) as st:
     rows = {r["doc_id"]: r for r in st.rows(mode=TERNARY.name)}
   assert {d: r["label"] for d, r in rows.items()} == {"a": 2, "b": 1, "c": 0}
   assert len(payloads) == 3 and all(p["model"] == "scripted" for p in payloads)
   # Rerun: everything is stored, nothing is asked again.
   cli.main(argv)
-  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pairs"] == {"done": 3}
+  n = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["pairs"]
+  assert (n["covered"], n["done"], n["done_this_run"]) == (3, 3, 0)
   assert len(payloads) == 3
 
 

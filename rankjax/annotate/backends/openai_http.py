@@ -1,24 +1,42 @@
-"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp server, OpenAI).
+"""Any OpenAI-compatible chat-completions server (vLLM, SGLang, llama.cpp server, OpenAI), through
+the `openai` client (its `base_url` reaches any of them).
 
-Robustness, per request:
+The client builds the request, sends the key, pools connections and enforces the timeout; its own
+retries are off (`max_retries=0`) and ours run instead, because the client's cannot do what a run
+needs: its backoff is fixed (0.5 s doubling to 8 s, not configurable), it does not say how many
+retries it made when it gives up, it ignores a `Retry-After` over 60 s by not retrying at all, and
+it never retries a 200 whose body is not a chat completion. So, per request:
+
   * at most `concurrency` requests in flight, and at most `max_rps` started per second;
-  * 429, 5xx, timeouts and refused/reset connections are retried with exponential backoff and
-    jitter (honouring `Retry-After`), up to `max_retries` times; a server that dies and comes back
-    within that window costs nothing. A task that still cannot reach the server is not recorded
-    (so a rerun does it) and is counted in `transport_failures`; after `max_consecutive_failures`
-    of them in a row the backend takes no new tasks (the server is down: stop, rerun later);
-  * another 4xx is the request's fault: recorded as a failure with the status and message;
+  * 429, 5xx (and 408/409/425), timeouts, refused or reset connections, and a 200 whose body is
+    not a chat completion (not JSON, e.g. a proxy's HTML page; truncated JSON; `choices` missing,
+    empty or not a list; no message; fields of the wrong type) are retried with exponential
+    backoff and jitter (honouring `Retry-After`), up to `max_retries` times; a server that dies
+    and comes back within that window costs nothing. Then:
+  * a server that kept answering with bodies that are not chat completions: a recorded failure
+    for the task, naming what was wrong;
+  * a server that could not be reached (or kept answering 429/5xx): the result has status
+    "unreachable", which the runner counts and does not store (so a rerun asks again); after
+    `max_consecutive_failures` of them in a row the backend takes no new tasks (the server is
+    down: stop, rerun later);
+  * another 4xx is the request's fault: a recorded failure with the status and message;
   * an answer that does not parse gets one re-ask (the model sees its answer and the parse error);
-    a second unparsable answer is recorded as a failure with both outputs' error.
+    a second unparsable answer is a recorded failure with both outputs' error.
 
-The API key is read from the environment variable `api_key_env` and only ever put in the
-Authorization header: it is not stored on the object, logged or written to the store.
-Token usage (the server's `usage`) is added up per task, re-asks included.
+`timeout_s` bounds each read from the socket (httpx's timeout): a server that sends nothing for
+that long is a timeout, one that trickles a byte at a time within it is not.
+
+The API key is read from the environment variable `api_key_env` at every request (a rotated key is
+used at once) and only ever sent in the Authorization header; no key: no header (local servers).
+Every error text is redacted (`redact.redact`: the key itself and anything shaped like a
+credential) before it is logged, stored or returned. Token usage (the server's `usage`) is added up
+per task, re-asks included; `requests` and `retries` count HTTP requests made and repeated.
 """
 
 from __future__ import annotations
 
 import concurrent.futures as cf
+import json
 import logging
 import os
 import random
@@ -26,9 +44,9 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
-import requests
+import openai
 
-from rankjax.annotate import modes, parsing, prompts
+from rankjax.annotate import modes, parsing, prompts, redact
 from rankjax.annotate.tasks import Result, Task
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
@@ -36,6 +54,14 @@ _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
 
 class TransportError(RuntimeError):
   """The server could not be reached or kept failing after all retries."""
+
+
+class BadResponse(ValueError):
+  """A 200 answer whose body is not a chat completion (after all retries: a recorded failure)."""
+
+
+class Refused(RuntimeError):
+  """A 4xx other than the retried ones: the request's fault (a recorded failure)."""
 
 
 class RateLimiter:
@@ -56,8 +82,63 @@ class RateLimiter:
     time.sleep(max(0.0, start - now))
 
 
+def _fields(obj, where: str, **types) -> dict:
+  """`obj` (a JSON object) checked to hold the fields `types` names with those types (a field
+  given a tuple with None may be absent or null); raises BadResponse naming the first that does
+  not."""
+  if not isinstance(obj, dict):
+    raise BadResponse(f"{where} is {type(obj).__name__}, not an object")
+  for name, want in types.items():
+    value = obj.get(name)
+    if not isinstance(value, want):
+      got = "missing" if name not in obj else type(value).__name__
+      raise BadResponse(f"{where}.{name} is {got}")
+  return obj
+
+
+def read_reply(body) -> tuple[str, tuple[int, int], dict[str, float] | None]:
+  """The answer text, (prompt, completion) tokens and the grade's top logprobs (if sent) of a chat
+  completion's JSON body; BadResponse when the body is not one.
+
+  The grade's top logprobs are those of the first generated token that is a number, else of the
+  first token (p(grade) there is what the model would have answered).
+
+  >>> read_reply({"choices": [{"message": {"content": "3"}}]})
+  ('3', (0, 0), None)
+  >>> read_reply({"choices": []})
+  Traceback (most recent call last):
+  ...
+  rankjax.annotate.backends.openai_http.BadResponse: body.choices is empty
+  """
+  _fields(body, "body", choices=list, usage=(dict, type(None)))
+  if not body["choices"]:
+    raise BadResponse("body.choices is empty")
+  choice = _fields(body["choices"][0], "choices[0]", message=dict, logprobs=(dict, type(None)))
+  text = _fields(choice["message"], "message", content=(str, type(None))).get("content") or ""
+  usage = _fields(
+    body.get("usage") or {},
+    "usage",
+    prompt_tokens=(int, type(None)),
+    completion_tokens=(int, type(None)),
+  )
+  tokens = (usage.get("prompt_tokens") or 0, usage.get("completion_tokens") or 0)
+  content = _fields(choice.get("logprobs") or {}, "logprobs", content=(list, type(None))).get(
+    "content"
+  )
+  if not content:
+    return text, tokens, None
+  for t in content:
+    _fields(t, "logprobs.content[]", token=str, top_logprobs=(list, type(None)))
+  tok = next((t for t in content if t["token"].strip().isdigit()), content[0])
+  top = {}
+  for t in tok.get("top_logprobs") or []:
+    _fields(t, "top_logprobs[]", token=str, logprob=(int, float))
+    top[t["token"]] = float(t["logprob"])
+  return text, tokens, top or None
+
+
 class OpenAIHttpBackend:
-  """Chat completions over HTTP; see the module docstring."""
+  """Chat completions through the `openai` client; see the module docstring."""
 
   name = "openai_http"
   shapes = tuple(modes.SHAPES)
@@ -92,48 +173,78 @@ class OpenAIHttpBackend:
     self.temperature = temperature
     self.max_consecutive_failures = max_consecutive_failures
     self.transport_failures = 0
+    self.requests = 0
     self.retries = 0
     self._limiter = RateLimiter(max_rps)
-    self._local = threading.local()
     self._count_lock = threading.Lock()
+    # One client for all threads (httpx's pool is thread-safe); the key is a function, so the
+    # client reads it from the environment at every request.
+    self._client = openai.OpenAI(
+      base_url=self.base_url,
+      api_key=self._api_key,
+      max_retries=0,
+      timeout=timeout_s,
+    )
 
-  def _session(self) -> requests.Session:
-    if not hasattr(self._local, "session"):
-      self._local.session = requests.Session()
-    return self._local.session
+  def _api_key(self) -> str:
+    return os.environ.get(self.api_key_env) or ""
 
-  def _headers(self) -> dict[str, str]:
-    key = os.environ.get(self.api_key_env)
-    return {"Authorization": f"Bearer {key}"} if key else {}
+  def _redact(self, text: str) -> str:
+    return redact.redact(text, [self._api_key()])
 
   def _post(self, payload: dict) -> dict:
-    """One chat completion, retried on transient failures; raises TransportError or
-    `requests.HTTPError` (a non-retryable 4xx)."""
+    """One request, no retry: the JSON body of a 2xx answer. Raises `openai.APIStatusError` (any
+    other status), `openai.APIConnectionError` (refused, reset, timed out) or BadResponse (a body
+    that is not JSON)."""
+    # Without a key, no Authorization header (the client would refuse to send the request).
+    headers = None if self._api_key() else {"Authorization": openai.omit}
+    raw = self._client.chat.completions.with_raw_response.create(**payload, extra_headers=headers)
+    try:
+      return json.loads(raw.http_response.text)
+    except ValueError as e:
+      kind = raw.http_response.headers.get("content-type", "no content type")
+      raise BadResponse(
+        f"body is not JSON ({kind}; {e}): {raw.http_response.text[:80]!r}"
+      ) from None
+
+  def _complete(self, payload: dict) -> tuple[str, tuple[int, int], dict[str, float] | None]:
+    """`read_reply` of one chat completion, retried on transient failures and bodies that are not
+    chat completions; raises TransportError, BadResponse or Refused after the retries."""
     url = f"{self.base_url}/chat/completions"
-    last = ""
+    last: Exception | None = None
     for attempt in range(self.max_retries + 1):
       if attempt:
         with self._count_lock:
           self.retries += 1
       self._limiter.wait()
       delay = min(self.max_backoff_s, self.backoff_s * 2**attempt) * random.uniform(0.5, 1.0)
+      with self._count_lock:
+        self.requests += 1
       try:
-        r = self._session().post(url, json=payload, headers=self._headers(), timeout=self.timeout_s)
-      except (requests.ConnectionError, requests.Timeout) as e:
-        last = type(e).__name__
-      else:
-        if r.status_code == 200:
-          return r.json()
-        if r.status_code not in _RETRY_STATUS:
-          raise requests.HTTPError(f"HTTP {r.status_code} from {url}: {r.text[:300]}")
-        last = f"HTTP {r.status_code}"
-        retry_after = r.headers.get("Retry-After", "")
+        return read_reply(self._post(payload))
+      except openai.APIStatusError as e:
+        if e.status_code not in _RETRY_STATUS:
+          raise Refused(self._status_text(e)) from None
+        last = TransportError(f"HTTP {e.status_code}")
+        retry_after = e.response.headers.get("retry-after", "")
         if retry_after.replace(".", "", 1).isdigit():
           delay = min(self.max_backoff_s, float(retry_after))
+      except openai.APITimeoutError:
+        last = TransportError(f"no answer within {self.timeout_s:g}s")
+      except openai.APIConnectionError as e:
+        last = TransportError(f"connection failed ({e.__cause__ or e})")
+      except BadResponse as e:
+        last = e
       if attempt < self.max_retries:
-        logging.info("%s: %s; retry %d in %.1fs", url, last, attempt + 1, delay)
+        logging.info("%s: %s; retry %d in %.1fs", url, self._redact(str(last)), attempt + 1, delay)
         time.sleep(delay)
-    raise TransportError(f"{url}: {last} after {self.max_retries} retries")
+    message = self._redact(f"{url}: {last} (after {self.max_retries} retries)")
+    raise type(last)(message)
+
+  def _status_text(self, e: openai.APIStatusError) -> str:
+    """'HTTP <status>: <the body>', redacted before it is cut to 300 characters (a cut could leave
+    a key's head that the exact match would miss)."""
+    return self._redact(f"HTTP {e.status_code}: {e.response.text}")[:300]
 
   def _payload(self, task: Task, messages: list[dict]) -> dict:
     n = len(task.doc_ids)
@@ -147,18 +258,6 @@ class OpenAIHttpBackend:
       payload.update(logprobs=True, top_logprobs=self.top_logprobs)
     return payload
 
-  @staticmethod
-  def _grade_logprobs(choice: dict) -> dict[str, float] | None:
-    """top_logprobs where the grade is: the first generated token that is a number, else the
-    first token (p(grade) there is what the model would have answered), if the server sent them."""
-    content = (choice.get("logprobs") or {}).get("content") or []
-    tok = next(
-      (t for t in content if t.get("token", "").strip().isdigit()), content[0] if content else None
-    )
-    if tok is None:
-      return None
-    return {t["token"]: t["logprob"] for t in tok.get("top_logprobs") or []} or None
-
   def run_task(self, task: Task) -> Result:
     """Asks, re-asks once if unparsable, and returns the result (raises TransportError)."""
     messages = task.messages()
@@ -166,24 +265,13 @@ class OpenAIHttpBackend:
     errors = []
     text = ""
     for attempt in (1, 2):
+      failed = dict(status="failed", prompt_tokens=usage[0], completion_tokens=usage[1])
       try:
-        reply = self._post(self._payload(task, messages))
-      except requests.HTTPError as e:
-        return Result(
-          task,
-          None,
-          text,
-          status="failed",
-          error=str(e),
-          prompt_tokens=usage[0],
-          completion_tokens=usage[1],
-          attempts=attempt,
-        )
-      u = reply.get("usage") or {}
-      usage[0] += int(u.get("prompt_tokens") or 0)
-      usage[1] += int(u.get("completion_tokens") or 0)
-      choice = reply["choices"][0]
-      text = choice["message"].get("content") or ""
+        text, tokens, top = self._complete(self._payload(task, messages))
+      except (Refused, BadResponse) as e:
+        return Result(task, None, text, error=str(e), attempts=attempt, **failed)
+      usage[0] += tokens[0]
+      usage[1] += tokens[1]
       try:
         labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
@@ -194,7 +282,6 @@ class OpenAIHttpBackend:
         ]
         continue
       expected = probs = None
-      top = self._grade_logprobs(choice)
       if top is not None:
         try:
           e, p = parsing.expected_grade(top, task.spec.max_grade)
@@ -225,7 +312,7 @@ class OpenAIHttpBackend:
   def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
     tasks = iter(tasks)
     with cf.ThreadPoolExecutor(self.concurrency, thread_name_prefix="annotate") as pool:
-      in_flight: set[cf.Future] = set()
+      in_flight: dict[cf.Future, Task] = {}
       exhausted = False
       consecutive = 0
       while True:
@@ -241,11 +328,12 @@ class OpenAIHttpBackend:
           if task is None:
             exhausted = True
           else:
-            in_flight.add(pool.submit(self.run_task, task))
+            in_flight[pool.submit(self.run_task, task)] = task
         if not in_flight:
           return
-        done, in_flight = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
+        done, _ = cf.wait(in_flight, timeout=0.5, return_when=cf.FIRST_COMPLETED)
         for f in done:
+          task = in_flight.pop(f)
           try:
             result = f.result()
           except TransportError as e:
@@ -253,6 +341,7 @@ class OpenAIHttpBackend:
             with self._count_lock:
               self.transport_failures += 1
             logging.warning("not recorded (a rerun retries it): %s", e)
+            yield Result(task, None, "", status="unreachable", error=str(e))
           else:
             consecutive = 0
             yield result
