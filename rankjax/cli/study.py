@@ -5,7 +5,8 @@ r"""Runs a study: every supervision variant over seeds, then `<workdir>/report.m
 
 The same as `rankjax train` with a study config (the logic is `rankjax.study.runner.run`); a
 config without a `study` section is an error here. Finished runs are reused (each run resumes
-from its checkpoint), so a rerun after adding seeds trains only the new ones.
+from its checkpoint), so a rerun after adding seeds trains only the new ones. Stopped by SIGTERM,
+the study exits with status 75 (`rankjax.cli.errors.PREEMPTED`); the same command resumes it.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from collections.abc import Sequence
 from rankjax.cli import train
 
 
-def _study(argv) -> None:
+def _study(argv) -> int:
   from absl import (
     app,  # pylint: disable=g-import-not-at-top
     flags,  # pylint: disable=g-import-not-at-top
@@ -29,7 +30,11 @@ def _study(argv) -> None:
       "train a single run with `rankjax train`"
     )
   summary = train.run(argv)
-  print(f"wrote {pathlib.Path(workdir_flag.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+  if summary["preempted"]:
+    print("study: stopped by SIGTERM; rerun the same command to resume")
+  else:
+    print(f"wrote {pathlib.Path(workdir_flag.value) / 'report.md'} ({summary['seconds']:.0f} s)")
+  return train.exit_status(summary)
 
 
 def main(argv: Sequence[str], prog: str = "rankjax study") -> None:
