@@ -118,17 +118,17 @@ def check(config: ml_collections.ConfigDict) -> None:
       lines.append(f"config.study.{key} is unset: {what} (rankjax.study.runner)")
     elif not allowed(study[key]):
       lines.append(f"config.study.{key}={study[key]!r}: {what}")
-  variants = study.get("variants")
+  variants = study.variants if "variants" in study else None
   if not hasattr(variants, "items") or not variants:
     lines.append(
       f"config.study.variants={variants!r}: a mapping of names to overrides of "
       "config.supervision, e.g. {'click': {'source': 'click'}}"
     )
     variants = {}
-  if study.get("baseline") not in variants:
+  baseline = study.baseline if "baseline" in study else None
+  if baseline not in variants:
     lines.append(
-      f"config.study.baseline={study.get('baseline')!r}: one of config.study.variants "
-      f"{sorted(variants)}"
+      f"config.study.baseline={baseline!r}: one of config.study.variants {sorted(variants)}"
     )
   base = config.to_dict()
   del base["study"]
