@@ -45,6 +45,7 @@ import numpy as np
 
 from rankjax import models
 from rankjax.configs import validate
+from rankjax.configs.errors import ConfigError
 from rankjax.data import pipeline, store
 from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
@@ -206,14 +207,18 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   data_path, meta = data_source.resolve(config, workdir)
-  split = store.open_split(data_path, study.split)
+  try:
+    split = store.open_split(data_path, study.split)
+  except KeyError as e:  # the dataset has no such split; the message lists those it has
+    raise ConfigError([f"config.study.split={study.split!r}: {e.args[0]}"]) from None
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
   missing = [e for e in signals if e not in signals_lib.available_signals(split.layout)]
   if missing:
-    raise ValueError(
-      f"{data_path}: no per-item signals {missing}; it has "
-      f"{signals_lib.available_signals(split.layout)} (config.study.doc_signals / "
-      "semantic_signals)"
+    raise ConfigError(
+      [
+        f"config.study.doc_signals / semantic_signals: {data_path}: no per-item signals "
+        f"{missing}; it has {signals_lib.available_signals(split.layout)}"
+      ]
     )
   data = signals_lib.padded_split(split, signals)
   mesh = mesh_lib.make_mesh()

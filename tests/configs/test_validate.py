@@ -273,3 +273,16 @@ def test_an_unknown_name_is_still_a_registry_error():
   assert issubclass(ConfigError, ValueError)
   with pytest.raises(registry.UnknownName):
     supervision.get_objective("singel")
+
+
+def test_a_study_split_the_dataset_lacks_is_one_line(tmp_path):
+  data_path = tiny_dataset(tmp_path / "data")
+  config = load_config("demo", "tiny")
+  config.data.path = str(data_path)
+  config.study.split = "dev"
+  with pytest.raises(ConfigError) as error:
+    runner.run(config, tmp_path / "study")
+  assert error.value.lines == (
+    f"config.study.split='dev': {data_path}: no split 'dev'; it has ['test', 'train', "
+    "'validation']",
+  )
