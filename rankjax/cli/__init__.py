@@ -10,7 +10,17 @@
 `rankjax <command> --help` describes a command. The module of a command (`rankjax.cli.<command>`)
 is imported only when that command runs, and the commands import the heavy libraries (jax, orbax,
 tensorflow_datasets, matplotlib, scipy, transformers) inside the functions that run, so every
-`--help` is quick. A missing input file ends a command with one line naming it.
+`--help` is quick. A user error (a missing input file or `--config` file, a config that cannot
+run, an unknown name) ends a command with one `error:` line per problem (`errors.USER_ERRORS`);
+train and study check the whole config before any data or compilation.
+
+Exit statuses (`rankjax.cli.errors`):
+  0    finished; also every `--help`
+  1    an error (the `error:` lines), or a usage error of train, study, score (absl's)
+  2    a usage error of the argparse commands (data, clicks, annotate, an unknown command)
+  75   train or study stopped by SIGTERM after saving a checkpoint: the same command resumes
+       (`errors.PREEMPTED`, sysexits' EX_TEMPFAIL)
+  143  killed by SIGTERM outside training's loop (128 + 15, the shell's convention)
 """
 
 from __future__ import annotations
@@ -39,7 +49,7 @@ def _command(name: str):
 
 def main(argv: Sequence[str] | None = None) -> int:
   """Runs the command `argv` (default: the program's arguments) names; the exit status is 0 when
-  it returns (errors and the absl commands exit on their own)."""
+  it returns (errors and the absl commands exit on their own, with the statuses above)."""
   common.dispatch(
     sys.argv[1:] if argv is None else argv,
     prog="rankjax",

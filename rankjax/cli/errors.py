@@ -1,4 +1,5 @@
-"""What the commands share about their input: one-line errors for missing inputs and config keys,
+"""What the commands share about their input and their end: one-line errors for user errors
+(missing inputs, a config that cannot run, unknown names, missing config keys), the exit statuses,
 and the loader of experiment config files."""
 
 import functools
@@ -7,26 +8,44 @@ import pathlib
 
 from absl import app
 
+from rankjax import registry
+from rankjax.configs.errors import ConfigError
 from rankjax.data.readers.errors import InputError
+
+# The exit statuses of the program (README, "Exit statuses and config errors").
+FINISHED = 0
+ERROR = (
+  1  # a user error (one line each) or a usage error of the absl commands (train, study, score)
+)
+# Stopped by SIGTERM after saving a checkpoint; rerunning the same command resumes. 75 is
+# EX_TEMPFAIL of BSD's sysexits.h ("a temporary failure ... the user is invited to retry"),
+# the established status for "try again later": not 0 (a scheduler would take the run as
+# finished), not 1 (an error to fix first), not 128 + 15 = 143 (what a shell reports for a
+# process SIGTERM killed before it could save anything).
+PREEMPTED = 75
+
+# What the user can fix, so a line is all they need: a missing input file, a config that cannot
+# run (`rankjax.configs.validate`), an unknown name of a registry (a `--format`, a dataset), bad
+# input (`InputError`: a malformed labelled file, a file in another encoding, a log that cannot be
+# read at all such as a directory or a `.gz` that is not gzip).
+USER_ERRORS = (FileNotFoundError, ConfigError, registry.UnknownName, InputError)
 
 
 def one_line_errors(main):
-  """`main` where a missing input file, or bad input (`rankjax.data.readers.errors.InputError`: a
-  malformed labelled file, a file in another encoding, a log that cannot be read at all such as a
-  directory or a `.gz` that is not gzip), ends the program with one line naming it, not a
+  """`main` where a user error (`USER_ERRORS`) ends the program with one line per problem, not a
   traceback.
 
-  Exit status 1, message "error: <the exception's message>". Every other exception keeps its
-  traceback. The `rankjax` dispatcher wraps each command where it calls it, so that tests calling
-  a command's `main` still see the exception.
+  Exit status 1, each line "error: <the line>" (a `ConfigError` has one per violation). Every
+  other exception (a bug) keeps its traceback. The `rankjax` dispatcher wraps each command where
+  it calls it, so that tests calling a command's `main` still see the exception.
   """
 
   @functools.wraps(main)
   def wrapped(*args, **kwargs):
     try:
       return main(*args, **kwargs)
-    except (FileNotFoundError, InputError) as e:
-      raise SystemExit(f"error: {e}") from None
+    except USER_ERRORS as e:
+      raise SystemExit("\n".join(f"error: {line}" for line in str(e).splitlines())) from None
 
   return wrapped
 
@@ -41,20 +60,37 @@ def load_config(path, arg: str | None = None):
 
 
 def parse_config_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, where an override of a key the locked `--config` lacks is a flag error.
+  """absl's flag parsing, where a missing `--config` file is a `FileNotFoundError` naming it and
+  an override of a key the locked `--config` lacks is a flag error.
 
-  ml_collections raises AttributeError (or KeyError, for a section) there, which absl would show
-  as a traceback; this names the override and the keys its section has.
+  ml_collections would report the missing file only when the config is first read, as chained
+  tracebacks, and raise AttributeError (or KeyError, for a section) for the override, which absl
+  would show as a traceback; this names the override and the keys its section has.
   """
+  file_arg = _config_arg(argv)
+  if file_arg is not None and not pathlib.Path(file_arg.partition(":")[0]).is_file():
+    raise FileNotFoundError(f"--config={file_arg}: no such file {file_arg.partition(':')[0]!r}")
   try:
     return app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError) as e:
     raise SystemExit(f"FATAL Flags parsing error: {_missing_key_message(argv, e)}") from None
 
 
+def _config_arg(argv: list[str]) -> str | None:
+  """The value of `--config` in `argv` (`--config=FILE[:ARG]` or `--config FILE[:ARG]`)."""
+  for i, arg in enumerate(argv):
+    if arg == "--":
+      break
+    if arg.startswith("--config="):
+      return arg.split("=", 1)[1]
+    if arg == "--config" and i + 1 < len(argv):
+      return argv[i + 1]
+  return None
+
+
 def _missing_key_message(argv: list[str], error: Exception) -> str:
   """Which `--config.` override names no key of the config, and the keys of its section."""
-  file_arg = next((a.split("=", 1)[1] for a in argv if a.startswith("--config=")), None)
+  file_arg = _config_arg(argv)
   if file_arg is None:
     return f"a --config. override names no key of the config ({error})"
   path, _, arg = file_arg.partition(":")

@@ -5,9 +5,12 @@ r"""Trains and evaluates a ranker; a config with a `study` section runs the stud
 
 The logic lives in `rankjax.engine.train.train_and_evaluate`; a config with a `study` section
 (configs/demo.py) runs `rankjax.study.runner.run`: several variants and seeds, and a report. A
-mistyped `--config.` override fails (the config is locked) naming the keys its section has; a
-missing input (dataset, model directory) is a one-line error naming it. On a multi-host launch
-(see launch/) JAX's distributed runtime is initialised first.
+mistyped `--config.` override fails (the config is locked) naming the keys its section has; the
+whole config is checked before any data is read, each violation one line naming the key, its
+value and what is allowed; a missing input (config file, dataset, model directory) is a one-line
+error naming it. Exit status 0 when the run finished, 1 on an error, 75 when SIGTERM stopped it
+after a checkpoint (rerun to resume; `rankjax.cli.errors.PREEMPTED`). On a multi-host launch (see
+launch/) JAX's distributed runtime is initialised first.
 """
 
 from __future__ import annotations
@@ -41,7 +44,9 @@ def config_flags():
 def run(argv) -> dict:
   """Runs the flags' config: the study for a config with a `study` section, else training.
 
-  Returns the summary of either (`rankjax study` reports it).
+  The whole config is checked first (`rankjax.engine.validate`, `rankjax.study.runner.check`):
+  a `ConfigError` names every violation. Returns the summary of either (`rankjax study` reports
+  it; "preempted" says SIGTERM stopped it).
   """
   from absl import app  # pylint: disable=g-import-not-at-top
 
@@ -51,20 +56,31 @@ def run(argv) -> dict:
   config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  if "study" in config:
+    from rankjax.study import runner  # pylint: disable=g-import-not-at-top
+
+    check, go = runner.check, runner.run
+  else:
+    from rankjax.engine import train, validate  # pylint: disable=g-import-not-at-top
+
+    check, go = validate.check, train.train_and_evaluate
+  check(config)  # every violation of the config, one line each, before anything runs
   common.quiet_library_logs()
   mesh.maybe_initialize_distributed()
-  if "study" in config:
-    from rankjax.study import report, runner  # pylint: disable=g-import-not-at-top
+  summary = go(config, workdir)
+  if "study" in config and not summary["preempted"]:
+    from rankjax.study import report  # pylint: disable=g-import-not-at-top
 
-    summary = runner.run(config, workdir)
-    print(
-      "\n".join(["", "NDCG@10 (mean ± std over seeds):", *report.metric_table(summary, "ndcg@10")])
-    )
+    table = report.metric_table(summary, "ndcg@10")
+    print("\n".join(["", "NDCG@10 (mean ± std over seeds):", *table]))
     print(f"\nReport: {pathlib.Path(workdir).resolve() / 'report.md'} ({summary['seconds']:.0f} s)")
-    return summary
-  from rankjax.engine import train  # pylint: disable=g-import-not-at-top
+  return summary
 
-  return train.train_and_evaluate(config, workdir)
+
+def exit_status(summary: dict) -> int:
+  """The program's exit status after a run or study: `errors.PREEMPTED` if SIGTERM stopped it
+  (resumable), else `errors.FINISHED`."""
+  return errors.PREEMPTED if summary.get("preempted") else errors.FINISHED
 
 
 def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
@@ -80,8 +96,8 @@ def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
   app.run(command, argv=[prog, *argv], flags_parser=errors.parse_config_flags)
 
 
-def _train(argv) -> None:
-  run(argv)  # returns None: absl's app.run exits with the command's return value
+def _train(argv) -> int:
+  return exit_status(run(argv))  # absl's app.run exits with the command's return value
 
 
 def main(argv: Sequence[str], prog: str = "rankjax train") -> None:

@@ -1,9 +1,9 @@
 """Evaluation: metrics per query-frequency bucket, results files, scores and TREC run files.
 
 Metrics are named `<metric>@<k>` (or `<metric>` for the whole list), with `<metric>` from
-`rankjax.ranking.metrics`. Each is computed per list against one label source (default human), over
-lists that have a relevant item, and reported for the high / medium / low buckets and all lists
-(buckets without lists are left out; data without buckets reports only "all").
+`rankjax.ranking.metrics` (`metrics.parse_spec`). Each is computed per list against one label source
+(default human), over lists that have a relevant item, and reported for the high / medium / low
+buckets and all lists (buckets without lists are left out; data without buckets reports only "all").
 
 Results land in the workdir as `results.json` (latest evaluation of every split, with the step)
 and `results.md` (the same as Markdown tables); the history is in `metrics.jsonl`.
@@ -27,17 +27,6 @@ from rankjax.engine import mesh as mesh_lib
 from rankjax.ranking import metrics as metrics_lib
 
 
-def parse_metric(spec: str) -> tuple[str, int | None]:
-  """ "ndcg@10" -> ("ndcg", 10); "pnr" -> ("pnr", None).
-
-  >>> parse_metric("ndcg@10"), parse_metric("pnr")
-  (('ndcg', 10), ('pnr', None))
-  """
-  name, _, k = spec.partition("@")
-  metrics_lib.get_metric(name)  # fails early on an unknown name
-  return name, (int(k) if k else None)
-
-
 def make_eval_step(
   model, metric_specs: Sequence[str], label_source: str, mesh: jax.sharding.Mesh
 ) -> Callable:
@@ -46,7 +35,7 @@ def make_eval_step(
   stats: metric spec -> `metrics.bucket_stats` {"sum": f32[4], "count": f32[4]}, additive over
   batches; scores: f32[B, L] sharded like the batch.
   """
-  parsed = {spec: parse_metric(spec) for spec in metric_specs}
+  parsed = {spec: metrics_lib.parse_spec(spec) for spec in metric_specs}
 
   def eval_step(variables, batch):
     labels, where = supervision.labels_and_where(batch, label_source, "config.eval.label_source")

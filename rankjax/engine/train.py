@@ -28,7 +28,7 @@ from rankjax import models, supervision
 from rankjax.configs import default as config_defaults
 from rankjax.data import pipeline, store
 from rankjax.engine import checkpoint as checkpoint_lib
-from rankjax.engine import data_source, evaluate
+from rankjax.engine import data_source, evaluate, validate
 from rankjax.engine import logs as logging_utils
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
@@ -91,13 +91,14 @@ def train_and_evaluate(
      "state": the final `step.TrainState`, "preparation": the preparation hooks' notes,
      "config": the prepared config the run trained with}.
   """
-  config_defaults.check_experiment_keys(config)
+  validate.check(config)  # every violation of the config, one line each, before anything runs
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = mesh_lib.make_mesh()
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
   step_lib.check_grad_accum(config, mesh)
   data_path, source_metadata = data_source.resolve(config, workdir)
+  validate.check_data(config, data_path)  # its splits and label sources, before compiling
   if metadata is None:
     metadata = source_metadata or {}
   config, notes = supervision.prepare(config, supervision.Context(data_path, metadata))

@@ -387,6 +387,30 @@ def get_metric(name: str) -> MetricFn:
   return registry.lookup(METRICS, name, "metric")
 
 
+def parse_spec(spec: str) -> tuple[str, int | None]:
+  """A metric spec, `<metric>@<k>` or `<metric>` (the whole list), as (name in `METRICS`, k).
+
+  An unknown name is `registry.UnknownName`; a cutoff that is not a positive integer a ValueError
+  saying what a spec is.
+
+  >>> parse_spec("ndcg@10"), parse_spec("pnr")
+  (('ndcg', 10), ('pnr', None))
+  >>> parse_spec("ndcg@x")  # doctest: +ELLIPSIS
+  Traceback (most recent call last):
+  ValueError: the cutoff after '@' must be a positive integer (a spec is <metric> or <metric>@<k>...
+  """
+  name, at, k = str(spec).partition("@")
+  get_metric(name)
+  if not at:
+    return name, None
+  if not (k.isascii() and k.isdigit() and int(k) > 0):
+    raise ValueError(
+      "the cutoff after '@' must be a positive integer (a spec is <metric> or <metric>@<k>, "
+      f"<metric> one of {', '.join(sorted(METRICS))})"
+    )
+  return name, int(k)
+
+
 def bucket_stats(values: Array, buckets: Array, where: Optional[Array] = None) -> dict[str, Array]:
   """Per-bucket sums and counts of per-list metric values, for use inside jit.
 

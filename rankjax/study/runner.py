@@ -33,6 +33,7 @@ fitted gate) go into the report. The report (`<workdir>/report.md`,
 
 from __future__ import annotations
 
+import collections.abc
 import json
 import os
 import pathlib
@@ -43,17 +44,20 @@ import ml_collections
 import numpy as np
 
 from rankjax import models
+from rankjax.configs import validate
+from rankjax.configs.errors import ConfigError
 from rankjax.data import pipeline, store
 from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
+from rankjax.engine import validate as engine_validate
 from rankjax.study import plots, stats
 from rankjax.study import report as report_lib
 from rankjax.study import signals as signals_lib
 
 
-def variant_config(config, variant: str, seed: int, data_path):
+def variant_config(config, variant: str, seed: int, data_path=None):
   """The single-run config of one (variant, seed): the base config without `study`, the
-  variant's overrides merged into `config.supervision`.
+  variant's overrides merged into `config.supervision`, `data.path` set to `data_path` if given.
 
   What the variant's supervision needs before training (a learned gate's fit, IPS propensities
   from the world) is prepared by the run itself (`rankjax.supervision.prepare`).
@@ -62,10 +66,85 @@ def variant_config(config, variant: str, seed: int, data_path):
   study = base.pop("study")
   cfg = ml_collections.ConfigDict(base)
   cfg.seed = seed
-  cfg.data.path = str(data_path)
+  if data_path is not None:
+    cfg.data.path = str(data_path)
   cfg.data.list_sizes = tuple(cfg.data.list_sizes)
   cfg.supervision.update(study["variants"][variant])
   return cfg
+
+
+# The study section's own values: key -> (what it must be, the test).
+_STUDY_KEYS = {
+  "seeds": (
+    "a non-empty sequence of integers >= 0",
+    lambda v: _sequence(v) and v and all(validate.RANGES["seed"].allows(s) for s in v),
+  ),
+  "split": ("a split name", lambda v: isinstance(v, str) and v),
+  "relevant_label": ("a number", validate.Range().allows),
+  "doc_signals": ("a sequence of per-item signal names", lambda v: _names(v)),
+  "semantic_signals": ("a sequence of per-item signal names", lambda v: _names(v)),
+}
+
+
+def _sequence(value) -> bool:
+  return isinstance(value, collections.abc.Collection) and not isinstance(value, str)
+
+
+def _names(value) -> bool:
+  return _sequence(value) and all(isinstance(v, str) for v in value)
+
+
+def _unknown_overrides(overrides, section, where: str) -> list[str]:
+  """Lines for the keys of a variant's `overrides` that `section` (`config.supervision`) lacks."""
+  lines = []
+  for key, value in overrides.items():
+    if key not in section:
+      lines.append(
+        f"{where}.{key}: config.supervision has no key {key!r}; its keys: {sorted(section)}"
+      )
+    elif hasattr(value, "items") and hasattr(section[key], "keys"):
+      lines += _unknown_overrides(value, section[key], f"{where}.{key}")
+  return lines
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises a `ConfigError` of every violation of a study's config, one line each, before
+  anything runs: the study section's keys, the variants' overrides, and every variant's run
+  config (`rankjax.engine.validate`; a violation of the base config is named once, one of a
+  variant's overrides with the variant)."""
+  study = config.study
+  lines = []
+  for key, (what, allowed) in _STUDY_KEYS.items():
+    if key not in study:
+      lines.append(f"config.study.{key} is unset: {what} (rankjax.study.runner)")
+    elif not allowed(study[key]):
+      lines.append(f"config.study.{key}={study[key]!r}: {what}")
+  variants = study.variants if "variants" in study else None
+  if not hasattr(variants, "items") or not variants:
+    lines.append(
+      f"config.study.variants={variants!r}: a mapping of names to overrides of "
+      "config.supervision, e.g. {'click': {'source': 'click'}}"
+    )
+    variants = {}
+  baseline = study.baseline if "baseline" in study else None
+  if baseline not in variants:
+    lines.append(
+      f"config.study.baseline={baseline!r}: one of config.study.variants {sorted(variants)}"
+    )
+  base = config.to_dict()
+  del base["study"]
+  base_lines = engine_validate.problems(ml_collections.ConfigDict(base))
+  lines += base_lines
+  for name, overrides in variants.items():
+    where = f"config.study.variants[{name!r}]"
+    unknown = _unknown_overrides(overrides, config.supervision, where)
+    lines += unknown
+    if not unknown:
+      cfg = variant_config(config, name, config.seed)
+      lines += [
+        f"{where}: {line}" for line in engine_validate.problems(cfg) if line not in base_lines
+      ]
+  validate.raise_problems(lines)
 
 
 def prepared_keys(before, after) -> dict:
@@ -112,26 +191,34 @@ def score_run(cfg, state, split, mesh) -> np.ndarray:
 
 
 def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
-  """Runs the study in `workdir`; returns its summary (also in study.json) and writes report.md."""
+  """Runs the study in `workdir`; returns its summary (also in study.json) and writes report.md.
+
+  The config is checked first (`check`). A run SIGTERM stops ends the study at once, its
+  checkpoint saved: the summary is then only {"preempted": True, "seconds": ...}, and running the
+  study again resumes it ("preempted" is False in a full summary).
+  """
   start = time.perf_counter()
   workdir = pathlib.Path(workdir)
   workdir.mkdir(parents=True, exist_ok=True)
+  check(config)
   study = config.study
-  if study.baseline not in study.variants:
-    raise ValueError(f"baseline {study.baseline!r} is not a variant: {sorted(study.variants)}")
   if not jax.config.jax_compilation_cache_dir:
     # Seeds of a variant compile the same programs: a persistent cache compiles them once.
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   data_path, meta = data_source.resolve(config, workdir)
-  split = store.open_split(data_path, study.split)
+  try:
+    split = store.open_split(data_path, study.split)
+  except KeyError as e:  # the dataset has no such split; the message lists those it has
+    raise ConfigError([f"config.study.split={study.split!r}: {e.args[0]}"]) from None
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
   missing = [e for e in signals if e not in signals_lib.available_signals(split.layout)]
   if missing:
-    raise ValueError(
-      f"{data_path}: no per-item signals {missing}; it has "
-      f"{signals_lib.available_signals(split.layout)} (config.study.doc_signals / "
-      "semantic_signals)"
+    raise ConfigError(
+      [
+        f"config.study.doc_signals / semantic_signals: {data_path}: no per-item signals "
+        f"{missing}; it has {signals_lib.available_signals(split.layout)}"
+      ]
     )
   data = signals_lib.padded_split(split, signals)
   mesh = mesh_lib.make_mesh()
@@ -143,6 +230,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
       cfg = variant_config(config, variant, seed, data_path)
       print(f"study: {variant}, seed {seed}", flush=True)
       out = train.train_and_evaluate(cfg, workdir / "runs" / variant / f"seed{seed}", metadata=meta)
+      if out["preempted"]:  # its checkpoint is saved: a rerun resumes this run, reuses the others
+        return {"preempted": True, "seconds": time.perf_counter() - start}
       scores.setdefault(variant, []).append(score_run(cfg, out["state"], split, mesh))
       notes = preparation.setdefault(variant, [])
       notes += [n for n in out["preparation"] if n not in notes]
@@ -151,6 +240,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
       )
   summary = stats.summarize(scores, data, study)
   summary["seconds"] = time.perf_counter() - start
+  summary["preempted"] = False
   summary["world"] = meta
   summary["preparation"] = preparation
   summary["prepared"] = prepared

@@ -10,7 +10,6 @@ import jax.numpy as jnp
 import numpy as np
 from scipy import stats as scipy_stats
 
-from rankjax.engine import evaluate
 from rankjax.ranking import metrics as metrics_lib
 from rankjax.study import signals as signals_lib
 
@@ -41,7 +40,7 @@ def per_list_metrics(scores: np.ndarray, data: dict) -> dict[str, np.ndarray]:
   counted = np.asarray(metrics_lib.has_relevant(labels, where))
   out = {}
   for spec in METRICS:
-    name, topn = evaluate.parse_metric(spec)
+    name, topn = metrics_lib.parse_spec(spec)
     values = metrics_lib.get_metric(name)(
       jnp.asarray(scores), labels, where=where, topn=topn, reduce_fn=None
     )

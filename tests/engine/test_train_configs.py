@@ -74,8 +74,8 @@ def test_missing_dataset_is_a_one_line_error(tmp_path):
   )
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == (
-    f"error: {tmp_path}/nothing: not a prepared dataset (no dataset_info.json); write one with "
-    "`rankjax data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0"
+    f"error: config.data.path='{tmp_path}/nothing': not a prepared dataset (no dataset_info.json); "
+    "write one with `rankjax data prepare ... --output DIR --name NAME` and give DIR/NAME/1.0.0"
   )
   assert "Traceback" not in proc.stderr
 

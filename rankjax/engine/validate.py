@@ -1,0 +1,77 @@
+"""The config checked before a run: `check(config)` before anything else, `check_data(config,
+data_path)` once the dataset is known, before anything compiles.
+
+`check` is `rankjax.configs.validate`'s checks plus the choices whose registries live in the
+engine: the data source (`data_source`), the dropout key (`step.DROPOUT_RNG_IMPLS`) and the best
+checkpoint's mode (`checkpoint.BEST_MODES`). Each violation is one line naming the key, the bad
+value and what is allowed; all are raised together as one `ConfigError`.
+"""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+
+import ml_collections
+
+from rankjax.configs import validate as config_validate
+from rankjax.data import store, svmlight
+from rankjax.engine import checkpoint, data_source, step
+
+
+def _data_name(config) -> Iterator[str]:
+  """Without `data.path`, `data.name` is the demo world or a known svmlight set."""
+  path, name = (config_validate.get(config, k) for k in ("data.path", "data.name"))
+  if path or name in (None, config_validate.MISSING):  # None: unset, reported as such
+    return
+  names = [data_source.WORLD, *svmlight.DATASETS]
+  if name not in names:
+    yield (
+      f"config.data.name={name!r}: config.data.path is empty and this is no known dataset; "
+      f"known: {config_validate.known(names)}"
+    )
+
+
+# The engine's names: key -> (the registry of its values, what a value is called).
+CHOICES = {
+  "dropout_rng_impl": (step.DROPOUT_RNG_IMPLS, "dropout key implementation"),
+  "checkpoint.best_mode": (checkpoint.BEST_MODES, "best mode"),
+}
+
+
+def _choices(config) -> Iterator[str]:
+  for key, (names, what) in CHOICES.items():
+    value = config_validate.get(config, key)
+    if value is not config_validate.MISSING:
+      yield from config_validate.choice(key, value, names, what)
+
+
+def problems(config: ml_collections.ConfigDict) -> list[str]:
+  """Every violation of `config` found without its data, one line each (empty: none)."""
+  return config_validate.problems(config, (*config_validate.CHECKS, _data_name, _choices))
+
+
+def check(config: ml_collections.ConfigDict) -> None:
+  """Raises a `ConfigError` of every violation of `config` found without its data."""
+  config_validate.raise_problems(problems(config))
+
+
+def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> None:
+  """Raises a `ConfigError` naming each split (`train`, `config.eval.splits`) the prepared
+  dataset at `data_path` lacks, and `config.eval.label_source` if it holds no such labels."""
+  lines = []
+  layout = None
+  for key, name in [
+    ("", "train"),
+    *((f"config.eval.splits[{i}]", s) for i, s in enumerate(config.eval.splits)),
+  ]:
+    try:
+      layout = store.open_split(data_path, name, with_lengths=False).layout
+    except KeyError as e:  # the dataset has no such split; the message lists those it has
+      lines.append(f"{key}={name!r}: {e.args[0]}" if key else f"{e.args[0]} (training reads it)")
+  if layout is not None and config.eval.label_source not in layout["sources"]:
+    lines.append(
+      f"config.eval.label_source={config.eval.label_source!r}: {data_path} has no labels from "
+      f"it; it has {layout['sources']}"
+    )
+  config_validate.raise_problems(lines)
