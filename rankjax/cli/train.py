@@ -8,6 +8,10 @@ The logic lives in `rankjax.engine.train.train_and_evaluate`; a config with a `s
 mistyped `--config.` override fails (the config is locked) naming the keys its section has; a
 missing input (dataset, model directory) is a one-line error naming it. On a multi-host launch
 (see launch/) JAX's distributed runtime is initialised first.
+
+A workdir belongs to one run: one holding checkpoints of another config is refused (one line
+naming the differing keys), as is one whose checkpoints all fail to restore; `--restart` first
+moves the workdir's contents into `<workdir>/previous-<time>/` and starts a new run there.
 """
 
 from __future__ import annotations
@@ -33,6 +37,11 @@ def config_flags():
     "config", None, "Experiment config file[:arg].", lock_config=True
   )
   workdir = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
+  flags.DEFINE_boolean(
+    "restart",
+    False,
+    "Start a new run in --workdir: first move what it holds into <workdir>/previous-<time>/.",
+  )
   flags.mark_flags_as_required(["config", "workdir"])
   return config_flag, workdir
 
@@ -56,13 +65,18 @@ def run(argv) -> dict:
   if not flags.FLAGS["verbosity"].present:  # orbax logs every save at INFO
     logging.set_verbosity(logging.WARNING)
   mesh.maybe_initialize_distributed()
-  if "study" in config:
-    from rankjax.study import runner as study  # pylint: disable=g-import-not-at-top
+  from rankjax.engine import checkpoint, train  # pylint: disable=g-import-not-at-top
 
-    return study.run(config, workdir)
-  from rankjax.engine import train  # pylint: disable=g-import-not-at-top
+  if flags.FLAGS.restart and (moved := train.start_over(workdir)) is not None:
+    print(f"--restart: moved the earlier run to {moved}")
+  try:
+    if "study" in config:
+      from rankjax.study import runner as study  # pylint: disable=g-import-not-at-top
 
-  return train.train_and_evaluate(config, workdir)
+      return study.run(config, workdir)
+    return train.train_and_evaluate(config, workdir)
+  except (train.WorkdirInUse, checkpoint.NoGoodCheckpoint) as e:
+    raise SystemExit(f"error: {e}") from None
 
 
 def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
