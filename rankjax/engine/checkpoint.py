@@ -21,6 +21,7 @@ import datetime
 import os
 import pathlib
 import signal
+import sys
 from collections.abc import Callable
 
 import jax
@@ -133,6 +134,7 @@ class Checkpointer:
       NoGoodCheckpoint: there are checkpoints (or ones moved aside, now or by an earlier run)
         and none restores; the message names what was moved aside.
     """
+    _drop_closed_loop_reports()
     while (step := self.latest_step()) is not None:
       try:
         state, data_state = self.restore(abstract_state, step)
@@ -179,6 +181,27 @@ class Checkpointer:
 
   def close(self):
     self.manager.close()
+
+
+def _drop_closed_loop_reports():
+  """Keeps a failed restore from printing a traceback per array it was still reading.
+
+  orbax closes its event loop once the first read fails; tensorstore's reads still in flight then
+  complete into that closed loop, and each reports "RuntimeError: Event loop is closed" to
+  `sys.unraisablehook`, while and after the restore raises. The hook installed here (once) drops
+  exactly those reports and passes every other one on.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_reports", False):
+    return
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.drops_closed_loop_reports = True
+  sys.unraisablehook = hook
 
 
 def _first_line(error: Exception) -> str:

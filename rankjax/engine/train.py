@@ -259,7 +259,11 @@ def train_and_evaluate(
     best_mode=config.checkpoint.best_mode,
   )
   data_iter = iter(train_data)
-  restored = ckpt.restore_newest_good(abstract_state, lambda _, data: data_iter.set_state(data))
+  try:
+    restored = ckpt.restore_newest_good(abstract_state, lambda _, data: data_iter.set_state(data))
+  except checkpoint_lib.NoGoodCheckpoint:
+    ckpt.close()  # the run ends here: stop orbax's threads
+    raise
   if restored is not None:
     state = restored[0]
     print(f"resumed from step {int(state.step)} in {ckpt.directory}")
