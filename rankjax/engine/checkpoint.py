@@ -38,6 +38,13 @@ BEST_MODES = {"max": False, "min": True}
 CORRUPT_DIR = "corrupt"
 
 
+def _not_the_checkpoints_fault(error: Exception) -> bool:
+  """Out of host or device memory, or no permission to read: the checkpoint may well be good."""
+  return isinstance(error, MemoryError | PermissionError) or str(error).startswith(
+    "RESOURCE_EXHAUSTED"
+  )
+
+
 class NoGoodCheckpoint(RuntimeError):
   """The workdir has checkpoints, and none of them restores."""
 
@@ -128,7 +135,8 @@ class Checkpointer:
     and shapes, and `check(state, data_state)` (the caller's use of them: setting the input
     iterator's state) raises nothing. One that does not is reported in one line (its step, path
     and the exception's class and first line), moved into `corrupt/<step>-<time>`, and the next
-    newest is tried with a new manager (orbax caches the steps it found).
+    newest is tried with a new manager (orbax caches the steps it found). Running out of memory
+    or read permission is no sign of damage: that error is raised as it is.
 
     Raises:
       NoGoodCheckpoint: there are checkpoints (or ones moved aside, now or by an earlier run)
@@ -141,6 +149,8 @@ class Checkpointer:
         check(state, data_state)
         return state, data_state
       except Exception as e:  # pylint: disable=broad-except  # what a damaged file raises varies
+        if _not_the_checkpoints_fault(e):
+          raise
         moved = self._move_aside(step)
         if jax.process_index() == 0:
           print(
@@ -205,7 +215,8 @@ def _drop_closed_loop_reports():
 
 
 def _first_line(error: Exception) -> str:
-  """ "<class>: <the message's first line>", cut to 200 characters (tensorstore's run long)."""
+  """The error's class and its message's first line, cut to 200 characters (tensorstore's run
+  long)."""
   lines = str(error).strip().splitlines()
   line = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
   return line if len(line) <= 200 else line[:197] + "..."

@@ -156,3 +156,65 @@ def test_when_no_checkpoint_restores_the_run_stops_with_one_line(data_path, fini
   assert sorted(p.name for p in checkpoints.iterdir()) == ["corrupt"]
   with pytest.raises(checkpoint.NoGoodCheckpoint, match="no checkpoint of .* restores"):
     train.train_and_evaluate(tiny_config(data_path), workdir)
+
+
+def _saved(workdir, steps):
+  """A Checkpointer with a small state saved at `steps` (step k holds arrays of k)."""
+  ckpt = checkpoint.Checkpointer(workdir, keep=len(steps))
+  for step in steps:
+    ckpt.save(step, {"w": np.full((3,), step, np.float32)}, {"next_index": step})
+  ckpt.wait()
+  return ckpt
+
+
+ABSTRACT = {"w": jax.ShapeDtypeStruct((3,), np.float32)}
+
+
+def test_the_newest_checkpoint_that_restores_is_used(tmp_path, capsys):
+  ckpt = _saved(tmp_path, [1, 2, 3])
+  _remove_state(ckpt.directory / "3")
+  seen = []
+  state, data = ckpt.restore_newest_good(ABSTRACT, lambda s, d: seen.append(d))
+  ckpt.close()
+  np.testing.assert_array_equal(state["w"], [2, 2, 2])
+  assert data == {"next_index": 2} and seen == [data]
+  (aside,) = (ckpt.directory / "corrupt").iterdir()
+  assert capsys.readouterr().out.splitlines() == [
+    f'checkpoint step 3 ({ckpt.directory / "3"}) does not restore: KeyError: \'Item "state" '
+    f"was not found in the checkpoint. Available items: [\\'data\\']'; moved it to {aside}"
+  ]
+
+
+def test_a_check_that_fails_moves_the_checkpoint_aside_too(tmp_path, capsys):
+  ckpt = _saved(tmp_path, [1, 2])
+
+  def check(state, data):
+    if data["next_index"] == 2:
+      raise ValueError("iterator state of another dataset\nsecond line")
+
+  state, _ = ckpt.restore_newest_good(ABSTRACT, check)
+  ckpt.close()
+  np.testing.assert_array_equal(state["w"], [1, 1, 1])
+  (report,) = capsys.readouterr().out.splitlines()
+  assert ": ValueError: iterator state of another dataset; moved it to " in report
+
+
+@pytest.mark.parametrize(
+  "error", [MemoryError(), PermissionError("denied"), RuntimeError("RESOURCE_EXHAUSTED: oom")]
+)
+def test_running_out_of_memory_or_permission_is_no_sign_of_damage(error, tmp_path):
+  ckpt = _saved(tmp_path, [1])
+
+  def check(state, data):
+    raise error
+
+  with pytest.raises(type(error)):
+    ckpt.restore_newest_good(ABSTRACT, check)
+  ckpt.close()
+  assert sorted(p.name for p in ckpt.directory.iterdir()) == ["1"]
+
+
+def test_without_checkpoints_there_is_nothing_to_restore(tmp_path):
+  ckpt = checkpoint.Checkpointer(tmp_path)
+  assert ckpt.restore_newest_good(ABSTRACT, lambda s, d: None) is None
+  ckpt.close()
