@@ -31,6 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from rankjax import models, supervision
 from rankjax.configs import default as config_defaults
@@ -166,7 +167,7 @@ def start_over(workdir: str | os.PathLike) -> pathlib.Path | None:
     for entry in entries:
       entry.rename(target / entry.name)
   if jax.process_count() > 1:
-    jax.experimental.multihost_utils.sync_global_devices("rankjax_start_over")
+    multihost_utils.sync_global_devices("rankjax_start_over")
   return target if entries else None
 
 
