@@ -11,6 +11,10 @@ value and what is allowed; a missing input (config file, dataset, model director
 error naming it. Exit status 0 when the run finished, 1 on an error, 75 when SIGTERM stopped it
 after a checkpoint (rerun to resume; `rankjax.cli.errors.PREEMPTED`). On a multi-host launch (see
 launch/) JAX's distributed runtime is initialised first.
+
+A workdir belongs to one run: one holding checkpoints of another config is refused (one line
+naming the differing keys), as is one whose checkpoints all fail to restore; `--restart` first
+moves the workdir's contents into `<workdir>/previous-<time>/` and starts a new run there.
 """
 
 from __future__ import annotations
@@ -37,6 +41,11 @@ def config_flags():
     "config", None, "Experiment config file[:arg].", lock_config=True
   )
   workdir = flags.DEFINE_string("workdir", None, "Run directory (checkpoints, logs, results).")
+  flags.DEFINE_boolean(
+    "restart",
+    False,
+    "Start a new run in --workdir: first move what it holds into <workdir>/previous-<time>/.",
+  )
   flags.mark_flags_as_required(["config", "workdir"])
   return config_flag, workdir
 
@@ -56,18 +65,23 @@ def run(argv) -> dict:
   config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
+  from rankjax.engine import checkpoint, train, validate  # pylint: disable=g-import-not-at-top
+
   if "study" in config:
     from rankjax.study import runner  # pylint: disable=g-import-not-at-top
 
     check, go = runner.check, runner.run
   else:
-    from rankjax.engine import train, validate  # pylint: disable=g-import-not-at-top
-
     check, go = validate.check, train.train_and_evaluate
   check(config)  # every violation of the config, one line each, before anything runs
   common.quiet_library_logs()
   mesh.maybe_initialize_distributed()
-  summary = go(config, workdir)
+  if flags.FLAGS.restart and (moved := train.start_over(workdir)) is not None:
+    print(f"--restart: moved the earlier run to {moved}")
+  try:
+    summary = go(config, workdir)
+  except (train.WorkdirInUse, checkpoint.NoGoodCheckpoint) as e:
+    raise SystemExit(f"error: {e}") from None
   if "study" in config and not summary["preempted"]:
     from rankjax.study import report  # pylint: disable=g-import-not-at-top
 

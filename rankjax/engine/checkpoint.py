@@ -5,15 +5,24 @@ iterator state as JSON), so a restarted run continues with the exact next batch.
 the latest `keep` checkpoints and the best one by a validation metric. Saves are asynchronous;
 `wait()` blocks until they are on disk.
 
+A checkpoint that does not restore (a truncated or missing file, corrupt metadata, an iterator
+state that is not JSON, ...) is never fatal while an older one restores: `restore_newest_good`
+says which one is bad and why, moves it aside into `<workdir>/checkpoints/corrupt/` (never
+deleting it) and tries the next newest. When none restores, `NoGoodCheckpoint` says so and which
+were moved aside, rather than letting the run start over on top of them.
+
 `PreemptionGuard` turns SIGTERM (how clusters and cloud VMs announce preemption) into a flag the
 training loop polls: it then saves, waits for the write, and exits cleanly.
 """
 
 from __future__ import annotations
 
+import datetime
 import os
 import pathlib
 import signal
+import sys
+from collections.abc import Callable
 
 import jax
 import orbax.checkpoint as ocp
@@ -23,6 +32,21 @@ from rankjax import registry
 # `best_mode` -> whether the best checkpoint's order is reversed (orbax's `BestN` keeps the
 # largest metric unless reversed).
 BEST_MODES = {"max": False, "min": True}
+
+# Where unrestorable checkpoints go, under the checkpoints directory: orbax lists only step-named
+# entries, so it neither resumes from nor garbage-collects what is here.
+CORRUPT_DIR = "corrupt"
+
+
+def _not_the_checkpoints_fault(error: Exception) -> bool:
+  """Out of host or device memory, or no permission to read: the checkpoint may well be good."""
+  return isinstance(error, MemoryError | PermissionError) or str(error).startswith(
+    "RESOURCE_EXHAUSTED"
+  )
+
+
+class NoGoodCheckpoint(RuntimeError):
+  """The workdir has checkpoints, and none of them restores."""
 
 
 class Checkpointer:
@@ -58,14 +82,12 @@ class Checkpointer:
         )
       )
     self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
-    self.manager = ocp.CheckpointManager(
-      self.directory,
-      options=ocp.CheckpointManagerOptions(
-        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-        create=not read_only,
-        read_only=read_only,
-      ),
+    self._options = ocp.CheckpointManagerOptions(
+      preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+      create=not read_only,
+      read_only=read_only,
     )
+    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
     self.best_metric = best_metric
 
   def latest_step(self) -> int | None:
@@ -106,11 +128,98 @@ class Checkpointer:
       step, args=ocp.args.Composite(state=ocp.args.StandardRestore(abstract_state))
     )["state"]
 
+  def restore_newest_good(self, abstract_state, check: Callable[[object, dict], None]):
+    """(state, data_state) of the newest checkpoint that restores; None when there is none.
+
+    A checkpoint restores when orbax reads both of its items whole, in `abstract_state`'s tree
+    and shapes, and `check(state, data_state)` (the caller's use of them: setting the input
+    iterator's state) raises nothing. One that does not is reported in one line (its step, path
+    and the exception's class and first line), moved into `corrupt/<step>-<time>`, and the next
+    newest is tried with a new manager (orbax caches the steps it found). Running out of memory
+    or read permission is no sign of damage: that error is raised as it is.
+
+    Raises:
+      NoGoodCheckpoint: there are checkpoints (or ones moved aside, now or by an earlier run)
+        and none restores; the message names what was moved aside.
+    """
+    _drop_closed_loop_reports()
+    while (step := self.latest_step()) is not None:
+      try:
+        state, data_state = self.restore(abstract_state, step)
+        check(state, data_state)
+        return state, data_state
+      except Exception as e:  # pylint: disable=broad-except  # what a damaged file raises varies
+        if _not_the_checkpoints_fault(e):
+          raise
+        moved = self._move_aside(step)
+        if jax.process_index() == 0:
+          print(
+            f"checkpoint step {step} ({self.directory / str(step)}) does not restore: "
+            f"{_first_line(e)}; moved it to {moved}",
+            flush=True,
+          )
+    corrupt = self.directory / CORRUPT_DIR
+    moved = sorted(p.name for p in corrupt.iterdir()) if corrupt.is_dir() else []
+    if moved:
+      raise NoGoodCheckpoint(
+        f"no checkpoint of {self.directory} restores; moved aside in {corrupt}: "
+        f"{', '.join(moved)}. Start the run over with --restart (moves the workdir's contents "
+        "aside) or train in another --workdir"
+      )
+    return None
+
+  def _move_aside(self, step: int) -> pathlib.Path:
+    """Renames checkpoint `step` into `corrupt/` (host 0; all hosts wait) and reopens the
+    manager; returns the new path."""
+    stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
+    target = self.directory / CORRUPT_DIR / f"{step}-{stamp}"
+    suffix = 0
+    while target.exists():  # the same step moved twice within a second
+      suffix += 1
+      target = target.with_name(f"{step}-{stamp}-{suffix}")
+    if jax.process_index() == 0:
+      target.parent.mkdir(exist_ok=True)
+      (self.directory / str(step)).rename(target)
+    if jax.process_count() > 1:
+      ocp.multihost.sync_global_processes(f"rankjax_move_aside_{step}")
+    self.manager.close()
+    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
+    return target
+
   def wait(self):
     self.manager.wait_until_finished()
 
   def close(self):
     self.manager.close()
+
+
+def _drop_closed_loop_reports():
+  """Keeps a failed restore from printing a traceback per array it was still reading.
+
+  orbax closes its event loop once the first read fails; tensorstore's reads still in flight then
+  complete into that closed loop, and each reports "RuntimeError: Event loop is closed" to
+  `sys.unraisablehook`, while and after the restore raises. The hook installed here (once) drops
+  exactly those reports and passes every other one on.
+  """
+  previous = sys.unraisablehook
+  if getattr(previous, "drops_closed_loop_reports", False):
+    return
+
+  def hook(unraisable):
+    error = unraisable.exc_value
+    if not (isinstance(error, RuntimeError) and str(error) == "Event loop is closed"):
+      previous(unraisable)
+
+  hook.drops_closed_loop_reports = True
+  sys.unraisablehook = hook
+
+
+def _first_line(error: Exception) -> str:
+  """The error's class and its message's first line, cut to 200 characters (tensorstore's run
+  long)."""
+  lines = str(error).strip().splitlines()
+  line = f"{type(error).__name__}: {lines[0]}" if lines else type(error).__name__
+  return line if len(line) <= 200 else line[:197] + "..."
 
 
 class PreemptionGuard:

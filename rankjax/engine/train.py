@@ -10,10 +10,18 @@ checked first so that a checkpoint never holds a non-finite state.
 
 Config keys, their defaults and meaning: `rankjax.configs.default`; the data comes from
 `rankjax.engine.data_source.resolve`.
+
+A workdir belongs to one run. A workdir holding checkpoints resumes only with the config it was
+started with (saved before preparation as `config.user.json`): `check_workdir` refuses any other
+before anything is written, naming the keys that differ. `RERUN_KEYS` may differ: they set how
+long the run goes on and what it writes when, so a finished run can be extended
+(`--config.total_steps`) or evaluated more often. `start_over` (`rankjax train --restart`) moves a
+workdir's contents aside to start a new run there.
 """
 
 from __future__ import annotations
 
+import datetime
 import functools
 import json
 import os
@@ -23,6 +31,7 @@ from typing import Any, NamedTuple
 import jax
 import ml_collections
 import numpy as np
+from jax.experimental import multihost_utils
 
 from rankjax import models, supervision
 from rankjax.configs import default as config_defaults
@@ -60,9 +69,112 @@ def build(config, mesh, example_batch: dict):
   return model, tx, abstract, init
 
 
-def _save_config(config, workdir: pathlib.Path):
+# The config as given, before the preparation hooks filled it: what a rerun is compared with.
+USER_CONFIG = "config.user.json"
+# Keys a rerun in the same workdir may change (how long the run goes, what it logs, evaluates
+# and checkpoints when); total_steps also stretches the learning-rate schedule to the new end.
+RERUN_KEYS = (
+  "total_steps",
+  "log_every",
+  "eval.every",
+  "eval.batch_size",
+  "checkpoint.every",
+  "checkpoint.keep",
+)
+MAX_LISTED = 10  # differing keys a refusal names
+
+
+class WorkdirInUse(RuntimeError):
+  """The workdir holds checkpoints of a run with another config."""
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+  out = {}
+  for key, value in tree.items():
+    if isinstance(value, dict) and value:
+      out.update(_flat(value, f"{prefix}{key}."))
+    else:
+      out[f"{prefix}{key}"] = value
+  return out
+
+
+def _config_json(config) -> str:
+  return config.to_json_best_effort(indent=1, sort_keys=True)
+
+
+def config_differences(saved: dict, config, *, prepared: bool) -> list[str]:
+  """ "key: old -> new" for each dotted key (not in `RERUN_KEYS`) where `config` differs from
+  the `saved` config (parsed JSON).
+
+  A key missing from `saved` that `config` has at its default was declared after that run (not
+  a difference). `prepared`: `saved` is the prepared `config.json` of a workdir written before
+  `USER_CONFIG` existed; there a key `config` leaves unset (None or empty) is one the
+  preparation fills, not a difference.
+  """
+  absent = object()
+  old = _flat(saved)
+  new = _flat(json.loads(_config_json(config)))
+  defaults = _flat(json.loads(_config_json(config_defaults.default_config())))
+  out = []
+  for key in sorted(old.keys() | new.keys()):
+    before, after = old.get(key, absent), new.get(key, absent)
+    if key in RERUN_KEYS or before == after:
+      continue
+    if before is absent and after == defaults.get(key, absent):
+      continue
+    if prepared and after in (None, []) and before is not absent:
+      continue
+    shown = ["(absent)" if v is absent else json.dumps(v) for v in (before, after)]
+    out.append(f"{key}: {shown[0]} -> {shown[1]}")
+  return out
+
+
+def check_workdir(config, workdir: pathlib.Path) -> None:
+  """Raises `WorkdirInUse` when `workdir` holds checkpoints of a run whose config differs from
+  `config` (the user's, before preparation) in a key outside `RERUN_KEYS`; reads, never writes.
+
+  A workdir without checkpoints, or without a saved config, is free.
+  """
+  checkpoints = workdir / "checkpoints"
+  if not (checkpoints.is_dir() and any(checkpoints.iterdir())):
+    return
+  saved = workdir / USER_CONFIG
+  prepared = not saved.exists()
+  if prepared:
+    saved = workdir / "config.json"
+    if not saved.exists():
+      return
+  diffs = config_differences(json.loads(saved.read_text()), config, prepared=prepared)
+  if diffs:
+    more = f" and {len(diffs) - MAX_LISTED} more" if len(diffs) > MAX_LISTED else ""
+    raise WorkdirInUse(
+      f"{workdir} holds checkpoints of a run with another config ({saved.name}): "
+      f"{'; '.join(diffs[:MAX_LISTED])}{more}. Rerun with that config to resume it, add "
+      "--restart to move its files aside and start over, or choose another --workdir"
+    )
+
+
+def start_over(workdir: str | os.PathLike) -> pathlib.Path | None:
+  """Moves the contents of `workdir` (except earlier `previous-*` folders) into
+  `workdir/previous-<time>/`, deleting nothing; returns that folder, None if nothing was there."""
+  workdir = pathlib.Path(workdir)
+  entries = (
+    [p for p in workdir.iterdir() if not p.name.startswith("previous-")] if workdir.is_dir() else []
+  )
+  target = workdir / f"previous-{datetime.datetime.now():%Y%m%d-%H%M%S}"
+  if entries and jax.process_index() == 0:
+    target.mkdir()
+    for entry in entries:
+      entry.rename(target / entry.name)
+  if jax.process_count() > 1:
+    multihost_utils.sync_global_devices("rankjax_start_over")
+  return target if entries else None
+
+
+def _save_config(config, user_config, workdir: pathlib.Path):
   if jax.process_index() == 0:
-    (workdir / "config.json").write_text(config.to_json_best_effort(indent=1, sort_keys=True))
+    (workdir / USER_CONFIG).write_text(_config_json(user_config))
+    (workdir / "config.json").write_text(_config_json(config))
 
 
 def _check_finite(step: int, scalars: dict[str, float], last_saved: int | None):
@@ -84,7 +196,13 @@ def train_and_evaluate(
   First the supervision's preparation hooks run (`rankjax.supervision.prepare`: e.g. the learned
   gate's fit, IPS propensities from `metadata`: what the dataset's maker knows about it, by
   default what `data_source.resolve` returns); the run trains with the prepared config and saves
-  it as `config.json`.
+  it as `config.json` (and `config` as given as `config.user.json`). A workdir holding another
+  config's checkpoints is refused first (`check_workdir`); the run resumes from the newest
+  checkpoint that restores, moving unrestorable ones aside (`Checkpointer.restore_newest_good`).
+
+  Raises:
+    WorkdirInUse: `workdir` holds checkpoints of a run with another config.
+    checkpoint.NoGoodCheckpoint: `workdir` has checkpoints and none restores.
 
   Returns:
     {"step": final step, "eval": {split: {metric: {bucket: value}}}, "preempted": bool,
@@ -93,6 +211,7 @@ def train_and_evaluate(
   """
   validate.check(config)  # every violation of the config, one line each, before anything runs
   workdir = pathlib.Path(workdir)
+  check_workdir(config, workdir)
   workdir.mkdir(parents=True, exist_ok=True)
   mesh = mesh_lib.make_mesh()
   mesh_lib.local_batch_size(config.data.batch_size, mesh)  # checks divisibility
@@ -101,11 +220,12 @@ def train_and_evaluate(
   validate.check_data(config, data_path)  # its splits and label sources, before compiling
   if metadata is None:
     metadata = source_metadata or {}
+  user_config = config
   config, notes = supervision.prepare(config, supervision.Context(data_path, metadata))
   if jax.process_index() == 0:
     for note in notes:
       print(note)
-  _save_config(config, workdir)
+  _save_config(config, user_config, workdir)
   train_split = store.open_split(data_path, "train")
   eval_splits = {s: store.open_split(data_path, s) for s in config.eval.splits}
   long_lists = pipeline.count_long_lists(train_split.lengths, config.data.list_sizes)
@@ -141,9 +261,13 @@ def train_and_evaluate(
     best_mode=config.checkpoint.best_mode,
   )
   data_iter = iter(train_data)
-  if ckpt.latest_step() is not None:
-    state, data_state = ckpt.restore(abstract_state)
-    data_iter.set_state(data_state)
+  try:
+    restored = ckpt.restore_newest_good(abstract_state, lambda _, data: data_iter.set_state(data))
+  except checkpoint_lib.NoGoodCheckpoint:
+    ckpt.close()  # the run ends here: stop orbax's threads
+    raise
+  if restored is not None:
+    state = restored[0]
     print(f"resumed from step {int(state.step)} in {ckpt.directory}")
   else:
     state = init()
