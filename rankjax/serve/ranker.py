@@ -83,7 +83,8 @@ class Ranker:
     num_features: F of a feature ranker, else None.
     tokenizer: a text ranker's `text.PairTokenizer`, else None.
     list_sizes, max_batch, token_widths: the shape buckets (`batching`).
-    step: the checkpoint's step; config: the run's config; best: whether it is the best one.
+    step, config, best: the checkpoint's step, the run's config, whether it is the best one.
+    data_path: the run's prepared dataset.
     traces: how many shapes the scoring function has been compiled for.
   """
 
@@ -100,13 +101,14 @@ class Ranker:
     step: int | None = None,
     config=None,
     best: bool = False,
+    data_path: pathlib.Path | None = None,
   ):
     self.model, self.variables = model, variables
     self.kind = "features" if num_features is not None else "text"
     self.num_features, self.tokenizer = num_features, tokenizer
     self.list_sizes, self.max_batch = tuple(list_sizes), max_batch
     self.token_widths = token_widths
-    self.step, self.config, self.best = step, config, best
+    self.step, self.config, self.best, self.data_path = step, config, best, data_path
     self.traces = 0
 
     def apply(variables, batch):
@@ -143,6 +145,7 @@ class Ranker:
       step=run.step,
       config=run.config,
       best=run.best,
+      data_path=run.data_path,
     )
 
   def lists(self, data, **kwargs) -> Iterable[schema.RankingList]:

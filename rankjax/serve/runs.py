@@ -170,3 +170,84 @@ def evaluate_run(
   ):
     evaluator.add(batch, batch["score"])
   return evaluator.results()
+
+
+def dataset_qrels(data_path: str | os.PathLike, split: str) -> tuple[object, dict[str, int]]:
+  """(`ranx.Qrels` of a prepared split's human labels, {qid: query-frequency bucket id})."""
+  from rankjax.data import store  # pylint: disable=g-import-not-at-top
+
+  records = store.open_split(data_path, split)
+  if "human" not in records.layout["sources"]:
+    raise ValueError(f"{data_path} split {split!r} has no human labels to judge runs by")
+  judged, buckets = {}, {}
+  for i in range(len(records)):
+    rec = records[i]
+    qid = _text(rec["qid"])
+    labels = rec["label_human"]
+    judged[qid] = {_text(d): int(g) for d, g in zip(rec["doc_ids"], labels) if not np.isnan(g)}
+    buckets[qid] = int(rec["bucket"])
+  return _ranx().Qrels({q: d for q, d in judged.items() if d}), buckets
+
+
+def _text(x) -> str:
+  return x.decode() if isinstance(x, bytes) else str(x)
+
+
+def _restrict(ranx, run_or_qrels, qids: set[str], kind: str):
+  kept = {q: d for q, d in run_or_qrels.to_dict().items() if q in qids and d}
+  return ranx.Run(kept, name=run_or_qrels.name) if kind == "run" else ranx.Qrels(kept)
+
+
+def compare(
+  runs: Sequence,
+  qrels,
+  *,
+  metric_specs: Sequence[str],
+  ranx_metrics: Sequence[str],
+  buckets: Mapping[str, int] | None = None,
+  stat_test: str = "student",
+  max_p: float = 0.05,
+) -> str:
+  """Markdown: rankjax's metrics of each run per bucket, then ranx's comparison (`ranx.compare`,
+  paired `stat_test`, significance at `max_p`) over all queries and, with `buckets`, per bucket.
+  """
+  ranx = _ranx()
+  lines = []
+  per_run = {r.name: evaluate_run(r, qrels, metric_specs, buckets=buckets) for r in runs}
+  present = [
+    b for b in metrics_lib.BUCKETS if any(b in v for res in per_run.values() for v in res.values())
+  ]
+  lines += ["## rankjax metrics", "", "| run | metric | " + " | ".join(present) + " |"]
+  lines.append("|---|---|" + "---|" * len(present))
+  for name, results in per_run.items():
+    for spec, values in results.items():
+      cells = [
+        f"{values[b]:.4f} ({values[f'count/{b}']:.0f})" if b in values else "" for b in present
+      ]
+      lines.append(f"| {name} | {spec} | " + " | ".join(cells) + " |")
+  groups = {"all": None}
+  if buckets:
+    for b, name in enumerate(schema.BUCKETS):
+      qids = {q for q, v in buckets.items() if v == b}
+      if qids:
+        groups[name] = qids
+  for group, qids in groups.items():
+    sub_qrels = qrels if qids is None else _restrict(ranx, qrels, qids, "qrels")
+    sub_runs = runs if qids is None else [_restrict(ranx, r, qids, "run") for r in runs]
+    if not sub_qrels.to_dict():
+      continue
+    report = ranx.compare(
+      sub_qrels,
+      list(sub_runs),
+      list(ranx_metrics),
+      stat_test=stat_test,
+      max_p=max_p,
+      make_comparable=True,
+    )
+    lines += [
+      "",
+      f"## ranx: {group} ({len(sub_qrels.to_dict())} queries, {stat_test} test, p < {max_p})",
+      "",
+      str(report),
+    ]
+  return "\n".join(lines)

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import write_svmlight
+from serve_helpers import write_svmlight
 
 from rankjax.serve import inputs, ranker
 
