@@ -69,7 +69,9 @@ def export(
     variables = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in params.items()})
     return model.apply(variables, inputs, train=False).astype(jnp.float32)
 
-  b, l, t = jax.export.symbolic_shape("b, l, t")
+  # A text ranker's pairs are at most the run's max_tokens long (its position embeddings' reach).
+  limits = () if ranker.tokenizer is None else (f"t <= {ranker.tokenizer.max_tokens}",)
+  b, l, t = jax.export.symbolic_shape("b, l, t", constraints=limits)
   specs = _input_specs(ranker, b, l, t)
   exported = jax.export.export(jax.jit(scores), platforms=platforms)(
     {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in stored.items()},

@@ -24,9 +24,6 @@ from rankjax.data import pipeline, schema, store, text
 from rankjax.engine import train
 from rankjax.serve import batching, inputs
 
-# The tokenizer and truncation rules `rankjax data prepare --tokenizer` records in a dataset.
-TOKENIZER_FILE = "tokenizer.json"
-
 
 @dataclasses.dataclass
 class Scored:
@@ -54,9 +51,9 @@ def ranks_of(scores: np.ndarray) -> np.ndarray:
 
 
 def tokenizer_for(config, data_path: pathlib.Path) -> text.PairTokenizer:
-  """The run's pair tokenizer: the one its dataset recorded (`TOKENIZER_FILE`), else the model's
+  """The run's pair tokenizer: the one its dataset recorded (`text.RULES_FILE`), else the model's
   `hf_dir` with the dataset's stored width and the default query truncation (a note says so)."""
-  recorded = data_path / TOKENIZER_FILE
+  recorded = data_path / text.RULES_FILE
   if recorded.exists():
     rules = json.loads(recorded.read_text())
     return text.PairTokenizer.from_dir(
