@@ -10,6 +10,7 @@ A text ranker (`kind="text"`) takes
   - (query, document text) pairs, grouped into one list per query text;
   - a DataFrame with columns `qid`, `query`, `docno`, `text` (optional `label`),
 and tokenizes them with the run's `text.PairTokenizer` (its tokenizer and truncation rules).
+Either kind also takes a list of `schema.RankingList`s as the run's dataset stores them.
 Anything else, or a form of the other kind, is a `ValueError` saying what the run expects.
 """
 
@@ -183,6 +184,8 @@ def to_lists(
     return _feature_lists(
       data, qids, None if doc_ids is None else np.asarray(doc_ids), labels, num_features
     )
+  if isinstance(data, (list, tuple)) and data and isinstance(data[0], schema.RankingList):
+    return data
   if isinstance(data, (list, tuple)):
     if kind != "text":
       raise InputError(f"a {type(data).__name__} of pairs: {expected(kind, num_features)}")
