@@ -11,9 +11,12 @@ import pytest
 PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rankjax"
 
 # Bottom to top: code of a layer imports its own layer and the layers below, never one above.
-# registry is the one rule of every registry (it imports nothing of rankjax). configs sits above
-# what its defaults describe (models' fields, the demo world's settings).
+# export_check loads a serving artifact with jax and numpy alone, so it imports nothing of rankjax
+# (`tests/serve/test_export.py` runs it with flax and ml_collections blocked). registry is the one
+# rule of every registry (it imports nothing of rankjax). configs sits above what its defaults
+# describe (models' fields, the demo world's settings). serve loads what engine trained.
 LAYERS = (
+  "export_check",
   "registry",
   "ranking",
   "data",
@@ -24,6 +27,7 @@ LAYERS = (
   "supervision",
   "configs",
   "engine",
+  "serve",
   "study",
   "cli",
   "main",

@@ -4,7 +4,8 @@
   rankjax data stats|prepare --format FMT FILES...
   rankjax clicks fit|harvest --format FMT FILES...   rankjax clicks simulate --svmlight FILE ...
   rankjax annotate run|agreement --format FMT FILES... --store DB --model NAME
-  rankjax score --workdir=DIR [--split=test]
+  rankjax score --workdir=DIR [--split=test | --input=FILE --output=RUN]
+  rankjax export --workdir=DIR --output=DIR      rankjax compare RUN... --qrels=FILE | --dataset=DIR
   rankjax study --config=FILE --workdir=DIR
 
 `rankjax <command> --help` describes a command. The module of a command (`rankjax.cli.<command>`)
@@ -36,7 +37,9 @@ COMMANDS = {
   "data": "click logs: read statistics, prepare a dataset for training",
   "clicks": "click models: fit one to a log, harvest propensities, simulate a log",
   "annotate": "LLM relevance labels of a log's pairs, and their agreement with human labels",
-  "score": "score a dataset split with a trained run's checkpoint",
+  "score": "score a dataset split or a new svmlight file with a trained run's checkpoint",
+  "export": "write a trained ranker as a jax.export serving artifact (loads with jax alone)",
+  "compare": "compare TREC runs: rankjax's metrics per bucket and ranx's statistical tests",
   "study": "run a study: supervision variants over seeds, then a report",
 }
 

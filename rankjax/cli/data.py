@@ -251,6 +251,7 @@ def _prepare(args) -> dict:
   )
   n_test = sum(map(is_test, agg.pairs))
   if tokenizer:
+    tokenizer.save_rules(path, args.tokenizer)
     counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
   return {
     "path": str(path),

@@ -52,7 +52,7 @@ import math
 import os
 import pathlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import numpy as np
 
@@ -380,6 +380,97 @@ def read_svmlight(
     )
     for qid, k in rows.groups()
   ]
+
+
+def iter_svmlight(
+  path: str | os.PathLike,
+  *,
+  num_features: int,
+  query_file: str | os.PathLike | None = None,
+  label_source: str = "human",
+) -> Iterator[schema.RankingList]:
+  """Streams a LETOR/svmlight file one query at a time, in constant memory (`read_svmlight` reads
+  it whole).
+
+  Args:
+    path: the svmlight file.
+    num_features: F, the width of `features`; a feature index above it is an error (a file made
+      for another feature set).
+    query_file: LightGBM `.query` group sizes for a file without `qid:`; default `<path>.query`.
+    label_source: the label source the graded labels are stored as.
+
+  Yields:
+    One `RankingList` per query, in file order.
+
+  Raises:
+    SvmlightError: as `read_svmlight`, naming the file and line.
+  """
+  path = pathlib.Path(path)
+  sizes = None  # group sizes left, for a file without qid:
+  group: list = []  # rows (lineno, label, qid, feats, docid) of the current query
+  seen: set[str] = set()
+  lines = 0
+
+  def finish():
+    qid = group[0][2]
+    features = np.zeros((len(group), num_features), np.float32)
+    for k, (_, _, _, feats, _) in enumerate(group):
+      if feats:
+        features[k, np.fromiter(feats, int) - 1] = np.fromiter(feats.values(), float)
+    return schema.RankingList(
+      qid=qid,
+      doc_ids=[r[4] if r[4] is not None else f"{qid}-{k}" for k, r in enumerate(group)],
+      labels={label_source: np.array([r[1] for r in group], np.float32)},
+      features=features,
+    )
+
+  with open(path) as f:
+    for lineno, line in enumerate(f, 1):
+      where = f"{path}:{lineno}"
+      parsed = _parse_line(line, where)
+      if parsed is None:
+        continue
+      label, qid, feats, docid = parsed
+      if lines == 0 and qid is None:
+        query_file = pathlib.Path(query_file or f"{path}.query")
+        if not query_file.exists():
+          raise SvmlightError(f"{where}: no qid: and no group file {query_file}")
+        sizes = iter([int(s) for s in query_file.read_text().split()])
+        left, number = 0, -1
+      if (qid is None) == (sizes is None):
+        raise SvmlightError(
+          f"{where}: line {'without' if qid is None else 'with'} qid: in a file that "
+          f"{'uses' if qid is None else 'does not use'} qid:"
+        )
+      if sizes is not None:
+        if left == 0:
+          left, number = next(sizes, None), number + 1
+          if left is None:
+            raise SvmlightError(f"{query_file}: group sizes end before {where}")
+        qid, left = str(number), left - 1
+      if feats and max(feats) > num_features:
+        raise SvmlightError(
+          f"{where}: feature index {max(feats)} > {num_features}, the number of features expected"
+        )
+      if group and qid != group[0][2]:
+        yield finish()
+        group = []
+      if not group:
+        if qid in seen:
+          raise SvmlightError(
+            f"{where}: qid {qid} appears again after other queries "
+            "(lines of one query must be contiguous)"
+          )
+        seen.add(qid)
+      group.append((lineno, label, qid, feats, docid))
+      lines += 1
+  if not lines:
+    raise SvmlightError(f"{path}: no data lines")
+  if sizes is not None and (left or next(sizes, None) is not None):
+    raise SvmlightError(
+      f"{query_file}: group sizes add up to more than the {lines} lines of {path}"
+    )
+  yield finish()
 
 
 def split_off(lists: list[schema.RankingList], every: int):

@@ -21,12 +21,16 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import pathlib
 from collections.abc import Sequence
 
 import numpy as np
 
 from rankjax.data import schema
+
+# What `PairTokenizer.save_rules` writes in a prepared dataset: the tokenizer and truncation rules.
+RULES_FILE = "tokenizer.json"
 
 
 class PairTokenizer:
@@ -66,6 +70,16 @@ class PairTokenizer:
 
     tok = transformers.AutoTokenizer.from_pretrained(str(hf_dir), local_files_only=True)
     return cls(tok, name=str(hf_dir), **rules)
+
+  def save_rules(self, directory: str | pathlib.Path, source: str | pathlib.Path):
+    """Records in `directory` (a prepared dataset) the tokenizer `source` and the truncation rules,
+    as `RULES_FILE`, so that new text is later tokenized as the dataset was."""
+    rules = {
+      "tokenizer": str(pathlib.Path(source).resolve()),
+      "max_tokens": self.max_tokens,
+      "max_query_tokens": self.max_query_tokens,
+    }
+    (pathlib.Path(directory) / RULES_FILE).write_text(json.dumps(rules, indent=1))
 
   def encode(self, query: str, docs: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
     """int32 tokens and token_types [len(docs), max_tokens] of the pairs (query, doc)."""

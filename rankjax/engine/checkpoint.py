@@ -71,27 +71,36 @@ class Checkpointer:
     read_only: bool = False,
   ):
     reverse = registry.lookup(BEST_MODES, best_mode, "checkpoint.best_mode")
-    policies = [ocp.checkpoint_managers.LatestN(n=keep)]
-    if best_metric:
-      policies.append(
-        ocp.checkpoint_managers.BestN(
-          get_metric_fn=lambda m: m[best_metric],
-          reverse=reverse,
-          n=1,
-          keep_checkpoints_without_metrics=False,
-        )
-      )
     self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
-    self._options = ocp.CheckpointManagerOptions(
-      preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
-      create=not read_only,
-      read_only=read_only,
-    )
-    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
     self.best_metric = best_metric
+    # orbax writes a checkpoint's metrics (and `best_step` reads them) only with a `best_fn`.
+    best = {"best_fn": (lambda m: m[best_metric]) if best_metric else None, "best_mode": best_mode}
+    if read_only:  # nothing to preserve; the best is found from the recorded metrics
+      self._options = ocp.CheckpointManagerOptions(create=False, read_only=True, **best)
+    else:
+      policies = [ocp.checkpoint_managers.LatestN(n=keep)]
+      if best_metric:
+        policies.append(
+          ocp.checkpoint_managers.BestN(
+            get_metric_fn=lambda m: m[best_metric],
+            reverse=reverse,
+            n=1,
+            keep_checkpoints_without_metrics=False,
+          )
+        )
+      self._options = ocp.CheckpointManagerOptions(
+        preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies), **best
+      )
+    # Kept: a damaged checkpoint moved aside needs a new manager (orbax caches the steps it saw).
+    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
+
+  def best_step(self) -> int | None:
+    """The kept checkpoint with the best `best_metric` among those that recorded it; None when
+    there is no such checkpoint (no `best_metric`, or none saved at an evaluation)."""
+    return self.manager.best_step() if self.best_metric else None
 
   def save(self, step: int, state, data_state: dict, metrics: dict[str, float] | None = None):
     """Starts saving (async). `metrics` (flat names) rank it for the best-checkpoint policy."""

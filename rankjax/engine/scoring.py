@@ -18,19 +18,23 @@ def score(
   split_name: str,
   *,
   step: int | None = None,
+  best: bool | None = None,
   output: str | os.PathLike | None = None,
   label_source: str | None = None,
 ) -> dict:
-  """Scores `split_name` with the checkpoint of `workdir` at `step` (default the latest).
+  """Scores `split_name` with the checkpoint of `workdir` at `step`; without one, the best
+  checkpoint when one is recorded, else the latest (`train.load_for_scoring`'s `best`).
 
   Writes the run file (`qid Q0 docid rank score rankjax`, default `<workdir>/<split>.run`) and
   `<workdir>/score-<split>.json` (metrics per bucket, the step scored).
 
   Returns:
-    {"step": the checkpoint's step, <metric>: {bucket: value}}.
+    {"step": the checkpoint's step, "best_metric": the metric it is best by (None: not the best
+     one), "run_file": the run file's path, <metric>: {bucket: value}}.
   """
   workdir = pathlib.Path(workdir)
-  run = train.load_for_scoring(workdir, step)
+  run = train.load_for_scoring(workdir, step, best=best)
+  best_metric = run.config.checkpoint.best_metric if run.best else None
   split = store.open_split(run.data_path, split_name)
   source = label_source or run.config.eval.label_source
   eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, source, run.mesh)
@@ -50,6 +54,7 @@ def score(
     json.dumps(
       {
         "step": run.step,
+        "best_metric": best_metric,
         "split": split_name,
         "label_source": source,
         "run_file": str(output),
@@ -58,4 +63,4 @@ def score(
       indent=1,
     )
   )
-  return {"step": run.step, **results}
+  return {"step": run.step, "best_metric": best_metric, "run_file": str(output), **results}

@@ -371,10 +371,17 @@ class Trained(NamedTuple):
   mesh: jax.sharding.Mesh
   data_path: pathlib.Path
   step: int
+  best: bool = False  # the step is the best checkpoint by `config.checkpoint.best_metric`
 
 
-def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Trained:
-  """The run in `workdir` at checkpoint `step` (default the latest), with its config and data."""
+def load_for_scoring(
+  workdir: str | os.PathLike, step: int | None = None, *, best: bool | None = None
+) -> Trained:
+  """The run in `workdir` at checkpoint `step`, with its config and data.
+
+  Without `step`: the best checkpoint by `config.checkpoint.best_metric` when one is recorded
+  (`best` None or True; True without one is an error), else the latest (`best` False).
+  """
   workdir = pathlib.Path(workdir)
   if not (workdir / "config.json").exists():
     raise FileNotFoundError(f"{workdir}: not a training run's directory (no config.json)")
@@ -390,9 +397,26 @@ def load_for_scoring(workdir: str | os.PathLike, step: int | None = None) -> Tra
     [], batch_size=1, list_size=min(config.data.list_sizes), layout=layout
   )
   model, _, abstract_state, _ = build(config, mesh, example_batch)
-  ckpt = checkpoint_lib.Checkpointer(workdir, read_only=True)
-  state = ckpt.restore_state(abstract_state, step)
+  ckpt = checkpoint_lib.Checkpointer(
+    workdir,
+    best_metric=config.checkpoint.best_metric,
+    best_mode=config.checkpoint.best_mode,
+    read_only=True,
+  )
+  best_step = ckpt.best_step() if step is None and best is not False else None
+  if best and best_step is None:
+    raise FileNotFoundError(
+      f"{ckpt.directory}: no best checkpoint recorded (config.checkpoint.best_metric "
+      f"{config.checkpoint.best_metric!r}); score the latest instead"
+    )
+  state = ckpt.restore_state(abstract_state, step if best_step is None else best_step)
   ckpt.close()
   return Trained(
-    config, model, {"params": state.params, **state.model_state}, mesh, data_path, int(state.step)
+    config,
+    model,
+    {"params": state.params, **state.model_state},
+    mesh,
+    data_path,
+    int(state.step),
+    best_step is not None,
   )

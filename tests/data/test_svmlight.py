@@ -64,3 +64,40 @@ def test_real_mslr_sample(shared_data):
   assert len(lists) == 43 and sum(len(l) for l in lists) == 5000
   assert all(l.features.shape[1] == 136 for l in lists)
   assert set(np.concatenate([l.labels["human"] for l in lists]).tolist()) <= {0, 1, 2, 3, 4}
+
+
+@pytest.mark.parametrize(
+  "text,query",
+  [
+    ("1 qid:b 2:0.5 # docid = X1\n0 qid:b 1:2\n\n3 qid:a 3:1\n", None),
+    ("1 2:0.5\n0 1:2\n3 3:1\n", "2\n1\n"),  # LightGBM: group sizes in f.txt.query
+  ],
+)
+def test_streaming_reader_reads_what_the_whole_file_reader_reads(tmp_path, text, query):
+  p = _write(tmp_path, text)
+  if query:
+    _write(tmp_path, query, "f.txt.query")
+  streamed = list(svmlight.iter_svmlight(p, num_features=3))
+  whole = svmlight.read_svmlight(p, num_features=3)
+  assert [(l.qid, l.doc_ids) for l in streamed] == [(l.qid, l.doc_ids) for l in whole]
+  for a, b in zip(streamed, whole):
+    np.testing.assert_array_equal(a.features, b.features)
+    np.testing.assert_array_equal(a.labels["human"], b.labels["human"])
+
+
+@pytest.mark.parametrize(
+  "text,query,message",
+  [
+    ("1 qid:1 1:1\n0 qid:2 1:1\n1 qid:1 1:1\n", None, "f.txt:3: qid 1 appears again after other"),
+    ("1 qid:1 1:1\n0 1:1\n", None, "f.txt:2: line without qid: in a file that uses qid:"),
+    ("1 1:1\n0 1:1\n", "1\n", "f.txt.query: group sizes end before .*f.txt:2"),
+    ("1 1:1\n", "1\n2\n", "f.txt.query: group sizes add up to more than the 1 lines of"),
+    ("1 qid:1 4:1\n", None, "f.txt:1: feature index 4 > 3, the number of features expected"),
+  ],
+)
+def test_streaming_reader_errors_name_file_and_line(tmp_path, text, query, message):
+  p = _write(tmp_path, text)
+  if query:
+    _write(tmp_path, query, "f.txt.query")
+  with pytest.raises(svmlight.SvmlightError, match=message):
+    list(svmlight.iter_svmlight(p, num_features=3))

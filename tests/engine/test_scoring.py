@@ -18,8 +18,10 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
   data_path = tiny_dataset(tmp_path / "data")
   workdir = tmp_path / "run"
   out = train.train_and_evaluate(tiny_config(data_path), workdir)
-  results = scoring.score(workdir, "test", output=tmp_path / "test.run")
+  results = scoring.score(workdir, "test", best=False, output=tmp_path / "test.run")
   assert results.pop("step") == 6
+  assert results.pop("best_metric") is None
+  assert results.pop("run_file") == str(tmp_path / "test.run")
   assert results == out["eval"]["test"]  # the same checkpoint scores the same
   saved = json.loads((workdir / "score-test.json").read_text())
   assert saved["step"] == 6 and saved["metrics"] == results
@@ -58,6 +60,7 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
       "score",
       f"--workdir={workdir}",
       "--split=test",
+      "--nobest",
       f"--output={tmp_path / 'cli.run'}",
     ],
     cwd=ROOT,
@@ -68,6 +71,18 @@ def test_score_writes_trec_run_and_matches_training_eval(tmp_path):
   assert cli.returncode == 0, cli.stderr
   assert (tmp_path / "cli.run").read_text() == (tmp_path / "test.run").read_text()
   assert "ndcg" in cli.stdout
+  assert cli.stdout.splitlines()[-1] == (
+    f"checkpoint step 6 (latest): wrote {tmp_path / 'cli.run'}"
+  )
+  # Without --step or --nobest the best checkpoint by validation NDCG@10 scores.
+  best = scoring.score(workdir, "test", output=tmp_path / "best.run")
+  evals = {
+    r["step"]: r["validation/ndcg@10/all"]
+    for r in map(json.loads, (workdir / "metrics.jsonl").read_text().splitlines())
+    if "validation/ndcg@10/all" in r
+  }
+  assert best["step"] == max(evals, key=evals.get)
+  assert best["best_metric"] == "validation/ndcg@10/all"
 
 
 @pytest.mark.slow
@@ -84,4 +99,6 @@ def test_a_run_saved_before_keys_were_declared_still_scores(tmp_path):
   saved["loss"] = saved["loss"]["name"]
   (workdir / "config.json").write_text(json.dumps(saved))
   results = scoring.score(workdir, "test")
-  assert results.pop("step") == 2 and results == out["eval"]["test"]
+  assert results.pop("step") == 2 and results.pop("best_metric") == "validation/ndcg@10/all"
+  results.pop("run_file")
+  assert results == out["eval"]["test"]
