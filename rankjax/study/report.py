@@ -18,6 +18,16 @@ def _one_line(section) -> str:
   return f"{section.name} ({options})" if options else section.name
 
 
+def _bucket(name: str, ranges: dict | None) -> str:
+  """A bucket's column name with its query frequency range from the dataset, where it has one:
+  "high (freq 9..40)"."""
+  r = (ranges or {}).get(name)
+  if not r or not r["queries"]:
+    return name
+  span = f"{r['min']:g}" if r["min"] == r["max"] else f"{r['min']:g}..{r['max']:g}"
+  return f"{name} (freq {span})"
+
+
 def report(summary: dict, config) -> str:
   """report.md: setting, metric tables, tests, analyses."""
   base = summary["baseline"]
@@ -59,7 +69,9 @@ def report(summary: dict, config) -> str:
     lines += [
       f"## {spec.upper()}",
       "",
-      "| variant | " + " | ".join(stats.BUCKETS) + " |",
+      "| variant | "
+      + " | ".join(_bucket(b, summary.get("bucket_ranges")) for b in stats.BUCKETS)
+      + " |",
       "|---|" + "---|" * len(stats.BUCKETS),
     ]
     for v, per in summary["metrics"].items():
