@@ -52,12 +52,16 @@ def _stats(args) -> readers.ReadSummary:
   return summary
 
 
-def with_features(lists, path):
-  """Attaches each document's feature row from an svmlight file (same qid and doc ids); a document
-  without one is an error naming it."""
+def feature_table(path) -> dict[str, dict[str, np.ndarray]]:
+  """qid -> doc id -> feature row of an svmlight file, read once for every split."""
   from rankjax.data.svmlight import read_svmlight
 
-  table = {x.qid: dict(zip(x.doc_ids, x.features)) for x in read_svmlight(path)}
+  return {x.qid: dict(zip(x.doc_ids, x.features)) for x in read_svmlight(path)}
+
+
+def with_features(lists, table, path):
+  """Attaches each document's feature row from `feature_table(path)` (same qid and doc ids); a
+  document without one is an error naming it."""
   for lst in lists:
     rows = table.get(lst.qid, {})
     missing = [d for d in lst.doc_ids if d not in rows]
@@ -216,14 +220,15 @@ def _prepare(args) -> dict:
     if args.tokenizer
     else None
   )
+  features = feature_table(args.features) if args.features else None
   counts = collections.Counter()
 
   def lists(name):
     out = aggregate.to_ranking_lists(
       agg, freq=freq, bucket_method=args.buckets, keep=lambda q: split_of[q] == name, **kw
     )
-    if args.features:
-      out = with_features(out, args.features)
+    if features is not None:
+      out = with_features(out, features, args.features)
     if llm is not None:
       out = with_llm_labels(out, llm, counts)
     return map(tokenizer, out) if tokenizer else out
