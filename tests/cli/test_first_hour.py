@@ -208,3 +208,16 @@ def test_fit_says_whether_the_log_identifies_the_propensities(logger, tmp_path, 
     assert printed.err == "" and ident["identified"] and ident["pairs_at_several_ranks"] == 300
     assert min(ident["pairs_shared_adjacent"].values()) > 200
     assert error < 0.03
+
+
+def test_a_log_too_small_to_hold_out_validation_says_so(tmp_path, capsys):
+  record = {"session_id": "s", "query_id": "q", "doc_ids": ["a"], "ranks": [1], "clicks": [1]}
+  with open(tmp_path / "log.jsonl", "w") as f:
+    write_jsonl([record], f)
+  args = ["--format", "jsonl", tmp_path / "log.jsonl", "--output", tmp_path, "--name", "t"]
+  out, _, warnings = _prepare(capsys, *args, "--test-fraction", "0")
+  assert out["lists"] == {"train": 1, "validation": 0, "test": 0}
+  assert warnings[-1] == (
+    "warning: no validation split: 1 training and 0 test queries leave none to hold out; configs "
+    "that evaluate on validation will not run on it"
+  )
