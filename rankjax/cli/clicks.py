@@ -6,8 +6,11 @@
 
 `fit` reads the log with `rankjax.data.readers`, holds out a random fraction of the result pages,
 fits, and prints one JSON line: the model, method, held-out and training log-likelihood and
-perplexity, and for position models the propensities by rank (relative to rank 1), ready for
-`config.supervision.propensities` of the `ips_pbm` weights hook. `harvest` estimates the same
+perplexity, whether the log identifies position propensities (pairs seen at several ranks, per
+rank pair: `rankjax.click_models.identification`), and for position models the propensities by
+rank (relative to rank 1), ready for `config.supervision.propensities` of the `ips_pbm` weights
+hook. Where the log leaves ranks unidentified (a fixed logging ranker shows every pair at one
+rank), a warning on stderr says so before the fit. `harvest` estimates the same
 propensities by intervention harvesting (`rankjax.click_models.intervention`). `simulate` writes a
 simulated log (a simulation, not real users) from a labelled data set (`rankjax.sim.clicks`).
 """
@@ -17,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import pathlib
+import sys
 from collections.abc import Sequence
 
 from rankjax.cli import common, reader_flags
@@ -48,6 +52,7 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
+  from rankjax.click_models import identification  # pylint: disable=g-import-not-at-top
 
   p = _log_parser(prog, fit.__doc__)
   p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
@@ -62,6 +67,10 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   log, summary = _click_log(args)
   train, test = log.split(args.test_fraction, args.seed)
   model = cm.get(args.model)
+  ident = identification.identify(train)
+  warning = ident.warning(model.name.upper()) if model.propensity is not None else None
+  if warning:
+    print(f"warning: {warning}", file=sys.stderr)
   r = cm.fit(model, train, method=args.method, iterations=args.iterations, smoothing=args.smoothing)
   out = {
     "model": model.name,
@@ -72,6 +81,7 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
     "train": r.train,
     "test": cm.evaluate(model, r.params, test) if test.num_sessions else None,
     "skipped": summary.skipped,
+    "identification": ident.as_dict(),
   }
   if model.propensity is not None:
     theta = np.asarray(model.propensity(r.params), np.float64)

@@ -1,20 +1,24 @@
 """Click logs: counts, and prepared datasets for training.
 
   rankjax data stats --format FMT FILES...
-  rankjax data prepare --format FMT FILES... --output DIR --name NAME
+  rankjax data prepare --format FMT FILES... --output DIR --name NAME [--json]
 
 `stats` streams the files and prints one JSON line: sessions, interactions, results, clicks,
 unique_queries, skipped (with counts by reason and example locations), files and bytes.
 
 `prepare` aggregates the log per (query, document) (`rankjax.data.aggregate`), attaches query
-frequency and buckets, splits queries into train / test by a hash of the query id (`--split-by
-topic`: of its topic, so that no topic is in both; `labelled`: queries with human labels are the
-test set), and writes a prepared dataset (`rankjax.data.store`) the training engine reads. It prints
-one JSON line: the dataset path, lists per split, lists / impressions / clicks per frequency bucket
-and the read summary. Options join more to each list: `--features` (svmlight rows,
-`--num-features` wide),
-`--llm-labels` (an annotation store's labels as the "llm" source; pairs without one are counted
-and left unlabelled), `--tokenizer` (a cross-encoder's token arrays,
+frequency and buckets, splits the queries into train / validation / test by a hash of the query id
+(`--split-by topic`: of its topic, so that no topic is in two splits; `labelled`: queries with
+human labels are the test and validation sets; `rankjax.data.splits`), and writes a prepared
+dataset (`rankjax.data.store`) the training engine reads, keeping each bucket's frequency range in
+its metadata. It warns when a bucket is empty or thin (`frequency.thin_bucket_warning`), and
+prints a few aligned lines: the dataset path, lists per split, the read counts, each bucket's
+queries and frequency range. The full summary (lists / impressions / clicks per frequency bucket,
+clicks by position, the read summary) goes to `prepare_summary.json` in the dataset directory, and
+with `--json` to stdout as one line instead of the table. Options join more to each list:
+`--features` (svmlight rows,
+`--num-features` wide), `--llm-labels` (an annotation store's labels as the "llm" source;
+pairs without one are counted and left unlabelled), `--tokenizer` (a cross-encoder's token arrays,
 `rankjax.data.text.PairTokenizer`).
 """
 
@@ -23,7 +27,6 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
-import hashlib
 import json
 import sys
 from collections.abc import Callable, Sequence
@@ -33,11 +36,13 @@ import tqdm
 
 from rankjax import registry
 from rankjax.cli import common, reader_flags
-from rankjax.data import aggregate, frequency, readers, svmlight, text
+from rankjax.data import aggregate, frequency, readers, splits, svmlight, text
 
 # The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
 # dataset ships, the Sogou query file's session counts.
 DATASET_FREQUENCY = "dataset"
+# `prepare`'s full summary, written beside the dataset it describes.
+SUMMARY_FILE = "prepare_summary.json"
 
 
 def _stats(args) -> readers.ReadSummary:
@@ -46,12 +51,6 @@ def _stats(args) -> readers.ReadSummary:
   for _ in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
     pass
   return summary
-
-
-def in_test_split(qid: str, fraction: float) -> bool:
-  """A query's split from a hash of its id: stable across runs, machines and log orders."""
-  h = int.from_bytes(hashlib.blake2b(qid.encode(), digest_size=8).digest(), "little")
-  return h / 2**64 < fraction
 
 
 def read_features(path, num_features: int | None, encoding: str):
@@ -127,16 +126,16 @@ def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
 
 @dataclasses.dataclass(frozen=True)
 class Split:
-  """A way to choose the test queries (`--split-by`).
+  """A way to split the queries into train, validation and test (`--split-by`).
 
   Attributes:
-    test_queries: (aggregator, test fraction) -> the predicate on query ids that holds for the
-      test set's queries.
+    assign: (aggregator, test fraction, validation fraction) -> query id -> split name
+      (`rankjax.data.splits`).
     description: what decides a query's split, for --help.
     by_fraction: whether --test-fraction sizes the test set (at 0 there is no test split).
   """
 
-  test_queries: Callable[[aggregate.ClickAggregator, float], Callable[[str], bool]]
+  assign: Callable[[aggregate.ClickAggregator, float, float], dict[str, str]]
   description: str
   by_fraction: bool = True
 
@@ -145,38 +144,38 @@ class Split:
 SPLITS: dict[str, Split] = {}
 
 
-def _by_query(agg, fraction: float):
-  del agg
-  return lambda q: in_test_split(q, fraction)
+def _by_query(agg, test: float, validation: float):
+  return splits.by_unit({q: q for q in agg.pairs}, test, validation)
 
 
-def _by_topic(agg, fraction: float):
+def _by_topic(agg, test: float, validation: float):
   no_topic = [q for q, i in agg.queries.items() if i.topic is None]
   if no_topic:
     raise SystemExit(
       f"--split-by topic: {len(no_topic)} queries have no topic, e.g. {no_topic[:3]}"
     )
-  return lambda q: in_test_split(agg.queries[q].topic, fraction)
+  return splits.by_unit({q: agg.queries[q].topic for q in agg.pairs}, test, validation)
 
 
-def _labelled(agg, fraction: float):
-  del fraction
-  labelled = {
+def _labelled(agg, test: float, validation: float):
+  del test
+  labelled = [
     q for q, docs in agg.pairs.items() if any(not np.isnan(p.label) for p in docs.values())
-  }
+  ]
   if not labelled:
     raise SystemExit("--split-by labelled: no query has human labels (--labels)")
-  return labelled.__contains__
+  return splits.labelled(agg.pairs, labelled, validation)
 
 
 registry.register(SPLITS, "query")(Split(_by_query, "a hash of the query id"))
 registry.register(SPLITS, "topic")(
-  Split(_by_topic, "a hash of the query's topic, so that no topic is in both splits")
+  Split(_by_topic, "a hash of the query's topic, so that no topic is in two splits")
 )
 registry.register(SPLITS, "labelled")(
   Split(
     _labelled,
-    "the queries with human labels are the test set (TianGong-ST's 2,000 sessions)",
+    "the queries with human labels are the test set (TianGong-ST's 2,000 sessions), less "
+    "--validation-fraction of them for validation",
     by_fraction=False,
   )
 )
@@ -214,8 +213,22 @@ def _prepare(args) -> dict:
     except ValueError as e:  # e.g. by topic, of a log without topics
       raise SystemExit(f"--freq-by {args.freq_by} ({args.format}): {e}") from None
   buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
-  split = SPLITS[args.split_by]
-  is_test = split.test_queries(agg, args.test_fraction)
+  bucket_rows = aggregate.bucket_summary(agg, buckets, freq)
+  warnings = []
+  thin = frequency.thin_bucket_warning(
+    bucket_rows, {q: freq.get(q, 0.0) for q in agg.pairs}, args.buckets, _other_counts(agg, args)
+  )
+  if thin:
+    warnings.append(thin)
+    print(f"warning: {thin}", file=sys.stderr)
+  split_of = SPLITS[args.split_by].assign(agg, args.test_fraction, args.validation_fraction)
+  sizes = collections.Counter(split_of.values())
+  if args.validation_fraction > 0 and not sizes[splits.VALIDATION]:
+    warnings.append(
+      f"no validation split: {sizes[splits.TRAIN]} training and {sizes[splits.TEST]} test "
+      "queries leave none to hold out; configs that evaluate on validation will not run on it"
+    )
+    print(f"warning: {warnings[-1]}", file=sys.stderr)
   llm = (
     store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version)
     if args.llm_labels
@@ -230,9 +243,9 @@ def _prepare(args) -> dict:
   )
   counts = collections.Counter()
 
-  def lists(test):
+  def lists(name):
     out = aggregate.to_ranking_lists(
-      agg, freq=freq, bucket_method=args.buckets, keep=lambda q: is_test(q) == test, **kw
+      agg, freq=freq, bucket_method=args.buckets, keep=lambda q: split_of[q] == name, **kw
     )
     if features:
       out = with_features(out, *features)
@@ -240,31 +253,74 @@ def _prepare(args) -> dict:
       out = with_llm_labels(out, llm, counts)
     return map(tokenizer, out) if tokenizer else out
 
-  splits = {"train": lists(False)}
-  if not split.by_fraction or args.test_fraction > 0:
-    splits["test"] = lists(True)
+  # train first (its first list sets what the dataset stores), then the held-out splits there are.
+  names = [splits.TRAIN] + [n for n in (splits.VALIDATION, splits.TEST) if sizes[n]]
   path = store.write_dataset(
     args.output,
     name=args.name,
-    splits=splits,
+    splits={n: lists(n) for n in names},
     description=f"click log {args.files} ({args.format}), aggregated per (query, doc)",
+    metadata={"bucket_ranges": frequency.bucket_ranges(bucket_rows)},
   )
-  n_test = sum(map(is_test, agg.pairs))
   if tokenizer:
     tokenizer.save_rules(path, args.tokenizer)
     counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
-  return {
+  out = {
     "path": str(path),
-    "lists": {"train": len(agg.pairs) - n_test, "test": n_test},
+    "lists": {n: sizes[n] for n in (splits.TRAIN, splits.VALIDATION, splits.TEST)},
     "split_by": args.split_by,
     **({"joined": dict(counts)} if counts else {}),
     **({"features": _features_read(*features)} if features else {}),
     "freq_by": args.freq_by,
-    "buckets": aggregate.bucket_summary(agg, buckets, freq),
+    "bucket_method": args.buckets,
+    "buckets": bucket_rows,
+    "warnings": warnings,
     "position_totals": {str(k): v for k, v in agg.position_totals().items()},
     "conflicts": dict(agg.conflicts),
     "read": summary.as_dict(),
   }
+  out["summary_file"] = str(path / SUMMARY_FILE)
+  (path / SUMMARY_FILE).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
+  return out
+
+
+def _other_counts(agg: aggregate.ClickAggregator, args) -> list[str]:
+  """The --freq-by choices that could bucket this log better than the one asked: the topic's
+  sessions where the log has topics."""
+  if args.freq_by != "topic" and agg.freq.topic_sessions:
+    return ["--freq-by topic (the sessions of the query's topic)"]
+  return []
+
+
+def summary_lines(out: dict) -> list[str]:
+  """`prepare`'s result as a few aligned lines for the terminal (the JSON has everything)."""
+  read = out["read"]
+  lists = out["lists"]
+  rows = [
+    ("dataset", out["path"]),
+    (
+      "lists",
+      ", ".join(f"{n} {lists[n]:,}" for n in lists if lists[n]) + f" (split by {out['split_by']})",
+    ),
+    (
+      "read",
+      f"{read['sessions']:,} sessions, {read['interactions']:,} result pages, "
+      f"{read['clicks']:,} clicks, {read['skipped']:,} records skipped",
+    ),
+    ("buckets", f"{out['bucket_method']} of query frequency by {out['freq_by']}:"),
+  ]
+  for name, row in out["buckets"].items():
+    span = (
+      f"frequency {row['min_frequency']:g}..{row['max_frequency']:g}" if row["queries"] else "-"
+    )
+    rows.append((f"  {name}", f"{row['queries']:>6,} queries  {span}"))
+  if "joined" in out:
+    rows.append(("joined", ", ".join(f"{k} {v:,}" for k, v in out["joined"].items())))
+  if out["warnings"]:
+    rows.append(("warnings", f"{len(out['warnings'])}, printed above"))
+  rows.append(("summary", f"{out['summary_file']} (all counts; --json prints it)"))
+  width = max(len(k) for k, _ in rows)
+  return [f"{k:<{width}}  {v}" for k, v in rows]
 
 
 def _features_read(rows, summary: readers.ReadSummary) -> dict:
@@ -294,7 +350,7 @@ def stats(argv: Sequence[str], prog: str = "rankjax data stats") -> dict:
 
 
 def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
-  """Aggregates click logs into a prepared dataset; prints one JSON line."""
+  """Aggregates click logs into a prepared dataset; prints a summary (--json: one JSON line)."""
   p = _log_parser(prog, prepare.__doc__)
   p.add_argument(
     "--output", required=True, help="data directory; the dataset lands in OUTPUT/NAME/1.0.0"
@@ -318,7 +374,17 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     help="dataset buckets: whose bucket map",
   )
   p.add_argument(
-    "--test-fraction", type=float, default=0.2, help="queries held out, by hash of the id"
+    "--test-fraction", type=float, default=0.2, help="queries (topics) held out for testing"
+  )
+  p.add_argument(
+    "--validation-fraction",
+    type=float,
+    default=0.1,
+    help="queries (topics; --split-by labelled: labelled queries) held out for validation, "
+    "at least one where two are left to train on; 0: no validation split",
+  )
+  p.add_argument(
+    "--json", action="store_true", help="print the full summary as one JSON line, not the table"
   )
   p.add_argument(
     "--split-by",
@@ -370,7 +436,7 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   if bool(args.llm_labels) != bool(args.llm_model):
     p.error("--llm-labels and --llm-model go together")
   out = _prepare(args)
-  print(json.dumps(out, ensure_ascii=False))
+  print(json.dumps(out, ensure_ascii=False) if args.json else "\n".join(summary_lines(out)))
   return out
 
 

@@ -20,11 +20,11 @@ hook (whose `ips_clip` bounds the weights); `clip` here bounds the estimates the
 
 from __future__ import annotations
 
-import collections
 import dataclasses
 
 import numpy as np
 
+from rankjax.click_models import identification
 from rankjax.click_models.log import ClickLog
 
 
@@ -113,7 +113,7 @@ def estimate(
   ok = (pairs[i, j] >= min_pairs) & (m[i, j] > 0) & (m[j, i] > 0)
   used = np.zeros((k_count, k_count), bool)
   used[i[ok], j[ok]] = used[j[ok], i[ok]] = True
-  unreached = _unreached(used)
+  unreached = identification.unreached_ranks(used)
   if unreached:
     raise ValueError(
       f"ranks {unreached} share no clicked (query, document) pair with rank 1, "
@@ -131,15 +131,3 @@ def estimate(
   if clip > 0:
     theta = np.clip(theta, clip, 1.0)
   return Harvest(theta, pairs, used)
-
-
-def _unreached(used: np.ndarray) -> list[int]:
-  """1-based ranks not connected to rank 1 in the graph of used rank pairs."""
-  seen, todo = {0}, collections.deque([0])
-  while todo:
-    r = todo.popleft()
-    for s in np.flatnonzero(used[r]):
-      if s not in seen:
-        seen.add(int(s))
-        todo.append(int(s))
-  return [r + 1 for r in range(used.shape[0]) if r not in seen]

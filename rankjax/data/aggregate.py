@@ -218,16 +218,27 @@ def buckets_for(
 def bucket_summary(
   agg: ClickAggregator, buckets: dict[str, int], freq: dict[str, float]
 ) -> dict[str, dict]:
-  """Per bucket name: queries, summed query frequency, impressions and clicks."""
+  """Per bucket name: queries, their smallest and largest frequency (None in an empty bucket),
+  summed query frequency, impressions and clicks."""
   out = {
-    name: {"queries": 0, "frequency": 0.0, "impressions": 0, "clicks": 0}
+    name: {
+      "queries": 0,
+      "min_frequency": None,
+      "max_frequency": None,
+      "frequency": 0.0,
+      "impressions": 0,
+      "clicks": 0,
+    }
     for name in (*schema.BUCKETS, "unknown")
   }
   for q in agg.pairs:
     row = out[frequency.bucket_name(buckets.get(q, schema.UNKNOWN_BUCKET))]
     impressions, clicks = agg.query_totals(q)
+    f = freq.get(q, 0.0)
     row["queries"] += 1
-    row["frequency"] += freq.get(q, 0.0)
+    row["min_frequency"] = f if row["min_frequency"] is None else min(row["min_frequency"], f)
+    row["max_frequency"] = f if row["max_frequency"] is None else max(row["max_frequency"], f)
+    row["frequency"] += f
     row["impressions"] += impressions
     row["clicks"] += clicks
   return {k: v for k, v in out.items() if k != "unknown" or v["queries"]}

@@ -15,7 +15,7 @@ topics). Buckets come from one of:
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
@@ -24,6 +24,11 @@ from rankjax.data import schema
 from rankjax.data.readers.common import Session
 
 HIGH, MEDIUM, LOW = range(3)
+
+# A bucket is thin, its per-bucket metrics of little meaning, when it holds fewer queries than
+# either of these: a share of all queries, or a count.
+THIN_SHARE = 0.05
+THIN_QUERIES = 10
 
 # A dataset's own bucket ids, by dataset name: bucket id -> `schema.BUCKETS` index.
 DATASET_BUCKETS: dict[str, dict[int, int]] = {}
@@ -144,3 +149,63 @@ def dataset_buckets(raw: dict[str, int], dataset: str = "baidu-ultr") -> dict[st
 
 def bucket_name(bucket: int) -> str:
   return schema.BUCKETS[bucket] if bucket != schema.UNKNOWN_BUCKET else "unknown"
+
+
+def bucket_ranges(summary: Mapping[str, Mapping]) -> dict[str, dict]:
+  """Bucket name -> {"queries", "min", "max"} (frequencies; None in an empty bucket), from
+  `rankjax.data.aggregate.bucket_summary`: what a dataset's metadata keeps and a report shows."""
+  return {
+    name: {"queries": row["queries"], "min": row["min_frequency"], "max": row["max_frequency"]}
+    for name, row in summary.items()
+  }
+
+
+def thin_bucket_warning(
+  summary: Mapping[str, Mapping],
+  freq: Mapping[str, float],
+  method: str,
+  alternatives: Sequence[str] = (),
+) -> str | None:
+  """A warning naming the empty or thin buckets (`THIN_SHARE`, `THIN_QUERIES`) of a
+  `rankjax.data.aggregate.bucket_summary`, why they are thin and what to try; None if none is.
+
+  >>> rows = {"high": {"queries": 4}, "medium": {"queries": 0}, "low": {"queries": 376}}
+  >>> print(thin_bucket_warning(rows, {f"q{i}": 1.0 if i > 3 else 2.0 for i in range(380)},
+  ...                           "quantile", ["--freq-by topic"]))  # doctest: +NORMALIZE_WHITESPACE
+  frequency buckets high (4 queries, 1.1%), medium (0 queries) are empty or thin (under 5% of the
+  380 queries or under 10), so their metrics mean little. 376 of the 380 queries (98.9%) have the
+  same frequency, 1, and a quantile cut never splits one frequency, so they share one bucket
+  (queries nearly all issued once, as in TREC Session). Try --freq-by topic.
+  """
+  total = sum(row["queries"] for row in summary.values())
+  thin = {
+    name: row["queries"]
+    for name, row in summary.items()
+    if name in schema.BUCKETS and row["queries"] < max(THIN_SHARE * total, THIN_QUERIES)
+  }
+  if not thin or not total:
+    return None
+  names = ", ".join(
+    f"{name} ({n} queries{f', {n / total:.1%}' if n else ''})" for name, n in thin.items()
+  )
+  text = (
+    f"frequency buckets {names} are empty or thin (under {THIN_SHARE:.0%} of the {total:,} "
+    f"queries or under {THIN_QUERIES}), so their metrics mean little."
+  )
+  if freq and method in ("quantile", "threshold"):  # buckets cut from these frequencies
+    value, count = collections.Counter(freq.values()).most_common(1)[0]
+    if count > total / 2:
+      text += (
+        f" {count:,} of the {total:,} queries ({count / total:.1%}) have the same frequency, "
+        f"{value:g}"
+      )
+      if method == "quantile":
+        text += ", and a quantile cut never splits one frequency, so they share one bucket"
+      if value == 1:
+        text += " (queries nearly all issued once, as in TREC Session)"
+      text += "."
+  if alternatives:
+    text += f" Try {' or '.join(alternatives)}."
+  elif method in ("quantile", "threshold"):
+    text += " Try thresholds that fit: --buckets threshold --high H --medium M."
+  return text

@@ -34,6 +34,7 @@ import functools
 import itertools
 import os
 import pathlib
+import sys
 from typing import Callable, Iterable, Mapping
 
 import numpy as np
@@ -137,6 +138,7 @@ def write_dataset(
   name: str,
   splits: Mapping[str, Iterable[schema.RankingList]],
   description: str = "",
+  metadata: Mapping | None = None,
 ) -> pathlib.Path:
   """Writes `RankingList`s as a tfds array_record dataset; returns its directory.
 
@@ -148,6 +150,8 @@ def write_dataset(
       a later list that does not fit is an error naming split and qid. A list without a stored
       source gets all-NaN labels for it.
     description: free text kept in the dataset info.
+    metadata: JSON-able facts about the data kept beside its layout (`Split.metadata`), e.g.
+      `rankjax data prepare`'s "bucket_ranges", which reports show.
 
   Returns:
     `<directory>/<name>/1.0.0`, ready for `open_split`.
@@ -167,21 +171,24 @@ def write_dataset(
     # through `importlib_resources`, which it does not depend on.
     code_path = None
 
-    # tfds announces a download ("Downloading and preparing dataset Unknown size ...") where
-    # nothing is downloaded: say what happens instead.
+    # tfds announces a download on stdout ("Downloading and preparing dataset Unknown size ...")
+    # where nothing is downloaded: say what happens instead, on stderr, as progress is (a
+    # command's stdout is its own: `rankjax data prepare --json`).
     def _log_download_bytes(self):
-      print(f"writing dataset {name!r} to {self.data_dir}", flush=True)
+      print(f"writing dataset {name!r} to {self.data_dir}", file=sys.stderr, flush=True)
 
     def _log_download_done(self):
       counts = ", ".join(f"{s} {info.num_examples}" for s, info in self.info.splits.items())
-      print(f"wrote dataset {name!r} ({counts} lists) to {self.data_dir}", flush=True)
+      print(
+        f"wrote dataset {name!r} ({counts} lists) to {self.data_dir}", file=sys.stderr, flush=True
+      )
 
     def _info(self):
       return _LocalInfo(
         builder=self,
         description=description,
         features=_features_dict(layout),
-        metadata=tfds.core.MetadataDict(layout=layout),
+        metadata=tfds.core.MetadataDict(layout=layout, **(metadata or {})),
       )
 
     def _split_generators(self, dl_manager):
@@ -242,6 +249,8 @@ class Split(collections.abc.Sequence):
 
   Attributes:
     lengths: int32 [len(split)] items per list (None when opened `with_lengths=False`).
+    layout: what the dataset stores (`write_dataset`).
+    metadata: the facts `write_dataset` kept beside the layout (empty for none).
   """
 
   def __init__(self, path: pathlib.Path, split: str, with_lengths: bool = True):
@@ -256,6 +265,7 @@ class Split(collections.abc.Sequence):
       raise KeyError(f"{path}: no split {split!r}; it has {sorted(builder.info.splits)}")
     self.source = builder.as_data_source(split=split)
     self.layout = dict(builder.info.metadata["layout"])
+    self.metadata = {k: v for k, v in builder.info.metadata.items() if k != "layout"}
     self.lengths = np.load(path / f"list_lengths-{split}.npy") if with_lengths else None
 
   @functools.cached_property

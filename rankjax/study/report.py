@@ -26,7 +26,9 @@ def metric_table(summary: dict, spec: str) -> list[str]:
   """The Markdown table of one metric: a row per variant (in `summary["order"]`), a column per
   bucket, the number of lists below."""
   lines = [
-    "| variant | " + " | ".join(stats.BUCKETS) + " |",
+    "| variant | "
+    + " | ".join(_bucket(b, summary.get("bucket_ranges")) for b in stats.BUCKETS)
+    + " |",
     "|---|" + "---|" * len(stats.BUCKETS),
   ]
   for v in summary["order"]:
@@ -44,6 +46,16 @@ def metric_table(summary: dict, spec: str) -> list[str]:
     + " |"
   )
   return lines
+
+
+def _bucket(name: str, ranges: dict | None) -> str:
+  """A bucket's column name with its query frequency range from the dataset, where it has one:
+  "high (freq 9..40)"."""
+  r = (ranges or {}).get(name)
+  if not r or not r["queries"]:
+    return name
+  span = f"{r['min']:g}" if r["min"] == r["max"] else f"{r['min']:g}..{r['max']:g}"
+  return f"{name} (freq {span})"
 
 
 def report(summary: dict, config) -> str:

@@ -242,6 +242,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   summary["seconds"] = time.perf_counter() - start
   summary["preempted"] = False
   summary["world"] = meta
+  summary["bucket_ranges"] = split.metadata.get("bucket_ranges")  # `rankjax data prepare`'s
   summary["preparation"] = preparation
   summary["prepared"] = prepared
   if jax.process_index() == 0:

@@ -85,8 +85,8 @@ def _annotation_store(path, pairs, model="m", mode="pointwise_graded", seed=0):
 
 
 def _prepare(capsys, *args):
-  data_main(["prepare", *map(str, args), "--quiet"])
-  return json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  data_main(["prepare", *map(str, args), "--quiet", "--json"])
+  return json.loads(capsys.readouterr().out)
 
 
 def _text(x):
@@ -178,6 +178,8 @@ def test_llm_labels_joined_by_query_text_and_document_with_misses_counted(tmp_pa
     log,
     "--test-fraction",
     "0",
+    "--validation-fraction",
+    "0",
     "--output",
     tmp_path / "plain",
     "--name",
@@ -195,6 +197,8 @@ def test_llm_labels_joined_by_query_text_and_document_with_misses_counted(tmp_pa
     "--labels",
     qrels,
     "--test-fraction",
+    "0",
+    "--validation-fraction",
     "0",
     "--llm-labels",
     tmp_path / "ann.db",
@@ -352,6 +356,8 @@ def test_trec_session_study_config_runs(tmp_path, capsys):
     "trec-session",
     log,
     "--test-fraction",
+    "0",
+    "--validation-fraction",
     "0",
     "--output",
     tmp_path / "plain",

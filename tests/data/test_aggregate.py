@@ -48,8 +48,16 @@ def test_ranking_lists_carry_frequency_and_buckets():
   assert lists["q1"].query_freq == 3 and lists["q1"].bucket == 0
   assert lists["q2"].query_freq == 1 and lists["q2"].bucket == 2
   summary = aggregate.bucket_summary(agg, {"q1": 0, "q2": 2}, agg.freq.frequency())
-  assert summary["high"] == {"queries": 1, "frequency": 3.0, "impressions": 8, "clicks": 2}
+  assert summary["high"] == {
+    "queries": 1,
+    "min_frequency": 3.0,
+    "max_frequency": 3.0,
+    "frequency": 3.0,
+    "impressions": 8,
+    "clicks": 2,
+  }
   assert summary["low"]["impressions"] == 2 and summary["medium"]["queries"] == 0
+  assert summary["medium"]["min_frequency"] is None and summary["medium"]["max_frequency"] is None
 
 
 def test_baidu_annotations_use_dataset_buckets_and_unknown_positions(shared_data):
@@ -97,8 +105,8 @@ def test_real_logs_aggregate_every_impression_and_click(shared_data):
 def test_prepare_cli_writes_a_dataset_the_store_reads(tmp_path, capsys):
   import json
 
-  from rankjax.cli.data import in_test_split, main
-  from rankjax.data import store
+  from rankjax.cli.data import main
+  from rankjax.data import splits, store
 
   main(
     [
@@ -117,19 +125,25 @@ def test_prepare_cli_writes_a_dataset_the_store_reads(tmp_path, capsys):
       "--test-fraction",
       "0",
       "--quiet",
+      "--json",
     ]
   )
-  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-  assert out["lists"] == {"train": 3, "test": 0} and out["read"]["skipped"] == 2
-  split = store.open_split(out["path"], "train")
-  records = {split[i]["qid"].decode(): split[i] for i in range(len(split))}
+  out = json.loads(capsys.readouterr().out)
+  # Of three queries, one is held out for validation, so that a config selecting on it runs.
+  assert out["lists"] == {"train": 2, "validation": 1, "test": 0} and out["read"]["skipped"] == 2
+  records = {
+    split[i]["qid"].decode(): split[i]
+    for name in ("train", "validation")
+    for split in [store.open_split(out["path"], name)]
+    for i in range(len(split))
+  }
   assert set(records) == {"q1", "q2", "q3"}
   q1 = records["q1"]
   # q1 was shown twice (10 then 7 results): d10 at rank 1 both times, clicked once.
   k = [d.decode() for d in q1["doc_ids"]].index("d10")
   assert q1["extra_impressions"][k] == 2 and q1["label_click"][k] == 0.5 and q1["position"][k] == 1
   assert np.isnan(q1["label_human"]).all() and np.isfinite(records["q2"]["label_human"]).all()
-  assert in_test_split("q1", 1.0) and not in_test_split("q1", 0.0)
+  assert splits.in_test_split("q1", 1.0) and not splits.in_test_split("q1", 0.0)
 
 
 def test_prepare_joins_features_of_a_simulated_log(shared_data, tmp_path, capsys):
@@ -158,9 +172,10 @@ def test_prepare_joins_features_of_a_simulated_log(shared_data, tmp_path, capsys
       "--name",
       "sim",
       "--quiet",
+      "--json",
     ]
   )
-  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  out = json.loads(capsys.readouterr().out)
   rec = store.open_split(out["path"], "train")[0]
   source = {x.qid: x for x in lists}[rec["qid"].decode()]
   rows = [source.doc_ids.index(d.decode()) for d in rec["doc_ids"]]
@@ -197,16 +212,18 @@ def test_prepare_with_the_sogou_query_file_frequencies(tmp_path, capsys):
       "--name",
       "sogou_fixture",
       "--quiet",
+      "--json",
     ]
   )
-  out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
-  split = store.open_split(out["path"], "train")
+  out = json.loads(capsys.readouterr().out)
   got = {
     split[i]["qid"].decode(): (float(split[i]["query_freq"]), int(split[i]["bucket"]))
+    for name in ("train", "validation")
+    for split in [store.open_split(out["path"], name)]
     for i in range(len(split))
   }
   assert got == {"0": (3.0, 0), "1": (1.0, 2)}  # the file's session counts, not the log's (2 and 1)
-  assert split[0]["query"].decode() in ("汉字英雄", "中文")
+  assert store.open_split(out["path"], "train")[0]["query"].decode() in ("汉字英雄", "中文")
 
 
 @pytest.fixture(name="toy_buckets")
@@ -244,12 +261,13 @@ def test_a_registered_bucket_method_and_its_option_reach_data_prepare(
     "--name",
     "t",
     "--quiet",
+    "--json",
   ]
   with pytest.raises(SystemExit):
     main(argv)  # the method's option is required
   assert f"--buckets {toy_buckets} needs --high" in capsys.readouterr().err
   main([*argv, "--high", "5"])
-  buckets = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["buckets"]
+  buckets = json.loads(capsys.readouterr().out)["buckets"]
   # q1 is shown 8 times, q2 twice.
   assert buckets["high"]["impressions"] == 8 and buckets["low"]["impressions"] == 2
 

@@ -345,6 +345,8 @@ def test_padding_waste_on_trec_session(shared_data, minilm_dir, tmp_path):
       "topic",
       "--test-fraction",
       "0.3",
+      "--validation-fraction",
+      "0",
       "--tokenizer",
       minilm_dir,
       "--max-tokens",

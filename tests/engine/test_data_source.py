@@ -2,12 +2,13 @@
 
 import pathlib
 
+import numpy as np
 import pytest
 from train_helpers import tiny_config
 
 from rankjax import registry
 from rankjax.configs import default as config_defaults
-from rankjax.data import store, svmlight
+from rankjax.data import schema, splits, store, svmlight
 from rankjax.engine import data_source
 from rankjax.sim import world
 
@@ -45,10 +46,81 @@ def test_an_unknown_name_lists_the_sources(tmp_path):
   config.data.name = "msrl_web10k"
   with pytest.raises(
     registry.UnknownName,
-    match="'msrl_web10k' is not 'demo_world': unknown "
-    f"svmlight dataset 'msrl_web10k'; known: .*{next(iter(svmlight.DATASETS))}",
+    match="config.data.name 'msrl_web10k' is not 'demo_world', nor a known svmlight dataset "
+    f"\\(.*{next(iter(svmlight.DATASETS))}.*\\), nor a path to a prepared dataset directory or a "
+    "LETOR / svmlight file",
   ):
     data_source.resolve(config, tmp_path)
+  config.data.name = str(tmp_path / "nothing")
+  with pytest.raises(FileNotFoundError, match="nothing': no such file or directory"):
+    data_source.resolve(config, tmp_path)
+
+
+def _lists(qids, width=3):
+  rng = np.random.default_rng(0)
+  return [
+    schema.RankingList(
+      qid=q,
+      doc_ids=[f"{q}-{k}" for k in range(4)],
+      labels={"human": rng.integers(0, 3, 4).astype(np.float32)},
+      features=rng.random((4, width), dtype=np.float32),
+    )
+    for q in qids
+  ]
+
+
+def test_a_directory_holding_one_prepared_dataset_is_a_name(tmp_path):
+  """`prepare --output DIR` as `config.data.name=DIR`: the one dataset in it, or it named."""
+  config = _world_config()
+  path = store.write_dataset(tmp_path / "out", name="mine", splits={"train": _lists(["a"])})
+  for name in (tmp_path / "out", tmp_path / "out" / "mine", path):
+    config.data.name = str(name)
+    assert data_source.resolve(config, tmp_path / "run") == (path, None)
+  store.write_dataset(tmp_path / "out", name="other", splits={"train": _lists(["b"])})
+  config.data.name = str(tmp_path / "out")
+  with pytest.raises(FileNotFoundError, match="holds several prepared datasets \\(mine, other\\)"):
+    data_source.resolve(config, tmp_path / "run")
+
+
+def _write_letor(path, lists):
+  path.write_text(
+    "".join(
+      f"{int(y)} qid:{x.qid} "
+      + " ".join(f"{j + 1}:{v:.3f}" for j, v in enumerate(row))
+      + f" # docid = {d}\n"
+      for x in lists
+      for y, row, d in zip(x.labels["human"], x.features, x.doc_ids)
+    )
+  )
+
+
+def test_a_letor_file_is_split_by_query_and_prepared_once(tmp_path):
+  qids = [f"q{i}" for i in range(30)]
+  _write_letor(tmp_path / "my.txt", _lists(qids))
+  config = _world_config(tmp_path / "cache")
+  config.data.name = str(tmp_path / "my.txt")
+  path, meta = data_source.resolve(config, tmp_path / "run")
+  assert meta is None and path.parent.parent == tmp_path / "cache"
+  want = splits.by_unit({q: q for q in qids}, 0.2, 0.1)
+  for name in ("train", "validation", "test"):
+    split = store.open_split(path, name)
+    got = sorted(split[i]["qid"].decode() for i in range(len(split)))
+    assert got == sorted(q for q in qids if want[q] == name) and got, name
+  assert data_source.resolve(config, tmp_path / "run") == (path, None)  # the cached one
+
+
+def test_a_letor_fold_directory_gives_its_three_files(tmp_path):
+  for name, qids in {"train.txt": ["a", "b"], "vali.txt": ["c"], "test.txt": ["d"]}.items():
+    _write_letor(tmp_path / name, _lists(qids))
+  config = _world_config(tmp_path / "cache")
+  config.data.name = str(tmp_path)
+  path, _ = data_source.resolve(config, tmp_path / "run")
+  got = {s: store.open_split(path, s) for s in ("train", "validation", "test")}
+  got = {s: sorted(x[i]["qid"].decode() for i in range(len(x))) for s, x in got.items()}
+  assert got == {"train": ["a", "b"], "validation": ["c"], "test": ["d"]}
+  (tmp_path / "test.txt").unlink()
+  with pytest.raises(FileNotFoundError, match="not a LETOR fold directory \\(no test.txt\\)"):
+    data_source.resolve(config, tmp_path / "run")
 
 
 @pytest.mark.slow

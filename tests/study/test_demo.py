@@ -32,7 +32,7 @@ def test_demo_study_end_to_end(tmp_path):
   headline = out.stdout.split("NDCG@10 (mean ± std over seeds):\n", 1)[1].splitlines()
   assert headline[0] == "| variant | high | medium | low | all |"
   assert headline[-1] == f"Report: {tmp_path.resolve() / 'report.md'} ({headline[-1].split('(')[1]}"
-  assert "Downloading" not in out.stdout and "wrote dataset 'demo_world' (train " in out.stdout
+  assert "Downloading" not in out.stdout and "wrote dataset 'demo_world' (train " in out.stderr
   report = (tmp_path / "report.md").read_text()
   assert "a simulation" in report
   table = report.split("## NDCG@10")[1].split("##")[0]

@@ -90,9 +90,13 @@ def test_summary_report_and_plots(world_split, tmp_path):
   assert a["llm"]["spearman/quality"]["mean"] < a["click"]["spearman/quality"]["mean"]
   assert a["llm"]["spearman/semantic"]["mean"] > a["click"]["spearman/semantic"]["mean"]
   note = "Learned gate (fitted on 9 `validation` lists; ...)."
-  summary.update(seconds=1.0, world=meta, preparation={"click": [], "oracle": [note]})
+  ranges = {"high": {"queries": 3, "min": 9.0, "max": 40.0}, "medium": {"queries": 0}}
+  summary.update(
+    seconds=1.0, world=meta, preparation={"click": [], "oracle": [note]}, bucket_ranges=ranges
+  )
   text = report.report(summary, config)
   assert "a simulation" in text and "| oracle |" in text and "▲" in text
+  assert "| variant | high (freq 9..40) | medium | low | all |" in text  # the dataset's ranges
   assert text.count(note) == 1  # what the runs prepared
   for spec in stats.METRICS:
     assert f"## {spec.upper()}" in text
