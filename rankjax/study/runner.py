@@ -11,6 +11,9 @@ A config with a `study` section is a study (`rankjax train` dispatches it to `ru
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
                                "term_overlap", computed from the query and document texts
+  config.study.baselines       names of `rankjax.study.baselines` scored beside the variants
+                               (LightGBM LambdaMART, the logged order, BM25); one whose library is
+                               missing is left out with a note in the report
 
 The data is `config.data`'s, as for one run (`rankjax.engine.data_source`): e.g. the simulated
 demo world (`data.name = "demo_world"`, its parameters `data.world`), which the report describes.
@@ -46,6 +49,7 @@ from rankjax import models
 from rankjax.data import pipeline, store
 from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
+from rankjax.study import baselines as baselines_lib
 from rankjax.study import plots, stats
 from rankjax.study import report as report_lib
 from rankjax.study import signals as signals_lib
@@ -119,6 +123,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   study = config.study
   if study.baseline not in study.variants:
     raise ValueError(f"baseline {study.baseline!r} is not a variant: {sorted(study.variants)}")
+  chosen = {name: baselines_lib.get(name) for name in study.baselines}  # unknown names fail here
   if not jax.config.jax_compilation_cache_dir:
     # Seeds of a variant compile the same programs: a persistent cache compiles them once.
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
@@ -149,7 +154,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
       prepared.setdefault(variant, {})[seed] = prepared_keys(
         cfg.supervision, out["config"].supervision
       )
-  summary = stats.summarize(scores, data, study)
+  described, left_out = {}, []
+  if chosen:
+    train_lists = baselines_lib.read_lists(store.open_split(data_path, "train"))
+    eval_lists = baselines_lib.read_lists(split)
+  for name, baseline in chosen.items():
+    if not baseline.available():
+      left_out.append(
+        f"`{name}` is left out: `{baseline.needs}` is not installed ({baseline.install})."
+      )
+      continue
+    print(f"study: baseline {name}", flush=True)
+    scores[name] = [baseline.score(train_lists, eval_lists, seed) for seed in study.seeds]
+    described[name] = baseline.describe
+  summary = stats.summarize(scores, data, study, baselines=described)
+  summary["left_out"] = left_out
   summary["seconds"] = time.perf_counter() - start
   summary["world"] = meta
   summary["preparation"] = preparation
