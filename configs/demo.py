@@ -51,6 +51,13 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0
   c.study.doc_signals = ("global_ctr", "quality")
   c.study.semantic_signals = ("semantic",)
+  c.study.baselines = (  # LightGBM's rows when it is installed (pip install 'rankjax[baselines]')
+    "logged_order",
+    "lgbm_human",
+    "lgbm_llm",
+    "lgbm_click",
+    "lgbm_click_unbiased",
+  )
   c.study.variants = ml_collections.ConfigDict(
     {
       **common.paper_variants(weights="ips_pbm"),

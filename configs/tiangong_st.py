@@ -64,6 +64,7 @@ def get_config(arg=None):
   c.study.relevant_label = 2.0  # labels 0-4; 2 and up counts as relevant
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
+  c.study.baselines = ("logged_order", "bm25")  # text data: no features for LightGBM
   # Click labels are CTRs without IPS (module docstring).
   c.study.variants = ml_collections.ConfigDict(common.paper_variants())
 

@@ -69,6 +69,7 @@ def get_config(arg=None):
   c.study.relevant_label = 1.0  # TREC grades -2..4; 1 is "relevant"
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
+  c.study.baselines = ("logged_order", "bm25")  # text data: no features for LightGBM
   c.study.variants = ml_collections.ConfigDict(
     common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES)
   )

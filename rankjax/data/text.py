@@ -23,6 +23,7 @@ import collections
 import dataclasses
 import json
 import pathlib
+import re
 from collections.abc import Sequence
 
 import numpy as np
@@ -111,6 +112,19 @@ class PairTokenizer:
     tokens, types = self.encode(lst.query, lst.doc_texts)
     self.counts["lists"] += 1
     return dataclasses.replace(lst, tokens=tokens, token_types=types)
+
+
+_TERM = re.compile(r"[\u3400-\u9fff]|\w+")  # CJK characters one by one, other words whole
+
+
+def terms(text: str) -> list[str]:
+  """The terms of a text for lexical matching, lower case: CJK characters one by one (no
+  segmenter needed), other words whole.
+
+  >>> terms("Jaguar 北京")
+  ['jaguar', '北', '京']
+  """
+  return _TERM.findall(text.lower())
 
 
 def pair_lengths(tokens: np.ndarray) -> np.ndarray:

@@ -24,8 +24,9 @@ def bars_figure(summary: dict):
   The y axis starts at 0, so bar heights compare honestly; references are hatched and last.
   """
   variants = summary["order"]
-  fig, ax = plt.subplots(figsize=(8, 4))
+  fig, ax = plt.subplots(figsize=(10, 4))
   width = 0.8 / len(variants)
+  colors = plt.get_cmap("tab10" if len(variants) <= 10 else "tab20").colors
   for i, v in enumerate(variants):
     cells = summary["metrics"][v]["ndcg@10"]
     reference = v in summary["references"]
@@ -35,6 +36,7 @@ def bars_figure(summary: dict):
       width,
       yerr=[cells[b]["std"] for b in stats.BUCKETS if b in cells],
       label=f"{v} (reference)" if reference else v,
+      color=colors[i % len(colors)],
       hatch="//" if reference else None,
       edgecolor="black" if reference else None,
       capsize=2,
@@ -49,7 +51,7 @@ def bars_figure(summary: dict):
   ax.set_ylim(0.0, min(1.0, max(highs) * 1.15 + 0.05))
   ax.grid(axis="y", alpha=0.3)
   ax.set_axisbelow(True)
-  ax.legend(fontsize=8, ncol=3, loc="lower right")
+  ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: bars stay visible
   fig.tight_layout()
   return fig
 

@@ -80,12 +80,15 @@ def report(summary: dict, config) -> str:
     f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
     f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.",
     "",
-    "Variants (overrides of `config.supervision`):",
+    "Variants (overrides of `config.supervision`) and baselines (`config.study.baselines`):",
     "",
   ]
   for v in order:
     over = ", ".join(f"{k}={val}" for k, val in summary["variants"][v].items())
-    lines.append(f"- **{_name(summary, v)}**: {over}")
+    kind = " (baseline, not trained by rankjax)" if v in summary["baselines"] else ""
+    lines.append(f"- **{_name(summary, v)}**{kind}: {over}")
+  for note in summary["left_out"]:
+    lines += ["", note]
   if summary["references"]:
     lines += [
       "",

@@ -11,6 +11,9 @@ A config with a `study` section is a study (`rankjax train` dispatches it to `ru
   config.study.doc_signals     per-item extras of document-level click statistics (global_ctr)
   config.study.semantic_signals per-item semantic match: extras (the world's "semantic") or
                                "term_overlap", computed from the query and document texts
+  config.study.baselines       names of `rankjax.study.baselines` scored beside the variants
+                               (LightGBM LambdaMART, the logged order, BM25); one whose library is
+                               missing is left out with a note in the report
 
 The data is `config.data`'s, as for one run (`rankjax.engine.data_source`): e.g. the simulated
 demo world (`data.name = "demo_world"`, its parameters `data.world`), which the report describes.
@@ -50,6 +53,7 @@ from rankjax.data import pipeline, store
 from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import validate as engine_validate
+from rankjax.study import baselines as baselines_lib
 from rankjax.study import plots, stats
 from rankjax.study import report as report_lib
 from rankjax.study import signals as signals_lib
@@ -83,6 +87,10 @@ _STUDY_KEYS = {
   "relevant_label": ("a number", validate.Range().allows),
   "doc_signals": ("a sequence of per-item signal names", lambda v: _names(v)),
   "semantic_signals": ("a sequence of per-item signal names", lambda v: _names(v)),
+  "baselines": (
+    f"a sequence of study baselines ({', '.join(sorted(baselines_lib.BASELINES))})",
+    lambda v: _names(v) and all(name in baselines_lib.BASELINES for name in v),
+  ),
 }
 
 
@@ -202,6 +210,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
   workdir.mkdir(parents=True, exist_ok=True)
   check(config)
   study = config.study
+  chosen = {name: baselines_lib.get(name) for name in study.baselines}
   if not jax.config.jax_compilation_cache_dir:
     # Seeds of a variant compile the same programs: a persistent cache compiles them once.
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
@@ -238,7 +247,21 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
       prepared.setdefault(variant, {})[seed] = prepared_keys(
         cfg.supervision, out["config"].supervision
       )
-  summary = stats.summarize(scores, data, study)
+  described, left_out = {}, []
+  if chosen:
+    train_lists = baselines_lib.read_lists(store.open_split(data_path, "train"))
+    eval_lists = baselines_lib.read_lists(split)
+  for name, baseline in chosen.items():
+    if not baseline.available():
+      left_out.append(
+        f"`{name}` is left out: `{baseline.needs}` is not installed ({baseline.install})."
+      )
+      continue
+    print(f"study: baseline {name}", flush=True)
+    scores[name] = [baseline.score(train_lists, eval_lists, seed) for seed in study.seeds]
+    described[name] = baseline.describe
+  summary = stats.summarize(scores, data, study, baselines=described)
+  summary["left_out"] = left_out
   summary["seconds"] = time.perf_counter() - start
   summary["preempted"] = False
   summary["world"] = meta

@@ -5,12 +5,11 @@
 
 from __future__ import annotations
 
-import re
-
 import numpy as np
 from scipy import stats as scipy_stats
 
 from rankjax import supervision
+from rankjax.data.text import terms
 
 
 def auc_per_list(scores, relevant, where) -> np.ndarray:
@@ -44,9 +43,6 @@ def spearman_per_list(scores, signal, where) -> np.ndarray:
   return out
 
 
-_TOKEN = re.compile(r"[\u3400-\u9fff]|\w+")  # CJK characters one by one, other words whole
-
-
 def term_overlap(query: str, doc: str) -> float:
   """Share of the query's distinct terms that occur in the document (lower case).
 
@@ -55,8 +51,8 @@ def term_overlap(query: str, doc: str) -> float:
   >>> term_overlap("北京天气", "天气预报")
   0.5
   """
-  q = set(_TOKEN.findall(query.lower()))
-  return len(q & set(_TOKEN.findall(doc.lower()))) / len(q) if q else 0.0
+  q = set(terms(query))
+  return len(q & set(terms(doc))) / len(q) if q else 0.0
 
 
 def _text(x) -> str:

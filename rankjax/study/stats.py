@@ -65,8 +65,14 @@ def display_order(variants: dict) -> tuple[list[str], list[str]]:
   return [v for v in variants if v not in references] + references, references
 
 
-def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
-  """Metrics per variant and bucket over seeds, paired tests vs the baseline, and the analyses."""
+def summarize(
+  scores: dict[str, list[np.ndarray]], data: dict, study, baselines: dict | None = None
+) -> dict:
+  """Metrics per variant and bucket over seeds, paired tests vs the baseline, and the analyses.
+
+  `baselines` (name -> description) are rows scored outside rankjax's trainer
+  (`rankjax.study.baselines`); they are summarised and tested as the variants are.
+  """
   where, bucket = data["where"], data["bucket"]
   per_seed = {v: [per_list_metrics(s, data) for s in runs] for v, runs in scores.items()}
   table: dict = {}
@@ -97,7 +103,8 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
     for (v, b, diff), p, adj in zip(cells, pvalues, holm(pvalues) if pvalues else []):
       tests.setdefault(v, {}).setdefault(spec, {})[b] = {"diff": diff, "p": p, "p_holm": float(adj)}
 
-  order, references = display_order(study.variants.to_dict())
+  variants = {**study.variants.to_dict(), **(baselines or {})}
+  order, references = display_order(variants)
   relevant = data["label"] >= study.relevant_label
   analyses: dict = {}
   for v, runs in scores.items():
@@ -120,7 +127,9 @@ def summarize(scores: dict[str, list[np.ndarray]], data: dict, study) -> dict:
     "analyses": analyses,
     "baseline": study.baseline,
     "seeds": list(study.seeds),
-    "variants": study.variants.to_dict(),
+    "variants": variants,
+    "baselines": list(baselines or {}),
+    "left_out": [],  # the runner's notes on baselines it could not run
     "order": order,
     "references": references,
     "split": study.split,

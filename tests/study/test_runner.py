@@ -48,10 +48,15 @@ def test_demo_config_is_complete(arg):
 
 
 @pytest.mark.slow
-def test_study_on_a_prepared_dataset(tmp_path):
-  """A study over `config.data.path` (no world): variants that the data supports, no signals."""
+def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
+  """A study over `config.data.path` (no world): variants that the data supports, no signals;
+  baselines beside them, one left out for a library that is not installed."""
   from train_helpers import tiny_config, tiny_dataset
 
+  from rankjax.study import baselines
+
+  missing = baselines.Baseline(lambda *_: None, {}, needs="no_such_module", install="pip install x")
+  monkeypatch.setitem(baselines.BASELINES, "needs_a_missing_module", missing)
   config = tiny_config(
     tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2, **{"data.list_sizes": (32,)}
   )
@@ -65,12 +70,23 @@ def test_study_on_a_prepared_dataset(tmp_path):
       "doc_signals": (),
       "semantic_signals": (),
       "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
+      "baselines": ("logged_order", "lgbm_human", "lgbm_click", "needs_a_missing_module"),
     }
   )
   summary = study.run(config, tmp_path / "study")
-  assert set(summary["metrics"]) == {"click", "human"} and summary["world"] is None
+  assert summary["order"] == ["click", "logged_order", "lgbm_click", "human", "lgbm_human"]
+  assert summary["world"] is None and set(summary["tests"]["lgbm_click"]["ndcg@10"]) >= {"all"}
   report = (tmp_path / "study" / "report.md").read_text()
-  assert "none configured" in report and "| human |" in report
+  assert "none configured" in report and "| human (reference) |" in report
+  assert "- **lgbm_human (reference)** (baseline, not trained by rankjax): model=LightGBM" in report
+  assert (
+    "`needs_a_missing_module` is left out: `no_such_module` is not installed (pip install x)."
+    in report
+  )
+  config.study.baselines = ("nope",)
+  with pytest.raises(ValueError, match=r"config.study.baselines=\('nope',\): a sequence of names"):
+    study.run(config, tmp_path / "study3")
+  config.study.baselines = ()
   config.study.semantic_signals = ("semantic",)
   with pytest.raises(ValueError, match="no per-item signals"):
     study.run(config, tmp_path / "study2")
