@@ -84,7 +84,9 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
     in report
   )
   config.study.baselines = ("nope",)
-  with pytest.raises(ValueError, match=r"config.study.baselines=\('nope',\): a sequence of study baselines"):
+  with pytest.raises(
+    ValueError, match=r"config.study.baselines=\('nope',\): a sequence of study baselines"
+  ):
     study.run(config, tmp_path / "study3")
   config.study.baselines = ()
   config.study.semantic_signals = ("semantic",)
