@@ -24,7 +24,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax.data import schema
-from rankjax.engine import evaluate
 from rankjax.ranking import metrics as metrics_lib
 from rankjax.serve import batching
 
@@ -107,7 +106,7 @@ class Evaluator:
   """
 
   def __init__(self, metric_specs: Sequence[str]):
-    parsed = {spec: evaluate.parse_metric(spec) for spec in metric_specs}
+    parsed = {spec: metrics_lib.parse_spec(spec) for spec in metric_specs}
 
     def stats(scores, labels, where, mask, bucket):
       counted = mask.any(-1) & metrics_lib.has_relevant(labels, where)
