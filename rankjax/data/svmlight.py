@@ -402,35 +402,42 @@ def iter_svmlight(
   Yields:
     One `RankingList` per query, in file order.
 
+  Lines `read_svmlight` skips (a non-finite or out-of-range label or value, an undecodable line)
+  are skipped here too, their counts logged as a warning at the end.
+
   Raises:
     SvmlightError: as `read_svmlight`, naming the file and line.
   """
   path = pathlib.Path(path)
   sizes = None  # group sizes left, for a file without qid:
-  group: list = []  # rows (lineno, label, qid, feats, docid) of the current query
+  group: list = []  # rows (lineno, label, qid, line) of the current query
   seen: set[str] = set()
   lines = 0
+  summary = ReadSummary()
 
   def finish():
     qid = group[0][2]
     features = np.zeros((len(group), num_features), np.float32)
-    for k, (_, _, _, feats, _) in enumerate(group):
-      if feats:
-        features[k, np.fromiter(feats, int) - 1] = np.fromiter(feats.values(), float)
+    for k, (_, _, _, line) in enumerate(group):
+      features[k, line.indices] = line.values
     return schema.RankingList(
       qid=qid,
-      doc_ids=[r[4] if r[4] is not None else f"{qid}-{k}" for k, r in enumerate(group)],
+      doc_ids=[r[3].doc_id or f"{qid}-{k}" for k, r in enumerate(group)],
       labels={label_source: np.array([r[1] for r in group], np.float32)},
       features=features,
     )
 
-  with open(path) as f:
-    for lineno, line in enumerate(f, 1):
+  # The index check is this reader's own (the run's feature count), after parsing without a limit.
+  with open(path, "rb") as f:
+    for lineno, raw in enumerate(f, 1):
       where = f"{path}:{lineno}"
-      parsed = _parse_line(line, where)
-      if parsed is None:
+      line = _parse_line(raw.rstrip(b"\r\n"), where, 2**31 - 1, False, "utf-8", summary)
+      if line is None:
         continue
-      label, qid, feats, docid = parsed
+      if isinstance(line, _Skip):
+        summary.skip(line.reason, where, line.message)
+        continue
+      label, qid = line.label, line.qid
       if lines == 0 and qid is None:
         query_file = pathlib.Path(query_file or f"{path}.query")
         if not query_file.exists():
@@ -448,9 +455,10 @@ def iter_svmlight(
           if left is None:
             raise SvmlightError(f"{query_file}: group sizes end before {where}")
         qid, left = str(number), left - 1
-      if feats and max(feats) > num_features:
+      if line.indices and max(line.indices) >= num_features:
         raise SvmlightError(
-          f"{where}: feature index {max(feats)} > {num_features}, the number of features expected"
+          f"{where}: feature index {max(line.indices) + 1} > {num_features}, the number of "
+          "features expected"
         )
       if group and qid != group[0][2]:
         yield finish()
@@ -462,8 +470,10 @@ def iter_svmlight(
             "(lines of one query must be contiguous)"
           )
         seen.add(qid)
-      group.append((lineno, label, qid, feats, docid))
+      group.append((lineno, label, qid, line))
       lines += 1
+  if summary.skipped:
+    logging.warning("%s: %d lines skipped: %s", path, summary.skipped, summary)
   if not lines:
     raise SvmlightError(f"{path}: no data lines")
   if sizes is not None and (left or next(sizes, None) is not None):
