@@ -3,14 +3,20 @@ r"""Scores with a trained run's checkpoint: a split of its dataset, or a new fil
   rankjax score --workdir=/tmp/rankjax_run --split=test [--step=N | --nobest] \
       [--output=/tmp/rankjax_run/test.run] [--label_source=human]
   rankjax score --workdir=/tmp/rankjax_run --input=new.svmlight --output=new.run
+  rankjax score --workdir=/tmp/trec_ce --input=pairs.jsonl --output=pairs.run   # a text ranker
 
 The checkpoint: `--step`, else the best one by the run's `checkpoint.best_metric` when one is
 recorded (`--best` requires it), else the latest (`--nobest` takes the latest). With `--split`
 it writes the run file (`qid Q0 docid rank score rankjax`) and `<workdir>/score-<split>.json`
-(metrics per bucket, the step scored; `rankjax.engine.scoring.score`). With `--input` (an
-svmlight/LETOR file) it streams the file in chunks of queries (constant memory), writes the run
-through ranx and prints the metrics when the file's labels give any list a relevant document
+(metrics per bucket, the step scored; `rankjax.engine.scoring.score`). With `--input` it streams
+the file in chunks of queries (constant memory), writes the run through ranx and prints the
+metrics when the file's labels give any list a relevant document
 (`rankjax.serve.predict.score_file`). Either way it prints where it wrote the run.
+
+The input file: for a feature ranker an svmlight/LETOR file; for a text ranker (cross-encoder) a
+JSON Lines file, one object per (query, document), a query's lines contiguous:
+  {"qid": "q1", "query": "cheap flights", "docno": "d7", "text": "Title. Snippet", "label": 2}
+(`label` optional), tokenized with the run's tokenizer and truncation rules.
 """
 
 from __future__ import annotations
@@ -31,7 +37,10 @@ def _flags():
     "workdir": flags.DEFINE_string("workdir", None, "A training run's directory.", required=True),
     "split": flags.DEFINE_string("split", "test", "Split of the run's dataset to score."),
     "input": flags.DEFINE_string(
-      "input", None, "An svmlight/LETOR file to score instead of a split."
+      "input",
+      None,
+      "A file to score instead of a split: svmlight/LETOR (feature ranker) or JSON Lines of "
+      "qid, query, docno, text[, label] (text ranker).",
     ),
     "step": flags.DEFINE_integer("step", None, "Checkpoint step; default the best, else latest."),
     "best": flags.DEFINE_bool(
@@ -63,13 +72,13 @@ def _score(argv) -> None:
 
     if not f["output"]:
       raise SystemExit("--input needs --output (the run file to write)")
-    from rankjax.data import svmlight  # pylint: disable=g-import-not-at-top
+    from rankjax.data.readers import errors  # pylint: disable=g-import-not-at-top
     from rankjax.serve import inputs  # pylint: disable=g-import-not-at-top
 
     r = ranker.Ranker.load(f["workdir"], f["step"], best=f["best"])
     try:
       out = predict.score_file(r, f["input"], f["output"], chunk=f["chunk"])
-    except (inputs.InputError, svmlight.SvmlightError) as e:
+    except (inputs.InputError, errors.InputError) as e:
       raise SystemExit(f"error: {e}") from None
     if out["metrics"]:
       print(evaluate.markdown_table(out["step"], {f["input"]: out["metrics"]}))

@@ -8,7 +8,8 @@ A feature ranker (`kind="features"`, F features) takes
   - an svmlight / LETOR file path (streamed one query at a time; its labels are kept).
 A text ranker (`kind="text"`) takes
   - (query, document text) pairs, grouped into one list per query text;
-  - a DataFrame with columns `qid`, `query`, `docno`, `text` (optional `label`),
+  - a DataFrame with columns `qid`, `query`, `docno`, `text` (optional `label`);
+  - a JSON Lines file path of such rows (`data.text_pairs`; streamed one query at a time),
 and tokenizes them with the run's `text.PairTokenizer` (its tokenizer and truncation rules).
 Either kind also takes a list of `schema.RankingList`s as the run's dataset stores them.
 Anything else, or a form of the other kind, is a `ValueError` saying what the run expects.
@@ -21,7 +22,7 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from rankjax.data import schema, svmlight
+from rankjax.data import schema, svmlight, text_pairs
 
 TEXT_COLUMNS = ("qid", "query", "docno", "text")
 _NOT_FEATURES = ("qid", "docno", "label")
@@ -40,8 +41,8 @@ def expected(kind: str, num_features: int | None) -> str:
       f"{num_features} feature columns, or an svmlight file"
     )
   return (
-    "this ranker scores text: (query, document text) pairs, or a DataFrame with columns "
-    + ", ".join(TEXT_COLUMNS)
+    "this ranker scores text: (query, document text) pairs, or a DataFrame or JSON Lines file "
+    "with columns " + ", ".join(TEXT_COLUMNS)
   )
 
 
@@ -169,8 +170,10 @@ def to_lists(
       count, missing columns), naming what was expected.
   """
   if isinstance(data, (str, os.PathLike)):
-    if kind != "features":
-      raise InputError(f"{data}: a file of features; {expected(kind, num_features)}")
+    if kind == "text":
+      return text_pairs.iter_text_pairs(data)
+    if str(data).endswith((".jsonl", ".json")):
+      raise InputError(f"{data}: a JSON Lines file of text; {expected(kind, num_features)}")
     return svmlight.iter_svmlight(data, num_features=num_features)
   if _is_frame(data):
     if kind == "features":

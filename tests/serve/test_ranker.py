@@ -82,6 +82,9 @@ def test_input_that_does_not_fit_names_what_was_expected(feature_run, tmp_path):
   with pytest.raises(inputs.InputError) as e:
     r.score([("a query", "a document")])
   assert str(e.value) == f"a list of pairs: {want}"
+  with pytest.raises(inputs.InputError) as e:
+    r.score(str(tmp_path / "pairs.jsonl"))
+  assert str(e.value) == f"{tmp_path / 'pairs.jsonl'}: a JSON Lines file of text; {want}"
   path = tmp_path / "wide.txt"
   path.write_text("1 qid:1 1:0.5 5:1\n")
   with pytest.raises(ValueError) as e:

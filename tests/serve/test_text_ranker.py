@@ -1,14 +1,19 @@
 """A cross-encoder run scores (query, text) pairs and DataFrames with the tokenizer and truncation
 its dataset recorded, and its export (token width symbolic) scores the same."""
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
 import transformers
-from train_helpers import load_config
+from train_helpers import CACHE_ENV, ROOT, load_config
 
 from rankjax import export_check
-from rankjax.data import schema, store, text
+from rankjax.data import schema, store, text, text_pairs
 from rankjax.engine import train
 from rankjax.serve import export, inputs, ranker
 
@@ -96,5 +101,63 @@ def test_a_text_ranker_given_features_names_what_it_scores(text_run):
     r.score(np.zeros((3, 4)))
   assert str(e.value) == (
     "an array of shape (3, 4): this ranker scores text: (query, document text) pairs, or a "
-    "DataFrame with columns qid, query, docno, text"
+    "DataFrame or JSON Lines file with columns qid, query, docno, text"
   )
+
+
+def _jsonl(path, rows) -> str:
+  path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+  return str(path)
+
+
+@pytest.mark.slow
+def test_score_command_streams_a_jsonl_file_into_a_trec_run(text_run):
+  r, tmp = text_run
+  rows = [
+    {"qid": "a", "query": "w1 w2", "docno": "x", "text": "w3 w4 w5", "label": 2},
+    {"qid": "a", "query": "w1 w2", "docno": "y", "text": "w9", "label": 0},
+    {"qid": 7, "query": "w7", "docno": 1, "text": " ".join(["w1"] * 12)},
+    {"qid": "c", "query": "w5 w6", "docno": "z", "text": "w5\tw6\nw8", "label": 1},
+  ]
+  path = _jsonl(tmp / "pairs.jsonl", rows)
+  want = r.score(path)
+  assert [(s.qid, s.doc_ids) for s in want] == [("a", ["x", "y"]), ("7", ["1"]), ("c", ["z"])]
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "rankjax.cli",
+      "score",
+      f"--workdir={tmp / 'work'}",
+      f"--input={path}",
+      f"--output={tmp / 'pairs.run'}",
+      "--chunk=2",  # two chunks of queries
+    ],
+    cwd=ROOT,
+    env={**os.environ, **CACHE_ENV},
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  assert proc.stdout.splitlines()[-1] == (
+    f"checkpoint step 2 (best by test/ndcg@10/all): wrote 3 queries to {tmp / 'pairs.run'}"
+  )
+  assert "ndcg@10" in proc.stdout  # the file's labels give two lists a relevant document
+  written = {}
+  for line in (tmp / "pairs.run").read_text().splitlines():
+    qid, _, doc, rank, score, _ = line.split()
+    written[qid, doc] = (int(rank), float(score))
+  assert set(written) == {(s.qid, d) for s in want for d in s.doc_ids}
+  for s in want:
+    for doc, score, rank in zip(s.doc_ids, s.scores, s.ranks):
+      assert written[s.qid, doc][0] == rank
+      np.testing.assert_allclose(written[s.qid, doc][1], score, rtol=1e-6)
+
+  # A line without a text: an error naming the file, line and field (the command prints it as
+  # "error: <message>" and exits 1), raised before the lines after it are read.
+  rows[2] = {k: v for k, v in rows[2].items() if k != "text"}
+  path = _jsonl(tmp / "bad.jsonl", rows)
+  with pytest.raises(text_pairs.TextPairsError) as e:
+    r.score(path)
+  assert str(e.value) == f"{path}:3: no 'text' field (a line needs qid, query, docno, text)"
