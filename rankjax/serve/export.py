@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import os
 import pathlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
@@ -32,8 +32,8 @@ from flax import traverse_util
 FILES = ("scorer.jaxexport", "params.npz", "signature.json")
 
 
-def _input_specs(ranker, b, l, t) -> dict[str, tuple[tuple, str]]:
-  """Input name -> (shape with symbolic dims, dtype name)."""
+def input_specs(ranker, b, l, t) -> dict[str, tuple[tuple, str]]:
+  """Input name -> (shape with the dims `b`, `l`, `t` given, dtype name)."""
   if ranker.kind == "features":
     return {"features": ((b, l, ranker.num_features), "float32"), "mask": ((b, l), "bool")}
   return {
@@ -43,18 +43,9 @@ def _input_specs(ranker, b, l, t) -> dict[str, tuple[tuple, str]]:
   }
 
 
-def export(
-  ranker, directory: str | os.PathLike, *, platforms: Sequence[str] | None = None
-) -> pathlib.Path:
-  """Writes `ranker`'s serving artifact (module docstring) to `directory`; returns its path.
-
-  Args:
-    ranker: a `ranker.Ranker`.
-    directory: created if needed.
-    platforms: the platforms the artifact runs on ("cpu", "cuda", "tpu"); default the current one.
-  """
-  directory = pathlib.Path(directory)
-  directory.mkdir(parents=True, exist_ok=True)
+def scorer(ranker) -> tuple[Callable, dict[str, np.ndarray]]:
+  """(`(params, inputs) -> scores f32[b, l]`, its params as stored): `ranker`'s model on a flat
+  {"<collection>/<module>/.../<name>": array} dict of parameters."""
   flat = {
     "/".join(k): np.asarray(v)
     for k, v in traverse_util.flatten_dict(jax.device_get(ranker.variables)).items()
@@ -69,10 +60,26 @@ def export(
     variables = traverse_util.unflatten_dict({tuple(k.split("/")): v for k, v in params.items()})
     return model.apply(variables, inputs, train=False).astype(jnp.float32)
 
+  return scores, stored
+
+
+def export(
+  ranker, directory: str | os.PathLike, *, platforms: Sequence[str] | None = None
+) -> pathlib.Path:
+  """Writes `ranker`'s serving artifact (module docstring) to `directory`; returns its path.
+
+  Args:
+    ranker: a `ranker.Ranker`.
+    directory: created if needed.
+    platforms: the platforms the artifact runs on ("cpu", "cuda", "tpu"); default the current one.
+  """
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  scores, stored = scorer(ranker)
   # A text ranker's pairs are at most the run's max_tokens long (its position embeddings' reach).
   limits = () if ranker.tokenizer is None else (f"t <= {ranker.tokenizer.max_tokens}",)
   b, l, t = jax.export.symbolic_shape("b, l, t", constraints=limits)
-  specs = _input_specs(ranker, b, l, t)
+  specs = input_specs(ranker, b, l, t)
   exported = jax.export.export(jax.jit(scores), platforms=platforms)(
     {k: jax.ShapeDtypeStruct(v.shape, v.dtype) for k, v in stored.items()},
     {k: jax.ShapeDtypeStruct(shape, dtype) for k, (shape, dtype) in specs.items()},
