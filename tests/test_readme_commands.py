@@ -236,7 +236,7 @@ def test_the_block_runs_as_written(key, tmp_path, shared_data):
   assert proc.returncode == 0, f"{block}\n{proc.stdout[-2000:]}\n{proc.stderr[-3000:]}"
   output = proc.stdout + proc.stderr
   for line in run.expect:
-    assert line.format(tmp=tmp) in output, (line, output[-3000:])
+    assert line.replace("{tmp}", str(tmp)) in output, (line, output[-3000:])
   for name in run.files:
     assert (tmp / name).is_file(), name
 
