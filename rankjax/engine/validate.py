@@ -9,6 +9,7 @@ value and what is allowed; all are raised together as one `ConfigError`.
 
 from __future__ import annotations
 
+import os
 import pathlib
 from collections.abc import Iterator
 
@@ -20,9 +21,12 @@ from rankjax.engine import checkpoint, data_source, step
 
 
 def _data_name(config) -> Iterator[str]:
-  """Without `data.path`, `data.name` is the demo world or a known svmlight set."""
+  """Without `data.path`, `data.name` is the demo world, a known svmlight set or a path (a prepared
+  dataset or LETOR data, which `data_source.resolve` reads, naming a path that is missing)."""
   path, name = (config_validate.get(config, k) for k in ("data.path", "data.name"))
   if path or name in (None, config_validate.MISSING):  # None: unset, reported as such
+    return
+  if isinstance(name, str) and (os.sep in name or pathlib.Path(name).expanduser().exists()):
     return
   names = [data_source.WORLD, *svmlight.DATASETS]
   if name not in names:

@@ -184,6 +184,16 @@ def test_unknown_model_field_and_data_name():
   )
 
 
+def test_a_data_name_that_is_a_path_is_left_to_the_data_source(tmp_path):
+  """A prepared directory or LETOR file is read by `data_source.resolve`, which names a missing
+  path; the pre-data check lets both through."""
+  config = load_config()
+  config.unlock()
+  for name in (str(tmp_path), "no/such/dir"):
+    config.data.name = name
+    assert engine_validate.problems(config) == []
+
+
 def test_every_violation_is_reported_together_unset_keys_first():
   config = load_config()
   config.total_steps = None
