@@ -443,4 +443,4 @@ def test_tiangong_st_study_config_runs_on_the_fixture(tmp_path, capsys):
     "t",
   )
   summary = _study(config, res["path"], tmp_path / "study")
-  assert set(summary["metrics"]) == set(config.study.variants)
+  assert set(summary["metrics"]) == set(config.study.variants) | set(config.study.baselines)

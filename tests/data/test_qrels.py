@@ -103,7 +103,15 @@ def test_the_reader_counts_a_qrels_file_once_for_several_logs(tmp_path):
 def _prepare(tmp_path, *flags):
   return cli.main(
     [
-      *("data", "prepare", "--format", "trec-session", str(FIX / "trec_quirks.xml"), "--quiet"),
+      *(
+        "data",
+        "prepare",
+        "--format",
+        "trec-session",
+        str(FIX / "trec_quirks.xml"),
+        "--quiet",
+        "--json",
+      ),
       *("--output", str(tmp_path / "out"), "--name", "x", "--test-fraction", "0", *flags),
     ]
   )

@@ -178,7 +178,7 @@ def _prepare_jsonl(tmp_path, features):
   """Runs `rankjax data prepare` on a two-query log with `features`."""
   return cli.main(
     [
-      *("data", "prepare", "--format", "jsonl", str(_jsonl_log(tmp_path)), "--quiet"),
+      *("data", "prepare", "--format", "jsonl", str(_jsonl_log(tmp_path)), "--quiet", "--json"),
       *("--output", str(tmp_path / "out"), "--name", "x", "--test-fraction", "0"),
       *("--features", str(features), "--num-features", "3"),
     ]
