@@ -1,5 +1,6 @@
-"""`rankjax annotate run` against a server that misbehaves (`fault_server`, tests/annotate/
-conftest.py): every answer that is not a chat completion is retried, then recorded as a failure;
+"""`rankjax annotate run` against a server that misbehaves (the `fault_server` fixture,
+tests/annotate/fault_server.py): every answer that is not a chat completion is retried, then
+recorded as a failure;
 transient faults cost retries only; an unreachable server and undone pairs exit 1; `--limit` covers
 the same pairs on every run; runs sharing a store never ask for a pair twice; the API key reaches
 no store, log or output. Each test asserts the summary's counts, the store's rows, the exit
@@ -15,6 +16,7 @@ import sys
 import time
 
 import pytest
+from fault_server import fault_server_fixture  # noqa: F401  a fixture; basenames are unique
 
 from rankjax import cli
 from rankjax.annotate import prompts

@@ -338,7 +338,7 @@ def test_two_tower_position_tower_is_not_used_to_evaluate(data_path, tmp_path):
   out = train.train_and_evaluate(_objective_config(data_path, "two_tower"), tmp_path)
   tower = np.asarray(out["state"].objective["params"]["position_logits"])
   assert tower.shape == (10,) and np.any(tower != 0)
-  trained = train.load_for_scoring(tmp_path)
+  trained = train.load_for_scoring(tmp_path, best=False)  # the last step: the run's evaluation
   # Scoring restores the model's variables only: no position tower among them.
   assert set(trained.variables) == {"params", *out["state"].model_state}
   assert jax.tree.structure(trained.variables["params"]) == jax.tree.structure(out["state"].params)

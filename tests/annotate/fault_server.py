@@ -131,8 +131,8 @@ class FaultServer:
     h.wfile.write(raw)
 
 
-@pytest.fixture
-def fault_server():
+@pytest.fixture(name="fault_server")
+def fault_server_fixture():
   server = FaultServer()
   yield server
   server.close()
