@@ -37,17 +37,7 @@ def score(
   best_metric = run.config.checkpoint.best_metric if run.best else None
   split = store.open_split(run.data_path, split_name)
   source = label_source or run.config.eval.label_source
-  eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, source, run.mesh)
-  results, scores = evaluate.evaluate_split(
-    eval_step,
-    run.variables,
-    split,
-    batch_size=run.config.eval.batch_size,
-    list_sizes=run.config.data.list_sizes,
-    mesh=run.mesh,
-    with_scores=True,
-    token_widths=pipeline.token_widths(split, run.config.data.token_buckets),
-  )
+  results, scores = evaluate_loaded(run, split, source)
   output = pathlib.Path(output or workdir / f"{split_name}.run")
   evaluate.write_trec_run(output, split, scores)
   (workdir / f"score-{split_name}.json").write_text(
@@ -64,3 +54,19 @@ def score(
     )
   )
   return {"step": run.step, "best_metric": best_metric, "run_file": str(output), **results}
+
+
+def evaluate_loaded(run: train.Trained, split, label_source: str):
+  """Metrics per bucket and scores of `split` as training's evaluation computes them: the run's
+  checkpoint on its mesh, padded batches of `eval.batch_size` lists, the run's token widths."""
+  eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, label_source, run.mesh)
+  return evaluate.evaluate_split(
+    eval_step,
+    run.variables,
+    split,
+    batch_size=run.config.eval.batch_size,
+    list_sizes=run.config.data.list_sizes,
+    mesh=run.mesh,
+    with_scores=True,
+    token_widths=pipeline.token_widths(split, run.config.data.token_buckets),
+  )

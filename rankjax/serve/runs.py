@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax.data import schema
+from rankjax.data.readers.errors import InputError
 from rankjax.ranking import metrics as metrics_lib
 from rankjax.serve import batching
 
@@ -86,7 +87,12 @@ def read_run(path: str | os.PathLike):
   path = pathlib.Path(path)
   if not path.exists():
     raise FileNotFoundError(f"{path}: no such run file")
-  run = _ranx().Run.from_file(str(path), kind="trec")
+  try:
+    run = _ranx().Run.from_file(str(path), kind="trec")
+  except (ValueError, IndexError) as e:  # ranx's parse errors name neither the file nor the line
+    raise InputError(
+      f"{path}: not a TREC run file (lines `qid Q0 doc rank score name`): {e}"
+    ) from None
   run.name = path.stem
   return run
 

@@ -80,7 +80,8 @@ def report(summary: dict, config) -> str:
     f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
     f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.",
     "",
-    "Variants (overrides of `config.supervision`) and baselines (`config.study.baselines`):",
+    "Variants (overrides of `config.supervision`) and baselines (`config.study.baselines`, "
+    "`config.study.runs`):",
     "",
   ]
   for v in order:

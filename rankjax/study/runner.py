@@ -14,6 +14,8 @@ A config with a `study` section is a study (`rankjax train` dispatches it to `ru
   config.study.baselines       names of `rankjax.study.baselines` scored beside the variants
                                (LightGBM LambdaMART, the logged order, BM25); one whose library is
                                missing is left out with a note in the report
+  config.study.runs            optional: name -> TREC run file of another system, scored beside
+                               the variants (`rankjax.study.external_runs`)
 
 The data is `config.data`'s, as for one run (`rankjax.engine.data_source`): e.g. the simulated
 demo world (`data.name = "demo_world"`, its parameters `data.world`), which the report describes.
@@ -54,7 +56,7 @@ from rankjax.engine import data_source, evaluate, train
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import validate as engine_validate
 from rankjax.study import baselines as baselines_lib
-from rankjax.study import plots, stats
+from rankjax.study import external_runs, plots, stats
 from rankjax.study import report as report_lib
 from rankjax.study import signals as signals_lib
 
@@ -139,6 +141,7 @@ def check(config: ml_collections.ConfigDict) -> None:
     lines.append(
       f"config.study.baseline={baseline!r}: one of config.study.variants {sorted(variants)}"
     )
+  lines += _run_file_problems(study.get("runs", {}), [*variants, *study.get("baselines", ())])
   base = config.to_dict()
   del base["study"]
   base_lines = engine_validate.problems(ml_collections.ConfigDict(base))
@@ -153,6 +156,19 @@ def check(config: ml_collections.ConfigDict) -> None:
         f"{where}: {line}" for line in engine_validate.problems(cfg) if line not in base_lines
       ]
   validate.raise_problems(lines)
+
+
+def _run_file_problems(run_files, taken) -> list[str]:
+  """Lines for `config.study.runs` entries that are not a new name with an existing file."""
+  if not hasattr(run_files, "items"):
+    return [f"config.study.runs={run_files!r}: a mapping of names to TREC run files"]
+  lines = []
+  for name, path in run_files.items():
+    if name in taken:
+      lines.append(f"config.study.runs[{name!r}]: the name of a variant or baseline already")
+    elif not isinstance(path, str | os.PathLike) or not pathlib.Path(path).is_file():
+      lines.append(f"config.study.runs[{name!r}]={path!r}: no such run file")
+  return lines
 
 
 def prepared_keys(before, after) -> dict:
@@ -248,7 +264,8 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
         cfg.supervision, out["config"].supervision
       )
   described, left_out = {}, []
-  if chosen:
+  run_files = dict(study.get("runs", {}))
+  if chosen or run_files:
     train_lists = baselines_lib.read_lists(store.open_split(data_path, "train"))
     eval_lists = baselines_lib.read_lists(split)
   for name, baseline in chosen.items():
@@ -260,6 +277,13 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     print(f"study: baseline {name}", flush=True)
     scores[name] = [baseline.score(train_lists, eval_lists, seed) for seed in study.seeds]
     described[name] = baseline.describe
+  for name, path in run_files.items():
+    print(f"study: run file {name}", flush=True)
+    run_scores, counts = external_runs.scores(path, eval_lists)
+    scores[name] = [run_scores] * len(study.seeds)
+    described[name] = {"model": f"the run file {path}"}
+    if note := external_runs.note(name, path, counts):
+      left_out.append(note)
   summary = stats.summarize(scores, data, study, baselines=described)
   summary["left_out"] = left_out
   summary["seconds"] = time.perf_counter() - start

@@ -16,6 +16,7 @@ import sys
 import time
 
 import pytest
+from annotate_helpers import annotate_argv
 from fault_server import fault_server_fixture  # noqa: F401  a fixture; basenames are unique
 
 from rankjax import cli
@@ -43,23 +44,7 @@ def _log(tmp_path, docs, queries=1):
 
 
 def _argv(log, db, url, *extra):
-  return [
-    "annotate",
-    "run",
-    str(log),
-    "--format",
-    "jsonl",
-    "--store",
-    str(db),
-    "--backend",
-    "openai_http",
-    "--base-url",
-    url,
-    "--model",
-    "m",
-    "--quiet",
-    *extra,
-  ]
+  return annotate_argv(log, db, *extra, base_url=url)
 
 
 def _run(argv, capsys):

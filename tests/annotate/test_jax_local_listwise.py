@@ -13,6 +13,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from annotate_helpers import annotate_argv
 
 from rankjax.annotate import parsing, prompts, runner
 from rankjax.annotate import store as store_lib
@@ -322,26 +323,14 @@ def test_annotate_tool_listwise_end_to_end(tmp_path):
         + "\n"
       )
   db = tmp_path / "a.db"
-  cmd = [
-    sys.executable,
-    "-m",
-    "rankjax.cli",
-    "annotate",
-    "run",
-    str(log),
-    "--format",
-    "jsonl",
-    "--store",
-    str(db),
-    "--backend",
-    "jax_local",
-    "--model",
-    str(model_dir),
-    "--mode",
-    "listwise_graded",
-    "--quiet",
-    "--json",
-  ]
+  cmd = annotate_argv(
+    log,
+    db,
+    *("--mode", "listwise_graded", "--json"),
+    backend="jax_local",
+    model=str(model_dir),
+    subprocess=True,
+  )
   out = subprocess.run(cmd, capture_output=True, text=True, timeout=300, cwd=ROOT)
   summary = json.loads(out.stdout.strip().splitlines()[-1])
   n = summary["pairs"]

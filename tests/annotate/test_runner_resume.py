@@ -9,11 +9,11 @@ import pathlib
 import signal
 import sqlite3
 import subprocess
-import sys
 import threading
 import time
 
 import pytest
+from annotate_helpers import annotate_argv
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 N_DOCS = 120
@@ -76,28 +76,9 @@ def log(tmp_path):
 
 
 def _cmd(log, db, url):
-  return [
-    sys.executable,
-    "-m",
-    "rankjax.cli",
-    "annotate",
-    "run",
-    str(log),
-    "--format",
-    "jsonl",
-    "--store",
-    str(db),
-    "--backend",
-    "openai_http",
-    "--base-url",
-    url,
-    "--model",
-    "slow",
-    "--concurrency",
-    "3",
-    "--quiet",
-    "--json",
-  ]
+  return annotate_argv(
+    log, db, "--concurrency", 3, "--json", base_url=url, model="slow", subprocess=True
+  )
 
 
 def _count(db):

@@ -15,6 +15,7 @@ import math
 import threading
 
 import pytest
+from annotate_helpers import annotate_argv
 
 from rankjax import cli, registry
 from rankjax.annotate import modes, parsing, prompts, runner
@@ -159,29 +160,13 @@ def test_toy_mode_runs_through_rankjax_annotate_run(ternary, scripted_server, tm
     + "\n"
   )
   db = tmp_path / "toy.db"
-  argv = [
-    "annotate",
-    "run",
-    str(log),
-    "--format",
-    "jsonl",
-    "--store",
-    str(db),
-    "--backend",
-    "openai_http",
-    "--base-url",
-    base_url,
-    "--model",
-    "scripted",
-    "--mode",
-    TERNARY.name,
-    "--template-dir",
-    ternary,
-    "--lang",
-    "zh",
-    "--quiet",
-    "--json",
-  ]
+  argv = annotate_argv(
+    log,
+    db,
+    *("--mode", TERNARY.name, "--template-dir", ternary, "--lang", "zh", "--json"),
+    base_url=base_url,
+    model="scripted",
+  )
   cli.main(argv)
   summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
   assert summary["prompt_version"].startswith(f"{TERNARY.name}.zh.v1+")

@@ -12,8 +12,8 @@ from train_helpers import load_config
 
 from rankjax import export_check
 from rankjax.cli.data import main as data_main
-from rankjax.data import paths, pipeline, schema, store, text
-from rankjax.engine import evaluate, train
+from rankjax.data import paths, schema, store, text
+from rankjax.engine import scoring, train
 from rankjax.serve import export, ranker
 
 # Ranker and export run the run's own float32 model, as training's evaluation does, on other
@@ -89,17 +89,7 @@ def trec_run(tmp_path_factory, minilm_dir):
   # of eval.batch_size lists.
   run = train.load_for_scoring(tmp / "run")
   split = store.open_split(run.data_path, "test")
-  eval_step = evaluate.make_eval_step(run.model, run.config.eval.metrics, "human", run.mesh)
-  _, scores = evaluate.evaluate_split(
-    eval_step,
-    run.variables,
-    split,
-    batch_size=run.config.eval.batch_size,
-    list_sizes=run.config.data.list_sizes,
-    mesh=run.mesh,
-    with_scores=True,
-    token_widths=pipeline.token_widths(split, run.config.data.token_buckets),
-  )
+  _, scores = scoring.evaluate_loaded(run, split, "human")
   return ranker.Ranker.load(tmp / "run"), split, scores, tmp
 
 

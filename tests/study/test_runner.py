@@ -53,6 +53,7 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
   baselines beside them, one left out for a library that is not installed."""
   from train_helpers import tiny_config, tiny_dataset
 
+  from rankjax.data import store
   from rankjax.study import baselines
 
   missing = baselines.Baseline(lambda *_: None, {}, needs="no_such_module", install="pip install x")
@@ -73,8 +74,21 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
       "baselines": ("logged_order", "lgbm_human", "lgbm_click", "needs_a_missing_module"),
     }
   )
+  # Another system's run file: the logged order's ranking, one list's last document left out.
+  test_lists = baselines.read_lists(store.open_split(config.data.path, "test"))
+  logged = baselines.get("logged_order").score([], test_lists, 0)
+  rows = [
+    f"{lst['qid']} Q0 {doc} 0 {score} other\n"
+    for lst, s in zip(test_lists, logged)
+    for doc, score in list(zip(lst["doc_ids"], s))[: len(lst["doc_ids"]) - (lst is test_lists[0])]
+  ]
+  (tmp_path / "other.trec").write_text("".join(rows))
+  config.study.runs = {"other_system": str(tmp_path / "other.trec")}
   summary = study.run(config, tmp_path / "study")
-  assert summary["order"] == ["click", "logged_order", "lgbm_click", "human", "lgbm_human"]
+  assert summary["order"] == [
+    "click", "logged_order", "lgbm_click", "other_system", "human", "lgbm_human"
+  ]  # fmt: skip
+  assert summary["metrics"]["other_system"] == summary["metrics"]["logged_order"]
   assert summary["world"] is None and set(summary["tests"]["lgbm_click"]["ndcg@10"]) >= {"all"}
   report = (tmp_path / "study" / "report.md").read_text()
   assert "none configured" in report and "| human (reference) |" in report
@@ -83,6 +97,13 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
     "`needs_a_missing_module` is left out: `no_such_module` is not installed (pip install x)."
     in report
   )
+  assert "Run `other_system` (other.trec) does not rank 1 of the" in report
+  config.study.runs = {"click": str(tmp_path / "other.trec"), "gone": str(tmp_path / "no.trec")}
+  with pytest.raises(ValueError) as error:
+    study.run(config, tmp_path / "study4")
+  assert "config.study.runs['click']: the name of a variant or baseline already" in str(error.value)
+  assert "config.study.runs['gone']=" in str(error.value) and "no such run file" in str(error.value)
+  del config.study.runs
   config.study.baselines = ("nope",)
   with pytest.raises(
     ValueError, match=r"config.study.baselines=\('nope',\): a sequence of study baselines"
