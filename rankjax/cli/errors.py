@@ -8,9 +8,7 @@ import pathlib
 
 from absl import app
 
-from rankjax import registry
-from rankjax.configs.errors import ConfigError
-from rankjax.data.readers.errors import InputError
+from rankjax.errors import UserError
 
 # The exit statuses of the program (README, "Exit statuses and config errors").
 FINISHED = 0
@@ -24,11 +22,13 @@ ERROR = (
 # process SIGTERM killed before it could save anything).
 PREEMPTED = 75
 
-# What the user can fix, so a line is all they need: a missing input file, a config that cannot
-# run (`rankjax.configs.validate`), an unknown name of a registry (a `--format`, a dataset), bad
-# input (`InputError`: a malformed labelled file, a file in another encoding, a log that cannot be
-# read at all such as a directory or a `.gz` that is not gzip).
-USER_ERRORS = (FileNotFoundError, ConfigError, registry.UnknownName, InputError)
+# What the user can fix, so a line is all they need: a missing input file, and every
+# `rankjax.errors.UserError`: a config that cannot run (`ConfigError`), an unknown name of a
+# registry (a `--format`, a dataset), bad input (`InputError`: a malformed labelled file, a file in
+# another encoding, a log that cannot be read at all such as a directory or a `.gz` that is not
+# gzip), a workdir holding another config's run (`WorkdirInUse`), a workdir none of whose
+# checkpoints restores (`NoGoodCheckpoint`).
+USER_ERRORS = (FileNotFoundError, UserError)
 
 
 def one_line_errors(main):

@@ -65,7 +65,7 @@ def run(argv) -> dict:
   config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from rankjax.engine import checkpoint, train, validate  # pylint: disable=g-import-not-at-top
+  from rankjax.engine import train, validate  # pylint: disable=g-import-not-at-top
 
   if "study" in config:
     from rankjax.study import runner  # pylint: disable=g-import-not-at-top
@@ -78,10 +78,7 @@ def run(argv) -> dict:
   mesh.maybe_initialize_distributed()
   if flags.FLAGS.restart and (moved := train.start_over(workdir)) is not None:
     print(f"--restart: moved the earlier run to {moved}")
-  try:
-    summary = go(config, workdir)
-  except (train.WorkdirInUse, checkpoint.NoGoodCheckpoint) as e:
-    raise SystemExit(f"error: {e}") from None
+  summary = go(config, workdir)
   if "study" in config and not summary["preempted"]:
     from rankjax.study import report  # pylint: disable=g-import-not-at-top
 

@@ -27,7 +27,7 @@ from collections.abc import Callable
 import jax
 import orbax.checkpoint as ocp
 
-from rankjax import registry
+from rankjax import errors, registry
 
 # `best_mode` -> whether the best checkpoint's order is reversed (orbax's `BestN` keeps the
 # largest metric unless reversed).
@@ -45,7 +45,7 @@ def _not_the_checkpoints_fault(error: Exception) -> bool:
   )
 
 
-class NoGoodCheckpoint(RuntimeError):
+class NoGoodCheckpoint(errors.UserError):
   """The workdir has checkpoints, and none of them restores."""
 
 
