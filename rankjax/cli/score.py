@@ -72,14 +72,8 @@ def _score(argv) -> None:
 
     if not f["output"]:
       raise SystemExit("--input needs --output (the run file to write)")
-    from rankjax.data.readers import errors  # pylint: disable=g-import-not-at-top
-    from rankjax.serve import inputs  # pylint: disable=g-import-not-at-top
-
     r = ranker.Ranker.load(f["workdir"], f["step"], best=f["best"])
-    try:
-      out = predict.score_file(r, f["input"], f["output"], chunk=f["chunk"])
-    except (inputs.InputError, errors.InputError) as e:
-      raise SystemExit(f"error: {e}") from None
+    out = predict.score_file(r, f["input"], f["output"], chunk=f["chunk"])
     if out["metrics"]:
       print(evaluate.markdown_table(out["step"], {f["input"]: out["metrics"]}))
     best_metric = r.config.checkpoint.best_metric if out["best"] else None

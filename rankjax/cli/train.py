@@ -9,8 +9,9 @@ mistyped `--config.` override fails (the config is locked) naming the keys its s
 whole config is checked before any data is read, each violation one line naming the key, its
 value and what is allowed; a missing input (config file, dataset, model directory) is a one-line
 error naming it. Exit status 0 when the run finished, 1 on an error, 75 when SIGTERM stopped it
-after a checkpoint (rerun to resume; `rankjax.cli.errors.PREEMPTED`). On a multi-host launch (see
-launch/) JAX's distributed runtime is initialised first.
+(rerun to resume; `rankjax.cli.errors.PREEMPTED`): in training's loop after saving a checkpoint,
+anywhere else at once, with a line saying from which checkpoint a rerun resumes, or that nothing
+was saved. On a multi-host launch (see launch/) JAX's distributed runtime is initialised first.
 
 A workdir belongs to one run: one holding checkpoints of another config is refused (one line
 naming the differing keys), as is one whose checkpoints all fail to restore; `--restart` first
@@ -65,7 +66,7 @@ def run(argv) -> dict:
   config, workdir = config_flag.value, workdir_flag.value
   if len(argv) > 1:
     raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-  from rankjax.engine import checkpoint, train, validate  # pylint: disable=g-import-not-at-top
+  from rankjax.engine import train, validate  # pylint: disable=g-import-not-at-top
 
   if "study" in config:
     from rankjax.study import runner  # pylint: disable=g-import-not-at-top
@@ -78,10 +79,7 @@ def run(argv) -> dict:
   mesh.maybe_initialize_distributed()
   if flags.FLAGS.restart and (moved := train.start_over(workdir)) is not None:
     print(f"--restart: moved the earlier run to {moved}")
-  try:
-    summary = go(config, workdir)
-  except (train.WorkdirInUse, checkpoint.NoGoodCheckpoint) as e:
-    raise SystemExit(f"error: {e}") from None
+  summary = go(config, workdir)
   if "study" in config and not summary["preempted"]:
     from rankjax.study import report  # pylint: disable=g-import-not-at-top
 
@@ -97,8 +95,37 @@ def exit_status(summary: dict) -> int:
   return errors.PREEMPTED if summary.get("preempted") else errors.FINISHED
 
 
+def _after_sigterm() -> str:
+  """`resume_note` of the command's --workdir, once the flags are parsed."""
+  return resume_note(flags.FLAGS["workdir"].value if flags.FLAGS.is_parsed() else None)
+
+
+def resume_note(workdir: str | pathlib.Path | None) -> str:
+  """What rerunning a `train` or `study` command that SIGTERM stopped does, from the checkpoints
+  `workdir` holds (`errors.sigterm_stops`); None: the flags were not read yet."""
+  if workdir is None:
+    return "stopped before it began; rerun the same command"
+  workdir = pathlib.Path(workdir)
+  steps = [int(p.name) for p in workdir.glob("checkpoints/*") if p.name.isdigit()]
+  if steps:
+    return f"rerun the same command to resume from checkpoint step {max(steps)}"
+  # A study's runs are `runs/<variant>/seed<seed>` (`rankjax.study.runner.run`).
+  runs = {p.parents[1] for p in workdir.glob("runs/*/*/checkpoints/*") if p.name.isdigit()}
+  if runs:
+    return (
+      f"rerun the same command to resume: {len(runs)} of the study's runs have checkpoints "
+      "(finished runs are reused, the others resume from theirs)"
+    )
+  return "nothing saved; rerun starts over"
+
+
 def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
-  """`command(argv)` under absl with --config and --workdir parsed, or the help (train, study)."""
+  """`command(argv)` under absl with --config and --workdir parsed, or the help (train, study).
+
+  SIGTERM anywhere in it ends the command with status `errors.PREEMPTED` (75): within training's
+  loop after saving a checkpoint, elsewhere (data, preparation, a study between runs) at once,
+  with one line saying what a rerun does (`resume_note`).
+  """
   from absl import app  # pylint: disable=g-import-not-at-top
 
   from rankjax.engine import xla_flags  # pylint: disable=g-import-not-at-top
@@ -106,8 +133,9 @@ def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
   config_flags()
   if common.absl_help(argv, prog=prog, doc=doc, flags_module=__name__):
     return
-  xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, the config file's included
-  app.run(command, argv=[prog, *argv], flags_parser=errors.parse_config_flags)
+  with errors.sigterm_stops(prog, _after_sigterm):
+    xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, the config file's included
+    app.run(command, argv=[prog, *argv], flags_parser=errors.parse_config_flags)
 
 
 def _train(argv) -> int:

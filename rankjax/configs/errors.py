@@ -3,8 +3,10 @@ that the program can recognise it without importing what the checks import."""
 
 from collections.abc import Iterable
 
+from rankjax.errors import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
   """A config that cannot run: one line per violation, each naming the key, the bad value and
   what is allowed (`lines`; the message is the lines joined)."""
 

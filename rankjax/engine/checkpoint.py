@@ -6,10 +6,12 @@ the latest `keep` checkpoints and the best one by a validation metric. Saves are
 `wait()` blocks until they are on disk.
 
 A checkpoint that does not restore (a truncated or missing file, corrupt metadata, an iterator
-state that is not JSON, ...) is never fatal while an older one restores: `restore_newest_good`
-says which one is bad and why, moves it aside into `<workdir>/checkpoints/corrupt/` (never
-deleting it) and tries the next newest. When none restores, `NoGoodCheckpoint` says so and which
-were moved aside, rather than letting the run start over on top of them.
+state that is not JSON, random bytes, ...) is never fatal while an older one restores:
+`restore_newest_good` says which one is bad and why, moves it aside into
+`<workdir>/checkpoints/corrupt/` (never deleting it) and tries the next newest. When none
+restores, `NoGoodCheckpoint` says so and which were moved aside, rather than letting the run start
+over on top of them. One whose metrics do not read is moved aside as the `Checkpointer` opens (see
+there).
 
 `PreemptionGuard` turns SIGTERM (how clusters and cloud VMs announce preemption) into a flag the
 training loop polls: it then saves, waits for the write, and exits cleanly.
@@ -18,6 +20,7 @@ training loop polls: it then saves, waits for the write, and exits cleanly.
 from __future__ import annotations
 
 import datetime
+import json
 import os
 import pathlib
 import signal
@@ -27,7 +30,7 @@ from collections.abc import Callable
 import jax
 import orbax.checkpoint as ocp
 
-from rankjax import registry
+from rankjax import errors, registry
 
 # `best_mode` -> whether the best checkpoint's order is reversed (orbax's `BestN` keeps the
 # largest metric unless reversed).
@@ -45,8 +48,13 @@ def _not_the_checkpoints_fault(error: Exception) -> bool:
   )
 
 
-class NoGoodCheckpoint(RuntimeError):
+class NoGoodCheckpoint(errors.UserError):
   """The workdir has checkpoints, and none of them restores."""
+
+
+class DamagedCheckpoint(errors.UserError):
+  """A checkpoint a read-only `Checkpointer` cannot open (its metrics do not read) and may not
+  move aside."""
 
 
 class Checkpointer:
@@ -59,6 +67,11 @@ class Checkpointer:
       kept; "" keeps only the latest.
     best_mode: a name in `BEST_MODES`, "max" or "min".
     read_only: only restore (scoring); never writes or deletes.
+
+  With a `best_metric`, orbax reads the metrics of every checkpoint while it builds its manager,
+  and one that does not read ends the construction. So they are read here first: a checkpoint
+  whose metrics file is not a JSON object holding `best_metric` is reported and moved aside as in
+  `restore_newest_good` (read-only: `DamagedCheckpoint` names it).
   """
 
   def __init__(
@@ -73,6 +86,7 @@ class Checkpointer:
     reverse = registry.lookup(BEST_MODES, best_mode, "checkpoint.best_mode")
     self.directory = pathlib.Path(workdir).resolve() / "checkpoints"
     self.best_metric = best_metric
+    self.read_only = read_only
     # orbax writes a checkpoint's metrics (and `best_step` reads them) only with a `best_fn`.
     best = {"best_fn": (lambda m: m[best_metric]) if best_metric else None, "best_mode": best_mode}
     if read_only:  # nothing to preserve; the best is found from the recorded metrics
@@ -92,7 +106,41 @@ class Checkpointer:
         preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies), **best
       )
     # Kept: a damaged checkpoint moved aside needs a new manager (orbax caches the steps it saw).
-    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
+    self.manager = self._open()
+
+  def _open(self) -> ocp.CheckpointManager:
+    """orbax's manager of the directory, once the checkpoints whose metrics do not read are
+    moved aside (class docstring)."""
+    for step, why in self._unreadable_metrics():
+      if self.read_only:
+        raise DamagedCheckpoint(
+          f"checkpoint step {step} ({self.directory / str(step)}) does not read: {why}. Resuming "
+          f"the run (rankjax train) moves it into {self.directory / CORRUPT_DIR}"
+        )
+      self._move_aside(step, why)
+    return ocp.CheckpointManager(self.directory, options=self._options)
+
+  def _unreadable_metrics(self) -> list[tuple[int, str]]:
+    """(step, why) of each checkpoint whose metrics file does not read as `best_fn` needs it, as
+    orbax reads it (`json.loads(path.read_text())`); none without a `best_metric`."""
+    if not (self.best_metric and self.directory.is_dir()):
+      return []
+    found = []
+    steps = sorted(int(p.name) for p in self.directory.iterdir() if p.name.isdigit())
+    for step in steps:
+      path = self.directory / str(step) / "metrics" / "metrics"
+      try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+      except FileNotFoundError:  # saved without metrics (not at an evaluation), as orbax takes it
+        continue
+      except (OSError, ValueError) as e:  # what random bytes raise: UnicodeDecodeError, ...
+        if _not_the_checkpoints_fault(e):
+          raise
+        found.append((step, f"{_first_line(e)} (reading {path.relative_to(path.parents[1])})"))
+        continue
+      if not isinstance(metrics, dict) or self.best_metric not in metrics:
+        found.append((step, f"its metrics {str(metrics)[:100]} lack {self.best_metric!r}"))
+    return found
 
   def latest_step(self) -> int | None:
     return self.manager.latest_step()
@@ -160,13 +208,9 @@ class Checkpointer:
       except Exception as e:  # pylint: disable=broad-except  # what a damaged file raises varies
         if _not_the_checkpoints_fault(e):
           raise
-        moved = self._move_aside(step)
-        if jax.process_index() == 0:
-          print(
-            f"checkpoint step {step} ({self.directory / str(step)}) does not restore: "
-            f"{_first_line(e)}; moved it to {moved}",
-            flush=True,
-          )
+        self._move_aside(step, _first_line(e))
+        self.manager.close()
+        self.manager = self._open()
     corrupt = self.directory / CORRUPT_DIR
     moved = sorted(p.name for p in corrupt.iterdir()) if corrupt.is_dir() else []
     if moved:
@@ -177,9 +221,9 @@ class Checkpointer:
       )
     return None
 
-  def _move_aside(self, step: int) -> pathlib.Path:
-    """Renames checkpoint `step` into `corrupt/` (host 0; all hosts wait) and reopens the
-    manager; returns the new path."""
+  def _move_aside(self, step: int, why: str) -> None:
+    """Renames checkpoint `step` into `corrupt/` (host 0; all hosts wait) and says so in one
+    line, with `why` it does not restore."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = self.directory / CORRUPT_DIR / f"{step}-{stamp}"
     suffix = 0
@@ -191,9 +235,12 @@ class Checkpointer:
       (self.directory / str(step)).rename(target)
     if jax.process_count() > 1:
       ocp.multihost.sync_global_processes(f"rankjax_move_aside_{step}")
-    self.manager.close()
-    self.manager = ocp.CheckpointManager(self.directory, options=self._options)
-    return target
+    if jax.process_index() == 0:
+      print(
+        f"checkpoint step {step} ({self.directory / str(step)}) does not restore: {why}; "
+        f"moved it to {target}",
+        flush=True,
+      )
 
   def wait(self):
     self.manager.wait_until_finished()

@@ -33,7 +33,7 @@ import ml_collections
 import numpy as np
 from jax.experimental import multihost_utils
 
-from rankjax import models, supervision
+from rankjax import errors, models, supervision
 from rankjax.configs import default as config_defaults
 from rankjax.data import pipeline, store
 from rankjax.engine import checkpoint as checkpoint_lib
@@ -84,7 +84,7 @@ RERUN_KEYS = (
 MAX_LISTED = 10  # differing keys a refusal names
 
 
-class WorkdirInUse(RuntimeError):
+class WorkdirInUse(errors.UserError):
   """The workdir holds checkpoints of a run with another config."""
 
 

@@ -1,5 +1,6 @@
 """The config checked before a run: `check(config)` before anything else, `check_data(config,
-data_path)` once the dataset is known, before anything compiles.
+data_path)` once the dataset is known, before anything compiles: its splits, and the label
+sources evaluation, the objective and the gate read.
 
 `check` is `rankjax.configs.validate`'s checks plus the choices whose registries live in the
 engine: the data source (`data_source`), the dropout key (`step.DROPOUT_RNG_IMPLS`) and the best
@@ -15,6 +16,7 @@ from collections.abc import Iterator
 
 import ml_collections
 
+from rankjax import supervision
 from rankjax.configs import validate as config_validate
 from rankjax.data import store, svmlight
 from rankjax.engine import checkpoint, data_source, step
@@ -60,9 +62,11 @@ def check(config: ml_collections.ConfigDict) -> None:
   config_validate.raise_problems(problems(config))
 
 
-def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> None:
-  """Raises a `ConfigError` naming each split (`train`, `config.eval.splits`) the prepared
-  dataset at `data_path` lacks, and `config.eval.label_source` if it holds no such labels."""
+def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> list[str]:
+  """Each split (`train`, `config.eval.splits`) the prepared dataset at `data_path` lacks, and
+  each label source the run reads that it has no labels from: `config.eval.label_source`, and
+  those of the objective and gate (`supervision.label_sources`: `config.supervision.source` of
+  "single", click and LLM labels of the multi-objective, ...); one line each, naming the key."""
   lines = []
   layout = None
   for key, name in [
@@ -73,9 +77,21 @@ def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path)
       layout = store.open_split(data_path, name, with_lengths=False).layout
     except KeyError as e:  # the dataset has no such split; the message lists those it has
       lines.append(f"{key}={name!r}: {e.args[0]}" if key else f"{e.args[0]} (training reads it)")
-  if layout is not None and config.eval.label_source not in layout["sources"]:
-    lines.append(
-      f"config.eval.label_source={config.eval.label_source!r}: {data_path} has no labels from "
-      f"it; it has {layout['sources']}"
-    )
-  config_validate.raise_problems(lines)
+  if layout is None:
+    return lines
+  have = layout["sources"]
+  read = {"eval.label_source": (config.eval.label_source,), **supervision.label_sources(config)}
+  for key, sources in read.items():
+    value = config_validate.get(config, key)
+    named = f"config.{key}={value!r}" if isinstance(value, str) else f"config.{key}"
+    lines += [
+      f"{named}: {data_path} has no labels from {s!r}; it has {have}"
+      for s in sources
+      if s not in have
+    ]
+  return lines
+
+
+def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> None:
+  """Raises a `ConfigError` of every line of `data_problems`."""
+  config_validate.raise_problems(data_problems(config, data_path))

@@ -22,13 +22,14 @@ from collections.abc import Iterable, Iterator, Sequence
 
 import numpy as np
 
+from rankjax import errors
 from rankjax.data import schema, svmlight, text_pairs
 
 TEXT_COLUMNS = ("qid", "query", "docno", "text")
 _NOT_FEATURES = ("qid", "docno", "label")
 
 
-class InputError(ValueError):
+class InputError(errors.UserError, ValueError):
   """Input that does not fit the run; the message says what was expected."""
 
 

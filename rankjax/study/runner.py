@@ -142,19 +142,14 @@ def check(config: ml_collections.ConfigDict) -> None:
       f"config.study.baseline={baseline!r}: one of config.study.variants {sorted(variants)}"
     )
   lines += _run_file_problems(study.get("runs", {}), [*variants, *study.get("baselines", ())])
-  base = config.to_dict()
-  del base["study"]
-  base_lines = engine_validate.problems(ml_collections.ConfigDict(base))
+  base_lines = engine_validate.problems(_base_config(config))
   lines += base_lines
   for name, overrides in variants.items():
-    where = f"config.study.variants[{name!r}]"
-    unknown = _unknown_overrides(overrides, config.supervision, where)
+    unknown = _unknown_overrides(overrides, config.supervision, f"config.study.variants[{name!r}]")
     lines += unknown
     if not unknown:
-      cfg = variant_config(config, name, config.seed)
-      lines += [
-        f"{where}: {line}" for line in engine_validate.problems(cfg) if line not in base_lines
-      ]
+      problems = engine_validate.problems(variant_config(config, name, config.seed))
+      lines += _variant_lines(name, problems, base_lines)
   validate.raise_problems(lines)
 
 
@@ -169,6 +164,37 @@ def _run_file_problems(run_files, taken) -> list[str]:
     elif not isinstance(path, str | os.PathLike) or not pathlib.Path(path).is_file():
       lines.append(f"config.study.runs[{name!r}]={path!r}: no such run file")
   return lines
+
+
+def _base_config(config) -> ml_collections.ConfigDict:
+  """The study's config without its `study` section."""
+  base = config.to_dict()
+  del base["study"]
+  return ml_collections.ConfigDict(base)
+
+
+def _variant_lines(name: str, lines: list[str], base_lines: list[str]) -> list[str]:
+  """The `lines` of variant `name`'s run config, named with it, less those of the base config
+  (`base_lines`), which are named once."""
+  return [f"config.study.variants[{name!r}]: {line}" for line in lines if line not in base_lines]
+
+
+def _check_data(config, data_path) -> store.Split:
+  """The split `config.study.split` of the dataset at `data_path`; first a `ConfigError` naming
+  what the dataset lacks: that split, or a split or label source a variant's run reads
+  (`rankjax.engine.validate.data_problems`), before the first run trains."""
+  lines = []
+  try:
+    split = store.open_split(data_path, config.study.split)
+  except KeyError as e:  # the dataset has no such split; the message lists those it has
+    lines.append(f"config.study.split={config.study.split!r}: {e.args[0]}")
+  base_lines = engine_validate.data_problems(_base_config(config), data_path)
+  lines += base_lines
+  for name in config.study.variants:
+    problems = engine_validate.data_problems(variant_config(config, name, config.seed), data_path)
+    lines += _variant_lines(name, problems, base_lines)
+  validate.raise_problems(lines)
+  return split
 
 
 def prepared_keys(before, after) -> dict:
@@ -232,10 +258,7 @@ def run(config: ml_collections.ConfigDict, workdir: str | os.PathLike) -> dict:
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
   data_path, meta = data_source.resolve(config, workdir)
-  try:
-    split = store.open_split(data_path, study.split)
-  except KeyError as e:  # the dataset has no such split; the message lists those it has
-    raise ConfigError([f"config.study.split={study.split!r}: {e.args[0]}"]) from None
+  split = _check_data(config, data_path)
   signals = tuple(study.doc_signals) + tuple(study.semantic_signals)
   missing = [e for e in signals if e not in signals_lib.available_signals(split.layout)]
   if missing:

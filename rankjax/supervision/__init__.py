@@ -4,7 +4,8 @@ An objective (`objective.Objective`, chosen by `config.supervision.objective`) i
   init(rng, config) -> {"params", "state"}, its own variables (empty for most);
   apply(scores, batch, *, step, config, variables) -> (loss, aux, new state).
 A loss function without variables becomes one with `stateless`. Before training, the engine runs
-`prepare`: the `prepare(config, context)` hooks of the chosen objective, weights hook and gate.
+`prepare`: the `prepare(config, context)` hooks of the chosen objective, weights hook and gate;
+`label_sources(config)` says which labels they read, by the config key that chose them.
 
 To add an objective (or a weights hook, gate or schedule preset): one function in its module (or
 your own), registered where it is defined, then one config line:
@@ -36,6 +37,7 @@ from rankjax.supervision.objective import (
   Context,
   Objective,
   get_objective,
+  label_sources,
   prepare,
   stateless,
 )
@@ -53,6 +55,7 @@ __all__ = [
   "gate_targets",
   "gates",
   "get_objective",
+  "label_sources",
   "labels",
   "labels_and_where",
   "multi_objective",

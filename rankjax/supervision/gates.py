@@ -15,8 +15,9 @@ A new gate is one function here (or anywhere) and one config line:
   @registry.register(GATES, "my_gate")
   def my_gate(batch, config): ...
 
-A gate that needs something computed before training sets `fn.prepare` (`objective.prepare`), as
-the learned gate does.
+A gate that needs something computed before training sets `fn.prepare` (`objective.prepare`), and
+one that reads labels there sets `fn.label_sources` (`objective.label_sources`), as the learned
+gate does.
 """
 
 from __future__ import annotations
@@ -114,6 +115,10 @@ def fit_gate(query_freq, click_better, *, l2: float = 1e-2, iterations: int = 50
   return {"coef": float(theta[0]), "bias": float(theta[1])}
 
 
+# The label sources the learned gate's fit compares: click and LLM labels against human ones.
+FIT_SOURCES = ("click", "llm", "human")
+
+
 def gate_targets(split, draws: int = 8, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
   """(query_freq f[N], click_better f[N]) of a split's lists that have a relevant document.
 
@@ -123,7 +128,7 @@ def gate_targets(split, draws: int = 8, seed: int = 0) -> tuple[np.ndarray, np.n
   """
   rng = np.random.default_rng(seed)
   n, size = len(split), int(split.lengths.max())
-  labels = {s: np.zeros((n, size), np.float32) for s in ("click", "llm", "human")}
+  labels = {s: np.zeros((n, size), np.float32) for s in FIT_SOURCES}
   where = np.zeros((n, size), bool)
   freq = np.zeros(n)
   for i in range(n):
@@ -180,3 +185,13 @@ def fit_learned_gate(config, context) -> dict:
 
 
 learned_gate.prepare = fit_learned_gate
+
+
+def _fit_sources(config) -> dict[str, tuple[str, ...]]:
+  """The labels the learned gate's fit reads (`gate_targets`); none when coef and bias are set."""
+  gate = config.supervision.gate
+  fitted = gate.coef is None or gate.bias is None
+  return {"supervision.gate.name": FIT_SOURCES} if fitted else {}
+
+
+learned_gate.label_sources = _fit_sources

@@ -23,14 +23,16 @@ import jax.numpy as jnp
 from rankjax import registry
 from rankjax.supervision import gates, objective, single
 
+MIXED = ("click", "llm")  # the label sources whose losses the gate mixes
+
 
 @registry.register(objective.OBJECTIVES, "freq_multi_objective")
-@objective.stateless
+@objective.stateless(label_sources=lambda config: {"supervision.objective": MIXED})
 def freq_multi_objective(scores, batch, *, step, config):
   """Click and LLM losses on the same lists, mixed per list by a frequency gate (module doc)."""
   del step
   w = gates.chosen(config)(batch, config)
-  per = single.source_losses(scores, batch, config, ("click", "llm"))
+  per = single.source_losses(scores, batch, config, MIXED)
   valid = batch["list_valid"].astype(jnp.float32)
   n = jnp.maximum(valid.sum(), 1.0)
   (lc, hc), (ll, hl) = per["click"], per["llm"]

@@ -27,11 +27,19 @@ before training (the learned gate's fit, IPS propensities from the dataset) has 
 attribute, `prepare(config, context: Context) -> dict`, returning updates of
 `config.supervision`. `prepare` below runs them once; the engine trains with, and saves, the
 prepared config.
+
+Label sources: an objective or gate that reads labels has a `label_sources` attribute,
+`label_sources(config) -> {config key: sources}`: the key that chose them (e.g.
+"supervision.source") and the label sources it makes training read. `label_sources` below
+gathers them, so that a dataset without one is refused before anything compiles
+(`rankjax.engine.validate.check_data`). A stateless objective declares it with
+`@stateless(label_sources=...)`.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import pathlib
 from typing import Any, Callable, Mapping, Protocol
 
@@ -72,6 +80,8 @@ class Stateless:
   """
 
   loss_fn: Callable
+  # config -> {config key: the label sources it makes the objective read} (module docstring).
+  label_sources: Callable[[Any], dict[str, tuple[str, ...]]] | None = None
 
   def init(self, rng, config) -> dict:
     del rng, config
@@ -82,9 +92,12 @@ class Stateless:
     return loss, aux, variables["state"]
 
 
-def stateless(loss_fn: Callable) -> Stateless:
-  """`loss_fn` as an objective with empty variables (a decorator; `Stateless`)."""
-  return Stateless(loss_fn)
+def stateless(loss_fn: Callable | None = None, *, label_sources: Callable | None = None):
+  """`loss_fn` as an objective with empty variables (a decorator; `Stateless`): `@stateless`, or
+  `@stateless(label_sources=fn)` for one that declares the label sources it reads."""
+  if loss_fn is None:
+    return functools.partial(stateless, label_sources=label_sources)
+  return Stateless(loss_fn, label_sources)
 
 
 @dataclasses.dataclass
@@ -108,6 +121,25 @@ class Context:
     from rankjax.data import store  # pylint: disable=g-import-not-at-top
 
     return store.open_split(self.data_path, name)
+
+
+def label_sources(config) -> dict[str, tuple[str, ...]]:
+  """{config key: label sources}: the labels training with `config` reads, by the key of
+  `config` that chose them, as the objective and gate `config.supervision` names declare them
+  (their `label_sources` attribute; module docstring).
+
+  >>> import ml_collections
+  >>> label_sources(ml_collections.ConfigDict({"supervision": {
+  ...     "objective": "dla", "gate": {"name": "linear"}}}))
+  {'supervision.objective': ('click',)}
+  """
+  out = {}
+  for entry in (get_objective(config.supervision.objective), gates.chosen(config)):
+    declared = getattr(entry, "label_sources", None)
+    if declared is not None:
+      for key, sources in declared(config).items():
+        out[key] = tuple(dict.fromkeys((*out.get(key, ()), *sources)))
+  return out
 
 
 def prepare(config, context: Context):

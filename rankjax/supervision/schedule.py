@@ -203,14 +203,24 @@ def schedule_stages(config) -> list[dict]:
   return preset(config.total_steps)
 
 
+def used_sources(tables: dict[str, np.ndarray]) -> list[str]:
+  """The sources some stage of compiled `tables` draws with a weight above 0."""
+  return [
+    s for i, s in enumerate(SOURCES) if tables["mix0"][..., i].any() or tables["mix1"][..., i].any()
+  ]
+
+
+def _stages_sources(config) -> dict[str, tuple[str, ...]]:
+  key = "supervision.stages" if config.supervision.stages else "supervision.schedule"
+  return {key: tuple(used_sources(compile_stages(schedule_stages(config))))}
+
+
 @registry.register(objective.OBJECTIVES, "data_schedule")
-@objective.stateless
+@objective.stateless(label_sources=_stages_sources)
 def data_schedule(scores, batch, *, step, config):
   """Each list trained on one source drawn from the stage's mixture (module doc)."""
   tables = compile_stages(schedule_stages(config))
-  used = [
-    s for i, s in enumerate(SOURCES) if tables["mix0"][..., i].any() or tables["mix1"][..., i].any()
-  ]
+  used = used_sources(tables)
   per = single.source_losses(scores, batch, config, used)
   source = draw_sources(tables, step, batch["bucket"], config.seed)
   valid = batch["list_valid"]

@@ -22,8 +22,12 @@ from rankjax.supervision import objective
 from rankjax.supervision import weights as weights_lib
 
 
+def _its_source(config) -> dict[str, tuple[str, ...]]:
+  return {"supervision.source": (config.supervision.source,)}
+
+
 @registry.register(objective.OBJECTIVES, "single")
-@objective.stateless
+@objective.stateless(label_sources=_its_source)
 def single_source(scores, batch, *, step, config):
   """The loss on one label source, optionally weighted per item."""
   del step

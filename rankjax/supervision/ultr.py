@@ -67,6 +67,12 @@ def _clicks(batch, config, name: str):
   return clicks, where, k
 
 
+def _trains_on_clicks(config) -> dict[str, tuple[str, ...]]:
+  """The label sources of every objective here (`objective.label_sources`)."""
+  del config
+  return {"supervision.objective": ("click",)}
+
+
 def _inverse(ratio, config):
   """1 / max(ratio, ips_clip), constant under differentiation."""
   return jax.lax.stop_gradient(1.0 / jnp.maximum(ratio, config.supervision.ips_clip))
@@ -95,6 +101,8 @@ class DLA:
   >>> round(float(loss), 4)  # two softmax losses of log(3) each
   2.1972
   """
+
+  label_sources = staticmethod(_trains_on_clicks)
 
   @staticmethod
   def init(rng, config):
@@ -136,6 +144,8 @@ class DLA:
 class TwoTower:
   """PBM two-tower (module docstring): click logit = ranker score + position logit g_k."""
 
+  label_sources = staticmethod(_trains_on_clicks)
+
   @staticmethod
   def init(rng, config):
     del rng
@@ -156,6 +166,8 @@ class TwoTower:
 @registry.register(objective.OBJECTIVES, "regression_em")
 class RegressionEM:
   """Regression-EM (module docstring): EM over examination and relevance, the ranker regressing."""
+
+  label_sources = staticmethod(_trains_on_clicks)
 
   @staticmethod
   def init(rng, config):

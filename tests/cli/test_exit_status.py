@@ -1,5 +1,6 @@
 """The program's exit statuses (0 finished, 1 error, 75 stopped by SIGTERM and resumable) and its
-one-line errors for config mistakes, found before any data is read or anything compiled."""
+one-line errors for config mistakes, found before any data is read or anything compiled; SIGTERM
+anywhere in train, study or annotate run is 75 with a line saying what a rerun does."""
 
 import json
 import os
@@ -9,9 +10,12 @@ import sys
 import time
 
 import pytest
-from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_dataset, unpinned
+from train_helpers import CACHE_ENV, ROOT, flag_overrides, tiny_config, tiny_dataset, unpinned
 
 from rankjax import cli
+from rankjax.annotate import runner
+from rankjax.cli import train as train_cli
+from rankjax.engine import checkpoint, train
 
 CONFIG = "--config=configs/mslr_mlp.py:local"
 LOSSES = "approx_ndcg, lambda, listmle, mse, pairwise_hinge, pairwise_logistic, sigmoid, softmax"
@@ -160,3 +164,106 @@ def test_sigterm_exits_75_and_the_same_command_resumes_to_0(tmp_path):
   assert resumed.returncode == 0, resumed.stderr[-3000:]
   assert f"resumed from step {stopped}" in resumed.stdout
   assert json.loads((workdir / "results.json").read_text())["step"] == 100
+
+
+def _sigterm_within(monkeypatch, owner, name):
+  """`owner.name` sends this process SIGTERM as it is called: the handler runs there."""
+  original = getattr(owner, name)
+
+  def stopped(*args, **kwargs):
+    os.kill(os.getpid(), signal.SIGTERM)
+    return original(*args, **kwargs)
+
+  monkeypatch.setattr(owner, name, stopped)
+
+
+# SIGTERM during preparation, in a fresh process: `supervision.prepare` sends it.
+SIGTERM_IN_PREPARATION = """
+import os, signal, sys
+from rankjax import cli, supervision
+prepare = supervision.prepare
+def stopped(*args, **kwargs):
+  os.kill(os.getpid(), signal.SIGTERM)
+  return prepare(*args, **kwargs)
+supervision.prepare = stopped
+sys.exit(cli.main())
+"""
+
+
+@pytest.mark.slow
+def test_sigterm_before_any_checkpoint_exits_75_saying_nothing_was_saved(tmp_path):
+  data_path = tiny_dataset(tmp_path / "data")
+  workdir = tmp_path / "run"
+  proc = subprocess.run(
+    [sys.executable, "-c", SIGTERM_IN_PREPARATION, "train", CONFIG, f"--workdir={workdir}"]
+    + flag_overrides(data_path),
+    cwd=ROOT,
+    env=_env(),
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert proc.returncode == 75, proc.stderr[-3000:]
+  assert "Traceback" not in proc.stderr
+  assert proc.stderr.strip().splitlines()[-1] == (
+    "rankjax train: stopped by SIGTERM; nothing saved; rerun starts over"
+  )
+  assert not (workdir / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_sigterm_while_restoring_exits_75_and_leaves_the_checkpoint_in_place(
+  tmp_path, monkeypatch, capsys
+):
+  data_path = tiny_dataset(tmp_path / "data")
+  workdir = tmp_path / "run"
+  train.train_and_evaluate(tiny_config(data_path), workdir)  # checkpoints 3 and 6
+  capsys.readouterr()
+  # Extended (a rerun key) and stopped while it restores step 6: no damage, nothing moved aside.
+  _sigterm_within(monkeypatch, checkpoint.Checkpointer, "restore")
+  argv = ["train", CONFIG, f"--workdir={workdir}", *flag_overrides(data_path, total_steps=12)]
+  monkeypatch.setattr(sys, "argv", ["rankjax", *argv])
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(argv)
+  assert exit_info.value.code == 75
+  assert capsys.readouterr().err.splitlines()[-1] == (
+    "rankjax train: stopped by SIGTERM; rerun the same command to resume from checkpoint step 6"
+  )
+  assert sorted(p.name for p in (workdir / "checkpoints").iterdir()) == ["3", "6"]
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL  # the command's handler is gone
+
+
+def test_sigterm_while_annotate_reads_the_log_exits_75(tmp_path, monkeypatch, capsys):
+  log = tmp_path / "log.jsonl"
+  log.write_text(
+    json.dumps({"query_id": "q", "query": "q", "doc_ids": ["d"], "doc_texts": ["t"]}) + "\n"
+  )
+  _sigterm_within(monkeypatch, runner, "lists_from_log")
+  argv = ["annotate", "run", str(log), "--format", "jsonl", "--store", str(tmp_path / "a.db")]
+  argv += ["--backend", "openai_http", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
+  with pytest.raises(SystemExit) as exit_info:
+    cli.main(argv)
+  assert exit_info.value.code == 75
+  assert capsys.readouterr().err.splitlines()[-1] == (
+    "rankjax annotate run: stopped by SIGTERM; rerun the same command to resume (stored labels "
+    "are kept)"
+  )
+  assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL
+
+
+def test_the_resume_note_says_what_a_rerun_resumes_from(tmp_path):
+  assert train_cli.resume_note(None) == "stopped before it began; rerun the same command"
+  assert train_cli.resume_note(tmp_path) == "nothing saved; rerun starts over"
+  for run in ("runs/click/seed0", "runs/click/seed1", "runs/llm/seed0"):
+    (tmp_path / run / "checkpoints" / "20").mkdir(parents=True)
+  (tmp_path / "runs/llm/seed0/checkpoints/10").mkdir()
+  (tmp_path / "runs/llm/seed1/checkpoints/corrupt").mkdir(parents=True)  # no checkpoint
+  assert train_cli.resume_note(tmp_path) == (
+    "rerun the same command to resume: 3 of the study's runs have checkpoints (finished runs "
+    "are reused, the others resume from theirs)"
+  )
+  for step in ("3", "6", "corrupt"):
+    (tmp_path / "checkpoints" / step).mkdir(parents=True)
+  assert train_cli.resume_note(tmp_path) == (
+    "rerun the same command to resume from checkpoint step 6"
+  )

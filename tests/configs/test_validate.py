@@ -253,8 +253,95 @@ def test_dataset_checks_name_the_split_and_the_label_source(tmp_path):
   assert error.value.lines == (
     f"config.eval.splits[1]='dev': {data_path}: no split 'dev'; it has ['test', 'train', "
     "'validation']",
-    f"config.eval.label_source='llm': {data_path} has no labels from it; it has ['click', 'human']",
+    f"config.eval.label_source='llm': {data_path} has no labels from 'llm'; it has ['click', "
+    "'human']",
   )
+
+
+@pytest.fixture(scope="module")
+def click_and_human(tmp_path_factory):
+  """A prepared dataset with click and human labels, no LLM labels."""
+  return tiny_dataset(tmp_path_factory.mktemp("data"))
+
+
+LLM_STAGES = (
+  {"start": 0, "end": 10, "mix": {"click": 1}},
+  {"start": 10, "end": 20, "mix": {"llm": 1}},
+)
+
+
+@pytest.mark.parametrize(
+  "overrides,named",
+  [
+    ({"supervision.source": "llm"}, "config.supervision.source='llm'"),
+    (
+      {"supervision.objective": "freq_multi_objective"},
+      "config.supervision.objective='freq_multi_objective'",
+    ),
+    (
+      {"supervision.objective": "data_schedule"},  # the preset adds LLM labels in its last third
+      "config.supervision.schedule='frequency_staged'",
+    ),
+    (
+      {"supervision.objective": "data_schedule", "supervision.stages": LLM_STAGES},
+      "config.supervision.stages",
+    ),
+    ({"supervision.gate.name": "learned"}, "config.supervision.gate.name='learned'"),
+  ],
+)
+def test_a_label_source_the_dataset_lacks_is_named_with_its_key(overrides, named, click_and_human):
+  config = load_config()
+  for key, value in overrides.items():
+    _set(config, key, value)
+  engine_validate.check(config)  # valid without the data
+  with pytest.raises(ConfigError) as error:
+    engine_validate.check_data(config, click_and_human)
+  assert error.value.lines == (
+    f"{named}: {click_and_human} has no labels from 'llm'; it has ['click', 'human']",
+  )
+
+
+@pytest.mark.parametrize(
+  "overrides",
+  [
+    {"supervision.source": "click"},
+    {"supervision.objective": "dla"},
+    {"supervision.objective": "data_schedule", "supervision.stages": LLM_STAGES[:1]},
+    {
+      "supervision.gate.name": "learned",
+      "supervision.gate.coef": 1.0,
+      "supervision.gate.bias": 0.0,
+    },
+  ],
+)
+def test_label_sources_the_dataset_has_pass(overrides, click_and_human):
+  config = load_config()
+  for key, value in overrides.items():
+    _set(config, key, value)
+  engine_validate.check_data(config, click_and_human)
+
+
+def test_every_objective_declares_the_label_sources_it_reads():
+  config = load_config()
+  declared = {}
+  for name in (
+    "single",
+    "freq_multi_objective",
+    "data_schedule",
+    "dla",
+    "two_tower",
+    "regression_em",
+  ):
+    config.supervision.objective = name
+    declared[name] = supervision.label_sources(config)
+  assert declared == {
+    "single": {"supervision.source": ("human",)},
+    "freq_multi_objective": {"supervision.objective": ("click", "llm")},
+    "data_schedule": {"supervision.schedule": ("click", "llm")},
+    "dla": {"supervision.objective": ("click",)},
+    "two_tower": {"supervision.objective": ("click",)},
+    "regression_em": {"supervision.objective": ("click",)},
+  }
 
 
 def test_study_checks_its_section_and_every_variant():
@@ -287,14 +374,22 @@ def test_an_unknown_name_is_still_a_registry_error():
     supervision.get_objective("singel")
 
 
-def test_a_study_split_the_dataset_lacks_is_one_line(tmp_path):
-  data_path = tiny_dataset(tmp_path / "data")
+def test_a_study_names_the_split_and_each_variants_labels_the_dataset_lacks(
+  click_and_human, tmp_path
+):
   config = load_config("demo", "tiny")
-  config.data.path = str(data_path)
+  config.data.path = str(click_and_human)
   config.study.split = "dev"
   with pytest.raises(ConfigError) as error:
     runner.run(config, tmp_path / "study")
+  lacks_llm = f"{click_and_human} has no labels from 'llm'; it has ['click', 'human']"
   assert error.value.lines == (
-    f"config.study.split='dev': {data_path}: no split 'dev'; it has ['test', 'train', "
+    f"config.study.split='dev': {click_and_human}: no split 'dev'; it has ['test', 'train', "
     "'validation']",
+    "config.study.variants['data_schedule']: config.supervision.schedule='frequency_staged': "
+    + lacks_llm,
+    "config.study.variants['freq_multi_objective']: config.supervision.objective="
+    f"'freq_multi_objective': {lacks_llm}",
+    f"config.study.variants['llm']: config.supervision.source='llm': {lacks_llm}",
   )
+  assert not (tmp_path / "study" / "runs").exists()  # before the first run

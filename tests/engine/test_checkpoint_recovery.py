@@ -80,19 +80,8 @@ def _copy_run(finished, tmp_path):
   return workdir
 
 
-# Known gap: since the best checkpoint is recorded (`best_fn`), orbax reads every step's metrics
-# file when it builds the manager, so random bytes there fail before the damaged step can be moved
-# aside. Strict: this fails once that is mended.
-_METRICS_READ_FIRST = pytest.mark.xfail(
-  strict=True, reason="orbax reads the damaged step's metrics while building the manager"
-)
-
-
 @pytest.mark.slow
-@pytest.mark.parametrize(
-  "damage",
-  [pytest.param(d, marks=_METRICS_READ_FIRST) if d == "random bytes" else d for d in DAMAGE],
-)
+@pytest.mark.parametrize("damage", DAMAGE)
 def test_a_damaged_latest_checkpoint_is_moved_aside_and_the_run_resumes_before_it(
   damage, data_path, finished, tmp_path, capsys
 ):
@@ -169,11 +158,13 @@ def test_when_no_checkpoint_restores_the_run_stops_with_one_line(data_path, fini
     train.train_and_evaluate(tiny_config(data_path), workdir)
 
 
-def _saved(workdir, steps):
-  """A Checkpointer with a small state saved at `steps` (step k holds arrays of k)."""
-  ckpt = checkpoint.Checkpointer(workdir, keep=len(steps))
+def _saved(workdir, steps, best_metric=""):
+  """A Checkpointer with a small state saved at `steps` (step k holds arrays of k, and metric
+  `best_metric` k when there is one)."""
+  ckpt = checkpoint.Checkpointer(workdir, keep=len(steps), best_metric=best_metric)
   for step in steps:
-    ckpt.save(step, {"w": np.full((3,), step, np.float32)}, {"next_index": step})
+    metrics = {best_metric: float(step)} if best_metric else None
+    ckpt.save(step, {"w": np.full((3,), step, np.float32)}, {"next_index": step}, metrics)
   ckpt.wait()
   return ckpt
 
@@ -229,3 +220,46 @@ def test_without_checkpoints_there_is_nothing_to_restore(tmp_path):
   ckpt = checkpoint.Checkpointer(tmp_path)
   assert ckpt.restore_newest_good(ABSTRACT, lambda s, d: None) is None
   ckpt.close()
+
+
+@pytest.mark.parametrize(
+  "metrics,why",
+  [
+    (b"\xd7\x00garbage", "UnicodeDecodeError: 'utf-8' codec can't decode byte 0xd7 in position 0"),
+    (b"", "JSONDecodeError: Expecting value: line 1 column 1 (char 0) (reading metrics/metrics)"),
+    (b'{"other": 1.0}', "its metrics {'other': 1.0} lack 'm'"),
+  ],
+)
+def test_metrics_that_do_not_read_move_the_checkpoint_aside_as_it_opens(
+  metrics, why, tmp_path, capsys
+):
+  # orbax reads every checkpoint's metrics to build its manager when the best one is recorded.
+  _saved(tmp_path, [1, 2, 3], best_metric="m").close()
+  (tmp_path / "checkpoints" / "3" / "metrics" / "metrics").write_bytes(metrics)
+
+  ckpt = checkpoint.Checkpointer(tmp_path, keep=3, best_metric="m")
+
+  (aside,) = (ckpt.directory / "corrupt").iterdir()
+  (report,) = capsys.readouterr().out.splitlines()
+  match = REPORT.match(report)
+  assert match.group(1, 2, 4) == ("3", str(ckpt.directory / "3"), str(aside)), report
+  assert match.group(3).startswith(why), report
+  assert ckpt.latest_step() == 2 and ckpt.best_step() == 2
+  state, data = ckpt.restore_newest_good(ABSTRACT, lambda s, d: None)
+  ckpt.close()
+  np.testing.assert_array_equal(state["w"], [2, 2, 2])
+  assert data == {"next_index": 2}
+
+
+def test_a_read_only_checkpointer_names_metrics_that_do_not_read_and_moves_nothing(tmp_path):
+  _saved(tmp_path, [1, 2], best_metric="m").close()
+  (tmp_path / "checkpoints" / "2" / "metrics" / "metrics").write_bytes(b"{")
+  directory = tmp_path.resolve() / "checkpoints"
+  with pytest.raises(checkpoint.DamagedCheckpoint) as error:
+    checkpoint.Checkpointer(tmp_path, best_metric="m", read_only=True)
+  assert str(error.value) == (
+    f"checkpoint step 2 ({directory / '2'}) does not read: JSONDecodeError: Expecting property "
+    "name enclosed in double quotes: line 1 column 2 (char 1) (reading metrics/metrics). "
+    f"Resuming the run (rankjax train) moves it into {directory / 'corrupt'}"
+  )
+  assert sorted(p.name for p in directory.iterdir()) == ["1", "2"]

@@ -9,6 +9,7 @@ import pytest
 from train_helpers import tiny_config, tiny_dataset
 
 from rankjax import supervision
+from rankjax.configs.errors import ConfigError
 from rankjax.data import pipeline, store
 from rankjax.engine import mesh as mesh_lib
 from rankjax.engine import step as step_lib
@@ -96,10 +97,15 @@ def test_check_finite_names_last_checkpoint():
   train._check_finite(7, {"train/loss": 1.0, "train/grad_norm": 1.0}, 6)  # pylint: disable=protected-access
 
 
-def test_unknown_label_source_is_a_clear_error(data_path, tmp_path):
+def test_a_label_source_the_dataset_lacks_is_refused_before_compiling(data_path, tmp_path):
   config = tiny_config(data_path, **{"supervision.source": "llm"})
-  with pytest.raises(KeyError, match="no labels from source 'llm'; it has \\['click', 'human'\\]"):
+  with pytest.raises(ConfigError) as error:
     train.train_and_evaluate(config, tmp_path)
+  assert error.value.lines == (
+    f"config.supervision.source='llm': {data_path} has no labels from 'llm'; it has ['click', "
+    "'human']",
+  )
+  assert not (tmp_path / "config.json").exists()  # refused before preparation
 
 
 @pytest.mark.slow

@@ -5,6 +5,8 @@ Its message names the file and, where there is one, the line, and says what to c
 `rankjax` commands print it as one line and exit with status 1 (`rankjax.cli.errors`).
 """
 
+from rankjax.errors import UserError
 
-class InputError(ValueError):
+
+class InputError(UserError, ValueError):
   """Bad input; the message names the file (and line) and what to change."""
