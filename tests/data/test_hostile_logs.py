@@ -187,7 +187,7 @@ def test_gbk_jsonl_names_the_encoding_that_reads_it(capsys, tmp_path):
   [
     ('{"q1": "a",\n "q2": }', "{path}:2:8: the query dictionary is not JSON (Expecting value)"),
     ('["a", "b"]', "{path}: the query dictionary is a JSON list, not object"),
-    ('{"q1": null}', "{path}: query 'q1' has text None, not a string"),
+    ('{"q1": null}', "{path}: 'q1' has text None in the query dictionary, not a string"),
   ],
 )
 def test_tiangong_query_dictionary_that_is_not_one_is_one_line(tmp_path, text, message):

@@ -18,7 +18,9 @@ import inspect
 import json
 import logging
 import math
+import operator
 import os
+import weakref
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -223,9 +225,8 @@ def finish_interaction(
     raw_clicks: (rank or None, doc id or None, dwell seconds or NaN) per click, in time order.
   """
   ranks, docs = it.ranks, it.doc_ids
-  n = len(docs)
-  # The usual list, in rank order with each rank and document once, is kept as it is (checked in C).
-  if not (ranks == sorted(ranks) and len(set(ranks)) == n and len(set(docs)) == n):
+  # The usual list, ranks rising and each document once, is kept as it is (checked in C).
+  if not (all(map(operator.lt, ranks, ranks[1:])) and len(set(docs)) == len(docs)):
     _drop_duplicates(it, summary, where)
   if not it.doc_ids:
     summary.skip("empty_interaction", where, f"query {it.query_id!r} has no usable result")
@@ -238,9 +239,13 @@ def finish_interaction(
   if not raw_clicks:
     return it
   by_rank = dict(zip(it.ranks, range(n)))
-  by_doc = dict(zip(it.doc_ids, range(n)))
+  by_doc = None  # built for the first click that names only its document
   for rank, doc, secs in raw_clicks:
-    j = by_rank.get(rank) if rank is not None else by_doc.get(doc)
+    if rank is not None:
+      j = by_rank.get(rank)
+    else:
+      by_doc = by_doc or dict(zip(it.doc_ids, range(n)))
+      j = by_doc.get(doc)
     if j is None:
       summary.skip(
         "click_on_unshown_rank",
@@ -260,6 +265,20 @@ def finish_interaction(
     if not math.isnan(secs):
       dwell[j] = secs if math.isnan(dwell[j]) else dwell[j] + secs
   return it
+
+
+# Side files already read for a summary (one command's read of several logs), by key.
+_READ_ONCE: weakref.WeakKeyDictionary[ReadSummary, dict] = weakref.WeakKeyDictionary()
+
+
+def once_per_read(summary: ReadSummary, key, load: Callable[[], Any]):
+  """`load()` the first time `key` is asked for with `summary`, its result after: a side file (a
+  qrels or label file, a dictionary) given with several log files is read, and its skips counted
+  in `summary`, once."""
+  read = _READ_ONCE.setdefault(summary, {})
+  if key not in read:
+    read[key] = load()
+  return read[key]
 
 
 class LogError(InputError):

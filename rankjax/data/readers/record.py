@@ -185,14 +185,12 @@ def parse_counts(values: list[str | None], allowed: Range) -> list[int] | None:
   ([1, 2, 10], None)
   """
   try:
-    digits = "".join(values)
-  except TypeError:  # a None
+    out = list(map(int, values))  # each a non-empty string of at most Python's 4,300 digits
+  except (TypeError, ValueError):
     return None
-  if not (values and all(values) and digits.isdigit() and digits.isascii()):
+  digits = "".join(values)  # int() also takes a sign, spaces, "_" and non-ASCII digits
+  if not (out and digits.isdigit() and digits.isascii()):
     return None
-  if max(map(len, values)) > MAX_DIGITS:
-    return None
-  out = list(map(int, values))
   return out if allowed.lo <= min(out) and max(out) <= allowed.hi else None
 
 

@@ -180,8 +180,14 @@ def _text(el) -> str:
 
 def _doc_texts(titles: list[str | None], snippets: list[str | None]) -> list[str]:
   """Each result's title and snippet, stripped, joined by a space where both are there."""
-  titles = [t.strip() if t else "" for t in titles]
-  snippets = [t.strip() if t else "" for t in snippets]
+  try:  # the usual list, every result with a title and a snippet, in C
+    titles, snippets = list(map(str.strip, titles)), list(map(str.strip, snippets))
+  except TypeError:  # a result without one (None)
+    titles = [t.strip() if t else "" for t in titles]
+    snippets = [t.strip() if t else "" for t in snippets]
+  else:
+    if "" not in titles and "" not in snippets:
+      return list(map(" ".join, zip(titles, snippets)))
   return [f"{t} {s}" if t and s else t or s for t, s in zip(titles, snippets)]
 
 
