@@ -310,3 +310,17 @@ def test_any_doctype_is_refused_before_a_session_is_read(tmp_path, prolog, body)
   assert not list(readers.read_sessions("trec-session", path, summary))
   assert summary.reasons == {"hostile_xml": 1}
   assert re.match(rf"{re.escape(str(path))}:[23]: DOCTYPE", summary.examples["hostile_xml"][0])
+
+
+@pytest.mark.parametrize(
+  "name, where",
+  [
+    ("undeclared_entity.xml", ":2:51: Entity 'xxe' not defined;"),
+    ("trec_truncated.xml", ":32:1: Premature end of data in tag session line 30;"),
+    ("trec_wrong_encoding.xml", ":41:23: Invalid bytes in character encoding;"),
+  ],
+)
+def test_xml_that_is_not_well_formed_is_counted_at_its_error(name, where):
+  summary = readers.ReadSummary()
+  list(readers.read_sessions("trec-session", FIX / name, summary))
+  assert summary.examples["xml_error"] == [f"{FIX / name}{where} rest of the file skipped"]

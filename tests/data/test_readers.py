@@ -283,6 +283,7 @@ def test_gzip_logs_read_like_plain_ones(tmp_path):
   ] and s1.reasons == s2.reasons
 
 
+@pytest.mark.slow  # five processes, each importing its parser
 def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
   import subprocess
   import sys

@@ -71,7 +71,8 @@ OPTIONS = dict(
   verticals=Option("the vertical types of the processing, vid_vtype.json; other vids are skipped"),
 )
 
-# One `{id: id, ...}` pair of a Python dict literal, and its separator.
+# The opening of a Python dict literal, and one `id: id` pair of it with the separator after it.
+_OPEN = re.compile(r"\s*\{\s*")
 _PAIR = re.compile(r"\s*(\d+)\s*:\s*(\d+)\s*([,}])")
 
 
@@ -95,17 +96,14 @@ def load_id_dictionary(path) -> frozenset[str]:
       f"{path}: byte {e.start} is not ASCII; an id dictionary is {{int: int}}"
     ) from None
   keys = []
-  at = len(text) - len(text.lstrip())
-  if text.startswith("{", at):
-    at += 1
-    if text[at:].strip() == "}":
-      at = len(text)
-    while at < len(text) and (m := _PAIR.match(text, at)):
-      keys.append(m.group(1))
-      at = m.end()
-      if m.group(3) == "}":
-        break
-  if text[at:].strip() or not keys and text.strip() != "{}":
+  opened = _OPEN.match(text)
+  at, closed = (opened.end(), False) if opened else (0, False)
+  if opened and text.startswith("}", at):  # {}
+    at, closed = at + 1, True
+  while opened and not closed and (m := _PAIR.match(text, at)):
+    keys.append(m.group(1))
+    at, closed = m.end(), m.group(3) == "}"
+  if not closed or text[at:].strip():
     at += len(text[at:]) - len(text[at:].lstrip())  # point at what is there, not at a space
     line = text.count("\n", 0, at) + 1
     column = at - text.rfind("\n", 0, at)
@@ -171,7 +169,7 @@ def load_labels(fmt: str, path, summary: ReadSummary | None = None) -> dict[tupl
           own.skip(
             "conflicting_label",
             session.source,
-            f"query {it.query_id!r} document {doc!r} graded {grade:g}, before {first:g}; kept it",
+            f"query {it.query_id!r} document {doc!r} graded {grade:g}, first {first:g} (kept)",
           )
   if summary is not None:
     summary.absorb(own)

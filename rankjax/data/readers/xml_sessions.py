@@ -397,7 +397,11 @@ def read_xml_sessions(
     if not checked and events.root is not None:
       _refuse_doctype(events.root.getroottree())
   except etree.XMLSyntaxError as e:
-    summary.skip("xml_error", f"{path}:{e.lineno}:{e.offset}", f"{e.msg}; rest of the file skipped")
+    # libxml2's record of the error that stopped it: the exception's own message and position are
+    # lxml's ("no element found", line 0) when the input ends after a fatal error.
+    last = e.error_log.last_error
+    line, column, message = (last.line, last.column, last.message) if last else (*e.position, e.msg)
+    summary.skip("xml_error", f"{path}:{line}:{column}", f"{message}; rest of the file skipped")
   except HostileXML as e:
     summary.skip("hostile_xml", f"{path}:{line}", f"{e}; file skipped")
   except _StreamBroken:
