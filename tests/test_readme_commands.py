@@ -70,6 +70,14 @@ RUN = {
       "qid_query.json": "tiangong_st_queries.json",
     },
   ),
+  "--format tiangong-session $T/train_per_session.txt --queries": Run(
+    expect=(
+      '"sessions": 40, "interactions": 91, "results": 902',
+      '"skipped_by_reason": {"duplicate_doc": 8}',
+      "lists     train 76, test 1 (split by labelled)",
+    ),
+    files=("rankjax_data/tiangong_processed/1.0.0/prepare_summary.json",),
+  ),
   "rankjax clicks simulate --svmlight": Run(
     tiny=(
       (

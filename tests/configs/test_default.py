@@ -25,6 +25,7 @@ VARIANTS = {
   "demo": (None, "tiny"),
   "lightgbm_example": (None, "local"),
   "mslr_mlp": (None, "local"),
+  "tiangong_processed": (None, "tiny"),
   "tiangong_st": (None, "tiny"),
   "trec_cross_encoder": ("click", "human", "tiny"),
   "trec_session": (None, "tiny"),

@@ -444,3 +444,44 @@ def test_tiangong_st_study_config_runs_on_the_fixture(tmp_path, capsys):
   )
   summary = _study(config, res["path"], tmp_path / "study")
   assert set(summary["metrics"]) == set(config.study.variants) | set(config.study.baselines)
+
+
+@pytest.mark.slow
+def test_tiangong_processed_study_config_runs_on_the_sample(shared_data, tmp_path, capsys):
+  d = shared_data("tiangong_st_fragments")
+  logs = [d / f"{split}_per_session.txt" for split in ("train", "dev", "test")]
+  # Features: a one-hot of each (query, document)'s vertical type, from the logs' own columns.
+  pairs = {}
+  for log in logs:
+    for line in log.read_text().splitlines():
+      if line.strip():
+        seq, _, (uid, _, vid), _ = (json.loads(c) for c in line.split("\t"))
+        pairs[(seq[-1], uid)] = vid
+  vids = sorted(set(pairs.values()))
+  features = tmp_path / "features.svm"
+  features.write_text(
+    "".join(
+      f"0 qid:{q} {vids.index(v) + 1}:1 # docid = {u}\n" for (q, u), v in sorted(pairs.items())
+    )
+  )
+  res = _prepare(
+    capsys,
+    "--format",
+    "tiangong-session",
+    *logs,
+    "--labels",
+    d / "human_label_for_CACM.txt",
+    "--queries",
+    d / "qid_query.json",
+    "--features",
+    features,
+    "--split-by",
+    "labelled",
+    "--output",
+    tmp_path,
+    "--name",
+    "t",
+  )
+  config = load_config("tiangong_processed", "tiny")
+  summary = _study(config, res["path"], tmp_path / "study")
+  assert set(summary["metrics"]) == set(config.study.variants) | set(config.study.baselines)

@@ -11,6 +11,7 @@ import zlib
 import pytest
 
 from rankjax import cli
+from rankjax.data import readers
 
 FIX = pathlib.Path(__file__).parents[1] / "fixtures" / "logs"
 GOOD = {"query_id": "q1", "doc_ids": ["a", "b"], "clicks": [0, 1]}
@@ -186,7 +187,7 @@ def test_gbk_jsonl_names_the_encoding_that_reads_it(capsys, tmp_path):
   [
     ('{"q1": "a",\n "q2": }', "{path}:2:8: the query dictionary is not JSON (Expecting value)"),
     ('["a", "b"]', "{path}: the query dictionary is a JSON list, not object"),
-    ('{"q1": null}', "{path}: query 'q1' has text None, not a string"),
+    ('{"q1": null}', "{path}: 'q1' has text None in the query dictionary, not a string"),
   ],
 )
 def test_tiangong_query_dictionary_that_is_not_one_is_one_line(tmp_path, text, message):
@@ -280,3 +281,46 @@ def test_tiangong_label_out_of_range_is_a_skip(capsys, tmp_path):
     f"{labels}:2: labels: 'nan' is not a finite number",
     f"{labels}:3: labels: '7' is outside 0..4",
   ]
+
+
+SESSION = (
+  '<session num="1"><interaction num="1"><query>q</query><results>'
+  '<result rank="1"><clueweb12id>d</clueweb12id></result></results></interaction></session>'
+)
+LAUGHS = '<!ENTITY a "aaaaaaaaaa">' + "".join(
+  f'<!ENTITY {b} "{("&" + a + ";") * 10}">' for a, b in zip("abcdefgh", "bcdefghi")
+)
+
+
+@pytest.mark.parametrize(
+  "prolog, body",
+  [
+    (f"<!DOCTYPE log [{LAUGHS}]>", f'<log><session num="&i;"/>{SESSION}</log>'),  # in an attribute
+    ('<!DOCTYPE log SYSTEM "http://example.invalid/log.dtd">', f"<log>{SESSION}</log>"),
+    ('<!DOCTYPE log [<!ENTITY % p SYSTEM "file:///etc/passwd"> %p;]>', f"<log>{SESSION}</log>"),
+    # A DOCTYPE past the first megabyte (read before parsing) is refused at the first session.
+    (f"<!--{'x' * (2 << 20)}--><!DOCTYPE log [{LAUGHS}]>", f"<log>{SESSION}</log>"),
+  ],
+  ids=["laughs_in_attribute", "external_dtd", "parameter_entity", "late_doctype"],
+)
+def test_any_doctype_is_refused_before_a_session_is_read(tmp_path, prolog, body):
+  path = tmp_path / "log.xml"
+  path.write_text(f'<?xml version="1.0"?>\n{prolog}\n{body}\n')
+  summary = readers.ReadSummary()
+  assert not list(readers.read_sessions("trec-session", path, summary))
+  assert summary.reasons == {"hostile_xml": 1}
+  assert re.match(rf"{re.escape(str(path))}:[23]: DOCTYPE", summary.examples["hostile_xml"][0])
+
+
+@pytest.mark.parametrize(
+  "name, where",
+  [
+    ("undeclared_entity.xml", ":2:51: Entity 'xxe' not defined;"),
+    ("trec_truncated.xml", ":32:1: Premature end of data in tag session line 30;"),
+    ("trec_wrong_encoding.xml", ":41:23: Invalid bytes in character encoding;"),
+  ],
+)
+def test_xml_that_is_not_well_formed_is_counted_at_its_error(name, where):
+  summary = readers.ReadSummary()
+  list(readers.read_sessions("trec-session", FIX / name, summary))
+  assert summary.examples["xml_error"] == [f"{FIX / name}{where} rest of the file skipped"]

@@ -283,30 +283,24 @@ def test_gzip_logs_read_like_plain_ones(tmp_path):
   ] and s1.reasons == s2.reasons
 
 
+@pytest.mark.slow  # five processes, each importing its parser
 def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
   import subprocess
   import sys
 
   shared_data("trec_session_2012_2013", "sessiontrack2013.xml")
-  script = (
-    pathlib.Path(__file__).resolve().parents[2] / "tools" / "benchmarks" / "parse_throughput.py"
-  )
+  script = pathlib.Path(__file__).resolve().parents[2] / "tools" / "benchmarks" / "xml_parse.py"
   out = subprocess.run(
-    [
-      sys.executable,
-      str(script),
-      "--size-gb",
-      "0.004",
-      "--minidom-mb",
-      "2",
-      "--workdir",
-      str(tmp_path),
-    ],
+    [sys.executable, str(script), "--size", "4M", "--repeats", "1", "--minidom-mb", "2"]
+    + ["--workdir", str(tmp_path)],
     check=True,
     capture_output=True,
     text=True,
   ).stdout
   rows = [json.loads(line) for line in out.strip().splitlines()]
-  assert [r.get("parser") for r in rows[:3]] == ["minidom", "rankjax", "rankjax"]
-  assert rows[0]["sessions"] == rows[1]["sessions"] > 0  # the script also asserts clicks agree
-  assert rows[2]["file_mb"] >= 4 and rows[3]["peak_rss_ratio_same_file"] > 1
+  assert [r.get("parser") for r in rows[:5]] == ["rankjax", "etree", "lxml", "rankjax", "minidom"]
+  assert rows[0]["sessions"] == rows[2]["sessions"] > rows[3]["sessions"] > 0  # the script
+  assert rows[0]["file_mb"] >= 4  # also asserts that each file's parsers agree on the clicks
+  growth = {r["parser"]: r["peak_rss_mb"] - r["baseline_rss_mb"] for r in rows[3:5]}
+  assert growth["minidom"] > 4 * growth["rankjax"]  # the whole document against one session
+  assert rows[5]["rankjax_vs_lxml_speed"] > 0 and rows[5]["rankjax_vs_etree_speed"] > 0

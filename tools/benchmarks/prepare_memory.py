@@ -34,7 +34,7 @@ import tempfile
 import time
 
 # Sibling: run as a file, this script's directory is sys.path[0].
-import parse_throughput  # pylint: disable=g-import-not-at-top,wrong-import-position
+import xml_parse  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 HOSTILE = "1 qid:q1 50000000:1\n"
 
@@ -114,7 +114,7 @@ def main():
       ),
       measure("small", [*trec, str(log), *common, str(work / "out_s")], [log]),
     ]
-    big = parse_throughput.make_log(log, work / "repeated.xml", int(args.size_gb * 2**30))
+    big = xml_parse.make_log(log, work / "repeated.xml", int(args.size_gb * 2**30))
     rows.append(measure("repeated", [*trec, str(big), *common, str(work / "out_r")], [big]))
     big.unlink()
     distinct = work / "distinct.jsonl"

@@ -23,7 +23,14 @@ from collections.abc import Iterable, Iterator
 from rankjax import registry
 
 # Each reader module registers its formats in FORMATS when imported.
-from rankjax.data.readers import baidu, generic, sogou, tiangong, trec  # noqa: F401
+from rankjax.data.readers import (  # noqa: F401
+  baidu,
+  generic,
+  sogou,
+  tiangong,
+  tiangong_processed,
+  trec,
+)
 from rankjax.data.readers.common import (
   FORMATS,
   Interaction,

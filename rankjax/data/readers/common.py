@@ -18,7 +18,9 @@ import inspect
 import json
 import logging
 import math
+import operator
 import os
+import weakref
 import zlib
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any
@@ -180,20 +182,8 @@ class ReadSummary:
     return json.dumps(self.as_dict(), ensure_ascii=False)
 
 
-def finish_interaction(
-  it: Interaction,
-  summary: ReadSummary,
-  where: str,
-  raw_clicks: list[tuple[int | None, str | None, float]],
-) -> Interaction | None:
-  """Sorts results by rank, drops duplicate documents and resolves clicks; None if nothing is left.
-
-  Args:
-    it: the interaction with `doc_ids` / `ranks` as read (clicks not yet filled in).
-    summary: where skips are counted.
-    where: location for skip messages.
-    raw_clicks: (rank or None, doc id or None, dwell seconds or NaN) per click, in time order.
-  """
+def _drop_duplicates(it: Interaction, summary: ReadSummary, where: str) -> None:
+  """Sorts the results by rank and drops a second result at a rank or a document shown again."""
   order = sorted(range(len(it.doc_ids)), key=lambda i: it.ranks[i])
   seen_docs: set[str] = set()
   seen_ranks: set[int] = set()
@@ -218,16 +208,44 @@ def finish_interaction(
   pick = lambda xs: None if xs is None else [xs[i] for i in keep]  # noqa: E731
   it.doc_ids, it.ranks = pick(it.doc_ids), pick(it.ranks)
   it.doc_texts, it.labels = pick(it.doc_texts), pick(it.labels)
+
+
+def finish_interaction(
+  it: Interaction,
+  summary: ReadSummary,
+  where: str,
+  raw_clicks: list[tuple[int | None, str | None, float]],
+) -> Interaction | None:
+  """Sorts results by rank, drops duplicate documents and resolves clicks; None if nothing is left.
+
+  Args:
+    it: the interaction with `doc_ids` / `ranks` as read (clicks not yet filled in).
+    summary: where skips are counted.
+    where: location for skip messages.
+    raw_clicks: (rank or None, doc id or None, dwell seconds or NaN) per click, in time order.
+  """
+  ranks, docs = it.ranks, it.doc_ids
+  # The usual list, ranks rising and each document once, is kept as it is (checked in C).
+  if not (all(map(operator.lt, ranks, ranks[1:])) and len(set(docs)) == len(docs)):
+    _drop_duplicates(it, summary, where)
   if not it.doc_ids:
     summary.skip("empty_interaction", where, f"query {it.query_id!r} has no usable result")
     return None
-  by_rank = {r: j for j, r in enumerate(it.ranks)}
-  by_doc = {d: j for j, d in enumerate(it.doc_ids)}
-  it.clicks = [0] * len(it.doc_ids)
-  dwell = [NAN] * len(it.doc_ids)
+  n = len(it.doc_ids)
+  it.clicks = [0] * n
+  dwell = [NAN] * n
   it.click_ranks = []
+  it.dwell = dwell
+  if not raw_clicks:
+    return it
+  by_rank = dict(zip(it.ranks, range(n)))
+  by_doc = None  # built for the first click that names only its document
   for rank, doc, secs in raw_clicks:
-    j = by_rank.get(rank) if rank is not None else by_doc.get(doc)
+    if rank is not None:
+      j = by_rank.get(rank)
+    else:
+      by_doc = by_doc or dict(zip(it.doc_ids, range(n)))
+      j = by_doc.get(doc)
     if j is None:
       summary.skip(
         "click_on_unshown_rank",
@@ -246,8 +264,21 @@ def finish_interaction(
     it.click_ranks.append(it.ranks[j])
     if not math.isnan(secs):
       dwell[j] = secs if math.isnan(dwell[j]) else dwell[j] + secs
-  it.dwell = dwell
   return it
+
+
+# Side files already read for a summary (one command's read of several logs), by key.
+_READ_ONCE: weakref.WeakKeyDictionary[ReadSummary, dict] = weakref.WeakKeyDictionary()
+
+
+def once_per_read(summary: ReadSummary, key, load: Callable[[], Any]):
+  """`load()` the first time `key` is asked for with `summary`, its result after: a side file (a
+  qrels or label file, a dictionary) given with several log files is read, and its skips counted
+  in `summary`, once."""
+  read = _READ_ONCE.setdefault(summary, {})
+  if key not in read:
+    read[key] = load()
+  return read[key]
 
 
 class LogError(InputError):

@@ -56,32 +56,31 @@ def load_tiangong_labels(
   return out
 
 
-def load_query_dictionary(path) -> dict[str, str]:
-  """The query dictionary, a JSON object {query id: text} in UTF-8; `LogError` naming the file
-  and the position of what is not."""
+def load_json_dictionary(path, what: str = "query dictionary") -> dict[str, str]:
+  """A JSON object {id: text} in UTF-8 (the query dictionary `qid_query.json`, the vertical types
+  `vid_vtype.json`); `LogError` naming the file, the position of what is not one, and `what` the
+  file is."""
   path = os.fspath(path)
   if os.path.isdir(path):
-    raise LogError(f"{path}: is a directory, not a query dictionary")
+    raise LogError(f"{path}: is a directory, not a {what}")
   with open(path, "rb") as f:
     raw = f.read()
   try:
-    queries = json.loads(raw.decode("utf-8"))
+    out = json.loads(raw.decode("utf-8"))
   except UnicodeDecodeError as e:
-    raise LogError(f"{path}: not UTF-8 at byte {e.start}; the query dictionary is JSON") from None
+    raise LogError(f"{path}: not UTF-8 at byte {e.start}; the {what} is JSON") from None
   except json.JSONDecodeError as e:
-    raise LogError(
-      f"{path}:{e.lineno}:{e.colno}: the query dictionary is not JSON ({e.msg})"
-    ) from None
+    raise LogError(f"{path}:{e.lineno}:{e.colno}: the {what} is not JSON ({e.msg})") from None
   except ValueError as e:  # an integer of more digits than Python converts
-    raise LogError(f"{path}: the query dictionary is not JSON that Python reads ({e})") from None
+    raise LogError(f"{path}: the {what} is not JSON that Python reads ({e})") from None
   except RecursionError:
-    raise LogError(f"{path}: the query dictionary is nested too deep to be one") from None
-  if not isinstance(queries, dict):
-    raise LogError(f"{path}: the query dictionary is a JSON {type(queries).__name__}, not object")
-  bad = next((k for k, v in queries.items() if type(v) is not str), None)
+    raise LogError(f"{path}: the {what} is nested too deep to be one") from None
+  if not isinstance(out, dict):
+    raise LogError(f"{path}: the {what} is a JSON {type(out).__name__}, not object")
+  bad = next((k for k, v in out.items() if type(v) is not str), None)
   if bad is not None:
-    raise LogError(f"{path}: query {bad!r} has text {queries[bad]!r}, not a string")
-  return queries
+    raise LogError(f"{path}: {bad!r} has text {out[bad]!r} in the {what}, not a string")
+  return out
 
 
 @log_format(
@@ -101,5 +100,5 @@ def read_tiangong_st(path, summary: ReadSummary, *, labels=None, queries=None) -
   if labels is not None and not isinstance(labels, dict):
     labels = load_tiangong_labels(labels, summary)
   if queries is not None and not isinstance(queries, dict):
-    queries = load_query_dictionary(queries)
+    queries = load_json_dictionary(queries)
   return read_xml_sessions(path, summary, TIANGONG, labels=labels, queries=queries)

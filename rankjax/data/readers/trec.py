@@ -9,21 +9,16 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 from collections.abc import Iterator
 
 from rankjax.data.readers import errors
-from rankjax.data.readers.common import Option, ReadSummary, Session, log_format
+from rankjax.data.readers.common import Option, ReadSummary, Session, log_format, once_per_read
 from rankjax.data.readers.xml_sessions import TREC, read_xml_sessions
 
 # The grades a qrels row may carry, inclusive: TREC's scale from -2 (spam) to 4 (navigational),
 # which the Session, Web and Deep Learning tracks' grades all fall in.
 QRELS_GRADES = (-2.0, 4.0)
 QRELS_COLUMNS = 4  # topic iteration docno grade
-
-# Qrels files already read for a summary (one command's read), so that a qrels file given with
-# several log files is read, and its skips counted, once.
-_READ: weakref.WeakKeyDictionary[ReadSummary, dict] = weakref.WeakKeyDictionary()
 
 
 class QrelsError(errors.InputError):
@@ -118,14 +113,6 @@ def load_trec_qrels(
   return out
 
 
-def _qrels_once(path, summary: ReadSummary, encoding: str) -> dict[str, dict[str, float]]:
-  read = _READ.setdefault(summary, {})
-  key = (os.fspath(path), encoding)
-  if key not in read:
-    read[key] = load_trec_qrels(path, summary, encoding=encoding)
-  return read[key]
-
-
 @log_format(
   "trec-session",
   labels=Option("TREC qrels, grades per topic, as human labels"),
@@ -145,5 +132,9 @@ def read_trec_session(
     labels_encoding: the text encoding of the `labels` file.
   """
   if labels is not None and not isinstance(labels, dict):
-    labels = _qrels_once(labels, summary, labels_encoding)
+    labels = once_per_read(
+      summary,
+      ("qrels", os.fspath(labels), labels_encoding),
+      lambda: load_trec_qrels(labels, summary, encoding=labels_encoding),
+    )
   return read_xml_sessions(path, summary, TREC, labels=labels)

@@ -11,12 +11,20 @@ TREC Session Track and TianGong-ST share one structure::
     </interaction>
   </session>
 
-The parser drives expat with callbacks and keeps only the session being read, so memory stays
-constant however large the file. It refuses any DOCTYPE (so no entity can be declared: a "billion
-laughs" file fails on its first line), never loads external entities, and reports each skipped
-record with its file and line. A file that is not well-formed (truncated, wrong encoding) yields
-every session before the error and counts the rest of the file as one `xml_error` skip; a `.gz`
-whose stream ends early yields every session completed before the break (`truncated_gzip`).
+libxml2 (through lxml's `iterparse`) builds one `<session>` element at a time: the parser reports
+only the end of a session (a tag filter in C), the reader walks that session's elements, then
+clears it and drops the sessions before it, so memory stays constant however large the file. The
+parser is hardened: entities are never substituted, no DTD or external entity is loaded, nothing is
+fetched from the network, and libxml2's size limits stay on (no `huge_tree`); a file that declares
+a DOCTYPE at all is refused (`hostile_xml`) before any of its sessions is read. Each skipped record
+is reported with its file and line. A file that is not well-formed (truncated, wrong encoding)
+yields every session before the error and counts the rest of the file as one `xml_error` skip; a
+`.gz` whose stream ends early yields every session completed before the break (`truncated_gzip`).
+
+A field is taken only from a direct child of its session / interaction / result / click, so e.g.
+the `<query>` of a TREC `<currentquery>` is not an interaction's query; results and clicks are the
+grandchildren of an interaction (inside `<results>` / `<clicked>`). A field's text is the text of
+its element up to its first child element, stripped.
 
 What is read (`record`): a result rank or click rank that is not an integer >= 1 (in ASCII digits)
 skips that result (`bad_field:ranks`) or click (`bad_field:click_ranks`); a result without a
@@ -30,7 +38,8 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterator
-from xml.parsers import expat
+
+from lxml import etree
 
 from rankjax.data.readers import record
 from rankjax.data.readers.common import (
@@ -43,11 +52,32 @@ from rankjax.data.readers.common import (
 )
 from rankjax.data.readers.record import FieldError
 
-CHUNK = 1 << 16  # small, since the sessions completed in a chunk are held until it is parsed
+# Bytes handed to libxml2 at a time; the sessions completed in a block are read before the next.
+CHUNK = 1 << 16
+# Blocks held while the prolog is checked for a DOCTYPE before parsing (`_read_prolog`).
+PROLOG_BLOCKS = 16
+
+# Parser options: no entity substitution, DTD loading or network access, libxml2's limits on (no
+# `huge_tree`); whitespace between elements, comments and processing instructions are not built
+# into the tree, which makes parsing faster and leaves one text node per field.
+PARSER_OPTIONS = dict(
+  resolve_entities=False,
+  no_network=True,
+  load_dtd=False,
+  huge_tree=False,
+  remove_blank_text=True,
+  remove_comments=True,
+  remove_pis=True,
+  collect_ids=False,
+)
 
 
 class HostileXML(ValueError):
   """The XML declares a DTD or entities, which session logs never need."""
+
+
+class _StreamBroken(Exception):
+  """The compressed stream broke (counted by `iter_blocks`); parsing stops without an error."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -58,7 +88,6 @@ class Dialect:
   query_id_tag: str | None = (
     None  # child of <interaction> with the query id; None: the text is the id
   )
-  text_tags: tuple[str, ...] = ("title", "snippet")
 
 
 TREC = Dialect(doc_tags=("clueweb12id", "clueweb09id", "docno", "docid"))
@@ -78,209 +107,246 @@ def parse_seconds(value: str | None) -> float:
     return NAN
 
 
-class _Handler:
-  """expat callbacks that assemble one session at a time into `self.done`.
+class _Blocks:
+  """`iter_blocks` as the file object lxml reads: the blocks already read (`first`), then a block
+  per `read`, b"" at the end; a broken stream (no final empty block) raises `_StreamBroken`."""
 
-  Hot path: one dict lookup per element; a field is taken only from a direct child of the open
-  session / interaction / result / click (tracked by depth), so e.g. the `<query>` of a TREC
-  `<currentquery>` is not an interaction's query.
+  def __init__(self, first: list[bytes], blocks: Iterator[bytes]):
+    self.first, self.blocks = first, blocks
+
+  def read(self, _size: int) -> bytes:
+    block = self.first.pop(0) if self.first else next(self.blocks, None)
+    if block is None:
+      raise _StreamBroken
+    return block
+
+
+class _RootStarted(Exception):
+  """The prolog ended without a DOCTYPE."""
+
+
+class _Prolog:
+  """A parser target that refuses a DOCTYPE and stops at the root element.
+
+  libxml2 reports the DOCTYPE before it parses the declarations inside it, so a refused file has
+  none of its entities parsed (lxml calls only the target methods that exist).
+  """
+
+  def doctype(self, *_):
+    raise HostileXML("DOCTYPE declarations are not allowed in a session log")
+
+  def start(self, *_):
+    raise _RootStarted
+
+  def close(self):
+    pass
+
+
+def _read_prolog(blocks: Iterator[bytes], read: list[bytes]) -> None:
+  """Appends to `read` the blocks up to the root element's start tag (at most `PROLOG_BLOCKS`),
+  read by a parser that raises `HostileXML` at a DOCTYPE. A prolog longer than that is checked
+  after parsing starts (`_refuse_doctype`); a syntax error is left to the parse, which counts it."""
+  parser = etree.XMLParser(target=_Prolog(), **PARSER_OPTIONS)
+  for block in blocks:
+    read.append(block)
+    try:
+      if block:
+        parser.feed(block)
+      else:
+        parser.close()
+    except (_RootStarted, etree.XMLSyntaxError):
+      break
+    if not block or len(read) >= PROLOG_BLOCKS:
+      break
+
+
+def _refuse_doctype(tree) -> None:
+  info = tree.docinfo
+  if info.doctype or info.internalDTD is not None or info.externalDTD is not None:
+    raise HostileXML("DOCTYPE declarations are not allowed in a session log")
+
+
+def _doctype_line(blocks: list[bytes]) -> int:
+  """The line of the DOCTYPE in the first blocks of the file (1 where it is not ASCII-encoded)."""
+  head = b"".join(blocks)
+  at = head.find(b"<!DOCTYPE")
+  return head.count(b"\n", 0, at) + 1 if at >= 0 else 1
+
+
+def _text(el) -> str:
+  text = el.text
+  return text.strip() if text else ""
+
+
+def _doc_texts(titles: list[str | None], snippets: list[str | None]) -> list[str]:
+  """Each result's title and snippet, stripped, joined by a space where both are there."""
+  try:  # the usual list, every result with a title and a snippet, in C
+    titles, snippets = list(map(str.strip, titles)), list(map(str.strip, snippets))
+  except TypeError:  # a result without one (None)
+    titles = [t.strip() if t else "" for t in titles]
+    snippets = [t.strip() if t else "" for t in snippets]
+  else:
+    if "" not in titles and "" not in snippets:
+      return list(map(" ".join, zip(titles, snippets)))
+  return [f"{t} {s}" if t and s else t or s for t, s in zip(titles, snippets)]
+
+
+class _SessionReader:
+  """Turns one parsed `<session>` element into a `Session` (or counted skips).
+
+  The hot path reads an interaction's results in one pass over their elements and checks the ranks
+  and document ids of the whole list at once (`record.parse_counts`); a list where any result
+  fails that is read again result by result (`_careful_results`), which counts each bad one with
+  its line. Both give the same interaction for a list that passes.
   """
 
   def __init__(
     self,
-    parser,
     path: str,
     dialect: Dialect,
     summary: ReadSummary,
     labels: dict | None,
     queries: dict | None,
   ):
-    self.p, self.path, self.d, self.summary = parser, path, dialect, summary
+    self.path, self.d, self.summary = path, dialect, summary
     self.labels, self.queries = labels, queries
-    self.text: list[str] = []
-    self.done: list[Session] = []
-    self.session = self.inter = self.result = self.click = None
-    self.depth = self.session_depth = self.inter_depth = self.result_depth = self.click_depth = 0
-    self.starts = {
-      "session": self._start_session,
-      "topic": self._start_topic,
-      "interaction": self._start_interaction,
-      "result": self._start_result,
-      "click": self._start_click,
-    }
-    self.ends = {
-      "session": self._end_session,
-      "interaction": self._end_interaction,
-      "result": self._end_result,
-      "click": self._end_click,
-      "rank": self._end_click_rank,
-      "query": self._end_query,
-    }
-    if dialect.query_id_tag:
-      self.ends[dialect.query_id_tag] = self._end_query_id
-    for tag in dialect.text_tags:
-      self.ends[tag] = lambda tag=tag: self._end_result_text(tag)
-    for tag in dialect.doc_tags:
-      self.ends[tag] = self._end_doc
+    self.doc_tags = frozenset(dialect.doc_tags)
 
-  def where(self) -> str:
-    return f"{self.path}:{self.p.CurrentLineNumber}"
+  def session(self, el) -> Session | None:
+    num = el.get("num", "")
+    topic = None
+    inters = []
+    for child in el:
+      tag = child.tag
+      if tag == "interaction":
+        it = self._interaction(child, num, topic)
+        if it is not None:
+          inters.append(it)
+      elif tag == "topic":
+        topic = child.get("num")
+    where = f"{self.path}:{el.sourceline}"
+    if not inters:
+      self.summary.skip("empty_session", where, f"session {num!r} has no usable interaction")
+      return None
+    return Session(session_id=num, interactions=inters, source=where)
 
-  def start(self, name, attrs):
-    self.depth += 1
-    self.text.clear()
-    fn = self.starts.get(name)
-    if fn is not None:
-      fn(attrs)
-
-  def end(self, name):
-    fn = self.ends.get(name)
-    if fn is not None:
-      fn()
-    self.depth -= 1
-
-  def _text(self) -> str:
-    return "".join(self.text).strip()
-
-  def _start_session(self, attrs):
-    self.session = {"num": attrs.get("num", ""), "where": self.where(), "topic": None, "inters": []}
-    self.session_depth = self.depth
-
-  def _start_topic(self, attrs):
-    if self.session is not None and self.depth == self.session_depth + 1:
-      self.session["topic"] = attrs.get("num")
-
-  def _start_interaction(self, attrs):
-    if self.session is not None and self.depth == self.session_depth + 1:
-      self.inter = {
-        "where": self.where(),
-        "query": None,
-        "qid": None,
-        "docs": [],
-        "ranks": [],
-        "texts": [],
-        "clicks": [],
-      }
-      self.inter_depth = self.depth
-
-  def _start_result(self, attrs):  # interaction > results > result
-    if self.inter is not None and self.depth == self.inter_depth + 2:
-      self.result = {"rank": attrs.get("rank"), "doc": None, "where": self.where()}
-      self.result_depth = self.depth
-
-  def _start_click(self, attrs):  # interaction > clicked > click
-    if self.inter is not None and self.depth == self.inter_depth + 2:
-      dwell = parse_seconds(attrs.get("endtime")) - parse_seconds(attrs.get("starttime"))
-      if dwell < 0:
-        self.summary.repair(
-          "negative_dwell",
-          self.where(),
-          f"click ends before it starts ({dwell:.1f} s); dwell unknown",
-        )
-        dwell = NAN
-      self.click = {"rank": None, "doc": None, "dwell": dwell}
-      self.click_depth = self.depth
-
-  def _end_query(self):
-    if self.inter is not None and self.depth == self.inter_depth + 1:
-      self.inter["query"] = self._text()
-
-  def _end_query_id(self):
-    if self.inter is not None and self.depth == self.inter_depth + 1:
-      self.inter["qid"] = self._text()
-
-  def _end_result_text(self, tag):
-    if self.result is not None and self.depth == self.result_depth + 1:
-      self.result[tag] = self._text()
-
-  def _end_doc(self):
-    if self.result is not None and self.depth == self.result_depth + 1:
-      self.result["doc"] = self._text()
-    elif self.click is not None and self.depth == self.click_depth + 1:
-      self.click["doc"] = self._text()
-
-  def _end_click_rank(self):
-    if self.click is not None and self.depth == self.click_depth + 1:
-      self.click["rank"] = self._text()
-
-  def _end_result(self):
-    if self.result is None or self.depth != self.result_depth:
-      return
-    r, self.result = self.result, None
-    try:
-      rank = record.parse_count("ranks", r["rank"], record.RANKS)
-    except FieldError as e:
-      self.summary.bad_field(r["where"], e)
-      return
-    if not r["doc"]:
-      self.summary.skip("missing_doc_id", r["where"], f"result at rank {rank} has no document id")
-      return
-    self.inter["docs"].append(r["doc"])
-    self.inter["ranks"].append(rank)
-    self.inter["texts"].append(" ".join(r[t] for t in self.d.text_tags if r.get(t)))
-
-  def _end_click(self):
-    if self.click is None or self.depth != self.click_depth:
-      return
-    c, self.click = self.click, None
-    rank = None
-    if c["rank"] is not None:
-      try:
-        rank = record.parse_count("click_ranks", c["rank"], record.RANKS)
-      except FieldError as e:
-        self.summary.bad_field(self.where(), e)
-        return
-    if rank is None and not c["doc"]:
-      self.summary.skip("bad_click", self.where(), "click names neither a rank nor a document")
-      return
-    self.inter["clicks"].append((rank, c["doc"], c["dwell"]))
-
-  def _end_interaction(self):
-    if self.inter is None or self.depth != self.inter_depth:
-      return
-    i, self.inter = self.inter, None
-    qid = i["qid"] if self.d.query_id_tag else i["query"]
+  def _interaction(self, el, session_num: str, topic: str | None) -> Interaction | None:
+    where = f"{self.path}:{el.sourceline}"
+    query = qid = None
+    docs, ranks, titles, snippets, clicks = [], [], [], [], []
+    doc_tags, qid_tag = self.doc_tags, self.d.query_id_tag
+    # `el[:]` lists the children in C, which is faster here than iterating over `el`.
+    for child in el[:]:
+      tag = child.tag
+      if tag == "query":
+        query = _text(child)
+      elif tag == qid_tag:
+        qid = _text(child)
+      else:
+        for item in child[:]:
+          tag = item.tag
+          if tag == "result":
+            doc = title = snippet = None
+            for field in item[:]:
+              tag = field.tag
+              if tag in doc_tags:
+                doc = field.text
+              elif tag == "title":
+                title = field.text
+              elif tag == "snippet":
+                snippet = field.text
+            ranks.append(item.get("rank"))
+            docs.append(doc)
+            titles.append(title)
+            snippets.append(snippet)
+          elif tag == "click":
+            clicks.append(item)
+    if qid_tag is None:
+      qid = query
     if not qid:
-      self.summary.skip("missing_query", i["where"], "interaction without a query")
-      return
-    query = i["query"] or (
-      self.queries and (self.queries.get(qid) or self.queries.get(qid.lstrip("q")))
-    )
+      self.summary.skip("missing_query", where, "interaction without a query")
+      return None
+    if not query and self.queries:
+      query = self.queries.get(qid) or self.queries.get(qid.lstrip("q"))
+    checked = record.parse_counts(ranks, record.RANKS)
+    docs = list(map(str.strip, docs)) if None not in docs else []
+    if checked is None or "" in docs or not docs:
+      docs, checked, texts = self._careful_results(el)
+    else:
+      texts = _doc_texts(titles, snippets)
     it = Interaction(
       query_id=qid,
-      doc_ids=i["docs"],
-      ranks=i["ranks"],
+      doc_ids=docs,
+      ranks=checked,
       clicks=[],
       query=query or None,
-      doc_texts=i["texts"] if any(i["texts"]) else None,
-      topic=self.session["topic"],
+      doc_texts=texts if any(texts) else None,
+      topic=topic,
     )
     if self.labels is not None:
-      key = self.session["topic"] if self.d.query_id_tag is None else (self.session["num"], qid)
-      grades = self.labels.get(key)
+      grades = self.labels.get(topic if qid_tag is None else (session_num, qid))
       if grades:
-        it.labels = [grades.get(d, NAN) for d in it.doc_ids]
-    it = finish_interaction(it, self.summary, i["where"], i["clicks"])
-    if it is not None:
-      self.session["inters"].append(it)
+        it.labels = [grades.get(d, NAN) for d in docs]
+    return finish_interaction(it, self.summary, where, list(filter(None, map(self._click, clicks))))
 
-  def _end_session(self):
-    if self.session is None or self.depth != self.session_depth:
-      return
-    s, self.session = self.session, None
-    if not s["inters"]:
-      self.summary.skip(
-        "empty_session", s["where"], f"session {s['num']!r} has no usable interaction"
+  def _careful_results(self, el) -> tuple[list[str], list[int], list[str]]:
+    """(documents, ranks, texts) of an interaction's results, result by result: a result whose rank
+    is not an integer >= 1 or that has no document id is a counted skip at its line."""
+    docs, ranks, titles, snippets = [], [], [], []
+    for child in el:
+      for item in child:
+        if item.tag != "result":
+          continue
+        doc = title = snippet = None
+        for field in item:
+          tag = field.tag
+          if tag in self.doc_tags:
+            doc = _text(field)
+          elif tag == "title":
+            title = field.text
+          elif tag == "snippet":
+            snippet = field.text
+        where = f"{self.path}:{item.sourceline}"
+        try:
+          rank = record.parse_count("ranks", item.get("rank"), record.RANKS)
+        except FieldError as e:
+          self.summary.bad_field(where, e)
+          continue
+        if not doc:
+          self.summary.skip("missing_doc_id", where, f"result at rank {rank} has no document id")
+          continue
+        docs.append(doc)
+        ranks.append(rank)
+        titles.append(title)
+        snippets.append(snippet)
+    return docs, ranks, _doc_texts(titles, snippets)
+
+  def _click(self, el) -> tuple[int | None, str | None, float] | None:
+    """(rank, document, dwell) of a click, or None with a counted skip."""
+    rank = doc = None
+    for child in el:
+      tag = child.tag
+      if tag == "rank":
+        rank = _text(child)
+      elif tag in self.doc_tags:
+        doc = _text(child)
+    where = f"{self.path}:{el.sourceline}"
+    if rank is not None:
+      try:
+        rank = record.parse_count("click_ranks", rank, record.RANKS)
+      except FieldError as e:
+        self.summary.bad_field(where, e)
+        return None
+    if rank is None and not doc:
+      self.summary.skip("bad_click", where, "click names neither a rank nor a document")
+      return None
+    dwell = parse_seconds(el.get("endtime")) - parse_seconds(el.get("starttime"))
+    if dwell < 0:
+      self.summary.repair(
+        "negative_dwell", where, f"click ends before it starts ({dwell:.1f} s); dwell unknown"
       )
-      return
-    self.done.append(Session(session_id=s["num"], interactions=s["inters"], source=s["where"]))
-
-
-def _forbid(kind):
-  def handler(*args):
-    raise HostileXML(f"{kind} declarations are not allowed in a session log")
-
-  return handler
+      dwell = NAN
+    return rank, doc, dwell
 
 
 def read_xml_sessions(
@@ -294,50 +360,49 @@ def read_xml_sessions(
   """Yields the sessions of one XML log file, in file order, with constant memory.
 
   Args:
-    path: the XML file (any encoding expat knows, declared in its XML declaration), gzip-compressed
-      if it ends in `.gz`.
+    path: the XML file (any encoding libxml2 knows, declared in its XML declaration),
+      gzip-compressed if it ends in `.gz`.
     summary: receives counts and skips.
     dialect: tag names of the log family.
     labels: TREC: topic -> {doc: grade}; TianGong-ST: (session num, query id) -> {doc: grade}.
     queries: query id -> text, for logs that carry only ids.
   """
   path = os.fspath(path)
-  p = expat.ParserCreate()
-  p.buffer_text = True
-  p.buffer_size = 1 << 16
-  p.SetParamEntityParsing(expat.XML_PARAM_ENTITY_PARSING_NEVER)
-  p.StartDoctypeDeclHandler = _forbid("DOCTYPE")
-  p.EntityDeclHandler = _forbid("ENTITY")
-  p.ExternalEntityRefHandler = _forbid("external entity")
-  h = _Handler(p, path, dialect, summary, labels, queries)
-  p.StartElementHandler, p.EndElementHandler, p.CharacterDataHandler = h.start, h.end, h.text.append
-  # A stream that breaks (counted) has no final empty block: the session it broke in is dropped.
-  for chunk in iter_blocks(path, summary, CHUNK):
-    try:
-      p.Parse(chunk, not chunk)
-    except expat.ExpatError as e:
-      yield from map(summary.count, h.done)
-      summary.skip(
-        "xml_error",
-        f"{path}:{e.lineno}:{e.offset}",
-        f"{expat.ErrorString(e.code)}; rest of the file skipped",
-      )
-      return
-    except HostileXML as e:
-      yield from map(summary.count, h.done)
-      summary.skip("hostile_xml", f"{path}:{p.CurrentLineNumber}", f"{e}; file skipped")
-      return
-    yield from map(summary.count, h.done)
-    h.done.clear()
-
-
-def read_label_rows(path, min_cols: int) -> Iterator[tuple[str, list[str]]]:
-  """Whitespace-separated rows of a label file, with their location; short rows are an error."""
-  with open(path, encoding="utf-8") as f:
-    for n, line in enumerate(f, 1):
-      cols = line.split()
-      if not cols:
-        continue
-      if len(cols) < min_cols:
-        raise ValueError(f"{path}:{n}: expected {min_cols} columns, got {line.strip()!r}")
-      yield f"{path}:{n}", cols
+  reader = _SessionReader(path, dialect, summary, labels, queries)
+  blocks = iter_blocks(path, summary, CHUNK)
+  first: list[bytes] = []
+  try:
+    _read_prolog(blocks, first)
+  except HostileXML as e:
+    summary.skip("hostile_xml", f"{path}:{_doctype_line(first)}", f"{e}; file skipped")
+    return
+  events = etree.iterparse(_Blocks(first, blocks), events=("end",), tag="session", **PARSER_OPTIONS)
+  checked = False
+  line = 1
+  try:
+    for _, el in events:
+      line = el.sourceline
+      if not checked:
+        _refuse_doctype(el.getroottree())
+        checked = True
+      session = reader.session(el)
+      # Constant memory: the session's subtree and the sessions before it are freed.
+      el.clear(keep_tail=False)
+      parent = el.getparent()
+      if parent is not None:
+        while el.getprevious() is not None:
+          del parent[0]
+      if session is not None:
+        yield summary.count(session)
+    if not checked and events.root is not None:
+      _refuse_doctype(events.root.getroottree())
+  except etree.XMLSyntaxError as e:
+    # libxml2's record of the error that stopped it: the exception's own message and position are
+    # lxml's ("no element found", line 0) when the input ends after a fatal error.
+    last = e.error_log.last_error
+    line, column, message = (last.line, last.column, last.message) if last else (*e.position, e.msg)
+    summary.skip("xml_error", f"{path}:{line}:{column}", f"{message}; rest of the file skipped")
+  except HostileXML as e:
+    summary.skip("hostile_xml", f"{path}:{line}", f"{e}; file skipped")
+  except _StreamBroken:
+    pass
