@@ -15,8 +15,9 @@ from collections.abc import Iterator
 
 import ml_collections
 
+from rankjax import supervision
 from rankjax.configs import validate as config_validate
-from rankjax.data import store, svmlight
+from rankjax.data import mixture, store, svmlight
 from rankjax.engine import checkpoint, data_source, step
 
 
@@ -60,9 +61,30 @@ def check(config: ml_collections.ConfigDict) -> None:
   config_validate.raise_problems(problems(config))
 
 
+def _idle_phases(config, train) -> Iterator[str]:
+  """A line for each mixture of the data schedule's iterator that has no list of `train` to
+  serve (no list of its buckets has labels from its sources)."""
+  phases = supervision.data_phases(config)
+  if phases is None:
+    return
+  key = (
+    "config.supervision.stages"
+    if config.supervision.stages
+    else f"config.supervision.schedule={config.supervision.schedule!r}"
+  )
+  for phase in phases:
+    if not mixture.cells(train.buckets, train.label_sources, phase.weights):
+      yield (
+        f"{key}: from step {phase.start} the data schedule trains no list of {train.path}'s "
+        f"train split: none of the buckets it trains has a list with labels from the sources it "
+        f"trains them on (the data has {train.layout['sources']})"
+      )
+
+
 def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> None:
   """Raises a `ConfigError` naming each split (`train`, `config.eval.splits`) the prepared
-  dataset at `data_path` lacks, and `config.eval.label_source` if it holds no such labels."""
+  dataset at `data_path` lacks, `config.eval.label_source` if it holds no such labels, and each
+  mixture of a data schedule's iterator with no training list to serve."""
   lines = []
   layout = None
   for key, name in [
@@ -70,9 +92,13 @@ def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path)
     *((f"config.eval.splits[{i}]", s) for i, s in enumerate(config.eval.splits)),
   ]:
     try:
-      layout = store.open_split(data_path, name, with_lengths=False).layout
+      split = store.open_split(data_path, name, with_lengths=False)
     except KeyError as e:  # the dataset has no such split; the message lists those it has
       lines.append(f"{key}={name!r}: {e.args[0]}" if key else f"{e.args[0]} (training reads it)")
+      continue
+    layout = split.layout
+    if not key:  # the training split
+      lines += _idle_phases(config, split)
   if layout is not None and config.eval.label_source not in layout["sources"]:
     lines.append(
       f"config.eval.label_source={config.eval.label_source!r}: {data_path} has no labels from "

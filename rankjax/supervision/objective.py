@@ -27,6 +27,11 @@ before training (the learned gate's fit, IPS propensities from the dataset) has 
 attribute, `prepare(config, context: Context) -> dict`, returning updates of
 `config.supervision`. `prepare` below runs them once; the engine trains with, and saves, the
 prepared config.
+
+Training stream: an objective that decides which lists train on which label source (the data
+schedule) has a `data_phases` attribute, `data_phases(config) -> [rankjax.data.mixture.Phase] |
+None`; the engine then builds the training batches from those mixtures (each list with its
+"source_id") instead of the shuffled split (`data_phases` below; None: the shuffled split).
 """
 
 from __future__ import annotations
@@ -72,6 +77,7 @@ class Stateless:
   """
 
   loss_fn: Callable
+  data_phases: Callable | None = None  # the training stream's mixtures (module doc)
 
   def init(self, rng, config) -> dict:
     del rng, config
@@ -85,6 +91,13 @@ class Stateless:
 def stateless(loss_fn: Callable) -> Stateless:
   """`loss_fn` as an objective with empty variables (a decorator; `Stateless`)."""
   return Stateless(loss_fn)
+
+
+def data_phases(config):
+  """The chosen objective's mixtures of the training stream (`rankjax.data.mixture.Phase`s), or
+  None for the shuffled split (module doc)."""
+  hook = getattr(get_objective(config.supervision.objective), "data_phases", None)
+  return None if hook is None else hook(config)
 
 
 @dataclasses.dataclass
