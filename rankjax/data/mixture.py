@@ -7,7 +7,7 @@ columns the label sources. A row holds the shares of that bucket's lists trained
 a row of zeros leaves the bucket out.
 
 A cell (bucket, source) of positive weight is the lists of that bucket that have a label from that
-source, shuffled (a new order each epoch) and repeated, each paired with the source. grain's
+source, in a new random order each epoch, repeated, each paired with the source. grain's
 `MapDataset.mix` interleaves a phase's cells in proportion to
 
   (lists in the cell) x (the source's share of the bucket's row),
@@ -26,6 +26,7 @@ changing any shape, so nothing recompiles.
 from __future__ import annotations
 
 import bisect
+import functools
 import sys
 from typing import NamedTuple, Sequence
 
@@ -81,21 +82,31 @@ def cells(buckets: np.ndarray, sources: np.ndarray, weights: np.ndarray) -> list
   return out
 
 
-def _seed(*parts: int) -> int:
-  return int(np.random.SeedSequence(parts).generate_state(1)[0])
+def _cell_stream(cell: Cell, seed: Sequence[int]) -> grain.MapDataset:
+  """Endless (list index, source) pairs of one cell: each epoch a permutation seeded by
+  (seed, epoch).
+
+  Own permutations, not grain's `shuffle`: its `index_shuffle` cycle-walks a domain far larger than
+  a small cell (2.4 ms per element on a cell of 60 lists, 0.2 ms on 590, 0.02 ms on 100,000,
+  measured on the 2-core machine), which made the schedule's stream 3x slower than the plain one;
+  a numpy permutation per epoch, cached, costs microseconds.
+  """
+  n = cell.members.size
+
+  @functools.lru_cache(maxsize=2)  # the epoch being read, and the next one prefetch reaches
+  def epoch(e: int) -> np.ndarray:
+    return cell.members[np.random.default_rng([*seed, e]).permutation(n)]
+
+  return grain.MapDataset.range(sys.maxsize).map(
+    lambda j: np.array([epoch(j // n)[j % n], cell.source], np.int64)
+  )
 
 
 def _phase_batches(
   phase_cells: Sequence[Cell], batch_size: int, seed: int, phase: int
 ) -> grain.MapDataset:
   """Endless batches [B, 2] of one phase's mix; each cell shuffled by (seed, phase, cell)."""
-  parts = [
-    grain.MapDataset.source(c.members)
-    .shuffle(seed=_seed(seed, phase, c.row, c.source))
-    .repeat()
-    .map(lambda i, k=c.source: np.array([i, k], np.int64))
-    for c in phase_cells
-  ]
+  parts = [_cell_stream(c, (seed, phase, c.row, c.source)) for c in phase_cells]
   return grain.MapDataset.mix(parts, [c.weight for c in phase_cells]).batch(batch_size)
 
 

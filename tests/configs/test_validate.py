@@ -267,6 +267,7 @@ def test_dataset_checks_name_the_split_and_the_label_source(tmp_path):
 def test_the_schedule_iterator_is_checked_against_grouping_and_the_data(tmp_path):
   config = load_config()
   config.supervision.objective = "data_schedule"
+  config.supervision.schedule_mode = "iterator"
   config.data.length_grouped = True
   assert _lines(config) == (
     "config.supervision.schedule_mode='iterator': the data schedule's iterator mixes lists by "

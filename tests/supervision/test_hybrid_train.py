@@ -19,7 +19,7 @@ def world(tmp_path_factory):
   return demo_world.build(tmp_path_factory.mktemp("world"), cfg)
 
 
-def run_config(world, variant, mode="iterator"):
+def run_config(world, variant, mode):
   path, meta = world
   config = load_config("demo", "tiny")
   config.total_steps = 6
@@ -37,19 +37,21 @@ def run_config(world, variant, mode="iterator"):
 @pytest.mark.slow
 @pytest.mark.parametrize(
   "variant,mode",
-  [("data_schedule", "iterator"), ("data_schedule", "per_list"), ("freq_multi_objective", "")],
+  [
+    ("data_schedule", "iterator"),
+    ("data_schedule", "per_list"),
+    ("freq_multi_objective", "per_list"),
+  ],
 )
 def test_resume_is_exact(world, tmp_path, variant, mode):
   """Killed after the checkpoint at the stage boundary (step 3): the resumed run, its data
   iterator restored from that checkpoint, ends bit-identical."""
   a, b = tmp_path / "a", tmp_path / "b"
   meta = world[1]  # the world's PBM propensities, for the variants' IPS weights
-  full = train.train_and_evaluate(run_config(world, variant, mode or "iterator"), a, metadata=meta)
+  full = train.train_and_evaluate(run_config(world, variant, mode), a, metadata=meta)
   (b / "checkpoints").mkdir(parents=True)
   shutil.copytree(a / "checkpoints" / "3", b / "checkpoints" / "3")
-  resumed = train.train_and_evaluate(
-    run_config(world, variant, mode or "iterator"), b, metadata=meta
-  )
+  resumed = train.train_and_evaluate(run_config(world, variant, mode), b, metadata=meta)
   for x, y in zip(jax.tree.leaves(full["state"]), jax.tree.leaves(resumed["state"])):
     np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
   if variant == "data_schedule":  # the stages show in the logged shares

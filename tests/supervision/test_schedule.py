@@ -90,7 +90,7 @@ def test_an_unknown_preset_is_named():
 def test_data_schedule_loss_matches_the_chosen_source():
   batch = batch_of()
   scores = jnp.asarray(np.random.default_rng(3).normal(size=batch["mask"].shape), jnp.float32)
-  config = config_for("data_schedule", schedule="llm_then_click", schedule_mode="per_list")
+  config = config_for("data_schedule", schedule="llm_then_click")
   early, aux = data_schedule(scores, batch, step=10, config=config)
   late, _ = data_schedule(scores, batch, step=60, config=config)
   np.testing.assert_allclose(early, single_loss(batch, "llm", scores), rtol=1e-6)
@@ -109,7 +109,7 @@ def test_data_schedule_loss_matches_the_chosen_source():
 def test_iterator_mode_trains_each_list_on_the_batch_source():
   batch = batch_of()
   scores = jnp.asarray(np.random.default_rng(3).normal(size=batch["mask"].shape), jnp.float32)
-  config = config_for("data_schedule")
+  config = config_for("data_schedule", schedule_mode="iterator")
   config.supervision.stages = ({"start": 0, "end": 9, "mix": {"click": 1, "llm": 1, "human": 1}},)
   batch["source_id"] = np.array([1, 0, 2, 1, 0, 2], np.int32)
   batch["mask_llm"][3] = False  # list 3 has no LLM labels: its slot does not train
@@ -126,7 +126,7 @@ def test_iterator_mode_trains_each_list_on_the_batch_source():
 
 
 def test_data_phases_follow_the_stages():
-  config = config_for("data_schedule", schedule="frequency_staged")
+  config = config_for("data_schedule", schedule="frequency_staged", schedule_mode="iterator")
   config.total_steps = 90
   phases = schedule.data_phases(config)
   assert [p.start for p in phases] == [0, 30, 60]
@@ -137,7 +137,9 @@ def test_data_phases_follow_the_stages():
 
 
 def test_an_annealed_stage_changes_in_pieces():
-  config = config_for("data_schedule", schedule="anneal_linear", anneal_pieces=4)
+  config = config_for(
+    "data_schedule", schedule="anneal_linear", schedule_mode="iterator", anneal_pieces=4
+  )
   config.total_steps = 100
   phases = schedule.data_phases(config)
   assert [p.start for p in phases] == [0, 25, 50, 75, 100]
@@ -154,7 +156,7 @@ def test_an_annealed_stage_changes_in_pieces():
 
 def test_the_iterator_serves_only_the_stage_lists_and_sources(tmp_path):
   split = store.open_split(tiny_dataset_with_llm(tmp_path), "train")
-  config = config_for("data_schedule")
+  config = config_for("data_schedule", schedule_mode="iterator")
   config.supervision.stages = (
     {"start": 0, "end": 4, "mix": {"high": {"click": 1}}},
     {"start": 4, "end": 8, "mix": {"medium": {"llm": 1}, "low": {"human": 1}}},
