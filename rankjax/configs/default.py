@@ -112,6 +112,13 @@ def default_config() -> ml_collections.ConfigDict:
   # data_schedule: the stages (`schedule` module doc); empty: the preset `schedule` (`PRESETS`).
   c.supervision.schedule = "frequency_staged"
   c.supervision.stages = ()
+  # How a list gets its source (`schedule.MODES`): "per_list", every list, its source drawn in the
+  # step (a list of a bucket the stage leaves out adds 0); "iterator", the input pipeline serves
+  # only the lists the stage trains, each with its source (README: "The data schedule").
+  c.supervision.schedule_mode = "per_list"
+  c.supervision.anneal_pieces = (
+    10  # iterator: an annealed stage's mixture changes in this many steps
+  )
 
   # AdamW with linear warmup and cosine decay to 0 at total_steps (`step.make_optimizer`).
   c.optimizer = ml_collections.ConfigDict()

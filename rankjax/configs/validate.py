@@ -83,6 +83,7 @@ RANGES = {
   "supervision.gate.unknown_weight": Range(0, 1),
   "supervision.gate.centre": Range(0),
   "supervision.gate.temperature": Range(0, low_open=True),
+  "supervision.anneal_pieces": Range(1, integer=True),
 }
 
 
@@ -125,6 +126,7 @@ CHOICES = {
   "supervision.weights": (supervision.WEIGHTS, "weights hook"),
   "supervision.gate.name": (supervision.GATES, "gate"),
   "supervision.schedule": (supervision.PRESETS, "schedule preset"),
+  "supervision.schedule_mode": (supervision.schedule.MODES, "schedule mode"),
   "eval.label_source": (schema.SOURCES, "label source"),
 }
 
@@ -283,16 +285,26 @@ def _best_metric(config) -> Iterator[str]:
 
 
 def _stages(config) -> Iterator[str]:
-  """Explicit data schedule stages compile (`schedule.compile_stages`)."""
+  """Explicit data schedule stages compile (`schedule.compile_stages`); the data schedule's
+  iterator does not combine with length-grouped batches."""
   stages = get(config, "supervision.stages")
-  if stages is MISSING or not stages:
-    return
-  try:
-    supervision.schedule.compile_stages([dict(s) for s in stages])
-  except KeyError as e:
-    yield f"config.supervision.stages: a stage lacks the key {e}"
-  except (ValueError, TypeError) as e:
-    yield f"config.supervision.stages: {e}"
+  if stages is not MISSING and stages:
+    try:
+      supervision.schedule.compile_stages([dict(s) for s in stages])
+    except KeyError as e:
+      yield f"config.supervision.stages: a stage lacks the key {e}"
+    except (ValueError, TypeError) as e:
+      yield f"config.supervision.stages: {e}"
+  if (
+    get(config, "supervision.objective") == "data_schedule"
+    and get(config, "supervision.schedule_mode") == "iterator"
+    and get(config, "data.length_grouped") is True
+  ):
+    yield (
+      "config.supervision.schedule_mode='iterator': the data schedule's iterator mixes lists by "
+      "bucket and source, which config.data.length_grouped=True would regroup by length; set "
+      "config.supervision.schedule_mode='per_list' or config.data.length_grouped=False"
+    )
 
 
 def _data_path(config) -> Iterator[str]:

@@ -18,8 +18,10 @@ the same list size and token width per batch from the stored per-list lengths (`
 Training order: a grain `MapDataset` over list indices, shuffled with a fixed seed (a new order per
 epoch), repeated, batched; or, `length_grouped`, each epoch's batches from
 `text.length_grouped_batches` (lists of the same padded list size and similar token length
-together, seeded by (seed, epoch)).
-Either way a batch is a pure function of its step, so the iterator's `get_state()` / `set_state()`
+together, seeded by (seed, epoch)); or, given a data schedule's `phases`, `mixture.batches`:
+each step's lists drawn from the (bucket, label source) cells its phase trains, each list with its
+source in the batch's "source_id" int32 [B].
+Every way a batch is a pure function of its step, so the iterator's `get_state()` / `set_state()`
 resume it exactly.
 """
 
@@ -31,7 +33,7 @@ from typing import Iterator, Sequence
 import grain
 import numpy as np
 
-from rankjax.data import schema, text
+from rankjax.data import mixture, schema, text
 
 
 def list_size_for(n, list_sizes: Sequence[int]):
@@ -205,6 +207,7 @@ def train_dataset(
   seed: int,
   token_widths: Sequence[int] | None = None,
   length_grouped: bool = False,
+  phases: Sequence[mixture.Phase] | None = None,
   process_index: int = 0,
   process_count: int = 1,
   num_threads: int = 2,
@@ -221,6 +224,9 @@ def train_dataset(
     length_grouped: batches of lists of the same padded list size and, with tokens, similar
       longest pairs, so that batches pad few documents and `token_widths` cut more; the batch
       order stays random.
+    phases: a data schedule's mixtures by step (`mixture.Phase`): each batch holds only lists of
+      the cells its phase trains, each with its label source in "source_id" int32 [B]. None: every
+      list, shuffled. Not with `length_grouped`.
     process_index: this host.
     process_count: number of hosts.
     num_threads: grain reader threads.
@@ -229,7 +235,13 @@ def train_dataset(
   Returns:
     A grain `IterDataset`; `iter()` of it has `get_state()` / `set_state()`.
   """
-  if length_grouped:
+  if phases is not None:
+    if length_grouped:
+      raise ValueError("length-grouped batches and a data schedule's phases do not combine")
+    batches = mixture.batches(
+      split.buckets, split.label_sources, phases, batch_size=batch_size, seed=seed
+    )
+  elif length_grouped:
     batches = _grouped_batches(split, batch_size, list_sizes, seed)
   else:
     batches = (
@@ -240,12 +252,18 @@ def train_dataset(
     )
 
   def load(step: int, indices: np.ndarray) -> dict[str, np.ndarray]:
+    sources = None
+    if phases is not None:  # (list index, source index) pairs
+      indices, sources = indices[:, 0], indices[:, 1]
     shape = _batch_shape(split, indices, list_sizes, token_widths)
     local = _local_part(indices, process_index, process_count)
     rng = np.random.default_rng([seed, step, process_index])
-    return make_batch(
+    batch = make_batch(
       [split[int(i)] for i in local], batch_size=len(local), layout=split.layout, rng=rng, **shape
     )
+    if sources is not None:
+      batch["source_id"] = _local_part(sources, process_index, process_count).astype(np.int32)
+    return batch
 
   return batches.map_with_index(load).to_iter_dataset(
     grain.ReadOptions(num_threads=num_threads, prefetch_buffer_size=prefetch)

@@ -100,6 +100,8 @@ class RankingList:
 #   "bucket"          int32   [B]      -1 unknown
 #   "list_valid"      bool    [B]      False for padding lists that fill the last batch
 #   "<extra>"         float32 [B, L]   per-item extras, by name
+#   "source_id"       int32   [B]      a data schedule's training batches: the label source
+#                                      (index into SOURCES) each list trains on
 BATCH_KEYS = (
   "mask",
   "features",

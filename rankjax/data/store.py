@@ -17,10 +17,11 @@ One record per `RankingList`, n items, fields (only those the dataset has):
   extra_<name>  float32 [n]
   query         text                doc_texts text [n]
 
-Besides the tfds files, `list_lengths-<split>.npy` holds every record's n in read order, and for a
-dataset with tokens `token_lengths-<split>.npy` each record's longest pair (real tokens), so the
-input pipeline picks padded list sizes and token widths (the same on every host) without decoding
-records.
+Besides the tfds files, `list_lengths-<split>.npy` holds every record's n in read order,
+`list_buckets-<split>.npy` its bucket, `list_sources-<split>.npy` which label sources it has (bit i:
+`schema.SOURCES[i]` on some item), and for a dataset with tokens `token_lengths-<split>.npy` each
+record's longest pair (real tokens), so the input pipeline picks padded list sizes and token widths
+and a data schedule its lists (the same on every host) without decoding records.
 
 Usage (the log readers' entry point):
   path = write_dataset(directory, name="my_log", splits={"train": lists, "test": more})
@@ -214,12 +215,19 @@ def write_dataset(
 # The per-list arrays stored as `<name>-<split>.npy`, and how each is computed from a record.
 _PER_LIST = {
   "list_lengths": lambda rec: len(rec["doc_ids"]),
+  "list_buckets": lambda rec: int(rec["bucket"]),
+  "list_sources": lambda rec: sum(
+    1 << i
+    for i, s in enumerate(schema.SOURCES)
+    if f"label_{s}" in rec and not np.isnan(rec[f"label_{s}"]).all()
+  ),
   "token_lengths": lambda rec: int(text.pair_lengths(rec["tokens"]).max(initial=0)),
 }
 
 
 def _per_list_names(layout: dict) -> list[str]:
-  return ["list_lengths"] + (["token_lengths"] if layout["tokens"] is not None else [])
+  names = ["list_lengths", "list_buckets", "list_sources"]
+  return names + (["token_lengths"] if layout["tokens"] is not None else [])
 
 
 def _scan(source, names: list[str]) -> np.ndarray:
@@ -268,17 +276,28 @@ class Split(collections.abc.Sequence):
     self.metadata = {k: v for k, v in builder.info.metadata.items() if k != "layout"}
     self.lengths = np.load(path / f"list_lengths-{split}.npy") if with_lengths else None
 
+  def _per_list(self, name: str) -> np.ndarray:
+    """`<name>-<split>.npy`; a dataset prepared before that file existed gets one decoding pass
+    instead (`ensure_dataset` writes the file for it)."""
+    f = self.path / f"{name}-{self.split}.npy"
+    return np.load(f) if f.exists() else _scan(self, [name])[:, 0]
+
   @functools.cached_property
   def token_lengths(self) -> np.ndarray:
-    """int32 [len(split)]: each list's longest pair in real tokens.
-
-    Read from `token_lengths-<split>.npy`; a dataset prepared before that file existed gets one
-    decoding pass instead (`ensure_dataset` writes the file for it).
-    """
+    """int32 [len(split)]: each list's longest pair in real tokens."""
     if self.layout["tokens"] is None:
       raise ValueError(f"{self}: the dataset stores no tokens")
-    f = self.path / f"token_lengths-{self.split}.npy"
-    return np.load(f) if f.exists() else _scan(self, ["token_lengths"])[:, 0]
+    return self._per_list("token_lengths")
+
+  @functools.cached_property
+  def buckets(self) -> np.ndarray:
+    """int32 [len(split)]: each list's bucket (`schema.BUCKETS` index, -1 unknown)."""
+    return self._per_list("list_buckets")
+
+  @functools.cached_property
+  def label_sources(self) -> np.ndarray:
+    """int32 [len(split)]: bit i set where the list has a label from `schema.SOURCES[i]`."""
+    return self._per_list("list_sources")
 
   def __len__(self) -> int:
     return len(self.source)

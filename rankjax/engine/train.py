@@ -245,6 +245,7 @@ def train_and_evaluate(
     seed=config.seed,
     token_widths=token_widths,
     length_grouped=config.data.length_grouped,
+    phases=supervision.data_phases(config),  # the data schedule's mixtures; None: every list
     process_index=jax.process_index(),
     process_count=jax.process_count(),
     num_threads=config.data.num_threads,

@@ -18,7 +18,7 @@ import ml_collections
 
 from rankjax import supervision
 from rankjax.configs import validate as config_validate
-from rankjax.data import store, svmlight
+from rankjax.data import mixture, store, svmlight
 from rankjax.engine import checkpoint, data_source, step
 
 
@@ -62,11 +62,32 @@ def check(config: ml_collections.ConfigDict) -> None:
   config_validate.raise_problems(problems(config))
 
 
+def _idle_phases(config, train) -> Iterator[str]:
+  """A line for each mixture of the data schedule's iterator that has no list of `train` to
+  serve (no list of its buckets has labels from its sources)."""
+  phases = supervision.data_phases(config)
+  if phases is None:
+    return
+  key = (
+    "config.supervision.stages"
+    if config.supervision.stages
+    else f"config.supervision.schedule={config.supervision.schedule!r}"
+  )
+  for phase in phases:
+    if not mixture.cells(train.buckets, train.label_sources, phase.weights):
+      yield (
+        f"{key}: from step {phase.start} the data schedule trains no list of {train.path}'s "
+        f"train split: none of the buckets it trains has a list with labels from the sources it "
+        f"trains them on (the data has {train.layout['sources']})"
+      )
+
+
 def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> list[str]:
-  """Each split (`train`, `config.eval.splits`) the prepared dataset at `data_path` lacks, and
-  each label source the run reads that it has no labels from: `config.eval.label_source`, and
-  those of the objective and gate (`supervision.label_sources`: `config.supervision.source` of
-  "single", click and LLM labels of the multi-objective, ...); one line each, naming the key."""
+  """Each split (`train`, `config.eval.splits`) the prepared dataset at `data_path` lacks, each
+  label source the run reads that it has no labels from (`config.eval.label_source`, and those of
+  the objective and gate: `supervision.label_sources`: `config.supervision.source` of "single",
+  click and LLM labels of the multi-objective, ...), and each mixture of a data schedule's
+  iterator with no training list to serve; one line each, naming the key."""
   lines = []
   layout = None
   for key, name in [
@@ -74,9 +95,13 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
     *((f"config.eval.splits[{i}]", s) for i, s in enumerate(config.eval.splits)),
   ]:
     try:
-      layout = store.open_split(data_path, name, with_lengths=False).layout
+      split = store.open_split(data_path, name, with_lengths=False)
     except KeyError as e:  # the dataset has no such split; the message lists those it has
       lines.append(f"{key}={name!r}: {e.args[0]}" if key else f"{e.args[0]} (training reads it)")
+      continue
+    layout = split.layout
+    if not key:  # the training split
+      lines += _idle_phases(config, split)
   if layout is None:
     return lines
   have = layout["sources"]

@@ -34,6 +34,11 @@ Label sources: an objective or gate that reads labels has a `label_sources` attr
 gathers them, so that a dataset without one is refused before anything compiles
 (`rankjax.engine.validate.check_data`). A stateless objective declares it with
 `@stateless(label_sources=...)`.
+
+Training stream: an objective that decides which lists train on which label source (the data
+schedule) has a `data_phases` attribute, `data_phases(config) -> [rankjax.data.mixture.Phase] |
+None`; the engine then builds the training batches from those mixtures (each list with its
+"source_id") instead of the shuffled split (`data_phases` below; None: the shuffled split).
 """
 
 from __future__ import annotations
@@ -82,6 +87,7 @@ class Stateless:
   loss_fn: Callable
   # config -> {config key: the label sources it makes the objective read} (module docstring).
   label_sources: Callable[[Any], dict[str, tuple[str, ...]]] | None = None
+  data_phases: Callable | None = None  # the training stream's mixtures (module doc)
 
   def init(self, rng, config) -> dict:
     del rng, config
@@ -98,6 +104,13 @@ def stateless(loss_fn: Callable | None = None, *, label_sources: Callable | None
   if loss_fn is None:
     return functools.partial(stateless, label_sources=label_sources)
   return Stateless(loss_fn, label_sources)
+
+
+def data_phases(config):
+  """The chosen objective's mixtures of the training stream (`rankjax.data.mixture.Phase`s), or
+  None for the shuffled split (module doc)."""
+  hook = getattr(get_objective(config.supervision.objective), "data_phases", None)
+  return None if hook is None else hook(config)
 
 
 @dataclasses.dataclass

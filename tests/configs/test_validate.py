@@ -145,6 +145,13 @@ METRIC_SPEC = (
       "config.supervision.stages: schedule stage 0: unknown source 'clik'; known: "
       "('click', 'llm', 'human')",
     ),
+    (
+      "supervision.schedule_mode",
+      "per_batch",
+      "config.supervision.schedule_mode='per_batch': unknown schedule mode; known: iterator, "
+      "per_list",
+    ),
+    ("supervision.anneal_pieces", 0, "config.supervision.anneal_pieces=0: an integer >= 1"),
     ("data.path", "/nonexistent", None),  # its own line below
   ],
 )
@@ -342,6 +349,40 @@ def test_every_objective_declares_the_label_sources_it_reads():
     "two_tower": {"supervision.objective": ("click",)},
     "regression_em": {"supervision.objective": ("click",)},
   }
+
+
+def test_the_schedule_iterator_is_checked_against_grouping_and_the_data(tmp_path):
+  config = load_config()
+  config.supervision.objective = "data_schedule"
+  config.supervision.schedule_mode = "iterator"
+  config.data.length_grouped = True
+  assert _lines(config) == (
+    "config.supervision.schedule_mode='iterator': the data schedule's iterator mixes lists by "
+    "bucket and source, which config.data.length_grouped=True would regroup by length; set "
+    "config.supervision.schedule_mode='per_list' or config.data.length_grouped=False",
+  )
+  config.supervision.schedule_mode = "per_list"
+  engine_validate.check(config)
+  data_path = tiny_dataset(tmp_path)  # click and human labels, no LLM ones
+  config.supervision.stages = (
+    {"start": 0, "end": 5, "mix": {"click": 1}},
+    {"start": 5, "end": 9, "mix": {"llm": 1}},
+  )
+  no_llm = (
+    f"config.supervision.stages: {data_path} has no labels from 'llm'; it has ['click', 'human']"
+  )
+  with pytest.raises(ConfigError) as error:
+    engine_validate.check_data(config, data_path)
+  assert error.value.lines == (no_llm,)
+  config.supervision.schedule_mode = "iterator"
+  with pytest.raises(ConfigError) as error:
+    engine_validate.check_data(config, data_path)
+  assert error.value.lines == (
+    f"config.supervision.stages: from step 5 the data schedule trains no list of {data_path}'s "
+    "train split: none of the buckets it trains has a list with labels from the sources it "
+    "trains them on (the data has ['click', 'human'])",
+    no_llm,
+  )
 
 
 def test_study_checks_its_section_and_every_variant():

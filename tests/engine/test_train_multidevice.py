@@ -29,14 +29,15 @@ SCRIPT = textwrap.dedent("""
     test = store.open_split(path, "test")
     example = pipeline.make_batch([], batch_size=1, list_size=16, layout=split.layout)
 
-    def run(devices):
+    def run(devices, config=config, evaluated=True):
       mesh = mesh_lib.make_mesh(devices)
       model, tx, _, init = train.build(config, mesh, example)
+      objective = supervision.get_objective(config.supervision.objective)
       step_fn = step_lib.compile_train_step(mesh, model=model, tx=tx, config=config,
-                                            objective=supervision.get_objective("single"))
+                                            objective=objective)
       state = init()
       it = iter(pipeline.train_dataset(split, batch_size=8, list_sizes=(16, 32), seed=0,
-                                       num_threads=0))
+                                       num_threads=0, phases=supervision.data_phases(config)))
       losses = []
       for _ in range(4):
         batch = mesh_lib.shard_batch(next(it), mesh)
@@ -44,6 +45,8 @@ SCRIPT = textwrap.dedent("""
         state, measured = step_fn(state, batch)
         losses.append(float(measured["loss"]))
       assert len(state.params["embed"]["kernel"].sharding.device_set) == len(devices)
+      if not evaluated:
+        return jax.device_get(state), losses
       eval_step = evaluate.make_eval_step(model, config.eval.metrics, "human", mesh)
       results, scores = evaluate.evaluate_split(
           eval_step, {"params": state.params, **state.model_state}, test, batch_size=8,
@@ -62,7 +65,18 @@ SCRIPT = textwrap.dedent("""
     assert sorted(one[3]) == sorted(eight[3]) == list(range(len(test)))
     for i in one[3]:
       np.testing.assert_allclose(one[3][i], eight[3][i], rtol=1e-4, atol=1e-5)
-    print("EQUIVALENT", one[1])
+    # The data schedule's iterator: each list's source ("source_id") split with its list.
+    schedule = tiny_config(path, **{"data.batch_size": 8, "eval.batch_size": 8, "loss.name": "mse"})
+    schedule.supervision.update({"objective": "data_schedule", "schedule_mode": "iterator",
+                                 "stages": ({"start": 0, "end": 2, "mix": {"high": {"click": 1}}},
+                                            {"start": 2, "end": 4, "mix": {"human": 1}})})
+    one_s = run(jax.devices()[:1], schedule, evaluated=False)
+    eight_s = run(jax.devices(), schedule, evaluated=False)
+    np.testing.assert_allclose(one_s[1], eight_s[1], rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(one_s[0]), jax.tree.leaves(eight_s[0])):
+      np.testing.assert_allclose(np.asarray(a, np.float64), np.asarray(b, np.float64),
+                                 rtol=1e-4, atol=1e-5)
+    print("EQUIVALENT", one[1], one_s[1])
 """)
 
 

@@ -17,8 +17,11 @@ from rankjax.ranking import losses
 
 @pytest.mark.parametrize("name", sorted(supervision.OBJECTIVES))
 def test_every_objective_gives_a_finite_loss_and_keeps_its_state(name):
-  batch = jax.tree.map(jnp.asarray, batch_of())
   config = config_for(name, gate="linear")
+  batch = batch_of()
+  if supervision.data_phases(config) is not None:  # the source of each list, as its stream has
+    batch["source_id"] = np.arange(len(batch["bucket"]), dtype=np.int32) % 2
+  batch = jax.tree.map(jnp.asarray, batch)
   objective = supervision.get_objective(name)
   variables = objective.init(jax.random.key(0), config)
   assert set(variables) == {"params", "state"}

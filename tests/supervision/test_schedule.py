@@ -3,8 +3,9 @@
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from supervision_helpers import batch_of, config_for
+from supervision_helpers import batch_of, config_for, tiny_dataset_with_llm
 
+from rankjax.data import pipeline, store
 from rankjax.supervision import schedule, single
 
 data_schedule = schedule.data_schedule.loss_fn
@@ -95,9 +96,84 @@ def test_data_schedule_loss_matches_the_chosen_source():
   np.testing.assert_allclose(early, single_loss(batch, "llm", scores), rtol=1e-6)
   np.testing.assert_allclose(late, single_loss(batch, "click", scores), rtol=1e-6)
   assert float(aux["share_llm"]) == 1.0 and float(aux["share_click"]) == 0.0
+  assert float(aux["share_trained"]) == 1.0
   config.supervision.stages = ({"start": 0, "end": 100, "mix": {"human": 1}, "buckets": ("high",)},)
   loss, aux = data_schedule(scores, batch, step=0, config=config)
   high = np.array([0, 4])
   lh = single.per_list_loss("softmax", scores, batch["label_human"], batch["mask"])
   np.testing.assert_allclose(loss, np.mean(np.asarray(lh)[high]), rtol=1e-6)
   np.testing.assert_allclose(aux["share_human"], 2 / 5)
+  np.testing.assert_allclose(aux["share_trained"], 2 / 5)  # the other lists' slots idle
+
+
+def test_iterator_mode_trains_each_list_on_the_batch_source():
+  batch = batch_of()
+  scores = jnp.asarray(np.random.default_rng(3).normal(size=batch["mask"].shape), jnp.float32)
+  config = config_for("data_schedule", schedule_mode="iterator")
+  config.supervision.stages = ({"start": 0, "end": 9, "mix": {"click": 1, "llm": 1, "human": 1}},)
+  batch["source_id"] = np.array([1, 0, 2, 1, 0, 2], np.int32)
+  batch["mask_llm"][3] = False  # list 3 has no LLM labels: its slot does not train
+  loss, aux = data_schedule(scores, batch, step=0, config=config)
+  per = {
+    s: np.asarray(single.per_list_loss("softmax", scores, batch[f"label_{s}"], batch["mask"]))
+    for s in schedule.SOURCES
+  }
+  expected = [per[schedule.SOURCES[k]][i] for i, k in enumerate(batch["source_id"][:3])]
+  np.testing.assert_allclose(loss, (sum(expected) + per["click"][4]) / 5, rtol=1e-6)
+  np.testing.assert_allclose([aux["share_llm"], aux["share_trained"]], [2 / 5, 4 / 5])
+  with pytest.raises(KeyError, match="source_id.*schedule_mode='per_list'"):
+    data_schedule(scores, batch_of(), step=0, config=config)
+
+
+def test_data_phases_follow_the_stages():
+  config = config_for("data_schedule", schedule="frequency_staged", schedule_mode="iterator")
+  config.total_steps = 90
+  phases = schedule.data_phases(config)
+  assert [p.start for p in phases] == [0, 30, 60]
+  assert phases[0].weights[0].tolist() == [1, 0, 0] and not phases[0].weights[1:].any()
+  assert phases[2].weights[2].tolist() == [0, 1, 0]  # low lists on LLM labels last
+  config.supervision.schedule_mode = "per_list"
+  assert schedule.data_phases(config) is None
+
+
+def test_an_annealed_stage_changes_in_pieces():
+  config = config_for(
+    "data_schedule", schedule="anneal_linear", schedule_mode="iterator", anneal_pieces=4
+  )
+  config.total_steps = 100
+  phases = schedule.data_phases(config)
+  assert [p.start for p in phases] == [0, 25, 50, 75, 100]
+  # Each piece at the mixture of its middle step (click share 12 / 100 in [0, 25)); past the
+  # stage, its final mixture.
+  np.testing.assert_allclose([p.weights[0, 0] for p in phases], [0.12, 0.37, 0.62, 0.87, 1])
+  config.supervision.stages = (
+    {"start": 5, "end": 8, "mix": {"llm": 1}, "mix_end": {"click": 1}, "anneal": "cosine"},
+    {"start": 8, "end": 10, "mix": {"human": 1}},
+  )
+  starts = [p.start for p in schedule.data_phases(config)]
+  assert starts == [0, 5, 6, 7, 8]  # before the first stage its first mixture; a piece a step
+
+
+def test_the_iterator_serves_only_the_stage_lists_and_sources(tmp_path):
+  split = store.open_split(tiny_dataset_with_llm(tmp_path), "train")
+  config = config_for("data_schedule", schedule_mode="iterator")
+  config.supervision.stages = (
+    {"start": 0, "end": 4, "mix": {"high": {"click": 1}}},
+    {"start": 4, "end": 8, "mix": {"medium": {"llm": 1}, "low": {"human": 1}}},
+  )
+  it = iter(
+    pipeline.train_dataset(
+      split,
+      batch_size=4,
+      list_sizes=(32,),
+      seed=0,
+      num_threads=0,
+      phases=schedule.data_phases(config),
+    )
+  )
+  served = [
+    {(int(b), schedule.SOURCES[s]) for b, s in zip(batch["bucket"], batch["source_id"])}
+    for batch in (next(it) for _ in range(12))
+  ]
+  assert set().union(*served[:4]) == {(0, "click")}  # the first stage: high lists on clicks
+  assert set().union(*served[4:]) == {(1, "llm"), (2, "human")}  # from step 4 on, the second
