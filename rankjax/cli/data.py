@@ -124,13 +124,17 @@ def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
     yield dataclasses.replace(lst, labels={**lst.labels, "llm": llm})
 
 
-def _prepare(args) -> dict:
-  from rankjax.data import store
-
+def _check_freq_by(args) -> None:
   if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
     raise SystemExit(
       "--freq-by dataset needs --format sogou and its --queries file (sessions per query)"
     )
+
+
+def _prepare(args) -> dict:
+  from rankjax.data import store
+
+  _check_freq_by(args)
   options = reader_flags.options(args)
   features = (
     read_features(args.features, args.num_features, args.features_encoding)
@@ -145,10 +149,10 @@ def _prepare(args) -> dict:
   reader_flags.check_format(summary, args)
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
-  plan = data_plan.decide(agg, _plan_options(args, options))
+  plan = data_plan.decide(agg, plan_options(args, options))
   for warning in plan.warnings:
     print(f"warning: {warning}", file=sys.stderr)
-  kw = _bucket_kw(args)
+  kw = bucket_kw(args)
   llm = (
     store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version)
     if args.llm_labels
@@ -177,13 +181,13 @@ def _prepare(args) -> dict:
     args.output,
     name=args.name,
     splits={n: lists(n) for n in data_plan.split_names(plan.sizes)},
-    description=_description(args),
+    description=description(args),
     metadata={"bucket_ranges": frequency.bucket_ranges(plan.bucket_rows)},
   )
   if tokenizer:
     tokenizer.save_rules(path, args.tokenizer)
     counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
-  return _write_summary(
+  return write_summary(
     path,
     args,
     plan,
@@ -195,13 +199,74 @@ def _prepare(args) -> dict:
   )
 
 
-def _bucket_kw(args) -> dict:
+def _beam_options(args):
+  """The Beam pipeline options of --runner and --beam-option, and those set, by name."""
+  try:
+    from rankjax.data import beam_prepare
+  except ImportError as e:
+    raise SystemExit(
+      f"--beam needs Apache Beam ({e}): pip install 'rankjax[beam]' (apache-beam)"
+    ) from None
+  options = beam_prepare.pipeline_options(args.runner, args.beam_option)
+  return options, beam_prepare.dry_run(options)
+
+
+def _prepare_beam(args) -> dict:
+  """`_prepare` as an Apache Beam pipeline (`rankjax.data.beam_prepare`): the same dataset."""
+  import functools
+
+  from rankjax.data import beam_prepare
+
+  _check_freq_by(args)
+  beam_options, _ = _beam_options(args)
+  options = reader_flags.options(args)
+  llm = (
+    functools.partial(
+      store_labels, args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version
+    )
+    if args.llm_labels
+    else None
+  )
+
+  def check_read(summary: readers.ReadSummary) -> None:
+    reader_flags.check_format(summary, args)
+    if not summary.sessions:
+      raise SystemExit(f"no session read from {args.files}: {summary}")
+
+  result = beam_prepare.prepare(
+    args.format,
+    args.files,
+    options,
+    plan_options(args, options),
+    directory=args.output,
+    name=args.name,
+    description=description(args),
+    beam_options=beam_options,
+    llm_labels=llm,
+    check_read=check_read,
+  )
+  for warning in result.decided.plan.warnings:
+    print(f"warning: {warning}", file=sys.stderr)
+  joined = {k: v for k, v in result.counters.items() if k.startswith("llm_")}
+  return write_summary(
+    result.path,
+    args,
+    result.decided.plan,
+    counts=joined,
+    features=None,
+    position_totals=result.decided.position_totals,
+    conflicts=result.decided.conflicts,
+    read=result.read.as_dict(),
+  )
+
+
+def bucket_kw(args) -> dict:
   return {
     option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options
   }
 
 
-def _plan_options(args, reader_options: dict) -> data_plan.Options:
+def plan_options(args, reader_options: dict) -> data_plan.Options:
   """`data_plan.Options` from the flags; --freq-by dataset reads the Sogou query file's counts."""
   freq = None
   if args.freq_by == DATASET_FREQUENCY:
@@ -211,7 +276,7 @@ def _plan_options(args, reader_options: dict) -> data_plan.Options:
   return data_plan.Options(
     freq_by=None if freq is not None else args.freq_by,
     buckets=args.buckets,
-    bucket_kw=_bucket_kw(args),
+    bucket_kw=bucket_kw(args),
     split_by=args.split_by,
     test_fraction=args.test_fraction,
     validation_fraction=args.validation_fraction,
@@ -219,11 +284,11 @@ def _plan_options(args, reader_options: dict) -> data_plan.Options:
   )
 
 
-def _description(args) -> str:
+def description(args) -> str:
   return f"click log {args.files} ({args.format}), aggregated per (query, doc)"
 
 
-def _write_summary(
+def write_summary(
   path, args, plan: data_plan.Plan, *, counts, features, position_totals, conflicts, read
 ) -> dict:
   """`prepare`'s summary (both paths), written to `SUMMARY_FILE` in the dataset; returned."""
@@ -381,6 +446,30 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p.add_argument(
     "--features-encoding", default="utf-8", help="with --features: the file's text encoding"
   )
+  beam = p.add_argument_group(
+    "Apache Beam (pip install 'rankjax[beam]')",
+    "the same dataset, prepared by a Beam pipeline: in-process on every core by default "
+    "(DirectRunner, multi-process), or on Dataflow, Flink or Spark (README: Logs at scale)",
+  )
+  beam.add_argument("--beam", action="store_true", help="prepare with the Beam pipeline")
+  beam.add_argument(
+    "--runner",
+    default="DirectRunner",
+    help="with --beam: the Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner)",
+  )
+  beam.add_argument(
+    "--beam-option",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="with --beam: a Beam pipeline option, Beam's flag name without dashes (repeatable), "
+    "e.g. project=P region=R temp_location=gs://B/tmp for Dataflow, flink_master=H:8081",
+  )
+  beam.add_argument(
+    "--dry-run",
+    action="store_true",
+    help="with --beam: print the pipeline options a run would use (one JSON line); run nothing",
+  )
   args = p.parse_args(argv)
   missing = [
     f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options if getattr(args, o) is None
@@ -389,7 +478,15 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     p.error(f"--buckets {args.buckets} needs {' and '.join(missing)}")
   if bool(args.llm_labels) != bool(args.llm_model):
     p.error("--llm-labels and --llm-model go together")
-  out = _prepare(args)
+  if not args.beam and (args.dry_run or args.beam_option or args.runner != "DirectRunner"):
+    p.error("--runner, --beam-option and --dry-run go with --beam")
+  if args.beam and (args.features or args.tokenizer):
+    p.error("--features and --tokenizer are not on the Beam path yet; prepare without --beam")
+  if args.dry_run:
+    out = _beam_options(args)[1]
+    print(json.dumps(out))
+    return out
+  out = (_prepare_beam if args.beam else _prepare)(args)
   print(json.dumps(out, ensure_ascii=False) if args.json else "\n".join(summary_lines(out)))
   return out
 
