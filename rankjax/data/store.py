@@ -165,7 +165,7 @@ def write_dataset(
   splits[first_split] = itertools.chain([first], splits[first_split])
   layout = layout_of(first)
 
-  class _Builder(_builder_base(name, layout, description, metadata)):
+  class _Builder(_builder_base(name, layout, description, metadata), skip_registration=True):
     def _split_generators(self, dl_manager):
       del dl_manager
       return {s: self._generate_examples(s, lists) for s, lists in splits.items()}
@@ -203,7 +203,7 @@ def write_dataset_beam(
   """
   import apache_beam as beam
 
-  class _Builder(_builder_base(name, layout, description, metadata)):
+  class _Builder(_builder_base(name, layout, description, metadata), skip_registration=True):
     def _split_generators(self, dl_manager, pipeline):
       del dl_manager
       return {s: self._generate_examples(pipeline, s) for s in splits}
