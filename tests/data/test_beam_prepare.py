@@ -10,7 +10,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip(
-  "apache_beam", reason="Apache Beam is the optional extra rankjax[beam]: pip install apache-beam"
+  "apache_beam",
+  reason="Apache Beam is the optional extra rankjax[beam] (pip install -e '.[beam]'); "
+  "an environment without it skips these",
 )
 
 from rankjax.cli.data import main  # noqa: E402
