@@ -167,6 +167,10 @@ NOT_RUN = {
   "-m pytest -n 2": (
     "CI's own command, run verbatim by CI (tests/test_readme.py checks .ci/run holds it)"
   ),
+  "--name big --beam": (
+    "needs the optional rankjax[beam] extra and a Dataflow, Flink or Spark cluster; "
+    "tests/data/test_beam_prepare.py runs the pipeline and checks each runner's options (dry run)"
+  ),
 }
 
 # Blocks run by another test, keyed as above: (the test file, the test).

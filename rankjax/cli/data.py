@@ -29,14 +29,14 @@ import collections
 import dataclasses
 import json
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import tqdm
 
-from rankjax import registry
 from rankjax.cli import common, reader_flags
 from rankjax.data import aggregate, frequency, readers, splits, svmlight, text
+from rankjax.data import plan as data_plan
 
 # The one --freq-by that is not a count of the log (`frequency.FREQ_BY`): the frequencies the
 # dataset ships, the Sogou query file's session counts.
@@ -124,70 +124,17 @@ def with_llm_labels(lists, labels: dict[tuple[str, str], float], counts):
     yield dataclasses.replace(lst, labels={**lst.labels, "llm": llm})
 
 
-@dataclasses.dataclass(frozen=True)
-class Split:
-  """A way to split the queries into train, validation and test (`--split-by`).
-
-  Attributes:
-    assign: (aggregator, test fraction, validation fraction) -> query id -> split name
-      (`rankjax.data.splits`).
-    description: what decides a query's split, for --help.
-    by_fraction: whether --test-fraction sizes the test set (at 0 there is no test split).
-  """
-
-  assign: Callable[[aggregate.ClickAggregator, float, float], dict[str, str]]
-  description: str
-  by_fraction: bool = True
-
-
-# --split-by name -> Split, each entered with `registry.register` below its function.
-SPLITS: dict[str, Split] = {}
-
-
-def _by_query(agg, test: float, validation: float):
-  return splits.by_unit({q: q for q in agg.pairs}, test, validation)
-
-
-def _by_topic(agg, test: float, validation: float):
-  no_topic = [q for q, i in agg.queries.items() if i.topic is None]
-  if no_topic:
+def _check_freq_by(args) -> None:
+  if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
     raise SystemExit(
-      f"--split-by topic: {len(no_topic)} queries have no topic, e.g. {no_topic[:3]}"
+      "--freq-by dataset needs --format sogou and its --queries file (sessions per query)"
     )
-  return splits.by_unit({q: agg.queries[q].topic for q in agg.pairs}, test, validation)
-
-
-def _labelled(agg, test: float, validation: float):
-  del test
-  labelled = [
-    q for q, docs in agg.pairs.items() if any(not np.isnan(p.label) for p in docs.values())
-  ]
-  if not labelled:
-    raise SystemExit("--split-by labelled: no query has human labels (--labels)")
-  return splits.labelled(agg.pairs, labelled, validation)
-
-
-registry.register(SPLITS, "query")(Split(_by_query, "a hash of the query id"))
-registry.register(SPLITS, "topic")(
-  Split(_by_topic, "a hash of the query's topic, so that no topic is in two splits")
-)
-registry.register(SPLITS, "labelled")(
-  Split(
-    _labelled,
-    "the queries with human labels are the test set (TianGong-ST's 2,000 sessions), less "
-    "--validation-fraction of them for validation",
-    by_fraction=False,
-  )
-)
 
 
 def _prepare(args) -> dict:
   from rankjax.data import store
 
-  if args.freq_by == DATASET_FREQUENCY and (args.format != "sogou" or not args.queries):
-    raise SystemExit(
-      "--freq-by dataset needs --format sogou and its --queries file (sessions per query)"
-    )
+  _check_freq_by(args)
   options = reader_flags.options(args)
   features = (
     read_features(args.features, args.num_features, args.features_encoding)
@@ -202,33 +149,10 @@ def _prepare(args) -> dict:
   reader_flags.check_format(summary, args)
   if not agg.pairs:
     raise SystemExit(f"no session read from {args.files}: {summary}")
-  kw = {option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options}
-  if args.freq_by == DATASET_FREQUENCY:
-    from rankjax.data.readers import sogou
-
-    freq = sogou.load_sogou_queries(args.queries, options.get("encoding", sogou.ENCODING))[1]
-  else:
-    try:
-      freq = agg.freq.frequency(args.freq_by)
-    except ValueError as e:  # e.g. by topic, of a log without topics
-      raise SystemExit(f"--freq-by {args.freq_by} ({args.format}): {e}") from None
-  buckets = aggregate.buckets_for(agg, freq, args.buckets, **kw)
-  bucket_rows = aggregate.bucket_summary(agg, buckets, freq)
-  warnings = []
-  thin = frequency.thin_bucket_warning(
-    bucket_rows, {q: freq.get(q, 0.0) for q in agg.pairs}, args.buckets, _other_counts(agg, args)
-  )
-  if thin:
-    warnings.append(thin)
-    print(f"warning: {thin}", file=sys.stderr)
-  split_of = SPLITS[args.split_by].assign(agg, args.test_fraction, args.validation_fraction)
-  sizes = collections.Counter(split_of.values())
-  if args.validation_fraction > 0 and not sizes[splits.VALIDATION]:
-    warnings.append(
-      f"no validation split: {sizes[splits.TRAIN]} training and {sizes[splits.TEST]} test "
-      "queries leave none to hold out; configs that evaluate on validation will not run on it"
-    )
-    print(f"warning: {warnings[-1]}", file=sys.stderr)
+  plan = data_plan.decide(agg, plan_options(args, options))
+  for warning in plan.warnings:
+    print(f"warning: {warning}", file=sys.stderr)
+  kw = bucket_kw(args)
   llm = (
     store_labels(args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version)
     if args.llm_labels
@@ -245,7 +169,7 @@ def _prepare(args) -> dict:
 
   def lists(name):
     out = aggregate.to_ranking_lists(
-      agg, freq=freq, bucket_method=args.buckets, keep=lambda q: split_of[q] == name, **kw
+      agg, freq=plan.freq, bucket_method=args.buckets, keep=lambda q: plan.split_of[q] == name, **kw
     )
     if features:
       out = with_features(out, *features)
@@ -253,43 +177,138 @@ def _prepare(args) -> dict:
       out = with_llm_labels(out, llm, counts)
     return map(tokenizer, out) if tokenizer else out
 
-  # train first (its first list sets what the dataset stores), then the held-out splits there are.
-  names = [splits.TRAIN] + [n for n in (splits.VALIDATION, splits.TEST) if sizes[n]]
   path = store.write_dataset(
     args.output,
     name=args.name,
-    splits={n: lists(n) for n in names},
-    description=f"click log {args.files} ({args.format}), aggregated per (query, doc)",
-    metadata={"bucket_ranges": frequency.bucket_ranges(bucket_rows)},
+    splits={n: lists(n) for n in data_plan.split_names(plan.sizes)},
+    description=description(args),
+    metadata={"bucket_ranges": frequency.bucket_ranges(plan.bucket_rows)},
   )
   if tokenizer:
     tokenizer.save_rules(path, args.tokenizer)
     counts.update({f"tokens_{k}": v for k, v in tokenizer.counts.items()})
+  return write_summary(
+    path,
+    args,
+    plan,
+    counts=counts,
+    features=_features_read(*features) if features else None,
+    position_totals=agg.position_totals(),
+    conflicts=agg.conflicts,
+    read=summary.as_dict(),
+  )
+
+
+def _beam_options(args):
+  """The Beam pipeline options of --runner and --beam-option, and those set, by name."""
+  try:
+    from rankjax.data import beam_prepare
+  except ImportError as e:
+    raise SystemExit(
+      f"--beam needs Apache Beam ({e}): pip install 'rankjax[beam]' (apache-beam)"
+    ) from None
+  options = beam_prepare.pipeline_options(args.runner, args.beam_option)
+  return options, beam_prepare.dry_run(options)
+
+
+def _prepare_beam(args) -> dict:
+  """`_prepare` as an Apache Beam pipeline (`rankjax.data.beam_prepare`): the same dataset."""
+  import functools
+
+  from rankjax.data import beam_prepare
+
+  _check_freq_by(args)
+  beam_options, _ = _beam_options(args)
+  options = reader_flags.options(args)
+  llm = (
+    functools.partial(
+      store_labels, args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version
+    )
+    if args.llm_labels
+    else None
+  )
+
+  def check_read(summary: readers.ReadSummary) -> None:
+    reader_flags.check_format(summary, args)
+    if not summary.sessions:
+      raise SystemExit(f"no session read from {args.files}: {summary}")
+
+  result = beam_prepare.prepare(
+    args.format,
+    args.files,
+    options,
+    plan_options(args, options),
+    directory=args.output,
+    name=args.name,
+    description=description(args),
+    beam_options=beam_options,
+    llm_labels=llm,
+    check_read=check_read,
+  )
+  for warning in result.decided.plan.warnings:
+    print(f"warning: {warning}", file=sys.stderr)
+  joined = {k: v for k, v in result.counters.items() if k.startswith("llm_")}
+  return write_summary(
+    result.path,
+    args,
+    result.decided.plan,
+    counts=joined,
+    features=None,
+    position_totals=result.decided.position_totals,
+    conflicts=result.decided.conflicts,
+    read=result.read.as_dict(),
+  )
+
+
+def bucket_kw(args) -> dict:
+  return {
+    option: getattr(args, option) for option in aggregate.BUCKET_METHODS[args.buckets].options
+  }
+
+
+def plan_options(args, reader_options: dict) -> data_plan.Options:
+  """`data_plan.Options` from the flags; --freq-by dataset reads the Sogou query file's counts."""
+  freq = None
+  if args.freq_by == DATASET_FREQUENCY:
+    from rankjax.data.readers import sogou
+
+    freq = sogou.load_sogou_queries(args.queries, reader_options.get("encoding", sogou.ENCODING))[1]
+  return data_plan.Options(
+    freq_by=None if freq is not None else args.freq_by,
+    buckets=args.buckets,
+    bucket_kw=bucket_kw(args),
+    split_by=args.split_by,
+    test_fraction=args.test_fraction,
+    validation_fraction=args.validation_fraction,
+    freq=freq,
+  )
+
+
+def description(args) -> str:
+  return f"click log {args.files} ({args.format}), aggregated per (query, doc)"
+
+
+def write_summary(
+  path, args, plan: data_plan.Plan, *, counts, features, position_totals, conflicts, read
+) -> dict:
+  """`prepare`'s summary (both paths), written to `SUMMARY_FILE` in the dataset; returned."""
   out = {
     "path": str(path),
-    "lists": {n: sizes[n] for n in (splits.TRAIN, splits.VALIDATION, splits.TEST)},
+    "lists": {n: plan.sizes[n] for n in (splits.TRAIN, splits.VALIDATION, splits.TEST)},
     "split_by": args.split_by,
     **({"joined": dict(counts)} if counts else {}),
-    **({"features": _features_read(*features)} if features else {}),
+    **({"features": features} if features else {}),
     "freq_by": args.freq_by,
     "bucket_method": args.buckets,
-    "buckets": bucket_rows,
-    "warnings": warnings,
-    "position_totals": {str(k): v for k, v in agg.position_totals().items()},
-    "conflicts": dict(agg.conflicts),
-    "read": summary.as_dict(),
+    "buckets": plan.bucket_rows,
+    "warnings": plan.warnings,
+    "position_totals": {str(k): v for k, v in position_totals.items()},
+    "conflicts": dict(conflicts),
+    "read": read,
   }
   out["summary_file"] = str(path / SUMMARY_FILE)
   (path / SUMMARY_FILE).write_text(json.dumps(out, ensure_ascii=False, indent=1) + "\n")
   return out
-
-
-def _other_counts(agg: aggregate.ClickAggregator, args) -> list[str]:
-  """The --freq-by choices that could bucket this log better than the one asked: the topic's
-  sessions where the log has topics."""
-  if args.freq_by != "topic" and agg.freq.topic_sessions:
-    return ["--freq-by topic (the sessions of the query's topic)"]
-  return []
 
 
 def summary_lines(out: dict) -> list[str]:
@@ -388,9 +407,9 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   )
   p.add_argument(
     "--split-by",
-    choices=list(SPLITS),
+    choices=list(data_plan.SPLITS),
     default="query",
-    help="; ".join(f"{name}: {split.description}" for name, split in SPLITS.items()),
+    help="; ".join(f"{name}: {split.description}" for name, split in data_plan.SPLITS.items()),
   )
   p.add_argument(
     "--llm-labels",
@@ -427,6 +446,30 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
   p.add_argument(
     "--features-encoding", default="utf-8", help="with --features: the file's text encoding"
   )
+  beam = p.add_argument_group(
+    "Apache Beam (pip install 'rankjax[beam]')",
+    "the same dataset, prepared by a Beam pipeline: in-process on every core by default "
+    "(DirectRunner, multi-process), or on Dataflow, Flink or Spark (README: Logs at scale)",
+  )
+  beam.add_argument("--beam", action="store_true", help="prepare with the Beam pipeline")
+  beam.add_argument(
+    "--runner",
+    default="DirectRunner",
+    help="with --beam: the Beam runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner)",
+  )
+  beam.add_argument(
+    "--beam-option",
+    action="append",
+    default=[],
+    metavar="KEY=VALUE",
+    help="with --beam: a Beam pipeline option, Beam's flag name without dashes (repeatable), "
+    "e.g. project=P region=R temp_location=gs://B/tmp for Dataflow, flink_master=H:8081",
+  )
+  beam.add_argument(
+    "--dry-run",
+    action="store_true",
+    help="with --beam: print the pipeline options a run would use (one JSON line); run nothing",
+  )
   args = p.parse_args(argv)
   missing = [
     f"--{o}" for o in aggregate.BUCKET_METHODS[args.buckets].options if getattr(args, o) is None
@@ -435,7 +478,15 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     p.error(f"--buckets {args.buckets} needs {' and '.join(missing)}")
   if bool(args.llm_labels) != bool(args.llm_model):
     p.error("--llm-labels and --llm-model go together")
-  out = _prepare(args)
+  if not args.beam and (args.dry_run or args.beam_option or args.runner != "DirectRunner"):
+    p.error("--runner, --beam-option and --dry-run go with --beam")
+  if args.beam and (args.features or args.tokenizer):
+    p.error("--features and --tokenizer are not on the Beam path yet; prepare without --beam")
+  if args.dry_run:
+    out = _beam_options(args)[1]
+    print(json.dumps(out))
+    return out
+  out = (_prepare_beam if args.beam else _prepare)(args)
   print(json.dumps(out, ensure_ascii=False) if args.json else "\n".join(summary_lines(out)))
   return out
 

@@ -157,6 +157,39 @@ class ClickAggregator:
     docs = self.pairs[qid].values()
     return sum(p.impressions for p in docs), sum(p.clicks for p in docs)
 
+  def labelled_queries(self) -> list[str]:
+    """The queries with a human label on at least one document, in first-seen order."""
+    return [
+      q for q, docs in self.pairs.items() if any(not math.isnan(p.label) for p in docs.values())
+    ]
+
+
+@dataclasses.dataclass
+class QueryTable:
+  """The per-query view of a log that `rankjax.data.plan` decides on, without the pairs: what a
+  `ClickAggregator` offers per query, gathered from parallel combines (the Beam pipeline,
+  `rankjax.data.beam_prepare`) in memory proportional to the queries, not the sessions or pairs.
+
+  Attributes:
+    queries: query id -> its `QueryInfo`, in first-seen order (the order `ClickAggregator` keeps).
+    freq: the query frequency counts.
+    totals: query id -> (impressions, clicks) over its documents.
+    labelled: the queries with a human label on at least one document.
+    conflicts: counts of inconsistencies, as `ClickAggregator.conflicts`.
+  """
+
+  queries: dict[str, QueryInfo]
+  freq: frequency.FrequencyCounter
+  totals: dict[str, tuple[int, int]]
+  labelled: set[str]
+  conflicts: collections.Counter
+
+  def query_totals(self, qid: str) -> tuple[int, int]:
+    return self.totals[qid]
+
+  def labelled_queries(self) -> list[str]:
+    return [q for q in self.queries if q in self.labelled]
+
 
 @dataclasses.dataclass(frozen=True)
 class BucketMethod:
@@ -208,7 +241,7 @@ def _dataset(agg: ClickAggregator, freq: dict[str, float], **kw) -> dict[str, in
 
 
 def buckets_for(
-  agg: ClickAggregator, freq: dict[str, float], method: str = "quantile", **kw
+  agg: ClickAggregator | QueryTable, freq: dict[str, float], method: str = "quantile", **kw
 ) -> dict[str, int]:
   """Query -> bucket by the method registered as `method` (`BUCKET_METHODS`), `kw` its options:
   "quantile", "threshold" (high, medium), "dataset" (dataset)."""
@@ -216,7 +249,7 @@ def buckets_for(
 
 
 def bucket_summary(
-  agg: ClickAggregator, buckets: dict[str, int], freq: dict[str, float]
+  agg: ClickAggregator | QueryTable, buckets: dict[str, int], freq: dict[str, float]
 ) -> dict[str, dict]:
   """Per bucket name: queries, their smallest and largest frequency (None in an empty bucket),
   summed query frequency, impressions and clicks."""
@@ -231,7 +264,7 @@ def bucket_summary(
     }
     for name in (*schema.BUCKETS, "unknown")
   }
-  for q in agg.pairs:
+  for q in agg.queries:
     row = out[frequency.bucket_name(buckets.get(q, schema.UNKNOWN_BUCKET))]
     impressions, clicks = agg.query_totals(q)
     f = freq.get(q, 0.0)
@@ -258,8 +291,31 @@ def to_ranking_list(
   `with_human` / `with_texts` give every list a "human" label (all NaN if none) and doc_texts
   ("" if none), so that all lists of a dataset have the same fields.
   """
-  docs = agg.pairs[qid]
-  info = agg.queries[qid]
+  return ranking_list(
+    qid,
+    agg.pairs[qid],
+    agg.queries[qid],
+    {d: agg.doc_clicks[d] / max(agg.doc_impressions[d], 1) for d in agg.pairs[qid]},
+    query_freq=query_freq,
+    bucket=bucket,
+    with_human=with_human,
+    with_texts=with_texts,
+  )
+
+
+def ranking_list(
+  qid: str,
+  docs: dict[str, PairStats],
+  info: QueryInfo,
+  global_ctr: dict[str, float],
+  *,
+  query_freq: float,
+  bucket: int,
+  with_human: bool,
+  with_texts: bool,
+) -> schema.RankingList:
+  """One query's list from its pairs' statistics, its info and its documents' CTR over all
+  queries (`to_ranking_list` on an aggregator; the Beam pipeline on its joined rows)."""
   order = sorted(docs, key=lambda d: (docs[d].mean_position, d))
   stats = [docs[d] for d in order]
   impressions = np.array([p.impressions for p in stats], np.float32)
@@ -269,14 +325,11 @@ def to_ranking_list(
   human = np.array([p.label for p in stats], np.float32)
   if with_human or np.isfinite(human).any():
     labels["human"] = human
-  global_ctr = np.array(
-    [agg.doc_clicks[d] / max(agg.doc_impressions[d], 1) for d in order], np.float32
-  )
   extras = {
     "impressions": impressions,
     "clicks": clicks,
     "ctr": ctr,
-    "global_ctr": global_ctr,
+    "global_ctr": np.array([global_ctr[d] for d in order], np.float32),
     "mean_dwell": np.array([p.mean_dwell for p in stats], np.float32),
     "last_click_rate": np.array([p.last_clicks for p in stats], np.float32)
     / np.maximum(impressions, 1),

@@ -46,7 +46,7 @@ from rankjax.data import schema, text
 VERSION = "1.0.0"
 
 
-def _layout(first: schema.RankingList) -> dict:
+def layout_of(first: schema.RankingList) -> dict:
   """What a dataset stores, taken from its first list."""
   return {
     "features": None if first.features is None else int(first.features.shape[1]),
@@ -164,9 +164,68 @@ def write_dataset(
   except StopIteration:
     raise ValueError(f"dataset {name!r}: split {first_split!r} is empty") from None
   splits[first_split] = itertools.chain([first], splits[first_split])
-  layout = _layout(first)
+  layout = layout_of(first)
 
-  class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
+  class _Builder(_builder_base(name, layout, description, metadata), skip_registration=True):
+    def _split_generators(self, dl_manager):
+      del dl_manager
+      return {s: self._generate_examples(s, lists) for s, lists in splits.items()}
+
+    def _generate_examples(self, split, lists):
+      seen = set()
+      for lst in lists:
+        if lst.qid in seen:
+          raise ValueError(f"split {split!r}: qid {lst.qid!r} occurs twice")
+        seen.add(lst.qid)
+        yield lst.qid, _record(lst, layout, split)
+
+  return _prepare(_Builder, name, directory)
+
+
+def write_dataset_beam(
+  directory: str | os.PathLike,
+  *,
+  name: str,
+  splits: Mapping[str, Callable],
+  layout: dict,
+  beam_options,
+  description: str = "",
+  metadata: Mapping | None = None,
+) -> pathlib.Path:
+  """`write_dataset` through tfds's Apache Beam builder: the records are written by a Beam
+  pipeline (tfds's `BeamWriter`) on the runner `beam_options` name, to the same files.
+
+  Args:
+    splits: split name -> a function (pipeline, split name) -> PCollection of `RankingList`s.
+    layout: what the dataset stores (`layout_of`): a pipeline's lists cannot be peeked at before
+      the pipeline runs, so it is given.
+    beam_options: the `apache_beam.options.pipeline_options.PipelineOptions` to run with.
+    Others as `write_dataset` (a qid twice in a split is an error of tfds's writer).
+  """
+  import apache_beam as beam
+
+  class _Builder(_builder_base(name, layout, description, metadata), skip_registration=True):
+    def _split_generators(self, dl_manager, pipeline):
+      del dl_manager
+      return {s: self._generate_examples(pipeline, s) for s in splits}
+
+    def _generate_examples(self, pipeline, split):
+      return splits[split](pipeline, split) | f"{split}_records" >> beam.Map(
+        lambda lst: (lst.qid, _record(lst, layout, split))
+      )
+
+  return _prepare(
+    _Builder,
+    name,
+    directory,
+    download_config=tfds.download.DownloadConfig(beam_options=beam_options),
+  )
+
+
+def _builder_base(name: str, layout: dict, description: str, metadata: Mapping | None):
+  """The tfds builder class of one dataset, less how its splits are generated."""
+
+  class _Base(tfds.core.GeneratorBasedBuilder, skip_registration=True):
     VERSION = tfds.core.Version(VERSION)
     # No source file or checksums to find: tfds would otherwise look up this module's path
     # through `importlib_resources`, which it does not depend on.
@@ -192,21 +251,13 @@ def write_dataset(
         metadata=tfds.core.MetadataDict(layout=layout, **(metadata or {})),
       )
 
-    def _split_generators(self, dl_manager):
-      del dl_manager
-      return {s: self._generate_examples(s, lists) for s, lists in splits.items()}
+  return _Base
 
-    def _generate_examples(self, split, lists):
-      seen = set()
-      for lst in lists:
-        if lst.qid in seen:
-          raise ValueError(f"split {split!r}: qid {lst.qid!r} occurs twice")
-        seen.add(lst.qid)
-        yield lst.qid, _record(lst, layout, split)
 
-  _Builder.name = name
-  builder = _Builder(data_dir=os.fspath(directory), file_format="array_record")
-  builder.download_and_prepare()
+def _prepare(builder_class, name: str, directory, **kw) -> pathlib.Path:
+  builder_class.name = name
+  builder = builder_class(data_dir=os.fspath(directory), file_format="array_record")
+  builder.download_and_prepare(**kw)
   path = pathlib.Path(builder.data_dir)
   _write_lengths(path)
   return path
