@@ -429,10 +429,10 @@ def run(
   """
   start = time.perf_counter()
   workdir = pathlib.Path(workdir)
-  workdir.mkdir(parents=True, exist_ok=True)
   check(config)
   everything = grid(config)
   cells = select(config, everything, shard, only)
+  workdir.mkdir(parents=True, exist_ok=True)
   if not jax.config.jax_compilation_cache_dir:
     # Seeds of a variant compile the same programs: a persistent cache compiles them once.
     jax.config.update("jax_compilation_cache_dir", str(workdir / "jax_cache"))
