@@ -11,6 +11,7 @@ the gate the parameter-free linear one.
 
   rankjax train --config=configs/demo.py --workdir=/tmp/rankjax_demo
   rankjax train --config=configs/demo.py:tiny --workdir=/tmp/rankjax_demo_tiny
+  rankjax study --config=configs/demo.py:noise_sweep --workdir=/tmp/rankjax_noise_sweep
 """
 
 import ml_collections
@@ -20,7 +21,9 @@ from rankjax.configs import default as config_defaults
 
 
 def get_config(arg=None):
-  """The demo study; `arg="tiny"` is a smoke version (tests): the four variants, small and short."""
+  """The demo study; `arg="tiny"` is a smoke version (tests): the four variants, small and short;
+  `arg="noise_sweep"` sweeps the simulated annotator's noise (`study.sweep`), cut to fit about 20
+  minutes on two CPU cores: seeds 0 and 1, no human reference, no baselines."""
   c = config_defaults.default_config()
   c.total_steps = 300
   c.log_every = 100
@@ -81,6 +84,13 @@ def get_config(arg=None):
     c.study.seeds = (0, 1)
     del c.study.variants["human"], c.study.variants["fmo_learned_gate"]
     c.data.world.update({"num_queries": 150, "num_docs": 600, "sessions": 3000})
+  elif arg == "noise_sweep":
+    # Where LLM labels stop helping and the hybrids stop paying: the world at each noise level
+    # differs only in its LLM labels (the annotator's noise is drawn the same way at every level).
+    c.study.sweep = {"key": "data.world.llm_noise", "values": (0.25, 0.5, 1.0, 2.0)}
+    c.study.seeds = (0, 1)
+    c.study.baselines = ()
+    del c.study.variants["human"]
   elif arg:
-    raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
+    raise ValueError(f"unknown config variant {arg!r}; known: 'tiny', 'noise_sweep'")
   return c

@@ -113,6 +113,23 @@ RUN = {
     ),
     files=("rankjax_run/test.run", "rankjax_run/results.json"),
   ),
+  "--workdir=/tmp/rankjax_fanout --shard=0/2": Run(
+    tiny=(
+      (
+        "configs/demo.py:tiny",
+        "configs/demo.py:tiny --config.study.seeds=0,",
+        "one seed of the tiny demo: 4 runs, two per shard",
+      ),
+    ),
+    expect=(
+      "study: 2 of the grid's 4 runs finished and scored",
+      "Report: {tmp}/rankjax_fanout/report.md (",
+      "sbatch --parsable --array=0-7 --gpus-per-node=1 ",
+      "--worker=0 --command=cd\\ ",
+      "study\\ --config=configs/demo.py\\ --workdir=/mnt/study\\ --shard=3/4",
+    ),
+    files=("rankjax_fanout/report.md", "rankjax_fanout/runs/llm/seed0/study_scores.npz"),
+  ),
   "configs/trec_cross_encoder.py:click": Run(
     tiny=(
       (

@@ -9,12 +9,12 @@ from collections.abc import Callable, Mapping, Sequence
 HELP_FLAGS = ("-h", "--help", "--helpshort")
 
 
-def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_module: str) -> bool:
+def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_modules: Sequence[str]) -> bool:
   """Prints an absl command's help and returns True when `argv` asks for it.
 
   absl's own `--help` exits with status 1 and lists the flags of the `__main__` module, which
   under the `rankjax` program are none. Here `-h`, `--help` and `--helpshort` (before any `--`)
-  print `prog`'s usage, its `doc` and the flags `flags_module` defines, and the command returns
+  print `prog`'s usage, its `doc` and the flags the `flags_modules` define, and the command returns
   (status 0) without importing what a run needs.
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
@@ -22,7 +22,8 @@ def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_module: str) ->
   flag_args = list(argv)[: list(argv).index("--")] if "--" in argv else argv
   if not set(HELP_FLAGS) & set(flag_args):
     return False
-  print(f"usage: {prog} [flags]\n\n{doc.strip()}\n{flags.FLAGS.module_help(flags_module)}")
+  listed = "\n".join(flags.FLAGS.module_help(m) for m in flags_modules)
+  print(f"usage: {prog} [flags]\n\n{doc.strip()}\n{listed}")
   return True
 
 

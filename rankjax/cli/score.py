@@ -101,6 +101,6 @@ def main(argv: Sequence[str], prog: str = "rankjax score") -> None:
   from absl import app  # pylint: disable=g-import-not-at-top
 
   _flags()
-  if common.absl_help(argv, prog=prog, doc=__doc__, flags_module=__name__):
+  if common.absl_help(argv, prog=prog, doc=__doc__, flags_modules=(__name__,)):
     return
   app.run(_score, argv=[prog, *argv])

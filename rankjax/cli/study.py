@@ -1,4 +1,4 @@
-r"""Runs a study: every supervision variant over seeds, then `<workdir>/report.md`.
+r"""Runs a study: its variants over seeds (and sweep values), then `<workdir>/report.md`.
 
   rankjax study --config=configs/demo.py --workdir=/tmp/rankjax_demo \
       [--config.study.seeds=0,1,2,3,4] [--config.total_steps=600]
@@ -7,20 +7,75 @@ The same as `rankjax train` with a study config (the logic is `rankjax.study.run
 config without a `study` section is an error here. Finished runs are reused (each run resumes
 from its checkpoint), so a rerun after adding seeds trains only the new ones. Stopped by SIGTERM,
 the study exits with status 75 (`rankjax.cli.errors.PREEMPTED`); the same command resumes it.
+
+Fanned out (a SLURM array job, separate TPU VMs: launch/slurm_study_array.sh,
+launch/tpu_vm_study_shards.sh), each job runs a part of the grid of (sweep value, variant, seed)
+runs on the same --workdir (a shared filesystem), and one more writes the report:
+
+  rankjax study --config=C --workdir=W --shard=0/4    # runs 0, 4, 8, ... of the grid
+  rankjax study --config=C --workdir=W --only=variant=click,seed=1
+  rankjax study --config=C --workdir=W --report       # refuses, naming them, unfinished runs
 """
 
 from __future__ import annotations
 
+import functools
+import re
 from collections.abc import Sequence
+
+from absl import flags
 
 from rankjax.cli import train
 
 
-def _study(argv) -> int:
-  from absl import (
-    app,  # pylint: disable=g-import-not-at-top
-    flags,  # pylint: disable=g-import-not-at-top
+@functools.cache
+def _flags():
+  """(--shard, --only, --report), defined once, when the command first needs them."""
+  shard = flags.DEFINE_string(
+    "shard",
+    None,
+    "I/N: run only shard I (from 0) of N of the study's grid of runs (runs I, I+N, I+2N, ... in "
+    "the grid's fixed order), then stop without a report (--report writes it).",
   )
+  only = flags.DEFINE_string(
+    "only",
+    None,
+    "KEY=VALUE[,KEY=VALUE]: run only the runs matching every pair (keys: variant, seed, and a "
+    "sweep's key, e.g. variant=click,seed=1), then stop without a report.",
+  )
+  report = flags.DEFINE_boolean(
+    "report",
+    False,
+    "Train nothing: write the report from the finished runs' saved scores (and score the "
+    "baselines); refused, naming them, while runs are missing or unfinished.",
+  )
+  return shard, only, report
+
+
+def _shard(text: str | None) -> tuple[int, int] | None:
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  if text is None:
+    return None
+  match = re.fullmatch(r"(\d+)/(\d+)", text)
+  if not match or not int(match[1]) < int(match[2]):
+    raise app.UsageError(f"--shard={text}: I/N with 0 <= I < N, e.g. --shard=0/4")
+  return int(match[1]), int(match[2])
+
+
+def _only(text: str | None) -> dict[str, str] | None:
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  if text is None:
+    return None
+  pairs = [p.partition("=") for p in text.split(",")]
+  if any(not k or not sep or not v for k, sep, v in pairs):
+    raise app.UsageError(f"--only={text}: KEY=VALUE pairs separated by commas")
+  return {k: v for k, _, v in pairs}
+
+
+def _study(argv) -> int:
+  from absl import app  # pylint: disable=g-import-not-at-top
 
   config_flag, _ = train.config_flags()
   if "study" not in config_flag.value:
@@ -28,11 +83,23 @@ def _study(argv) -> int:
       f"{flags.FLAGS['config'].value!r} has no `study` section; "
       "train a single run with `rankjax train`"
     )
-  summary = train.run(argv)  # prints the headline table and where the report is
+  shard_flag, only_flag, report_flag = _flags()
+  shard, only = _shard(shard_flag.value), _only(only_flag.value)
+  if report_flag.value and (shard or only):
+    raise app.UsageError("--report writes the report of the whole grid: not with --shard/--only")
+  if flags.FLAGS.restart and (shard or only or report_flag.value):
+    raise app.UsageError(
+      "--restart moves the whole study's workdir aside: not with --shard, --only or --report"
+    )
+  from rankjax.study import runner  # pylint: disable=g-import-not-at-top
+
+  go = runner.report if report_flag.value else functools.partial(runner.run, shard=shard, only=only)
+  summary = train.run(argv, study=go)  # prints the headline table and where the report is
   if summary["preempted"]:
     print("study: stopped by SIGTERM; rerun the same command to resume")
   return train.exit_status(summary)
 
 
 def main(argv: Sequence[str], prog: str = "rankjax study") -> None:
-  train.run_absl(_study, argv, prog, __doc__)
+  _flags()
+  train.run_absl(_study, argv, prog, __doc__, flags_modules=(train.__name__, __name__))

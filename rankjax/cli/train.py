@@ -51,12 +51,13 @@ def config_flags():
   return config_flag, workdir
 
 
-def run(argv) -> dict:
+def run(argv, study=None) -> dict:
   """Runs the flags' config: the study for a config with a `study` section, else training.
 
   The whole config is checked first (`rankjax.engine.validate`, `rankjax.study.runner.check`):
-  a `ConfigError` names every violation. Returns the summary of either (`rankjax study` reports
-  it; "preempted" says SIGTERM stopped it).
+  a `ConfigError` names every violation. `study(config, workdir)` runs a study config instead of
+  `rankjax.study.runner.run` (`rankjax study`'s --shard, --only, --report). Returns the summary
+  (`rankjax study` reports it; "preempted" says SIGTERM stopped it).
   """
   from absl import app  # pylint: disable=g-import-not-at-top
 
@@ -71,7 +72,7 @@ def run(argv) -> dict:
   if "study" in config:
     from rankjax.study import runner  # pylint: disable=g-import-not-at-top
 
-    check, go = runner.check, runner.run
+    check, go = runner.check, study or runner.run
   else:
     check, go = validate.check, train.train_and_evaluate
   check(config)  # every violation of the config, one line each, before anything runs
@@ -81,11 +82,7 @@ def run(argv) -> dict:
     print(f"--restart: moved the earlier run to {moved}")
   summary = go(config, workdir)
   if "study" in config and not summary["preempted"]:
-    from rankjax.study import report  # pylint: disable=g-import-not-at-top
-
-    table = report.metric_table(summary, "ndcg@10")
-    print("\n".join(["", "NDCG@10 (mean ± std over seeds):", *table]))
-    print(f"\nReport: {pathlib.Path(workdir).resolve() / 'report.md'} ({summary['seconds']:.0f} s)")
+    print("\n".join(runner.headline(summary, workdir)))
   return summary
 
 
@@ -109,8 +106,13 @@ def resume_note(workdir: str | pathlib.Path | None) -> str:
   steps = [int(p.name) for p in workdir.glob("checkpoints/*") if p.name.isdigit()]
   if steps:
     return f"rerun the same command to resume from checkpoint step {max(steps)}"
-  # A study's runs are `runs/<variant>/seed<seed>` (`rankjax.study.runner.run`).
-  runs = {p.parents[1] for p in workdir.glob("runs/*/*/checkpoints/*") if p.name.isdigit()}
+  # A study's runs are `[sweep/<key>=<value>/]runs/<variant>/seed<seed>` (`rankjax.study.runner`).
+  runs = {
+    p.parents[1]
+    for pattern in ("runs/*/*/checkpoints/*", "sweep/*/runs/*/*/checkpoints/*")
+    for p in workdir.glob(pattern)
+    if p.name.isdigit()
+  }
   if runs:
     return (
       f"rerun the same command to resume: {len(runs)} of the study's runs have checkpoints "
@@ -119,8 +121,11 @@ def resume_note(workdir: str | pathlib.Path | None) -> str:
   return "nothing saved; rerun starts over"
 
 
-def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
-  """`command(argv)` under absl with --config and --workdir parsed, or the help (train, study).
+def run_absl(
+  command, argv: Sequence[str], prog: str, doc: str, flags_modules: Sequence[str] = (__name__,)
+) -> None:
+  """`command(argv)` under absl with --config and --workdir parsed, or the help (train, study)
+  listing the flags of `flags_modules`.
 
   SIGTERM anywhere in it ends the command with status `errors.PREEMPTED` (75): within training's
   loop after saving a checkpoint, elsewhere (data, preparation, a study between runs) at once,
@@ -131,7 +136,7 @@ def run_absl(command, argv: Sequence[str], prog: str, doc: str) -> None:
   from rankjax.engine import xla_flags  # pylint: disable=g-import-not-at-top
 
   config_flags()
-  if common.absl_help(argv, prog=prog, doc=doc, flags_module=__name__):
+  if common.absl_help(argv, prog=prog, doc=doc, flags_modules=flags_modules):
     return
   with errors.sigterm_stops(prog, _after_sigterm):
     xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, the config file's included

@@ -5,7 +5,8 @@ from __future__ import annotations
 from rankjax.study import stats
 
 
-def _cell(m: dict, test: dict | None) -> str:
+def cell(m: dict, test: dict | None) -> str:
+  """A table cell: "mean ± std" with ▲/▼ where the Holm-corrected test is significant."""
   mark = ""
   if test is not None and test["p_holm"] < 0.05:
     mark = " ▲" if test["diff"] > 0 else " ▼"
@@ -36,7 +37,7 @@ def metric_table(summary: dict, spec: str) -> list[str]:
     tests = summary["tests"].get(v, {}).get(spec, {})
     lines.append(
       f"| {_name(summary, v)} | "
-      + " | ".join(_cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS)
+      + " | ".join(cell(cells[b], tests.get(b)) if b in cells else "" for b in stats.BUCKETS)
       + " |"
     )
   first = next(iter(summary["metrics"].values()))[spec]

@@ -7,7 +7,14 @@ import subprocess
 import pytest
 from train_helpers import CACHE_ENV, ROOT
 
-SCRIPTS = ("local_cpu.sh", "gpu_single_host.sh", "slurm_gpu.sh", "tpu_vm_slice.sh")
+SCRIPTS = (
+  "local_cpu.sh",
+  "gpu_single_host.sh",
+  "slurm_gpu.sh",
+  "tpu_vm_slice.sh",
+  "slurm_study_array.sh",
+  "tpu_vm_study_shards.sh",
+)
 
 
 def _dry_run(script, *args, **env):
@@ -83,6 +90,72 @@ def test_tpu_dry_run_runs_the_same_command_on_every_worker():
   assert remote[3] == "RANKJAX_DISTRIBUTED=1"
   assert remote[5:8] == ["-m", "rankjax.cli", "train"]
   assert remote[-3:] == ["--config=configs/mslr_mlp.py", "--workdir=/mnt/run", "--config.seed=3"]
+
+
+def test_slurm_study_array_submits_the_shards_then_the_report_after_them():
+  env = {"WORKDIR": "/shared/s", "SHARDS": "4", "RANKJAX_REPO": str(ROOT)}
+  shards, report = map(shlex.split, _dry_run("slurm_study_array.sh", "--config.seed=1", **env))
+  script = str(ROOT / "launch" / "slurm_study_array.sh")
+  assert shards == [
+    "sbatch",
+    "--parsable",
+    "--array=0-3",
+    "--gpus-per-node=1",
+    f"--export=ALL,RANKJAX_STUDY_PART=shard,RANKJAX_REPO={ROOT}",
+    script,
+    "--config.seed=1",
+  ]
+  assert report[:2] == ["sbatch", "--dependency=afterany:$ARRAY_JOB_ID"]
+  assert report[-3:] == [
+    f"--export=ALL,RANKJAX_STUDY_PART=report,RANKJAX_REPO={ROOT}",
+    script,
+    "--config.seed=1",
+  ]
+  # The jobs sbatch starts: array task 2 runs shard 2 of 4, the report job the report.
+  (task,) = _dry_run(
+    "slurm_study_array.sh",
+    "--config.seed=1",
+    RANKJAX_STUDY_PART="shard",
+    SLURM_ARRAY_TASK_ID="2",
+    **env,
+  )
+  argv = shlex.split(task)
+  assert argv[:2] == ["srun", "--kill-on-bad-exit=1"]
+  assert argv[-7:] == [
+    "-m",
+    "rankjax.cli",
+    "study",
+    "--config=configs/demo.py",
+    "--workdir=/shared/s",
+    "--shard=2/4",
+    "--config.seed=1",
+  ]
+  (line,) = _dry_run("slurm_study_array.sh", RANKJAX_STUDY_PART="report", CONFIG="c.py:x", **env)
+  assert shlex.split(line)[-3:] == ["--config=c.py:x", "--workdir=/shared/s", "--report"]
+
+
+def test_tpu_vm_study_runs_a_shard_on_each_vm_then_the_report_on_the_first():
+  lines = _dry_run(
+    "tpu_vm_study_shards.sh", "--config.seed=3", TPU_NAMES="vm-a vm-b", ZONE="z", WORKDIR="/mnt/s"
+  )
+  assert len(lines) == 3
+  for line, vm, part in zip(
+    lines, ["vm-a", "vm-b", "vm-a"], ["--shard=0/2", "--shard=1/2", "--report"]
+  ):
+    argv = shlex.split(line)
+    assert argv[:6] == ["gcloud", "compute", "tpus", "tpu-vm", "ssh", vm]
+    assert argv[6:8] == ["--zone=z", "--worker=0"]
+    remote = shlex.split(argv[-1].removeprefix("--command="))
+    assert remote[:3] == ["cd", str(ROOT), "&&"]
+    assert remote[4:] == [
+      "-m",
+      "rankjax.cli",
+      "study",
+      "--config=configs/demo.py",
+      "--workdir=/mnt/s",
+      part,
+      "--config.seed=3",
+    ]
 
 
 @pytest.mark.slow

@@ -33,7 +33,7 @@ def test_variant_config_merges_overrides_and_the_run_prepares_them(world_split):
   assert len(notes) == 1 and "`validation` lists" in notes[0]
 
 
-@pytest.mark.parametrize("arg", [None, "tiny"])
+@pytest.mark.parametrize("arg", [None, "tiny", "noise_sweep"])
 def test_demo_config_is_complete(arg):
   config = load_config("demo", arg)
   assert config.eval.every <= config.total_steps and config.checkpoint.every <= config.total_steps
