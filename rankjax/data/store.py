@@ -139,6 +139,7 @@ def write_dataset(
   splits: Mapping[str, Iterable[schema.RankingList]],
   description: str = "",
   metadata: Mapping | None = None,
+  progress: bool = True,
 ) -> pathlib.Path:
   """Writes `RankingList`s as a tfds array_record dataset; returns its directory.
 
@@ -152,6 +153,7 @@ def write_dataset(
     description: free text kept in the dataset info.
     metadata: JSON-able facts about the data kept beside its layout (`Split.metadata`), e.g.
       `rankjax data prepare`'s "bucket_ranges", which reports show.
+    progress: tfds's progress bars while it writes (a setting of the whole process in tfds).
 
   Returns:
     `<directory>/<name>/1.0.0`, ready for `open_split`.
@@ -205,6 +207,7 @@ def write_dataset(
 
   _Builder.name = name
   builder = _Builder(data_dir=os.fspath(directory), file_format="array_record")
+  tfds.display_progress_bar(progress)
   builder.download_and_prepare()
   path = pathlib.Path(builder.data_dir)
   _write_lengths(path)
