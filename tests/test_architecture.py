@@ -14,13 +14,14 @@ PACKAGE = pathlib.Path(__file__).resolve().parents[1] / "rankjax"
 # export_check loads a serving artifact with jax and numpy alone, so it imports nothing of rankjax
 # (`tests/serve/test_export.py` runs it with flax and ml_collections blocked). errors is the base
 # of the errors a user fixes (it imports nothing, so the program names them without importing what
-# raises them). registry is the one rule of every registry (it imports only errors). configs sits
-# above what its defaults describe (models' fields, the demo world's settings). serve loads what
-# engine trained.
+# raises them). registry is the one rule of every registry (it imports only errors); progress what
+# long work shows (it imports nothing of rankjax). configs sits above what its defaults describe
+# (models' fields, the demo world's settings). serve loads what engine trained.
 LAYERS = (
   "export_check",
   "errors",
   "registry",
+  "progress",
   "ranking",
   "data",
   "models",

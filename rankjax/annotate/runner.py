@@ -18,11 +18,11 @@ import threading
 import time
 from collections.abc import Container, Iterable, Sequence
 
-import tqdm
-
+from rankjax import progress as progress_lib
 from rankjax.annotate import prompts, redact
 from rankjax.annotate import store as store_lib
 from rankjax.annotate.tasks import Result, Task
+from rankjax.data.readers.common import Session
 from rankjax.data.schema import RankingList
 
 __all__ = [
@@ -30,6 +30,7 @@ __all__ = [
   "Result",
   "Summary",
   "lists_from_log",
+  "lists_from_sessions",
   "truncate_words",
   "make_tasks",
   "pending",
@@ -37,26 +38,22 @@ __all__ = [
 ]
 
 
-def lists_from_log(
-  fmt: str, files: Sequence[str], *, progress: bool = False, **options
-) -> tuple[list[RankingList], dict]:
-  """One `RankingList` per query of click logs (`readers.FORMATS`), with query and document text,
-  CTR, human labels where the log has them and frequency buckets; and the read summary."""
-  from rankjax.data import (
-    aggregate,  # pylint: disable=g-import-not-at-top
-    readers,  # pylint: disable=g-import-not-at-top
-  )
+def lists_from_log(fmt: str, files: Sequence[str], **options) -> tuple[list[RankingList], dict]:
+  """One `RankingList` per query of click logs (`readers.FORMATS`, `lists_from_sessions`), and
+  the read summary."""
+  from rankjax.data import readers  # pylint: disable=g-import-not-at-top
 
   summary = readers.ReadSummary()
-  agg = aggregate.ClickAggregator()
-  for s in tqdm.tqdm(
-    readers.read_sessions(fmt, files, summary, **options),
-    desc="sessions",
-    unit="",
-    disable=not progress,
-  ):
-    agg.add(s)
-  return list(aggregate.to_ranking_lists(agg)), summary.as_dict()
+  lists = lists_from_sessions(readers.read_sessions(fmt, files, summary, **options))
+  return lists, summary.as_dict()
+
+
+def lists_from_sessions(sessions: Iterable[Session]) -> list[RankingList]:
+  """One `RankingList` per query of a log's sessions, with query and document text, CTR, human
+  labels where the log has them and frequency buckets."""
+  from rankjax.data import aggregate  # pylint: disable=g-import-not-at-top
+
+  return list(aggregate.to_ranking_lists(aggregate.ClickAggregator().add_all(sessions)))
 
 
 def truncate_words(text: str, max_words: int | None) -> str:
@@ -207,7 +204,7 @@ def annotate(
     for sig in (signal.SIGINT, signal.SIGTERM):
       previous[sig] = signal.signal(sig, on_signal)
   start = time.perf_counter()
-  bar = tqdm.tqdm(
+  bar = progress_lib.bar(
     total=sum(len(t.doc_ids) for t in tasks),
     unit="pair",
     disable=not progress,

@@ -10,10 +10,13 @@
 
 `rankjax <command> --help` describes a command. The module of a command (`rankjax.cli.<command>`)
 is imported only when that command runs, and the commands import the heavy libraries (jax, orbax,
-tensorflow_datasets, matplotlib, scipy, transformers) inside the functions that run, so every
-`--help` is quick. A user error (a missing input file or `--config` file, a config that cannot
-run, an unknown name) ends a command with one `error:` line per problem (`errors.USER_ERRORS`);
-train and study check the whole config before any data or compilation.
+tensorflow_datasets, matplotlib, scipy, transformers) inside the functions that run, after their
+command line is parsed, so a mistyped flag or a missing argument is reported within a second or
+two (names that only a heavy module holds, such as the click models, are checked last:
+`common.Names`; train's `--config` file loads after its other flags are checked). A user error
+(a missing input file or `--config` file, a config that cannot run, an unknown name) ends a
+command with one `error:` line per problem (`errors.USER_ERRORS`); train and study check the whole
+config before any data or compilation.
 
 Exit statuses (`rankjax.cli.errors`):
   0    finished; also every `--help`

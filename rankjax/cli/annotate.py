@@ -47,7 +47,7 @@ import numpy as np
 from rankjax import registry
 from rankjax.annotate import modes, prompts
 from rankjax.cli import common, errors, reader_flags
-from rankjax.data import schema
+from rankjax.data import readers, schema
 
 # --backend name -> (the parsed flags) -> the backend, each entered with `registry.register` where
 # it is defined; a backend's own flags are in the argument group of its name.
@@ -106,9 +106,6 @@ def run(argv: Sequence[str], prog: str = "rankjax annotate run") -> dict:
 
 
 def _run(argv: Sequence[str], prog: str) -> dict:
-  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
-  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
-
   p = argparse.ArgumentParser(prog=prog, description=run.__doc__)
   reader_flags.add(p)
   p.add_argument("--store", required=True, help="SQLite file (created if absent)")
@@ -145,7 +142,6 @@ def _run(argv: Sequence[str], prog: str) -> dict:
   )
   p.add_argument("--summary", help="file for the summary's JSON (default: STORE.summary.json)")
   p.add_argument("--json", action="store_true", help="print the summary as JSON on stdout")
-  p.add_argument("--quiet", action="store_true", help="no progress bar")
   g = p.add_argument_group("jax_local")
   g.add_argument("--batch-size", type=int, default=32)
   g.add_argument("--max-len", type=int, default=512, help="longest pair in tokens after the prefix")
@@ -170,13 +166,15 @@ def _run(argv: Sequence[str], prog: str) -> dict:
   g.add_argument("--max-retries", type=int, default=6)
   g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
   args = p.parse_args(argv)
+  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
+  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
 
   # The template and the backend first: a wrong flag stops the command before the log is read.
   template = prompts.load(args.mode, args.lang, args.template_dir)
   backend = make_backend(args)
-  lists, read = runner.lists_from_log(
-    args.format, args.files, progress=not args.quiet, **reader_flags.options(args)
-  )
+  summary = readers.ReadSummary()
+  lists = runner.lists_from_sessions(reader_flags.sessions(args, summary))
+  read = summary.as_dict()
   tasks, counts = runner.make_tasks(
     lists,
     template,
@@ -454,9 +452,6 @@ def write_report(out: pathlib.Path, title: str, data, k: int) -> dict:
 
 def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> dict:
   """Reports the agreement of stored LLM labels with human labels and clicks, per bucket."""
-  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
-  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
-
   p = argparse.ArgumentParser(prog=prog, description=agreement.__doc__)
   reader_flags.add(
     p, files_help="click log files (the ones that were annotated)", repeated=("labels",)
@@ -470,19 +465,25 @@ def agreement(argv: Sequence[str], prog: str = "rankjax annotate agreement") -> 
   )
   p.add_argument("--json", action="store_true", help="print the statistics as JSON on stdout")
   args = p.parse_args(argv)
+  from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
+  from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top
+
   options = reader_flags.options(args)
   labels = options.pop("labels", [])  # once, or once per file
   if len(labels) > 1 and len(labels) != len(args.files):
     raise SystemExit(f"{len(labels)} --labels for {len(args.files)} files: one, or one per file")
-  if len(labels) > 1:  # e.g. TREC: each year's log with its own qrels
-    lists = [
-      rl
-      for f, lab in zip(args.files, labels)
-      for rl in runner.lists_from_log(args.format, [f], labels=lab, **options)[0]
-    ]
-  else:
-    lists, _ = runner.lists_from_log(
-      args.format, args.files, **({"labels": labels[0]} if labels else {}), **options
+  # Each file with its own --labels (TREC: each year's log with its own qrels), else all together.
+  groups = (
+    [([f], {"labels": lab}) for f, lab in zip(args.files, labels)]
+    if len(labels) > 1
+    else [(args.files, {"labels": labels[0]} if labels else {})]
+  )
+  lists = []
+  for files, labelled in groups:
+    summary = readers.ReadSummary()
+    read = readers.read_sessions(args.format, files, summary, **labelled, **options)
+    lists += runner.lists_from_sessions(
+      reader_flags.progress(read, summary, files, quiet=args.quiet)
     )
   with store_lib.Store(args.store) as st:
     rows = st.rows(model=args.model, mode=args.mode, status="ok")

@@ -23,6 +23,7 @@ import pathlib
 import sys
 from collections.abc import Sequence
 
+from rankjax import progress as progress_lib
 from rankjax.cli import common, reader_flags
 from rankjax.data import readers, svmlight
 
@@ -39,31 +40,41 @@ def _click_log(args):
   from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
 
   summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
-  log = cm.ClickLog.from_sessions(sessions, args.max_rank)
+  log = cm.ClickLog.from_sessions(reader_flags.sessions(args, summary), args.max_rank)
   reader_flags.check_format(summary, args)
   if log.num_sessions == 0:
     raise SystemExit(f"no result page read from {args.files}: {summary}")
   return log, summary
 
 
+# The click models and fitting methods by name, for --model and --method (`common.Names`: the
+# registries import jax, so they are read after the rest of the command line is checked; a
+# metavar, as argparse would list them in every usage line).
+MODELS = common.Names("rankjax.click_models", "MODELS")
+FIT_METHODS = common.Names("rankjax.click_models", "FIT_METHODS")
+MODEL_HELP = "%(choices)s (default: %(default)s)"
+
+
 def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   """Fits a click model to a log; prints held-out fit and propensities as one JSON line."""
-  import numpy as np  # pylint: disable=g-import-not-at-top
-
-  from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
-  from rankjax.click_models import identification  # pylint: disable=g-import-not-at-top
-
   p = _log_parser(prog, fit.__doc__)
-  p.add_argument("--model", choices=sorted(cm.MODELS), default="pbm")
+  p.add_argument("--model", choices=MODELS, default="pbm", metavar="MODEL", help=MODEL_HELP)
   p.add_argument(
-    "--method", choices=list(cm.FIT_METHODS), help="default: the model's first (ClickModel.methods)"
+    "--method",
+    choices=FIT_METHODS,
+    metavar="METHOD",
+    help="%(choices)s; default: the model's first (ClickModel.methods)",
   )
   p.add_argument("--iterations", type=int, default=50)
   p.add_argument("--smoothing", type=float, default=1.0)
   p.add_argument("--test-fraction", type=float, default=0.2)
   p.add_argument("--seed", type=int, default=0)
-  args = p.parse_args(argv)
+  args = common.parse_args(p, argv)
+  import numpy as np  # pylint: disable=g-import-not-at-top
+
+  from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
+  from rankjax.click_models import identification  # pylint: disable=g-import-not-at-top
+
   log, summary = _click_log(args)
   train, test = log.split(args.test_fraction, args.seed)
   model = cm.get(args.model)
@@ -71,7 +82,14 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   warning = ident.warning(model.name.upper()) if model.propensity is not None else None
   if warning:
     print(f"warning: {warning}", file=sys.stderr)
-  r = cm.fit(model, train, method=args.method, iterations=args.iterations, smoothing=args.smoothing)
+  r = cm.fit(
+    model,
+    train,
+    method=args.method,
+    iterations=args.iterations,
+    smoothing=args.smoothing,
+    progress=not args.quiet,
+  )
   out = {
     "model": model.name,
     "method": r.method,
@@ -92,12 +110,12 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
 
 def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
   """Harvests position propensities from a log's interventions; prints them as one JSON line."""
-  from rankjax.click_models import intervention  # pylint: disable=g-import-not-at-top
-
   p = _log_parser(prog, harvest.__doc__)
   p.add_argument("--min-pairs", type=int, default=1)
   p.add_argument("--clip", type=float, default=0.0)
   args = p.parse_args(argv)
+  from rankjax.click_models import intervention  # pylint: disable=g-import-not-at-top
+
   log, summary = _click_log(args)
   try:
     h = intervention.estimate(
@@ -137,9 +155,6 @@ def qrels_lists(path, summary=None, encoding="utf-8"):
 
 def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict:
   """Simulates a click log from a labelled data set (a simulation, not real users)."""
-  from rankjax import click_models  # pylint: disable=g-import-not-at-top
-  from rankjax.sim import clicks as sim_lib  # pylint: disable=g-import-not-at-top
-
   p = argparse.ArgumentParser(prog=prog, description=simulate.__doc__)
   src = p.add_mutually_exclusive_group(required=True)
   src.add_argument("--svmlight", help="svmlight / LETOR file with qid:")
@@ -155,7 +170,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   )
   p.add_argument("--output", required=True, help=".jsonl (or .jsonl.gz) or .parquet")
   p.add_argument("--sessions", type=int, default=100_000)
-  p.add_argument("--model", choices=sorted(click_models.MODELS), default="pbm")
+  p.add_argument("--model", choices=MODELS, default="pbm", metavar="MODEL", help=MODEL_HELP)
   p.add_argument("--list-size", type=int, default=10)
   p.add_argument("--zipf", type=float, default=1.1, help="query popularity exponent")
   p.add_argument("--eta", type=float, default=1.0, help="position bias: examination k ** -eta")
@@ -166,11 +181,19 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
   p.add_argument(
     "--doc-quality", type=float, default=0.0, help="std of a per-document logit effect"
   )
-  p.add_argument("--logger", default="noisy-label", help=sim_lib.logger_names())
+  p.add_argument(
+    "--logger",
+    default="noisy-label",
+    help="the logging ranker: a name in rankjax.sim.clicks.LOGGERS, NAME:ARG for one that takes "
+    "an argument (feature:J); an unknown name lists them",
+  )
   p.add_argument("--logger-noise", type=float, default=1.0)
   p.add_argument("--seed", type=int, default=0)
-  args = p.parse_args(argv)
+  p.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
+  args = common.parse_args(p, argv)
+  from rankjax.sim import clicks as sim_lib  # pylint: disable=g-import-not-at-top
 
+  sim_lib.logging_ranker(args.logger)  # an unknown one stops the command before the input is read
   summary = readers.ReadSummary()
   if args.svmlight:
     lists = svmlight.read_svmlight(
@@ -191,13 +214,21 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
     logger=args.logger,
     logger_noise=args.logger_noise,
     seed=args.seed,
+    progress=not args.quiet,
   )
   out = pathlib.Path(args.output)
+  records = progress_lib.bar(
+    iterable=sim.records(),
+    total=args.sessions,
+    desc=f"writing {out.name}",
+    unit=" sessions",
+    disable=args.quiet,
+  )
   if out.suffix == ".parquet":
     import pyarrow as pa  # pylint: disable=g-import-not-at-top
     import pyarrow.parquet as pq  # pylint: disable=g-import-not-at-top
 
-    rows = list(sim.records())
+    rows = list(records)
     pq.write_table(pa.table({k: [r[k] for r in rows] for k in rows[0]}), out)
   else:
     import gzip  # pylint: disable=g-import-not-at-top
@@ -206,7 +237,7 @@ def simulate(argv: Sequence[str], prog: str = "rankjax clicks simulate") -> dict
 
     opener = gzip.open if out.suffix == ".gz" else open
     with opener(out, "wt", encoding="utf-8") as f:
-      write_jsonl(sim.records(), f)
+      write_jsonl(records, f)
   meta = {
     **sim.config,
     "source": args.svmlight or args.qrels,

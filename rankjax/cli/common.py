@@ -4,9 +4,16 @@ commands whose flags are absl's (train, score, study)."""
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable, Mapping, Sequence
+import importlib
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 HELP_FLAGS = ("-h", "--help", "--helpshort")
+
+
+def asks_help(argv: Sequence[str]) -> bool:
+  """Whether `argv` asks for help (`HELP_FLAGS` before any `--`)."""
+  argv = list(argv)
+  return bool(set(HELP_FLAGS) & set(argv[: argv.index("--")] if "--" in argv else argv))
 
 
 def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_modules: Sequence[str]) -> bool:
@@ -19,8 +26,7 @@ def absl_help(argv: Sequence[str], *, prog: str, doc: str, flags_modules: Sequen
   """
   from absl import flags  # pylint: disable=g-import-not-at-top
 
-  flag_args = list(argv)[: list(argv).index("--")] if "--" in argv else argv
-  if not set(HELP_FLAGS) & set(flag_args):
+  if not asks_help(argv):
     return False
   listed = "\n".join(flags.FLAGS.module_help(m) for m in flags_modules)
   print(f"usage: {prog} [flags]\n\n{doc.strip()}\n{listed}")
@@ -74,3 +80,54 @@ def quiet_library_logs() -> None:
 
   if not flags.FLAGS["verbosity"].present:
     logging.set_verbosity(logging.WARNING)
+
+
+class Names:
+  """The names of a registry that lives in a module importing jax (`module`'s `attribute`), as an
+  argparse flag's `choices`, imported when first looked at; `parse_args` looks at them last. Give
+  the flag a `metavar`: argparse lists the choices in usage lines otherwise (and when the flag is
+  added), which would import them.
+
+  >>> "jsonl" in Names("rankjax.data.readers", "FORMATS")
+  True
+  """
+
+  def __init__(self, module: str, attribute: str):
+    self.module, self.attribute = module, attribute
+
+  @property
+  def names(self) -> list[str]:
+    """The registry's names now (entries registered later, a plugin's, count)."""
+    return list(getattr(importlib.import_module(self.module), self.attribute))
+
+  def __iter__(self) -> Iterator[str]:
+    return iter(self.names)
+
+  def __contains__(self, name) -> bool:
+    return name in self.names
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+  """`parser.parse_args(argv)`, where flags whose `choices` are `Names` are checked after the rest
+  of the command line: an unknown flag or a missing argument is reported before their modules
+  (jax: seconds, a minute under load) are imported. `--help` lists them.
+  """
+  if asks_help(argv):
+    return parser.parse_args(argv)
+  # argparse has no public list of a parser's arguments; `_actions` has been it since 2009.
+  deferred = {a: a.choices for a in parser._actions if isinstance(a.choices, Names)}  # noqa: SLF001
+  for action in deferred:
+    action.choices = None
+  try:
+    args = parser.parse_args(argv)
+  finally:
+    for action, names in deferred.items():
+      action.choices = names
+  for action, names in deferred.items():
+    value = getattr(args, action.dest)
+    if value is not None and value not in names:
+      parser.error(
+        f"argument {'/'.join(action.option_strings)}: invalid choice: {value!r} "
+        f"(choose from {', '.join(map(repr, names))})"
+      )
+  return args

@@ -32,7 +32,6 @@ import sys
 from collections.abc import Sequence
 
 import numpy as np
-import tqdm
 
 from rankjax.cli import common, reader_flags
 from rankjax.data import aggregate, frequency, readers, splits, svmlight, text
@@ -47,8 +46,7 @@ SUMMARY_FILE = "prepare_summary.json"
 
 def _stats(args) -> readers.ReadSummary:
   summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary, **reader_flags.options(args))
-  for _ in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
+  for _ in reader_flags.sessions(args, summary):
     pass
   return summary
 
@@ -142,9 +140,8 @@ def _prepare(args) -> dict:
     else None
   )
   summary = readers.ReadSummary()
-  sessions = readers.read_sessions(args.format, args.files, summary, **options)
   agg = aggregate.ClickAggregator()
-  for s in tqdm.tqdm(sessions, desc="sessions", unit="", disable=args.quiet, file=sys.stderr):
+  for s in reader_flags.sessions(args, summary):
     agg.add(s)
   reader_flags.check_format(summary, args)
   if not agg.pairs:
@@ -183,6 +180,7 @@ def _prepare(args) -> dict:
     splits={n: lists(n) for n in data_plan.split_names(plan.sizes)},
     description=description(args),
     metadata={"bucket_ranges": frequency.bucket_ranges(plan.bucket_rows)},
+    progress=not args.quiet,
   )
   if tokenizer:
     tokenizer.save_rules(path, args.tokenizer)
@@ -354,7 +352,6 @@ def _features_read(rows, summary: readers.ReadSummary) -> dict:
 def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog=prog, description=doc)
   reader_flags.add(p)
-  p.add_argument("--quiet", action="store_true", help="no progress bar")
   return p
 
 

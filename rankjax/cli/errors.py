@@ -8,9 +8,9 @@ import importlib.util
 import pathlib
 import signal
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 
-from absl import app
+from absl import app, flags
 
 from rankjax.errors import UserError
 
@@ -97,21 +97,70 @@ def load_config(path, arg: str | None = None):
   return module.get_config() if arg is None else module.get_config(arg)
 
 
-def parse_config_flags(argv: list[str]) -> list[str]:
-  """absl's flag parsing, where a missing `--config` file is a `FileNotFoundError` naming it and
-  an override of a key the locked `--config` lacks is a flag error.
+def parse_config_flags(argv: list[str], required: Sequence[str] = ()) -> list[str]:
+  """absl's flag parsing, where a missing `--config` file is a `FileNotFoundError` naming it, an
+  override of a key the locked `--config` lacks is a flag error, and an unknown flag or a missing
+  one of `required` is reported before the config file loads.
 
   ml_collections would report the missing file only when the config is first read, as chained
   tracebacks, and raise AttributeError (or KeyError, for a section) for the override, which absl
-  would show as a traceback; this names the override and the keys its section has.
+  would show as a traceback; this names the override and the keys its section has. absl parses
+  `--config` (loading its file, which imports jax and flax: seconds, a minute under load) before
+  it reports a mistyped flag or a missing one.
   """
   file_arg = _config_arg(argv)
   if file_arg is not None and not pathlib.Path(file_arg.partition(":")[0]).is_file():
     raise FileNotFoundError(f"--config={file_arg}: no such file {file_arg.partition(':')[0]!r}")
+  given = {_flag_name(a) for a in _flag_args(argv[1:])}
+  if not {"flagfile", "undefok"} & given:  # they change what is known: absl's to check
+    unknown = _unknown_flag(argv[1:])
+    if unknown is not None:
+      app.parse_flags_with_usage(argv[:1] + [unknown])  # absl's own report of it; exits
+    for name in required:
+      if name not in given:  # absl's words
+        raise SystemExit(
+          f"FATAL Flags parsing error: flag --{name}=None: Flag --{name} must have a value "
+          "other than None.\nPass --helpshort or --helpfull to see help on flags."
+        )
   try:
     return app.parse_flags_with_usage(argv)
   except (AttributeError, KeyError) as e:
     raise SystemExit(f"FATAL Flags parsing error: {_missing_key_message(argv, e)}") from None
+
+
+def _flag_args(args: Sequence[str]) -> list[str]:
+  """The flags in `args` (a command line without the program), up to `--`."""
+  args = list(args)
+  return [a for a in args[: args.index("--") if "--" in args else None] if a[:1] == "-" != a]
+
+
+def _flag_name(arg: str) -> str:
+  return arg.lstrip("-").partition("=")[0]
+
+
+def _unknown_flag(args: Sequence[str]) -> str | None:
+  """The first flag in `args` (a command line without the program) that no defined absl flag
+  takes; `--config.` overrides are left to absl (the config's keys are known once its file is
+  loaded). A flag's value may be the next argument (`--workdir /tmp/x`, `--config.seed -1`).
+  """
+  known = flags.FLAGS
+  args = list(args)
+  i = 0
+  while i < len(args) and args[i] != "--":
+    arg, i = args[i], i + 1
+    if arg[:1] != "-" or arg == "-":
+      continue
+    name, has_value = _flag_name(arg), "=" in arg
+    if name.startswith("config."):
+      takes_next = not has_value and i < len(args) and not args[i].startswith("--")
+    elif name in known:
+      takes_next = not has_value and not known[name].boolean
+    elif name.startswith("no") and name[2:] in known and known[name[2:]].boolean:
+      takes_next = False
+    else:
+      return arg
+    i += takes_next
+  return None
 
 
 def _config_arg(argv: list[str]) -> str | None:

@@ -1,14 +1,23 @@
 """Click-log reader flags, built from the format records (`rankjax.data.readers.FORMATS`), so a
 reader's option is declared once, where the reader is defined, and every log-reading command
-offers it."""
+offers it; and the progress bar of every command that reads logs (`sessions`, off with --quiet).
+"""
 
 from __future__ import annotations
 
 import argparse
 import collections
-from collections.abc import Sequence
+import os
+import threading
+from collections.abc import Iterable, Iterator, Sequence
 
+from rankjax import progress as progress_lib
 from rankjax.data import readers
+
+# Seconds between updates of the reading bar (its counts are read off the summary), and before
+# it shows: a read that ends (or fails) sooner shows none.
+REFRESH_S = 0.2
+DELAY_S = 1.0
 
 
 def _options_by_name() -> dict[str, list[tuple[str, readers.Option]]]:
@@ -27,7 +36,8 @@ def _flag(name: str) -> str:
 def add(
   parser: argparse.ArgumentParser, files_help: str = "click log files", repeated: Sequence[str] = ()
 ) -> None:
-  """Adds `--format`, the log files and one flag per reader option of the registered formats.
+  """Adds `--format`, the log files, one flag per reader option of the registered formats, and
+  `--quiet` (no progress bars).
 
   A flag's help gathers what each format that takes the option says about it. Options named in
   `repeated` may be given several times (a list, e.g. one `--labels` per file).
@@ -58,6 +68,7 @@ def add(
       action="append" if repeats else "store",
       help=("; ".join(helps) + (" (repeatable)" if repeats else "")).replace("%", "%%"),
     )
+  parser.add_argument("--quiet", action="store_true", help="no progress bars on stderr")
 
 
 def options(args: argparse.Namespace) -> dict:
@@ -88,3 +99,64 @@ def check_format(summary: readers.ReadSummary, args: argparse.Namespace) -> None
     f"error: {summary.skipped} records skipped ({reasons}) against {summary.sessions} sessions "
     f"read: are these files in --format {args.format}? The first skip: {example}"
   )
+
+
+def sessions(args: argparse.Namespace, summary: readers.ReadSummary) -> Iterator[readers.Session]:
+  """The sessions of the command's log files in `--format` with its reader flags (`options`),
+  counted in `summary`, with the reading bar (`progress`)."""
+  read = readers.read_sessions(args.format, args.files, summary, **options(args))
+  return progress(read, summary, args.files, quiet=args.quiet)
+
+
+def progress(
+  sessions: Iterable[readers.Session],
+  summary: readers.ReadSummary,
+  files: Sequence[str],
+  *,
+  quiet: bool = False,
+) -> Iterator[readers.Session]:
+  """`sessions` (read into `summary` from `files`) as they come, with a bar on stderr: the bytes
+  read of the files' total size (for a .gz, the compressed bytes), the sessions read and the
+  records skipped so far. No bar with `quiet`, nor for a read shorter than `DELAY_S`.
+
+  A thread refreshes the bar every `REFRESH_S` from the summary, so it moves while no session
+  comes (a log in the wrong format: every record skipped) and costs the reading nothing.
+  """
+  if quiet:
+    yield from sessions
+    return
+  try:
+    total = sum(os.path.getsize(f) for f in files)
+  except OSError:  # a file that is not there: the reader names it
+    total = None
+  with progress_lib.bar(
+    total=total,
+    desc=f"reading {len(files)} file{'s' * (len(files) != 1)}",
+    unit="B",
+    unit_scale=True,
+    unit_divisor=1024,
+    delay=DELAY_S,
+  ) as bar:
+
+    def show():
+      try:
+        position, skipped = summary.position(), summary.skipped
+      except (ValueError, RuntimeError):  # a file closed, a skip reason added as we looked
+        return
+      bar.set_postfix_str(f"{summary.sessions:,} sessions, {skipped:,} skipped", refresh=False)
+      bar.update(position - bar.n)
+
+    stop = threading.Event()
+
+    def refresh():
+      while not stop.wait(REFRESH_S):
+        show()
+
+    refresher = threading.Thread(target=refresh, name="reading-bar", daemon=True)
+    refresher.start()
+    try:
+      yield from sessions
+    finally:
+      stop.set()
+      refresher.join()
+    show()

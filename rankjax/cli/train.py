@@ -28,6 +28,8 @@ from absl import flags
 
 from rankjax.cli import common, errors
 
+REQUIRED = ("config", "workdir")
+
 
 @functools.cache
 def config_flags():
@@ -47,7 +49,7 @@ def config_flags():
     False,
     "Start a new run in --workdir: first move what it holds into <workdir>/previous-<time>/.",
   )
-  flags.mark_flags_as_required(["config", "workdir"])
+  flags.mark_flags_as_required(list(REQUIRED))
   return config_flag, workdir
 
 
@@ -140,7 +142,11 @@ def run_absl(
     return
   with errors.sigterm_stops(prog, _after_sigterm):
     xla_flags.fix_gpu_scatter_atomics()  # before any JAX computation, the config file's included
-    app.run(command, argv=[prog, *argv], flags_parser=errors.parse_config_flags)
+    app.run(
+      command,
+      argv=[prog, *argv],
+      flags_parser=functools.partial(errors.parse_config_flags, required=REQUIRED),
+    )
 
 
 def _train(argv) -> int:

@@ -71,15 +71,23 @@ MODELS: dict[str, ClickModel] = {}
 
 @dataclasses.dataclass(frozen=True)
 class FitMethod:
-  """A way to fit click models (`rankjax.click_models.fit` registers them).
+  """A way to fit click models (`rankjax.click_models.fit` registers them), as a loop that runs
+  in chunks of iterations, so that a fit can show its progress between them.
 
   Attributes:
-    run: (model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing) ->
-      (fitted params, iterations run); `params` is the starting point or None.
+    start: (model, log, params, learning_rate) -> the state the iterations carry; `params` is the
+      starting point or None.
+    steps: (model, log, state, n, doc, click, mask, *, learning_rate, smoothing) -> the state n
+      iterations later; one compiled loop whatever n is.
+    params: (model, state) -> the fitted params.
+    iterative: False for a method that runs once, whatever the iterations asked (closed form).
     needs: the `ClickModel` field a model must have for this method (e.g. "em_step"), or None.
   """
 
-  run: Callable
+  start: Callable
+  steps: Callable
+  params: Callable
+  iterative: bool = True
   needs: str | None = None
 
 

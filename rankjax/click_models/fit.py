@@ -1,6 +1,7 @@
 """Fitting click models (EM, closed form, or gradient on the log-likelihood) and evaluating them.
 
-Everything runs jitted on the default JAX device; a whole EM or gradient run is one compiled loop.
+Everything runs jitted on the default JAX device; EM and gradient fits are one compiled loop, run
+for any number of iterations at a time (`FitMethod.steps`), so a fit can show its progress.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from rankjax import progress as progress_lib
 from rankjax import registry
 from rankjax.click_models.base import FIT_METHODS, ClickModel, FitMethod, Params, log_probs
 from rankjax.click_models.log import ClickLog
@@ -50,63 +52,104 @@ def _eval(model, params, doc, click, mask):
   return log_probs(model, params, doc, click, mask)
 
 
+# The log-likelihood per shown result that a fit's bar shows (`fit(progress=True)`).
+@jax.jit(static_argnums=0)
+def _mean_log_likelihood(model, params, doc, click, mask):
+  return log_probs(model, params, doc, click, mask).sum() / jnp.maximum(mask.sum(), 1)
+
+
+def _keep(model, state):
+  del model
+  return state
+
+
 @jax.jit(static_argnums=(0, 1, 2))
 def _counts(model, num_pairs, num_ranks, doc, click, mask, smoothing):
   return model.closed_form(doc, click, mask, num_pairs, num_ranks, smoothing)
 
 
+def _counts_start(model, log, params, learning_rate):
+  del model, log, params, learning_rate  # the closed form starts from nothing
+  return None
+
+
+def _counts_steps(model, log, state, n, doc, click, mask, *, learning_rate, smoothing):
+  del state, n, learning_rate  # runs once
+  return _counts(model, log.num_pairs, log.num_ranks, doc, click, mask, jnp.float32(smoothing))
+
+
+def _em_start(model, log, params, learning_rate):
+  del learning_rate
+  return model.init(log.num_pairs, log.num_ranks) if params is None else params
+
+
+@jax.jit(static_argnums=0)
+def _em(model, params, n, doc, click, mask, smoothing):
+  return jax.lax.fori_loop(0, n, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params)
+
+
+def _em_steps(model, log, state, n, doc, click, mask, *, learning_rate, smoothing):
+  del log, learning_rate
+  return _em(model, state, n, doc, click, mask, jnp.float32(smoothing))
+
+
 @jax.jit(static_argnums=(0, 1))
-def _em(model, iters, params, doc, click, mask, smoothing):
-  return jax.lax.fori_loop(
-    0, iters, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params
-  )
-
-
-@jax.jit(static_argnums=(0, 1, 2))
-def _gradient(model, iters, lr, params, doc, click, mask):
+def _gradient_start_jit(model, learning_rate, params):
   eps = 1e-4
   logits = jax.tree.map(
     lambda p: jnp.log(jnp.clip(p, eps, 1 - eps)) - jnp.log1p(-jnp.clip(p, eps, 1 - eps)), params
   )
   frozen = {k: v for k, v in params.items() if k in model.fixed}
+  return logits, optax.adam(learning_rate).init(logits), frozen
+
+
+def _gradient_start(model, log, params, learning_rate):
+  params = model.init(log.num_pairs, log.num_ranks) if params is None else params
+  return _gradient_start_jit(model, learning_rate, params)
+
+
+@jax.jit(static_argnums=(0, 1))
+def _gradient(model, lr, state, n, doc, click, mask):
+  logits, opt_state, frozen = state
   opt = optax.adam(lr)
-  n = jnp.maximum(mask.sum(), 1)
+  count = jnp.maximum(mask.sum(), 1)
 
   def loss(lg):
     probs = {k: frozen[k] if k in frozen else jax.nn.sigmoid(v) for k, v in lg.items()}
-    return -log_probs(model, probs, doc, click, mask).sum() / n
+    return -log_probs(model, probs, doc, click, mask).sum() / count
 
-  def step(carry, _):
-    lg, state = carry
-    value, grads = jax.value_and_grad(loss)(lg)
-    updates, state = opt.update(grads, state, lg)
-    return (optax.apply_updates(lg, updates), state), value
+  def step(_, carry):
+    lg, st = carry
+    updates, st = opt.update(jax.grad(loss)(lg), st, lg)
+    return optax.apply_updates(lg, updates), st
 
-  (logits, _), _ = jax.lax.scan(step, (logits, opt.init(logits)), None, length=iters)
+  logits, opt_state = jax.lax.fori_loop(0, n, step, (logits, opt_state))
+  return logits, opt_state, frozen
+
+
+def _gradient_steps(model, log, state, n, doc, click, mask, *, learning_rate, smoothing):
+  del log, smoothing
+  return _gradient(model, learning_rate, state, n, doc, click, mask)
+
+
+def _gradient_params(model, state):
+  del model
+  logits, _, frozen = state
   return {k: frozen[k] if k in frozen else jax.nn.sigmoid(v) for k, v in logits.items()}
 
 
-def _run_counts(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
-  del params, iterations, learning_rate  # the closed form starts from nothing, runs once
-  return _counts(model, log.num_pairs, log.num_ranks, doc, click, mask, jnp.float32(smoothing)), 1
-
-
-def _run_em(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
-  del learning_rate
-  params = model.init(log.num_pairs, log.num_ranks) if params is None else params
-  return _em(model, iterations, params, doc, click, mask, jnp.float32(smoothing)), iterations
-
-
-def _run_gradient(model, log, doc, click, mask, *, params, iterations, learning_rate, smoothing):
-  del smoothing
-  params = model.init(log.num_pairs, log.num_ranks) if params is None else params
-  return _gradient(model, iterations, learning_rate, params, doc, click, mask), iterations
-
-
 # In order of preference: a model's default method is the first that fits it.
-registry.register(FIT_METHODS, "em")(FitMethod(_run_em, needs="em_step"))
-registry.register(FIT_METHODS, "counts")(FitMethod(_run_counts, needs="closed_form"))
-registry.register(FIT_METHODS, "gradient")(FitMethod(_run_gradient))
+registry.register(FIT_METHODS, "em")(FitMethod(_em_start, _em_steps, _keep, needs="em_step"))
+registry.register(FIT_METHODS, "counts")(
+  FitMethod(_counts_start, _counts_steps, _keep, iterative=False, needs="closed_form")
+)
+registry.register(FIT_METHODS, "gradient")(
+  FitMethod(_gradient_start, _gradient_steps, _gradient_params)
+)
+
+# Seconds of fitting between two updates of the bar (`fit(progress=True)`); the chunks of
+# iterations are sized to it from the time the last one took.
+CHUNK_S = 0.5
 
 
 def fit(
@@ -118,6 +161,7 @@ def fit(
   learning_rate: float = 0.05,
   smoothing: float = 1.0,
   params: Params | None = None,
+  progress: bool = False,
 ) -> FitResult:
   """Fits `model` to `log`.
 
@@ -130,24 +174,37 @@ def fit(
     learning_rate: Adam step size on the parameters' logits.
     smoothing: pseudo-count pulling each pair's estimates towards 0.5 (EM and counts).
     params: starting point (default `model.init`).
+    progress: on stderr, the compile of the fitting loop, and a bar of the iterations with the
+      log-likelihood per shown result so far (the iterations then run in chunks of about
+      `CHUNK_S` seconds; the same loop, so the same result).
   """
   method = method or model.methods[0]
-  run = registry.lookup(FIT_METHODS, method, "fit method").run
+  how = registry.lookup(FIT_METHODS, method, "fit method")
   if method not in model.methods:
     raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
   doc, click, mask = _arrays(log)
   start = time.perf_counter()
-  params, iterations = run(
-    model,
-    log,
-    doc,
-    click,
-    mask,
-    params=params,
-    iterations=iterations,
-    learning_rate=learning_rate,
-    smoothing=smoothing,
-  )
-  params = jax.block_until_ready(params)
+  # Strong types, as the steps return them (`init` makes weakly typed arrays): one compile for
+  # every chunk.
+  state = jax.tree.map(lambda x: x.astype(x.dtype), how.start(model, log, params, learning_rate))
+  total = iterations if how.iterative else 1
+  with progress_lib.bar(
+    total=total, desc=f"fitting {model.name} ({method})", unit=" it", disable=not progress
+  ) as bar:
+    done, chunk = 0, 1 if progress else total
+    while done < total:
+      n = min(chunk, total - done)
+      began = time.perf_counter()
+      with progress_lib.compiling(f"the {model.name} fit ({method})", progress and not done):
+        state = how.steps(
+          model, log, state, n, doc, click, mask, learning_rate=learning_rate, smoothing=smoothing
+        )
+      done += n
+      if progress:  # reading the log-likelihood waits for the chunk: its time sizes the next
+        ll = float(_mean_log_likelihood(model, how.params(model, state), doc, click, mask))
+        bar.set_postfix(log_likelihood=f"{ll:.5f}", refresh=False)
+        bar.update(n)
+        chunk = max(1, round(n * CHUNK_S / max(time.perf_counter() - began, 1e-6)))
+  params = jax.block_until_ready(how.params(model, state))
   seconds = time.perf_counter() - start
-  return FitResult(params, method, iterations, seconds, evaluate(model, params, log))
+  return FitResult(params, method, total, seconds, evaluate(model, params, log))

@@ -82,6 +82,17 @@ def _batch_shape(
   return shape
 
 
+def describe(batch: dict) -> str:
+  """A (padded) batch's shape in words, as the compile lines name what compiles for it.
+
+  >>> describe({"mask": np.zeros((32, 64), bool), "tokens": np.zeros((32, 64, 128), np.int32)})
+  '32 lists of 64 items x 128 tokens'
+  """
+  b, n = batch["mask"].shape
+  tokens = f" x {batch['tokens'].shape[-1]} tokens" if "tokens" in batch else ""
+  return f"{b} lists of {n} items{tokens}"
+
+
 def make_batch(
   records: Sequence[dict],
   *,

@@ -140,6 +140,7 @@ def write_dataset(
   splits: Mapping[str, Iterable[schema.RankingList]],
   description: str = "",
   metadata: Mapping | None = None,
+  progress: bool = True,
 ) -> pathlib.Path:
   """Writes `RankingList`s as a tfds array_record dataset; returns its directory.
 
@@ -153,6 +154,7 @@ def write_dataset(
     description: free text kept in the dataset info.
     metadata: JSON-able facts about the data kept beside its layout (`Split.metadata`), e.g.
       `rankjax data prepare`'s "bucket_ranges", which reports show.
+    progress: tfds's progress bars while it writes (a setting of the whole process in tfds).
 
   Returns:
     `<directory>/<name>/1.0.0`, ready for `open_split`.
@@ -179,7 +181,7 @@ def write_dataset(
         seen.add(lst.qid)
         yield lst.qid, _record(lst, layout, split)
 
-  return _prepare(_Builder, name, directory)
+  return _prepare(_Builder, name, directory, progress)
 
 
 def write_dataset_beam(
@@ -254,9 +256,10 @@ def _builder_base(name: str, layout: dict, description: str, metadata: Mapping |
   return _Base
 
 
-def _prepare(builder_class, name: str, directory, **kw) -> pathlib.Path:
+def _prepare(builder_class, name: str, directory, progress: bool = True, **kw) -> pathlib.Path:
   builder_class.name = name
   builder = builder_class(data_dir=os.fspath(directory), file_format="array_record")
+  tfds.display_progress_bar(progress)
   builder.download_and_prepare(**kw)
   path = pathlib.Path(builder.data_dir)
   _write_lengths(path)

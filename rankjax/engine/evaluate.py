@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 
+from rankjax import progress as progress_lib
 from rankjax import supervision
 from rankjax.data import pipeline
 from rankjax.engine import mesh as mesh_lib
@@ -30,7 +31,8 @@ from rankjax.ranking import metrics as metrics_lib
 def make_eval_step(
   model, metric_specs: Sequence[str], label_source: str, mesh: jax.sharding.Mesh
 ) -> Callable:
-  """A jitted `(variables, batch) -> (stats, scores)`.
+  """A jitted `(variables, batch) -> (stats, scores)`, saying on stderr when it compiles for a
+  new batch shape (`rankjax.progress.announcing`).
 
   stats: metric spec -> `metrics.bucket_stats` {"sum": f32[4], "count": f32[4]}, additive over
   batches; scores: f32[B, L] sharded like the batch.
@@ -47,7 +49,12 @@ def make_eval_step(
       stats[spec] = metrics_lib.bucket_stats(values, batch["bucket"], counted)
     return stats, scores
 
-  return jax.jit(eval_step, out_shardings=(mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh)))
+  return progress_lib.announcing(
+    jax.jit(eval_step, out_shardings=(mesh_lib.replicated(mesh), mesh_lib.data_sharding(mesh))),
+    "the eval step",
+    shapes=lambda variables, batch: pipeline.describe(batch),
+    enabled=jax.process_index() == 0,
+  )
 
 
 def evaluate_split(

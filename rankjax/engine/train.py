@@ -34,6 +34,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 
 from rankjax import errors, models, supervision
+from rankjax import progress as progress_lib
 from rankjax.configs import default as config_defaults
 from rankjax.data import pipeline, store
 from rankjax.engine import checkpoint as checkpoint_lib
@@ -271,15 +272,21 @@ def train_and_evaluate(
     state = restored[0]
     print(f"resumed from step {int(state.step)} in {ckpt.directory}")
   else:
-    state = init()
+    with progress_lib.compiling("the initial state", jax.process_index() == 0):
+      state = init()
   step = int(state.step)
 
-  step_fn = step_lib.compile_train_step(
-    mesh,
-    model=model,
-    tx=tx,
-    objective=supervision.get_objective(config.supervision.objective),
-    config=config,
+  step_fn = progress_lib.announcing(
+    step_lib.compile_train_step(
+      mesh,
+      model=model,
+      tx=tx,
+      objective=supervision.get_objective(config.supervision.objective),
+      config=config,
+    ),
+    "the train step",
+    shapes=lambda state, batch: pipeline.describe(batch),
+    enabled=jax.process_index() == 0,
   )
   eval_step = evaluate.make_eval_step(model, config.eval.metrics, config.eval.label_source, mesh)
   writer = logging_utils.MetricWriter(workdir)

@@ -13,6 +13,7 @@ embedding table's gradient) are vectorised `atom.v4.f32.add` in every one of the
 
 from __future__ import annotations
 
+import importlib.metadata
 import importlib.util
 import os
 import re
@@ -59,10 +60,8 @@ def fix_gpu_scatter_atomics(
   Nothing changes on CPU-only installs, on unaffected versions, or where the flag (or
   `--xla_gpu_ftz=true`) is already set.
   """
-  if jax_version is None:
-    import jax  # pylint: disable=g-import-not-at-top
-
-    jax_version = jax.__version__
+  if jax_version is None:  # the installed version, without importing jax (seconds)
+    jax_version = importlib.metadata.version("jax")
   if not _AFFECTED[0] <= _version(jax_version) < _AFFECTED[1]:
     return False
   if not (_has_cuda_plugin() if has_cuda is None else has_cuda):

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import click_models, registry
+from rankjax import progress as progress_lib
 from rankjax.click_models.base import Params
 from rankjax.click_models.log import ClickLog
 from rankjax.data import schema
@@ -162,10 +163,12 @@ def simulate(
   max_label: float | None = None,
   seed: int = 0,
   chunk: int = 200_000,
+  progress: bool = False,
 ) -> SimulatedLog:
   """Simulates `sessions` result pages over labelled `lists` (human labels required), ordered by
   the logging ranker `logger` names (`logging_ranker`) and clicked by the click model registered
-  as `model` (`registry.UnknownName` if either is not registered).
+  as `model` (`registry.UnknownName` if either is not registered); `chunk` sessions are clicked
+  at a time. With `progress`, the sampler's compile and a bar of the sessions clicked on stderr.
 
   Returns:
     The log, with `truth`: the model's `simulation_params`, e.g. theta [K] (PBM), gamma [K, K]
@@ -214,10 +217,19 @@ def simulate(
   click = np.zeros((sessions, list_size), np.float32)
   params = {name: jnp.asarray(v) for name, v in truth.items()}
   key = jax.random.key(seed)
-  sample = jax.jit(click_model.sample)
-  for start in range(0, sessions, chunk):
-    sl = slice(start, start + chunk)
-    click[sl] = np.asarray(sample(jax.random.fold_in(key, start), params, doc[sl], mask[sl]))
+  sample = progress_lib.announcing(
+    jax.jit(click_model.sample),
+    f"the {model} click sampler",
+    shapes=lambda key, params, doc, mask: f"{len(doc):,} sessions",
+    enabled=progress,
+  )
+  with progress_lib.bar(
+    total=sessions, desc=f"clicking ({model})", unit=" sessions", disable=not progress
+  ) as bar:
+    for start in range(0, sessions, chunk):
+      sl = slice(start, start + chunk)
+      click[sl] = np.asarray(sample(jax.random.fold_in(key, start), params, doc[sl], mask[sl]))
+      bar.update(len(click[sl]))
   config = {
     "simulated": True,
     "sessions": sessions,

@@ -238,7 +238,7 @@ def test_sigterm_while_annotate_reads_the_log_exits_75(tmp_path, monkeypatch, ca
   log.write_text(
     json.dumps({"query_id": "q", "query": "q", "doc_ids": ["d"], "doc_texts": ["t"]}) + "\n"
   )
-  _sigterm_within(monkeypatch, runner, "lists_from_log")
+  _sigterm_within(monkeypatch, runner, "lists_from_sessions")
   argv = ["annotate", "run", str(log), "--format", "jsonl", "--store", str(tmp_path / "a.db")]
   argv += ["--backend", "openai_http", "--base-url", "http://127.0.0.1:9/v1", "--model", "m"]
   with pytest.raises(SystemExit) as exit_info:

@@ -192,7 +192,9 @@ def test_fit_says_whether_the_log_identifies_the_propensities(logger, tmp_path, 
     zipf=0.5,
     seed=0,
   )
-  out = clicks_cli.fit(["--model", "pbm", "--format", "jsonl", str(tmp_path / "log.jsonl")])
+  out = clicks_cli.fit(
+    ["--model", "pbm", "--format", "jsonl", str(tmp_path / "log.jsonl"), "--quiet"]
+  )  # no bars: stderr holds the warning alone
   printed = capsys.readouterr()
   assert json.loads(printed.out) == out
   ident = out["identification"]

@@ -42,6 +42,7 @@ import numpy as np
 from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from rankjax import progress as progress_lib
 from rankjax import registry
 from rankjax.annotate import modes, parsing, prompts
 from rankjax.annotate.llm import decode as llama_decode
@@ -77,6 +78,11 @@ def buckets_up_to(max_len: int, smallest: int = 32) -> tuple[int, ...]:
     out += [w for w in (b, b * 3 // 2) if w < max_len]
     b *= 2
   return tuple(out) + (max_len,)
+
+
+def _rows(tokens) -> str:
+  """A batch of token rows' shape, as the compile lines name it."""
+  return f"{tokens.shape[0]} x {tokens.shape[1]} tokens"
 
 
 def make_score_fn(model: llama.Llama):
@@ -147,7 +153,11 @@ class JaxLocalBackend:
     # bf16); norm scales stay float32.
     params = jax.tree.map(lambda x: x.astype(config.dtype) if x.ndim > 1 else x, params)
     self._params = jax.device_put(params, NamedSharding(self.mesh, P()))
-    self._score = make_score_fn(self._net)
+    self._score = progress_lib.announcing(
+      make_score_fn(self._net),
+      "the LLM forward",
+      shapes=lambda params, prefix_kv, tokens, lengths, grade_ids: _rows(tokens),
+    )
     self._prefixes: dict[str, tuple[str, int, object]] = {}
     self._grade_ids: dict[int, np.ndarray] = {}
     self._batch_sharding = NamedSharding(self.mesh, P("data"))
@@ -196,9 +206,10 @@ class JaxLocalBackend:
       c = self.config
       if ids.shape[1]:
         n = ids.shape[1]
-        _, kv = jax.jit(self._net.apply)(
-          self._params, ids, jnp.arange(n)[None], llama.causal_mask(jnp.array([n]), n)
-        )
+        with progress_lib.compiling(f"the LLM prefix ({n} tokens)"):
+          _, kv = jax.jit(self._net.apply)(
+            self._params, ids, jnp.arange(n)[None], llama.causal_mask(jnp.array([n]), n)
+          )
       else:
         empty = jnp.zeros((c.num_layers, 1, 0, c.num_kv_heads, c.head_dim), c.dtype)
         kv = (empty, empty)
@@ -375,7 +386,13 @@ class JaxLocalBackend:
 
   @functools.cached_property
   def _generate(self):
-    return llama_decode.make_greedy_fn(self._net, self.stop_ids())
+    return progress_lib.announcing(
+      llama_decode.make_greedy_fn(self._net, self.stop_ids()),
+      "the LLM generation",
+      shapes=lambda params, prefix_kv, tokens, lengths, max_new_tokens: (
+        f"{_rows(tokens)}, up to {max_new_tokens} new"
+      ),
+    )
 
   def generate(
     self, template: prompts.Template, prompt_ids: list[np.ndarray], max_new_tokens: int

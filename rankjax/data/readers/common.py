@@ -12,6 +12,7 @@ so that commands build their flags from the records.
 from __future__ import annotations
 
 import collections
+import contextlib
 import dataclasses
 import gzip
 import inspect
@@ -107,10 +108,32 @@ class ReadSummary:
     self.examples: dict[str, list[str]] = collections.defaultdict(list)
     # Records read, but not as the layout says (`repair`).
     self.repaired: collections.Counter[str] = collections.Counter()
+    # (bytes of the log files read to their end as stored, the file being read or None): one
+    # value, replaced whole, as `position` may be read from another thread (a progress bar).
+    self._stored = (0, None)
 
   @property
   def skipped(self) -> int:
     return sum(self.reasons.values())
+
+  def position(self) -> int:
+    """How far the read is, in bytes of the log files as stored (compressed, for a .gz, where
+    `bytes` counts the decompressed ones): against the files' sizes, the progress of a read.
+    From another thread it may raise ValueError: the file closed as it was asked."""
+    done, reading = self._stored
+    return done + (reading.tell() if reading is not None else 0)
+
+  @contextlib.contextmanager
+  def reading(self, path: str):
+    """The open log file `path` (binary, as stored), its position counted in `position` while it
+    is open and its size once it closes."""
+    with open(path, "rb") as f:
+      done = self._stored[0]
+      self._stored = (done, f)
+      try:
+        yield f
+      finally:
+        self._stored = (done + os.fstat(f.fileno()).st_size, None)
 
   def mostly_skipped(self) -> bool:
     """Whether the reader skipped at least `WRONG_FORMAT_SKIPS` records (or parts of records) per
@@ -287,10 +310,17 @@ class LogError(InputError):
   which names the file (and the option to use, where one would read it)."""
 
 
-def _open(path: str):
+@contextlib.contextmanager
+def _open(path: str, summary: ReadSummary):
+  """The bytes of a log file, decompressed if `.gz`; the summary follows the read's position."""
   if os.path.isdir(path):
     raise LogError(f"{path}: is a directory, not a log file")
-  return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
+  with summary.reading(path) as f:
+    if path.endswith(".gz"):
+      with gzip.GzipFile(fileobj=f, mode="rb") as z:
+        yield z
+    else:
+      yield f
 
 
 def _broken_gzip(path: str, summary: ReadSummary, error: Exception, where: str, read: bool):
@@ -313,7 +343,7 @@ def iter_lines(path: str | os.PathLike, summary: ReadSummary) -> Iterator[tuple[
   path = os.fspath(path)
   summary.files += 1
   n = 0
-  with _open(path) as f:
+  with _open(path, summary) as f:
     try:
       for n, line in enumerate(f, 1):  # noqa: B007 (n: the last line read, on a break)
         summary.bytes += len(line)
@@ -329,7 +359,7 @@ def iter_blocks(path: str | os.PathLike, summary: ReadSummary, size: int) -> Ite
   path = os.fspath(path)
   summary.files += 1
   start = summary.bytes
-  with _open(path) as f:
+  with _open(path, summary) as f:
     try:
       while block := f.read1(size):  # read() would drop what it decompressed before a break
         summary.bytes += len(block)

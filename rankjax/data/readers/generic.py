@@ -192,13 +192,14 @@ def read_parquet(path, summary: ReadSummary, *, batch_rows: int = 8192) -> Itera
     summary.files += 1
     summary.bytes += os.path.getsize(path)
     n = 0
-    try:
-      for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows):
-        for rec in batch.to_pylist():
-          n += 1
-          yield f"{path}#row{n}", rec
-    except pa.ArrowInvalid as e:
-      summary.skip("bad_parquet", f"{path}#row{n + 1}", f"not readable as Parquet: {e}")
+    with summary.reading(path) as f:  # pyarrow reads it through f: the position follows
+      try:
+        for batch in pq.ParquetFile(f).iter_batches(batch_size=batch_rows):
+          for rec in batch.to_pylist():
+            n += 1
+            yield f"{path}#row{n}", rec
+      except pa.ArrowInvalid as e:
+        summary.skip("bad_parquet", f"{path}#row{n + 1}", f"not readable as Parquet: {e}")
 
   return group_sessions(rows(), summary)
 
