@@ -61,6 +61,8 @@ def get_config(arg=None):
     "lgbm_click",
     "lgbm_click_unbiased",
   )
+  c.study.runs = {}  # name -> another system's TREC run file, scored beside the variants
+  c.study.sweep = None  # {'key': ..., 'values': (...)}: the study at each value
   c.study.variants = ml_collections.ConfigDict(
     {
       **common.paper_variants(weights="ips_pbm"),

@@ -61,6 +61,8 @@ def get_config(arg=None):
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ()  # no document text to match the query against
   c.study.baselines = ("logged_order", "lgbm_click", "lgbm_click_unbiased")
+  c.study.runs = {}  # name -> another system's TREC run file, scored beside the variants
+  c.study.sweep = None  # {'key': ..., 'values': (...)}: the study at each value
   c.study.variants = ml_collections.ConfigDict(
     {
       "click": common.paper_variants()["click"],

@@ -66,6 +66,8 @@ def get_config(arg=None):
   c.study.semantic_signals = ("term_overlap",)
   c.study.baselines = ("logged_order", "bm25")  # text data: no features for LightGBM
   # Click labels are CTRs without IPS (module docstring).
+  c.study.runs = {}  # name -> another system's TREC run file, scored beside the variants
+  c.study.sweep = None  # {'key': ..., 'values': (...)}: the study at each value
   c.study.variants = ml_collections.ConfigDict(common.paper_variants())
 
   if arg == "tiny":

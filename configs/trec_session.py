@@ -70,6 +70,8 @@ def get_config(arg=None):
   c.study.doc_signals = ("global_ctr",)
   c.study.semantic_signals = ("term_overlap",)
   c.study.baselines = ("logged_order", "bm25")  # text data: no features for LightGBM
+  c.study.runs = {}  # name -> another system's TREC run file, scored beside the variants
+  c.study.sweep = None  # {'key': ..., 'values': (...)}: the study at each value
   c.study.variants = ml_collections.ConfigDict(
     common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES)
   )

@@ -34,15 +34,7 @@ import grain
 import numpy as np
 
 from rankjax.data import schema
-
-ROWS = len(schema.BUCKETS) + 1  # the buckets, then lists without one (bucket -1: the last row)
-
-
-class Phase(NamedTuple):
-  """The mixture from step `start` until the next phase's start (the last: for ever)."""
-
-  start: int
-  weights: np.ndarray  # f32[ROWS, len(schema.SOURCES)]
+from rankjax.data.phases import ROWS, Phase
 
 
 class Cell(NamedTuple):

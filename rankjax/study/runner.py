@@ -14,10 +14,10 @@ A config with a `study` section is a study (`rankjax train` dispatches it to `ru
   config.study.baselines       names of `rankjax.study.baselines` scored beside the variants
                                (LightGBM LambdaMART, the logged order, BM25); one whose library is
                                missing is left out with a note in the report
-  config.study.runs            optional: name -> TREC run file of another system, scored beside
-                               the variants (`rankjax.study.external_runs`)
-  config.study.sweep           optional: {"key": a config key, "values": (...)}: the study at
-                               each value (`rankjax.study.sweep`)
+  config.study.runs            name -> TREC run file of another system, scored beside the
+                               variants (`rankjax.study.external_runs`); {} for none
+  config.study.sweep           {"key": a config key, "values": (...)}: the study at each value
+                               (`rankjax.study.sweep`); None for one study
 
 The data is `config.data`'s, as for one run (`rankjax.engine.data_source`): e.g. the simulated
 demo world (`data.name = "demo_world"`, its parameters `data.world`), which the report describes.
@@ -105,6 +105,9 @@ _STUDY_KEYS = {
     f"a sequence of study baselines ({', '.join(sorted(baselines_lib.BASELINES))})",
     lambda v: _names(v) and all(name in baselines_lib.BASELINES for name in v),
   ),
+  # Their entries are checked by `_run_file_problems` and `sweep.problems`.
+  "runs": ("a mapping of names to TREC run files, {} for none", lambda v: hasattr(v, "items")),
+  "sweep": ("{'key': <a config key>, 'values': (...)}, None for one study", lambda v: True),
 }
 
 
@@ -153,12 +156,14 @@ def check(config: ml_collections.ConfigDict) -> None:
     lines.append(
       f"config.study.baseline={baseline!r}: one of config.study.variants {sorted(variants)}"
     )
-  lines += _run_file_problems(study.get("runs", {}), [*variants, *study.get("baselines", ())])
+  if "runs" in study and hasattr(study.runs, "items"):
+    names = study.baselines if "baselines" in study and _names(study.baselines) else ()
+    lines += _run_file_problems(study.runs, [*variants, *names])
   base_lines = engine_validate.problems(_base_config(config))
   lines += base_lines
-  sweep_lines = sweep.problems(config)
+  sweep_lines = sweep.problems(config) if "sweep" in study else []
   lines += sweep_lines
-  if sweep.section(config) is not None and not sweep_lines:
+  if "sweep" in study and sweep.section(config) is not None and not sweep_lines:
     for name, at_value in sweep.studies(config):  # what a swept value breaks, named with it
       lines += [
         f"config.study.sweep: at {name}: {line}"
@@ -531,7 +536,7 @@ def _report(config, study_dir: pathlib.Path, data_root, records: dict, start: fl
     prepared.setdefault(variant, {})[seed] = record["prepared"]
   described, left_out = {}, []
   chosen = {name: baselines_lib.get(name) for name in study.baselines}
-  run_files = dict(study.get("runs", {}))
+  run_files = dict(study.runs)
   if chosen or run_files:
     train_lists = baselines_lib.read_lists(store.open_split(data_path, "train"))
     eval_lists = baselines_lib.read_lists(split)

@@ -31,7 +31,7 @@ _NOT_SWEPT = ("study", "seed")
 
 def section(config) -> ml_collections.ConfigDict | None:
   """`config.study.sweep`, None for a study without one."""
-  return config.study.get("sweep")
+  return config.study.sweep
 
 
 def directory(key: str, value) -> str:
@@ -82,7 +82,7 @@ def at(config, value) -> ml_collections.ConfigDict:
   for part in path:
     node = node[part]
   node[last] = value
-  del out.study["sweep"]
+  out.study.sweep = None
   return out
 
 

@@ -36,7 +36,7 @@ gathers them, so that a dataset without one is refused before anything compiles
 `@stateless(label_sources=...)`.
 
 Training stream: an objective that decides which lists train on which label source (the data
-schedule) has a `data_phases` attribute, `data_phases(config) -> [rankjax.data.mixture.Phase] |
+schedule) has a `data_phases` attribute, `data_phases(config) -> [rankjax.data.phases.Phase] |
 None`; the engine then builds the training batches from those mixtures (each list with its
 "source_id") instead of the shuffled split (`data_phases` below; None: the shuffled split).
 """
@@ -107,7 +107,7 @@ def stateless(loss_fn: Callable | None = None, *, label_sources: Callable | None
 
 
 def data_phases(config):
-  """The chosen objective's mixtures of the training stream (`rankjax.data.mixture.Phase`s), or
+  """The chosen objective's mixtures of the training stream (`rankjax.data.phases.Phase`s), or
   None for the shuffled split (module doc)."""
   hook = getattr(get_objective(config.supervision.objective), "data_phases", None)
   return None if hook is None else hook(config)

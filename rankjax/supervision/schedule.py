@@ -23,9 +23,10 @@ How a list gets its source, `config.supervision.schedule_mode` (`MODES`):
   `frequency_staged`'s first stage). Exact anneals; combines with `config.data.length_grouped`.
 - "iterator": the input pipeline serves only lists the stage trains. Each stage is a grain mix
   of cells (the lists of one bucket with labels from one source, paired with that source)
-  weighted as the mixture says (`data_phases` -> `rankjax.data.mixture`); the batch carries each
-  list's source ("source_id"), and every slot trains. An annealed stage's mixture changes in
-  `config.supervision.anneal_pieces` equal steps, each held at the mixture of its middle step.
+  weighted as the mixture says (`data_phases` -> `rankjax.data.phases`, drawn by
+  `rankjax.data.mixture`); the batch carries each list's source ("source_id"), and every slot
+  trains. An annealed stage's mixture changes in `config.supervision.anneal_pieces` equal
+  steps, each held at the mixture of its middle step.
   The expected gradient of a step is the per-list draw's; its noise is lower where the draw
   leaves slots idle, so under Adam the early stages train harder. On the demo this costs the
   rare queries NDCG@10 (README, "The data schedule"): hence not the default.
@@ -51,7 +52,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import registry
-from rankjax.data import mixture, schema
+from rankjax.data import phases, schema
 from rankjax.supervision import labels as labels_lib
 from rankjax.supervision import objective, single
 
@@ -233,7 +234,7 @@ def _stages_sources(config) -> dict[str, tuple[str, ...]]:
 MODES = ("iterator", "per_list")
 
 
-def data_phases(config) -> list[mixture.Phase] | None:
+def data_phases(config) -> list[phases.Phase] | None:
   """The training stream's mixtures by step in "iterator" mode (module doc); None in "per_list".
 
   A constant stage is one phase; an annealed one `config.supervision.anneal_pieces` phases (at
@@ -243,21 +244,21 @@ def data_phases(config) -> list[mixture.Phase] | None:
   if config.supervision.schedule_mode == "per_list":
     return None
   tables = compile_stages(schedule_stages(config))
-  phases = []
+  out = []
   if tables["start"][0] > 0:  # before the first stage, its first mixture (as `mixture_at`)
-    phases.append(mixture.Phase(0, tables["mix0"][0]))
+    out.append(phases.Phase(0, tables["mix0"][0]))
   for i, (start, end) in enumerate(zip(tables["start"].tolist(), tables["end"].tolist())):
     mix0, mix1 = tables["mix0"][i], tables["mix1"][i]
     if tables["anneal"][i] == ANNEALS.index("constant") or np.array_equal(mix0, mix1):
-      phases.append(mixture.Phase(start, mix0))
+      out.append(phases.Phase(start, mix0))
       continue
     pieces = min(config.supervision.anneal_pieces, end - start)
     bounds = start + np.arange(pieces + 1) * (end - start) // pieces
     for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist()):
-      phases.append(mixture.Phase(a, np.asarray(mixture_at(tables, (a + b - 1) / 2))))
+      out.append(phases.Phase(a, np.asarray(mixture_at(tables, (a + b - 1) / 2))))
     if i == len(tables["start"]) - 1:
-      phases.append(mixture.Phase(end, mix1))
-  return phases
+      out.append(phases.Phase(end, mix1))
+  return out
 
 
 def _loss(scores, batch, *, step, config):

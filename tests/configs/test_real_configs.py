@@ -17,6 +17,7 @@ from rankjax.annotate import prompts, tasks
 from rankjax.annotate import store as store_lib
 from rankjax.cli.data import main as data_main
 from rankjax.data import store
+from rankjax.data.readers.errors import InputError
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 WORDS = [f"w{i}" for i in range(30)]
@@ -151,7 +152,7 @@ def test_topic_frequency_counts_the_topic_sessions(tmp_path, capsys):
   )
   s = store.open_split(res["path"], "train")
   assert {float(s[i]["query_freq"]) for i in range(len(s))} == {3.0}  # 3 sessions per topic
-  with pytest.raises(SystemExit, match="no topics"):
+  with pytest.raises(InputError, match="no topics"):  # the command prints it as one error line
     data_main(
       [
         "prepare",

@@ -27,6 +27,8 @@ def _tiny_study(tmp_path, **study):
       "doc_signals": (),
       "semantic_signals": (),
       "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
+      "runs": {},
+      "sweep": None,
       "baselines": ("logged_order",),
       **study,
     }

@@ -71,6 +71,8 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
       "doc_signals": (),
       "semantic_signals": (),
       "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
+      "runs": {},
+      "sweep": None,
       "baselines": ("logged_order", "lgbm_human", "lgbm_click", "needs_a_missing_module"),
     }
   )
@@ -103,7 +105,7 @@ def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
     study.run(config, tmp_path / "study4")
   assert "config.study.runs['click']: the name of a variant or baseline already" in str(error.value)
   assert "config.study.runs['gone']=" in str(error.value) and "no such run file" in str(error.value)
-  del config.study.runs
+  config.study.runs = {}
   config.study.baselines = ("nope",)
   with pytest.raises(
     ValueError, match=r"config.study.baselines=\('nope',\): a sequence of study baselines"
