@@ -74,7 +74,7 @@ def test_cascade_closed_form_recovers_attractiveness():
 
 
 @pytest.mark.slow
-def test_sdbn_counts_and_dbn_gradient_recover_parameters():
+def test_sdbn_counts_and_dbn_em_and_gradient_recover_parameters():
   alpha, sigma = true_alpha() * 0.6, true_alpha(3)
   log = simulate("sdbn", {"alpha": alpha, "sigma": sigma, "gamma": 1.0})
   r = cm.fit(cm.get("sdbn"), log, smoothing=0.0)
@@ -85,10 +85,11 @@ def test_sdbn_counts_and_dbn_gradient_recover_parameters():
   assert scipy.stats.spearmanr(rel, alpha * sigma).statistic > 0.9
 
   log = simulate("dbn", {"alpha": alpha, "sigma": sigma, "gamma": 0.85})
-  r = cm.fit(cm.get("dbn"), log, iterations=400, learning_rate=0.05)
-  assert abs(float(r.params["gamma"]) - 0.85) < 0.03
-  assert np.abs(np.asarray(r.params["alpha"]) - alpha).mean() < 0.05
-  assert np.abs(np.asarray(r.params["sigma"]) - sigma).mean() < 0.06
+  for method, iterations in (("em", 100), ("gradient", 400)):
+    r = cm.fit(cm.get("dbn"), log, method=method, iterations=iterations, smoothing=0.0)
+    assert abs(float(r.params["gamma"]) - 0.85) < 0.03, method
+    assert np.abs(np.asarray(r.params["alpha"]) - alpha).mean() < 0.05, method
+    assert np.abs(np.asarray(r.params["sigma"]) - sigma).mean() < 0.06, method
 
 
 def test_held_out_likelihood_prefers_the_generating_model():
@@ -138,7 +139,7 @@ def test_unknown_model_and_method_are_errors():
     cm.get("pscm")
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()})
   with pytest.raises(ValueError, match="fitted by"):
-    cm.fit(cm.get("dbn"), log, method="em")
+    cm.fit(cm.get("cascade"), log, method="em")
   with pytest.raises(registry.UnknownName, match="unknown fit method 'newton'; known: .*gradient"):
     cm.fit(cm.get("pbm"), log, method="newton")
 
