@@ -33,6 +33,7 @@ import math
 from collections.abc import Callable, Iterator
 
 import jax
+import jax.extend.core as jax_core
 import jax.numpy as jnp
 import numpy as np
 import tqdm
@@ -264,14 +265,53 @@ def run_em(
   counts = None
   with _bar(feed.num_batches * iterations, f"{model.name} EM", progress) as bar:
     for i in range(iterations):
-      if i == 0 and collect_counts:
-        both = _with_pair_rank(model.e_step, source.num_pairs)
-        acc, table = _split(_pass(both, (params,), feed, bar))
-        counts = _counts(_to_host(table))
+      if i == 0:
+        stats = _with_pair_rank(model.e_step, source.num_pairs) if collect_counts else model.e_step
+        acc = _pass(stats, (params,), feed, bar)
+        if collect_counts:
+          acc, table = _split(acc)
+          counts = _counts(_to_host(table))
+        first, depends = acc, _depends_on_params(model.e_step, (params,), feed.shapes())
       else:
-        acc = _pass(model.e_step, (params,), feed, bar)
+        acc = _merge(first, _pass(_only(model.e_step, depends), (params,), feed, bar), depends)
       params = _m_step(model, params, acc, smoothing)
   return params, iterations, counts
+
+
+def _depends_on_params(stats: Callable, args, shapes) -> tuple[bool, ...]:
+  """For each output leaf of `stats(*args, *shapes)`, whether it depends on `args`.
+
+  The E-step's sums that do not (counts of shown results, of clicks, ...) are the same on every
+  pass: the first pass sums them, later passes leave them out and XLA drops their work, as the
+  full batch's compiled loop hoists it. An equation that reads anything derived from `args`
+  counts as dependent in all its outputs, so nothing dependent is ever reused.
+  """
+  closed = jax.make_jaxpr(stats)(*args, *shapes)
+  live = set(closed.jaxpr.invars[: len(jax.tree.leaves(args))])
+  for eqn in closed.jaxpr.eqns:
+    if any(isinstance(v, jax_core.Var) and v in live for v in eqn.invars):
+      live.update(eqn.outvars)
+  return tuple(isinstance(v, jax_core.Var) and v in live for v in closed.jaxpr.outvars)
+
+
+@functools.cache
+def _only(stats: Callable, keep: tuple[bool, ...]) -> Callable:
+  """`stats` returning only the leaves marked in `keep` (a list)."""
+
+  def kept(*args):
+    return [x for x, k in zip(jax.tree.leaves(stats(*args)), keep) if k]
+
+  return kept
+
+
+def _merge(first, later, depends: tuple[bool, ...]):
+  """The first pass's accumulator with its parameter-dependent leaves taken from `later`."""
+  out = []
+  for full, part in zip(first, later):  # sums, then compensations
+    leaves, treedef = jax.tree.flatten(full)
+    part = iter(part)
+    out.append(treedef.unflatten([next(part) if d else x for x, d in zip(leaves, depends)]))
+  return tuple(out)
 
 
 def _split(acc):
