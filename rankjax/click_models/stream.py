@@ -46,10 +46,11 @@ from rankjax.click_models.source import batches
 
 
 def default_batch_sessions() -> int:
-  """Sessions per global batch unless asked. On a CPU 2^14: the batch's [B, K] arrays stay in
-  cache (measured on 2 cores: an E-step per session 2-5x faster than at 2^18); on an accelerator
-  2^20, enough work per step to hide the host's feeding."""
-  return 1 << 14 if jax.default_backend() == "cpu" else 1 << 20
+  """Sessions per global batch unless asked. On a CPU 2^16: the batch's [B, K] arrays stay in
+  cache, and the per-batch cost of adding [pairs] tables stays small (the fastest of 2^14-2^17
+  for PBM and DBN on 2 cores); on an accelerator 2^20, enough work per step to hide the host's
+  feeding."""
+  return 1 << 16 if jax.default_backend() == "cpu" else 1 << 20
 
 
 @dataclasses.dataclass
