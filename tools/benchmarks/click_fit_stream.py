@@ -24,8 +24,10 @@ compensated) evaluation minus the float64 one.
 
   PYTHONPATH=. .venv/bin/python tools/benchmarks/click_fit_stream.py --sessions 1000000 10000000
 
-(UBM and DBN, `--models`, run at the sizes up to `--models-up-to`, 10^6 by default, which keeps
-the run near 10 minutes on 2 shared cores.)
+UBM and DBN (`--models`) run at the sizes up to `--models-up-to`, 10^6 by default, which keeps
+the run near 10 minutes on 2 shared cores; logs larger than `--in-memory-up-to` (10^7) run the
+streamed paths alone: numpy's and the full batch's arrays of 10^8 sessions (about 75 and 39 GB)
+would not fit.
 """
 
 from __future__ import annotations
@@ -197,8 +199,10 @@ def parent(args):
       start = time.perf_counter()
       simulate(data, sessions)
       print(f"simulated {sessions:,} sessions in {time.perf_counter() - start:.0f} s", flush=True)
+      in_memory = sessions <= args.in_memory_up_to
+      runs = pbm_runs if in_memory else [r for r in pbm_runs if r[0] == "stream"]
       results = {}
-      for path, model in pbm_runs + (other_runs if sessions <= args.models_up_to else []):
+      for path, model in runs + (other_runs if sessions <= args.models_up_to else []):
         params_out = pathlib.Path(tmp) / f"{path}-{model}.npz"
         cmd = [sys.executable, __file__, "--child", f"{path}:{model}", "--data", str(data)]
         cmd += ["--params-out", str(params_out), "--n1", str(args.n1), "--n2", str(args.n2)]
@@ -207,10 +211,10 @@ def parent(args):
         r.update(sessions=sessions, load_avg_1min=os.getloadavg()[0])
         results[(path, model)] = (r, dict(np.load(params_out)))
         print(json.dumps(r), flush=True)
-      log = load(data)
-      reference = pbm_log_likelihood(results[("numpy", "pbm")][1], *log)
+      log = load(data) if in_memory else None
+      reference = pbm_log_likelihood(results[("numpy", "pbm")][1], *log) if in_memory else None
       for (path, model), (r, params) in results.items():
-        if model.startswith("pbm"):
+        if model.startswith("pbm") and in_memory:
           ll = pbm_log_likelihood(params, *log)
           r["log_likelihood_float64"] = ll
           r["ll_minus_numpy"] = ll - reference
@@ -255,6 +259,12 @@ def main():
   p.add_argument("--models", nargs="*", default=["ubm", "dbn"], help="besides PBM")
   p.add_argument(
     "--models-up-to", type=int, default=1_000_000, help="--models only at logs up to this size"
+  )
+  p.add_argument(
+    "--in-memory-up-to",
+    type=int,
+    default=10_000_000,
+    help="larger logs: only the streamed paths (the others hold the log in memory)",
   )
   p.add_argument("--batch", type=int, help="sessions per streamed batch (default: rankjax's)")
   p.add_argument("--n1", type=int, default=1)
