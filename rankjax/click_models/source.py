@@ -11,7 +11,7 @@ A source is read again on every pass (an EM iteration is one), knows its size, a
 `LogSource` slices an in-memory `ClickLog`. `write_shards` turns a stream of sessions into .npy
 shards in one pass (`ShardWriter`), holding one shard and the pair vocabulary in memory, and
 `ShardSource` reads them back one shard at a time (host h of H reads shards h, h + H, ...), so a
-fit from shards needs memory for a shard (2^18 sessions of 10 results: 12 MB), a batch and the
+fit from shards needs memory for a shard (2^18 sessions of 10 results: 16 MB), a batch and the
 per-pair tables, whatever the log's size.
 `batches` cuts any chunks into batches of one fixed shape, so a fit compiles once.
 
