@@ -310,39 +310,3 @@ def test_eight_devices_fit_as_one():
   assert set(eight) == {"pbm", "dbn", "sdbn"}
   for name, params in eight.items():
     assert_same_params(fits(name, cm.get(name).methods[0])[1].params, params, atol=1e-5)
-
-
-def test_cli_streams_fit_and_harvest(tmp_path, capsys):
-  from rankjax.cli.clicks import fit, harvest
-  from rankjax.data import schema
-  from rankjax.data.readers.generic import write_jsonl
-  from rankjax.sim import clicks as sim_lib
-
-  rng = np.random.default_rng(0)
-  lists = [
-    schema.RankingList(
-      qid=str(q),
-      doc_ids=[f"{q}-{d}" for d in range(12)],
-      labels={"human": rng.integers(0, 5, 12).astype(np.float32)},
-    )
-    for q in range(20)
-  ]
-  sim = sim_lib.simulate(lists, sessions=20_000, list_size=6, eta=1.0, zipf=0.5, seed=0)
-  path = str(tmp_path / "log.jsonl")
-  with open(path, "w") as f:
-    write_jsonl(sim.records(), f)
-  flags = ["--format", "jsonl", path, "--max-rank", "6", "--smoothing", "0"]
-  shards = tmp_path / "shards"
-  out = fit([*flags, "--batch-sessions", "1024", "--shards", str(shards)])
-  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
-  assert out["pages"] == 20_000 and out["identification"]["identified"]
-  assert out["test"]["sessions"] + out["train"]["sessions"] == 20_000
-  assert (shards / "pairs.jsonl").exists() and (shards / "train" / "meta.json").exists()
-  np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
-  # Harvesting reads every page either way: the same counts, the same propensities.
-  flags = flags[:5]
-  assert (
-    harvest([*flags, "--batch-sessions", "1024"])["propensities"] == harvest(flags)["propensities"]
-  )
-  with pytest.raises(SystemExit, match="--batch-sessions 0"):
-    fit([*flags, "--batch-sessions", "0"])
