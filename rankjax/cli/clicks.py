@@ -10,17 +10,24 @@ perplexity, whether the log identifies position propensities (pairs seen at seve
 rank pair: `rankjax.click_models.identification`), and for position models the propensities by
 rank (relative to rank 1), ready for `config.supervision.propensities` of the `ips_pbm` weights
 hook. Where the log leaves ranks unidentified (a fixed logging ranker shows every pair at one
-rank), a warning on stderr says so before the fit. `harvest` estimates the same
-propensities by intervention harvesting (`rankjax.click_models.intervention`). `simulate` writes a
-simulated log (a simulation, not real users) from a labelled data set (`rankjax.sim.clicks`).
+rank), a warning on stderr says so. `harvest` estimates the same propensities by intervention
+harvesting (`rankjax.click_models.intervention`). With `--batch-sessions N` both stream: one pass
+over the log writes it as .npy shards (`--shards DIR`, default a temporary directory; each page
+held out with probability `--test-fraction`), and the fit reads them back N pages at a time on
+every device (`rankjax.click_models.stream`), in memory O(N + pairs) whatever the log's size; the
+identification check comes from the fit's first pass, `harvest`'s counts from one pass over the
+shards. `simulate` writes a simulated log (a simulation, not real users) from a labelled data set
+(`rankjax.sim.clicks`).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import pathlib
 import sys
+import tempfile
 from collections.abc import Sequence
 
 from rankjax import progress as progress_lib
@@ -32,6 +39,14 @@ def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
   p = argparse.ArgumentParser(prog=prog, description=doc)
   reader_flags.add(p)
   p.add_argument("--max-rank", type=int, default=10)
+  p.add_argument(
+    "--batch-sessions",
+    type=int,
+    help="stream: sessions per batch (over all devices); memory O(batch + pairs), not O(log)",
+  )
+  p.add_argument(
+    "--shards", help="--batch-sessions: write the log's shards here (default: a temporary dir)"
+  )
   return p
 
 
@@ -45,6 +60,31 @@ def _click_log(args):
   if log.num_sessions == 0:
     raise SystemExit(f"no result page read from {args.files}: {summary}")
   return log, summary
+
+
+def _shards(args, directory, test_fraction: float = 0.0):
+  """The files written as (train, test) shards in `directory` in one pass, and the read
+  summary."""
+  from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
+
+  summary = readers.ReadSummary()
+  train, test, _ = cm.write_shards(
+    reader_flags.sessions(args, summary),
+    directory,
+    max_rank=args.max_rank,
+    test_fraction=test_fraction,
+    seed=getattr(args, "seed", 0),
+  )
+  reader_flags.check_format(summary, args)
+  if train.num_sessions + test.num_sessions == 0:
+    raise SystemExit(f"no result page read from {args.files}: {summary}")
+  return train, test, summary
+
+
+def _shard_dir(args, stack: contextlib.ExitStack) -> str:
+  if args.batch_sessions < 1:
+    raise SystemExit(f"--batch-sessions {args.batch_sessions}: want a positive count")
+  return args.shards or stack.enter_context(tempfile.TemporaryDirectory(prefix="rankjax-clicks-"))
 
 
 # The click models and fitting methods by name, for --model and --method (`common.Names`: the
@@ -75,32 +115,40 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
   from rankjax.click_models import identification  # pylint: disable=g-import-not-at-top
 
-  log, summary = _click_log(args)
-  train, test = log.split(args.test_fraction, args.seed)
   model = cm.get(args.model)
-  ident = identification.identify(train)
-  warning = ident.warning(model.name.upper()) if model.propensity is not None else None
-  if warning:
-    print(f"warning: {warning}", file=sys.stderr)
-  r = cm.fit(
-    model,
-    train,
-    method=args.method,
-    iterations=args.iterations,
-    smoothing=args.smoothing,
-    progress=not args.quiet,
-  )
-  out = {
-    "model": model.name,
-    "method": r.method,
-    "pages": log.num_sessions,
-    "pairs": log.num_pairs,
-    "seconds": round(r.seconds, 3),
-    "train": r.train,
-    "test": cm.evaluate(model, r.params, test) if test.num_sessions else None,
-    "skipped": summary.skipped,
-    "identification": ident.as_dict(),
-  }
+  options = {"method": args.method, "iterations": args.iterations, "smoothing": args.smoothing}
+  progress = not args.quiet
+
+  def warn(ident):
+    warning = ident.warning(model.name.upper()) if model.propensity is not None else None
+    if warning:
+      print(f"warning: {warning}", file=sys.stderr)
+
+  with contextlib.ExitStack() as stack:
+    if args.batch_sessions is None:
+      log, summary = _click_log(args)
+      train, test = log.split(args.test_fraction, args.seed)
+      ident = identification.identify(train)
+      warn(ident)
+      r = cm.fit(model, train, progress=progress, **options)
+      streaming = {}
+    else:
+      train, test, summary = _shards(args, _shard_dir(args, stack), args.test_fraction)
+      streaming = {"batch_sessions": args.batch_sessions, "progress": progress}
+      r = cm.fit(model, train, collect_counts=True, **options, **streaming)
+      ident = identification.from_impressions(r.counts.impressions)
+      warn(ident)
+    out = {
+      "model": model.name,
+      "method": r.method,
+      "pages": train.num_sessions + test.num_sessions,
+      "pairs": train.num_pairs,
+      "seconds": round(r.seconds, 3),
+      "train": r.train,
+      "test": cm.evaluate(model, r.params, test, **streaming) if test.num_sessions else None,
+      "skipped": summary.skipped,
+      "identification": ident.as_dict(),
+    }
   if model.propensity is not None:
     theta = np.asarray(model.propensity(r.params), np.float64)
     out["propensities"] = (theta / theta[0]).round(6).tolist()
@@ -114,13 +162,18 @@ def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
   p.add_argument("--min-pairs", type=int, default=1)
   p.add_argument("--clip", type=float, default=0.0)
   args = p.parse_args(argv)
-  from rankjax.click_models import intervention  # pylint: disable=g-import-not-at-top
+  from rankjax.click_models import intervention, stream  # pylint: disable=g-import-not-at-top
 
-  log, summary = _click_log(args)
+  with contextlib.ExitStack() as stack:
+    if args.batch_sessions is None:
+      log, summary = _click_log(args)
+      counts = intervention.counts_from_log(log)
+    else:
+      log, _, summary = _shards(args, _shard_dir(args, stack))
+      c = stream.pair_rank_counts(log, batch_sessions=args.batch_sessions, progress=not args.quiet)
+      counts = c.impressions, c.clicks
   try:
-    h = intervention.estimate(
-      *intervention.counts_from_log(log), min_pairs=args.min_pairs, clip=args.clip
-    )
+    h = intervention.estimate(*counts, min_pairs=args.min_pairs, clip=args.clip)
   except ValueError as e:
     raise SystemExit(f"{', '.join(args.files)}: {e}") from None
   out = {

@@ -1,8 +1,9 @@
 """Click models in JAX, by name: each module defines one or more `ClickModel` records and registers
-them in `MODELS`; `get(name)` finds one, `fit` fits it and `rankjax.sim.clicks` simulates it.
+them in `MODELS`; `get(name)` finds one, `fit` fits it (the whole log at once, or streamed from a
+page source in bounded memory: `stream`, `source`) and `rankjax.sim.clicks` simulates it.
 
->>> get("pbm").methods[0], "em" in get("dbn").methods  # PBM's default method; DBN has no EM
-('em', False)
+>>> get("pbm").methods[0], get("dbn").methods  # PBM's default method; DBN's methods
+('em', ('em', 'gradient'))
 """
 
 from rankjax.click_models.base import (
@@ -19,6 +20,8 @@ from rankjax.click_models.dbn import DBN, SDBN
 from rankjax.click_models.fit import FitResult, evaluate, fit
 from rankjax.click_models.log import ClickLog
 from rankjax.click_models.pbm import PBM
+from rankjax.click_models.source import LogSource, ShardSource, write_shards
+from rankjax.click_models.stream import PairRankCounts
 from rankjax.click_models.ubm import UBM
 
 __all__ = [
@@ -33,9 +36,13 @@ __all__ = [
   "ClickModel",
   "FitMethod",
   "FitResult",
+  "LogSource",
+  "PairRankCounts",
   "Params",
+  "ShardSource",
   "evaluate",
   "fit",
   "get",
   "log_probs",
+  "write_shards",
 ]

@@ -16,7 +16,15 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import registry
-from rankjax.click_models.base import MODELS, ClickModel, Params, previous_click_rank, segment_mean
+from rankjax.click_models.base import (
+  MODELS,
+  ClickModel,
+  Params,
+  Sums,
+  previous_click_rank,
+  segment_sums,
+  smoothed_ratio,
+)
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -28,10 +36,15 @@ def click_probs(params: Params, doc, click, mask) -> jax.Array:
   return jnp.where(previous_click_rank(click, mask) == 0, params["alpha"][doc], 0.0)
 
 
-def closed_form(doc, click, mask, num_pairs: int, num_ranks: int, smoothing: float) -> Params:
+def count_sums(doc, click, mask, num_pairs: int, num_ranks: int) -> Sums:
   del num_ranks
   examined = mask & (previous_click_rank(click, mask) == 0)
-  return {"alpha": segment_mean(click, doc, examined, num_pairs, smoothing)}
+  return {"alpha": segment_sums(click, doc, examined, num_pairs)}
+
+
+def m_step(params: Params, sums: Sums, smoothing) -> Params:
+  del params
+  return {"alpha": smoothed_ratio(sums["alpha"], smoothing)}
 
 
 def sample(key, params: Params, doc, mask) -> jax.Array:
@@ -57,6 +70,13 @@ def simulation_params(alpha: np.ndarray, num_ranks: int, eta: float, gamma: floa
 
 
 CASCADE = ClickModel(
-  "cascade", init, click_probs, sample, relevance, simulation_params, closed_form=closed_form
+  "cascade",
+  init,
+  click_probs,
+  sample,
+  relevance,
+  simulation_params,
+  count_sums=count_sums,
+  m_step=m_step,
 )
 registry.register(MODELS, CASCADE.name)(CASCADE)

@@ -1,7 +1,11 @@
 """Fitting click models (EM, closed form, or gradient on the log-likelihood) and evaluating them.
 
-Everything runs jitted on the default JAX device; EM and gradient fits are one compiled loop, run
-for any number of iterations at a time (`FitMethod.steps`), so a fit can show its progress.
+Two paths: the whole log at once (`fit(model, log)`: one jitted loop over [N, K] arrays on the
+default device, float32 sums), or streamed (`fit(model, log_or_source, batch_sessions=B)`:
+`rankjax.click_models.stream`, memory O(B + pairs), the mesh's devices, compensated sums; EM and
+counts only). Evaluation always streams, so it never holds more than a batch of log-probabilities.
+The whole-log EM and gradient fits are one compiled loop, run for any number of iterations at a
+time (`FitMethod.steps`), so a fit can show its progress.
 """
 
 from __future__ import annotations
@@ -16,40 +20,58 @@ import optax
 
 from rankjax import progress as progress_lib
 from rankjax import registry
+from rankjax.click_models import stream
 from rankjax.click_models.base import FIT_METHODS, ClickModel, FitMethod, Params, log_probs
 from rankjax.click_models.log import ClickLog
+from rankjax.click_models.source import LogSource
 
 
 @dataclasses.dataclass
 class FitResult:
+  """A fit's parameters and its log-likelihood on the training pages (`evaluate`).
+
+  Attributes:
+    counts: per (pair, rank) impressions and clicks, from the streamed fit's first pass (None
+      from the full-batch path, or when not asked for).
+  """
+
   params: Params
   method: str
   iterations: int
   seconds: float
-  train: dict  # `evaluate` on the training log
+  train: dict
+  counts: stream.PairRankCounts | None = None
 
 
-def _arrays(log: ClickLog):
-  return jnp.asarray(log.doc), jnp.asarray(log.click), jnp.asarray(log.mask)
+def _source(data):
+  return LogSource(data) if isinstance(data, ClickLog) else data
 
 
-def evaluate(model: ClickModel, params: Params, log: ClickLog) -> dict:
-  """Log-likelihood per shown result, and perplexity (mean over ranks, and by rank)."""
-  lp = np.asarray(_eval(model, params, *_arrays(log)), np.float64)
-  mask = log.mask
-  n = mask.sum(0)
-  by_rank = np.where(n > 0, 2.0 ** (-(lp.sum(0) / np.log(2)) / np.maximum(n, 1)), np.nan)
+def evaluate(
+  model: ClickModel,
+  params: Params,
+  data,
+  *,
+  batch_sessions: int | None = None,
+  mesh=None,
+  progress: bool = False,
+) -> dict:
+  """Log-likelihood per shown result, and perplexity (mean over ranks, and by rank).
+
+  Args:
+    data: a `ClickLog`, or a page source (`rankjax.click_models.source`).
+  """
+  source = _source(data)
+  lp, shown = stream.log_likelihood_by_rank(
+    model, params, source, batch_sessions=batch_sessions, mesh=mesh, progress=progress
+  )
+  by_rank = stream.perplexity(lp, shown)
   return {
-    "log_likelihood": float(lp.sum() / max(mask.sum(), 1)),
+    "log_likelihood": float(lp.sum() / max(shown.sum(), 1)),
     "perplexity": float(np.nanmean(by_rank)),
     "perplexity_by_rank": by_rank.tolist(),
-    "sessions": log.num_sessions,
+    "sessions": source.num_sessions,
   }
-
-
-@jax.jit(static_argnums=0)
-def _eval(model, params, doc, click, mask):
-  return log_probs(model, params, doc, click, mask)
 
 
 # The log-likelihood per shown result that a fit's bar shows (`fit(progress=True)`).
@@ -65,7 +87,8 @@ def _keep(model, state):
 
 @jax.jit(static_argnums=(0, 1, 2))
 def _counts(model, num_pairs, num_ranks, doc, click, mask, smoothing):
-  return model.closed_form(doc, click, mask, num_pairs, num_ranks, smoothing)
+  init = model.init(num_pairs, num_ranks)
+  return model.m_step(init, model.count_sums(doc, click, mask, num_pairs, num_ranks), smoothing)
 
 
 def _counts_start(model, log, params, learning_rate):
@@ -85,7 +108,10 @@ def _em_start(model, log, params, learning_rate):
 
 @jax.jit(static_argnums=0)
 def _em(model, params, n, doc, click, mask, smoothing):
-  return jax.lax.fori_loop(0, n, lambda _, p: model.em_step(p, doc, click, mask, smoothing), params)
+  def step(_, p):
+    return model.m_step(p, model.e_step(p, doc, click, mask), smoothing)
+
+  return jax.lax.fori_loop(0, n, step, params)
 
 
 def _em_steps(model, log, state, n, doc, click, mask, *, learning_rate, smoothing):
@@ -138,10 +164,26 @@ def _gradient_params(model, state):
   return {k: frozen[k] if k in frozen else jax.nn.sigmoid(v) for k, v in logits.items()}
 
 
+def _stream_em(model, source, *, params, iterations, smoothing, **streaming):
+  return stream.run_em(
+    model, source, params=params, iterations=iterations, smoothing=smoothing, **streaming
+  )
+
+
+def _stream_counts(model, source, *, params, iterations, smoothing, **streaming):
+  del params, iterations  # the closed form starts from nothing, runs once
+  params, counts = stream.run_counts(model, source, smoothing=smoothing, **streaming)
+  return params, 1, counts
+
+
 # In order of preference: a model's default method is the first that fits it.
-registry.register(FIT_METHODS, "em")(FitMethod(_em_start, _em_steps, _keep, needs="em_step"))
+registry.register(FIT_METHODS, "em")(
+  FitMethod(_em_start, _em_steps, _keep, needs="e_step", stream=_stream_em)
+)
 registry.register(FIT_METHODS, "counts")(
-  FitMethod(_counts_start, _counts_steps, _keep, iterative=False, needs="closed_form")
+  FitMethod(
+    _counts_start, _counts_steps, _keep, iterative=False, needs="count_sums", stream=_stream_counts
+  )
 )
 registry.register(FIT_METHODS, "gradient")(
   FitMethod(_gradient_start, _gradient_steps, _gradient_params)
@@ -152,42 +194,16 @@ registry.register(FIT_METHODS, "gradient")(
 CHUNK_S = 0.5
 
 
-def fit(
-  model: ClickModel,
-  log: ClickLog,
-  *,
-  method: str | None = None,
-  iterations: int = 50,
-  learning_rate: float = 0.05,
-  smoothing: float = 1.0,
-  params: Params | None = None,
-  progress: bool = False,
-) -> FitResult:
-  """Fits `model` to `log`.
-
-  Args:
-    model: a `ClickModel` (`rankjax.click_models.get(name)`).
-    log: the training clicks.
-    method: a name in `FIT_METHODS`: "em", "counts" (closed form) or "gradient" (Adam on the
-      log-likelihood, full batch); default: the first of `model.methods`.
-    iterations: EM iterations or gradient steps (ignored by "counts").
-    learning_rate: Adam step size on the parameters' logits.
-    smoothing: pseudo-count pulling each pair's estimates towards 0.5 (EM and counts).
-    params: starting point (default `model.init`).
-    progress: on stderr, the compile of the fitting loop, and a bar of the iterations with the
-      log-likelihood per shown result so far (the iterations then run in chunks of about
-      `CHUNK_S` seconds; the same loop, so the same result).
-  """
-  method = method or model.methods[0]
-  how = registry.lookup(FIT_METHODS, method, "fit method")
-  if method not in model.methods:
-    raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
-  doc, click, mask = _arrays(log)
-  start = time.perf_counter()
+def _fit_whole_log(model, method, log, params, iterations, learning_rate, smoothing, progress):
+  """`fit` on the whole log at once: (params, iterations run)."""
+  fit_method = FIT_METHODS[method]
+  doc, click, mask = (jnp.asarray(a) for a in (log.doc, log.click, log.mask))
   # Strong types, as the steps return them (`init` makes weakly typed arrays): one compile for
   # every chunk.
-  state = jax.tree.map(lambda x: x.astype(x.dtype), how.start(model, log, params, learning_rate))
-  total = iterations if how.iterative else 1
+  state = jax.tree.map(
+    lambda x: x.astype(x.dtype), fit_method.start(model, log, params, learning_rate)
+  )
+  total = iterations if fit_method.iterative else 1
   with progress_lib.bar(
     total=total, desc=f"fitting {model.name} ({method})", unit=" it", disable=not progress
   ) as bar:
@@ -196,15 +212,79 @@ def fit(
       n = min(chunk, total - done)
       began = time.perf_counter()
       with progress_lib.compiling(f"the {model.name} fit ({method})", progress and not done):
-        state = how.steps(
+        state = fit_method.steps(
           model, log, state, n, doc, click, mask, learning_rate=learning_rate, smoothing=smoothing
         )
       done += n
       if progress:  # reading the log-likelihood waits for the chunk: its time sizes the next
-        ll = float(_mean_log_likelihood(model, how.params(model, state), doc, click, mask))
+        ll = float(_mean_log_likelihood(model, fit_method.params(model, state), doc, click, mask))
         bar.set_postfix(log_likelihood=f"{ll:.5f}", refresh=False)
         bar.update(n)
         chunk = max(1, round(n * CHUNK_S / max(time.perf_counter() - began, 1e-6)))
-  params = jax.block_until_ready(how.params(model, state))
+  return fit_method.params(model, state), total
+
+
+def fit(
+  model: ClickModel,
+  data,
+  *,
+  method: str | None = None,
+  iterations: int = 50,
+  learning_rate: float = 0.05,
+  smoothing: float = 1.0,
+  params: Params | None = None,
+  batch_sessions: int | None = None,
+  mesh=None,
+  collect_counts: bool = False,
+  progress: bool = False,
+) -> FitResult:
+  """Fits `model` to a log.
+
+  Args:
+    model: a `ClickModel` (`rankjax.click_models.get(name)`).
+    data: the training clicks: a `ClickLog`, or a page source (`rankjax.click_models.source`,
+      streamed with `batch_sessions`, default `stream.default_batch_sessions()`).
+    method: a name in `FIT_METHODS`: "em", "counts" (closed form) or "gradient" (Adam on the
+      log-likelihood, full batch); default: the first of `model.methods`.
+    iterations: EM iterations or gradient steps (ignored by "counts").
+    learning_rate: Adam step size on the parameters' logits.
+    smoothing: pseudo-count pulling each pair's estimates towards 0.5 (EM and counts).
+    params: starting point (default `model.init`).
+    batch_sessions: stream the fit in batches of this many pages over the devices of `mesh`
+      (default: all devices); None with a `ClickLog`: the whole log at once.
+    collect_counts: streamed: also return each pair's impressions and clicks by rank
+      (`FitResult.counts`) from the first pass.
+    progress: on stderr, the compile of the fitting loop, and a bar of the iterations with the
+      log-likelihood per shown result so far (the whole-log iterations then run in chunks of
+      about `CHUNK_S` seconds; the same loop, so the same result); streamed, a bar of the passes.
+  """
+  method = method or model.methods[0]
+  fit_method = registry.lookup(FIT_METHODS, method, "fit method")
+  if method not in model.methods:
+    raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
+  streamed = batch_sessions is not None or not isinstance(data, ClickLog)
+  if streamed and fit_method.stream is None:
+    raise ValueError(f"the {method!r} fit has no streamed form; stream 'em' or 'counts'")
+  start = time.perf_counter()
+  counts = None
+  if streamed:
+    streaming = {"batch_sessions": batch_sessions, "mesh": mesh}
+    params, iterations, counts = fit_method.stream(
+      model,
+      _source(data),
+      params=params,
+      iterations=iterations,
+      smoothing=smoothing,
+      collect_counts=collect_counts,
+      progress=progress,
+      **streaming,
+    )
+  else:
+    streaming = {}
+    params, iterations = _fit_whole_log(
+      model, method, data, params, iterations, learning_rate, smoothing, progress
+    )
+  params = jax.block_until_ready(params)
   seconds = time.perf_counter() - start
-  return FitResult(params, method, total, seconds, evaluate(model, params, log))
+  train = evaluate(model, params, data, progress=progress, **streaming)
+  return FitResult(params, method, iterations, seconds, train, counts)

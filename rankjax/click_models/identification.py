@@ -84,17 +84,23 @@ def identify(log: ClickLog) -> Identification:
   >>> identify(swapped).identified, identify(swapped).shared.tolist()
   (True, [[2, 2], [2, 2]])
   """
-  k = log.num_ranks
-  shown = np.zeros((log.num_pairs, k), np.int64)
-  ranks = np.broadcast_to(np.arange(k), log.doc.shape)[log.mask]
+  shown = np.zeros((log.num_pairs, log.num_ranks), np.int64)
+  ranks = np.broadcast_to(np.arange(log.num_ranks), log.doc.shape)[log.mask]
   shown[log.doc[log.mask], ranks] = 1
+  return from_impressions(shown)
+
+
+def from_impressions(impressions: np.ndarray) -> Identification:
+  """`identify` from the impressions of each pair at each rank, [P, K] (a streamed fit's
+  `PairRankCounts`), without the log."""
+  shown = (np.asarray(impressions) > 0).astype(np.int64)
   shared = shown.T @ shown
   linked = shared > 0
   np.fill_diagonal(linked, False)
-  never_shown = {r + 1 for r in range(k) if not shared[r, r]}
+  never_shown = {r + 1 for r in range(shown.shape[1]) if not shared[r, r]}
   return Identification(
     shared=shared,
-    pairs=log.num_pairs,
+    pairs=shown.shape[0],
     several_ranks=int((shown.sum(1) > 1).sum()),
     unidentified=[r for r in unreached_ranks(linked) if r not in never_shown],
   )

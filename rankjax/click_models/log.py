@@ -11,7 +11,7 @@ Sessions here are single result pages (one interaction each): N pages of at most
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
 import numpy as np
 
@@ -64,9 +64,7 @@ class ClickLog:
 
   @classmethod
   def from_sessions(cls, sessions: Iterable[Session], max_rank: int = 10) -> ClickLog:
-    """Every interaction of the sessions as one page; ranks above `max_rank` are dropped.
-
-    Interactions whose ranks are not shown ranks (annotation files) are an error.
+    """Every interaction of the sessions as one page (`pages`).
 
     >>> from rankjax.data.readers.common import Interaction, Session
     >>> session = Session("s", [Interaction("q", ["a", "b"], [1, 3], [0, 1])])
@@ -75,28 +73,35 @@ class ClickLog:
     ([[0, 0, 1]], [[0.0, 0.0, 1.0]], [[True, False, True]], [('q', 'a'), ('q', 'b')])
     """
     index: dict[tuple[str, str], int] = {}
-    docs, clicks, masks = [], [], []
-    for s in sessions:
-      for it in s.interactions:
-        if not it.shown:
-          raise ValueError(
-            f"session {s.session_id} ({s.source}): ranks are not shown ranks; no clicks to model"
-          )
-        d = np.zeros(max_rank, np.int32)
-        c = np.zeros(max_rank, np.float32)
-        m = np.zeros(max_rank, bool)
-        for doc, rank, n in zip(it.doc_ids, it.ranks, it.clicks):
-          if 1 <= rank <= max_rank:
-            d[rank - 1] = index.setdefault((it.query_id, doc), len(index))
-            c[rank - 1] = float(n > 0)
-            m[rank - 1] = True
-        docs.append(d)
-        clicks.append(c)
-        masks.append(m)
-    shape = (0, max_rank)
-    return cls(
-      np.stack(docs) if docs else np.zeros(shape, np.int32),
-      np.stack(clicks) if clicks else np.zeros(shape, np.float32),
-      np.stack(masks) if masks else np.zeros(shape, bool),
-      list(index),
-    )
+    rows = list(pages(sessions, max_rank, index))
+    if not rows:
+      shape = (0, max_rank)
+      return cls(np.zeros(shape, np.int32), np.zeros(shape, np.float32), np.zeros(shape, bool), [])
+    doc, click, mask = (np.stack(x) for x in zip(*rows))
+    return cls(doc, click, mask, list(index))
+
+
+def pages(
+  sessions: Iterable[Session], max_rank: int, index: dict[tuple[str, str], int]
+) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+  """(doc, click, mask) [max_rank] per interaction of the sessions, one at a time: a page as a row
+  of `ClickLog`; `index` maps (query id, doc id) to the pair's index and grows with new pairs.
+
+  Ranks above `max_rank` are dropped; interactions whose ranks are not shown ranks (annotation
+  files) are an error.
+  """
+  for s in sessions:
+    for it in s.interactions:
+      if not it.shown:
+        raise ValueError(
+          f"session {s.session_id} ({s.source}): ranks are not shown ranks; no clicks to model"
+        )
+      d = np.zeros(max_rank, np.int32)
+      c = np.zeros(max_rank, np.float32)
+      m = np.zeros(max_rank, bool)
+      for doc, rank, n in zip(it.doc_ids, it.ranks, it.clicks):
+        if 1 <= rank <= max_rank:
+          d[rank - 1] = index.setdefault((it.query_id, doc), len(index))
+          c[rank - 1] = float(n > 0)
+          m[rank - 1] = True
+      yield d, c, m

@@ -16,7 +16,16 @@ import jax.numpy as jnp
 import numpy as np
 
 from rankjax import registry
-from rankjax.click_models.base import MODELS, ClickModel, Params, previous_click_rank, segment_mean
+from rankjax.click_models.base import (
+  MODELS,
+  ClickModel,
+  Params,
+  Sums,
+  examination_posteriors,
+  previous_click_rank,
+  segment_sums,
+  smoothed_ratio,
+)
 
 
 def init(num_pairs: int, num_ranks: int) -> Params:
@@ -32,23 +41,27 @@ def click_probs(params: Params, doc, click, mask) -> jax.Array:
   return _gamma(params, click, mask) * params["alpha"][doc]
 
 
-def em_step(params: Params, doc, click, mask, smoothing: float) -> Params:
-  gamma = _gamma(params, click, mask)
-  alpha = params["alpha"][doc]
-  denom = jnp.maximum(1 - gamma * alpha, 1e-12)
-  post_e = click + (1 - click) * gamma * (1 - alpha) / denom
-  post_a = click + (1 - click) * alpha * (1 - gamma) / denom
+def e_step(params: Params, doc, click, mask) -> Sums:
+  post_e, post_a = examination_posteriors(_gamma(params, click, mask), params["alpha"][doc], click)
   num_ranks = click.shape[-1]
-  cell = jnp.arange(num_ranks) * num_ranks + previous_click_rank(click, mask)
+  cell = (jnp.arange(num_ranks) * num_ranks + previous_click_rank(click, mask)).ravel()
   w = mask.astype(jnp.float32)
-  num = jax.ops.segment_sum((post_e * w).ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
-  den = jax.ops.segment_sum(w.ravel(), cell.ravel(), num_segments=num_ranks * num_ranks)
-  new_gamma = jnp.where(den > 0, num / jnp.maximum(den, 1), params["gamma"].ravel()).reshape(
-    num_ranks, num_ranks
-  )
   return {
-    "gamma": new_gamma,
-    "alpha": segment_mean(post_a, doc, mask, params["alpha"].shape[0], smoothing),
+    "gamma": tuple(
+      jax.ops.segment_sum(x.ravel(), cell, num_segments=num_ranks * num_ranks).reshape(
+        num_ranks, num_ranks
+      )
+      for x in (post_e * w, w)
+    ),
+    "alpha": segment_sums(post_a, doc, mask, params["alpha"].shape[0]),
+  }
+
+
+def m_step(params: Params, sums: Sums, smoothing) -> Params:
+  num, den = sums["gamma"]
+  return {
+    "gamma": jnp.where(den > 0, num / jnp.maximum(den, 1), params["gamma"]),
+    "alpha": smoothed_ratio(sums["alpha"], smoothing),
   }
 
 
@@ -96,7 +109,8 @@ UBM = ClickModel(
   sample,
   relevance,
   simulation_params,
-  em_step=em_step,
+  e_step=e_step,
+  m_step=m_step,
   propensity=propensity,
 )
 registry.register(MODELS, UBM.name)(UBM)

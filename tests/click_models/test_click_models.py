@@ -74,7 +74,7 @@ def test_cascade_closed_form_recovers_attractiveness():
 
 
 @pytest.mark.slow
-def test_sdbn_counts_and_dbn_gradient_recover_parameters():
+def test_sdbn_counts_and_dbn_em_and_gradient_recover_parameters():
   alpha, sigma = true_alpha() * 0.6, true_alpha(3)
   log = simulate("sdbn", {"alpha": alpha, "sigma": sigma, "gamma": 1.0})
   r = cm.fit(cm.get("sdbn"), log, smoothing=0.0)
@@ -85,10 +85,11 @@ def test_sdbn_counts_and_dbn_gradient_recover_parameters():
   assert scipy.stats.spearmanr(rel, alpha * sigma).statistic > 0.9
 
   log = simulate("dbn", {"alpha": alpha, "sigma": sigma, "gamma": 0.85})
-  r = cm.fit(cm.get("dbn"), log, iterations=400, learning_rate=0.05)
-  assert abs(float(r.params["gamma"]) - 0.85) < 0.03
-  assert np.abs(np.asarray(r.params["alpha"]) - alpha).mean() < 0.05
-  assert np.abs(np.asarray(r.params["sigma"]) - sigma).mean() < 0.06
+  for method, iterations in (("em", 100), ("gradient", 400)):
+    r = cm.fit(cm.get("dbn"), log, method=method, iterations=iterations, smoothing=0.0)
+    assert abs(float(r.params["gamma"]) - 0.85) < 0.03, method
+    assert np.abs(np.asarray(r.params["alpha"]) - alpha).mean() < 0.05, method
+    assert np.abs(np.asarray(r.params["sigma"]) - sigma).mean() < 0.06, method
 
 
 def test_held_out_likelihood_prefers_the_generating_model():
@@ -138,7 +139,7 @@ def test_unknown_model_and_method_are_errors():
     cm.get("pscm")
   log = simulate("pbm", {"theta": THETA, "alpha": true_alpha()})
   with pytest.raises(ValueError, match="fitted by"):
-    cm.fit(cm.get("dbn"), log, method="em")
+    cm.fit(cm.get("cascade"), log, method="em")
   with pytest.raises(registry.UnknownName, match="unknown fit method 'newton'; known: .*gradient"):
     cm.fit(cm.get("pbm"), log, method="newton")
 
@@ -161,8 +162,9 @@ def test_fits_a_real_log(shared_data):
     )
 
 
-def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
-  from rankjax.cli.clicks import fit
+def simulated_log_file(path, docs_per_query: int, **simulate):
+  """20 queries' simulated PBM clicks (20,000 sessions) written to `path` as jsonl; the
+  simulation."""
   from rankjax.data import schema
   from rankjax.data.readers.generic import write_jsonl
   from rankjax.sim import clicks as sim_lib
@@ -171,15 +173,43 @@ def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
   lists = [
     schema.RankingList(
       qid=str(q),
-      doc_ids=[f"{q}-{d}" for d in range(15)],
-      labels={"human": rng.integers(0, 5, 15).astype(np.float32)},
+      doc_ids=[f"{q}-{d}" for d in range(docs_per_query)],
+      labels={"human": rng.integers(0, 5, docs_per_query).astype(np.float32)},
     )
     for q in range(20)
   ]
-  sim = sim_lib.simulate(lists, sessions=20_000, eta=1.0, zipf=0.5, seed=0)
-  with open(tmp_path / "log.jsonl", "w") as f:
+  sim = sim_lib.simulate(lists, sessions=20_000, eta=1.0, zipf=0.5, seed=0, **simulate)
+  with open(path, "w") as f:
     write_jsonl(sim.records(), f)
+  return sim
+
+
+def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
+  from rankjax.cli.clicks import fit
+
+  sim = simulated_log_file(tmp_path / "log.jsonl", 15)
   out = fit(["--format", "jsonl", str(tmp_path / "log.jsonl"), "--smoothing", "0"])
   assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
   np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
   assert out["test"]["sessions"] == 4000 and out["test"]["perplexity"] > 1
+
+
+def test_cli_streams_fit_and_harvest(tmp_path, capsys):
+  from rankjax.cli.clicks import fit, harvest
+
+  path = str(tmp_path / "log.jsonl")
+  sim = simulated_log_file(path, 12, list_size=6)
+  flags = ["--format", "jsonl", path, "--max-rank", "6", "--smoothing", "0"]
+  shards = tmp_path / "shards"
+  out = fit([*flags, "--batch-sessions", "1024", "--shards", str(shards)])
+  assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
+  assert out["pages"] == 20_000 and out["identification"]["identified"]
+  assert out["test"]["sessions"] + out["train"]["sessions"] == 20_000
+  assert (shards / "pairs.jsonl").exists() and (shards / "train" / "meta.json").exists()
+  np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
+  # Harvesting reads every page either way: the same counts, the same propensities.
+  flags = flags[:5]
+  streamed = harvest([*flags, "--batch-sessions", "1024"])
+  assert streamed["propensities"] == harvest(flags)["propensities"]
+  with pytest.raises(SystemExit, match="--batch-sessions 0"):
+    fit([*flags, "--batch-sessions", "0"])

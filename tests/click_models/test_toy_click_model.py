@@ -17,7 +17,7 @@ import pytest
 
 from rankjax import cli, registry
 from rankjax import click_models as cm
-from rankjax.click_models.base import segment_mean
+from rankjax.click_models.base import segment_sums, smoothed_ratio
 from rankjax.data import schema
 from rankjax.sim import clicks as sim_lib
 
@@ -38,9 +38,14 @@ def _sample(key, params, doc, mask):
   return (jax.random.bernoulli(key, params["alpha"][jnp.asarray(doc)]) & mask).astype(jnp.float32)
 
 
-def _closed_form(doc, click, mask, num_pairs, num_ranks, smoothing):
+def _count_sums(doc, click, mask, num_pairs, num_ranks):
   del num_ranks
-  return {"alpha": segment_mean(click, doc, mask, num_pairs, smoothing)}
+  return {"alpha": segment_sums(click, doc, mask, num_pairs)}
+
+
+def _m_step(params, sums, smoothing):
+  del params
+  return {"alpha": smoothed_ratio(sums["alpha"], smoothing)}
 
 
 def _simulation_params(alpha, num_ranks, eta, gamma):
@@ -55,7 +60,8 @@ DCTR = cm.ClickModel(
   _sample,
   relevance=lambda p: p["alpha"],
   simulation_params=_simulation_params,
-  closed_form=_closed_form,
+  count_sums=_count_sums,
+  m_step=_m_step,
 )
 
 
