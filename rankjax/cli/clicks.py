@@ -116,6 +116,9 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   from rankjax.click_models import identification  # pylint: disable=g-import-not-at-top
 
   model = cm.get(args.model)
+  if args.method is not None and args.method not in model.methods:
+    fitted_by = ", ".join(model.methods)
+    raise SystemExit(f"--method {args.method}: {model.name} is fitted by {fitted_by}")
   options = {"method": args.method, "iterations": args.iterations, "smoothing": args.smoothing}
   progress = not args.quiet
 

@@ -213,3 +213,5 @@ def test_cli_streams_fit_and_harvest(tmp_path, capsys):
   assert streamed["propensities"] == harvest(flags)["propensities"]
   with pytest.raises(SystemExit, match="--batch-sessions 0"):
     fit([*flags, "--batch-sessions", "0"])
+  with pytest.raises(SystemExit, match="--method counts: pbm is fitted by em, gradient"):
+    fit([*flags, "--method", "counts"])
