@@ -212,6 +212,9 @@ class _SessionReader:
     self.labels, self.queries = labels, queries
     self.doc_tags = frozenset(dialect.doc_tags)
 
+  def _where(self, el) -> str:
+    return f"{self.path}:{el.sourceline}"
+
   def session(self, el) -> Session | None:
     num = el.get("num", "")
     topic = None
@@ -224,14 +227,14 @@ class _SessionReader:
           inters.append(it)
       elif tag == "topic":
         topic = child.get("num")
-    where = f"{self.path}:{el.sourceline}"
+    where = self._where(el)
     if not inters:
       self.summary.skip("empty_session", where, f"session {num!r} has no usable interaction")
       return None
     return Session(session_id=num, interactions=inters, source=where)
 
   def _interaction(self, el, session_num: str, topic: str | None) -> Interaction | None:
-    where = f"{self.path}:{el.sourceline}"
+    where = self._where(el)
     query = qid = None
     docs, ranks, titles, snippets, clicks = [], [], [], [], []
     doc_tags, qid_tag = self.doc_tags, self.d.query_id_tag
@@ -306,7 +309,7 @@ class _SessionReader:
             title = field.text
           elif tag == "snippet":
             snippet = field.text
-        where = f"{self.path}:{item.sourceline}"
+        where = self._where(item)
         try:
           rank = record.parse_count("ranks", item.get("rank"), record.RANKS)
         except FieldError as e:
@@ -322,28 +325,34 @@ class _SessionReader:
     return docs, ranks, _doc_texts(titles, snippets)
 
   def _click(self, el) -> tuple[int | None, str | None, float] | None:
-    """(rank, document, dwell) of a click, or None with a counted skip."""
+    """(rank, document, dwell) of a click, or None with a counted skip (its location is formatted
+    only then)."""
     rank = doc = None
-    for child in el:
+    for child in el[:]:
       tag = child.tag
       if tag == "rank":
         rank = _text(child)
       elif tag in self.doc_tags:
         doc = _text(child)
-    where = f"{self.path}:{el.sourceline}"
     if rank is not None:
       try:
         rank = record.parse_count("click_ranks", rank, record.RANKS)
       except FieldError as e:
-        self.summary.bad_field(where, e)
+        self.summary.bad_field(self._where(el), e)
         return None
     if rank is None and not doc:
-      self.summary.skip("bad_click", where, "click names neither a rank nor a document")
+      self.summary.skip("bad_click", self._where(el), "click names neither a rank nor a document")
       return None
-    dwell = parse_seconds(el.get("endtime")) - parse_seconds(el.get("starttime"))
+    end, start = el.get("endtime"), el.get("starttime")
+    try:  # the usual plain seconds without two calls; + 0.0: `parse_seconds` reads "-0" as 0.0
+      dwell = float(end) + 0.0 - float(start)
+    except (TypeError, ValueError):
+      dwell = parse_seconds(end) - parse_seconds(start)
     if dwell < 0:
       self.summary.repair(
-        "negative_dwell", where, f"click ends before it starts ({dwell:.1f} s); dwell unknown"
+        "negative_dwell",
+        self._where(el),
+        f"click ends before it starts ({dwell:.1f} s); dwell unknown",
       )
       dwell = NAN
     return rank, doc, dwell
