@@ -79,7 +79,8 @@ def report(summary: dict, config) -> str:
   lines += [
     f"Evaluation split `{summary['split']}` against human labels; seeds "
     f"{summary['seeds']}; {config.total_steps} steps, loss `{_one_line(config.loss)}`, "
-    f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s.",
+    f"model `{config.model.name}`. Study time {summary['seconds']:.0f} s (the runs' training "
+    f"and scoring: {summary['run_seconds']:.0f} s, summed over runs).",
     "",
     "Variants (overrides of `config.supervision`) and baselines (`config.study.baselines`, "
     "`config.study.runs`):",

@@ -117,6 +117,10 @@ def test_shards_run_apart_then_report_equal_one_process(tmp_path):
   # The same report but for the times.
   reports = [(tmp_path / d / "report.md").read_text().splitlines() for d in ("whole", "shards")]
   timed = [i for i, line in enumerate(reports[0]) if "Study time" in line]
+  assert (
+    "summed over runs" in reports[1][timed[0]]
+    and f"{apart['run_seconds']:.0f} s" in (reports[1][timed[0]])
+  )
   assert len(timed) == 1 and len(reports[0]) == len(reports[1])
   assert [r[: timed[0]] + r[timed[0] + 1 :] for r in reports[0:1]] == [
     r[: timed[0]] + r[timed[0] + 1 :] for r in reports[1:2]

@@ -92,7 +92,11 @@ def test_summary_report_and_plots(world_split, tmp_path):
   note = "Learned gate (fitted on 9 `validation` lists; ...)."
   ranges = {"high": {"queries": 3, "min": 9.0, "max": 40.0}, "medium": {"queries": 0}}
   summary.update(
-    seconds=1.0, world=meta, preparation={"click": [], "oracle": [note]}, bucket_ranges=ranges
+    seconds=1.0,
+    run_seconds=2.0,
+    world=meta,
+    preparation={"click": [], "oracle": [note]},
+    bucket_ranges=ranges,
   )
   text = report.report(summary, config)
   assert "a simulation" in text and "| oracle |" in text and "▲" in text
@@ -118,7 +122,7 @@ def test_report_lists_the_reference_last_and_tests_every_metric(world_split):
   summary = stats.summarize(scores, data, config.study)
   assert summary["order"] == ["click", "llm", "human"]
   assert summary["references"] == ["human"]
-  summary.update(seconds=1.0, world=meta, preparation={})
+  summary.update(seconds=1.0, run_seconds=2.0, world=meta, preparation={})
   text = report.report(summary, config)
   table = text[text.index("## NDCG@10") :].split("\n\n")[1].splitlines()
   assert [row.split(" | ")[0] for row in table[2:]] == [
