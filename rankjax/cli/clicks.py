@@ -41,7 +41,7 @@ def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
   p.add_argument("--max-rank", type=int, default=10)
   p.add_argument(
     "--batch-sessions",
-    type=int,
+    type=common.positive_int,
     help="stream: sessions per batch (over all devices); memory O(batch + pairs), not O(log)",
   )
   p.add_argument(
@@ -82,8 +82,6 @@ def _shards(args, directory, test_fraction: float = 0.0):
 
 
 def _shard_dir(args, stack: contextlib.ExitStack) -> str:
-  if args.batch_sessions < 1:
-    raise SystemExit(f"--batch-sessions {args.batch_sessions}: want a positive count")
   return args.shards or stack.enter_context(tempfile.TemporaryDirectory(prefix="rankjax-clicks-"))
 
 

@@ -107,6 +107,17 @@ class Names:
     return name in self.names
 
 
+def positive_int(text: str) -> int:
+  """An argparse type: a count of at least 1, refused with the usage line before any import."""
+  try:
+    value = int(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f"{text!r}: want a positive count") from None
+  if value < 1:
+    raise argparse.ArgumentTypeError(f"{value}: want a positive count")
+  return value
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
   """`parser.parse_args(argv)`, where flags whose `choices` are `Names` are checked after the rest
   of the command line: an unknown flag or a missing argument is reported before their modules
