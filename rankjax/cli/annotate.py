@@ -87,6 +87,7 @@ def _openai_http(args):
     max_rps=args.max_rps,
     max_retries=args.max_retries,
     timeout_s=args.timeout,
+    grade_from=args.grade_from,
   )
 
 
@@ -165,6 +166,14 @@ def _run(argv: Sequence[str], prog: str) -> dict:
   g.add_argument("--max-rps", type=float, help="requests started per second, at most")
   g.add_argument("--max-retries", type=int, default=6)
   g.add_argument("--timeout", type=float, default=60.0, help="seconds per request")
+  g.add_argument(
+    "--grade-from",
+    choices=("text", "logprobs"),
+    default="text",
+    help="pointwise label: the answer's text, or the most probable grade token of the answer's "
+    "first token (its top logprobs; as the jax_local backend scores), for models that answer in "
+    "prose",
+  )
   args = p.parse_args(argv)
   from rankjax.annotate import runner  # pylint: disable=g-import-not-at-top
   from rankjax.annotate import store as store_lib  # pylint: disable=g-import-not-at-top

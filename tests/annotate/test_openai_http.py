@@ -37,7 +37,8 @@ def _free_port():
 
 class Scripted(http.server.BaseHTTPRequestHandler):
   """Answers by the document text: 'flaky' gets 429 then 503 first, 'babble' never parses,
-  'fixable' parses on the re-ask, 'bad' gets a 400; else '3' with logprobs."""
+  'fixable' parses on the re-ask, 'bad' gets a 400, 'nogrades' never parses and has no grade
+  among its top logprobs; else '3' with logprobs."""
 
   calls: dict = {}
   auth: list = []
@@ -58,6 +59,8 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     if "babble" in user or ("fixable" in user and len(body["messages"]) == 2):
       text = "I think it is quite relevant."
     top = [{"token": "3", "logprob": -0.2231}, {"token": "4", "logprob": -1.6094}]
+    if "nogrades" in user:
+      text, top = "I cannot tell.", [{"token": "I", "logprob": -0.1}]
     self._send(
       200,
       {
@@ -124,6 +127,26 @@ def test_retries_reask_failures_and_accounting(scripted_server, tmp_path, monkey
   assert set(Scripted.auth) == {f"Bearer {KEY}"}
   assert KEY not in caplog.text and KEY not in repr(vars(backend))
   assert not any(KEY in str(v) for r in rows.values() for v in r.values())
+
+
+def test_grades_from_logprobs_where_the_text_does_not_parse(scripted_server, tmp_path):
+  backend = openai_http.OpenAIHttpBackend(
+    scripted_server, "scripted", backoff_s=0.01, grade_from="logprobs"
+  )
+  tasks, _ = runner.make_tasks(
+    [_list(["plain", "babble", "fixable", "nogrades"])], prompts.load("pointwise_graded")
+  )
+  with store_lib.Store(tmp_path / "g.db") as st:
+    summary = runner.annotate(tasks, backend, st, progress=False)
+    rows = {r["doc_id"]: r for r in st.rows()}
+  assert (summary.pairs_ok, summary.pairs_failed) == (3, 1)
+  for doc in ("d0", "d1", "d2"):  # p(3)=.8, p(4)=.2 at the first token: grade 3, asked once
+    assert (rows[doc]["label"], rows[doc]["attempts"]) == (3, 1)
+    assert rows[doc]["expected"] == pytest.approx(3.2, abs=1e-3)
+  assert rows["d1"]["raw_output"] == "I think it is quite relevant."  # the answer as given is kept
+  assert rows["d3"]["status"] == "failed" and rows["d3"]["attempts"] == 2  # the text decided
+  with pytest.raises(ValueError, match="grade_from='words'"):
+    openai_http.OpenAIHttpBackend(scripted_server, "m", grade_from="words")
 
 
 def test_unreachable_server_is_not_recorded(tmp_path):

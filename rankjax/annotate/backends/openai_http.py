@@ -23,6 +23,14 @@ it never retries a 200 whose body is not a chat completion. So, per request:
   * an answer that does not parse gets one re-ask (the model sees its answer and the parse error);
     a second unparsable answer is a recorded failure with both outputs' error.
 
+A pointwise label is the answer's text (`grade_from="text"`, the default), or, with
+`grade_from="logprobs"`, the most probable grade token among the answer's first token's
+`top_logprobs`: the local JAX backend's label (the argmax over the grade tokens at the answer's
+first position; grades outside the top tokens are less probable than any listed, so the argmax is
+exact when one grade is listed), for small models that answer in prose ("The document is not
+relevant...") though their first-token probabilities rank the grades. The text stays in the store;
+an answer whose top tokens hold no grade falls back to the text.
+
 `timeout_s` bounds each read from the socket (httpx's timeout): a server that sends nothing for
 that long is a timeout, one that trickles a byte at a time within it is not.
 
@@ -44,12 +52,15 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 
+import numpy as np
 import openai
 
 from rankjax.annotate import modes, parsing, prompts, redact
 from rankjax.annotate.tasks import Result, Task
 
 _RETRY_STATUS = {408, 409, 425, 429, 500, 502, 503, 504}
+# Where a pointwise label comes from (module doc).
+GRADE_FROM = ("text", "logprobs")
 
 
 class TransportError(RuntimeError):
@@ -159,7 +170,13 @@ class OpenAIHttpBackend:
     logprobs: bool = True,
     top_logprobs: int = 10,
     temperature: float = 0.0,
+    grade_from: str = "text",
   ):
+    if grade_from not in GRADE_FROM:
+      raise ValueError(f"grade_from={grade_from!r}: one of {GRADE_FROM}")
+    if grade_from == "logprobs" and not logprobs:
+      raise ValueError("grade_from='logprobs' needs logprobs=True")
+    self.grade_from = grade_from
     self.base_url = base_url.rstrip("/")
     self.model = model
     self.api_key_env = api_key_env
@@ -272,6 +289,22 @@ class OpenAIHttpBackend:
         return Result(task, None, text, error=str(e), attempts=attempt, **failed)
       usage[0] += tokens[0]
       usage[1] += tokens[1]
+      if self.grade_from == "logprobs" and task.spec.shape == "pointwise" and top is not None:
+        try:
+          e, p = parsing.expected_grade(top, task.spec.max_grade)
+        except parsing.ParseError:
+          pass  # no grade among the top tokens: the text decides
+        else:
+          return Result(
+            task,
+            [int(np.argmax(p))],
+            text,
+            expected=[e],
+            probs=[p],
+            prompt_tokens=usage[0],
+            completion_tokens=usage[1],
+            attempts=attempt,
+          )
       try:
         labels = task.spec.parse(text, len(task.doc_ids))
       except parsing.ParseError as e:
