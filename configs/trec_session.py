@@ -1,13 +1,14 @@
 r"""The study on real TREC Session 2012 + 2013 logs: real clicks, real qrels, LLM labels.
 
-Click, LLM, data-schedule and frequency-gated multi-objective MiniLM cross-encoders (and a qrels
-reference) train on the topics of the train split and are evaluated against the TREC qrels on
-held-out topics (no topic in both splits), per frequency bucket. A query's frequency is the number
-of sessions of its topic (`prepare --freq-by topic`): TREC queries are nearly all issued once, so
-the query's own session count is flat and the topic's says how often the need was searched. LLM
-labels come from the annotation store of `rankjax annotate run` (README, LLM relevance annotation),
-joined by (query text, document id); pairs it lacks are counted by `prepare` and left unlabelled.
-Click weights are IPS with the PBM propensities fitted on these logs (README, Click logs).
+Click (IPS), click (DLA), LLM, data-schedule and frequency-gated multi-objective MiniLM
+cross-encoders (and a qrels reference) train on the topics of the train split and are evaluated
+against the TREC qrels on held-out topics (no topic in both splits), per frequency bucket. A
+query's frequency is the number of sessions of its topic (`prepare --freq-by topic`): TREC queries
+are nearly all issued once, so the query's own session count is flat and the topic's says how
+often the need was searched. LLM labels come from the annotation store of `rankjax annotate run`
+(README, LLM relevance annotation), joined by (query text, document id); pairs it lacks are counted
+by `prepare` and left unlabelled. IPS weights clicks with the PBM propensities fitted on these logs
+(README, Click logs); DLA learns the position bias with the ranker.
 
   D=../shared/data/trec_session_2012_2013
   cat $D/relevance2012.txt $D/relevance2013.txt > /tmp/qrels
@@ -20,7 +21,7 @@ Click weights are IPS with the PBM propensities fitted on these logs (README, Cl
       --max-tokens 64 --max-query-tokens 16 --output /tmp/rankjax_data --name trec_session_llm
   rankjax train --config=configs/trec_session.py --workdir=/tmp/trec_study
 
-`arg="tiny"`: a random-init encoder, a few steps, one seed, the four variants without `human`
+`arg="tiny"`: a random-init encoder, a few steps, one seed, the five variants without `human`
 (tests, on any prepared dataset with tokens and click, llm and human labels).
 """
 
@@ -73,7 +74,12 @@ def get_config(arg=None):
   c.study.runs = {}  # name -> another system's TREC run file, scored beside the variants
   c.study.sweep = None  # {'key': ..., 'values': (...)}: the study at each value
   c.study.variants = ml_collections.ConfigDict(
-    common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES)
+    {
+      **common.paper_variants(weights="ips_pbm", propensities=TREC_PBM_PROPENSITIES),
+      # Clicks debiased by a position bias learned with the ranker (dual learning), not the
+      # fitted propensities, which a log of one logging ranker does not identify.
+      "dla": {"objective": "dla", "source": "click", "weights": "none"},
+    }
   )
 
   if arg == "tiny":
@@ -82,7 +88,7 @@ def get_config(arg=None):
     c.log_every = 2
     c.optimizer.warmup_steps = 1
     c.study.seeds = (0,)
-    del c.study.variants["human"]  # the four variants of the paper
+    del c.study.variants["human"]  # the four variants of the paper, and DLA
   elif arg:
     raise ValueError(f"unknown config variant {arg!r}; known: 'tiny'")
   return c
