@@ -135,6 +135,14 @@ def _run(argv: Sequence[str], prog: str) -> dict:
   )
   p.add_argument("--retry-failed", action="store_true", help="redo pairs recorded as failed")
   p.add_argument(
+    "--max-failed",
+    type=_fraction,
+    default=0.0,
+    metavar="FRACTION",
+    help="exit 0 when every covered pair is answered and at most this share of them failed (e.g. "
+    "pairs longer than the model's context); default 0: any failed pair exits 1",
+  )
+  p.add_argument(
     "--lease-s",
     type=float,
     default=120.0,
@@ -236,7 +244,7 @@ def _run(argv: Sequence[str], prog: str) -> dict:
   for k in ("requests", "retries", "transport_failures"):
     if hasattr(backend, k):
       out[k] = getattr(backend, k)
-  out["exit_status"], reason = _run_exit(out["pairs"], summary.stopped_by)
+  out["exit_status"], reason = _run_exit(out["pairs"], summary.stopped_by, args.max_failed)
   out["summary_file"] = args.summary or f"{args.store}.summary.json"
   _write_atomically(
     pathlib.Path(out["summary_file"]), json.dumps(out, indent=1, ensure_ascii=False)
@@ -253,8 +261,9 @@ def _run(argv: Sequence[str], prog: str) -> dict:
 EXIT_STOPPED = {"SIGTERM": 75, "SIGINT": 130}
 
 
-def _run_exit(pairs: dict, stopped_by: str | None) -> tuple[int, str]:
-  """The exit status of a run and, when not 0, the reason in one line."""
+def _run_exit(pairs: dict, stopped_by: str | None, max_failed: float = 0.0) -> tuple[int, str]:
+  """The exit status of a run and, when not 0, the reason in one line; failed pairs up to
+  `max_failed` of the covered ones are tolerated once none is left (`--max-failed`)."""
   left, failed = pairs["left"], pairs["failed"]
   if left and stopped_by in EXIT_STOPPED:
     return EXIT_STOPPED[
@@ -262,6 +271,8 @@ def _run_exit(pairs: dict, stopped_by: str | None) -> tuple[int, str]:
     ], f"stopped by {stopped_by} with {left} pairs left; rerun to resume"
   # Pairs another run holds are that run's to do; every other pair left or failed is a failure.
   undone = failed + left - min(left, pairs["held_by_other_runs"])
+  if undone == failed and failed <= max_failed * pairs["covered"]:
+    return 0, ""
   if undone:
     return 1, (
       f"{undone} of {pairs['covered']} pairs undone: {failed} failed, {left} left "
@@ -304,6 +315,16 @@ def _non_negative(text: str) -> int:
   if not text.isdigit():
     raise argparse.ArgumentTypeError(f"a whole number >= 0, not {text!r}")
   return int(text)
+
+
+def _fraction(text: str) -> float:
+  try:
+    value = float(text)
+  except ValueError:
+    value = float("nan")
+  if not 0 <= value <= 1:
+    raise argparse.ArgumentTypeError(f"a fraction from 0 to 1, not {text!r}")
+  return value
 
 
 def _write_atomically(path: pathlib.Path, text: str) -> None:

@@ -121,6 +121,11 @@ def test_answers_that_are_not_chat_completions_are_retried_then_recorded(
   )
   assert code == 1 and _pairs(json.loads(out))["failed_this_run"] == 6
   assert sum(fault_server.calls.values()) == 19 + 6
+  # A pipeline that tolerates a share of failures: 6 of 7 is over 0.8, not over 0.9.
+  code, *_ = _run(_argv(log, db, fault_server.url, "--json", "--max-failed", "0.8"), capsys)
+  assert code == 1
+  code, out, err = _run(_argv(log, db, fault_server.url, "--json", "--max-failed", "0.9"), capsys)
+  assert code == json.loads(out)["exit_status"] == 0 and err == ""
 
 
 def test_transient_faults_cost_retries_only(fault_server, tmp_path, capsys):

@@ -14,6 +14,7 @@ SCRIPTS = (
   "tpu_vm_slice.sh",
   "slurm_study_array.sh",
   "tpu_vm_study_shards.sh",
+  "trec_study.sh",
 )
 
 
@@ -156,6 +157,56 @@ def test_tpu_vm_study_runs_a_shard_on_each_vm_then_the_report_on_the_first():
       part,
       "--config.seed=3",
     ]
+
+
+def test_trec_study_annotates_prepares_and_studies_with_the_chosen_annotator():
+  local = [
+    shlex.split(line) for line in _dry_run("trec_study.sh", "--config.study.seeds=0", WORKDIR="/w")
+  ]
+  assert local[0] == ["mkdir", "-p", "/w"]
+  annotate = [argv for argv in local if argv[3:5] == ["annotate", "run"]]
+  assert [a[a.index("--format") + 2].rsplit("/", 1)[1] for a in annotate] == [
+    "sessiontrack2012.xml",
+    "sessiontrack2013.xml",
+  ]
+  assert all(
+    a[a.index("--backend") :][:4] == ["--backend", "jax_local", "--model", "smollm2"]
+    for a in annotate
+  )
+  assert all(a[-2:] == ["--max-failed", "0.01"] for a in annotate)
+  agreement, prepare, study = local[3], local[4], local[5]
+  recorded = "SmolLM2-135M-Instruct.Q4_1.gguf"  # the name the local backend stores its labels by
+  assert (
+    agreement[3:5] == ["annotate", "agreement"]
+    and agreement[agreement.index("--model") + 1] == recorded
+  )
+  assert (
+    prepare[3:5] == ["data", "prepare"] and prepare[prepare.index("--llm-model") + 1] == recorded
+  )
+  assert prepare[prepare.index("--llm-labels") + 1] == "/w/ann.db"
+  assert study[3:] == [
+    "study",
+    "--config=configs/trec_session.py",
+    "--workdir=/w/study",
+    "--config.data.path=/w/data/trec_session_llm/1.0.0",
+    "--config.study.seeds=0",
+  ]
+  remote = [
+    shlex.split(line)
+    for line in _dry_run(
+      "trec_study.sh",
+      WORKDIR="/w",
+      LLM_BASE_URL="http://gpu:8000/v1",
+      LLM_MODEL="Qwen/Qwen2.5-7B-Instruct",
+      GRADE_FROM="logprobs",
+    )
+  ]
+  annotate = remote[1]
+  assert annotate[annotate.index("--backend") :][:7] == [
+    "--backend", "openai_http", "--base-url", "http://gpu:8000/v1",
+    "--grade-from", "logprobs", "--model",
+  ]  # fmt: skip
+  assert remote[4][remote[4].index("--llm-model") + 1] == "Qwen/Qwen2.5-7B-Instruct"
 
 
 @pytest.mark.slow
