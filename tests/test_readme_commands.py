@@ -184,6 +184,11 @@ NOT_RUN = {
   "-m pytest -n 2": (
     "CI's own command, run verbatim by CI (tests/test_readme.py checks .ci/run holds it)"
   ),
+  "launch/trec_study.sh": (
+    "the whole TREC study: an LLM annotating 6,297 pairs and 18 cross-encoder runs, hours on a "
+    "CPU; tests/cli/test_launch.py checks the commands it runs (dry run) and "
+    "tests/configs/test_real_configs.py runs the same steps on a synthetic TREC log"
+  ),
   "--name big --beam": (
     "needs the optional rankjax[beam] extra and a Dataflow, Flink or Spark cluster; "
     "tests/data/test_beam_prepare.py runs the pipeline and checks each runner's options (dry run)"
