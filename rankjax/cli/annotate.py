@@ -70,6 +70,7 @@ def _jax_local(args):
     batch_size=args.batch_size,
     max_len=args.max_len,
     share_prefix=not args.no_shared_prefix,
+    progress=not args.quiet,
   )
 
 

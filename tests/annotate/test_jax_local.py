@@ -77,12 +77,16 @@ def test_binary_mode_and_store(shared, tmp_path):
 
 
 @pytest.mark.slow
-def test_too_long_pairs_fail():
-  be = tiny_llama.backend(batch_size=2, max_len=16)
+def test_too_long_pairs_fail_and_a_quiet_backend_says_nothing_of_compiles(capsys):
+  be = tiny_llama.backend(batch_size=2, max_len=16, progress=False)  # annotate run --quiet
   results = list(be.process(tiny_llama.tasks(), lambda: False))
   failed = [r for r in results if r.status == "failed"]
   assert failed and all("max_len 16" in r.error for r in failed)
   assert len(results) == len(tiny_llama.tasks())
+  assert "compil" not in capsys.readouterr().err
+  be = tiny_llama.backend(batch_size=2, max_len=16)
+  list(be.process(tiny_llama.tasks()[:1], lambda: False))
+  assert "compiling the LLM prefix" in capsys.readouterr().err
 
 
 def test_stops_when_asked(shared):

@@ -123,6 +123,7 @@ class JaxLocalBackend:
     share_prefix: bool = True,
     sort_window: int = 1024,
     mesh: jax.sharding.Mesh | None = None,
+    progress: bool = True,
   ):
     """A backend over loaded weights; `from_path` loads them.
 
@@ -135,8 +136,10 @@ class JaxLocalBackend:
       share_prefix: compute the instruction prefix once (else every pair runs the whole prompt).
       sort_window: tasks sorted by length together (larger: less padding, later first results).
       mesh: a mesh with a "data" axis; default all devices.
+      progress: say on stderr when a shape compiles (`rankjax.progress`).
     """
     self.model = model_name
+    self.progress = progress
     self.config = config
     self.tokenizer = tokenizer
     # Auto axes: XLA propagates the batch sharding through the model (no per-op annotations).
@@ -157,6 +160,7 @@ class JaxLocalBackend:
       make_score_fn(self._net),
       "the LLM forward",
       shapes=lambda params, prefix_kv, tokens, lengths, grade_ids: _rows(tokens),
+      enabled=progress,
     )
     self._prefixes: dict[str, tuple[str, int, object]] = {}
     self._grade_ids: dict[int, np.ndarray] = {}
@@ -206,7 +210,7 @@ class JaxLocalBackend:
       c = self.config
       if ids.shape[1]:
         n = ids.shape[1]
-        with progress_lib.compiling(f"the LLM prefix ({n} tokens)"):
+        with progress_lib.compiling(f"the LLM prefix ({n} tokens)", self.progress):
           _, kv = jax.jit(self._net.apply)(
             self._params, ids, jnp.arange(n)[None], llama.causal_mask(jnp.array([n]), n)
           )
@@ -392,6 +396,7 @@ class JaxLocalBackend:
       shapes=lambda params, prefix_kv, tokens, lengths, max_new_tokens: (
         f"{_rows(tokens)}, up to {max_new_tokens} new"
       ),
+      enabled=self.progress,
     )
 
   def generate(
