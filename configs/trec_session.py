@@ -38,7 +38,8 @@ TREC_PBM_PROPENSITIES = (1.0, 0.81, 0.44, 0.31, 0.23, 0.14, 0.11, 0.11, 0.10, 0.
 def get_config(arg=None):
   """The study; `arg="tiny"` shrinks it to a smoke run."""
   c = config_defaults.default_config()
-  # As trec_cross_encoder.py: 18 runs (6 variants x 3 seeds), aimed at about 2 h on 2 CPU cores.
+  # As trec_cross_encoder.py. A run took 10 min on 2 CPU cores (2026-12-03, 0.25-0.28 steps/s):
+  # the 18 runs (6 variants x 3 seeds) about 3 h, split with --shard or --only.
   c.total_steps = 150
 
   c.data.name = "trec_session_llm"
