@@ -14,7 +14,8 @@ rank), a warning on stderr says so. `harvest` estimates the same propensities by
 harvesting (`rankjax.click_models.intervention`). With `--batch-sessions N` both stream: one pass
 over the log writes it as .npy shards (`--shards DIR`, default a temporary directory; each page
 held out with probability `--test-fraction`), and the fit reads them back N pages at a time on
-every device (`rankjax.click_models.stream`), in memory O(N + pairs) whatever the log's size; the
+every device (`rankjax.click_models.stream`), in memory O(N + pairs) whatever the log's size
+(`--shard-pairs`: the pair tables split over the devices, O(N + pairs / devices) each); the
 identification check comes from the fit's first pass, `harvest`'s counts from one pass over the
 shards. `simulate` writes a simulated log (a simulation, not real users) from a labelled data set
 (`rankjax.sim.clicks`).
@@ -47,7 +48,20 @@ def _log_parser(prog: str, doc: str) -> argparse.ArgumentParser:
   p.add_argument(
     "--shards", help="--batch-sessions: write the log's shards here (default: a temporary dir)"
   )
+  p.add_argument(
+    "--shard-pairs",
+    action="store_true",
+    help="--batch-sessions: split the per-pair tables by pair id over the devices instead of "
+    "holding them whole on each, for more pairs than one device holds",
+  )
   return p
+
+
+def _parse(p: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+  args = common.parse_args(p, argv)
+  if args.shard_pairs and args.batch_sessions is None:
+    p.error("--shard-pairs streams the fit: give --batch-sessions too")
+  return args
 
 
 def _click_log(args):
@@ -107,7 +121,7 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
   p.add_argument("--smoothing", type=float, default=1.0)
   p.add_argument("--test-fraction", type=float, default=0.2)
   p.add_argument("--seed", type=int, default=0)
-  args = common.parse_args(p, argv)
+  args = _parse(p, argv)
   import numpy as np  # pylint: disable=g-import-not-at-top
 
   from rankjax import click_models as cm  # pylint: disable=g-import-not-at-top
@@ -135,7 +149,11 @@ def fit(argv: Sequence[str], prog: str = "rankjax clicks fit") -> dict:
       streaming = {}
     else:
       train, test, summary = _shards(args, _shard_dir(args, stack), args.test_fraction)
-      streaming = {"batch_sessions": args.batch_sessions, "progress": progress}
+      streaming = {
+        "batch_sessions": args.batch_sessions,
+        "shard_pairs": args.shard_pairs,
+        "progress": progress,
+      }
       r = cm.fit(model, train, collect_counts=True, **options, **streaming)
       ident = identification.from_impressions(r.counts.impressions)
       warn(ident)
@@ -162,7 +180,7 @@ def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
   p = _log_parser(prog, harvest.__doc__)
   p.add_argument("--min-pairs", type=int, default=1)
   p.add_argument("--clip", type=float, default=0.0)
-  args = p.parse_args(argv)
+  args = _parse(p, argv)
   from rankjax.click_models import intervention, stream  # pylint: disable=g-import-not-at-top
 
   with contextlib.ExitStack() as stack:
@@ -171,7 +189,12 @@ def harvest(argv: Sequence[str], prog: str = "rankjax clicks harvest") -> dict:
       counts = intervention.counts_from_log(log)
     else:
       log, _, summary = _shards(args, _shard_dir(args, stack))
-      c = stream.pair_rank_counts(log, batch_sessions=args.batch_sessions, progress=not args.quiet)
+      c = stream.pair_rank_counts(
+        log,
+        batch_sessions=args.batch_sessions,
+        shard_pairs=args.shard_pairs,
+        progress=not args.quiet,
+      )
       counts = c.impressions, c.clicks
   try:
     h = intervention.estimate(*counts, min_pairs=args.min_pairs, clip=args.clip)

@@ -54,6 +54,7 @@ def evaluate(
   *,
   batch_sessions: int | None = None,
   mesh=None,
+  shard_pairs: bool = False,
   progress: bool = False,
 ) -> dict:
   """Log-likelihood per shown result, and perplexity (mean over ranks, and by rank).
@@ -63,7 +64,13 @@ def evaluate(
   """
   source = _source(data)
   lp, shown = stream.log_likelihood_by_rank(
-    model, params, source, batch_sessions=batch_sessions, mesh=mesh, progress=progress
+    model,
+    params,
+    source,
+    batch_sessions=batch_sessions,
+    mesh=mesh,
+    shard_pairs=shard_pairs,
+    progress=progress,
   )
   by_rank = stream.perplexity(lp, shown)
   return {
@@ -235,6 +242,7 @@ def fit(
   params: Params | None = None,
   batch_sessions: int | None = None,
   mesh=None,
+  shard_pairs: bool = False,
   collect_counts: bool = False,
   progress: bool = False,
 ) -> FitResult:
@@ -252,6 +260,8 @@ def fit(
     params: starting point (default `model.init`).
     batch_sessions: stream the fit in batches of this many pages over the devices of `mesh`
       (default: all devices); None with a `ClickLog`: the whole log at once.
+    shard_pairs: stream the fit with the per-pair tables split by pair id over the devices of the
+      mesh (`rankjax.click_models.pair_shards`) instead of held whole on each.
     collect_counts: streamed: also return each pair's impressions and clicks by rank
       (`FitResult.counts`) from the first pass.
     progress: on stderr, the compile of the fitting loop, and a bar of the iterations with the
@@ -262,13 +272,13 @@ def fit(
   fit_method = registry.lookup(FIT_METHODS, method, "fit method")
   if method not in model.methods:
     raise ValueError(f"{model.name} is fitted by {model.methods}, not {method!r}")
-  streamed = batch_sessions is not None or not isinstance(data, ClickLog)
+  streamed = batch_sessions is not None or shard_pairs or not isinstance(data, ClickLog)
   if streamed and fit_method.stream is None:
     raise ValueError(f"the {method!r} fit has no streamed form; stream 'em' or 'counts'")
   start = time.perf_counter()
   counts = None
   if streamed:
-    streaming = {"batch_sessions": batch_sessions, "mesh": mesh}
+    streaming = {"batch_sessions": batch_sessions, "mesh": mesh, "shard_pairs": shard_pairs}
     params, iterations, counts = fit_method.stream(
       model,
       _source(data),

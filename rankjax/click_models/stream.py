@@ -7,7 +7,9 @@ compilation), places each batch on the mesh's "data" axis, and adds its sums to 
 replicated on every device: under `jax.jit` the per-pair `segment_sum` of a sharded batch reduces
 over the devices by itself. The same code runs on one CPU, a GPU, eight fake CPU devices or
 several hosts (each feeding its own pages with `jax.make_array_from_process_local_data`); only
-the pair tables, [pairs] per parameter, are held whole on every device.
+the pair tables, [pairs] per parameter, are held whole on every device, unless `shard_pairs`
+splits them by pair id over the devices (`rankjax.click_models.pair_shards`) for tables larger
+than one device holds.
 
 The first pass can also collect every pair's impressions and clicks by rank (`PairRankCounts`):
 what intervention harvesting and the identification check read, and the click aggregates a
@@ -44,6 +46,7 @@ from jax.sharding import NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from rankjax.click_models.base import ClickModel, Params, log_probs
+from rankjax.click_models.pair_shards import PairShards, per_pair_leaves
 from rankjax.click_models.source import batches
 
 
@@ -71,7 +74,13 @@ def default_mesh() -> jax.sharding.Mesh:
 class _Feed:
   """A source's batches placed on the mesh: the same number of batches on every host."""
 
-  def __init__(self, source, batch_sessions: int | None, mesh: jax.sharding.Mesh | None):
+  def __init__(
+    self,
+    source,
+    batch_sessions: int | None,
+    mesh: jax.sharding.Mesh | None,
+    shard_pairs: bool = False,
+  ):
     self.source = source
     batch_sessions = batch_sessions or default_batch_sessions()
     self.mesh = mesh or default_mesh()
@@ -85,6 +94,7 @@ class _Feed:
     self.num_batches = -(-most_sessions // self.local_rows)
     self.data = NamedSharding(self.mesh, P("data"))
     self.replicated = NamedSharding(self.mesh, P())
+    self.shards = PairShards(self.mesh, source.num_pairs) if shard_pairs else None
 
   def __iter__(self) -> Iterator[tuple[jax.Array, ...]]:
     count = 0
@@ -106,9 +116,43 @@ class _Feed:
     shape = (self.rows, self.source.num_ranks)
     return tuple(jax.ShapeDtypeStruct(shape, t) for t in (jnp.int32, jnp.float32, jnp.bool_))
 
-  def put(self, tree):
-    """`tree` replicated on every device of the mesh."""
-    return jax.device_put(tree, self.replicated)
+  def put(self, tree, per_pair: tuple[bool, ...] | None = None):
+    """`tree` on every device of the mesh; with pair shards, the leaves marked in `per_pair`
+    split by pair id."""
+    if self.shards is None or per_pair is None:
+      return jax.device_put(tree, self.replicated)
+    return self.shards.put(tree, per_pair)
+
+  def init(self, model: ClickModel, per_pair: tuple[bool, ...]) -> Params:
+    """`model`'s starting parameters on the mesh (split by pair id with pair shards)."""
+    ranks = self.source.num_ranks
+    if self.shards is None:
+      return self.put(_float32(model.init(self.source.num_pairs, ranks)))
+    return self.shards.create(lambda n: _float32(model.init(n, ranks)), per_pair)
+
+  def zeros(self, shapes, per_pair: tuple[bool, ...] | None):
+    """An accumulator of zeros for sums shaped `shapes`, placed as `put` would."""
+    if self.shards is None or per_pair is None:
+      return self.put(_zeros(shapes))
+    return self.shards.create(lambda _: _zeros(shapes), per_pair * 2)
+
+  def unpad(self, tree, per_pair: tuple[bool, ...] | None):
+    """`tree` with pair shards' padding cut from the leaves marked in `per_pair`."""
+    return tree if self.shards is None or per_pair is None else self.shards.unpad(tree, per_pair)
+
+  def stats(self, stats_of: Callable, args: tuple = (), args_per_pair=(), counts: bool = False):
+    """(fn, per-pair leaves of its sums or None): fn(*args, doc, click, mask) -> a batch's sums
+    from `stats_of(num_pairs)`, and with `counts` its pair-rank counts after them.
+
+    With pair shards, fn runs on each device on its slice of the pair tables
+    (`PairShards.routed`); without, on the whole tables under `jit`.
+    """
+    num_pairs = self.source.num_pairs
+    if self.shards is None:
+      stats = stats_of(num_pairs)
+      return (_with_pair_rank(stats, num_pairs) if counts else stats), None
+    ranks = self.source.num_ranks if counts else 0
+    return self.shards.routed(stats_of, args, args_per_pair, self.shapes(), num_ranks=ranks)
 
 
 def _float32(params: Params) -> Params:
@@ -159,15 +203,18 @@ def _to_host(acc):
 
 @functools.partial(jax.jit, static_argnums=(0, 1), donate_argnums=(2,))
 def _accumulate(stats: Callable, replicated, acc, args, doc, click, mask):
-  sums = stats(*args, doc, click.astype(jnp.float32), mask)
-  return jax.lax.with_sharding_constraint(_add(acc, sums), replicated)
+  sums = _add(acc, stats(*args, doc, click.astype(jnp.float32), mask))
+  # Pair shards: `shard_map` has placed the sums already.
+  return sums if replicated is None else jax.lax.with_sharding_constraint(sums, replicated)
 
 
-def _pass(stats: Callable, args, feed: _Feed, bar) -> tuple:
-  """`stats(*args, doc, click, mask)` summed over one pass of the feed (an accumulator)."""
-  acc = feed.put(_zeros(jax.eval_shape(stats, *args, *feed.shapes())))
+def _pass(stats: Callable, args, feed: _Feed, bar, per_pair=None) -> tuple:
+  """`stats(*args, doc, click, mask)` summed over one pass of the feed (an accumulator); with
+  pair shards, `per_pair` marks the sums split by pair id."""
+  acc = feed.zeros(jax.eval_shape(stats, *args, *feed.shapes()), per_pair)
+  replicated = None if feed.shards else feed.replicated
   for doc, click, mask in feed:
-    acc = _accumulate(stats, feed.replicated, acc, args, doc, click, mask)
+    acc = _accumulate(stats, replicated, acc, args, doc, click, mask)
     bar.update()
   return acc
 
@@ -194,7 +241,8 @@ def _with_pair_rank(stats: Callable, num_pairs: int) -> Callable:
   return both
 
 
-def _counts(table: np.ndarray) -> PairRankCounts:
+def _counts(table: np.ndarray, num_pairs: int) -> PairRankCounts:
+  table = table[:num_pairs]  # pair shards' padding
   return PairRankCounts(table[..., 0], table[..., 1])
 
 
@@ -215,25 +263,50 @@ def _pair_rank_em(model: ClickModel, iterations, params, impressions, clicks, sm
   return jax.lax.fori_loop(0, iterations, step, params)
 
 
+# `stats_of` functions (n pairs -> a statistics function), one object per model and kind: the
+# jitted pass is cached on it.
 @functools.cache
-def _count_sums_of(model: ClickModel, num_pairs: int, num_ranks: int) -> Callable:
-  # One function object per (model, size): the jitted pass is cached on it.
-  return lambda doc, click, mask: model.count_sums(doc, click, mask, num_pairs, num_ranks)
+def _constant(stats: Callable) -> Callable:
+  """For statistics that read the pair count from their parameters."""
+  return lambda num_pairs: stats
 
 
 @functools.cache
-def _pair_rank_of(num_pairs: int) -> Callable:
-  return functools.partial(_pair_rank, num_pairs)
+def _count_sums_of(model: ClickModel, num_ranks: int) -> Callable:
+  @functools.cache
+  def of(num_pairs: int):
+    return lambda doc, click, mask: model.count_sums(doc, click, mask, num_pairs, num_ranks)
+
+  return of
+
+
+def _nothing(doc, click, mask) -> dict:
+  del doc, click, mask
+  return {}
+
+
+def _params_per_pair(model: ClickModel, num_ranks: int) -> tuple[bool, ...]:
+  return per_pair_leaves(lambda n: model.init(n, num_ranks))
+
+
+def _pair_rank_table(feed: _Feed, progress: bool) -> tuple:
+  """The pair-rank counts' accumulator, [pairs, K, 2], from one pass."""
+  stats, per_pair = feed.stats(_constant(_nothing), counts=True)
+  with _bar(feed.num_batches, "pair-rank counts", progress) as bar:
+    return _split(_pass(stats, (), feed, bar, per_pair))[1]
 
 
 def pair_rank_counts(
-  source, *, batch_sessions: int | None = None, mesh=None, progress: bool = False
+  source,
+  *,
+  batch_sessions: int | None = None,
+  mesh=None,
+  shard_pairs: bool = False,
+  progress: bool = False,
 ) -> PairRankCounts:
   """Every pair's impressions and clicks by rank, in one pass over `source`."""
-  feed = _Feed(source, batch_sessions, mesh)
-  with _bar(feed.num_batches, "pair-rank counts", progress) as bar:
-    acc = _pass(_pair_rank_of(source.num_pairs), (), feed, bar)
-  return _counts(_to_host(acc))
+  feed = _Feed(source, batch_sessions, mesh, shard_pairs)
+  return _counts(_to_host(_pair_rank_table(feed, progress)), source.num_pairs)
 
 
 def run_em(
@@ -245,40 +318,50 @@ def run_em(
   smoothing: float,
   batch_sessions: int | None = None,
   mesh=None,
+  shard_pairs: bool = False,
   collect_counts: bool = False,
   progress: bool = False,
 ) -> tuple[Params, int, PairRankCounts | None]:
   """`iterations` EM iterations over `source`, each one pass (PBM: one pass in all).
 
   Returns:
-    (params, iterations, the pair-rank counts if `collect_counts` or PBM's EM needed them).
+    (params, iterations, the pair-rank counts if `collect_counts` or PBM's EM needed them;
+    with `shard_pairs` only if `collect_counts`: they are copied whole to the host).
   """
-  feed = _Feed(source, batch_sessions, mesh)
-  params = model.init(source.num_pairs, source.num_ranks) if params is None else params
-  params = feed.put(_float32(params))
+  feed = _Feed(source, batch_sessions, mesh, shard_pairs)
+  per_pair = _params_per_pair(model, source.num_ranks)
+  if params is None:
+    params = feed.init(model, per_pair)
+  else:
+    params = feed.put(_float32(params), per_pair)
   smoothing = jnp.float32(smoothing)
-  if model.pair_rank_e_step is not None:
-    counts = pair_rank_counts(
-      source, batch_sessions=batch_sessions, mesh=feed.mesh, progress=progress
-    )
-    # float32 on the device: exact to 2^24 impressions per (pair, rank).
-    table = feed.put((counts.impressions.astype(np.float32), counts.clicks.astype(np.float32)))
-    params = _pair_rank_em(model, iterations, params, *table, smoothing)
-    return params, iterations, counts
   counts = None
+  if model.pair_rank_e_step is not None:
+    table = _pair_rank_table(feed, progress)
+    if collect_counts or not shard_pairs:
+      counts = _counts(_to_host(table), source.num_pairs)
+    # float32 on the device: exact to 2^24 impressions per (pair, rank).
+    table = _resolve(table)
+    params = _pair_rank_em(model, iterations, params, table[..., 0], table[..., 1], smoothing)
+    return feed.unpad(params, per_pair), iterations, counts
   with _bar(feed.num_batches * iterations, f"{model.name} EM", progress) as bar:
     for i in range(iterations):
       if i == 0:
-        stats = _with_pair_rank(model.e_step, source.num_pairs) if collect_counts else model.e_step
-        acc = _pass(stats, (params,), feed, bar)
+        stats, sums_per_pair = feed.stats(
+          _constant(model.e_step), (params,), per_pair, counts=collect_counts
+        )
+        acc = _pass(stats, (params,), feed, bar, sums_per_pair)
         if collect_counts:
           acc, table = _split(acc)
-          counts = _counts(_to_host(table))
+          counts = _counts(_to_host(table), source.num_pairs)
         first, depends = acc, _depends_on_params(model.e_step, (params,), feed.shapes())
       else:
-        acc = _merge(first, _pass(_only(model.e_step, depends), (params,), feed, bar), depends)
+        later, later_per_pair = feed.stats(
+          _constant(_only(model.e_step, depends)), (params,), per_pair
+        )
+        acc = _merge(first, _pass(later, (params,), feed, bar, later_per_pair), depends)
       params = _m_step(model, params, acc, smoothing)
-  return params, iterations, counts
+  return feed.unpad(params, per_pair), iterations, counts
 
 
 def _depends_on_params(stats: Callable, args, shapes) -> tuple[bool, ...]:
@@ -330,22 +413,22 @@ def run_counts(
   smoothing: float,
   batch_sessions: int | None = None,
   mesh=None,
+  shard_pairs: bool = False,
   collect_counts: bool = False,
   progress: bool = False,
 ) -> tuple[Params, PairRankCounts | None]:
   """The closed form from one pass over `source` (`count_sums`, then `m_step`)."""
-  feed = _Feed(source, batch_sessions, mesh)
-  stats = _count_sums_of(model, source.num_pairs, source.num_ranks)
-  if collect_counts:
-    stats = _with_pair_rank(stats, source.num_pairs)
+  feed = _Feed(source, batch_sessions, mesh, shard_pairs)
+  stats, sums_per_pair = feed.stats(_count_sums_of(model, source.num_ranks), counts=collect_counts)
   with _bar(feed.num_batches, f"{model.name} counts", progress) as bar:
-    acc = _pass(stats, (), feed, bar)
+    acc = _pass(stats, (), feed, bar, sums_per_pair)
   counts = None
   if collect_counts:
     acc, table = _split(acc)
-    counts = _counts(_to_host(table))
-  init = feed.put(model.init(source.num_pairs, source.num_ranks))
-  return _m_step(model, init, acc, jnp.float32(smoothing)), counts
+    counts = _counts(_to_host(table), source.num_pairs)
+  per_pair = _params_per_pair(model, source.num_ranks)
+  init = feed.init(model, per_pair)
+  return feed.unpad(_m_step(model, init, acc, jnp.float32(smoothing)), per_pair), counts
 
 
 def _log_probs_by_rank(model: ClickModel, params, doc, click, mask):
@@ -365,13 +448,16 @@ def log_likelihood_by_rank(
   *,
   batch_sessions: int | None = None,
   mesh=None,
+  shard_pairs: bool = False,
   progress: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
   """(sum of log P(C_k = c_k | C_<k), shown results), float64 [K], by rank, over `source`."""
-  feed = _Feed(source, batch_sessions, mesh)
-  params = feed.put(_float32(params))
+  feed = _Feed(source, batch_sessions, mesh, shard_pairs)
+  per_pair = _params_per_pair(model, source.num_ranks)
+  params = feed.put(_float32(params), per_pair)
+  stats, _ = feed.stats(_constant(_log_probs_of(model)), (params,), per_pair)
   with _bar(feed.num_batches, f"{model.name} likelihood", progress) as bar:
-    acc = _pass(_log_probs_of(model), (params,), feed, bar)
+    acc = _pass(stats, (params,), feed, bar)
   return _to_host(acc)
 
 

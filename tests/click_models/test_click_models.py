@@ -207,10 +207,19 @@ def test_cli_streams_fit_and_harvest(tmp_path, capsys):
   assert out["test"]["sessions"] + out["train"]["sessions"] == 20_000
   assert (shards / "pairs.jsonl").exists() and (shards / "train" / "meta.json").exists()
   np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
+  split = fit([*flags, "--batch-sessions", "1024", "--shard-pairs"])
+  np.testing.assert_allclose(split["propensities"], out["propensities"], atol=1e-5)
+  assert split["test"]["log_likelihood"] == pytest.approx(out["test"]["log_likelihood"], abs=1e-6)
   # Harvesting reads every page either way: the same counts, the same propensities.
   flags = flags[:5]
   streamed = harvest([*flags, "--batch-sessions", "1024"])
   assert streamed["propensities"] == harvest(flags)["propensities"]
+  split = harvest([*flags, "--batch-sessions", "1024", "--shard-pairs"])
+  assert split["propensities"] == streamed["propensities"]
+  with pytest.raises(SystemExit) as usage:
+    harvest([*flags, "--shard-pairs"])
+  assert usage.value.code == 2
+  assert "--shard-pairs streams the fit: give --batch-sessions too" in capsys.readouterr().err
   with pytest.raises(SystemExit) as usage:  # argparse's usage error, before the heavy imports
     fit([*flags, "--batch-sessions", "0"])
   assert usage.value.code == 2

@@ -280,18 +280,41 @@ def test_gradient_has_no_streamed_form():
 _EIGHT_DEVICES = """
 import json, sys
 import jax
+import numpy as np
 sys.path.insert(0, sys.argv[1])
-from test_stream import BATCH, STREAMED, click_log, fits
+from test_stream import BATCH, ITERATIONS, PAIRS, RANKS, SMOOTHING, STREAMED, click_log, fits
 from rankjax import click_models as cm
 from rankjax.click_models import stream
 
 assert jax.device_count() == 8, jax.devices()
 feed = stream._Feed(cm.LogSource(click_log("dbn")), BATCH, None)
 assert feed.rows % 8 == 0 and len(next(iter(feed))[0].sharding.device_set) == 8
-out = {}
+out = {"replicated": {}, "sharded": {}}
 for name, method in STREAMED:
   if name in ("pbm", "dbn", "sdbn"):  # the pair-rank EM, EM by passes, counts
-    out[name] = {k: v.tolist() for k, v in fits(name, method)[1].params.items()}
+    out["replicated"][name] = {k: v.tolist() for k, v in fits(name, method)[1].params.items()}
+
+# Pair shards on 3 of the devices: 40 pairs are 14 per device, the last slice padded.
+mesh = jax.sharding.Mesh(np.asarray(jax.devices()[:3]), ("data",))
+feed = stream._Feed(cm.LogSource(click_log("pbm")), BATCH, mesh, shard_pairs=True)
+table = stream._pair_rank_table(feed, False)[0]
+params = feed.put(cm.get("ubm").init(PAIRS, RANKS), (True, False))  # alpha, gamma
+out["shards"] = {
+  "pair_rank": [s.data.shape for s in table.addressable_shards],
+  "alpha": [s.data.shape for s in params["alpha"].addressable_shards],
+  "gamma": [s.data.shape for s in params["gamma"].addressable_shards],
+}
+for name, method in STREAMED:
+  r = cm.fit(
+    cm.get(name), click_log(name), method=method, iterations=ITERATIONS, smoothing=SMOOTHING,
+    batch_sessions=BATCH, mesh=mesh, shard_pairs=True, collect_counts=True,
+  )
+  out["sharded"][name] = {
+    "params": {k: np.asarray(v).tolist() for k, v in r.params.items()},
+    "log_likelihood": r.train["log_likelihood"],
+    "impressions": r.counts.impressions.tolist(),
+    "clicks": r.counts.clicks.tolist(),
+  }
 json.dump(out, sys.stdout)
 """
 
@@ -309,7 +332,22 @@ def test_eight_devices_fit_as_one():
     check=False,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
-  eight = json.loads(proc.stdout)
-  assert set(eight) == {"pbm", "dbn", "sdbn"}
-  for name, params in eight.items():
+  out = json.loads(proc.stdout)
+  assert set(out["replicated"]) == {"pbm", "dbn", "sdbn"}
+  for name, params in out["replicated"].items():
     assert_same_params(fits(name, cm.get(name).methods[0])[1].params, params, atol=1e-5)
+
+  # Split by pair id, each device holds its slice of the per-pair tables, the rest whole.
+  assert out["shards"] == {
+    "pair_rank": [[14, RANKS, 2]] * 3,
+    "alpha": [[14]] * 3,
+    "gamma": [[RANKS, RANKS]] * 3,
+  }
+  assert set(out["sharded"]) == {name for name, _ in STREAMED}
+  for name, method in STREAMED:
+    sharded, (_, replicated) = out["sharded"][name], fits(name, method)
+    assert_same_params(replicated.params, sharded["params"], atol=2e-5)
+    assert sharded["log_likelihood"] == pytest.approx(replicated.train["log_likelihood"], abs=1e-6)
+    impressions, clicks = intervention.counts_from_log(click_log(name))
+    np.testing.assert_array_equal(sharded["impressions"], impressions)
+    np.testing.assert_array_equal(sharded["clicks"], clicks)
