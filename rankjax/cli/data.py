@@ -231,6 +231,19 @@ def _prepare_beam(args) -> dict:
     if not summary.sessions:
       raise SystemExit(f"no session read from {args.files}: {summary}")
 
+  make_tokenizer = (
+    functools.partial(
+      text.PairTokenizer.from_dir,
+      args.tokenizer,
+      max_query_tokens=args.max_query_tokens,
+      max_tokens=args.max_tokens,
+    )
+    if args.tokenizer
+    else None
+  )
+  # Loaded here too: a directory that is not a usable tokenizer is refused before the pipeline.
+  tokenizer = make_tokenizer() if make_tokenizer else None
+
   result = beam_prepare.prepare(
     args.format,
     args.files,
@@ -241,11 +254,14 @@ def _prepare_beam(args) -> dict:
     description=description(args),
     beam_options=beam_options,
     llm_labels=llm,
+    tokenizer=make_tokenizer,
     check_read=check_read,
   )
   for warning in result.decided.plan.warnings:
     print(f"warning: {warning}", file=sys.stderr)
-  joined = {k: v for k, v in result.counters.items() if k.startswith("llm_")}
+  if tokenizer:
+    tokenizer.save_rules(result.path, args.tokenizer)
+  joined = {k: v for k, v in result.counters.items() if k.startswith(("llm_", "tokens_"))}
   return write_summary(
     result.path,
     args,
@@ -477,8 +493,8 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     p.error("--llm-labels and --llm-model go together")
   if not args.beam and (args.dry_run or args.beam_option or args.runner != "DirectRunner"):
     p.error("--runner, --beam-option and --dry-run go with --beam")
-  if args.beam and (args.features or args.tokenizer):
-    p.error("--features and --tokenizer are not on the Beam path yet; prepare without --beam")
+  if args.beam and args.features:
+    p.error("--features is not on the Beam path yet; prepare without --beam")
   if args.dry_run:
     out = _beam_options(args)[1]
     print(json.dumps(out))

@@ -14,7 +14,9 @@ through their standard pipeline options, `pipeline_options`):
    the queries, not the sessions or pairs), on which `plan.decide` draws frequencies, buckets and
    splits with the in-process path's code.
 4. Build: per query its list (`aggregate.ranking_list`), the documents' global CTR and the LLM
-   labels joined to it, written as an intermediate per split.
+   labels joined to it, its (query, document) pairs tokenized for a cross-encoder if asked (each
+   worker loads the tokenizer once; its counts are Beam counters), written as an intermediate per
+   split.
 5. Write: tfds's Beam builder (`store.write_dataset_beam`) writes the array_record shards and
    metadata `store.open_split` and grain read on every host.
 
@@ -39,7 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options import pipeline_options as po
 
-from rankjax.data import aggregate, frequency, plan, readers, schema, store
+from rankjax.data import aggregate, frequency, plan, readers, schema, store, text
 from rankjax.errors import UserError
 
 # The namespace of the pipeline's Beam counters: sessions read and records skipped, by reason.
@@ -342,8 +344,14 @@ class _BuildList(beam.DoFn):
 
   FIRST = "first"
 
-  def __init__(self, llm: bool):
+  def __init__(self, llm: bool, tokenizer: Callable[[], text.PairTokenizer] | None):
     self.llm = llm
+    self.make_tokenizer = tokenizer
+    self.tokenizer = None
+
+  def setup(self):
+    if self.make_tokenizer is not None:
+      self.tokenizer = self.make_tokenizer()
 
   def process(self, element, decided: Decided):
     qid, joined = element
@@ -366,6 +374,11 @@ class _BuildList(beam.DoFn):
       beam.metrics.Metrics.counter(COUNTERS, "llm_pairs").inc(len(llm))
       beam.metrics.Metrics.counter(COUNTERS, "llm_missing").inc(missing)
       lst = dataclasses.replace(lst, labels={**lst.labels, "llm": np.array(llm, np.float32)})
+    if self.tokenizer is not None:
+      self.tokenizer.counts.clear()
+      lst = self.tokenizer(lst)
+      for name, n in self.tokenizer.counts.items():
+        beam.metrics.Metrics.counter(COUNTERS, f"tokens_{name}").inc(n)
     if qid == decided.first_train:
       yield beam.pvalue.TaggedOutput(self.FIRST, lst)
     yield beam.pvalue.TaggedOutput(p.split_of[qid], lst)
@@ -405,12 +418,15 @@ def prepare(
   description: str,
   beam_options: po.PipelineOptions,
   llm_labels: Callable[[], Mapping[tuple[str, str], float]] | None = None,
+  tokenizer: Callable[[], text.PairTokenizer] | None = None,
   check_read: Callable[[readers.ReadSummary], None] = lambda summary: None,
 ) -> Result:
   """Prepares the dataset `<directory>/<name>/1.0.0` from log `files` of format `fmt` on Beam.
 
   Args:
     llm_labels: returns (query, doc) -> label, the "llm" source (called on a worker).
+    tokenizer: returns the `text.PairTokenizer` that stores cross-encoder token arrays (called
+      once on each worker: on a remote runner its files must be on the workers).
     check_read: called with the merged read summary before writing (e.g. the wrong-format check).
   Raises:
     UserError: a decision that cannot be made (e.g. `--split-by topic` of a log without topics).
@@ -484,7 +500,7 @@ def prepare(
       | "join query" >> beam.CoGroupByKey()
       | "lists"
       >> beam.ParDo(
-        _BuildList(llm_labels is not None), beam.pvalue.AsSingleton(decided)
+        _BuildList(llm_labels is not None, tokenizer), beam.pvalue.AsSingleton(decided)
       ).with_outputs(_BuildList.FIRST, *_SPLITS)
     )
     _ = built[_BuildList.FIRST] | "keep first" >> beam.Map(lambda l: _write(f"{work}/first.pkl", l))

@@ -16,7 +16,7 @@ pytest.importorskip(
 )
 
 from rankjax.cli.data import main  # noqa: E402
-from rankjax.data import store  # noqa: E402
+from rankjax.data import store, text  # noqa: E402
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -114,6 +114,25 @@ def test_beam_and_in_process_prepare_the_same_dataset(tmp_path, capsys, fmt_args
         np.sort(store.open_split(beam["path"], split).lengths),
         np.sort(store.open_split(local["path"], split).lengths),
       )
+
+
+@pytest.mark.slow
+def test_beam_tokenizes_as_in_process(tmp_path, capsys, minilm_dir):
+  args = ["--format", "jsonl", *_log(tmp_path, sessions=90), "--tokenizer", minilm_dir]
+  args += ["--max-tokens", "24", "--max-query-tokens", "4"]  # short: some documents truncated
+  local = _prepare(tmp_path / "local", "tok", args, capsys, beam=False)
+  beam = _prepare(tmp_path / "beam", "tok", args, capsys, beam=True)
+  assert beam["lists"] == local["lists"]
+  assert beam["joined"] == local["joined"] and local["joined"]["tokens_pairs"] > 0
+  layout = store.open_split(local["path"], "train").layout
+  assert store.open_split(beam["path"], "train").layout == layout
+  assert layout["tokens"] == 24
+  for split, n in local["lists"].items():
+    if n:
+      for a, b in zip(_records(beam["path"], split), _records(local["path"], split)):
+        _same(a, b)
+  rules = pathlib.Path(beam["path"]) / text.RULES_FILE
+  assert json.loads(rules.read_text())["max_tokens"] == 24
 
 
 @pytest.mark.slow
