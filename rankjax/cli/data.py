@@ -69,19 +69,24 @@ def read_features(path, num_features: int | None, encoding: str):
 def with_features(lists, rows, summary: readers.ReadSummary):
   """Attaches each document's feature row from svmlight `rows` (same qid and doc ids), made dense
   per list; a document without one is an error naming it (and the lines the read skipped)."""
-  from rankjax.data.readers import errors
-
   table = {key: k for k, key in enumerate(zip(rows.qids, rows.doc_ids))}
   for lst in lists:
     found = [table.get((lst.qid, d)) for d in lst.doc_ids]
     missing = [d for d, k in zip(lst.doc_ids, found) if k is None]
     if missing:
-      reasons = ", ".join(f"{n} {reason}" for reason, n in summary.reasons.most_common())
-      skipped = f"; lines of it skipped: {reasons}" if summary.skipped else ""
-      raise errors.InputError(
-        f"{rows.path}: no features for query {lst.qid!r}, documents {missing[:5]}{skipped}"
-      )
+      raise missing_features(rows, summary, lst.qid, missing)
     yield dataclasses.replace(lst, features=rows.dense(found))
+
+
+def missing_features(rows, summary: readers.ReadSummary, qid: str, missing: list[str]):
+  """The error for a listed document without a feature row (and the lines the read skipped)."""
+  from rankjax.data.readers import errors
+
+  reasons = ", ".join(f"{n} {reason}" for reason, n in summary.reasons.most_common())
+  skipped = f"; lines of it skipped: {reasons}" if summary.skipped else ""
+  return errors.InputError(
+    f"{rows.path}: no features for query {qid!r}, documents {missing[:5]}{skipped}"
+  )
 
 
 def store_labels(
@@ -218,6 +223,11 @@ def _prepare_beam(args) -> dict:
   _check_freq_by(args)
   beam_options, _ = _beam_options(args)
   options = reader_flags.options(args)
+  features = (
+    read_features(args.features, args.num_features, args.features_encoding)
+    if args.features
+    else None
+  )
   llm = (
     functools.partial(
       store_labels, args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version
@@ -244,19 +254,23 @@ def _prepare_beam(args) -> dict:
   # Loaded here too: a directory that is not a usable tokenizer is refused before the pipeline.
   tokenizer = make_tokenizer() if make_tokenizer else None
 
-  result = beam_prepare.prepare(
-    args.format,
-    args.files,
-    options,
-    plan_options(args, options),
-    directory=args.output,
-    name=args.name,
-    description=description(args),
-    beam_options=beam_options,
-    llm_labels=llm,
-    tokenizer=make_tokenizer,
-    check_read=check_read,
-  )
+  try:
+    result = beam_prepare.prepare(
+      args.format,
+      args.files,
+      options,
+      plan_options(args, options),
+      directory=args.output,
+      name=args.name,
+      description=description(args),
+      beam_options=beam_options,
+      llm_labels=llm,
+      tokenizer=make_tokenizer,
+      features=(features[0].width, beam_prepare.feature_rows(features[0])) if features else None,
+      check_read=check_read,
+    )
+  except beam_prepare.MissingFeatures as e:
+    raise missing_features(*features, e.qid, e.docs) from None
   for warning in result.decided.plan.warnings:
     print(f"warning: {warning}", file=sys.stderr)
   if tokenizer:
@@ -267,7 +281,7 @@ def _prepare_beam(args) -> dict:
     args,
     result.decided.plan,
     counts=joined,
-    features=None,
+    features=_features_read(*features) if features else None,
     position_totals=result.decided.position_totals,
     conflicts=result.decided.conflicts,
     read=result.read.as_dict(),
@@ -493,8 +507,6 @@ def prepare(argv: Sequence[str], prog: str = "rankjax data prepare") -> dict:
     p.error("--llm-labels and --llm-model go together")
   if not args.beam and (args.dry_run or args.beam_option or args.runner != "DirectRunner"):
     p.error("--runner, --beam-option and --dry-run go with --beam")
-  if args.beam and args.features:
-    p.error("--features is not on the Beam path yet; prepare without --beam")
   if args.dry_run:
     out = _beam_options(args)[1]
     print(json.dumps(out))

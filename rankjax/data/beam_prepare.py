@@ -13,10 +13,10 @@ through their standard pipeline options, `pipeline_options`):
 3. Decide: the per-query rows gathered into one `aggregate.QueryTable` (memory in proportion to
    the queries, not the sessions or pairs), on which `plan.decide` draws frequencies, buckets and
    splits with the in-process path's code.
-4. Build: per query its list (`aggregate.ranking_list`), the documents' global CTR and the LLM
-   labels joined to it, its (query, document) pairs tokenized for a cross-encoder if asked (each
-   worker loads the tokenizer once; its counts are Beam counters), written as an intermediate per
-   split.
+4. Build: per query its list (`aggregate.ranking_list`), the documents' global CTR, the LLM
+   labels and the feature rows joined to it, its (query, document) pairs tokenized for a
+   cross-encoder if asked (each worker loads the tokenizer once; its counts are Beam counters),
+   written as an intermediate per split.
 5. Write: tfds's Beam builder (`store.write_dataset_beam`) writes the array_record shards and
    metadata `store.open_split` and grain read on every host.
 
@@ -33,7 +33,7 @@ import dataclasses
 import math
 import pickle
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
 import apache_beam as beam
 import numpy as np
@@ -41,7 +41,7 @@ from apache_beam.io.filesystems import FileSystems
 from apache_beam.metrics.metric import MetricsFilter
 from apache_beam.options import pipeline_options as po
 
-from rankjax.data import aggregate, frequency, plan, readers, schema, store, text
+from rankjax.data import aggregate, frequency, plan, readers, schema, store, svmlight, text
 from rankjax.errors import UserError
 
 # The namespace of the pipeline's Beam counters: sessions read and records skipped, by reason.
@@ -338,14 +338,63 @@ def _merge_totals(values):
 # -- 4. Build ------------------------------------------------------------------------------------
 
 
+@dataclasses.dataclass(frozen=True)
+class FeatureRows:
+  """One query's rows of an svmlight feature file, sparse (`svmlight.Rows`'s layout)."""
+
+  doc_ids: list[str]
+  indptr: np.ndarray
+  indices: np.ndarray
+  values: np.ndarray
+
+  def dense(self, width: int, docs: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
+    """(float32 [len(docs), width] of `docs`' rows, the documents without one)."""
+    row_of = {d: k for k, d in enumerate(self.doc_ids)}
+    missing = [d for d in docs if d not in row_of]
+    if missing:
+      return None, missing
+    out = np.zeros((len(docs), width), np.float32)
+    for k, d in enumerate(docs):
+      lo, hi = self.indptr[row_of[d]], self.indptr[row_of[d] + 1]
+      out[k, self.indices[lo:hi]] = self.values[lo:hi]
+    return out, []
+
+
+def feature_rows(rows: svmlight.Rows) -> Iterator[tuple[str, FeatureRows]]:
+  """Each query's rows of `rows` (in file order; a document listed twice keeps its last row, as
+  the in-process path does)."""
+  by_query = collections.defaultdict(list)
+  for k, qid in enumerate(rows.qids):
+    by_query[qid].append(k)
+  for qid, ks in by_query.items():
+    spans = [slice(rows.indptr[k], rows.indptr[k + 1]) for k in ks]
+    yield (
+      qid,
+      FeatureRows(
+        doc_ids=[rows.doc_ids[k] for k in ks],
+        indptr=np.concatenate([[0], np.cumsum([s.stop - s.start for s in spans])]),
+        indices=np.concatenate([rows.indices[s] for s in spans]),
+        values=np.concatenate([rows.values[s] for s in spans]),
+      ),
+    )
+
+
 class _BuildList(beam.DoFn):
-  """(query, {"pairs": [(doc, PairStats, global CTR)], "query": [_Query], "llm": [(doc, label)]})
-  -> its `RankingList`, tagged with its split."""
+  """(query, {"pairs": [(doc, PairStats, global CTR)], "query": [_Query], "llm": [(doc, label)],
+  "features": [FeatureRows]}) -> its `RankingList`, tagged with its split; a list with a document
+  that has no feature row is tagged `MISSING` instead, with those documents."""
 
   FIRST = "first"
+  MISSING = "missing_features"
 
-  def __init__(self, llm: bool, tokenizer: Callable[[], text.PairTokenizer] | None):
+  def __init__(
+    self,
+    llm: bool,
+    tokenizer: Callable[[], text.PairTokenizer] | None,
+    feature_width: int | None = None,
+  ):
     self.llm = llm
+    self.feature_width = feature_width
     self.make_tokenizer = tokenizer
     self.tokenizer = None
 
@@ -374,6 +423,15 @@ class _BuildList(beam.DoFn):
       beam.metrics.Metrics.counter(COUNTERS, "llm_pairs").inc(len(llm))
       beam.metrics.Metrics.counter(COUNTERS, "llm_missing").inc(missing)
       lst = dataclasses.replace(lst, labels={**lst.labels, "llm": np.array(llm, np.float32)})
+    if self.feature_width is not None:
+      rows = joined["features"]
+      features, missing = (
+        rows[0].dense(self.feature_width, lst.doc_ids) if rows else (None, lst.doc_ids)
+      )
+      if missing:
+        yield beam.pvalue.TaggedOutput(self.MISSING, (qid, missing[:5]))
+        return
+      lst = dataclasses.replace(lst, features=features)
     if self.tokenizer is not None:
       self.tokenizer.counts.clear()
       lst = self.tokenizer(lst)
@@ -419,6 +477,7 @@ def prepare(
   beam_options: po.PipelineOptions,
   llm_labels: Callable[[], Mapping[tuple[str, str], float]] | None = None,
   tokenizer: Callable[[], text.PairTokenizer] | None = None,
+  features: tuple[int, Iterable[tuple[str, FeatureRows]]] | None = None,
   check_read: Callable[[readers.ReadSummary], None] = lambda summary: None,
 ) -> Result:
   """Prepares the dataset `<directory>/<name>/1.0.0` from log `files` of format `fmt` on Beam.
@@ -427,9 +486,12 @@ def prepare(
     llm_labels: returns (query, doc) -> label, the "llm" source (called on a worker).
     tokenizer: returns the `text.PairTokenizer` that stores cross-encoder token arrays (called
       once on each worker: on a remote runner its files must be on the workers).
+    features: (feature count, (query, its `FeatureRows`) per query) of an svmlight file read by
+      the caller, joined to each list by query.
     check_read: called with the merged read summary before writing (e.g. the wrong-format check).
   Raises:
     UserError: a decision that cannot be made (e.g. `--split-by topic` of a log without topics).
+    MissingFeatures: a listed document without a feature row.
   """
   work = f"{directory.rstrip('/')}/.beam-{name}-{uuid.uuid4().hex[:8]}"
   with beam.Pipeline(options=beam_options) as p:
@@ -495,15 +557,23 @@ def prepare(
         | "llm labels" >> beam.FlatMap(lambda _: llm_labels().items())
         | "llm by query" >> beam.Map(lambda kv: (kv[0][0], (kv[0][1], kv[1])))
       )
+    if features is not None:
+      joined["features"] = p | "feature rows" >> beam.Create(list(features[1]))
+    build = _BuildList(llm_labels is not None, tokenizer, None if features is None else features[0])
     built = (
       joined
       | "join query" >> beam.CoGroupByKey()
       | "lists"
-      >> beam.ParDo(
-        _BuildList(llm_labels is not None, tokenizer), beam.pvalue.AsSingleton(decided)
-      ).with_outputs(_BuildList.FIRST, *_SPLITS)
+      >> beam.ParDo(build, beam.pvalue.AsSingleton(decided)).with_outputs(
+        _BuildList.FIRST, _BuildList.MISSING, *_SPLITS
+      )
     )
     _ = built[_BuildList.FIRST] | "keep first" >> beam.Map(lambda l: _write(f"{work}/first.pkl", l))
+    _ = (
+      built[_BuildList.MISSING]
+      | "missing" >> beam.combiners.Top.Smallest(1)
+      | "keep missing" >> beam.Map(lambda m: _write(f"{work}/missing.pkl", m))
+    )
     for split in _SPLITS:
       _ = (
         built[split]
@@ -515,6 +585,9 @@ def prepare(
   counters = _counters(p.result if hasattr(p, "result") else None)
   try:
     check_read(summary)
+    missing = _read(f"{work}/missing.pkl")
+    if missing:
+      raise MissingFeatures(*missing[0])
     if decided.error:
       raise UserError(decided.error)
     if decided.first_train is None:
@@ -535,6 +608,14 @@ def prepare(
 
 
 _SPLITS = ("train", "validation", "test")
+
+
+class MissingFeatures(UserError):
+  """A listed document has no row in the feature file (the first such query, by id)."""
+
+  def __init__(self, qid: str, docs: list[str]):
+    super().__init__(qid, docs)
+    self.qid, self.docs = qid, docs
 
 
 def _sum_pairs(values):

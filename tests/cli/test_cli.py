@@ -146,13 +146,3 @@ def test_entry_points(command, message, tmp_path):
   assert proc.returncode == 1
   assert proc.stderr.strip().splitlines()[-1] == message.format(tmp=tmp_path)
   assert "Traceback" not in proc.stderr
-
-
-def test_prepare_on_beam_refuses_features_in_one_usage_line(tmp_path, capsys):
-  from rankjax.cli.data import main
-
-  argv = ["prepare", "--format", "jsonl", str(tmp_path / "log.jsonl"), "--output", str(tmp_path)]
-  with pytest.raises(SystemExit) as usage:
-    main([*argv, "--name", "n", "--beam", "--features", str(tmp_path / "f.svm")])
-  assert usage.value.code == 2
-  assert "--features is not on the Beam path yet" in capsys.readouterr().err

@@ -17,6 +17,7 @@ pytest.importorskip(
 
 from rankjax.cli.data import main  # noqa: E402
 from rankjax.data import store, text  # noqa: E402
+from rankjax.data.readers.errors import InputError  # noqa: E402
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -133,6 +134,42 @@ def test_beam_tokenizes_as_in_process(tmp_path, capsys, minilm_dir):
         _same(a, b)
   rules = pathlib.Path(beam["path"]) / text.RULES_FILE
   assert json.loads(rules.read_text())["max_tokens"] == 24
+
+
+def _features(path: pathlib.Path, skip: tuple[str, str] | None = None) -> str:
+  """An svmlight file with a row for every (query, document) of `_log` but `skip`: queries out of
+  order, and the first row given again (the later one counts)."""
+  rng = random.Random(3)
+  lines = []
+  for q in rng.sample(range(41), 41):
+    for d in range(25):
+      if (f"q{q}", f"d{d}") != skip:
+        feats = " ".join(f"{j + 1}:{rng.random():.4f}" for j in range(5) if rng.random() < 0.8)
+        lines.append(f"0 qid:q{q} {feats} # docid = d{d}")
+  query, doc = lines[0].split(" ")[1], lines[0].rsplit(" ", 1)[1]
+  lines.insert(1, f"0 {query} 1:0.5 2:0.25 # docid = {doc}")
+  path.write_text("\n".join(lines) + "\n")
+  return str(path)
+
+
+@pytest.mark.slow
+def test_beam_joins_features_as_in_process(tmp_path, capsys):
+  args = ["--format", "jsonl", *_log(tmp_path, sessions=90)]
+  args += ["--features", _features(tmp_path / "features.txt")]
+  local = _prepare(tmp_path / "local", "feat", args, capsys, beam=False)
+  beam = _prepare(tmp_path / "beam", "feat", args, capsys, beam=True)
+  assert beam["features"] == local["features"]
+  assert store.open_split(beam["path"], "train").layout["features"] == 5
+  for split, n in local["lists"].items():
+    if n:
+      for a, b in zip(_records(beam["path"], split), _records(local["path"], split)):
+        _same(a, b)
+
+  args[-1] = _features(tmp_path / "holey.txt", skip=("q3", "d7"))
+  with pytest.raises(
+    InputError, match=r"holey.txt: no features for query 'q3', documents \['d7'\]"
+  ):
+    _prepare(tmp_path / "beam2", "feat", args, capsys, beam=True)
 
 
 @pytest.mark.slow

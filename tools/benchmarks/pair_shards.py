@@ -84,8 +84,11 @@ def main():
   p.add_argument("--n1", type=int, default=1)
   p.add_argument("--n2", type=int, default=3)
   args = p.parse_args()
-  os.environ["XLA_FLAGS"] = (
-    os.environ.get("XLA_FLAGS", "") + f" --xla_force_host_platform_device_count={args.devices}"
+  # Fake devices on a busy CPU can leave a collective waiting longer than XLA's 40 s before it
+  # aborts the process: wait as long as it takes.
+  os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (
+    f" --xla_force_host_platform_device_count={args.devices}"
+    " --xla_cpu_collective_call_terminate_timeout_seconds=3600"
   )
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   import jax
