@@ -1,5 +1,6 @@
 """The streamed fit (`rankjax.click_models.stream`): the full-batch fit's parameters from
-minibatches, on one device or eight, from memory or from shards; checked against numpy EMs in
+minibatches, on one device or eight, from memory or from shards, with the pair tables whole on
+each device or split over them by pair id; checked against numpy EMs in
 float64 written here, and DBN's E-step against brute-force enumeration of its hidden variables.
 
 The log: 3,000 pages of 6 ranks over 40 (query, document) pairs drawn at random, each rank hidden

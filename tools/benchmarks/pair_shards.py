@@ -88,7 +88,7 @@ def main():
   # aborts the process: wait as long as it takes.
   os.environ["XLA_FLAGS"] = os.environ.get("XLA_FLAGS", "") + (
     f" --xla_force_host_platform_device_count={args.devices}"
-    " --xla_cpu_collective_call_terminate_timeout_seconds=3600"
+    " --xla_cpu_collective_call_terminate_timeout_seconds=120"
   )
   os.environ.setdefault("JAX_PLATFORMS", "cpu")
   import jax
