@@ -94,6 +94,31 @@ def tiny_config(data_path, **overrides):
   return config
 
 
+def tiny_study(data_path, **study):
+  """`tiny_config` of 4 steps on lists of up to 32 documents with a study of `click` against
+  `human` over seeds 0 and 1; `study` replaces its keys."""
+  import ml_collections  # pylint: disable=g-import-not-at-top
+
+  config = tiny_config(data_path, total_steps=4, log_every=2, **{"data.list_sizes": (32,)})
+  config.eval.every = config.checkpoint.every = 4
+  config.study = ml_collections.ConfigDict(
+    {
+      "seeds": (0, 1),
+      "split": "test",
+      "baseline": "click",
+      "relevant_label": 1.0,
+      "doc_signals": (),
+      "semantic_signals": (),
+      "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
+      "runs": {},
+      "sweep": None,
+      "baselines": ("logged_order",),
+      **study,
+    }
+  )
+  return config
+
+
 def flag_overrides(data_path, **overrides):
   return [f"--config.data.path={data_path}"] + [
     f"--config.{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"

@@ -79,6 +79,25 @@ def _same(a, b):
     np.testing.assert_array_equal(np.asarray(a[k]), np.asarray(b[k]), err_msg=k)
 
 
+def _same_datasets(beam: dict, local: dict) -> dict:
+  """Asserts that the two `prepare` summaries' datasets hold the same lists, record for record;
+  returns the layout."""
+  assert beam["lists"] == local["lists"]
+  layout = store.open_split(local["path"], "train").layout
+  assert store.open_split(beam["path"], "train").layout == layout
+  for split, n in local["lists"].items():
+    if n:
+      ours, theirs = _records(beam["path"], split), _records(local["path"], split)
+      assert len(ours) == len(theirs) == n
+      for a, b in zip(ours, theirs):
+        _same(a, b)
+      np.testing.assert_array_equal(
+        np.sort(store.open_split(beam["path"], split).lengths),
+        np.sort(store.open_split(local["path"], split).lengths),
+      )
+  return layout
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(
   "fmt_args",
@@ -100,21 +119,10 @@ def test_beam_and_in_process_prepare_the_same_dataset(tmp_path, capsys, fmt_args
   args = fmt_args + (_log(tmp_path) if fmt_args[1] == "jsonl" else [])
   local = _prepare(tmp_path / "local", "same", args, capsys, beam=False)
   beam = _prepare(tmp_path / "beam", "same", args, capsys, beam=True)
-  for key in ("lists", "buckets", "position_totals", "conflicts", "read", "warnings"):
+  for key in ("buckets", "position_totals", "conflicts", "read", "warnings"):
     assert beam[key] == local[key], key
   assert local["read"]["skipped"] > 0
-  local_layout = store.open_split(local["path"], "train").layout
-  assert store.open_split(beam["path"], "train").layout == local_layout
-  for split, n in local["lists"].items():
-    if n:
-      ours, theirs = _records(beam["path"], split), _records(local["path"], split)
-      assert len(ours) == len(theirs) == n
-      for a, b in zip(ours, theirs):
-        _same(a, b)
-      np.testing.assert_array_equal(
-        np.sort(store.open_split(beam["path"], split).lengths),
-        np.sort(store.open_split(local["path"], split).lengths),
-      )
+  _same_datasets(beam, local)
 
 
 @pytest.mark.slow
@@ -123,15 +131,8 @@ def test_beam_tokenizes_as_in_process(tmp_path, capsys, minilm_dir):
   args += ["--max-tokens", "24", "--max-query-tokens", "4"]  # short: some documents truncated
   local = _prepare(tmp_path / "local", "tok", args, capsys, beam=False)
   beam = _prepare(tmp_path / "beam", "tok", args, capsys, beam=True)
-  assert beam["lists"] == local["lists"]
   assert beam["joined"] == local["joined"] and local["joined"]["tokens_pairs"] > 0
-  layout = store.open_split(local["path"], "train").layout
-  assert store.open_split(beam["path"], "train").layout == layout
-  assert layout["tokens"] == 24
-  for split, n in local["lists"].items():
-    if n:
-      for a, b in zip(_records(beam["path"], split), _records(local["path"], split)):
-        _same(a, b)
+  assert _same_datasets(beam, local)["tokens"] == 24
   rules = pathlib.Path(beam["path"]) / text.RULES_FILE
   assert json.loads(rules.read_text())["max_tokens"] == 24
 
@@ -159,11 +160,7 @@ def test_beam_joins_features_as_in_process(tmp_path, capsys):
   local = _prepare(tmp_path / "local", "feat", args, capsys, beam=False)
   beam = _prepare(tmp_path / "beam", "feat", args, capsys, beam=True)
   assert beam["features"] == local["features"]
-  assert store.open_split(beam["path"], "train").layout["features"] == 5
-  for split, n in local["lists"].items():
-    if n:
-      for a, b in zip(_records(beam["path"], split), _records(local["path"], split)):
-        _same(a, b)
+  assert _same_datasets(beam, local)["features"] == 5
 
   args[-1] = _features(tmp_path / "holey.txt", skip=("q3", "d7"))
   with pytest.raises(

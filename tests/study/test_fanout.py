@@ -3,9 +3,8 @@ sweeps over a config key."""
 
 import json
 
-import ml_collections
 import pytest
-from train_helpers import load_config, tiny_config, tiny_dataset
+from train_helpers import load_config, tiny_dataset, tiny_study
 
 from rankjax.configs.errors import ConfigError
 from rankjax.study import runner, sweep
@@ -15,25 +14,7 @@ SCORED = ("metrics", "tests", "analyses", "order", "preparation", "prepared", "l
 
 
 def _tiny_study(tmp_path, **study):
-  config = tiny_config(tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2)
-  config.data.list_sizes = (32,)
-  config.eval.every = config.checkpoint.every = 4
-  config.study = ml_collections.ConfigDict(
-    {
-      "seeds": (0, 1),
-      "split": "test",
-      "baseline": "click",
-      "relevant_label": 1.0,
-      "doc_signals": (),
-      "semantic_signals": (),
-      "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
-      "runs": {},
-      "sweep": None,
-      "baselines": ("logged_order",),
-      **study,
-    }
-  )
-  return config
+  return tiny_study(tiny_dataset(tmp_path / "data"), **study)
 
 
 def test_the_grid_is_sweep_value_then_variant_then_seed_and_shards_split_it():

@@ -1,6 +1,5 @@
 """Tests for the study's runner: variant configs, the demo config, a whole study."""
 
-import ml_collections
 import numpy as np
 import pytest
 from train_helpers import load_config
@@ -51,30 +50,17 @@ def test_demo_config_is_complete(arg):
 def test_study_on_a_prepared_dataset(tmp_path, monkeypatch):
   """A study over `config.data.path` (no world): variants that the data supports, no signals;
   baselines beside them, one left out for a library that is not installed."""
-  from train_helpers import tiny_config, tiny_dataset
+  from train_helpers import tiny_dataset, tiny_study
 
   from rankjax.data import store
   from rankjax.study import baselines
 
   missing = baselines.Baseline(lambda *_: None, {}, needs="no_such_module", install="pip install x")
   monkeypatch.setitem(baselines.BASELINES, "needs_a_missing_module", missing)
-  config = tiny_config(
-    tiny_dataset(tmp_path / "data"), total_steps=4, log_every=2, **{"data.list_sizes": (32,)}
-  )
-  config.eval.every = config.checkpoint.every = 4
-  config.study = ml_collections.ConfigDict(
-    {
-      "seeds": (0,),
-      "split": "test",
-      "baseline": "click",
-      "relevant_label": 1.0,
-      "doc_signals": (),
-      "semantic_signals": (),
-      "variants": {"click": {"source": "click"}, "human": {"source": "human"}},
-      "runs": {},
-      "sweep": None,
-      "baselines": ("logged_order", "lgbm_human", "lgbm_click", "needs_a_missing_module"),
-    }
+  config = tiny_study(
+    tiny_dataset(tmp_path / "data"),
+    seeds=(0,),
+    baselines=("logged_order", "lgbm_human", "lgbm_click", "needs_a_missing_module"),
   )
   # Another system's run file: the logged order's ranking, one list's last document left out.
   test_lists = baselines.read_lists(store.open_split(config.data.path, "test"))
