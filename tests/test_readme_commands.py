@@ -41,6 +41,7 @@ class Run:
     stand_ins: for a block naming files of a download that is not here, {its path as the block
       names it: a fixture in that file's layout}; the block then runs in a directory holding them.
     needs: a Python module (a model package) without which the block cannot run.
+    data: shared data sets the block reads without naming them (through a config's defaults).
   """
 
   tiny: tuple[tuple[str, str, str], ...] = ()
@@ -48,6 +49,7 @@ class Run:
   files: tuple[str, ...] = ()
   stand_ins: dict[str, str] = dataclasses.field(default_factory=dict)
   needs: str | None = None
+  data: tuple[str, ...] = ()
 
 
 # Blocks run here, keyed by a distinctive substring of the block.
@@ -97,6 +99,7 @@ RUN = {
     files=("sim.jsonl", "sim_data/sim_lgbm/1.0.0/prepare_summary.json", "sim_run/results.json"),
   ),
   "launch/slurm_gpu.sh": Run(
+    data=("mslr_web10k_sample",),  # configs/mslr_mlp.py:local's files
     tiny=(
       (
         "--config.model.dropout=0.2",
@@ -244,7 +247,7 @@ def _script(run: Run, tmp: pathlib.Path, block: str) -> str:
 @pytest.mark.parametrize("key", RUN)
 def test_the_block_runs_as_written(key, tmp_path, shared_data):
   run, block = RUN[key], _block(key)
-  for name in sorted(set(re.findall(r"\.\./shared/data/([\w.-]+)", block))):
+  for name in sorted({*re.findall(r"\.\./shared/data/([\w.-]+)", block), *run.data}):
     shared_data(name)  # skips, naming it, when the data set is absent
   if run.needs:
     pytest.importorskip(run.needs, reason=f"the block needs {run.needs} (the `test` extra)")
