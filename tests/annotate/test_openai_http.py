@@ -38,10 +38,11 @@ def _free_port():
 class Scripted(http.server.BaseHTTPRequestHandler):
   """Answers by the document text: 'flaky' gets 429 then 503 first, 'babble' never parses,
   'fixable' parses on the re-ask, 'bad' gets a 400, 'nogrades' never parses and has no grade
-  among its top logprobs; else '3' with logprobs."""
+  among its top logprobs; else '3' with logprobs. Asked for one token, it answers the first."""
 
   calls: dict = {}
   auth: list = []
+  max_tokens: list = []
 
   def log_message(self, *args):
     pass
@@ -61,6 +62,9 @@ class Scripted(http.server.BaseHTTPRequestHandler):
     top = [{"token": "3", "logprob": -0.2231}, {"token": "4", "logprob": -1.6094}]
     if "nogrades" in user:
       text, top = "I cannot tell.", [{"token": "I", "logprob": -0.1}]
+    Scripted.max_tokens.append(body["max_tokens"])
+    if body["max_tokens"] == 1:
+      text = text.split()[0]
     self._send(
       200,
       {
@@ -136,6 +140,7 @@ def test_grades_from_logprobs_where_the_text_does_not_parse(scripted_server, tmp
   tasks, _ = runner.make_tasks(
     [_list(["plain", "babble", "fixable", "nogrades"])], prompts.load("pointwise_graded")
   )
+  Scripted.max_tokens.clear()
   with store_lib.Store(tmp_path / "g.db") as st:
     summary = runner.annotate(tasks, backend, st, progress=False)
     rows = {r["doc_id"]: r for r in st.rows()}
@@ -143,8 +148,11 @@ def test_grades_from_logprobs_where_the_text_does_not_parse(scripted_server, tmp
   for doc in ("d0", "d1", "d2"):  # p(3)=.8, p(4)=.2 at the first token: grade 3, asked once
     assert (rows[doc]["label"], rows[doc]["attempts"]) == (3, 1)
     assert rows[doc]["expected"] == pytest.approx(3.2, abs=1e-3)
-  assert rows["d1"]["raw_output"] == "I think it is quite relevant."  # the answer as given is kept
-  assert rows["d3"]["status"] == "failed" and rows["d3"]["attempts"] == 2  # the text decided
+  assert rows["d1"]["raw_output"] == "I"  # the one token asked for is kept as the answer
+  # No grade among the first token's: the whole answer is asked for, twice, and the text decided.
+  assert rows["d3"]["status"] == "failed" and rows["d3"]["attempts"] == 3
+  assert sorted(Scripted.max_tokens) == [1, 1, 1, 1] + [Scripted.max_tokens[-1]] * 2
+  assert Scripted.max_tokens[-1] > 1
   with pytest.raises(ValueError, match="grade_from='words'"):
     openai_http.OpenAIHttpBackend(scripted_server, "m", grade_from="words")
 
