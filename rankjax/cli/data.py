@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import collections
 import dataclasses
+import functools
 import json
 import sys
 from collections.abc import Sequence
@@ -64,6 +65,25 @@ def read_features(path, num_features: int | None, encoding: str):
     summary=summary,
   )
   return rows, summary
+
+
+def _features(args):
+  """(rows, read summary) of `--features`, or None."""
+  if not args.features:
+    return None
+  return read_features(args.features, args.num_features, args.features_encoding)
+
+
+def _tokenizer_factory(args):
+  """A function returning `--tokenizer`'s `PairTokenizer`, or None."""
+  if not args.tokenizer:
+    return None
+  return functools.partial(
+    text.PairTokenizer.from_dir,
+    args.tokenizer,
+    max_query_tokens=args.max_query_tokens,
+    max_tokens=args.max_tokens,
+  )
 
 
 def with_features(lists, rows, summary: readers.ReadSummary):
@@ -139,11 +159,7 @@ def _prepare(args) -> dict:
 
   _check_freq_by(args)
   options = reader_flags.options(args)
-  features = (
-    read_features(args.features, args.num_features, args.features_encoding)
-    if args.features
-    else None
-  )
+  features = _features(args)
   summary = readers.ReadSummary()
   agg = aggregate.ClickAggregator()
   for s in reader_flags.sessions(args, summary):
@@ -160,13 +176,8 @@ def _prepare(args) -> dict:
     if args.llm_labels
     else None
   )
-  tokenizer = (
-    text.PairTokenizer.from_dir(
-      args.tokenizer, max_query_tokens=args.max_query_tokens, max_tokens=args.max_tokens
-    )
-    if args.tokenizer
-    else None
-  )
+  make_tokenizer = _tokenizer_factory(args)
+  tokenizer = make_tokenizer() if make_tokenizer else None
   counts = collections.Counter()
 
   def lists(name):
@@ -216,18 +227,12 @@ def _beam_options(args):
 
 def _prepare_beam(args) -> dict:
   """`_prepare` as an Apache Beam pipeline (`rankjax.data.beam_prepare`): the same dataset."""
-  import functools
-
   from rankjax.data import beam_prepare
 
   _check_freq_by(args)
   beam_options, _ = _beam_options(args)
   options = reader_flags.options(args)
-  features = (
-    read_features(args.features, args.num_features, args.features_encoding)
-    if args.features
-    else None
-  )
+  features = _features(args)
   llm = (
     functools.partial(
       store_labels, args.llm_labels, args.llm_model, args.llm_mode, args.llm_prompt_version
@@ -241,16 +246,7 @@ def _prepare_beam(args) -> dict:
     if not summary.sessions:
       raise SystemExit(f"no session read from {args.files}: {summary}")
 
-  make_tokenizer = (
-    functools.partial(
-      text.PairTokenizer.from_dir,
-      args.tokenizer,
-      max_query_tokens=args.max_query_tokens,
-      max_tokens=args.max_tokens,
-    )
-    if args.tokenizer
-    else None
-  )
+  make_tokenizer = _tokenizer_factory(args)
   # Loaded here too: a directory that is not a usable tokenizer is refused before the pipeline.
   tokenizer = make_tokenizer() if make_tokenizer else None
 

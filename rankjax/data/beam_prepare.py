@@ -353,11 +353,8 @@ class FeatureRows:
     missing = [d for d in docs if d not in row_of]
     if missing:
       return None, missing
-    out = np.zeros((len(docs), width), np.float32)
-    for k, d in enumerate(docs):
-      lo, hi = self.indptr[row_of[d]], self.indptr[row_of[d] + 1]
-      out[k, self.indices[lo:hi]] = self.values[lo:hi]
-    return out, []
+    rows = [row_of[d] for d in docs]
+    return svmlight.dense_rows(self.indptr, self.indices, self.values, width, rows), []
 
 
 def feature_rows(rows: svmlight.Rows) -> Iterator[tuple[str, FeatureRows]]:

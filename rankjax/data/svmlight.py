@@ -211,12 +211,7 @@ class Rows:
 
   def dense(self, rows) -> np.ndarray:
     """float32 [len(rows), width], the features of `rows` (row numbers), absent ones 0."""
-    rows = np.asarray(rows, np.int64)
-    out = np.zeros((len(rows), self.width), np.float32)
-    for k, r in enumerate(rows):
-      lo, hi = self.indptr[r], self.indptr[r + 1]
-      out[k, self.indices[lo:hi]] = self.values[lo:hi]
-    return out
+    return dense_rows(self.indptr, self.indices, self.values, self.width, rows)
 
   def groups(self) -> list[tuple[str, range]]:
     """(qid, its rows) per query, in file order (a query's rows are contiguous)."""
@@ -226,6 +221,17 @@ class Rows:
         out.append((self.qids[start], range(start, k)))
         start = k
     return out
+
+
+def dense_rows(indptr, indices, values, width: int, rows) -> np.ndarray:
+  """float32 [len(rows), width] of sparse rows `rows` (row k's features are
+  `indices[indptr[k]:indptr[k + 1]]` with their `values`), absent ones 0."""
+  rows = np.asarray(rows, np.int64)
+  out = np.zeros((len(rows), width), np.float32)
+  for k, r in enumerate(rows):
+    lo, hi = indptr[r], indptr[r + 1]
+    out[k, indices[lo:hi]] = values[lo:hi]
+  return out
 
 
 def read_rows(

@@ -284,10 +284,9 @@ class OpenAIHttpBackend:
     usage = [0, 0]
     errors = []
     text = ""
-    asked = 0
     probe = self.grade_from == "logprobs" and task.spec.shape == "pointwise"
     for attempt in (0, 1, 2) if probe else (1, 2):
-      asked += 1
+      asked = attempt + probe  # requests made, the probe included
       failed = dict(status="failed", prompt_tokens=usage[0], completion_tokens=usage[1])
       try:
         # Attempt 0: the first token alone, for its top logprobs.
@@ -347,7 +346,7 @@ class OpenAIHttpBackend:
       error="unparsable: " + " | ".join(errors),
       prompt_tokens=usage[0],
       completion_tokens=usage[1],
-      attempts=asked,
+      attempts=2 + probe,
     )
 
   def process(self, tasks: Iterable[Task], should_stop: Callable[[], bool]) -> Iterator[Result]:
