@@ -11,7 +11,7 @@ TREC Session Track and TianGong-ST share one structure::
     </interaction>
   </session>
 
-libxml2 (through lxml's `iterparse`) builds one `<session>` element at a time: the parser reports
+libxml2 (through lxml's pull parser) builds one `<session>` element at a time: the parser reports
 only the end of a session (a tag filter in C), the reader walks that session's elements, then
 clears it and drops the sessions before it, so memory stays constant however large the file. The
 parser is hardened: entities are never substituted, no DTD or external entity is loaded, nothing is
@@ -36,6 +36,7 @@ its dwell unknown (repaired: `negative_dwell`).
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import os
 from collections.abc import Iterator
 
@@ -76,10 +77,6 @@ class HostileXML(ValueError):
   """The XML declares a DTD or entities, which session logs never need."""
 
 
-class _StreamBroken(Exception):
-  """The compressed stream broke (counted by `iter_blocks`); parsing stops without an error."""
-
-
 @dataclasses.dataclass(frozen=True)
 class Dialect:
   """Which tags carry what in one XML session-log family."""
@@ -105,20 +102,6 @@ def parse_seconds(value: str | None) -> float:
     return secs
   except ValueError:
     return NAN
-
-
-class _Blocks:
-  """`iter_blocks` as the file object lxml reads: the blocks already read (`first`), then a block
-  per `read`, b"" at the end; a broken stream (no final empty block) raises `_StreamBroken`."""
-
-  def __init__(self, first: list[bytes], blocks: Iterator[bytes]):
-    self.first, self.blocks = first, blocks
-
-  def read(self, _size: int) -> bytes:
-    block = self.first.pop(0) if self.first else next(self.blocks, None)
-    if block is None:
-      raise _StreamBroken
-    return block
 
 
 class _RootStarted(Exception):
@@ -358,6 +341,31 @@ class _SessionReader:
     return rank, doc, dwell
 
 
+class _Completed:
+  """The sessions a pull parser has completed so far, each read and then freed."""
+
+  def __init__(self, parser, reader: _SessionReader, summary: ReadSummary):
+    self.parser, self.reader, self.summary = parser, reader, summary
+    self.checked = False  # the DOCTYPE check, done on the first session's tree
+    self.line = 1  # of the last session, for a skip
+
+  def sessions(self) -> Iterator[Session]:
+    for _, el in self.parser.read_events():
+      self.line = el.sourceline
+      if not self.checked:
+        _refuse_doctype(el.getroottree())
+        self.checked = True
+      session = self.reader.session(el)
+      # Constant memory: the session's subtree and the sessions before it are freed.
+      el.clear(keep_tail=False)
+      parent = el.getparent()
+      if parent is not None:
+        while el.getprevious() is not None:
+          del parent[0]
+      if session is not None:
+        yield self.summary.count(session)
+
+
 def read_xml_sessions(
   path: str | os.PathLike,
   summary: ReadSummary,
@@ -385,33 +393,35 @@ def read_xml_sessions(
   except HostileXML as e:
     summary.skip("hostile_xml", f"{path}:{_doctype_line(first)}", f"{e}; file skipped")
     return
-  events = etree.iterparse(_Blocks(first, blocks), events=("end",), tag="session", **PARSER_OPTIONS)
-  checked = False
-  line = 1
-  try:
-    for _, el in events:
-      line = el.sourceline
-      if not checked:
-        _refuse_doctype(el.getroottree())
-        checked = True
-      session = reader.session(el)
-      # Constant memory: the session's subtree and the sessions before it are freed.
-      el.clear(keep_tail=False)
-      parent = el.getparent()
-      if parent is not None:
-        while el.getprevious() is not None:
-          del parent[0]
-      if session is not None:
-        yield summary.count(session)
-    if not checked and events.root is not None:
-      _refuse_doctype(events.root.getroottree())
-  except etree.XMLSyntaxError as e:
-    # libxml2's record of the error that stopped it: the exception's own message and position are
-    # lxml's ("no element found", line 0) when the input ends after a fatal error.
-    last = e.error_log.last_error
-    line, column, message = (last.line, last.column, last.message) if last else (*e.position, e.msg)
-    summary.skip("xml_error", f"{path}:{line}:{column}", f"{message}; rest of the file skipped")
-  except HostileXML as e:
-    summary.skip("hostile_xml", f"{path}:{line}", f"{e}; file skipped")
-  except _StreamBroken:
-    pass
+  # A pull parser, not `iterparse`: the sessions completed before a fatal error are read from its
+  # event queue after the error on every lxml version (lxml 6.2's `iterparse` drops them).
+  parser = etree.XMLPullParser(events=("end",), tag="session", **PARSER_OPTIONS)
+  completed = _Completed(parser, reader, summary)
+  # `iter_blocks` ends with b"" unless a compressed stream broke (counted there): then the sessions
+  # completed before the break are all there is.
+  for block in itertools.chain(first, blocks):
+    error = None
+    try:
+      if block:
+        parser.feed(block)
+      else:
+        root = parser.close()
+    except etree.XMLSyntaxError as e:
+      error = e
+    try:
+      yield from completed.sessions()
+      if not (block or completed.checked or error):
+        _refuse_doctype(root.getroottree())
+    except HostileXML as e:
+      summary.skip("hostile_xml", f"{path}:{completed.line}", f"{e}; file skipped")
+      return
+    if error is not None:
+      # libxml2's record of the error that stopped it: the exception's own message and position
+      # are lxml's ("no element found", line 0) when the input ends after a fatal error.
+      last = error.error_log.last_error
+      where = (last.line, last.column, last.message) if last else (*error.position, error.msg)
+      line, column, message = where
+      summary.skip("xml_error", f"{path}:{line}:{column}", f"{message}; rest of the file skipped")
+      return
+    if not block:
+      return
