@@ -18,7 +18,7 @@ import ml_collections
 
 from rankjax import supervision
 from rankjax.configs import validate as config_validate
-from rankjax.data import mixture, store, svmlight
+from rankjax.data import mixture, schema, store, svmlight
 from rankjax.engine import checkpoint, data_source, step
 
 
@@ -86,10 +86,12 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
   """Each split (`train`, `config.eval.splits`) the prepared dataset at `data_path` lacks, each
   label source the run reads that it has no labels from (`config.eval.label_source`, and those of
   the objective and gate: `supervision.label_sources`: `config.supervision.source` of "single",
-  click and LLM labels of the multi-objective, ...), and each mixture of a data schedule's
+  click and LLM labels of the multi-objective, ...), each source training reads that no list of
+  the train split has (e.g. human labels held out whole by `prepare --split-by labelled`), and
+  each mixture of a data schedule's
   iterator with no training list to serve; one line each, naming the key."""
   lines = []
-  layout = None
+  layout = train = None
   for key, name in [
     ("", "train"),
     *((f"config.eval.splits[{i}]", s) for i, s in enumerate(config.eval.splits)),
@@ -101,6 +103,7 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
       continue
     layout = split.layout
     if not key:  # the training split
+      train = split
       lines += _idle_phases(config, split)
   if layout is None:
     return lines
@@ -114,7 +117,19 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
       for s in sources
       if s not in have
     ]
+    if train is not None and key != "eval.label_source":
+      lines += [
+        f"{named}: no list of {data_path}'s train split has labels from {s!r}, so training "
+        f"would learn nothing from them (lists with each source: {_lists_by_source(train)})"
+        for s in sources
+        if s in have and not (train.label_sources >> schema.SOURCES.index(s) & 1).any()
+      ]
   return lines
+
+
+def _lists_by_source(split: store.Split) -> dict[str, int]:
+  bits = split.label_sources
+  return {s: int((bits >> i & 1).sum()) for i, s in enumerate(schema.SOURCES)}
 
 
 def check_data(config: ml_collections.ConfigDict, data_path: str | pathlib.Path) -> None:

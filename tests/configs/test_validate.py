@@ -1,12 +1,16 @@
 """The whole config checked before any data or compilation: one line per violation, naming the
 key, the bad value and what is allowed; every violation reported together."""
 
+import dataclasses
+
+import numpy as np
 import pytest
-from train_helpers import load_config, tiny_dataset, unpinned
+from train_helpers import load_config, tiny_dataset, tiny_lists, unpinned
 
 from rankjax import registry, supervision
 from rankjax.configs import validate
 from rankjax.configs.errors import ConfigError
+from rankjax.data import store
 from rankjax.engine import validate as engine_validate
 from rankjax.study import runner
 
@@ -434,3 +438,29 @@ def test_a_study_names_the_split_and_each_variants_labels_the_dataset_lacks(
     f"config.study.variants['llm']: config.supervision.source='llm': {lacks_llm}",
   )
   assert not (tmp_path / "study" / "runs").exists()  # before the first run
+
+
+def test_a_source_the_train_split_lacks_is_named_with_what_it_has(tmp_path):
+  """`prepare --split-by labelled` puts every human-labelled query in validation and test: a run
+  on human labels would train on nothing, so it is refused before compiling."""
+  held_out = [
+    dataclasses.replace(l, labels={**l.labels, "human": np.full(len(l.doc_ids), np.nan)})
+    for l in tiny_lists(16, seed=0)
+  ]
+  data_path = store.write_dataset(
+    tmp_path,
+    name="held_out",
+    splits={"train": held_out, "validation": tiny_lists(5, seed=1), "test": tiny_lists(6, seed=2)},
+  )
+  config = load_config()
+  config.supervision.source = "human"
+  with pytest.raises(ConfigError) as error:
+    engine_validate.check_data(config, data_path)
+  assert error.value.lines == (
+    f"config.supervision.source='human': no list of {data_path}'s train split has labels from "
+    "'human', so training would learn nothing from them (lists with each source: {'click': 16, "
+    "'llm': 0, 'human': 0})",
+  )
+  config.supervision.source = "click"
+  config.eval.label_source = "human"  # evaluation reads the held-out splits
+  engine_validate.check_data(config, data_path)
