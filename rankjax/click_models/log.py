@@ -57,10 +57,11 @@ class ClickLog:
     return ClickLog(self.doc[index], self.click[index], self.mask[index], self.pairs)
 
   def split(self, test_fraction: float, seed: int = 0) -> tuple[ClickLog, ClickLog]:
-    """A random (train, test) split of the sessions."""
-    perm = np.random.default_rng(seed).permutation(self.num_sessions)
-    n_test = int(round(test_fraction * self.num_sessions))
-    return self.take(np.sort(perm[n_test:])), self.take(np.sort(perm[:n_test]))
+    """A random (train, test) split of the sessions: each is a test session with probability
+    `test_fraction`, drawn in order from `seed` as `write_shards` draws them, so the in-memory and
+    the streamed fit hold out the same sessions."""
+    test = np.random.default_rng(seed).random(self.num_sessions) < test_fraction
+    return self.take(np.flatnonzero(~test)), self.take(np.flatnonzero(test))
 
   @classmethod
   def from_sessions(cls, sessions: Iterable[Session], max_rank: int = 10) -> ClickLog:

@@ -137,8 +137,8 @@ def write_shards(
 ) -> tuple[ShardSource, ShardSource, list[tuple[str, str]]]:
   """Every interaction of the sessions as a page (`ClickLog.from_sessions`), written as shards.
 
-  Each page goes to the test shards (`directory/test`) with probability `test_fraction`, else to
-  the training shards (`directory/train`); both index one pair vocabulary, also written as
+  Each page goes to the test shards (`directory/test`) with probability `test_fraction` (the draw
+  of `ClickLog.split` with the same seed), else to the training shards (`directory/train`); both index one pair vocabulary, also written as
   `directory/pairs.jsonl` ([query id, doc id] per line, in index order).
 
   Returns:

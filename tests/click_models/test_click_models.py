@@ -191,7 +191,9 @@ def test_cli_fits_a_log_file_and_prints_propensities(tmp_path, capsys):
   out = fit(["--format", "jsonl", str(tmp_path / "log.jsonl"), "--smoothing", "0"])
   assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == out
   np.testing.assert_allclose(out["propensities"], sim.truth["theta"], atol=0.05)
-  assert out["test"]["sessions"] == 4000 and out["test"]["perplexity"] > 1
+  assert out["test"]["sessions"] + out["train"]["sessions"] == 20_000
+  assert abs(out["test"]["sessions"] - 4000) < 5 * np.sqrt(0.16 * 20_000)  # each at 0.2
+  assert out["test"]["perplexity"] > 1
 
 
 def test_cli_streams_fit_and_harvest(tmp_path, capsys):
@@ -210,6 +212,11 @@ def test_cli_streams_fit_and_harvest(tmp_path, capsys):
   split = fit([*flags, "--batch-sessions", "1024", "--shard-pairs"])
   np.testing.assert_allclose(split["propensities"], out["propensities"], atol=1e-5)
   assert split["test"]["log_likelihood"] == pytest.approx(out["test"]["log_likelihood"], abs=1e-6)
+  # In memory, the same sessions are held out: the same fit.
+  memory = fit(flags)
+  assert memory["test"]["sessions"] == out["test"]["sessions"]
+  np.testing.assert_allclose(memory["propensities"], out["propensities"], atol=1e-4)
+  assert memory["test"]["log_likelihood"] == pytest.approx(out["test"]["log_likelihood"], abs=1e-4)
   # Harvesting reads every page either way: the same counts, the same propensities.
   flags = flags[:5]
   streamed = harvest([*flags, "--batch-sessions", "1024"])

@@ -271,6 +271,13 @@ def test_fit_from_shards_equals_fit_from_memory(tmp_path):
   )
   assert train.num_sessions + test.num_sessions == PAGES
   assert abs(test.num_sessions - 0.2 * PAGES) < 5 * np.sqrt(0.16 * PAGES)
+  # The in-memory split holds out the same sessions.
+  log = cm.ClickLog.from_sessions(_sessions(click_log("dbn")), max_rank=RANKS)
+  for shards, pages in zip((train, test), log.split(0.2)):
+    doc, click, mask = (np.concatenate(x) for x in zip(*shards.chunks()))
+    np.testing.assert_array_equal(doc, pages.doc)
+    np.testing.assert_array_equal(click, pages.click)
+    np.testing.assert_array_equal(mask, pages.mask)
 
 
 def test_gradient_has_no_streamed_form():
