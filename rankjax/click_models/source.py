@@ -138,8 +138,9 @@ def write_shards(
   """Every interaction of the sessions as a page (`ClickLog.from_sessions`), written as shards.
 
   Each page goes to the test shards (`directory/test`) with probability `test_fraction` (the draw
-  of `ClickLog.split` with the same seed), else to the training shards (`directory/train`); both index one pair vocabulary, also written as
-  `directory/pairs.jsonl` ([query id, doc id] per line, in index order).
+  of `ClickLog.split` with the same seed), else to the training shards (`directory/train`); both
+  index one pair vocabulary, also written as `directory/pairs.jsonl` ([query id, doc id] per line,
+  in index order).
 
   Returns:
     (train source, test source, the pairs).
