@@ -51,6 +51,18 @@ class PairStats:
   label: float = math.nan
   text: str | None = None
 
+  def add_showing(self, pos: int, clicks: int, dwell: float, last: bool) -> None:
+    """One showing of the pair: at `pos` (0: not shown in a known order), its clicks, their dwell
+    (NaN: not logged) and whether it holds its page's last click. The in-process aggregator and
+    Beam's combiner both count with it."""
+    self.impressions_by_pos[pos] += 1
+    if clicks:
+      self.clicks_by_pos[pos] += clicks
+    if not math.isnan(dwell):
+      self.dwell += dwell
+      self.dwell_clicks += clicks
+    self.last_clicks += last
+
   @property
   def impressions(self) -> int:
     return sum(self.impressions_by_pos.values())
@@ -120,15 +132,12 @@ class ClickAggregator:
         p = docs.get(d)
         if p is None:
           p = docs[d] = PairStats()
-        pos = it.ranks[j] if it.shown else 0
-        p.impressions_by_pos[pos] += 1
-        if it.clicks[j]:
-          p.clicks_by_pos[pos] += it.clicks[j]
-        if it.dwell is not None and not math.isnan(it.dwell[j]):
-          p.dwell += it.dwell[j]
-          p.dwell_clicks += it.clicks[j]
-        if last is not None and it.ranks[j] == last:
-          p.last_clicks += 1
+        p.add_showing(
+          it.ranks[j] if it.shown else 0,
+          it.clicks[j],
+          math.nan if it.dwell is None else it.dwell[j],
+          last is not None and it.ranks[j] == last,
+        )
         if it.labels is not None and not math.isnan(it.labels[j]):
           p.label = it.labels[j]
         if p.text is None and it.doc_texts is not None and it.doc_texts[j]:

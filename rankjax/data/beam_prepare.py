@@ -168,13 +168,7 @@ class _PairCombine(beam.CombineFn):
   def add_input(self, acc: _Pair, row):
     at, pos, clicks, dwell, last, label, text = row
     p = acc.stats
-    p.impressions_by_pos[pos] += 1
-    if clicks:
-      p.clicks_by_pos[pos] += clicks
-    if not math.isnan(dwell):
-      p.dwell += dwell
-      p.dwell_clicks += clicks
-    p.last_clicks += last
+    p.add_showing(pos, clicks, dwell, last)
     if not math.isnan(label) and at > acc.label_at:
       p.label, acc.label_at = label, at
     if text and (not acc.text_at or at < acc.text_at):
