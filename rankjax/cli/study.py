@@ -15,6 +15,11 @@ runs on the same --workdir (a shared filesystem), and one more writes the report
   rankjax study --config=C --workdir=W --shard=0/4    # runs 0, 4, 8, ... of the grid
   rankjax study --config=C --workdir=W --only=variant=click,seed=1
   rankjax study --config=C --workdir=W --report       # refuses, naming them, unfinished runs
+
+Other systems' TREC run files are scored beside the variants in every table, plot and test
+(`config.study.runs`), one `--run NAME=FILE` each:
+
+  rankjax study --config=C --workdir=W --run anserini_bm25=runs/bm25.trec --run splade=s.trec
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from rankjax.cli import train
 
 @functools.cache
 def _flags():
-  """(--shard, --only, --report), defined once, when the command first needs them."""
+  """(--shard, --only, --report, --run), defined once, when the command first needs them."""
   shard = flags.DEFINE_string(
     "shard",
     None,
@@ -49,7 +54,13 @@ def _flags():
     "Train nothing: write the report from the finished runs' saved scores (and score the "
     "baselines); refused, naming them, while runs are missing or unfinished.",
   )
-  return shard, only, report
+  runs = flags.DEFINE_multi_string(
+    "run",
+    [],
+    "NAME=FILE: another system's TREC run file, scored as NAME beside the variants (added to "
+    "config.study.runs); repeat for more.",
+  )
+  return shard, only, report, runs
 
 
 def _shard(text: str | None) -> tuple[int, int] | None:
@@ -74,6 +85,20 @@ def _only(text: str | None) -> dict[str, str] | None:
   return {k: v for k, _, v in pairs}
 
 
+def _runs(texts: Sequence[str]) -> dict[str, str]:
+  from absl import app  # pylint: disable=g-import-not-at-top
+
+  out = {}
+  for text in texts:
+    name, sep, path = text.partition("=")
+    if not name or not sep or not path:
+      raise app.UsageError(f"--run={text}: NAME=FILE, e.g. --run=anserini_bm25=runs/bm25.trec")
+    if name in out:
+      raise app.UsageError(f"--run: {name!r} given twice")
+    out[name] = path
+  return out
+
+
 def _study(argv) -> int:
   from absl import app  # pylint: disable=g-import-not-at-top
 
@@ -83,8 +108,11 @@ def _study(argv) -> int:
       f"{flags.FLAGS['config'].value!r} has no `study` section; "
       "train a single run with `rankjax train`"
     )
-  shard_flag, only_flag, report_flag = _flags()
+  shard_flag, only_flag, report_flag, runs_flag = _flags()
   shard, only = _shard(shard_flag.value), _only(only_flag.value)
+  if runs_flag.value:  # the runner checks each (a new name, an existing file) with the config
+    study = config_flag.value.study
+    study.runs = {**study.runs, **_runs(runs_flag.value)}
   if report_flag.value and (shard or only):
     raise app.UsageError("--report writes the report of the whole grid: not with --shard/--only")
   if flags.FLAGS.restart and (shard or only or report_flag.value):

@@ -61,3 +61,15 @@ def test_study_tool_refuses_a_config_without_a_study(tmp_path):
     ["-m", "rankjax.cli", "study", "--config=configs/mslr_mlp.py:local", f"--workdir={tmp_path}"]
   )
   assert out.returncode != 0 and "no `study` section" in out.stderr
+
+
+def test_study_tool_adds_other_systems_runs_and_checks_them_first(tmp_path):
+  study = ["-m", "rankjax.cli", "study", "--config=configs/demo.py:tiny", f"--workdir={tmp_path}"]
+  out = run([*study, "--run=bm25"])
+  assert out.returncode == 1 and "--run=bm25: NAME=FILE" in out.stderr
+  missing = tmp_path / "gone.trec"
+  out = run([*study, f"--run=bm25={missing}", f"--run=click={missing}"])
+  assert out.returncode != 0, out.stderr
+  assert f"config.study.runs['bm25']={str(missing)!r}: no such run file" in out.stderr
+  assert "config.study.runs['click']: the name of a variant or baseline already" in out.stderr
+  assert not (tmp_path / "runs").exists()  # refused before any run trained
