@@ -88,8 +88,8 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
   the objective and gate: `supervision.label_sources`: `config.supervision.source` of "single",
   click and LLM labels of the multi-objective, ...), each source training reads that no list of
   the train split has (e.g. human labels held out whole by `prepare --split-by labelled`), and
-  each mixture of a data schedule's
-  iterator with no training list to serve; one line each, naming the key."""
+  each mixture of a data schedule's iterator with no training list to serve; one line each,
+  naming the key."""
   lines = []
   layout = train = None
   for key, name in [
@@ -108,6 +108,7 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
   if layout is None:
     return lines
   have = layout["sources"]
+  trained = _lists_by_source(train) if train is not None else None
   read = {"eval.label_source": (config.eval.label_source,), **supervision.label_sources(config)}
   for key, sources in read.items():
     value = config_validate.get(config, key)
@@ -117,12 +118,12 @@ def data_problems(config: ml_collections.ConfigDict, data_path: str | pathlib.Pa
       for s in sources
       if s not in have
     ]
-    if train is not None and key != "eval.label_source":
+    if trained is not None and key != "eval.label_source":
       lines += [
         f"{named}: no list of {data_path}'s train split has labels from {s!r}, so training "
-        f"would learn nothing from them (lists with each source: {_lists_by_source(train)})"
+        f"would learn nothing from them (lists with each source: {trained})"
         for s in sources
-        if s in have and not (train.label_sources >> schema.SOURCES.index(s) & 1).any()
+        if s in have and not trained[s]
       ]
   return lines
 
