@@ -14,6 +14,7 @@ import pytest
 from rankjax import registry
 from rankjax.cli import data as data_cli
 from rankjax.data import readers
+from rankjax.data.readers import xml_sessions
 
 FIX = pathlib.Path(__file__).parent.parent / "fixtures" / "logs"
 
@@ -289,6 +290,8 @@ def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
   import sys
 
   shared_data("trec_session_2012_2013", "sessiontrack2013.xml")
+  if xml_sessions._xml_fields is None:
+    pytest.skip("the XML reader's C walk is not built; the benchmark measures it")
   script = pathlib.Path(__file__).resolve().parents[2] / "tools" / "benchmarks" / "xml_parse.py"
   out = subprocess.run(
     [sys.executable, str(script), "--size", "4M", "--repeats", "1", "--minidom-mb", "2"]
@@ -298,9 +301,11 @@ def test_parse_benchmark_runs_and_the_parsers_agree(shared_data, tmp_path):
     text=True,
   ).stdout
   rows = [json.loads(line) for line in out.strip().splitlines()]
-  assert [r.get("parser") for r in rows[:5]] == ["rankjax", "etree", "lxml", "rankjax", "minidom"]
-  assert rows[0]["sessions"] == rows[2]["sessions"] > rows[3]["sessions"] > 0  # the script
+  parsers = ["rankjax", "rankjax_python", "etree", "lxml", "rankjax", "minidom"]
+  assert [r.get("parser") for r in rows[:6]] == parsers
+  assert rows[0]["sessions"] == rows[3]["sessions"] > rows[4]["sessions"] > 0  # the script
   assert rows[0]["file_mb"] >= 4  # also asserts that each file's parsers agree on the clicks
-  growth = {r["parser"]: r["peak_rss_mb"] - r["baseline_rss_mb"] for r in rows[3:5]}
+  growth = {r["parser"]: r["peak_rss_mb"] - r["baseline_rss_mb"] for r in rows[4:6]}
   assert growth["minidom"] > 4 * growth["rankjax"]  # the whole document against one session
-  assert rows[5]["rankjax_vs_lxml_speed"] > 0 and rows[5]["rankjax_vs_etree_speed"] > 0
+  ratios = ("rankjax_vs_lxml_speed", "rankjax_vs_etree_speed", "rankjax_vs_rankjax_python_speed")
+  assert all(rows[6][key] > 0 for key in ratios)

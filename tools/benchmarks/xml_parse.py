@@ -1,6 +1,8 @@
 """Click-log XML parsing, side by side on one file: rankjax's session reader against a plain
 `xml.etree.ElementTree.iterparse` pass and a plain `lxml.etree.iterparse` pass (and, on a smaller
-prefix file, a whole-document `xml.dom.minidom` parse).
+prefix file, a whole-document `xml.dom.minidom` parse). The reader runs twice: as installed (its
+walk of a session's elements in C, `_xml_fields.pyx`) and with the walk in Python alone
+(`rankjax_python`, the reader where the extension is not built).
 
 The log is the real TREC Session 2013 log repeated to the requested size (root element kept, the
 sessions inside repeated) in `--workdir`. The plain passes do what the usual constant-memory idiom
@@ -30,7 +32,7 @@ import subprocess
 import sys
 import time
 
-PARSERS = ("rankjax", "etree", "lxml")
+PARSERS = ("rankjax", "rankjax_python", "etree", "lxml")
 UNITS = {"K": 2**10, "M": 2**20, "G": 2**30}
 
 
@@ -98,9 +100,13 @@ def peak_rss_mb() -> float:
 
 def child(parser: str, path: str) -> dict:
   """Runs one parser over `path` in this process; returns counts, seconds and peak RSS."""
-  if parser == "rankjax":
-    from rankjax.data import readers  # noqa: F401 (imported before the baseline RSS)
+  if parser.startswith("rankjax"):
+    from rankjax.data.readers import xml_sessions
 
+    if parser == "rankjax_python":
+      xml_sessions._xml_fields = None
+    elif xml_sessions._xml_fields is None:
+      sys.exit("the reader's C walk is not built (pip install -e . with a C compiler)")
     run = _rankjax
   elif parser == "etree":
     import xml.etree.ElementTree as ET

@@ -14,6 +14,8 @@ TREC Session Track and TianGong-ST share one structure::
 libxml2 (through lxml's pull parser) builds one `<session>` element at a time: the parser reports
 only the end of a session (a tag filter in C), the reader walks that session's elements, then
 clears it and drops the sessions before it, so memory stays constant however large the file. The
+walk is in C (`_xml_fields.pyx`, built at install where there is a C compiler) for a session with
+nothing to skip, and in Python, which counts each skip at its line, for the others. The
 parser is hardened: entities are never substituted, no DTD or external entity is loaded, nothing is
 fetched from the network, and libxml2's size limits stay on (no `huge_tree`); a file that declares
 a DOCTYPE at all is refused (`hostile_xml`) before any of its sessions is read. Each skipped record
@@ -174,13 +176,41 @@ def _doc_texts(titles: list[str | None], snippets: list[str | None]) -> list[str
   return [f"{t} {s}" if t and s else t or s for t, s in zip(titles, snippets)]
 
 
+# The fast path's walk of a session's elements in C (`_xml_fields.pyx`), built at install where a
+# C compiler is found; without it the reader walks them in Python, with the same records.
+try:
+  from rankjax.data.readers import _xml_fields
+except ImportError:
+  _xml_fields = None
+
+
+class _Unclean(Exception):
+  """The fast path met something to skip or repair: the session is read again with its locations."""
+
+
+class _Strict:
+  """The summary of the fast path: it reads only sessions with nothing to skip or repair, so their
+  locations (an lxml element each) are never needed."""
+
+  def skip(self, *_):
+    raise _Unclean
+
+  repair = bad_field = skip
+
+
+_STRICT = _Strict()
+
+
 class _SessionReader:
   """Turns one parsed `<session>` element into a `Session` (or counted skips).
 
-  The hot path reads an interaction's results in one pass over their elements and checks the ranks
-  and document ids of the whole list at once (`record.parse_counts`); a list where any result
-  fails that is read again result by result (`_careful_results`), which counts each bad one with
-  its line. Both give the same interaction for a list that passes.
+  The walk (`_fields` in Python, or `_xml_fields.session_fields` in C) reads each interaction's
+  fields and checks the ranks and document ids of its whole list at once (`record.parse_counts`);
+  `_interaction` makes the records. A list where any result fails that check is read again result
+  by result (`_careful_results`), which counts each bad one with its line; both give the same
+  interaction for a list that passes. The C walk does not keep the elements, so a session it reads
+  is taken only if nothing in it is skipped or repaired (`_STRICT`); otherwise the Python walk reads
+  it again and counts each skip at its line.
   """
 
   def __init__(
@@ -196,84 +226,115 @@ class _SessionReader:
     self.doc_tags = frozenset(dialect.doc_tags)
 
   def _where(self, el) -> str:
-    return f"{self.path}:{el.sourceline}"
+    """The file and line of `el`; "" for None, an element the C walk did not keep, whose skip is
+    never recorded (`_STRICT` raises instead)."""
+    return "" if el is None else f"{self.path}:{el.sourceline}"
 
   def session(self, el) -> Session | None:
+    if _xml_fields is not None:
+      fields = _xml_fields.session_fields(el, self.d.doc_tags, self.d.query_id_tag, record.RANKS.hi)
+      if fields is not None:
+        try:
+          return self._session(el, fields, _STRICT)
+        except _Unclean:
+          pass
+    return self._session(el, self._fields(el), self.summary)
+
+  def _session(self, el, interactions: list[tuple], summary) -> Session | None:
     num = el.get("num", "")
-    topic = None
-    inters = []
-    for child in el:
-      tag = child.tag
-      if tag == "interaction":
-        it = self._interaction(child, num, topic)
-        if it is not None:
-          inters.append(it)
-      elif tag == "topic":
-        topic = child.get("num")
+    inters = [it for fields in interactions if (it := self._interaction(fields, num, summary))]
     where = self._where(el)
     if not inters:
-      self.summary.skip("empty_session", where, f"session {num!r} has no usable interaction")
+      summary.skip("empty_session", where, f"session {num!r} has no usable interaction")
       return None
     return Session(session_id=num, interactions=inters, source=where)
 
-  def _interaction(self, el, session_num: str, topic: str | None) -> Interaction | None:
-    where = self._where(el)
-    query = qid = None
-    docs, ranks, titles, snippets, clicks = [], [], [], [], []
+  def _fields(self, session) -> list[tuple]:
+    """(element, topic, query, query id, ranks, documents, texts, clicks) of each interaction: the
+    query and query id stripped ("" where the field is empty, None where there is none); the ranks
+    (`record.parse_counts`) and stripped document ids, each None where a result fails its check
+    (`_careful_results` reads the list again); each result's title and snippet (`_doc_texts`); a
+    click as (element, rank, document, start, end), its rank and document stripped."""
+    out = []
+    topic = None
     doc_tags, qid_tag = self.doc_tags, self.d.query_id_tag
-    # `el[:]` lists the children in C, which is faster here than iterating over `el`.
+    for el in session:
+      tag = el.tag
+      if tag == "topic":
+        topic = el.get("num")
+      if tag != "interaction":
+        continue
+      query = qid = None
+      docs, ranks, titles, snippets, clicks = [], [], [], [], []
+      # `el[:]` lists the children in C, which is faster here than iterating over `el`.
+      for child in el[:]:
+        tag = child.tag
+        if tag == "query":
+          query = _text(child)
+        elif tag == qid_tag:
+          qid = _text(child)
+        else:
+          for item in child[:]:
+            tag = item.tag
+            if tag == "result":
+              doc = title = snippet = None
+              for field in item[:]:
+                tag = field.tag
+                if tag in doc_tags:
+                  doc = field.text
+                elif tag == "title":
+                  title = field.text
+                elif tag == "snippet":
+                  snippet = field.text
+              ranks.append(item.get("rank"))
+              docs.append(doc)
+              titles.append(title)
+              snippets.append(snippet)
+            elif tag == "click":
+              clicks.append(self._click_fields(item))
+      docs = list(map(str.strip, docs)) if None not in docs else []
+      docs = docs if docs and "" not in docs else None
+      ranks = record.parse_counts(ranks, record.RANKS)
+      out.append((el, topic, query, qid, ranks, docs, _doc_texts(titles, snippets), clicks))
+    return out
+
+  def _click_fields(self, el) -> tuple:
+    rank = doc = None
     for child in el[:]:
       tag = child.tag
-      if tag == "query":
-        query = _text(child)
-      elif tag == qid_tag:
-        qid = _text(child)
-      else:
-        for item in child[:]:
-          tag = item.tag
-          if tag == "result":
-            doc = title = snippet = None
-            for field in item[:]:
-              tag = field.tag
-              if tag in doc_tags:
-                doc = field.text
-              elif tag == "title":
-                title = field.text
-              elif tag == "snippet":
-                snippet = field.text
-            ranks.append(item.get("rank"))
-            docs.append(doc)
-            titles.append(title)
-            snippets.append(snippet)
-          elif tag == "click":
-            clicks.append(item)
-    if qid_tag is None:
+      if tag == "rank":
+        rank = _text(child)
+      elif tag in self.doc_tags:
+        doc = _text(child)
+    return el, rank, doc, el.get("starttime"), el.get("endtime")
+
+  def _interaction(self, fields: tuple, session_num: str, summary) -> Interaction | None:
+    el, topic, query, qid, ranks, docs, texts, clicks = fields
+    where = self._where(el)
+    if self.d.query_id_tag is None:
       qid = query
     if not qid:
-      self.summary.skip("missing_query", where, "interaction without a query")
+      summary.skip("missing_query", where, "interaction without a query")
       return None
     if not query and self.queries:
       query = self.queries.get(qid) or self.queries.get(qid.lstrip("q"))
-    checked = record.parse_counts(ranks, record.RANKS)
-    docs = list(map(str.strip, docs)) if None not in docs else []
-    if checked is None or "" in docs or not docs:
-      docs, checked, texts = self._careful_results(el)
-    else:
-      texts = _doc_texts(titles, snippets)
+    if ranks is None or docs is None:  # only from the Python walk, which keeps the elements
+      docs, ranks, texts = self._careful_results(el)
     it = Interaction(
       query_id=qid,
       doc_ids=docs,
-      ranks=checked,
+      ranks=ranks,
       clicks=[],
       query=query or None,
       doc_texts=texts if any(texts) else None,
       topic=topic,
     )
     if self.labels is not None:
-      grades = self.labels.get(topic if qid_tag is None else (session_num, qid))
+      grades = self.labels.get(topic if self.d.query_id_tag is None else (session_num, qid))
       if grades:
         it.labels = [grades.get(d, NAN) for d in docs]
-    return finish_interaction(it, self.summary, where, list(filter(None, map(self._click, clicks))))
+    raw_clicks = [c for fields in clicks if (c := self._click(fields, summary))]
+    return finish_interaction(it, summary, where, raw_clicks)
 
   def _careful_results(self, el) -> tuple[list[str], list[int], list[str]]:
     """(documents, ranks, texts) of an interaction's results, result by result: a result whose rank
@@ -307,32 +368,25 @@ class _SessionReader:
         snippets.append(snippet)
     return docs, ranks, _doc_texts(titles, snippets)
 
-  def _click(self, el) -> tuple[int | None, str | None, float] | None:
+  def _click(self, fields: tuple, summary) -> tuple[int | None, str | None, float] | None:
     """(rank, document, dwell) of a click, or None with a counted skip (its location is formatted
     only then)."""
-    rank = doc = None
-    for child in el[:]:
-      tag = child.tag
-      if tag == "rank":
-        rank = _text(child)
-      elif tag in self.doc_tags:
-        doc = _text(child)
+    el, rank, doc, start, end = fields
     if rank is not None:
       try:
         rank = record.parse_count("click_ranks", rank, record.RANKS)
       except FieldError as e:
-        self.summary.bad_field(self._where(el), e)
+        summary.bad_field(self._where(el), e)
         return None
     if rank is None and not doc:
-      self.summary.skip("bad_click", self._where(el), "click names neither a rank nor a document")
+      summary.skip("bad_click", self._where(el), "click names neither a rank nor a document")
       return None
-    end, start = el.get("endtime"), el.get("starttime")
     try:  # the usual plain seconds without two calls; + 0.0: `parse_seconds` reads "-0" as 0.0
       dwell = float(end) + 0.0 - float(start)
     except (TypeError, ValueError):
       dwell = parse_seconds(end) - parse_seconds(start)
     if dwell < 0:
-      self.summary.repair(
+      summary.repair(
         "negative_dwell",
         self._where(el),
         f"click ends before it starts ({dwell:.1f} s); dwell unknown",
