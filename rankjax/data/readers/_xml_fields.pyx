@@ -46,6 +46,8 @@ cdef const char* _text(xmlNode* el) except? NULL:
         return NULL
     if node.type != XML_TEXT_NODE or (node.next is not NULL and node.next.type != XML_ELEMENT_NODE):
         raise _Unusual
+    if node.content is NULL:
+        return b""
     return <const char*>node.content
 
 
@@ -78,9 +80,9 @@ cdef long long _count(const char* text, long long hi) except -1:
     if n == 0 or n > 18:
         raise _Unusual
     for i in range(n):
-        if not b"0"[0] <= text[i] <= b"9"[0]:
+        if not c'0' <= text[i] <= c'9':
             raise _Unusual
-        value = value * 10 + (text[i] - b"0"[0])
+        value = value * 10 + (text[i] - c'0')
     if not 1 <= value <= hi:
         raise _Unusual
     return value
@@ -100,6 +102,8 @@ cdef const char* _attribute_text(xmlNode* el, const char* name) except? NULL:
                 return b""
             if attr.children.type != XML_TEXT_NODE or attr.children.next is not NULL:
                 raise _Unusual
+            if attr.children.content is NULL:
+                return b""
             return <const char*>attr.children.content
         attr = attr.next
     return NULL
