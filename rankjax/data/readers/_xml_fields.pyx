@@ -5,9 +5,11 @@ In Python, reading a field means an lxml element object for every result, click 
 costs more than libxml2's parse of them; this walk reads the same texts and attributes straight from
 the nodes lxml built (through lxml's public C API, struct fields only: nothing of libxml2 is
 linked). It returns what `xml_sessions._SessionReader._fields` returns for a session, with None for
-each element, or None for the whole session where anything in it would be skipped, repaired or read
-differently (a rank that is not plain digits, a result without a document, a text that is not one
-plain node): the Python walk reads those sessions and counts their skips at their lines.
+each element, or None for the whole session where a list would go to `_careful_results` or a field
+would read differently (a rank that is not plain digits, a result without a document, an interaction
+without results, a text that is not one plain node): the Python walk reads those sessions and counts
+their skips at their lines. What else is to be skipped or repaired (a click, a query, a duplicate)
+the records' own checks find (`xml_sessions._STRICT`).
 """
 
 cimport lxml.includes.etreepublic as cetree
